@@ -1,0 +1,134 @@
+package policy
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Purpose is what a certificate is judged for.
+type Purpose string
+
+// Purposes.
+const (
+	PurposeSigning      Purpose = "signing"
+	PurposeEncryption   Purpose = "encryption"
+	PurposeTimestamping Purpose = "timestamping"
+	PurposeAny          Purpose = "any"
+)
+
+// Request asks for a certificate to be judged.
+type Request struct {
+	Leaf          *x509.Certificate
+	Intermediates []*x509.Certificate
+	Purpose       Purpose
+	At            time.Time // the trusted time to judge at; zero means now
+}
+
+// Validator judges a certificate chain. It is the seam where the accredited-CA
+// policy engine plugs in; Basic is the foundation's implementation.
+type Validator interface {
+	Validate(Request) Verdict
+}
+
+// Basic validates with crypto/x509 against a pool of trust anchors at the
+// requested time. It knows no revocation and no certificate policies.
+type Basic struct {
+	Roots *x509.CertPool
+	Now   func() time.Time
+}
+
+// Validate implements Validator.
+func (b Basic) Validate(r Request) Verdict {
+	v := Verdict{Status: Valid}
+	if r.Leaf == nil {
+		v.Add(Indeterminate, CodeSignerNotFound, "no certificate to validate")
+		return v
+	}
+	v.Subject = r.Leaf.Subject.String()
+	at := r.At
+	if at.IsZero() {
+		if b.Now != nil {
+			at = b.Now()
+		} else {
+			at = time.Now()
+		}
+	}
+	v.ValidatedAt = at
+	if b.Roots == nil {
+		v.Add(Indeterminate, CodeUntrustedRoot, "no trust anchors are configured")
+		return v
+	}
+	inter := x509.NewCertPool()
+	for _, c := range r.Intermediates {
+		inter.AddCert(c)
+	}
+	opts := x509.VerifyOptions{
+		Roots:         b.Roots,
+		Intermediates: inter,
+		CurrentTime:   at,
+		KeyUsages:     ekuFor(r.Purpose),
+	}
+	chains, err := r.Leaf.Verify(opts)
+	if err != nil {
+		st, code := classify(err, r.Leaf, at)
+		v.Add(st, code, err.Error())
+		return v
+	}
+	v.Chain = chains[0]
+	if !keyUsageFits(r.Leaf, r.Purpose) {
+		v.Add(Invalid, CodeKeyUsage, fmt.Sprintf("certificate key usage does not allow %s", r.Purpose))
+	}
+	return v
+}
+
+func ekuFor(p Purpose) []x509.ExtKeyUsage {
+	switch p {
+	case PurposeTimestamping:
+		return []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}
+	default:
+		// Signing and encryption certificates of Czech qualified CAs carry
+		// e-mail protection or no EKU at all; any is accepted here and the
+		// key usage bits decide.
+		return []x509.ExtKeyUsage{x509.ExtKeyUsageAny}
+	}
+}
+
+func keyUsageFits(c *x509.Certificate, p Purpose) bool {
+	if c.KeyUsage == 0 {
+		return true // no extension: no restriction (RFC 5280 4.2.1.3)
+	}
+	switch p {
+	case PurposeSigning, PurposeTimestamping:
+		return c.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) != 0
+	case PurposeEncryption:
+		return c.KeyUsage&(x509.KeyUsageKeyEncipherment|x509.KeyUsageKeyAgreement) != 0
+	}
+	return true
+}
+
+func classify(err error, leaf *x509.Certificate, at time.Time) (Status, Code) {
+	var inv x509.CertificateInvalidError
+	if errors.As(err, &inv) {
+		switch inv.Reason {
+		case x509.Expired:
+			if at.Before(leaf.NotBefore) {
+				return Invalid, CodeNotYetValid
+			}
+			return Invalid, CodeExpired
+		case x509.IncompatibleUsage:
+			return Invalid, CodeKeyUsage
+		}
+		return Invalid, CodeChainInvalid
+	}
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return Indeterminate, CodeUntrustedRoot
+	}
+	var ia x509.InsecureAlgorithmError
+	if errors.As(err, &ia) {
+		return Invalid, CodeWeakAlgorithm
+	}
+	return Invalid, CodeChainInvalid
+}
