@@ -126,3 +126,14 @@ type Key struct {
 	PrimaryVersion int // 0 when none
 	Versions       []Version
 }
+
+// Errors added by the implementation.
+var (
+	// ErrInvalidPurpose: a purpose other than SIGN, DECRYPT, TIMESTAMP.
+	ErrInvalidPurpose = errors.New("keystore: invalid purpose")
+	// ErrTokenExists: InitToken with a label a token already has.
+	ErrTokenExists = errors.New("keystore: token label already in use")
+	// ErrInvalidState: a lifecycle change the version's state does not
+	// allow (enable a destroyed version, disable the primary, ...).
+	ErrInvalidState = errors.New("keystore: key version state does not allow this")
+)

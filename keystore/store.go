@@ -2,92 +2,329 @@ package keystore
 
 import (
 	"context"
-	"crypto"
-	"crypto/x509"
 	"errors"
-	"io"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/miekg/pkcs11"
 )
 
-// CONTRACT STUB: the method set below is the contract the server is written
-// against; the implementation replaces the bodies.
-
-var errTODO = errors.New("keystore: not implemented")
+// Defaults for Config's zero values.
+const (
+	DefaultMaxSessions = 16
+	DefaultCacheTTL    = 500 * time.Millisecond
+)
 
 // Store is an open, logged-in token.
-type Store struct{}
+type Store struct {
+	mod  *module
+	p    p11
+	slot uint
+	ttl  time.Duration
+	caps Capabilities
+
+	// login is the session C_Login ran on. It stays open for the Store's
+	// lifetime: closing the last session of a token logs the application
+	// out, and pooled sessions come and go.
+	loginMu sync.Mutex
+	login   pkcs11.SessionHandle
+
+	pool  *pool
+	cache cache
+
+	// mu serialises key lifecycle changes made through this Store (they are
+	// read-modify-write cycles of the metadata object).
+	mu sync.Mutex
+
+	oaepMu sync.Mutex
+	oaep   map[oaepParams]bool // token's answer per OAEP hash pair, once known
+
+	closeOnce sync.Once
+	closeErr  error
+}
 
 // Open loads the module (once per process and path), finds the token, logs in
 // exactly once and starts the session pool.
-func Open(ctx context.Context, cfg Config) (*Store, error) { return nil, errTODO }
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	return open(ctx, cfg, nil)
+}
+
+// open is Open with an optional wrapper around the module's p11 calls
+// (tests and fault injection).
+func open(ctx context.Context, cfg Config, wrap func(p11) p11) (s *Store, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("keystore: %w", err)
+	}
+	if err := checkConfig(&cfg); err != nil {
+		return nil, err
+	}
+	mod, err := acquireModule(cfg.ModulePath)
+	if err != nil {
+		return nil, err
+	}
+	var p p11 = mod.ctx
+	if wrap != nil {
+		p = wrap(p)
+	}
+	s = &Store{mod: mod, p: p, ttl: cfg.CacheTTL, oaep: map[oaepParams]bool{}}
+	s.cache.m = map[string]*entry{}
+	defer func() {
+		if err != nil {
+			_ = mod.release()
+		}
+	}()
+
+	slot, info, err := findToken(p, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.slot = slot
+	size := cfg.MaxSessions
+	// The token may cap sessions; one of them is the login session.
+	if m := info.MaxRwSessionCount; m != pkcs11.CK_EFFECTIVELY_INFINITE && m != pkcs11.CK_UNAVAILABLE_INFORMATION && m > 1 && uint(size) > m-1 {
+		size = int(m - 1)
+	}
+
+	mechs, err := p.GetMechanismList(slot)
+	if err != nil {
+		return nil, p11Error("C_GetMechanismList", err)
+	}
+	s.caps = capabilitiesOf(mechs)
+
+	s.login, err = p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		return nil, p11Error("C_OpenSession", err)
+	}
+	// Exactly one C_Login, never retried: an HSM locks the user PIN after a
+	// few failures, and a loop here would burn them all in milliseconds.
+	if err := p.Login(s.login, pkcs11.CKU_USER, cfg.PIN); err != nil && !rvIs(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
+		_ = p.CloseSession(s.login)
+		switch {
+		case rvIs(err, pkcs11.CKR_PIN_INCORRECT, pkcs11.CKR_PIN_INVALID, pkcs11.CKR_PIN_LEN_RANGE):
+			return nil, fmt.Errorf("%w: %w", ErrPINIncorrect, err)
+		case rvIs(err, pkcs11.CKR_PIN_LOCKED):
+			return nil, fmt.Errorf("%w: %w", ErrPINLocked, err)
+		}
+		return nil, p11Error("C_Login", err)
+	}
+	mod.addLogin(slot)
+	s.pool = newPool(p, slot, size)
+	return s, nil
+}
+
+func checkConfig(cfg *Config) error {
+	n := 0
+	if cfg.TokenLabel != "" {
+		n++
+	}
+	if cfg.TokenSerial != "" {
+		n++
+	}
+	if cfg.Slot != nil {
+		n++
+	}
+	if n != 1 {
+		return errors.New("keystore: config: set exactly one of token label, token serial, slot")
+	}
+	if cfg.MaxSessions < 0 || cfg.CacheTTL < 0 {
+		return errors.New("keystore: config: negative MaxSessions or CacheTTL")
+	}
+	if cfg.MaxSessions == 0 {
+		cfg.MaxSessions = DefaultMaxSessions
+	}
+	if cfg.CacheTTL == 0 {
+		cfg.CacheTTL = DefaultCacheTTL
+	}
+	return nil
+}
+
+// findToken selects the slot by label, serial or id. Slot ids are not stable
+// (SoftHSM renumbers its slots at every C_Initialize), labels and serials are.
+func findToken(p p11, cfg Config) (uint, pkcs11.TokenInfo, error) {
+	slots, err := p.GetSlotList(true)
+	if err != nil {
+		return 0, pkcs11.TokenInfo{}, p11Error("C_GetSlotList", err)
+	}
+	var found []uint
+	var info pkcs11.TokenInfo
+	for _, slot := range slots {
+		ti, err := p.GetTokenInfo(slot)
+		if err != nil {
+			continue // a slot emptied meanwhile is simply not our token
+		}
+		var match bool
+		switch {
+		case cfg.Slot != nil:
+			match = slot == *cfg.Slot
+		case ti.Flags&pkcs11.CKF_TOKEN_INITIALIZED == 0:
+		case cfg.TokenLabel != "":
+			match = ti.Label == cfg.TokenLabel
+		default:
+			match = ti.SerialNumber == cfg.TokenSerial
+		}
+		if match {
+			found = append(found, slot)
+			info = ti
+		}
+	}
+	what := fmt.Sprintf("label %q", cfg.TokenLabel)
+	switch {
+	case cfg.Slot != nil:
+		what = fmt.Sprintf("slot %d", *cfg.Slot)
+	case cfg.TokenSerial != "":
+		what = fmt.Sprintf("serial %q", cfg.TokenSerial)
+	}
+	switch len(found) {
+	case 0:
+		return 0, info, fmt.Errorf("%w: %s", ErrTokenNotFound, what)
+	case 1:
+		return found[0], info, nil
+	}
+	return 0, info, fmt.Errorf("%w: %s matches %d tokens", ErrTokenNotFound, what, len(found))
+}
 
 // InitToken initialises a fresh token in the first free slot with the given
-// label, SO PIN and user PIN (SoftHSM dev and test tokens).
-func InitToken(modulePath, label, soPIN, userPIN string) error { return errTODO }
+// label, SO PIN and user PIN (SoftHSM dev and test tokens). It works whether
+// or not the process already has the module loaded. SoftHSM offers a new
+// free slot after each in-process C_InitToken, but does not see tokens that
+// another process created after this one's C_Initialize.
+func InitToken(modulePath, label, soPIN, userPIN string) (err error) {
+	if label == "" || len(label) > 32 {
+		return fmt.Errorf("keystore: token label must be 1 to 32 bytes, got %d", len(label))
+	}
+	if soPIN == "" || userPIN == "" {
+		return errors.New("keystore: empty SO or user PIN")
+	}
+	mod, err := acquireModule(modulePath)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if rerr := mod.release(); err == nil {
+			err = rerr
+		}
+	}()
+	mod.initMu.Lock()
+	defer mod.initMu.Unlock()
+	var p p11 = mod.ctx
+
+	slots, err := p.GetSlotList(true)
+	if err != nil {
+		return p11Error("C_GetSlotList", err)
+	}
+	free, haveFree := uint(0), false
+	for _, slot := range slots {
+		ti, err := p.GetTokenInfo(slot)
+		if err != nil {
+			continue
+		}
+		if ti.Flags&pkcs11.CKF_TOKEN_INITIALIZED != 0 {
+			if ti.Label == label {
+				return fmt.Errorf("%w: %q", ErrTokenExists, label)
+			}
+			continue
+		}
+		if !haveFree {
+			free, haveFree = slot, true
+		}
+	}
+	if !haveFree {
+		return fmt.Errorf("%w: no uninitialised slot", ErrTokenNotFound)
+	}
+	if err := p.InitToken(free, soPIN, label); err != nil {
+		return p11Error("C_InitToken", err)
+	}
+	sh, err := p.OpenSession(free, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	if err != nil {
+		return p11Error("C_OpenSession", err)
+	}
+	defer func() { _ = p.CloseSession(sh) }()
+	if err := p.Login(sh, pkcs11.CKU_SO, soPIN); err != nil {
+		return p11Error("C_Login(SO)", err)
+	}
+	if err := p.InitPIN(sh, userPIN); err != nil {
+		_ = p.Logout(sh)
+		return p11Error("C_InitPIN", err)
+	}
+	if err := p.Logout(sh); err != nil {
+		return p11Error("C_Logout", err)
+	}
+	return nil
+}
 
 // Close releases the sessions, logs out and finalises the module when this is
-// its last user in the process.
-func (s *Store) Close() error { return errTODO }
+// its last user in the process. It waits for operations in flight.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.pool.close()
+		s.loginMu.Lock()
+		defer s.loginMu.Unlock()
+		var errs []error
+		// The login is the application's, shared with any other Store on
+		// this token in the process: only the last one logs out.
+		if s.mod.dropLogin(s.slot) {
+			if err := s.p.Logout(s.login); err != nil && !rvIs(err, pkcs11.CKR_USER_NOT_LOGGED_IN) && !sessionLost(err) && !tokenGone(err) {
+				errs = append(errs, p11Error("C_Logout", err))
+			}
+		}
+		_ = s.p.CloseSession(s.login)
+		errs = append(errs, s.mod.release())
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
 
 // Ping checks that the token is present and logged in (readiness).
-func (s *Store) Ping(ctx context.Context) error { return errTODO }
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("keystore: %w", err)
+	}
+	s.loginMu.Lock()
+	defer s.loginMu.Unlock()
+	if s.pool.isClosed() {
+		return errClosed
+	}
+	if _, err := s.p.GetTokenInfo(s.slot); err != nil {
+		return fmt.Errorf("%w: C_GetTokenInfo: %w", ErrTokenUnavailable, err)
+	}
+	si, err := s.p.GetSessionInfo(s.login)
+	if err != nil {
+		return fmt.Errorf("%w: C_GetSessionInfo: %w", ErrTokenUnavailable, err)
+	}
+	if si.State != pkcs11.CKS_RW_USER_FUNCTIONS && si.State != pkcs11.CKS_RO_USER_FUNCTIONS {
+		return fmt.Errorf("%w: not logged in (session state %d)", ErrTokenUnavailable, si.State)
+	}
+	return nil
+}
 
 // PoolStats reports sessions in use and callers waiting (metrics).
-func (s *Store) PoolStats() (inUse, waiting int) { return 0, 0 }
+func (s *Store) PoolStats() (inUse, waiting int) { return s.pool.stats() }
 
-// CreateKey generates version 1 of a new alias, PENDING_CERTIFICATE.
-func (s *Store) CreateKey(ctx context.Context, alias string, p Purpose, a Algorithm) (Version, error) {
-	return Version{}, errTODO
-}
+// Capabilities reports the mechanisms the token lists (C_GetMechanismList
+// at Open).
+func (s *Store) Capabilities() Capabilities { return s.caps }
 
-// ImportCertificate stores the chain (leaf first) for a version after
-// checking the leaf's public key is the version's key; the version becomes
-// ENABLED, and primary when the alias had none.
-func (s *Store) ImportCertificate(ctx context.Context, alias string, version int, chain []*x509.Certificate) (Version, error) {
-	return Version{}, errTODO
-}
-
-// ListKeys lists every alias on the token.
-func (s *Store) ListKeys(ctx context.Context) ([]Key, error) { return nil, errTODO }
-
-// GetKey returns one alias.
-func (s *Store) GetKey(ctx context.Context, alias string) (Key, error) { return Key{}, errTODO }
-
-// Signer returns a crypto.Signer for an ENABLED version (0 = primary) of a key
-// with the given purpose. ctx bounds waits for a pooled session.
-func (s *Store) Signer(ctx context.Context, alias string, version int, p Purpose) (*KeySigner, error) {
-	return nil, errTODO
-}
-
-// Decrypter returns a crypto.Decrypter for an ENABLED version of a DECRYPT key.
-func (s *Store) Decrypter(ctx context.Context, alias string, version int) (*KeyDecrypter, error) {
-	return nil, errTODO
-}
-
-// KeySigner signs on the token.
-type KeySigner struct{ v Version }
-
-// Public implements crypto.Signer.
-func (k *KeySigner) Public() crypto.PublicKey { return k.v.Public }
-
-// Version is the key version that signs.
-func (k *KeySigner) Version() Version { return k.v }
-
-// Sign implements crypto.Signer: RSA PKCS#1 v1.5, RSA-PSS, ECDSA (ASN.1 output).
-func (k *KeySigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	return nil, errTODO
-}
-
-// KeyDecrypter decrypts on the token.
-type KeyDecrypter struct{ v Version }
-
-// Public implements crypto.Decrypter.
-func (k *KeyDecrypter) Public() crypto.PublicKey { return k.v.Public }
-
-// Version is the key version that decrypts.
-func (k *KeyDecrypter) Version() Version { return k.v }
-
-// Decrypt implements crypto.Decrypter (nil opts or *rsa.PKCS1v15DecryptOptions:
-// PKCS#1 v1.5; *rsa.OAEPOptions: OAEP).
-func (k *KeyDecrypter) Decrypt(_ io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
-	return nil, errTODO
+// withSession runs fn on a pooled session. A session the token reports lost
+// is discarded with its idle siblings and fn runs once more on a fresh one;
+// a PKCS#11 failure also discards the session (its operation state is
+// unknown), while an error of ours (key not found...) does not.
+func (s *Store) withSession(ctx context.Context, fn func(sh pkcs11.SessionHandle) error) error {
+	for attempt := 0; ; attempt++ {
+		sh, err := s.pool.get(ctx)
+		if err != nil {
+			return err
+		}
+		err = fn(sh)
+		var rv pkcs11.Error
+		s.pool.put(sh, err == nil || !errors.As(err, &rv))
+		if err != nil && sessionLost(err) {
+			s.pool.purgeIdle()
+			if attempt == 0 {
+				continue
+			}
+			return fmt.Errorf("%w: %w", ErrTokenUnavailable, err)
+		}
+		return err
+	}
 }

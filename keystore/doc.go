@@ -1,0 +1,95 @@
+// Package keystore keeps pecet's signing and decryption keys in a PKCS#11
+// token (an HSM in production, SoftHSM2 in development and tests) and hands
+// out crypto.Signer and crypto.Decrypter values that use them. It follows
+// PKCS#11 v2.40 (OASIS, "PKCS #11 Cryptographic Token Interface Base
+// Specification Version 2.40"). It is the only pecet package that speaks
+// PKCS#11; protocol code (signer, envelope, tsa) sees only the crypto
+// interfaces, a Version and its certificate chain.
+//
+// It does not build CMS, check certificate policy, audit, or map errors to
+// gRPC codes: those are other packages' jobs. It does not keep anything
+// about keys off the token, so any number of processes can share one token.
+//
+// # Why github.com/miekg/pkcs11 and not crypto11
+//
+// The package calls github.com/miekg/pkcs11 directly, through an unexported
+// interface (p11) that lists only the calls it makes and is implemented by
+// *pkcs11.Ctx, as letsencrypt/boulder's pkcs11helpers.PKCtx does. That
+// interface is where a test counts C_Login calls or a wrapper injects faults
+// (a lost session, a removed device). Owning the session pool and caching
+// object handles keeps the cost per signature close to the raw token rate
+// (the goal is ≥ 0.9 of it; crypto11 costs 5 to 20%: see the benchmarks,
+// BenchmarkSignRSA2048 and BenchmarkSignECP256, which use crypto11 only as
+// the comparison).
+//
+// # Module, login, sessions
+//
+// C_Initialize and the login state are per process, not per session, so a
+// process-wide registry loads each module path once and calls C_Finalize only
+// when its last Store closes (CKR_CRYPTOKI_ALREADY_INITIALIZED from a module
+// something else initialised is fine). Open calls C_Login exactly once;
+// CKR_PIN_INCORRECT and CKR_PIN_LOCKED become ErrPINIncorrect and
+// ErrPINLocked and are never retried, since an HSM locks the PIN after a few
+// failures. The session the login ran on stays open for the Store's
+// lifetime, so closing pooled sessions never logs the process out. A second
+// Store on the same token in one process finds the user logged in already
+// (and so cannot check its own PIN); only the last one logs out.
+//
+// Operations take a session from a bounded pool (Config.MaxSessions, default
+// 16), opened lazily, each used by one goroutine at a time; waiting for one
+// is bounded by the caller's context (ErrPoolExhausted). A session the token
+// reports lost is discarded with its idle siblings and the operation runs
+// once more on a fresh one; a removed device gives ErrTokenUnavailable.
+//
+// # Keys on the token
+//
+// A key is an alias (^[a-z0-9][a-z0-9._-]{0,63}$) with numbered versions.
+// For version 3 of alias "cssz-decrypt":
+//
+//	private key  CKO_PRIVATE_KEY  CKA_LABEL "cssz-decrypt"  CKA_ID "3"
+//	             token, private, sensitive, never extractable; CKA_SIGN for
+//	             SIGN and TIMESTAMP keys, CKA_DECRYPT (RSA only) for DECRYPT
+//	public key   CKO_PUBLIC_KEY   CKA_LABEL "cssz-decrypt"  CKA_ID "3"
+//	certificate  CKO_CERTIFICATE  CKA_LABEL "cssz-decrypt"  CKA_ID "3"
+//	             CKC_X_509, CKA_VALUE the leaf DER, category "token user"
+//	issuers      CKO_CERTIFICATE  CKA_LABEL "cssz-decrypt"  CKA_ID "3/1", "3/2", ...
+//	             the rest of the chain in order, category "authority"
+//	metadata     CKO_DATA         CKA_LABEL "cssz-decrypt"  CKA_APPLICATION "pecet"
+//	             one per alias, private, CKA_VALUE a small JSON document:
+//	             purpose, algorithm, primary version, each version's state and
+//	             creation time, and a generation counter
+//
+// Issuer certificates are certificate objects rather than data objects so
+// that ordinary PKCS#11 tools show them as certificates; their "v/n" ids
+// never collide with a key's "v" id, so tools that pair keys and
+// certificates by CKA_ID pair only the leaf.
+//
+// The metadata says what attributes cannot: SIGN and TIMESTAMP keys look
+// alike to PKCS#11, and states are pecet's. Tokens may refuse to modify a
+// data object (SoftHSM 2.6 does), so a change writes the next generation as a
+// new object and then destroys the old; readers take the highest generation.
+// A version is PENDING_CERTIFICATE until ImportCertificate stores a chain
+// whose leaf holds the version's public key, then ENABLED, and primary if the
+// alias had no primary yet. Destroying a version destroys its private key
+// only; its public key and certificates remain.
+//
+// Lookups are cached per alias, with the object handles, for Config.CacheTTL
+// (default 500ms): Signer and Decrypter do no C_FindObjects while the entry
+// is fresh. A miss (unknown alias, unknown or not enabled version) always
+// reads the token again, so a key another process just created or certified
+// is found at once.
+//
+// # Mechanisms
+//
+// Signatures: CKM_RSA_PKCS over a DigestInfo built here (PKCS#1 v1.5),
+// CKM_RSA_PKCS_PSS (salt length = hash length for PSSSaltLengthAuto and
+// PSSSaltLengthEqualsHash), CKM_ECDSA over the digest, with the token's
+// r||s turned into the ASN.1 form crypto/ecdsa produces. Decryption:
+// CKM_RSA_PKCS, CKM_RSA_PKCS_OAEP, and CKM_RSA_X_509 for DecryptRaw.
+// C_GetMechanismList is read once at Open (Store.Capabilities). It cannot
+// tell which OAEP hashes work: SoftHSM 2.6 lists CKM_RSA_PKCS_OAEP but fails
+// SHA-256 parameters with CKR_ARGUMENTS_BAD. So the answer is learnt on first
+// use (or by KeyDecrypter.SupportsOAEP) and remembered; when it is no, the
+// envelope layer uses DecryptRaw and removes OAEP-SHA256 or PKCS#1 v1.5
+// padding itself, in constant time.
+package keystore

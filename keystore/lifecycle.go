@@ -1,0 +1,407 @@
+package keystore
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/miekg/pkcs11"
+)
+
+// Key lifecycle changes are read-modify-write cycles of the alias's
+// metadata object. Within one Store they are serialised by s.mu; PKCS#11
+// offers nothing to make them atomic across processes, so two officers
+// changing the same alias at the same instant from two replicas may lose one
+// change (never a key). Each change reads the token afresh, never the cache.
+
+// CreateKey generates version 1 of a new alias, PENDING_CERTIFICATE.
+func (s *Store) CreateKey(ctx context.Context, alias string, p Purpose, a Algorithm) (Version, error) {
+	if err := checkAlias(alias); err != nil {
+		return Version{}, err
+	}
+	if err := checkPurposeAlgorithm(p, a); err != nil {
+		return Version{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+		// Any object with this label, ours or not, makes the alias taken:
+		// we never adopt or overwrite objects we did not make.
+		hs, err := findObjects(s.p, sh, []*pkcs11.Attribute{attr(pkcs11.CKA_LABEL, alias)})
+		if err != nil {
+			return err
+		}
+		if len(hs) > 0 {
+			return fmt.Errorf("%w: %q", ErrKeyExists, alias)
+		}
+		pub, priv, err := generate(s.p, sh, alias, 1, p, a)
+		if err != nil {
+			return err
+		}
+		m := &meta{Format: metaFormat, Generation: 1, Purpose: p, Algorithm: a, Versions: []metaVersion{
+			{Version: 1, State: StatePendingCertificate, Created: now()}}}
+		if _, err := createMeta(s.p, sh, alias, m); err != nil {
+			_ = s.p.DestroyObject(sh, priv)
+			_ = s.p.DestroyObject(sh, pub)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return Version{}, err
+	}
+	return s.versionAfterChange(ctx, alias, 1)
+}
+
+// RotateKey generates the next version of an alias, PENDING_CERTIFICATE,
+// with the alias's purpose and algorithm. The primary stays as it is until
+// the new version is certified and made primary.
+func (s *Store) RotateKey(ctx context.Context, alias string) (Version, error) {
+	var next int
+	err := s.change(ctx, alias, func(sh pkcs11.SessionHandle, e *entry) error {
+		next = e.meta.lastVersion() + 1
+		pub, priv, err := generate(s.p, sh, alias, next, e.meta.Purpose, e.meta.Algorithm)
+		if err != nil {
+			return err
+		}
+		e.meta.Versions = append(e.meta.Versions, metaVersion{Version: next, State: StatePendingCertificate, Created: now()})
+		if err := writeMeta(s.p, sh, e); err != nil {
+			_ = s.p.DestroyObject(sh, priv)
+			_ = s.p.DestroyObject(sh, pub)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return Version{}, err
+	}
+	return s.versionAfterChange(ctx, alias, next)
+}
+
+// ImportCertificate stores the chain (leaf first) for a version after
+// checking the leaf's public key is the version's key and that each
+// certificate is issued by the next; the version becomes ENABLED, and primary
+// when the alias had none. Importing again replaces the chain (renewal).
+func (s *Store) ImportCertificate(ctx context.Context, alias string, version int, chain []*x509.Certificate) (Version, error) {
+	if len(chain) == 0 || chain[0] == nil {
+		return Version{}, fmt.Errorf("%w: empty chain", ErrCertificateMismatch)
+	}
+	for i := 0; i+1 < len(chain); i++ {
+		if chain[i+1] == nil {
+			return Version{}, fmt.Errorf("%w: nil certificate in chain", ErrCertificateMismatch)
+		}
+		if err := chain[i].CheckSignatureFrom(chain[i+1]); err != nil {
+			return Version{}, fmt.Errorf("%w: chain certificate %d is not issued by certificate %d: %w", ErrCertificateMismatch, i, i+1, err)
+		}
+	}
+	err := s.change(ctx, alias, func(sh pkcs11.SessionHandle, e *entry) error {
+		mv := e.meta.version(version)
+		if mv == nil {
+			return fmt.Errorf("%w: %q version %d", ErrVersionNotFound, alias, version)
+		}
+		if mv.State == StateDestroyed {
+			return fmt.Errorf("%w: %q version %d is destroyed", ErrInvalidState, alias, version)
+		}
+		pub := e.key.Versions[versionIndex(e.key, version)].Public
+		type equaler interface{ Equal(x crypto.PublicKey) bool }
+		if k, ok := pub.(equaler); !ok || !k.Equal(chain[0].PublicKey) {
+			return fmt.Errorf("%w: %q version %d", ErrCertificateMismatch, alias, version)
+		}
+		if err := replaceChain(s.p, sh, alias, version, chain); err != nil {
+			return err
+		}
+		if mv.State == StatePendingCertificate {
+			mv.State = StateEnabled
+		}
+		if e.meta.Primary == 0 && mv.State == StateEnabled {
+			e.meta.Primary = version
+		}
+		return writeMeta(s.p, sh, e)
+	})
+	if err != nil {
+		return Version{}, err
+	}
+	return s.versionAfterChange(ctx, alias, version)
+}
+
+// SetPrimaryVersion makes an ENABLED version the one Sign and Timestamp use.
+func (s *Store) SetPrimaryVersion(ctx context.Context, alias string, version int) (Key, error) {
+	err := s.change(ctx, alias, func(sh pkcs11.SessionHandle, e *entry) error {
+		mv, err := metaVersionOf(e, version)
+		if err != nil {
+			return err
+		}
+		if mv.State != StateEnabled {
+			return fmt.Errorf("%w: %q version %d is %s", ErrKeyNotEnabled, alias, version, mv.State)
+		}
+		e.meta.Primary = version
+		return writeMeta(s.p, sh, e)
+	})
+	if err != nil {
+		return Key{}, err
+	}
+	e, err := s.reload(ctx, alias)
+	if err != nil {
+		return Key{}, err
+	}
+	return e.key, nil
+}
+
+// EnableKeyVersion turns a DISABLED version back on; it becomes primary when
+// the alias has none.
+func (s *Store) EnableKeyVersion(ctx context.Context, alias string, version int) (Version, error) {
+	return s.setState(ctx, alias, version, StateEnabled)
+}
+
+// DisableKeyVersion stops an ENABLED version from signing or decrypting. The
+// primary cannot be disabled: make another version primary first, so Sign
+// never finds a key with no usable version by surprise.
+func (s *Store) DisableKeyVersion(ctx context.Context, alias string, version int) (Version, error) {
+	return s.setState(ctx, alias, version, StateDisabled)
+}
+
+// DestroyKeyVersion destroys the private key of a DISABLED or never
+// certified version. Its public key and certificates stay on the token so
+// that old signatures can still be attributed to it.
+func (s *Store) DestroyKeyVersion(ctx context.Context, alias string, version int) (Version, error) {
+	return s.setState(ctx, alias, version, StateDestroyed)
+}
+
+func (s *Store) setState(ctx context.Context, alias string, version int, to State) (Version, error) {
+	err := s.change(ctx, alias, func(sh pkcs11.SessionHandle, e *entry) error {
+		mv, err := metaVersionOf(e, version)
+		if err != nil {
+			return err
+		}
+		from := mv.State
+		if from == to {
+			return nil
+		}
+		bad := fmt.Errorf("%w: %q version %d: %s to %s", ErrInvalidState, alias, version, from, to)
+		switch to {
+		case StateEnabled:
+			if from != StateDisabled {
+				return bad
+			}
+			if e.meta.Primary == 0 {
+				e.meta.Primary = version
+			}
+		case StateDisabled:
+			if from != StateEnabled || e.meta.Primary == version {
+				return bad
+			}
+		case StateDestroyed:
+			if from != StateDisabled && from != StatePendingCertificate {
+				return bad
+			}
+			// Record the state first: a crash between the two steps then
+			// leaves a DESTROYED version with a key nobody will use, never
+			// a usable-looking version with no key.
+			mv.State = to
+			if err := writeMeta(s.p, sh, e); err != nil {
+				return err
+			}
+			if h, ok := e.priv[version]; ok {
+				if err := s.p.DestroyObject(sh, h); err != nil {
+					return p11Error("C_DestroyObject", err)
+				}
+			}
+			return nil
+		}
+		mv.State = to
+		return writeMeta(s.p, sh, e)
+	})
+	if err != nil {
+		return Version{}, err
+	}
+	return s.versionAfterChange(ctx, alias, version)
+}
+
+// change runs one lifecycle change on a fresh read of the alias.
+func (s *Store) change(ctx context.Context, alias string, fn func(sh pkcs11.SessionHandle, e *entry) error) error {
+	if err := checkAlias(alias); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.cache.drop(alias)
+	return s.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+		e, err := loadAlias(s.p, sh, alias)
+		if err != nil {
+			return err
+		}
+		return fn(sh, e)
+	})
+}
+
+// versionAfterChange rereads the alias and returns one version of it.
+func (s *Store) versionAfterChange(ctx context.Context, alias string, version int) (Version, error) {
+	e, err := s.reload(ctx, alias)
+	if err != nil {
+		return Version{}, err
+	}
+	i := versionIndex(e.key, version)
+	if i < 0 {
+		return Version{}, fmt.Errorf("%w: %q version %d", ErrVersionNotFound, alias, version)
+	}
+	return e.key.Versions[i], nil
+}
+
+func versionIndex(k Key, version int) int {
+	for i, v := range k.Versions {
+		if v.Version == version {
+			return i
+		}
+	}
+	return -1
+}
+
+func metaVersionOf(e *entry, version int) (*metaVersion, error) {
+	if mv := e.meta.version(version); mv != nil {
+		return mv, nil
+	}
+	return nil, fmt.Errorf("%w: %q version %d", ErrVersionNotFound, e.key.Alias, version)
+}
+
+// now is the creation time recorded in metadata: UTC, whole seconds.
+func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
+
+// generate makes one key pair for a version. The private key is a token
+// object, sensitive and never extractable; it may only do what its purpose
+// needs (CKA_SIGN or CKA_DECRYPT, never both, never unwrap or derive).
+func generate(p p11, sh pkcs11.SessionHandle, alias string, version int, purpose Purpose, a Algorithm) (pub, priv pkcs11.ObjectHandle, err error) {
+	sign := purpose == PurposeSign || purpose == PurposeTimestamp
+	decrypt := purpose == PurposeDecrypt
+	id := versionID(version)
+	pubT := []*pkcs11.Attribute{
+		attr(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+		attr(pkcs11.CKA_TOKEN, true),
+		attr(pkcs11.CKA_PRIVATE, false),
+		attr(pkcs11.CKA_LABEL, alias),
+		attr(pkcs11.CKA_ID, id),
+		attr(pkcs11.CKA_VERIFY, sign),
+		attr(pkcs11.CKA_WRAP, false),
+	}
+	privT := []*pkcs11.Attribute{
+		attr(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+		attr(pkcs11.CKA_TOKEN, true),
+		attr(pkcs11.CKA_PRIVATE, true),
+		attr(pkcs11.CKA_SENSITIVE, true),
+		attr(pkcs11.CKA_EXTRACTABLE, false),
+		attr(pkcs11.CKA_LABEL, alias),
+		attr(pkcs11.CKA_ID, id),
+		attr(pkcs11.CKA_SIGN, sign),
+		attr(pkcs11.CKA_DECRYPT, decrypt),
+		attr(pkcs11.CKA_UNWRAP, false),
+		attr(pkcs11.CKA_DERIVE, false),
+	}
+	var mech uint
+	if bits := rsaBits(a); bits > 0 {
+		mech = pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN
+		pubT = append(pubT,
+			attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
+			attr(pkcs11.CKA_MODULUS_BITS, bits),
+			attr(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}),
+			attr(pkcs11.CKA_ENCRYPT, decrypt))
+		privT = append(privT, attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA))
+	} else {
+		params, err := curveParams(a)
+		if err != nil {
+			return 0, 0, err
+		}
+		mech = pkcs11.CKM_EC_KEY_PAIR_GEN
+		pubT = append(pubT, attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC), attr(pkcs11.CKA_EC_PARAMS, params))
+		privT = append(privT, attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC))
+	}
+	pub, priv, err = p.GenerateKeyPair(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, pubT, privT)
+	if err != nil {
+		return 0, 0, p11Error("C_GenerateKeyPair", err)
+	}
+	return pub, priv, nil
+}
+
+// createMeta makes the alias's metadata object. It is private (readable
+// only after login) so that the alias list is not public on the token.
+func createMeta(p p11, sh pkcs11.SessionHandle, alias string, m *meta) (pkcs11.ObjectHandle, error) {
+	b, err := m.marshal()
+	if err != nil {
+		return 0, err
+	}
+	h, err := p.CreateObject(sh, []*pkcs11.Attribute{
+		attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
+		attr(pkcs11.CKA_TOKEN, true),
+		attr(pkcs11.CKA_PRIVATE, true),
+		attr(pkcs11.CKA_APPLICATION, appName),
+		attr(pkcs11.CKA_LABEL, alias),
+		attr(pkcs11.CKA_VALUE, b),
+	})
+	return h, p11Error("C_CreateObject(metadata)", err)
+}
+
+// writeMeta replaces the alias's metadata object by one with the next
+// generation: create first, then destroy the old, so that a failure in
+// between leaves the old or the new state readable, never neither.
+func writeMeta(p p11, sh pkcs11.SessionHandle, e *entry) error {
+	e.meta.Generation++
+	h, err := createMeta(p, sh, e.key.Alias, e.meta)
+	if err != nil {
+		return err
+	}
+	if err := p.DestroyObject(sh, e.data); err != nil {
+		return p11Error("C_DestroyObject(metadata)", err)
+	}
+	e.data = h
+	return nil
+}
+
+// replaceChain removes a version's certificate objects and writes the new
+// chain: the leaf under CKA_ID "v", issuer n under "v/n".
+func replaceChain(p p11, sh pkcs11.SessionHandle, alias string, version int, chain []*x509.Certificate) error {
+	old, err := findObjects(p, sh, []*pkcs11.Attribute{
+		attr(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE), attr(pkcs11.CKA_LABEL, alias)})
+	if err != nil {
+		return err
+	}
+	for _, h := range old {
+		id, err := getAttrs(p, sh, h, pkcs11.CKA_ID)
+		if err != nil {
+			return err
+		}
+		if v, _, ok := parseCertID(string(id[0])); ok && v == version {
+			if err := p.DestroyObject(sh, h); err != nil {
+				return p11Error("C_DestroyObject(certificate)", err)
+			}
+		}
+	}
+	for n, c := range chain {
+		id, cat := versionID(version), certCategoryTokenUser
+		if n > 0 {
+			id, cat = chainID(version, n), certCategoryAuthority
+		}
+		serial, err := asn1.Marshal(c.SerialNumber)
+		if err != nil {
+			return errors.New("keystore: certificate serial number cannot be encoded")
+		}
+		_, err = p.CreateObject(sh, []*pkcs11.Attribute{
+			attr(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE),
+			attr(pkcs11.CKA_CERTIFICATE_TYPE, pkcs11.CKC_X_509),
+			attr(pkcs11.CKA_CERTIFICATE_CATEGORY, cat),
+			attr(pkcs11.CKA_TOKEN, true),
+			attr(pkcs11.CKA_PRIVATE, false),
+			attr(pkcs11.CKA_LABEL, alias),
+			attr(pkcs11.CKA_ID, id),
+			attr(pkcs11.CKA_SUBJECT, c.RawSubject),
+			attr(pkcs11.CKA_ISSUER, c.RawIssuer),
+			attr(pkcs11.CKA_SERIAL_NUMBER, serial),
+			attr(pkcs11.CKA_VALUE, c.Raw),
+		})
+		if err != nil {
+			return p11Error("C_CreateObject(certificate)", err)
+		}
+	}
+	return nil
+}

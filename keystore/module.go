@@ -1,0 +1,109 @@
+package keystore
+
+import (
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	"github.com/miekg/pkcs11"
+)
+
+// A PKCS#11 module is process-global: C_Initialize and C_Finalize act on the
+// whole library, and the user login belongs to the application (the process),
+// not to one session. So every Store and InitToken in the process that names
+// the same library shares one loaded module, counted here; C_Finalize runs
+// only when the last user releases it. This registry is the package's only
+// mutable package-level state, and it has to be: it mirrors state the C
+// library already keeps per process.
+var registry = struct {
+	sync.Mutex
+	mods map[string]*module
+}{mods: map[string]*module{}}
+
+// module is one loaded, initialised PKCS#11 library.
+type module struct {
+	key  string // resolved path: two symlinks to one file are one module
+	ctx  *pkcs11.Ctx
+	refs int // guarded by registry
+
+	// initMu serialises InitToken: two callers must not pick the same free
+	// slot (a second C_InitToken on it would fail or wipe the first token).
+	initMu sync.Mutex
+
+	// logins counts the Stores logged in per slot. C_Logout is per
+	// application, so only the last Store on a token may log out.
+	loginMu sync.Mutex
+	logins  map[uint]int
+}
+
+// acquireModule loads and initialises the library at path, or returns the
+// already loaded one with one more reference.
+func acquireModule(path string) (*module, error) {
+	if path == "" {
+		return nil, fmt.Errorf("%w: no module path configured", ErrModule)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrModule, err)
+	}
+	key, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrModule, err)
+	}
+
+	registry.Lock()
+	defer registry.Unlock()
+	if m, ok := registry.mods[key]; ok {
+		m.refs++
+		return m, nil
+	}
+	ctx := pkcs11.New(key)
+	if ctx == nil {
+		return nil, fmt.Errorf("%w: cannot load %s", ErrModule, key)
+	}
+	// Another library in the process (crypto11, a second binding) may have
+	// initialised it already; for us that is as good as our own C_Initialize.
+	if err := ctx.Initialize(); err != nil && !rvIs(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		ctx.Destroy()
+		return nil, fmt.Errorf("%w: C_Initialize %s: %w", ErrModule, key, err)
+	}
+	m := &module{key: key, ctx: ctx, refs: 1, logins: map[uint]int{}}
+	registry.mods[key] = m
+	return m, nil
+}
+
+// release drops one reference and finalises the library after the last one.
+func (m *module) release() error {
+	registry.Lock()
+	defer registry.Unlock()
+	m.refs--
+	if m.refs > 0 {
+		return nil
+	}
+	delete(registry.mods, m.key)
+	err := m.ctx.Finalize()
+	m.ctx.Destroy()
+	if err != nil && !rvIs(err, pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED) {
+		return fmt.Errorf("keystore: C_Finalize: %w", err)
+	}
+	return nil
+}
+
+// addLogin records one more Store logged in on slot.
+func (m *module) addLogin(slot uint) {
+	m.loginMu.Lock()
+	m.logins[slot]++
+	m.loginMu.Unlock()
+}
+
+// dropLogin records one Store fewer and reports whether it was the last.
+func (m *module) dropLogin(slot uint) (last bool) {
+	m.loginMu.Lock()
+	defer m.loginMu.Unlock()
+	m.logins[slot]--
+	if m.logins[slot] <= 0 {
+		delete(m.logins, slot)
+		return true
+	}
+	return false
+}

@@ -1,0 +1,108 @@
+package keystore
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// meta is what the token's attributes cannot say about an alias: purpose
+// (SIGN and TIMESTAMP keys look the same to PKCS#11), algorithm, which
+// version is primary, each version's state and creation time. It is kept as
+// a small JSON document in one CKO_DATA object per alias, so that several
+// processes sharing the token agree on it and nothing lives off the token.
+//
+// Tokens may refuse to modify a data object's CKA_VALUE (SoftHSM 2.6 does,
+// CKR_ATTRIBUTE_READ_ONLY), so an update writes a new object with the next
+// Generation and then destroys the old one. A reader that finds two (a crash
+// or another process between the two steps) takes the higher generation.
+type meta struct {
+	Format     int           `json:"format"`
+	Generation int           `json:"generation"`
+	Purpose    Purpose       `json:"purpose"`
+	Algorithm  Algorithm     `json:"algorithm"`
+	Primary    int           `json:"primary,omitempty"`
+	Versions   []metaVersion `json:"versions"`
+}
+
+type metaVersion struct {
+	Version int       `json:"version"`
+	State   State     `json:"state"`
+	Created time.Time `json:"created"`
+}
+
+const metaFormat = 1
+
+func (m *meta) marshal() ([]byte, error) { return json.Marshal(m) }
+
+func parseMeta(b []byte) (*meta, error) {
+	var m meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("keystore: metadata object: %w", err)
+	}
+	if m.Format != metaFormat {
+		return nil, fmt.Errorf("keystore: metadata object format %d, want %d", m.Format, metaFormat)
+	}
+	return &m, nil
+}
+
+func (m *meta) version(v int) *metaVersion {
+	for i := range m.Versions {
+		if m.Versions[i].Version == v {
+			return &m.Versions[i]
+		}
+	}
+	return nil
+}
+
+func (m *meta) lastVersion() int {
+	last := 0
+	for _, v := range m.Versions {
+		last = max(last, v.Version)
+	}
+	return last
+}
+
+// Aliases become CKA_LABEL values and, in dev mode, file names
+// (DIR/<alias>.pem): hence a small alphabet with no '/' and no leading dot.
+// 64 characters fit the object-label limits of the HSMs we know.
+var aliasRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+func checkAlias(alias string) error {
+	if !aliasRE.MatchString(alias) {
+		return fmt.Errorf("%w: %q", ErrInvalidAlias, alias)
+	}
+	return nil
+}
+
+func checkPurposeAlgorithm(p Purpose, a Algorithm) error {
+	switch p {
+	case PurposeSign, PurposeTimestamp, PurposeDecrypt:
+	default:
+		return fmt.Errorf("%w: %q", ErrInvalidPurpose, p)
+	}
+	switch a {
+	case RSA2048, RSA3072, RSA4096:
+	case ECP256, ECP384:
+		if p == PurposeDecrypt {
+			// No ECDH key agreement in pecet: ČSSZ filings use RSA key transport.
+			return fmt.Errorf("%w: %s cannot decrypt", ErrUnsupportedAlgorithm, a)
+		}
+	default:
+		return fmt.Errorf("%w: %q", ErrUnsupportedAlgorithm, a)
+	}
+	return nil
+}
+
+func rsaBits(a Algorithm) int {
+	switch a {
+	case RSA2048:
+		return 2048
+	case RSA3072:
+		return 3072
+	case RSA4096:
+		return 4096
+	}
+	return 0
+}
