@@ -4,13 +4,11 @@ import (
 	"crypto"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/pecet-hsm/pecet/policy"
 )
-
-// CONTRACT STUB: the API below is what the server is written against; the
-// implementation replaces the bodies.
 
 // Sentinel errors (errors.Is); the server maps them to gRPC codes.
 var (
@@ -30,6 +28,8 @@ var (
 	ErrContentMissing = errors.New("signer: detached signature needs the content or its digest")
 	// ErrKeyMismatch: the certificate's public key is not the signer's key.
 	ErrKeyMismatch = errors.New("signer: certificate does not match the signing key")
+	// ErrUnsupportedKey: a key type Sign cannot use (only RSA and ECDSA).
+	ErrUnsupportedKey = errors.New("signer: unsupported key type")
 )
 
 // Options for a new signature.
@@ -40,25 +40,49 @@ type Options struct {
 	Attached bool
 	// SigningTime goes into the signing-time attribute; zero means now.
 	SigningTime time.Time
+	// UnsignedAttributes, when set, is called with the signature value
+	// once it is made and returns unsigned attributes for the SignerInfo.
+	// It is the place for a CAdES-T signature time-stamp: an RFC 3161
+	// token over the signature value, as attribute
+	// OIDSignatureTimeStampToken (ETSI EN 319 122-1 5.3).
+	UnsignedAttributes func(signatureValue []byte) ([]Attribute, error)
 }
 
 // Sign makes a CMS SignedData (DER) over content with signed attributes
 // content-type, message-digest, signing-time and signing-certificate-v2. The
 // chain is leaf first; every certificate in it is included.
 func Sign(content []byte, key crypto.Signer, chain []*x509.Certificate, opts Options) ([]byte, error) {
-	return nil, errors.New("signer: not implemented")
+	h, err := checkHash(opts.Hash)
+	if err != nil {
+		return nil, err
+	}
+	if len(content) == 0 {
+		return nil, ErrEmptyContent
+	}
+	d := h.New()
+	d.Write(content)
+	return sign(signRequest{hash: h, digest: d.Sum(nil), content: content, attach: opts.Attached, key: key, chain: chain, opts: opts})
 }
 
 // SignDigest makes a detached CMS SignedData over a digest the client
-// computed with opts.Hash; the content never reaches pecet.
+// computed with opts.Hash; the content never reaches pecet. opts.Attached
+// is ignored.
 func SignDigest(digest []byte, key crypto.Signer, chain []*x509.Certificate, opts Options) ([]byte, error) {
-	return nil, errors.New("signer: not implemented")
+	h, err := checkHash(opts.Hash)
+	if err != nil {
+		return nil, err
+	}
+	if len(digest) != h.Size() {
+		return nil, fmt.Errorf("%w: %d bytes for %v", ErrDigestLength, len(digest), h)
+	}
+	return sign(signRequest{hash: h, digest: digest, key: key, chain: chain, opts: opts})
 }
 
 // VerifyOptions say what to verify against.
 type VerifyOptions struct {
-	// Content is the detached content; Digest (with DigestHash) the client's
-	// digest of it, as an alternative. Ignored for attached signatures.
+	// Content is the detached content; Digest (with DigestHash, zero meaning
+	// SHA-256) the client's digest of it, as an alternative. Ignored for
+	// attached signatures.
 	Content    []byte
 	Digest     []byte
 	DigestHash crypto.Hash
@@ -70,11 +94,17 @@ type VerifyOptions struct {
 	At time.Time
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Limits bound the parsing; zero fields take DefaultLimits.
+	Limits Limits
 }
 
 // Verify parses a CMS SignedData and returns a verdict: digest, signature
 // and (through the Validator) the signer's chain. Only a malformed or
 // over-limit input is an error; a bad signature is an INVALID verdict.
+//
+// A detached signature without Content or Digest is ErrContentMissing.
+// With several SignerInfos all must verify: the verdict is the worst of
+// theirs, with the first signer's subject, signing time and chain.
 func Verify(der []byte, opts VerifyOptions) (policy.Verdict, error) {
-	return policy.Verdict{}, errors.New("signer: not implemented")
+	return verify(der, opts)
 }

@@ -1,0 +1,298 @@
+package signer
+
+import "fmt"
+
+// BER to DER length normalisation.
+//
+// OpenSSL writes CMS in BER when it streams (cms -sign -stream, and
+// S/MIME output): indefinite lengths, and the eContent as a constructed
+// OCTET STRING of chunks. The strict DER parser in parse.go reads neither,
+// so Parse first rewrites such input with definite, minimal lengths and
+// flattened strings.
+//
+// The rewrite is bounded, because this is the code that sees hostile bytes
+// first:
+//   - every length is checked against the bytes that remain before anything
+//     is allocated, so a short input cannot claim a large element;
+//   - nesting is limited (Limits.MaxDepth), which also bounds recursion;
+//   - the output is built in one buffer whose size is within a small
+//     constant of the input's (a definite header is at most 6 bytes, an
+//     indefinite element costs at least 4), and nothing else is allocated
+//     per element;
+//   - input that is already DER-shaped is returned as it is, without a copy.
+//
+// It does not sort SET OF or otherwise canonicalise values: signatures on
+// certificates and signed attributes are over the signer's own bytes.
+
+// header is a decoded identifier and length.
+type header struct {
+	tag        byte // the single identifier octet
+	hdrLen     int
+	length     int  // content length; -1 for indefinite
+	nonMinimal bool // a definite length not in its shortest form
+}
+
+func (h header) constructed() bool { return h.tag&0x20 != 0 }
+
+// readHeader decodes the header at in[0:], checking the length against what
+// remains of in.
+func readHeader(in []byte, off int) (header, error) {
+	if len(in) < 2 {
+		return header{}, malformedf("truncated element at offset %d", off)
+	}
+	h := header{tag: in[0], hdrLen: 2}
+	if h.tag&0x1f == 0x1f {
+		return header{}, malformedf("high tag number at offset %d (not used in CMS)", off)
+	}
+	b := in[1]
+	switch {
+	case b < 0x80:
+		h.length = int(b)
+	case b == 0x80:
+		if !h.constructed() {
+			return header{}, malformedf("indefinite length on a primitive element at offset %d", off)
+		}
+		h.length = -1
+		return h, nil
+	default:
+		n := int(b & 0x7f)
+		// Four length octets reach 4 GiB, far beyond Limits.MaxBytes.
+		if n > 4 {
+			return header{}, malformedf("length of %d octets at offset %d", n, off)
+		}
+		if len(in) < 2+n {
+			return header{}, malformedf("truncated length at offset %d", off)
+		}
+		v := 0
+		for _, c := range in[2 : 2+n] {
+			v = v<<8 | int(c)
+		}
+		h.hdrLen = 2 + n
+		h.length = v
+		h.nonMinimal = v < 0x80 || in[2] == 0
+	}
+	if h.length > len(in)-h.hdrLen {
+		return header{}, malformedf("element at offset %d claims %d bytes, only %d remain", off, h.length, len(in)-h.hdrLen)
+	}
+	return h, nil
+}
+
+// isEOC reports an end-of-contents marker.
+func isEOC(in []byte) bool { return len(in) >= 2 && in[0] == 0 && in[1] == 0 }
+
+// flattenable reports universal string types whose constructed (BER)
+// encoding is rewritten as primitive. BIT STRING is left alone: its chunks
+// each carry an unused-bits octet and CMS never streams one.
+func flattenable(tag byte) bool {
+	if tag&0xe0 != 0x20 { // universal and constructed
+		return false
+	}
+	switch tag & 0x1f {
+	case 4, 12, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 30:
+		return true
+	}
+	return false
+}
+
+type normaliser struct {
+	maxDepth int
+	emit     bool   // false: only check and report whether a rewrite is needed
+	out      []byte // the rewrite, when emit
+}
+
+// normalise returns in with definite minimal lengths and flattened
+// constructed strings; in itself when it already has them.
+func normalise(in []byte, maxDepth int) ([]byte, error) {
+	n := normaliser{maxDepth: maxDepth}
+	used, changed, err := n.element(in, 0, 1)
+	if err != nil {
+		return nil, err
+	}
+	if used != len(in) {
+		return nil, malformedf("%d bytes of trailing data after the ContentInfo", len(in)-used)
+	}
+	if !changed {
+		return in, nil
+	}
+	n = normaliser{maxDepth: maxDepth, emit: true, out: make([]byte, 0, len(in)+len(in)/2+16)}
+	if _, _, err := n.element(in, 0, 1); err != nil {
+		return nil, err
+	}
+	return n.out, nil
+}
+
+// element processes the element at in[0:] (at offset off of the whole
+// input) and returns the bytes it used and whether its encoding changes.
+func (n *normaliser) element(in []byte, off, depth int) (int, bool, error) {
+	if depth > n.maxDepth {
+		return 0, false, tooLargef("nesting deeper than %d levels at offset %d", n.maxDepth, off)
+	}
+	h, err := readHeader(in, off)
+	if err != nil {
+		return 0, false, err
+	}
+	if h.tag == 0 {
+		return 0, false, malformedf("unexpected end-of-contents at offset %d", off)
+	}
+	if !h.constructed() {
+		used := h.hdrLen + h.length
+		if n.emit {
+			n.out = append(n.out, h.tag)
+			n.out = appendLength(n.out, h.length)
+			n.out = append(n.out, in[h.hdrLen:used]...)
+		}
+		return used, h.nonMinimal, nil
+	}
+
+	flatten := flattenable(h.tag)
+	tag := h.tag
+	if flatten {
+		tag &^= 0x20
+	}
+	var start int
+	if n.emit {
+		n.out = append(n.out, tag)
+		start = len(n.out)
+	}
+	changed := h.nonMinimal || h.length < 0 || flatten
+
+	// Children: up to the definite length, or up to end-of-contents.
+	body := in[h.hdrLen:]
+	if h.length >= 0 {
+		body = body[:h.length]
+	}
+	pos := 0
+	for {
+		if h.length >= 0 && pos == len(body) {
+			break
+		}
+		if h.length < 0 && isEOC(body[pos:]) {
+			pos += 2
+			break
+		}
+		if h.length < 0 && pos == len(body) {
+			return 0, false, malformedf("missing end-of-contents for the element at offset %d", off)
+		}
+		var used int
+		var ch bool
+		if flatten {
+			used, err = n.chunk(body[pos:], off+h.hdrLen+pos, depth+1)
+		} else {
+			used, ch, err = n.element(body[pos:], off+h.hdrLen+pos, depth+1)
+		}
+		if err != nil {
+			return 0, false, err
+		}
+		changed = changed || ch
+		pos += used
+	}
+	if n.emit {
+		n.insertLength(start)
+	}
+	return h.hdrLen + pos, changed, nil
+}
+
+// chunk appends the content of one segment of a constructed string; the
+// segments are OCTET STRINGs, themselves possibly constructed (X.690 8.23).
+func (n *normaliser) chunk(in []byte, off, depth int) (int, error) {
+	if depth > n.maxDepth {
+		return 0, tooLargef("nesting deeper than %d levels at offset %d", n.maxDepth, off)
+	}
+	h, err := readHeader(in, off)
+	if err != nil {
+		return 0, err
+	}
+	switch h.tag {
+	case 0x04:
+		used := h.hdrLen + h.length
+		if n.emit {
+			n.out = append(n.out, in[h.hdrLen:used]...)
+		}
+		return used, nil
+	case 0x24:
+	default:
+		return 0, malformedf("segment of a constructed string at offset %d is not an OCTET STRING", off)
+	}
+	body := in[h.hdrLen:]
+	if h.length >= 0 {
+		body = body[:h.length]
+	}
+	pos := 0
+	for {
+		if h.length >= 0 && pos == len(body) {
+			return h.hdrLen + pos, nil
+		}
+		if h.length < 0 && isEOC(body[pos:]) {
+			return h.hdrLen + pos + 2, nil
+		}
+		if pos == len(body) {
+			return 0, malformedf("missing end-of-contents for the element at offset %d", off)
+		}
+		used, err := n.chunk(body[pos:], off+h.hdrLen+pos, depth+1)
+		if err != nil {
+			return 0, err
+		}
+		pos += used
+	}
+}
+
+// insertLength puts the definite length of out[start:] in front of it. The
+// move is at most the element's size once per nesting level, and nesting is
+// bounded.
+func (n *normaliser) insertLength(start int) {
+	size := len(n.out) - start
+	var buf [6]byte
+	hdr := appendLength(buf[:0], size)
+	n.out = append(n.out, hdr...)
+	copy(n.out[start+len(hdr):], n.out[start:start+size])
+	copy(n.out[start:], hdr)
+}
+
+// appendLength appends a DER length.
+func appendLength(b []byte, l int) []byte {
+	switch {
+	case l < 0x80:
+		return append(b, byte(l))
+	case l <= 0xff:
+		return append(b, 0x81, byte(l))
+	case l <= 0xffff:
+		return append(b, 0x82, byte(l>>8), byte(l))
+	case l <= 0xffffff:
+		return append(b, 0x83, byte(l>>16), byte(l>>8), byte(l))
+	}
+	return append(b, 0x84, byte(l>>24), byte(l>>16), byte(l>>8), byte(l))
+}
+
+// parseError is an ErrMalformed or ErrTooLarge with where and what, built
+// up from the innermost finding outwards so the message reads
+// "signer: malformed CMS SignedData: signer info 1: unknown digest ...".
+type parseError struct {
+	kind  error // ErrMalformed or ErrTooLarge
+	msg   string
+	cause error // an underlying error (x509), or nil
+}
+
+func (e *parseError) Error() string { return e.kind.Error() + ": " + e.msg }
+
+func (e *parseError) Unwrap() []error {
+	if e.cause != nil {
+		return []error{e.kind, e.cause}
+	}
+	return []error{e.kind}
+}
+
+func malformedf(format string, args ...any) error {
+	return &parseError{kind: ErrMalformed, msg: fmt.Sprintf(format, args...)}
+}
+
+func tooLargef(format string, args ...any) error {
+	return &parseError{kind: ErrTooLarge, msg: fmt.Sprintf(format, args...)}
+}
+
+// within prefixes a parse error's message with where it happened.
+func within(where string, err error) error {
+	if pe, ok := err.(*parseError); ok {
+		return &parseError{kind: pe.kind, msg: where + ": " + pe.msg, cause: pe.cause}
+	}
+	return err
+}

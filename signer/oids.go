@@ -1,0 +1,164 @@
+package signer
+
+import (
+	"crypto"
+	_ "crypto/md5" // verified (and reported WEAK_ALGORITHM), never signed with
+	_ "crypto/sha1"
+	_ "crypto/sha256"
+	_ "crypto/sha512"
+	"encoding/asn1"
+	"strconv"
+	"strings"
+)
+
+// oidName is an object identifier in dotted form. The identifiers are string
+// constants rather than asn1.ObjectIdentifier variables so the package has no
+// package-level slices anyone could modify.
+type oidName string
+
+const (
+	// RFC 5652 content types and attributes.
+	oidData              oidName = "1.2.840.113549.1.7.1"
+	oidSignedData        oidName = "1.2.840.113549.1.7.2"
+	oidAttrContentType   oidName = "1.2.840.113549.1.9.3"
+	oidAttrMessageDigest oidName = "1.2.840.113549.1.9.4"
+	oidAttrSigningTime   oidName = "1.2.840.113549.1.9.5"
+
+	// RFC 2634 and RFC 5035 (ESS) signing-certificate attributes.
+	oidAttrSigningCertificate   oidName = "1.2.840.113549.1.9.16.2.12"
+	oidAttrSigningCertificateV2 oidName = "1.2.840.113549.1.9.16.2.47"
+
+	// Digest algorithms (RFC 5754, RFC 3370).
+	oidMD5    oidName = "1.2.840.113549.2.5"
+	oidSHA1   oidName = "1.3.14.3.2.26"
+	oidSHA224 oidName = "2.16.840.1.101.3.4.2.4"
+	oidSHA256 oidName = "2.16.840.1.101.3.4.2.1"
+	oidSHA384 oidName = "2.16.840.1.101.3.4.2.2"
+	oidSHA512 oidName = "2.16.840.1.101.3.4.2.3"
+
+	// RSA signature algorithms (RFC 8017, RFC 4055).
+	oidRSAEncryption oidName = "1.2.840.113549.1.1.1"
+	oidMD5WithRSA    oidName = "1.2.840.113549.1.1.4"
+	oidSHA1WithRSA   oidName = "1.2.840.113549.1.1.5"
+	oidRSASSAPSS     oidName = "1.2.840.113549.1.1.10"
+	oidSHA256WithRSA oidName = "1.2.840.113549.1.1.11"
+	oidSHA384WithRSA oidName = "1.2.840.113549.1.1.12"
+	oidSHA512WithRSA oidName = "1.2.840.113549.1.1.13"
+	oidSHA224WithRSA oidName = "1.2.840.113549.1.1.14"
+	oidMGF1          oidName = "1.2.840.113549.1.1.8"
+
+	// ECDSA (RFC 5758, RFC 5753). id-ecPublicKey is accepted as a signature
+	// algorithm because some older CMS producers write it there.
+	oidECPublicKey     oidName = "1.2.840.10045.2.1"
+	oidECDSAWithSHA1   oidName = "1.2.840.10045.4.1"
+	oidECDSAWithSHA224 oidName = "1.2.840.10045.4.3.1"
+	oidECDSAWithSHA256 oidName = "1.2.840.10045.4.3.2"
+	oidECDSAWithSHA384 oidName = "1.2.840.10045.4.3.3"
+	oidECDSAWithSHA512 oidName = "1.2.840.10045.4.3.4"
+
+	// Ed25519 (RFC 8419).
+	oidEd25519 oidName = "1.3.101.112"
+)
+
+// OIDSignatureTimeStampToken is the CAdES-T signature-time-stamp unsigned
+// attribute (RFC 3161 appendix A, ETSI EN 319 122-1 5.3), the attribute an
+// Options.UnsignedAttributes hook is expected to add.
+const OIDSignatureTimeStampToken = "1.2.840.113549.1.9.16.2.14"
+
+// oid returns the identifier as an asn1.ObjectIdentifier. The constants
+// above are well-formed, which a test checks.
+func (o oidName) oid() asn1.ObjectIdentifier {
+	parts := strings.Split(string(o), ".")
+	id := make(asn1.ObjectIdentifier, len(parts))
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			panic("signer: bad OID constant " + string(o))
+		}
+		id[i] = n
+	}
+	return id
+}
+
+// is reports whether id equals o without allocating.
+func is(id asn1.ObjectIdentifier, o oidName) bool {
+	s := string(o)
+	for i, n := range id {
+		if i > 0 {
+			if s == "" || s[0] != '.' {
+				return false
+			}
+			s = s[1:]
+		}
+		v, digits := 0, 0
+		for digits < len(s) && s[digits] != '.' {
+			v = v*10 + int(s[digits]-'0')
+			digits++
+		}
+		if digits == 0 || v != n {
+			return false
+		}
+		s = s[digits:]
+	}
+	return s == ""
+}
+
+// shortOID renders an identifier for an error message, cut short so hostile
+// input with a huge identifier is never echoed whole.
+func shortOID(id asn1.ObjectIdentifier) string {
+	s := id.String()
+	if len(s) > 48 {
+		s = s[:48] + "…"
+	}
+	return s
+}
+
+// digestOID is the digest algorithm identifier for a hash.
+func digestOID(h crypto.Hash) (oidName, bool) {
+	switch h {
+	case crypto.SHA256:
+		return oidSHA256, true
+	case crypto.SHA384:
+		return oidSHA384, true
+	case crypto.SHA512:
+		return oidSHA512, true
+	case crypto.SHA224:
+		return oidSHA224, true
+	case crypto.SHA1:
+		return oidSHA1, true
+	case crypto.MD5:
+		return oidMD5, true
+	}
+	return "", false
+}
+
+// hashFromDigestOID maps a digest algorithm identifier to a hash; 0 when
+// unknown.
+func hashFromDigestOID(id asn1.ObjectIdentifier) crypto.Hash {
+	for _, h := range []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512, crypto.SHA224, crypto.SHA1, crypto.MD5} {
+		if o, _ := digestOID(h); is(id, o) {
+			return h
+		}
+	}
+	return 0
+}
+
+// weak reports hashes no longer acceptable for signatures (SHA-1 and MD5
+// collisions are practical). They are still verified so the verdict can
+// say what else is wrong.
+func weak(h crypto.Hash) bool {
+	return h == crypto.SHA1 || h == crypto.MD5
+}
+
+// ecdsaSignatureOID is the ECDSA signature algorithm for a hash.
+func ecdsaSignatureOID(h crypto.Hash) oidName {
+	switch h {
+	case crypto.SHA256:
+		return oidECDSAWithSHA256
+	case crypto.SHA384:
+		return oidECDSAWithSHA384
+	case crypto.SHA512:
+		return oidECDSAWithSHA512
+	}
+	return ""
+}
