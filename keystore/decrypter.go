@@ -30,7 +30,9 @@ func (k *KeyDecrypter) Version() Version { return k.v }
 // Decrypt implements crypto.Decrypter (nil opts or *rsa.PKCS1v15DecryptOptions:
 // PKCS#1 v1.5; *rsa.OAEPOptions: OAEP). OAEP parameters the token refuses
 // (SoftHSM 2.6 takes only SHA-1) give ErrUnsupportedAlgorithm; the caller
-// can then use DecryptRaw and unpad in software.
+// can then use DecryptRaw and unpad in software. SoftHSM 2.6 also fails OAEP
+// with a non-empty label (CKR_GENERAL_ERROR from C_Decrypt); CMS never uses
+// one.
 func (k *KeyDecrypter) Decrypt(rnd io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
 	return k.DecryptContext(k.ctx, rnd, msg, opts)
 }
