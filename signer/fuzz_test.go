@@ -1,0 +1,210 @@
+package signer
+
+import (
+	"crypto"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/pecet-hsm/pecet/policy"
+)
+
+// The OpenSSL project's fuzzing corpus for its CMS parser: 1,389 real and
+// mutated CMS messages, kept beside the repository in the shared vectors.
+// PECET_CMS_CORPUS names another directory.
+func opensslCorpus(t testing.TB) (string, bool) {
+	t.Helper()
+	if d := os.Getenv("PECET_CMS_CORPUS"); d != "" {
+		return d, true
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", false
+		}
+		dir = parent
+	}
+	d := filepath.Join(dir, "..", "shared", "vectors", "openssl-fuzz", "cms")
+	if _, err := os.Stat(d); err != nil {
+		return "", false
+	}
+	return d, true
+}
+
+func corpusFiles(t testing.TB) [][]byte {
+	t.Helper()
+	dir, ok := opensslCorpus(t)
+	if !ok {
+		return nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]byte
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// seeds are signatures of our own, OpenSSL's golden files and the corpus, so the
+// fuzzer starts from inputs that get deep into Verify.
+func seeds(f *testing.F) [][]byte {
+	fx := newSigner(f, p256)
+	var out [][]byte
+	for _, m := range []mode{detached, attached, digest} {
+		out = append(out, signIn(f, m, []byte("content"), fx, crypto.SHA256, time.Time{}))
+	}
+	for _, name := range goldenSignatures() {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		out = append(out, b)
+	}
+	return append(out, corpusFiles(f)...)
+}
+
+// checkErr fails unless err is nil or one of the documented errors, with a
+// message short enough not to echo the input.
+func checkErr(t *testing.T, err error, allowed ...error) {
+	if err == nil {
+		return
+	}
+	for _, a := range allowed {
+		if errors.Is(err, a) {
+			if len(err.Error()) > 300 {
+				t.Fatalf("error message of %d bytes: %.300s", len(err.Error()), err)
+			}
+			return
+		}
+	}
+	t.Fatalf("undocumented error: %v", err)
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range seeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sd, err := Parse(data)
+		checkErr(t, err, ErrMalformed, ErrTooLarge)
+		if err == nil && len(sd.SignerInfos) > DefaultLimits().MaxSigners {
+			t.Fatalf("%d signer infos", len(sd.SignerInfos))
+		}
+	})
+}
+
+func FuzzVerify(f *testing.F) {
+	ca := goldenCA(f)
+	for _, s := range seeds(f) {
+		f.Add(s)
+	}
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v, err := Verify(data, VerifyOptions{Content: goldenContent(t), Validator: ca, Now: func() time.Time { return at }})
+		checkErr(t, err, ErrMalformed, ErrTooLarge)
+		if err == nil {
+			checkVerdict(t, v)
+		}
+	})
+}
+
+func checkVerdict(t *testing.T, v policy.Verdict) {
+	switch v.Status {
+	case policy.Valid:
+		if len(v.Reasons) != 0 {
+			t.Fatalf("VALID with reasons %v", v.Reasons)
+		}
+	case policy.Invalid, policy.Indeterminate:
+		if len(v.Reasons) == 0 {
+			t.Fatalf("%s without a reason", v.Status)
+		}
+	default:
+		t.Fatalf("status %q", v.Status)
+	}
+}
+
+// TestOpenSSLFuzzCorpus feeds every input of the OpenSSL CMS fuzzing
+// corpus to Parse and Verify: no panic, each quickly and within a memory
+// bound.
+func TestOpenSSLFuzzCorpus(t *testing.T) {
+	dir, ok := opensslCorpus(t)
+	if !ok {
+		if os.Getenv("CI") != "" {
+			t.Fatal("the OpenSSL CMS corpus is required in CI (../shared/vectors/openssl-fuzz/cms or PECET_CMS_CORPUS)")
+		}
+		t.Skip("OpenSSL CMS corpus not found (../shared/vectors/openssl-fuzz/cms); set PECET_CMS_CORPUS")
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const (
+		maxTime  = time.Second
+		maxAlloc = 64 << 20
+	)
+	ca := goldenCA(t)
+	content := goldenContent(t)
+	stats := map[string]int{}
+	var worstAlloc uint64
+	var worstTime time.Duration
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var perr, verr error
+		var v policy.Verdict
+		start := time.Now()
+		alloc := allocated(func() {
+			_, perr = Parse(data)
+			v, verr = Verify(data, VerifyOptions{Content: content, Validator: ca})
+		})
+		took := time.Since(start)
+		worstAlloc, worstTime = max(worstAlloc, alloc), max(worstTime, took)
+		if took > maxTime {
+			t.Errorf("%s: %v", e.Name(), took)
+		}
+		if alloc > maxAlloc {
+			t.Errorf("%s: %d bytes allocated for %d input bytes", e.Name(), alloc, len(data))
+		}
+		checkErr(t, perr, ErrMalformed, ErrTooLarge)
+		checkErr(t, verr, ErrMalformed, ErrTooLarge)
+		switch {
+		case perr != nil:
+			stats["parse error"]++
+		case verr != nil:
+			stats["verify error"]++
+		default:
+			checkVerdict(t, v)
+			stats[string(v.Status)]++
+		}
+	}
+	keys := make([]string, 0, len(stats))
+	for k := range stats {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		t.Logf("%-14s %d", k, stats[k])
+	}
+	t.Logf("%d inputs; worst %v, %d bytes allocated", len(entries), worstTime, worstAlloc)
+}
