@@ -1,6 +1,9 @@
 package keystore
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -21,29 +24,94 @@ type entry struct {
 // cache holds entries for ttl. It is trusted only that long because other
 // processes sharing the token may rotate or disable keys; a miss always goes
 // to the token, so a key another process created is found at once.
+//
+// When an entry expires under load, the many Signer calls that notice it at
+// once share one token read (inflight) instead of each doing their own. An
+// epoch per alias, bumped by every change this process makes, keeps a read
+// that began before the change from caching the old state after it.
 type cache struct {
-	mu sync.RWMutex
-	m  map[string]*entry
+	mu       sync.Mutex
+	m        map[string]*entry
+	inflight map[string]*read
+	epoch    map[string]uint64
+}
+
+type read struct {
+	done chan struct{}
+	e    *entry
+	err  error
+}
+
+func newCache() cache {
+	return cache{m: map[string]*entry{}, inflight: map[string]*read{}, epoch: map[string]uint64{}}
 }
 
 func (c *cache) fresh(alias string, ttl time.Duration) *entry {
-	c.mu.RLock()
+	c.mu.Lock()
 	e := c.m[alias]
-	c.mu.RUnlock()
+	c.mu.Unlock()
 	if e == nil || time.Since(e.readAt) >= ttl {
 		return nil
 	}
 	return e
 }
 
-func (c *cache) put(alias string, e *entry) {
+// invalidate forgets alias and any read of it already under way.
+func (c *cache) invalidate(alias string) {
 	c.mu.Lock()
-	c.m[alias] = e
+	delete(c.m, alias)
+	delete(c.inflight, alias)
+	c.epoch[alias]++
 	c.mu.Unlock()
 }
 
-func (c *cache) drop(alias string) {
+// load returns the alias as read by fn, sharing a read in flight unless
+// shared is false (a caller that must see its own change). The result is
+// cached unless the alias was invalidated while reading.
+func (c *cache) load(ctx context.Context, alias string, shared bool, fn func() (*entry, error)) (*entry, error) {
 	c.mu.Lock()
-	delete(c.m, alias)
+	if r, ok := c.inflight[alias]; ok && shared {
+		c.mu.Unlock()
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("keystore: %w", ctx.Err())
+		}
+		// The reader's own deadline is not ours: read again ourselves.
+		if !errors.Is(r.err, context.Canceled) && !errors.Is(r.err, context.DeadlineExceeded) {
+			return r.e, r.err
+		}
+		return c.load(ctx, alias, false, fn)
+	}
+	r := &read{done: make(chan struct{})}
+	if shared {
+		c.inflight[alias] = r
+	}
+	epoch := c.epoch[alias]
+	c.mu.Unlock()
+
+	r.e, r.err = fn()
+
+	c.mu.Lock()
+	if c.inflight[alias] == r {
+		delete(c.inflight, alias)
+	}
+	if c.epoch[alias] == epoch {
+		switch {
+		case r.err == nil:
+			c.m[alias] = r.e
+		case isNotFound(r.err):
+			delete(c.m, alias)
+		}
+	}
+	c.mu.Unlock()
+	close(r.done)
+	return r.e, r.err
+}
+
+// put caches entries read outside load (ListKeys).
+func (c *cache) put(alias string, e *entry) {
+	c.mu.Lock()
+	c.m[alias] = e
 	c.mu.Unlock()
 }

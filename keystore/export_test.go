@@ -14,9 +14,15 @@ import (
 type FaultP11 struct {
 	p11
 	Logins        atomic.Int32
+	Finds         atomic.Int32 // C_FindObjectsInit calls
 	Signs         atomic.Int32
 	LoseSessions  atomic.Int32 // C_Sign calls still to fail with CKR_SESSION_HANDLE_INVALID
 	ClosedSession atomic.Int32
+}
+
+func (f *FaultP11) FindObjectsInit(sh pkcs11.SessionHandle, temp []*pkcs11.Attribute) error {
+	f.Finds.Add(1)
+	return f.p11.FindObjectsInit(sh, temp)
 }
 
 func (f *FaultP11) Login(sh pkcs11.SessionHandle, userType uint, pin string) error {

@@ -152,22 +152,28 @@ func (s *Store) lookup(ctx context.Context, alias string) (e *entry, cached bool
 	return e, false, err
 }
 
-// reload reads the alias from the token and caches it.
+// reload reads the alias from the token and caches it, sharing a read
+// already under way.
 func (s *Store) reload(ctx context.Context, alias string) (*entry, error) {
+	return s.cache.load(ctx, alias, true, func() (*entry, error) { return s.read(ctx, alias) })
+}
+
+// reloadOwn rereads after a change of ours: a read begun before the change
+// must not answer it.
+func (s *Store) reloadOwn(ctx context.Context, alias string) (*entry, error) {
+	return s.cache.load(ctx, alias, false, func() (*entry, error) { return s.read(ctx, alias) })
+}
+
+func (s *Store) read(ctx context.Context, alias string) (*entry, error) {
 	var e *entry
 	err := s.withSession(ctx, func(sh pkcs11.SessionHandle) (err error) {
 		e, err = loadAlias(s.p, sh, alias)
 		return err
 	})
-	if err != nil {
-		if errors.Is(err, ErrKeyNotFound) {
-			s.cache.drop(alias)
-		}
-		return nil, err
-	}
-	s.cache.put(alias, e)
-	return e, nil
+	return e, err
 }
+
+func isNotFound(err error) bool { return errors.Is(err, ErrKeyNotFound) }
 
 // resolve picks the usable version (0 = primary) of a key for a purpose.
 func (e *entry) resolve(version int, p Purpose) (Version, pkcs11.ObjectHandle, error) {

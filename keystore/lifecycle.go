@@ -51,6 +51,7 @@ func (s *Store) CreateKey(ctx context.Context, alias string, p Purpose, a Algori
 		}
 		return nil
 	})
+	s.cache.invalidate(alias)
 	if err != nil {
 		return Version{}, err
 	}
@@ -144,7 +145,7 @@ func (s *Store) SetPrimaryVersion(ctx context.Context, alias string, version int
 	if err != nil {
 		return Key{}, err
 	}
-	e, err := s.reload(ctx, alias)
+	e, err := s.reloadOwn(ctx, alias)
 	if err != nil {
 		return Key{}, err
 	}
@@ -228,7 +229,7 @@ func (s *Store) change(ctx context.Context, alias string, fn func(sh pkcs11.Sess
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	defer s.cache.drop(alias)
+	defer s.cache.invalidate(alias)
 	return s.withSession(ctx, func(sh pkcs11.SessionHandle) error {
 		e, err := loadAlias(s.p, sh, alias)
 		if err != nil {
@@ -240,7 +241,7 @@ func (s *Store) change(ctx context.Context, alias string, fn func(sh pkcs11.Sess
 
 // versionAfterChange rereads the alias and returns one version of it.
 func (s *Store) versionAfterChange(ctx context.Context, alias string, version int) (Version, error) {
-	e, err := s.reload(ctx, alias)
+	e, err := s.reloadOwn(ctx, alias)
 	if err != nil {
 		return Version{}, err
 	}

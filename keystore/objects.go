@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rsa"
 	"encoding/asn1"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/big"
@@ -144,12 +145,14 @@ func parseECPoint(params, point []byte) (*ecdsa.PublicKey, error) {
 	return pub, nil
 }
 
-// bytesToUint decodes a CK_ULONG attribute (native byte order: little endian
-// on every platform pecet ships for).
+// bytesToUint decodes a CK_ULONG attribute, which the module returns in the
+// platform's byte order.
 func bytesToUint(b []byte) uint {
-	var v uint
-	for i := len(b) - 1; i >= 0; i-- {
-		v = v<<8 | uint(b[i])
+	switch len(b) {
+	case 8:
+		return uint(binary.NativeEndian.Uint64(b))
+	case 4:
+		return uint(binary.NativeEndian.Uint32(b))
 	}
-	return v
+	return ^uint(0) // no valid CK_ULONG: matches no key type
 }

@@ -122,6 +122,6 @@ func ecdsaDER(raw []byte) ([]byte, error) {
 // next Signer or Decrypter reads the token again.
 func (s *Store) forgetOnHandleError(alias string, err error) {
 	if rvIs(err, pkcs11.CKR_KEY_HANDLE_INVALID, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
-		s.cache.drop(alias)
+		s.cache.invalidate(alias)
 	}
 }

@@ -68,7 +68,7 @@ func open(ctx context.Context, cfg Config, wrap func(p11) p11) (s *Store, err er
 		p = wrap(p)
 	}
 	s = &Store{mod: mod, p: p, ttl: cfg.CacheTTL, oaep: map[oaepParams]bool{}}
-	s.cache.m = map[string]*entry{}
+	s.cache = newCache()
 	defer func() {
 		if err != nil {
 			_ = mod.release()

@@ -241,3 +241,45 @@ func TestPingAndClose(t *testing.T) {
 		t.Errorf("ListKeys after Close = %v, want ErrTokenUnavailable", err)
 	}
 }
+
+// TestSignerCache: while the cache is fresh, Signer does no C_FindObjects;
+// once it expires, the token is read again.
+func TestSignerCache(t *testing.T) {
+	t.Parallel()
+	cfg := softhsm.NewTokenConfig(t)
+	cfg.CacheTTL = time.Hour
+	ctx := context.Background()
+	s, f, err := keystore.OpenFault(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	enabledKey(t, s, "hot", keystore.PurposeSign, keystore.ECP256)
+	if _, err := s.Signer(ctx, "hot", 0, keystore.PurposeSign); err != nil {
+		t.Fatal(err)
+	}
+	before := f.Finds.Load()
+	for range 100 {
+		if _, err := s.Signer(ctx, "hot", 0, keystore.PurposeSign); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.Finds.Load() - before; n != 0 {
+		t.Errorf("%d C_FindObjectsInit calls for 100 Signer calls on a fresh cache, want 0", n)
+	}
+
+	cfg.CacheTTL = time.Nanosecond
+	s2, f2, err := keystore.OpenFault(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	for range 3 {
+		if _, err := s2.Signer(ctx, "hot", 0, keystore.PurposeSign); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if f2.Finds.Load() < 3 {
+		t.Errorf("%d C_FindObjectsInit calls with an expired cache, want a read per Signer", f2.Finds.Load())
+	}
+}
