@@ -223,9 +223,6 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 	}
 	v.Reasons = append(v.Reasons, cv.Reasons...)
 	v.Status = worse(v.Status, cv.Status)
-	if v.Status == "" {
-		v.Status = policy.Valid
-	}
 	return v, nil
 }
 
