@@ -16,8 +16,8 @@ import (
 // and each count before the elements it counts are decoded. A zero field
 // takes its default; a negative count allows none.
 type Limits struct {
-	// MaxBytes bounds the input (default 32 MiB: a 20 MiB ISDS message
-	// attached, base64 never reaches here, plus certificates).
+	// MaxBytes bounds the input (default 32 MiB: room for content at the
+	// 20 MiB ISDS limit, attached, plus certificates).
 	MaxBytes int
 	// MaxDepth bounds ASN.1 nesting (default 32; CMS with certificates
 	// needs about 12).
@@ -329,8 +329,8 @@ func parseSignerInfo(s cryptobyte.String, lim Limits) (SignerInfo, error) {
 		// (RFC 5652 5.4), not the IMPLICIT [0] they travel under.
 		si.RawSignedAttrs = append([]byte(nil), el...)
 		si.RawSignedAttrs[0] = byte(cbasn1.SET)
-		body = cryptobyte.String(si.RawSignedAttrs)
-		body.ReadASN1(&body, cbasn1.SET)
+		set := cryptobyte.String(si.RawSignedAttrs)
+		set.ReadASN1(&body, cbasn1.SET)
 		if si.SignedAttrs, err = parseAttributes(body, lim, "signed"); err != nil {
 			return si, err
 		}

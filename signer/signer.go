@@ -50,7 +50,9 @@ type Options struct {
 
 // Sign makes a CMS SignedData (DER) over content with signed attributes
 // content-type, message-digest, signing-time and signing-certificate-v2. The
-// chain is leaf first; every certificate in it is included.
+// chain is leaf first; every certificate in it is included, in the order
+// DER gives a SET OF (readers find the signer by issuer and serial number).
+// key.Sign is called exactly once, with the digest of the signed attributes.
 func Sign(content []byte, key crypto.Signer, chain []*x509.Certificate, opts Options) ([]byte, error) {
 	h, err := checkHash(opts.Hash)
 	if err != nil {
