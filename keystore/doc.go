@@ -2,7 +2,9 @@
 // token (an HSM in production, SoftHSM2 in development and tests) and hands
 // out crypto.Signer and crypto.Decrypter values that use them. It follows
 // PKCS#11 v2.40 (OASIS, "PKCS #11 Cryptographic Token Interface Base
-// Specification Version 2.40"). It is the only pecet package that speaks
+// Specification Version 2.40"). Keys are named by alias and version, not by
+// RFC 7512 pkcs11: URIs; the token is chosen by Config (label, serial or
+// slot) and the PIN comes from the caller, never from a URI. It is the only pecet package that speaks
 // PKCS#11; protocol code (signer, envelope, tsa) sees only the crypto
 // interfaces, a Version and its certificate chain.
 //
@@ -75,7 +77,8 @@
 //
 // Lookups are cached per alias, with the object handles, for Config.CacheTTL
 // (default 500ms): Signer and Decrypter do no C_FindObjects while the entry
-// is fresh. A miss (unknown alias, unknown or not enabled version) always
+// is fresh, and when it expires under load concurrent callers share one
+// read. A miss (unknown alias, unknown or not enabled version) always
 // reads the token again, so a key another process just created or certified
 // is found at once.
 //

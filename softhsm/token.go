@@ -53,9 +53,9 @@ func NewTokenConfig(t testing.TB) keystore.Config {
 	module, err := setupTestEnv()
 	if err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("softhsm: %v (CI is set: SoftHSM2 is required)", err)
+			t.Fatalf("%v (CI is set: SoftHSM2 is required)", err)
 		}
-		t.Skipf("softhsm: %v (skipping; set CI to make this fatal)", err)
+		t.Skipf("%v (skipping; set CI to make this fatal)", err)
 	}
 	label := "t-" + randHex(t, 12) // ≤ 32 bytes, unique per test
 	pin := randHex(t, 8)
