@@ -2,7 +2,6 @@ package keystore
 
 import (
 	"context"
-	"crypto"
 	"fmt"
 	"sync/atomic"
 
@@ -76,6 +75,3 @@ func RawKey(s *Store, alias string, version int) (*pkcs11.Ctx, pkcs11.SessionHan
 	}
 	return ctx, sh, hs[0], func() { _ = ctx.CloseSession(sh) }, nil
 }
-
-// DigestInfoPrefix is the PKCS#1 v1.5 DigestInfo prefix for SHA-256.
-var DigestInfoPrefixSHA256 = hashes[crypto.SHA256].prefix

@@ -1,0 +1,53 @@
+# pecet: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+DEV_DIR ?= .pecet-dev
+MODULE := github.com/pecet-hsm/pecet
+
+.PHONY: run test deps build generate check-generate vet fuzz bench clean
+
+## run: install what is missing, build, and start pecetd --dev on a local SoftHSM token
+run: deps build
+	$(BIN)/pecetd --dev --dev-dir $(DEV_DIR)
+
+## test: vet, the whole suite with the race detector, each benchmark once
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+	$(GO) test -run '^$$' -bench . -benchtime=1x ./...
+
+## deps: SoftHSM2, OpenSSL and OpenSC from apt when missing (sudo only when not root)
+deps:
+	@./scripts/deps.sh
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/pecetd ./cmd/pecet
+
+## generate: regenerate api/ from the .proto with Debian's protoc and the plugins pinned in go.mod
+generate:
+	$(GO) build -o $(BIN)/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	PATH="$(CURDIR)/$(BIN):$$PATH" protoc -I api -I /usr/include \
+		--go_out=. --go_opt=module=$(MODULE) \
+		--go-grpc_out=. --go-grpc_opt=module=$(MODULE) \
+		api/pecet/v1/*.proto
+
+## check-generate: fail when the committed generated code differs from a fresh generation
+check-generate: generate
+	@git diff --exit-code -- api/ || { echo "generated code in api/ is stale: run make generate and commit"; exit 1; }
+
+vet:
+	$(GO) vet ./...
+
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime=10s $$pkg || exit 1; \
+	  done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . ./...
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,180 @@
+// Package client dials pecetd over mTLS, from a dev folder or from explicit
+// certificate files, so that the CLI, the examples and integrators write no
+// TLS code.
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+)
+
+// DefaultServer is pecetd's default gRPC address.
+const DefaultServer = "127.0.0.1:7443"
+
+// DefaultDevDir is the dev folder `pecetd --dev` makes.
+const DefaultDevDir = ".pecet-dev"
+
+// DefaultMaxMessageBytes matches pecetd's default limit.
+const DefaultMaxMessageBytes = 24 << 20
+
+// Options say where pecetd is and who we are. Empty fields are taken from
+// the PECET_* environment variables, then from the dev folder.
+type Options struct {
+	Server string // host:port (PECET_SERVER)
+	Cert   string // client certificate PEM (PECET_CERT)
+	Key    string // client key PEM (PECET_KEY)
+	CA     string // CA bundle that signed the server certificate (PECET_CA)
+	DevDir string // dev folder (PECET_DEV_DIR, else ./.pecet-dev when present)
+	Role   string // which dev role certificate to use: client, gateway, officer
+	// MaxMessageBytes bounds messages both ways (default 24 MiB).
+	MaxMessageBytes int
+}
+
+// Conn is a connection with the pecet.v1 clients on it.
+type Conn struct {
+	*grpc.ClientConn
+	Sign pecetv1.SignServiceClient
+	Keys pecetv1.KeyServiceClient
+}
+
+// ErrNoCredentials: neither explicit files nor a dev folder were found.
+var ErrNoCredentials = errors.New("client: no client certificate: pass --cert/--key/--ca (or PECET_CERT, PECET_KEY, PECET_CA), or run pecetd --dev in this folder")
+
+// Resolve fills Options from the environment and the dev folder.
+func (o Options) Resolve() (Options, error) {
+	env := func(p *string, name string) {
+		if *p == "" {
+			*p = os.Getenv(name)
+		}
+	}
+	env(&o.Server, "PECET_SERVER")
+	env(&o.Cert, "PECET_CERT")
+	env(&o.Key, "PECET_KEY")
+	env(&o.CA, "PECET_CA")
+	env(&o.DevDir, "PECET_DEV_DIR")
+	if o.DevDir == "" {
+		if st, err := os.Stat(DefaultDevDir); err == nil && st.IsDir() {
+			o.DevDir = DefaultDevDir
+		}
+	}
+	if o.DevDir != "" {
+		role := o.Role
+		if role == "" {
+			role = "client"
+		}
+		dev := func(p *string, name string) {
+			if *p == "" {
+				*p = filepath.Join(o.DevDir, name)
+			}
+		}
+		dev(&o.Cert, role+".pem")
+		dev(&o.Key, role+"-key.pem")
+		dev(&o.CA, "ca.pem")
+		if o.Server == "" {
+			o.Server = devServer(o.DevDir)
+		}
+	}
+	if o.Server == "" {
+		o.Server = DefaultServer
+	}
+	if o.Cert == "" || o.Key == "" || o.CA == "" {
+		return o, ErrNoCredentials
+	}
+	if o.MaxMessageBytes == 0 {
+		o.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	return o, nil
+}
+
+// devServer reads the address a running `pecetd --dev` wrote.
+func devServer(dir string) string {
+	b, err := os.ReadFile(filepath.Join(dir, "pecetd.addr"))
+	if err != nil {
+		return ""
+	}
+	var ep struct {
+		GRPC string `json:"grpc"`
+	}
+	if json.Unmarshal(b, &ep) != nil {
+		return ""
+	}
+	return ep.GRPC
+}
+
+// TLSConfig loads the client certificate and the server CA.
+func (o Options) TLSConfig() (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(o.Cert, o.Key)
+	if err != nil {
+		return nil, fmt.Errorf("client certificate: %w", err)
+	}
+	pem, err := os.ReadFile(o.CA)
+	if err != nil {
+		return nil, fmt.Errorf("server CA: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("server CA %s: no PEM certificates", o.CA)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+}
+
+// Dial resolves the options and connects. The connection is lazy: the first
+// call reports an unreachable server.
+func Dial(o Options) (*Conn, error) {
+	o, err := o.Resolve()
+	if err != nil {
+		return nil, err
+	}
+	tc, err := o.TLSConfig()
+	if err != nil {
+		return nil, err
+	}
+	cc, err := grpc.NewClient(o.Server,
+		grpc.WithTransportCredentials(credentials.NewTLS(tc)),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(o.MaxMessageBytes), grpc.MaxCallSendMsgSize(o.MaxMessageBytes)),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, PermitWithoutStream: true}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", o.Server, err)
+	}
+	return &Conn{
+		ClientConn: cc,
+		Sign:       pecetv1.NewSignServiceClient(cc),
+		Keys:       pecetv1.NewKeyServiceClient(cc),
+	}, nil
+}
+
+// WaitReady blocks until the connection is up or ctx ends.
+func (c *Conn) WaitReady(ctx context.Context) error {
+	c.Connect()
+	for {
+		s := c.GetState()
+		if s.String() == "READY" {
+			return nil
+		}
+		if !c.WaitForStateChange(ctx, s) {
+			return ctx.Err()
+		}
+	}
+}
+
+// MaxMessageBytesOrDefault is the message bound in force.
+func (o Options) MaxMessageBytesOrDefault() int {
+	if o.MaxMessageBytes > 0 {
+		return o.MaxMessageBytes
+	}
+	return DefaultMaxMessageBytes
+}

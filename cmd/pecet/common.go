@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"google.golang.org/grpc/status"
+
+	"github.com/pecet-hsm/pecet/client"
+)
+
+// conn holds the connection flags every command shares.
+type conn struct {
+	opts    client.Options
+	timeout time.Duration
+	json    bool
+}
+
+func newFlags(name, synopsis, defaultRole string) (*flag.FlagSet, *conn) {
+	fs := flag.NewFlagSet("pecet "+name, flag.ContinueOnError)
+	c := &conn{}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: pecet %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&c.opts.Server, "server", "", "pecetd gRPC `address` (PECET_SERVER; default: the dev folder's, else 127.0.0.1:7443)")
+	fs.StringVar(&c.opts.Cert, "cert", "", "client certificate PEM `file` (PECET_CERT)")
+	fs.StringVar(&c.opts.Key, "key-file", "", "client private key PEM `file` (PECET_KEY)")
+	fs.StringVar(&c.opts.CA, "ca", "", "CA bundle PEM `file` for the server certificate (PECET_CA)")
+	fs.StringVar(&c.opts.DevDir, "dev-dir", "", "dev folder `DIR` (PECET_DEV_DIR; default ./.pecet-dev when present)")
+	fs.StringVar(&c.opts.Role, "as", defaultRole, "dev role certificate to use: client, gateway or officer")
+	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "call `deadline`")
+	fs.BoolVar(&c.json, "json", false, "machine-readable JSON output")
+	return fs, c
+}
+
+// parse parses flags; it returns an exit code >= 0 when the command must stop.
+func parse(fs *flag.FlagSet, args []string) int {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return exitUsage
+	}
+	return -1
+}
+
+func (c *conn) dial() (*client.Conn, context.Context, context.CancelFunc, error) {
+	cc, err := client.Dial(c.opts)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	return cc, ctx, func() { cancel(); cc.Close() }, nil
+}
+
+// fail prints an error the way a person can act on and returns exit 4.
+func fail(cmd string, err error) int {
+	if st, ok := status.FromError(err); ok {
+		fmt.Fprintf(os.Stderr, "pecet %s: %s: %s\n", cmd, st.Code(), st.Message())
+	} else {
+		fmt.Fprintf(os.Stderr, "pecet %s: %v\n", cmd, err)
+	}
+	return exitService
+}
+
+func usageErr(fs *flag.FlagSet, format string, a ...any) int {
+	fmt.Fprintf(os.Stderr, "%s: %s\n", fs.Name(), fmt.Sprintf(format, a...))
+	return exitUsage
+}
+
+// readInput reads a file, or stdin for "-", at most limit bytes.
+func readInput(path string, limit int64) ([]byte, error) {
+	var r io.Reader
+	if path == "-" {
+		r = os.Stdin
+	} else {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes: sign a digest instead (--digest)", path, limit)
+	}
+	return b, nil
+}
+
+// writeOutput writes to a file (mode 0644), or stdout for "-" or "".
+func writeOutput(path string, b []byte) error {
+	if path == "" || path == "-" {
+		_, err := os.Stdout.Write(b)
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+func printJSON(v any) {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

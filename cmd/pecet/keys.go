@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+)
+
+const keysUsage = `Usage:
+  pecet keys list [--json]
+  pecet keys show --alias ALIAS [--json]
+
+Run 'pecet keys SUBCOMMAND --help' for flags.
+`
+
+func runKeys(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprint(os.Stderr, keysUsage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	switch args[0] {
+	case "list":
+		return keysList(args[1:])
+	case "show":
+		return keysShow(args[1:])
+	}
+	fmt.Fprintf(os.Stderr, "pecet keys: unknown subcommand %q\n%s", args[0], keysUsage)
+	return exitUsage
+}
+
+func keysList(args []string) int {
+	fs, c := newFlags("keys list", "keys list [--json]", "officer")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	cc, ctx, done, err := c.dial()
+	if err != nil {
+		return fail("keys list", err)
+	}
+	defer done()
+	resp, err := cc.Keys.ListKeys(ctx, &pecetv1.ListKeysRequest{})
+	if err != nil {
+		return fail("keys list", err)
+	}
+	if c.json {
+		fmt.Println(protojson.Format(resp))
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ALIAS\tVERSION\tALGORITHM\tPURPOSE\tSTATE\tCERTIFICATE SUBJECT")
+	for _, k := range resp.GetKeys() {
+		for _, v := range k.GetVersions() {
+			ver := fmt.Sprint(v.GetVersion())
+			if v.GetPrimary() {
+				ver += "*"
+			}
+			subj := v.GetCertificateSubject()
+			if subj == "" {
+				subj = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.GetAlias(), ver, k.GetAlgorithm(), k.GetPurpose(), v.GetState(), subj)
+		}
+	}
+	tw.Flush()
+	fmt.Println("(* primary version)")
+	return exitOK
+}
+
+func keysShow(args []string) int {
+	fs, c := newFlags("keys show", "keys show --alias ALIAS [--json]", "officer")
+	alias := fs.String("alias", "", "key `alias` (required)")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	if *alias == "" {
+		return usageErr(fs, "--alias is required")
+	}
+	cc, ctx, done, err := c.dial()
+	if err != nil {
+		return fail("keys show", err)
+	}
+	defer done()
+	k, err := cc.Keys.GetKey(ctx, &pecetv1.GetKeyRequest{Alias: *alias})
+	if err != nil {
+		return fail("keys show", err)
+	}
+	if c.json {
+		fmt.Println(protojson.Format(k))
+		return exitOK
+	}
+	fmt.Printf("alias:      %s\npurpose:    %s\nalgorithm:  %s\nprimary:    %d\n", k.GetAlias(), k.GetPurpose(), k.GetAlgorithm(), k.GetPrimaryVersion())
+	for _, v := range k.GetVersions() {
+		fmt.Printf("\nversion %d%s\n  state:       %s\n  public key:  sha256:%s\n", v.GetVersion(), map[bool]string{true: " (primary)"}[v.GetPrimary()], v.GetState(), v.GetPublicKeySha256())
+		if v.GetCertificateSubject() != "" {
+			fmt.Printf("  subject:     %s\n  valid:       %s .. %s\n  chain:       %d certificate(s)\n",
+				v.GetCertificateSubject(), v.GetNotBefore().AsTime().Format(time.DateOnly), v.GetNotAfter().AsTime().Format(time.DateOnly), len(v.GetCertificateChain()))
+		}
+	}
+	return exitOK
+}

@@ -1,0 +1,81 @@
+// Command pecet is the command-line client of pecetd.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+// Exit codes (DESIGN.md "Processes and commands").
+const (
+	exitOK            = 0 // success, or a VALID verdict
+	exitInvalid       = 1 // INVALID verdict
+	exitUsage         = 2 // usage error
+	exitIndeterminate = 3 // INDETERMINATE verdict
+	exitService       = 4 // service error: unavailable, denied, not found, invalid argument
+)
+
+type command struct {
+	name    string
+	summary string
+	run     func(args []string) int
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"sign", "make a CMS signature with a key on the HSM", runSign},
+		{"verify", "verify a CMS signature and judge the signer's chain", runVerify},
+		{"keys", "list and show keys (keys list, keys show --alias A)", runKeys},
+	}
+}
+
+const usageHead = `pecet: the command-line client of pecetd (signing, verification and keys in an HSM)
+
+Usage:
+  pecet COMMAND [flags]
+
+Commands:
+`
+
+const usageTail = `
+pecet finds the dev folder by itself (./.pecet-dev, or --dev-dir, or
+PECET_DEV_DIR) and uses the client certificate of the role the command
+needs (--as client|gateway|officer to choose). Otherwise give --server,
+--cert, --key and --ca (or PECET_SERVER, PECET_CERT, PECET_KEY, PECET_CA).
+
+Exit status: 0 success or VALID, 1 INVALID, 2 usage error,
+3 INDETERMINATE, 4 service error (unavailable, denied, not found,
+invalid argument).
+
+Run 'pecet COMMAND --help' for a command's flags.
+`
+
+func usage() {
+	fmt.Fprint(os.Stderr, usageHead)
+	for _, c := range commands {
+		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprint(os.Stderr, usageTail)
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(exitUsage)
+	}
+	name := os.Args[1]
+	if name == "-h" || name == "--help" || name == "help" {
+		usage()
+		os.Exit(exitOK)
+	}
+	for _, c := range commands {
+		if c.name == name {
+			os.Exit(c.run(os.Args[2:]))
+		}
+	}
+	fmt.Fprintf(os.Stderr, "pecet: unknown command %q\n\n", name)
+	usage()
+	os.Exit(exitUsage)
+}

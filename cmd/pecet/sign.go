@@ -1,0 +1,85 @@
+package main
+
+import (
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"strings"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+)
+
+func parseHash(s string) (pecetv1.HashAlgorithm, bool) {
+	switch strings.ToLower(strings.ReplaceAll(s, "-", "")) {
+	case "sha256":
+		return pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA256, true
+	case "sha384":
+		return pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA384, true
+	case "sha512":
+		return pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA512, true
+	}
+	return 0, false
+}
+
+func runSign(args []string) int {
+	fs, c := newFlags("sign", "sign --key ALIAS (--in FILE | --digest HEX) [--out FILE] [--attached] [--pem] [--hash sha256|sha384|sha512]", "client")
+	alias := fs.String("key", "", "`alias` of a SIGN key on the HSM (required)")
+	version := fs.Uint("version", 0, "key `version` (default: the primary)")
+	in := fs.String("in", "", "`file` to sign, - for stdin")
+	digest := fs.String("digest", "", "sign this `hex` digest of the data instead of --in (the data stays here; always detached)")
+	out := fs.String("out", "-", "signature output `file`, - for stdout")
+	attached := fs.Bool("attached", false, "embed the data in the signature (default detached)")
+	asPEM := fs.Bool("pem", false, "write PEM (-----BEGIN CMS-----) instead of DER")
+	hash := fs.String("hash", "sha256", "digest `algorithm`: sha256, sha384, sha512")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	if *alias == "" {
+		return usageErr(fs, "--key ALIAS is required (see pecet keys list)")
+	}
+	h, ok := parseHash(*hash)
+	if !ok {
+		return usageErr(fs, "--hash %q: use sha256, sha384 or sha512", *hash)
+	}
+	if (*in == "") == (*digest == "") {
+		return usageErr(fs, "give exactly one of --in FILE and --digest HEX")
+	}
+	req := &pecetv1.SignRequest{Key: *alias, Version: uint32(*version), Hash: h, Attached: *attached}
+	if *in != "" {
+		data, err := readInput(*in, int64(c.opts.MaxMessageBytesOrDefault()-64<<10))
+		if err != nil {
+			return usageErr(fs, "%v", err)
+		}
+		req.Input = &pecetv1.SignRequest_Data{Data: data}
+	} else {
+		d, err := hex.DecodeString(*digest)
+		if err != nil {
+			return usageErr(fs, "--digest is not hex: %v", err)
+		}
+		req.Input = &pecetv1.SignRequest_Digest{Digest: d}
+	}
+	cc, ctx, done, err := c.dial()
+	if err != nil {
+		return fail("sign", err)
+	}
+	defer done()
+	resp, err := cc.Sign.Sign(ctx, req)
+	if err != nil {
+		return fail("sign", err)
+	}
+	sig := resp.GetSignature()
+	if *asPEM {
+		sig = pem.EncodeToMemory(&pem.Block{Type: "CMS", Bytes: sig})
+	}
+	if err := writeOutput(*out, sig); err != nil {
+		fmt.Fprintf(os.Stderr, "pecet sign: %v\n", err)
+		return exitService
+	}
+	if c.json {
+		printJSON(map[string]any{"key": resp.GetKey(), "version": resp.GetVersion(), "signing_time": resp.GetSigningTime().AsTime(), "out": *out})
+	} else if *out != "-" {
+		fmt.Fprintf(os.Stderr, "signed with %s version %d -> %s\n", resp.GetKey(), resp.GetVersion(), *out)
+	}
+	return exitOK
+}

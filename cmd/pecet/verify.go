@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/pem"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+)
+
+// decodeSignature accepts DER or PEM ("CMS" or "PKCS7" blocks).
+func decodeSignature(b []byte) []byte {
+	if blk, _ := pem.Decode(bytes.TrimSpace(b)); blk != nil {
+		return blk.Bytes
+	}
+	return b
+}
+
+func runVerify(args []string) int {
+	fs, c := newFlags("verify", "verify --in SIG [--content FILE | --digest HEX [--hash ALG]] [--at RFC3339] [--json]", "client")
+	in := fs.String("in", "", "CMS signature `file` (DER or PEM), - for stdin (required)")
+	content := fs.String("content", "", "the signed content `file`, for a detached signature")
+	digest := fs.String("digest", "", "`hex` digest of the signed content, instead of --content")
+	hash := fs.String("hash", "sha256", "`algorithm` of --digest: sha256, sha384, sha512")
+	at := fs.String("at", "", "judge the chain as of this `time` (RFC 3339) instead of the signing time")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	if *in == "" {
+		return usageErr(fs, "--in SIG is required")
+	}
+	if *content != "" && *digest != "" {
+		return usageErr(fs, "give at most one of --content and --digest")
+	}
+	limit := int64(c.opts.MaxMessageBytesOrDefault() - 64<<10)
+	sig, err := readInput(*in, limit)
+	if err != nil {
+		return usageErr(fs, "%v", err)
+	}
+	req := &pecetv1.VerifyRequest{Signature: decodeSignature(sig)}
+	if *content != "" {
+		data, err := readInput(*content, limit-int64(len(sig)))
+		if err != nil {
+			return usageErr(fs, "%v", err)
+		}
+		req.Detached = &pecetv1.VerifyRequest_Content{Content: data}
+	}
+	if *digest != "" {
+		d, err := hex.DecodeString(*digest)
+		if err != nil {
+			return usageErr(fs, "--digest is not hex: %v", err)
+		}
+		h, ok := parseHash(*hash)
+		if !ok {
+			return usageErr(fs, "--hash %q: use sha256, sha384 or sha512", *hash)
+		}
+		req.Detached = &pecetv1.VerifyRequest_ContentDigest{ContentDigest: d}
+		req.DigestHash = h
+	}
+	if *at != "" {
+		t, err := time.Parse(time.RFC3339, *at)
+		if err != nil {
+			return usageErr(fs, "--at: %v", err)
+		}
+		req.At = timestamppb.New(t)
+	}
+	cc, ctx, done, err := c.dial()
+	if err != nil {
+		return fail("verify", err)
+	}
+	defer done()
+	resp, err := cc.Sign.Verify(ctx, req)
+	if err != nil {
+		return fail("verify", err)
+	}
+	return printVerdict(resp.GetVerdict(), c.json)
+}
+
+// printVerdict prints a verdict and returns its exit code.
+func printVerdict(v *pecetv1.Verdict, asJSON bool) int {
+	if asJSON {
+		out := map[string]any{"status": v.GetStatus().String(), "subject": v.GetSubject()}
+		if v.GetSigningTime() != nil {
+			out["signing_time"] = v.GetSigningTime().AsTime()
+		}
+		if v.GetTimestampTime() != nil {
+			out["timestamp_time"] = v.GetTimestampTime().AsTime()
+		}
+		if v.GetValidatedAt() != nil {
+			out["validated_at"] = v.GetValidatedAt().AsTime()
+		}
+		reasons := []map[string]string{}
+		for _, r := range v.GetReasons() {
+			reasons = append(reasons, map[string]string{"code": r.GetCode(), "message": r.GetMessage()})
+		}
+		out["reasons"] = reasons
+		printJSON(out)
+	} else {
+		fmt.Println(v.GetStatus().String())
+		if v.GetSubject() != "" {
+			fmt.Printf("signer:        %s\n", v.GetSubject())
+		}
+		if v.GetSigningTime() != nil {
+			fmt.Printf("signing time:  %s\n", v.GetSigningTime().AsTime().Format(time.RFC3339))
+		}
+		if v.GetTimestampTime() != nil {
+			fmt.Printf("timestamp:     %s\n", v.GetTimestampTime().AsTime().Format(time.RFC3339))
+		}
+		if v.GetValidatedAt() != nil {
+			fmt.Printf("validated at:  %s\n", v.GetValidatedAt().AsTime().Format(time.RFC3339))
+		}
+		for _, r := range v.GetReasons() {
+			fmt.Printf("reason:        %s: %s\n", r.GetCode(), r.GetMessage())
+		}
+	}
+	switch v.GetStatus() {
+	case pecetv1.Verdict_VALID:
+		return exitOK
+	case pecetv1.Verdict_INVALID:
+		return exitInvalid
+	default:
+		return exitIndeterminate
+	}
+}

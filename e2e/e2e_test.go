@@ -1,0 +1,181 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+const filing = `<?xml version="1.0" encoding="UTF-8"?>
+<PRIHL version="1.0"><employee dep="123" act="1" fro="2026-11-01"><client><name sur="Nováková" fir="Jana"/></client></employee></PRIHL>
+`
+
+func write(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestDevTour walks the README's five-minute tour against a real pecetd.
+func TestDevTour(t *testing.T) {
+	d := startDev(t)
+	work := t.TempDir()
+	in := write(t, work, "filing.xml", filing)
+	sig := filepath.Join(work, "filing.p7s")
+	ca := filepath.Join(d.dir, "ca.pem")
+
+	if code, body := d.get(t, "/healthz"); code != 200 || !strings.Contains(body, "ok") {
+		t.Fatalf("healthz: %d %q", code, body)
+	}
+	if code, body := d.get(t, "/readyz"); code != 200 {
+		t.Fatalf("readyz: %d %q", code, body)
+	}
+
+	t.Run("sign and verify", func(t *testing.T) {
+		if _, errs, code := d.run(t, "sign", "--key", "client-sign", "--in", in, "--out", sig); code != 0 {
+			t.Fatalf("sign: exit %d: %s", code, errs)
+		}
+		out, errs, code := d.run(t, "verify", "--in", sig, "--content", in)
+		if code != 0 || !strings.HasPrefix(out, "VALID\n") {
+			t.Fatalf("verify: exit %d\n%s%s", code, out, errs)
+		}
+		for _, want := range []string{"signer:", "CN=client-sign", "signing time:"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("verify output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+
+	t.Run("changed byte is INVALID", func(t *testing.T) {
+		bad := write(t, work, "changed.xml", strings.Replace(filing, "Jana", "Jane", 1))
+		out, _, code := d.run(t, "verify", "--in", sig, "--content", bad)
+		if code != 1 || !strings.HasPrefix(out, "INVALID\n") || !strings.Contains(out, "DIGEST_MISMATCH") {
+			t.Fatalf("want INVALID exit 1 with DIGEST_MISMATCH, got exit %d:\n%s", code, out)
+		}
+	})
+
+	t.Run("openssl verifies pecet's signature", func(t *testing.T) {
+		if out, err := openssl(t, "cms", "-verify", "-binary", "-inform", "DER", "-in", sig, "-content", in, "-CAfile", ca, "-out", os.DevNull); err != nil {
+			t.Fatalf("openssl cms -verify: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("attached PEM", func(t *testing.T) {
+		pemSig := filepath.Join(work, "attached.pem")
+		if _, errs, code := d.run(t, "sign", "--key", "client-sign", "--in", in, "--out", pemSig, "--attached", "--pem"); code != 0 {
+			t.Fatalf("sign --attached --pem: exit %d: %s", code, errs)
+		}
+		got := filepath.Join(work, "extracted.xml")
+		if out, err := openssl(t, "cms", "-verify", "-binary", "-inform", "PEM", "-in", pemSig, "-CAfile", ca, "-out", got); err != nil {
+			t.Fatalf("openssl cms -verify attached: %v\n%s", err, out)
+		}
+		if b, _ := os.ReadFile(got); string(b) != filing {
+			t.Fatalf("openssl extracted %q", b)
+		}
+		if out, errs, code := d.run(t, "verify", "--in", pemSig); code != 0 {
+			t.Fatalf("pecet verify attached: exit %d\n%s%s", code, out, errs)
+		}
+	})
+
+	t.Run("pecet verifies openssl's signature", func(t *testing.T) {
+		key := filepath.Join(work, "o-key.pem")
+		csr := filepath.Join(work, "o.csr")
+		cert := filepath.Join(work, "o.pem")
+		ext := write(t, work, "ext.cnf", "keyUsage=critical,digitalSignature,nonRepudiation\nextendedKeyUsage=emailProtection\n")
+		steps := [][]string{
+			{"req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-subj", "/CN=openssl signer/O=pecet test/C=CZ", "-out", csr},
+			{"x509", "-req", "-in", csr, "-CA", ca, "-CAkey", filepath.Join(d.dir, "ca-key.pem"), "-CAcreateserial", "-days", "30", "-extfile", ext, "-out", cert},
+		}
+		for _, s := range steps {
+			if out, err := openssl(t, s...); err != nil {
+				t.Fatalf("openssl %s: %v\n%s", s[0], err, out)
+			}
+		}
+		for _, mode := range []string{"detached", "attached"} {
+			osig := filepath.Join(work, "openssl-"+mode+".p7s")
+			args := []string{"cms", "-sign", "-binary", "-outform", "DER", "-in", in, "-signer", cert, "-inkey", key, "-md", "sha256", "-out", osig}
+			if mode == "attached" {
+				args = append(args, "-nodetach")
+			}
+			if out, err := openssl(t, args...); err != nil {
+				t.Fatalf("openssl cms -sign: %v\n%s", err, out)
+			}
+			vargs := []string{"verify", "--in", osig}
+			if mode == "detached" {
+				vargs = append(vargs, "--content", in)
+			}
+			out, errs, code := d.run(t, vargs...)
+			if code != 0 || !strings.Contains(out, "CN=openssl signer") {
+				t.Fatalf("%s: pecet verify of openssl signature: exit %d\n%s%s", mode, code, out, errs)
+			}
+		}
+	})
+
+	t.Run("keys list", func(t *testing.T) {
+		out, errs, code := d.run(t, "keys", "list")
+		if code != 0 {
+			t.Fatalf("keys list: exit %d: %s", code, errs)
+		}
+		for _, re := range []string{
+			`client-sign\s+1\*\s+RSA_2048\s+SIGN\s+ENABLED\s+CN=client-sign`,
+			`gateway-decrypt\s+1\*\s+RSA_2048\s+DECRYPT\s+ENABLED\s+CN=gateway-decrypt`,
+			`tsa\s+1\*\s+RSA_2048\s+TIMESTAMP\s+ENABLED\s+CN=tsa`,
+		} {
+			if !regexp.MustCompile(re).MatchString(out) {
+				t.Errorf("keys list lacks %s:\n%s", re, out)
+			}
+		}
+	})
+
+	t.Run("bad input", func(t *testing.T) {
+		empty := write(t, work, "empty", "")
+		garbage := write(t, work, "garbage.p7s", "this is not CMS")
+		cases := []struct {
+			name string
+			args []string
+			code int
+			msg  string
+		}{
+			// A client learns nothing about aliases outside its grant: an
+			// unknown alias is denied like another client's key.
+			{"unknown key", []string{"sign", "--key", "nope", "--in", in}, 4, "PermissionDenied"},
+			{"other client's key", []string{"sign", "--key", "gateway-decrypt", "--in", in}, 4, "PermissionDenied"},
+			{"role may not sign", []string{"sign", "--as", "gateway", "--key", "client-sign", "--in", in}, 4, "PermissionDenied"},
+			{"empty body", []string{"sign", "--key", "client-sign", "--in", empty}, 4, "InvalidArgument"},
+			{"malformed CMS", []string{"verify", "--in", garbage, "--content", in}, 4, "InvalidArgument"},
+			{"unknown hash", []string{"sign", "--key", "client-sign", "--in", in, "--hash", "md5"}, 2, "--hash"},
+			{"short digest", []string{"sign", "--key", "client-sign", "--digest", "abcd"}, 4, "InvalidArgument"},
+			{"detached without content", []string{"verify", "--in", sig}, 4, "InvalidArgument"},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				out, errs, code := d.run(t, c.args...)
+				if code != c.code || !strings.Contains(errs, c.msg) {
+					t.Fatalf("want exit %d with %q, got exit %d\nstdout: %s\nstderr: %s", c.code, c.msg, code, out, errs)
+				}
+				if strings.Count(strings.TrimSpace(errs), "\n") > 0 {
+					t.Errorf("want a one-line message, got:\n%s", errs)
+				}
+			})
+		}
+	})
+
+	t.Run("no PIN or content in the log", func(t *testing.T) {
+		pin, err := os.ReadFile(filepath.Join(d.dir, "pin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		log := d.stderr.String()
+		if strings.Contains(log, strings.TrimSpace(string(pin))) {
+			t.Error("pecetd's log contains the token PIN")
+		}
+		if strings.Contains(log, "Nováková") {
+			t.Error("pecetd's log contains signed content")
+		}
+	})
+}

@@ -1,0 +1,214 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries builds pecetd and pecet once per test binary (with the race
+// detector when the tests run with it, so the server is checked too).
+func binaries(t *testing.T) (pecetd, pecet string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "pecet-e2e-bin")
+		if buildErr != nil {
+			return
+		}
+		args := []string{"build", "-o", binDir + "/"}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		args = append(args, "../cmd/pecetd", "../cmd/pecet")
+		out, err := exec.Command("go", args...).CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "pecetd"), filepath.Join(binDir, "pecet")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// daemon is a running pecetd --dev.
+type daemon struct {
+	dir    string
+	grpc   string
+	http   string
+	cmd    *exec.Cmd
+	stderr *lockedWriter
+	pecet  string
+	done   chan error
+	// stopped is set once stop has run; tests and Cleanup may both call it.
+	stopped bool
+}
+
+// startDev starts pecetd --dev in a fresh dev folder on ephemeral ports and
+// waits until it is ready.
+func startDev(t *testing.T) *daemon {
+	t.Helper()
+	return startDevIn(t, filepath.Join(t.TempDir(), "dev"))
+}
+
+// restartDev starts a new pecetd on a stopped one's dev folder.
+func restartDev(t *testing.T, old *daemon) *daemon {
+	t.Helper()
+	return startDevIn(t, old.dir)
+}
+
+func startDevIn(t *testing.T, dir string) *daemon {
+	t.Helper()
+	requireTools(t)
+	pecetd, pecet := binaries(t)
+	d := &daemon{dir: dir, pecet: pecet, stderr: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
+	d.cmd = exec.Command(pecetd, "--dev", "--dev-dir", dir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	d.cmd.Env = cleanEnv()
+	d.cmd.Stderr = d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() { d.stop(t) })
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "pecetd.addr"))
+		if err == nil {
+			var ep struct{ GRPC, HTTP string }
+			if json.Unmarshal(b, &ep) == nil && ep.GRPC != "" {
+				d.grpc, d.http = ep.GRPC, ep.HTTP
+				break
+			}
+		}
+		select {
+		case err := <-d.done:
+			t.Fatalf("pecetd exited early: %v\n%s", err, d.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pecetd not ready after 60s\n%s", d.stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return d
+}
+
+func (d *daemon) stop(t *testing.T) {
+	if d.stopped {
+		return
+	}
+	d.stopped = true
+	_ = d.cmd.Process.Signal(os.Interrupt)
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Errorf("pecetd did not exit cleanly: %v\n%s", err, d.stderr)
+		}
+	case <-time.After(30 * time.Second):
+		_ = d.cmd.Process.Kill()
+		t.Errorf("pecetd did not stop within 30s")
+	}
+}
+
+// run runs the pecet CLI against d and returns stdout, stderr and the exit code.
+func (d *daemon) run(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, d.pecet, args...)
+	cmd.Env = append(cleanEnv(), "PECET_DEV_DIR="+d.dir)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("pecet %v: %v", args, err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func (d *daemon) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + d.http + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, _ = b.ReadFrom(resp.Body)
+	return resp.StatusCode, b.String()
+}
+
+// cleanEnv drops PECET_* and SOFTHSM2_CONF so that the dev folder decides.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "PECET_") && !strings.HasPrefix(kv, "PECET_PKCS11_MODULE=") || strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+func requireTools(t *testing.T) {
+	t.Helper()
+	for _, tool := range []string{"openssl", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is required in CI", tool)
+			}
+			t.Skipf("%s not installed (apt-get install openssl softhsm2)", tool)
+		}
+	}
+}
+
+func openssl(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	out, err := exec.Command("openssl", args...).CombinedOutput()
+	return string(out), err
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.String()
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runPecetd runs pecetd to completion (it is expected to fail at start-up).
+func runPecetd(t *testing.T, env []string, args ...string) (string, int) {
+	t.Helper()
+	pecetd, _ := binaries(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, pecetd, args...)
+	cmd.Env = append(cleanEnv(), env...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("pecetd %v did not exit: %s", args, errb.String())
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	return errb.String(), code
+}
+
+// TestStartupFailures: pecetd refuses to start, exit 1, naming what is wrong.
+func TestStartupFailures(t *testing.T) {
+	d := startDev(t)
+	d.stop(t)
+	conf := filepath.Join(d.dir, "softhsm2.conf")
+	base, err := os.ReadFile(filepath.Join(d.dir, "pecet.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	wrongPIN := write(t, work, "wrong-pin", "000000\n")
+	abs := func(s string) string {
+		for _, f := range []string{"server.pem", "server-key.pem", "ca.pem"} {
+			s = strings.ReplaceAll(s, " "+f, " "+filepath.Join(d.dir, f))
+		}
+		s = strings.ReplaceAll(s, "anchors: [ca.pem]", "anchors: ["+filepath.Join(d.dir, "ca.pem")+"]")
+		return strings.ReplaceAll(s, "pin_file: pin", "pin_file: "+filepath.Join(d.dir, "pin"))
+	}
+	good := abs(string(base))
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"wrong PIN", strings.ReplaceAll(good, filepath.Join(d.dir, "pin"), wrongPIN), "PIN incorrect"},
+		{"missing module", regexpReplaceModule(good, "/nonexistent/libpkcs11.so"), "module"},
+		{"unknown token", strings.ReplaceAll(good, "label: pecet-dev", "label: no-such-token"), "token not found"},
+		{"unknown config key", good + "colour: blue\n", "colour"},
+		{"missing PIN file", strings.ReplaceAll(good, filepath.Join(d.dir, "pin"), filepath.Join(work, "absent")), "PIN file"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := write(t, work, "pecet.yaml", c.yaml)
+			errs, code := runPecetd(t, []string{"SOFTHSM2_CONF=" + conf}, "--config", cfg, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+			if code != 1 || !strings.Contains(errs, c.want) {
+				t.Fatalf("want exit 1 naming %q, got exit %d:\n%s", c.want, code, errs)
+			}
+		})
+	}
+	if _, code := runPecetd(t, nil, "--dev", "--config", "x"); code != 2 {
+		t.Errorf("--dev with --config: want usage exit 2, got %d", code)
+	}
+}
+
+func regexpReplaceModule(s, module string) string {
+	var out []string
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "module:") {
+			line = "  module: " + module
+		}
+		out = append(out, line)
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestDevRestartReusesFolder: a second start finds the same token and keys.
+func TestDevRestartReusesFolder(t *testing.T) {
+	d := startDev(t)
+	first, _, code := d.run(t, "keys", "show", "--alias", "client-sign", "--json")
+	if code != 0 {
+		t.Fatalf("keys show: exit %d", code)
+	}
+	d.stop(t)
+	d2 := restartDev(t, d)
+	second, _, code := d2.run(t, "keys", "show", "--alias", "client-sign", "--json")
+	if code != 0 {
+		t.Fatalf("keys show after restart: exit %d", code)
+	}
+	if first != second {
+		t.Fatalf("client-sign changed across restarts:\n%s\n%s", first, second)
+	}
+}

@@ -1,0 +1,217 @@
+// Package config reads pecetd's YAML configuration strictly: an unknown key is
+// an error, and the result is validated before anything starts.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ErrInvalid wraps every validation failure.
+var ErrInvalid = errors.New("config: invalid")
+
+// Defaults from DESIGN.md ("Processes and commands").
+const (
+	DefaultGRPCAddr = "127.0.0.1:7443"
+	DefaultHTTPAddr = "127.0.0.1:7080"
+	// DefaultMaxMessageBytes fits a 20 MiB body (the current ISDS limit)
+	// plus protobuf framing.
+	DefaultMaxMessageBytes = 24 << 20
+	DefaultMaxSessions     = 16
+	DefaultShutdownGrace   = 20 * time.Second
+)
+
+// Config is pecetd's whole configuration.
+type Config struct {
+	GRPC    GRPC     `yaml:"grpc"`
+	HTTP    HTTP     `yaml:"http"`
+	Token   Token    `yaml:"token"`
+	Trust   Trust    `yaml:"trust"`
+	Clients []Client `yaml:"clients"`
+	// ShutdownGrace is how long in-flight calls may finish after SIGTERM.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+}
+
+// GRPC is the gRPC listener.
+type GRPC struct {
+	Addr string `yaml:"addr"`
+	TLS  TLS    `yaml:"tls"`
+	// MaxMessageBytes bounds a request or response (ResourceExhausted above).
+	MaxMessageBytes int `yaml:"max_message_bytes"`
+}
+
+// TLS is the server's certificate and the CA that client certificates must
+// chain to. mTLS is always on; --dev makes these certificates itself.
+type TLS struct {
+	Cert     string `yaml:"cert"`
+	Key      string `yaml:"key"`
+	ClientCA string `yaml:"client_ca"`
+}
+
+// HTTP is the plain HTTP listener for health and metrics.
+type HTTP struct {
+	Addr string `yaml:"addr"`
+}
+
+// Token selects the PKCS#11 token. The PIN comes from a file or an
+// environment variable, never from the config itself or argv.
+type Token struct {
+	Module      string `yaml:"module"`
+	Label       string `yaml:"label"`
+	Serial      string `yaml:"serial"`
+	Slot        *uint  `yaml:"slot"`
+	PINFile     string `yaml:"pin_file"`
+	PINEnv      string `yaml:"pin_env"`
+	MaxSessions int    `yaml:"max_sessions"`
+	// CacheTTL bounds how long key lookups are trusted before the token is
+	// read again (another replica may have rotated a key).
+	CacheTTL time.Duration `yaml:"cache_ttl"`
+}
+
+// Trust lists the trust anchors Verify judges signer chains against.
+type Trust struct {
+	Anchors []string `yaml:"anchors"`
+}
+
+// Client maps an identity (certificate subject CN or URI SAN) to roles and
+// to the key aliases it may use ("*" for all).
+type Client struct {
+	Identity string   `yaml:"identity"`
+	Roles    []string `yaml:"roles"`
+	Keys     []string `yaml:"keys"`
+}
+
+// Roles a client may hold.
+var validRoles = map[string]bool{"client": true, "gateway": true, "officer": true}
+
+// Load reads and validates a config file.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	// A config file has no reason to be large; bound what we parse.
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: read %s: %w", path, err)
+	}
+	if len(data) > 1<<20 {
+		return nil, fmt.Errorf("%w: %s is larger than 1 MiB", ErrInvalid, path)
+	}
+	return Parse(data)
+}
+
+// Parse decodes YAML strictly (unknown keys are errors), applies defaults and
+// validates.
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.GRPC.Addr == "" {
+		c.GRPC.Addr = DefaultGRPCAddr
+	}
+	if c.HTTP.Addr == "" {
+		c.HTTP.Addr = DefaultHTTPAddr
+	}
+	if c.GRPC.MaxMessageBytes == 0 {
+		c.GRPC.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.Token.MaxSessions == 0 {
+		c.Token.MaxSessions = DefaultMaxSessions
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = DefaultShutdownGrace
+	}
+}
+
+// Validate checks the config as a whole and names the first problem.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	if c.GRPC.TLS.Cert == "" || c.GRPC.TLS.Key == "" || c.GRPC.TLS.ClientCA == "" {
+		bad("grpc.tls.cert, grpc.tls.key and grpc.tls.client_ca are required (mTLS)")
+	}
+	if c.GRPC.MaxMessageBytes < 1<<10 || c.GRPC.MaxMessageBytes > 1<<30 {
+		bad("grpc.max_message_bytes must be between 1 KiB and 1 GiB")
+	}
+	if c.Token.Module == "" {
+		bad("token.module (the PKCS#11 library path) is required")
+	}
+	sel := 0
+	for _, set := range []bool{c.Token.Label != "", c.Token.Serial != "", c.Token.Slot != nil} {
+		if set {
+			sel++
+		}
+	}
+	if sel != 1 {
+		bad("exactly one of token.label, token.serial and token.slot must be set")
+	}
+	if (c.Token.PINFile == "") == (c.Token.PINEnv == "") {
+		bad("exactly one of token.pin_file and token.pin_env must be set")
+	}
+	if c.Token.MaxSessions < 1 || c.Token.MaxSessions > 1024 {
+		bad("token.max_sessions must be between 1 and 1024")
+	}
+	seen := map[string]bool{}
+	for i, cl := range c.Clients {
+		if cl.Identity == "" {
+			bad("clients[%d].identity is empty", i)
+		}
+		if seen[cl.Identity] {
+			bad("clients[%d]: identity %q appears twice", i, cl.Identity)
+		}
+		seen[cl.Identity] = true
+		if len(cl.Roles) == 0 {
+			bad("clients[%d] (%s) has no roles", i, cl.Identity)
+		}
+		for _, r := range cl.Roles {
+			if !validRoles[r] {
+				bad("clients[%d] (%s): unknown role %q (client, gateway, officer)", i, cl.Identity, r)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// PIN reads the token PIN from the configured file or environment variable.
+// Trailing newlines in a PIN file are dropped.
+func (t Token) PIN() (string, error) {
+	if t.PINEnv != "" {
+		pin, ok := os.LookupEnv(t.PINEnv)
+		if !ok || pin == "" {
+			return "", fmt.Errorf("config: the PIN environment variable %s is not set", t.PINEnv)
+		}
+		return pin, nil
+	}
+	b, err := os.ReadFile(t.PINFile)
+	if err != nil {
+		return "", fmt.Errorf("config: read PIN file: %w", err)
+	}
+	pin := strings.TrimRight(string(b), "\r\n")
+	if pin == "" {
+		return "", fmt.Errorf("config: PIN file %s is empty", t.PINFile)
+	}
+	return pin, nil
+}

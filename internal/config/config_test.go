@@ -1,0 +1,100 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const valid = `
+grpc:
+  tls: {cert: s.pem, key: s-key.pem, client_ca: ca.pem}
+token:
+  module: /usr/lib/softhsm/libsofthsm2.so
+  label: pecet
+  pin_file: /etc/pecet/pin
+clients:
+  - identity: gateway
+    roles: [gateway]
+    keys: [gateway-decrypt]
+`
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse([]byte(valid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.GRPC.Addr != DefaultGRPCAddr || c.HTTP.Addr != DefaultHTTPAddr {
+		t.Errorf("addresses: %s %s", c.GRPC.Addr, c.HTTP.Addr)
+	}
+	if c.GRPC.MaxMessageBytes != 24<<20 || c.Token.MaxSessions != DefaultMaxSessions || c.ShutdownGrace != DefaultShutdownGrace {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"unknown top-level key", valid + "colour: blue\n", "colour"},
+		{"unknown nested key", strings.Replace(valid, "label: pecet", "label: pecet\n  lable: x", 1), "lable"},
+		{"no tls", strings.Replace(valid, "  tls: {cert: s.pem, key: s-key.pem, client_ca: ca.pem}\n", "", 1), "mTLS"},
+		{"no module", strings.Replace(valid, "  module: /usr/lib/softhsm/libsofthsm2.so\n", "", 1), "token.module"},
+		{"two token selectors", strings.Replace(valid, "label: pecet", "label: pecet\n  serial: \"1\"", 1), "exactly one of token.label"},
+		{"PIN in both", strings.Replace(valid, "pin_file: /etc/pecet/pin", "pin_file: /etc/pecet/pin\n  pin_env: PIN", 1), "pin_file"},
+		{"unknown role", strings.Replace(valid, "roles: [gateway]", "roles: [admin]", 1), `unknown role "admin"`},
+		{"duplicate identity", valid + "  - identity: gateway\n    roles: [client]\n", "appears twice"},
+		{"tiny message limit", strings.Replace(valid, "grpc:\n", "grpc:\n  max_message_bytes: 10\n", 1), "max_message_bytes"},
+		{"not yaml", "grpc: [", "yaml"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("not ErrInvalid: %v", err)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q does not name %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestPIN(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "pin")
+	if err := os.WriteFile(f, []byte("1234\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if pin, err := (Token{PINFile: f}).PIN(); err != nil || pin != "1234" {
+		t.Fatalf("pin file: %q %v", pin, err)
+	}
+	t.Setenv("PECET_TEST_PIN", "5678")
+	if pin, err := (Token{PINEnv: "PECET_TEST_PIN"}).PIN(); err != nil || pin != "5678" {
+		t.Fatalf("pin env: %q %v", pin, err)
+	}
+	_, err := (Token{PINEnv: "PECET_TEST_PIN_UNSET"}).PIN()
+	if err == nil || strings.Contains(err.Error(), "5678") {
+		t.Fatalf("unset env: %v", err)
+	}
+	empty := filepath.Join(dir, "empty")
+	_ = os.WriteFile(empty, []byte("\n"), 0o600)
+	if _, err := (Token{PINFile: empty}).PIN(); err == nil {
+		t.Fatal("empty PIN file accepted")
+	}
+}
+
+func TestLoadBounded(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(f, make([]byte, 2<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(f); err == nil || !strings.Contains(err.Error(), "1 MiB") {
+		t.Fatalf("2 MiB config: %v", err)
+	}
+}

@@ -1,0 +1,244 @@
+// Package daemon runs pecetd: it reads the config (or makes the dev folder),
+// opens the token, checks what can be checked at start-up, serves gRPC and
+// HTTP, and shuts down gracefully.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pecet-hsm/pecet/internal/authz"
+	"github.com/pecet-hsm/pecet/internal/config"
+	"github.com/pecet-hsm/pecet/internal/devmode"
+	"github.com/pecet-hsm/pecet/internal/metrics"
+	"github.com/pecet-hsm/pecet/internal/server"
+	"github.com/pecet-hsm/pecet/keystore"
+	"github.com/pecet-hsm/pecet/policy"
+)
+
+// Options come from pecetd's flags; flags win over the config file.
+type Options struct {
+	ConfigPath string
+	Dev        bool
+	DevDir     string
+	GRPCAddr   string
+	HTTPAddr   string
+	// Out receives the dev-mode banner (stdout).
+	Out io.Writer
+}
+
+// Endpoints is what pecetd listens on; in dev mode it is also written to
+// DIR/pecetd.addr so that `pecet` finds a server started on other ports.
+type Endpoints struct {
+	GRPC string `json:"grpc"`
+	HTTP string `json:"http"`
+}
+
+// AddrFile is the name of the endpoints file in the dev folder.
+const AddrFile = "pecetd.addr"
+
+// Run serves until ctx is cancelled (SIGTERM), then drains and returns nil.
+// Start-up problems (bad config, missing module, wrong PIN) are errors.
+func Run(ctx context.Context, o Options, log *slog.Logger) error {
+	if o.Dev && o.DevDir == "" {
+		o.DevDir = devmode.DefaultDir
+	}
+	cfg, err := loadConfig(o)
+	if err != nil {
+		return err
+	}
+	if o.GRPCAddr != "" {
+		cfg.GRPC.Addr = o.GRPCAddr
+	}
+	if o.HTTPAddr != "" {
+		cfg.HTTP.Addr = o.HTTPAddr
+	}
+	pin, err := cfg.Token.PIN()
+	if err != nil {
+		return err
+	}
+	ks, err := keystore.Open(ctx, keystore.Config{
+		ModulePath:  cfg.Token.Module,
+		TokenLabel:  cfg.Token.Label,
+		TokenSerial: cfg.Token.Serial,
+		Slot:        cfg.Token.Slot,
+		PIN:         pin,
+		MaxSessions: cfg.Token.MaxSessions,
+		CacheTTL:    cfg.Token.CacheTTL,
+	})
+	if err != nil {
+		return fmt.Errorf("open token: %w", err)
+	}
+	defer ks.Close()
+	if o.Dev {
+		if err := devmode.Provision(ctx, ks, o.DevDir, time.Now()); err != nil {
+			return fmt.Errorf("dev keys: %w", err)
+		}
+	}
+	roots, err := loadPool(cfg.Trust.Anchors)
+	if err != nil {
+		return fmt.Errorf("trust anchors: %w", err)
+	}
+	tlsConf, err := serverTLS(cfg.GRPC.TLS)
+	if err != nil {
+		return err
+	}
+	m := metrics.New(ks.PoolStats)
+	srv := server.New(server.Deps{
+		Keys:            ks,
+		Validator:       policy.Basic{Roots: roots},
+		Auth:            authz.New(cfg.Clients),
+		Metrics:         m,
+		Log:             log,
+		MaxMessageBytes: cfg.GRPC.MaxMessageBytes,
+	})
+	grpcLn, err := net.Listen("tcp", cfg.GRPC.Addr)
+	if err != nil {
+		return fmt.Errorf("gRPC listener: %w", err)
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		grpcLn.Close()
+		return fmt.Errorf("HTTP listener: %w", err)
+	}
+	ep := Endpoints{GRPC: grpcLn.Addr().String(), HTTP: httpLn.Addr().String()}
+	g := srv.GRPC(tlsConf)
+	h := &http.Server{Handler: srv.HTTP(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- g.Serve(grpcLn) }()
+	go func() { errc <- h.Serve(httpLn) }()
+	srv.SetServing(true)
+	log.Info("pecetd serving", "grpc", ep.GRPC, "http", ep.HTTP, "dev", o.Dev)
+	if o.Dev {
+		if err := writeEndpoints(o.DevDir, ep); err != nil {
+			log.Warn("cannot write endpoints file", "err", err)
+		}
+		defer os.Remove(filepath.Join(o.DevDir, AddrFile))
+		banner(o.Out, o.DevDir, ep)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+	}
+	log.Info("shutting down", "grace", cfg.ShutdownGrace.String())
+	srv.Shutdown()
+	done := make(chan struct{})
+	go func() { g.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(cfg.ShutdownGrace):
+		log.Warn("grace period over: cancelling in-flight calls")
+		g.Stop()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = h.Shutdown(sctx)
+	log.Info("stopped")
+	return nil
+}
+
+func loadConfig(o Options) (*config.Config, error) {
+	if o.Dev {
+		return devmode.Prepare(o.DevDir, time.Now())
+	}
+	if o.ConfigPath == "" {
+		return nil, errors.New("no configuration: pass --config FILE, or --dev for the local dev default")
+	}
+	return config.Load(o.ConfigPath)
+}
+
+func serverTLS(t config.TLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(t.Cert, t.Key)
+	if err != nil {
+		return nil, fmt.Errorf("server certificate: %w", err)
+	}
+	pool, err := loadPool([]string{t.ClientCA})
+	if err != nil {
+		return nil, fmt.Errorf("client CA: %w", err)
+	}
+	return &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		ClientCAs:    pool,
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		MinVersion:   tls.VersionTLS12,
+	}, nil
+}
+
+// loadPool reads PEM certificates from files into a pool; nil for no files.
+func loadPool(files []string) (*x509.CertPool, error) {
+	if len(files) == 0 {
+		return nil, nil
+	}
+	pool := x509.NewCertPool()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		n := 0
+		for {
+			var blk *pem.Block
+			blk, b = pem.Decode(b)
+			if blk == nil {
+				break
+			}
+			if blk.Type != "CERTIFICATE" {
+				continue
+			}
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", f, err)
+			}
+			pool.AddCert(c)
+			n++
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("%s: no PEM certificates", f)
+		}
+	}
+	return pool, nil
+}
+
+func writeEndpoints(dir string, ep Endpoints) error {
+	b, err := json.Marshal(ep)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, AddrFile), append(b, '\n'), 0o644)
+}
+
+func banner(w io.Writer, dir string, ep Endpoints) {
+	if w == nil {
+		return
+	}
+	fmt.Fprintf(w, `
+pecetd --dev is serving
+  gRPC (mTLS):  %s
+  HTTP:         http://%s/healthz  /readyz  /metrics
+  dev folder:   %s  (token, dev CA ca.pem, role certificates, pecet.yaml)
+  keys:         client-sign (SIGN), gateway-decrypt (DECRYPT), tsa (TIMESTAMP)
+
+Try, in another terminal:
+  echo '<PRIHL/>' > filing.xml
+  pecet sign --key client-sign --in filing.xml --out filing.p7s
+  pecet verify --in filing.p7s --content filing.xml
+  pecet keys list
+
+`, ep.GRPC, ep.HTTP, dir)
+}

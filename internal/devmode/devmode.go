@@ -1,0 +1,203 @@
+// Package devmode makes pecetd's embedded default: a dev folder with a
+// SoftHSM2 token, a dev CA, mTLS certificates for the server and for every
+// role, and the dev keys, each certified by the dev CA. A second run reuses
+// everything already there.
+//
+// Nothing here is fit for production: the dev CA key and the token PIN sit in
+// files in the dev folder.
+package devmode
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pecet-hsm/pecet/internal/config"
+	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/keystore"
+	"github.com/pecet-hsm/pecet/softhsm"
+)
+
+// DefaultDir is where `pecetd --dev` and `pecet` look for the dev folder.
+const DefaultDir = ".pecet-dev"
+
+// TokenLabel is the dev token's label.
+const TokenLabel = "pecet-dev"
+
+// Role certificate file names in the dev folder, by role.
+var RoleFiles = map[string]string{"client": "client", "gateway": "gateway", "officer": "officer"}
+
+// DevKey is a key the dev folder provides.
+type DevKey struct {
+	Alias     string
+	Purpose   keystore.Purpose
+	Algorithm keystore.Algorithm
+	kind      pki.Kind
+}
+
+// Keys are the dev keys (DESIGN.md "Processes and commands").
+var Keys = []DevKey{
+	{"client-sign", keystore.PurposeSign, keystore.RSA2048, pki.CMSSign},
+	{"gateway-decrypt", keystore.PurposeDecrypt, keystore.RSA2048, pki.CMSDecrypt},
+	{"tsa", keystore.PurposeTimestamp, keystore.RSA2048, pki.TSA},
+}
+
+// Prepare creates (or reuses) the dev folder's token, PKI and config file and
+// returns the config. It sets SOFTHSM2_CONF for this process, which must
+// happen before the PKCS#11 module is first loaded.
+func Prepare(dir string, now time.Time) (*config.Config, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("dev folder: %w", err)
+	}
+	module, err := softhsm.FindModule()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := softhsm.Setup(dir); err != nil {
+		return nil, fmt.Errorf("dev folder: SoftHSM config: %w", err)
+	}
+	if _, err := softhsm.EnsureEnv(dir); err != nil {
+		return nil, err
+	}
+	pinFile := filepath.Join(dir, "pin")
+	if !fileExists(pinFile) {
+		pin, so := randomPIN(), randomPIN()
+		if err := keystore.InitToken(module, TokenLabel, so, pin); err != nil {
+			return nil, fmt.Errorf("dev folder: initialise token: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "so-pin"), []byte(so+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+		// Written last: its presence means the token is ready.
+		if err := os.WriteFile(pinFile, []byte(pin+"\n"), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	c, err := pki.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), now)
+	if err != nil {
+		return nil, fmt.Errorf("dev CA: %w", err)
+	}
+	if err := c.TLSPair(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"), "localhost", pki.TLSServer, now); err != nil {
+		return nil, err
+	}
+	for role, name := range RoleFiles {
+		if err := c.TLSPair(filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem"), role, pki.TLSClient, now); err != nil {
+			return nil, err
+		}
+	}
+	cfgPath := filepath.Join(dir, "pecet.yaml")
+	if !fileExists(cfgPath) {
+		if err := os.WriteFile(cfgPath, []byte(configYAML(module)), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	resolve(cfg, dir)
+	return cfg, nil
+}
+
+// Provision creates each dev key that the token lacks, certifies it with the
+// dev CA, and writes its certificate to DIR/<alias>.pem.
+func Provision(ctx context.Context, ks *keystore.Store, dir string, now time.Time) error {
+	c, err := pki.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), now)
+	if err != nil {
+		return err
+	}
+	for _, dk := range Keys {
+		k, err := ks.GetKey(ctx, dk.Alias)
+		switch {
+		case errors.Is(err, keystore.ErrKeyNotFound):
+			v, err := ks.CreateKey(ctx, dk.Alias, dk.Purpose, dk.Algorithm)
+			if err != nil {
+				return fmt.Errorf("dev key %s: %w", dk.Alias, err)
+			}
+			cert, err := c.Issue(dk.Alias, dk.kind, v.Public, now)
+			if err != nil {
+				return err
+			}
+			v, err = ks.ImportCertificate(ctx, dk.Alias, v.Version, append([]*x509.Certificate{cert}, c.Cert))
+			if err != nil {
+				return fmt.Errorf("dev key %s: %w", dk.Alias, err)
+			}
+			k, err = ks.GetKey(ctx, dk.Alias)
+			if err != nil {
+				return err
+			}
+		case err != nil:
+			return fmt.Errorf("dev key %s: %w", dk.Alias, err)
+		}
+		for _, v := range k.Versions {
+			if v.Primary && v.Certificate() != nil {
+				if err := pki.WriteCerts(filepath.Join(dir, dk.Alias+".pem"), v.Certificate()); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// resolve makes the config's relative paths relative to the dev folder.
+func resolve(cfg *config.Config, dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&cfg.GRPC.TLS.Cert)
+	abs(&cfg.GRPC.TLS.Key)
+	abs(&cfg.GRPC.TLS.ClientCA)
+	abs(&cfg.Token.PINFile)
+	for i := range cfg.Trust.Anchors {
+		abs(&cfg.Trust.Anchors[i])
+	}
+}
+
+func randomPIN() string {
+	b := make([]byte, 12)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on Linux; a PIN without entropy must not be made
+	}
+	return hex.EncodeToString(b)
+}
+
+func configYAML(module string) string {
+	return `# pecetd dev configuration, written by ` + "`pecetd --dev`" + ` on first start.
+# Relative paths are relative to this folder. Not for production.
+grpc:
+  addr: ` + config.DefaultGRPCAddr + `
+  tls:
+    cert: server.pem
+    key: server-key.pem
+    client_ca: ca.pem
+http:
+  addr: ` + config.DefaultHTTPAddr + `
+token:
+  module: ` + module + `
+  label: ` + TokenLabel + `
+  pin_file: pin
+trust:
+  anchors: [ca.pem]
+clients:
+  - identity: client
+    roles: [client]
+    keys: [client-sign]
+  - identity: gateway
+    roles: [gateway]
+    keys: [gateway-decrypt]
+  - identity: officer
+    roles: [officer]
+    keys: ["*"]
+`
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -1,0 +1,75 @@
+// Package grpcerr is the one place where library errors become gRPC statuses.
+// A client gets a fixed, plain message it can act on; the wrapped cause (which
+// may name files, PKCS#11 return values or handles) goes only to the log.
+package grpcerr
+
+import (
+	"context"
+	"errors"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pecet-hsm/pecet/internal/authz"
+	"github.com/pecet-hsm/pecet/keystore"
+	"github.com/pecet-hsm/pecet/signer"
+)
+
+type mapping struct {
+	err  error
+	code codes.Code
+	msg  string
+}
+
+// table is checked in order; the first errors.Is match wins.
+var table = []mapping{
+	{authz.ErrNoIdentity, codes.Unauthenticated, "a client certificate is required"},
+	{authz.ErrDenied, codes.PermissionDenied, "permission denied: your identity may not make this call or use this key"},
+	{keystore.ErrKeyNotFound, codes.NotFound, "no key with that alias: list keys with `pecet keys list`"},
+	{keystore.ErrVersionNotFound, codes.NotFound, "the key has no such version: see `pecet keys show`"},
+	{keystore.ErrKeyExists, codes.AlreadyExists, "a key with that alias already exists"},
+	{keystore.ErrWrongPurpose, codes.FailedPrecondition, "the key's purpose does not allow this operation"},
+	{keystore.ErrKeyNotEnabled, codes.FailedPrecondition, "the key version is not enabled (pending a certificate, disabled or destroyed)"},
+	{keystore.ErrNoPrimary, codes.FailedPrecondition, "the key has no enabled primary version"},
+	{keystore.ErrUnsupportedAlgorithm, codes.InvalidArgument, "unsupported key algorithm for this purpose"},
+	{keystore.ErrCertificateMismatch, codes.InvalidArgument, "the certificate does not match the key"},
+	{keystore.ErrInvalidPurpose, codes.InvalidArgument, "unknown key purpose: use SIGN, DECRYPT or TIMESTAMP"},
+	{keystore.ErrInvalidState, codes.FailedPrecondition, "the key version's state does not allow this change"},
+	{keystore.ErrInvalidAlias, codes.InvalidArgument, "invalid key alias: use 1-64 characters a-z 0-9 . _ -"},
+	{keystore.ErrPoolExhausted, codes.ResourceExhausted, "the HSM is busy: no session became free in time, retry later"},
+	{keystore.ErrTokenUnavailable, codes.Unavailable, "the HSM token is unavailable, retry later"},
+	{keystore.ErrPINIncorrect, codes.Unavailable, "the HSM token is not logged in"},
+	{keystore.ErrPINLocked, codes.Unavailable, "the HSM token is not logged in"},
+	{signer.ErrTooLarge, codes.ResourceExhausted, "the CMS input exceeds the parsing limits"},
+	{signer.ErrMalformed, codes.InvalidArgument, "the signature is not a well-formed CMS SignedData"},
+	{signer.ErrUnsupportedHash, codes.InvalidArgument, "unsupported hash algorithm: use SHA-256, SHA-384 or SHA-512"},
+	{signer.ErrDigestLength, codes.InvalidArgument, "the digest length does not match the hash algorithm"},
+	{signer.ErrEmptyContent, codes.InvalidArgument, "the data to sign is empty"},
+	{signer.ErrContentMissing, codes.InvalidArgument, "a detached signature needs the signed content or its digest"},
+	{signer.ErrUnsupportedKey, codes.FailedPrecondition, "the key type is not supported for CMS signatures"},
+	{signer.ErrNoCertificate, codes.FailedPrecondition, "the signing key has no certificate"},
+	{signer.ErrKeyMismatch, codes.FailedPrecondition, "the signing key's certificate does not match the key"},
+	{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline exceeded"},
+	{context.Canceled, codes.Canceled, "call cancelled"},
+}
+
+// Status converts err to a gRPC status error with a fixed message. An error
+// that already is a status passes through. Unknown errors are Internal.
+func Status(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	for _, m := range table {
+		if errors.Is(err, m.err) {
+			return status.Error(m.code, m.msg)
+		}
+	}
+	return status.Error(codes.Internal, "internal error; the server log has the details")
+}
+
+// InvalidArgument is for request validation in handlers: msg must contain
+// only what the caller sent or fixed text.
+func InvalidArgument(msg string) error { return status.Error(codes.InvalidArgument, msg) }

@@ -1,0 +1,50 @@
+// Package metrics defines pecetd's Prometheus metrics. Labels carry only the
+// RPC name and the gRPC code: never an identity, a key input or personal data.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics is one registry with pecetd's collectors; each server gets its own
+// (tests run several in one process).
+type Metrics struct {
+	Registry *prometheus.Registry
+	Calls    *prometheus.CounterVec
+	Latency  *prometheus.HistogramVec
+}
+
+// PoolStats reports the PKCS#11 session pool.
+type PoolStats func() (inUse, waiting int)
+
+// New registers the RPC collectors, the session-pool gauges and the Go
+// runtime collectors.
+func New(pool PoolStats) *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pecet_grpc_calls_total",
+			Help: "gRPC calls handled, by method and status code.",
+		}, []string{"method", "code"}),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "pecet_grpc_call_duration_seconds",
+			Help: "gRPC call latency, by method.",
+			// HSM operations take 0.1-50 ms; large bodies up to seconds.
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"method"}),
+	}
+	m.Registry.MustRegister(m.Calls, m.Latency,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pecet_pkcs11_sessions_in_use",
+			Help: "PKCS#11 sessions currently lent out of the pool.",
+		}, func() float64 { n, _ := pool(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pecet_pkcs11_sessions_waiting",
+			Help: "Callers waiting for a PKCS#11 session.",
+		}, func() float64 { _, w := pool(); return float64(w) }),
+	)
+	return m
+}

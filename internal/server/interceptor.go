@@ -1,0 +1,98 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/pecet-hsm/pecet/internal/authz"
+	"github.com/pecet-hsm/pecet/internal/grpcerr"
+)
+
+// unaryInterceptor authorises, recovers, maps errors to fixed statuses,
+// logs one line per call and records metrics. Health and reflection are
+// open to any mTLS-authenticated peer.
+func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	method := info.FullMethod
+	var caller *authz.Caller
+	defer func() {
+		if p := recover(); p != nil {
+			// Never let bad input crash the service; the stack goes to the
+			// log, the client gets a plain Internal.
+			s.d.Log.Error("panic in handler", "method", method, "panic", p, "stack", string(debug.Stack()))
+			resp, err = nil, status.Error(codes.Internal, "internal error; the server log has the details")
+		}
+		code := status.Code(err)
+		s.d.Metrics.Calls.WithLabelValues(method, code.String()).Inc()
+		s.d.Metrics.Latency.WithLabelValues(method).Observe(time.Since(start).Seconds())
+		attrs := []any{"method", method, "code", code.String(), "ms", float64(time.Since(start).Microseconds()) / 1000}
+		if caller != nil {
+			attrs = append(attrs, "caller", caller.Identity)
+		}
+		lvl := slog.LevelDebug
+		if code != codes.OK {
+			lvl = slog.LevelInfo
+		}
+		s.d.Log.Log(ctx, lvl, "call", attrs...)
+	}()
+	if isOpen(method) {
+		return handler(ctx, req)
+	}
+	caller, err = s.d.Auth.Authorize(ctx, method)
+	if err != nil {
+		s.d.Log.Warn("denied", "method", method, "caller", identityOf(caller), "err", err)
+		return nil, grpcerr.Status(err)
+	}
+	resp, err = handler(authz.WithCaller(ctx, caller), req)
+	if err != nil {
+		if _, isStatus := status.FromError(err); !isStatus {
+			// The cause (paths, PKCS#11 codes) is for the log only.
+			s.d.Log.Warn("call failed", "method", method, "caller", caller.Identity, "err", err)
+		}
+		err = grpcerr.Status(err)
+	}
+	return resp, err
+}
+
+func isOpen(method string) bool {
+	switch method {
+	case "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch", "/grpc.health.v1.Health/List":
+		return true
+	}
+	return strings.HasPrefix(method, "/grpc.reflection.")
+}
+
+// streamInterceptor authorises streaming calls the same way (reflection and
+// health Watch are open; every other stream needs a role).
+func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if isOpen(info.FullMethod) {
+		return handler(srv, ss)
+	}
+	caller, err := s.d.Auth.Authorize(ss.Context(), info.FullMethod)
+	if err != nil {
+		s.d.Log.Warn("denied", "method", info.FullMethod, "caller", identityOf(caller), "err", err)
+		return grpcerr.Status(err)
+	}
+	return grpcerr.Status(handler(srv, &callerStream{ServerStream: ss, ctx: authz.WithCaller(ss.Context(), caller)}))
+}
+
+type callerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (c *callerStream) Context() context.Context { return c.ctx }
+
+func identityOf(c *authz.Caller) string {
+	if c == nil {
+		return ""
+	}
+	return c.Identity
+}

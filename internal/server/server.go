@@ -1,0 +1,126 @@
+// Package server wires the libraries into pecetd's gRPC services and HTTP
+// endpoints. It holds no key state: every dependency comes in through Deps,
+// and the keys live on the token.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/authz"
+	"github.com/pecet-hsm/pecet/internal/metrics"
+	"github.com/pecet-hsm/pecet/keystore"
+	"github.com/pecet-hsm/pecet/policy"
+)
+
+// Keys is what the server needs of a token; *keystore.Store implements it.
+type Keys interface {
+	Signer(ctx context.Context, alias string, version int, p keystore.Purpose) (*keystore.KeySigner, error)
+	ListKeys(ctx context.Context) ([]keystore.Key, error)
+	GetKey(ctx context.Context, alias string) (keystore.Key, error)
+	Ping(ctx context.Context) error
+}
+
+// Deps are the server's collaborators.
+type Deps struct {
+	Keys      Keys
+	Validator policy.Validator
+	Auth      *authz.Authorizer
+	Metrics   *metrics.Metrics
+	Log       *slog.Logger
+	// Now is the clock (signing time); nil means time.Now.
+	Now func() time.Time
+	// MaxMessageBytes bounds gRPC messages both ways.
+	MaxMessageBytes int
+}
+
+// Server implements the pecet.v1 services.
+type Server struct {
+	d      Deps
+	health *health.Server
+}
+
+// New checks deps and builds a Server.
+func New(d Deps) *Server {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	return &Server{d: d, health: health.NewServer()}
+}
+
+// GRPC builds the gRPC server with mTLS credentials, interceptors, the
+// pecet.v1 services, health and reflection.
+func (s *Server) GRPC(tlsConf *tls.Config) *grpc.Server {
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(s.d.MaxMessageBytes),
+		grpc.MaxSendMsgSize(s.d.MaxMessageBytes),
+		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
+		grpc.ChainStreamInterceptor(s.streamInterceptor),
+		// Clients keep connections open (a TLS handshake costs more than a
+		// signature); allow their keepalive pings.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	if tlsConf != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConf)))
+	}
+	g := grpc.NewServer(opts...)
+	pecetv1.RegisterSignServiceServer(g, &signService{s: s})
+	pecetv1.RegisterKeyServiceServer(g, &keyService{s: s})
+	healthpb.RegisterHealthServer(g, s.health)
+	reflection.Register(g)
+	return g
+}
+
+// SetServing marks the gRPC health service SERVING (or NOT_SERVING).
+func (s *Server) SetServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	for _, name := range []string{"pecet.v1.SignService", "pecet.v1.KeyService"} {
+		s.health.SetServingStatus(name, st)
+	}
+}
+
+// Shutdown marks every service NOT_SERVING, so load balancers drain us.
+func (s *Server) Shutdown() { s.health.Shutdown() }
+
+// HTTP serves /healthz (liveness: the process answers; never the token),
+// /readyz (the token answers and is logged in) and /metrics.
+func (s *Server) HTTP() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := s.d.Keys.Ping(ctx); err != nil {
+			s.d.Log.Warn("not ready", "err", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("token unavailable\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.d.Metrics.Registry, promhttp.HandlerOpts{}))
+	return mux
+}

@@ -1,0 +1,112 @@
+package server
+
+import (
+	"context"
+	"crypto"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/authz"
+	"github.com/pecet-hsm/pecet/internal/grpcerr"
+	"github.com/pecet-hsm/pecet/keystore"
+	"github.com/pecet-hsm/pecet/signer"
+)
+
+type signService struct {
+	pecetv1.UnimplementedSignServiceServer
+	s *Server
+}
+
+// hashOf maps the API enum to a crypto.Hash; unspecified is SHA-256.
+func hashOf(h pecetv1.HashAlgorithm) (crypto.Hash, error) {
+	switch h {
+	case pecetv1.HashAlgorithm_HASH_ALGORITHM_UNSPECIFIED, pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA256:
+		return crypto.SHA256, nil
+	case pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA384:
+		return crypto.SHA384, nil
+	case pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA512:
+		return crypto.SHA512, nil
+	}
+	return 0, grpcerr.InvalidArgument("unknown hash algorithm: use SHA256, SHA384 or SHA512")
+}
+
+func (ss *signService) Sign(ctx context.Context, req *pecetv1.SignRequest) (*pecetv1.SignResponse, error) {
+	if req.GetKey() == "" {
+		return nil, grpcerr.InvalidArgument("key is required: the alias of a SIGN key")
+	}
+	h, err := hashOf(req.GetHash())
+	if err != nil {
+		return nil, err
+	}
+	if !authz.CallerFrom(ctx).MayUseKey(req.GetKey()) {
+		return nil, authz.ErrDenied
+	}
+	var data, digest []byte
+	switch in := req.GetInput().(type) {
+	case *pecetv1.SignRequest_Data:
+		if len(in.Data) == 0 {
+			return nil, grpcerr.InvalidArgument("data is empty: nothing to sign")
+		}
+		data = in.Data
+	case *pecetv1.SignRequest_Digest:
+		if req.GetAttached() {
+			return nil, grpcerr.InvalidArgument("attached is not possible when signing a digest: the data is not here")
+		}
+		if len(in.Digest) != h.Size() {
+			return nil, grpcerr.InvalidArgument("digest length does not match the hash algorithm")
+		}
+		digest = in.Digest
+	default:
+		return nil, grpcerr.InvalidArgument("one of data or digest is required")
+	}
+	key, err := ss.s.d.Keys.Signer(ctx, req.GetKey(), int(req.GetVersion()), keystore.PurposeSign)
+	if err != nil {
+		return nil, err
+	}
+	v := key.Version()
+	opts := signer.Options{Hash: h, Attached: req.GetAttached(), SigningTime: ss.s.d.Now().UTC()}
+	var sig []byte
+	if data != nil {
+		sig, err = signer.Sign(data, key, v.Chain, opts)
+	} else {
+		sig, err = signer.SignDigest(digest, key, v.Chain, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &pecetv1.SignResponse{
+		Signature:   sig,
+		Key:         v.Alias,
+		Version:     uint32(v.Version),
+		SigningTime: timestamppb.New(opts.SigningTime),
+	}, nil
+}
+
+func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (*pecetv1.VerifyResponse, error) {
+	if len(req.GetSignature()) == 0 {
+		return nil, grpcerr.InvalidArgument("signature is empty")
+	}
+	opts := signer.VerifyOptions{Validator: ss.s.d.Validator, Now: ss.s.d.Now}
+	switch d := req.GetDetached().(type) {
+	case *pecetv1.VerifyRequest_Content:
+		opts.Content = d.Content
+	case *pecetv1.VerifyRequest_ContentDigest:
+		h, err := hashOf(req.GetDigestHash())
+		if err != nil {
+			return nil, err
+		}
+		opts.Digest, opts.DigestHash = d.ContentDigest, h
+	}
+	if req.GetAt() != nil {
+		if err := req.GetAt().CheckValid(); err != nil {
+			return nil, grpcerr.InvalidArgument("at is not a valid time")
+		}
+		opts.At = req.GetAt().AsTime()
+	}
+	v, err := signer.Verify(req.GetSignature(), opts)
+	if err != nil {
+		return nil, err
+	}
+	return &pecetv1.VerifyResponse{Verdict: verdictProto(v)}, nil
+}
