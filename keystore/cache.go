@@ -19,6 +19,7 @@ type entry struct {
 	priv   map[int]pkcs11.ObjectHandle // by version; absent once destroyed
 	pub    map[int]pkcs11.ObjectHandle
 	readAt time.Time
+	gen    uint64 // the module generation the handles belong to
 }
 
 // cache holds entries for ttl. It is trusted only that long because other
@@ -107,6 +108,21 @@ func (c *cache) load(ctx context.Context, alias string, shared bool, fn func() (
 	c.mu.Unlock()
 	close(r.done)
 	return r.e, r.err
+}
+
+// clear forgets every alias and every read under way (the token came back:
+// all handles changed).
+func (c *cache) clear() {
+	c.mu.Lock()
+	for alias := range c.m {
+		c.epoch[alias]++
+	}
+	for alias := range c.inflight {
+		c.epoch[alias]++
+	}
+	clear(c.m)
+	clear(c.inflight)
+	c.mu.Unlock()
 }
 
 // put caches entries read outside load (ListKeys).

@@ -6,6 +6,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"errors"
 	"fmt"
 	"io"
 
@@ -18,6 +19,7 @@ type KeyDecrypter struct {
 	v   Version
 	s   *Store
 	h   pkcs11.ObjectHandle
+	gen uint64          // module generation of h
 	ctx context.Context // from Store.Decrypter: bounds session waits
 }
 
@@ -158,17 +160,30 @@ func (k *KeyDecrypter) decrypt(ctx context.Context, mech *pkcs11.Mechanism, msg 
 // run does one C_DecryptInit/C_Decrypt on a pooled session. initErr is the
 // C_DecryptInit failure, if that is where it failed (parameters refused).
 func (k *KeyDecrypter) run(ctx context.Context, mech *pkcs11.Mechanism, msg []byte) (out []byte, initErr, err error) {
-	err = k.s.withSession(ctx, func(sh pkcs11.SessionHandle) (err error) {
-		initErr = nil
-		if err := k.s.p.DecryptInit(sh, []*pkcs11.Mechanism{mech}, k.h); err != nil {
-			initErr = err
-			return p11Error("C_DecryptInit", err)
+	var res []byte
+	err = k.s.withKey(ctx, k.v, k.h, k.gen, func(sh pkcs11.SessionHandle, h pkcs11.ObjectHandle) (err error) {
+		if err := k.s.p.DecryptInit(sh, []*pkcs11.Mechanism{mech}, h); err != nil {
+			return &initError{p11Error("C_DecryptInit", err)}
 		}
-		out, err = k.s.p.Decrypt(sh, msg)
+		res, err = k.s.p.Decrypt(sh, msg)
 		return p11Error("C_Decrypt", err)
 	})
 	if err != nil {
 		k.s.forgetOnHandleError(k.v.Alias, err)
+		// The failure's place travels in the error, not in a variable the
+		// closure sets: a call abandoned at its deadline may still be
+		// running it.
+		var ie *initError
+		if errors.As(err, &ie) {
+			initErr = ie.err
+		}
+		return nil, initErr, err
 	}
-	return out, initErr, err
+	return res, nil, nil
 }
+
+// initError marks a C_DecryptInit failure (parameters refused).
+type initError struct{ err error }
+
+func (e *initError) Error() string { return e.err.Error() }
+func (e *initError) Unwrap() error { return e.err }

@@ -39,9 +39,31 @@
 //
 // Operations take a session from a bounded pool (Config.MaxSessions, default
 // 16), opened lazily, each used by one goroutine at a time; waiting for one
-// is bounded by the caller's context (ErrPoolExhausted). A session the token
-// reports lost is discarded with its idle siblings and the operation runs
-// once more on a fresh one; a removed device gives ErrTokenUnavailable.
+// is bounded by the caller's context (ErrPoolExhausted). So is the call
+// itself: a PKCS#11 call cannot be interrupted, so when the context ends
+// first the caller gets its error at once and the call finishes in the
+// background, returning its session when the token answers. A session the
+// token reports lost (CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED) is
+// discarded with its idle siblings and the operation runs once more on a
+// fresh one.
+//
+// # When the token goes away
+//
+// CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT, a logged-out or lost login
+// session (found by an operation or by Ping) put the Store in recovery:
+// calls and Ping fail at once with ErrTokenUnavailable while a goroutine
+// brings the token back. It waits until no call is in flight on the module
+// (a read-write gate that every call holds for reading: C_Finalize under a
+// running call is undefined), finalises and initialises the module (once,
+// for every Store in the process that shares it), finds the token again by
+// label or serial, logs in exactly once and reads the keys again; until it
+// succeeds it retries after Config.RetryInterval, doubling up to 30s.
+// Object handles and sessions carry the module generation they were made
+// in and are never used in a later one (the numbers are reused for other
+// objects). A PIN refused while logging in again is permanent:
+// ErrPINIncorrect or ErrPINLocked from every call and from Ping until the
+// Store is closed, with no further attempt. Faults and OpenWithFaults inject
+// these failures for tests; pecetd never uses them.
 //
 // # Keys on the token
 //

@@ -3,52 +3,20 @@ package keystore
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 
 	"github.com/miekg/pkcs11"
 )
 
-// FaultP11 wraps the module's calls for tests: it counts logins and can make
-// the next C_Sign calls report a lost session.
-type FaultP11 struct {
-	p11
-	Logins        atomic.Int32
-	Finds         atomic.Int32 // C_FindObjectsInit calls
-	Signs         atomic.Int32
-	LoseSessions  atomic.Int32 // C_Sign calls still to fail with CKR_SESSION_HANDLE_INVALID
-	ClosedSession atomic.Int32
-}
-
-func (f *FaultP11) FindObjectsInit(sh pkcs11.SessionHandle, temp []*pkcs11.Attribute) error {
-	f.Finds.Add(1)
-	return f.p11.FindObjectsInit(sh, temp)
-}
-
-func (f *FaultP11) Login(sh pkcs11.SessionHandle, userType uint, pin string) error {
-	f.Logins.Add(1)
-	return f.p11.Login(sh, userType, pin)
-}
-
-func (f *FaultP11) Sign(sh pkcs11.SessionHandle, msg []byte) ([]byte, error) {
-	f.Signs.Add(1)
-	if f.LoseSessions.Add(-1) >= 0 {
-		return nil, pkcs11.Error(pkcs11.CKR_SESSION_HANDLE_INVALID)
-	}
-	return f.p11.Sign(sh, msg)
-}
-
-func (f *FaultP11) CloseSession(sh pkcs11.SessionHandle) error {
-	f.ClosedSession.Add(1)
-	return f.p11.CloseSession(sh)
-}
-
-// OpenFault opens a Store whose PKCS#11 calls go through a FaultP11. The
-// FaultP11 is returned even when Open fails.
-func OpenFault(ctx context.Context, cfg Config) (*Store, *FaultP11, error) {
-	f := &FaultP11{}
-	s, err := open(ctx, cfg, func(p p11) p11 { f.p11 = p; return f })
+// OpenFault opens a Store through a fresh Faults, returned even when Open
+// fails.
+func OpenFault(ctx context.Context, cfg Config) (*Store, *Faults, error) {
+	f := &Faults{}
+	s, err := OpenWithFaults(ctx, cfg, f)
 	return s, f, err
 }
+
+// Generation is the module generation the Store's handles belong to.
+func Generation(s *Store) uint64 { return s.gen.Load() }
 
 // HoldSession takes one pooled session until release is called.
 func HoldSession(ctx context.Context, s *Store) (release func(), err error) {
@@ -75,3 +43,6 @@ func RawKey(s *Store, alias string, version int) (*pkcs11.Ctx, pkcs11.SessionHan
 	}
 	return ctx, sh, hs[0], func() { _ = ctx.CloseSession(sh) }, nil
 }
+
+// PurgePool closes every idle pooled session, as after a lost one.
+func PurgePool(s *Store) { s.pool.purgeIdle() }

@@ -145,7 +145,7 @@ func (s *Store) lookup(ctx context.Context, alias string) (e *entry, cached bool
 	if err := checkAlias(alias); err != nil {
 		return nil, false, err
 	}
-	if e := s.cache.fresh(alias, s.ttl); e != nil {
+	if e := s.cache.fresh(alias, s.ttl); e != nil && e.gen == s.gen.Load() {
 		return e, true, nil
 	}
 	e, err = s.reload(ctx, alias)
@@ -168,6 +168,9 @@ func (s *Store) read(ctx context.Context, alias string) (*entry, error) {
 	var e *entry
 	err := s.withSession(ctx, func(sh pkcs11.SessionHandle) (err error) {
 		e, err = loadAlias(s.p, sh, alias)
+		if e != nil {
+			e.gen = s.gen.Load() // stable: we hold the module gate
+		}
 		return err
 	})
 	return e, err
@@ -204,49 +207,27 @@ func (e *entry) resolve(version int, p Purpose) (Version, pkcs11.ObjectHandle, e
 // but an answer of "no such version / not enabled / no primary" from the
 // cache is a miss and checked against the token once more: another process
 // may have just rotated or certified the key.
-func (s *Store) usable(ctx context.Context, alias string, version int, p Purpose) (Version, pkcs11.ObjectHandle, error) {
+func (s *Store) usable(ctx context.Context, alias string, version int, p Purpose) (Version, pkcs11.ObjectHandle, uint64, error) {
 	e, cached, err := s.lookup(ctx, alias)
 	if err != nil {
-		return Version{}, 0, err
+		return Version{}, 0, 0, err
 	}
 	v, h, err := e.resolve(version, p)
 	if err != nil && cached && (errors.Is(err, ErrVersionNotFound) || errors.Is(err, ErrKeyNotEnabled) || errors.Is(err, ErrNoPrimary)) {
 		if e, err = s.reload(ctx, alias); err != nil {
-			return Version{}, 0, err
+			return Version{}, 0, 0, err
 		}
 		v, h, err = e.resolve(version, p)
 	}
-	return v, h, err
+	return v, h, e.gen, err
 }
 
 // ListKeys lists every alias on the token, sorted, always read from it.
 func (s *Store) ListKeys(ctx context.Context) ([]Key, error) {
 	var entries []*entry
-	err := s.withSession(ctx, func(sh pkcs11.SessionHandle) error {
-		entries = nil
-		hs, err := findObjects(s.p, sh, []*pkcs11.Attribute{
-			attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA), attr(pkcs11.CKA_APPLICATION, appName)})
-		if err != nil {
-			return err
-		}
-		seen := map[string]bool{}
-		for _, h := range hs {
-			l, err := getAttrs(s.p, sh, h, pkcs11.CKA_LABEL)
-			if err != nil {
-				return err
-			}
-			alias := string(l[0])
-			if seen[alias] || checkAlias(alias) != nil {
-				continue
-			}
-			seen[alias] = true
-			e, err := loadAlias(s.p, sh, alias)
-			if err != nil {
-				return err
-			}
-			entries = append(entries, e)
-		}
-		return nil
+	err := s.withSession(ctx, func(sh pkcs11.SessionHandle) (err error) {
+		entries, err = s.listOn(sh)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -258,6 +239,36 @@ func (s *Store) ListKeys(ctx context.Context) ([]Key, error) {
 	}
 	slices.SortFunc(keys, func(a, b Key) int { return strings.Compare(a.Alias, b.Alias) })
 	return keys, nil
+}
+
+// listOn reads every alias on the token with session sh. The caller holds
+// the module gate, so the generation it stamps is the handles'.
+func (s *Store) listOn(sh pkcs11.SessionHandle) ([]*entry, error) {
+	hs, err := findObjects(s.p, sh, []*pkcs11.Attribute{
+		attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA), attr(pkcs11.CKA_APPLICATION, appName)})
+	if err != nil {
+		return nil, err
+	}
+	var entries []*entry
+	seen := map[string]bool{}
+	for _, h := range hs {
+		l, err := getAttrs(s.p, sh, h, pkcs11.CKA_LABEL)
+		if err != nil {
+			return nil, err
+		}
+		alias := string(l[0])
+		if seen[alias] || checkAlias(alias) != nil {
+			continue
+		}
+		seen[alias] = true
+		e, err := loadAlias(s.p, sh, alias)
+		if err != nil {
+			return nil, err
+		}
+		e.gen = s.gen.Load()
+		entries = append(entries, e)
+	}
+	return entries, nil
 }
 
 // GetKey returns one alias.
@@ -276,19 +287,19 @@ func (s *Store) Signer(ctx context.Context, alias string, version int, p Purpose
 	if p == PurposeDecrypt {
 		return nil, fmt.Errorf("%w: a signer cannot have purpose %s", ErrWrongPurpose, p)
 	}
-	v, h, err := s.usable(ctx, alias, version, p)
+	v, h, gen, err := s.usable(ctx, alias, version, p)
 	if err != nil {
 		return nil, err
 	}
-	return &KeySigner{v: v, s: s, h: h, ctx: ctx}, nil
+	return &KeySigner{v: v, s: s, h: h, gen: gen, ctx: ctx}, nil
 }
 
 // Decrypter returns a crypto.Decrypter for an ENABLED version (0 = primary)
 // of a DECRYPT key. ctx bounds session waits as for Signer.
 func (s *Store) Decrypter(ctx context.Context, alias string, version int) (*KeyDecrypter, error) {
-	v, h, err := s.usable(ctx, alias, version, PurposeDecrypt)
+	v, h, gen, err := s.usable(ctx, alias, version, PurposeDecrypt)
 	if err != nil {
 		return nil, err
 	}
-	return &KeyDecrypter{v: v, s: s, h: h, ctx: ctx}, nil
+	return &KeyDecrypter{v: v, s: s, h: h, gen: gen, ctx: ctx}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"time"
 )
 
@@ -94,6 +95,12 @@ type Config struct {
 	// CacheTTL is how long a looked-up key is trusted before the token is
 	// read again, so that another process's rotation is seen (default 500ms).
 	CacheTTL time.Duration
+	// RetryInterval is the first wait between attempts to bring back a
+	// token that went away (default 1s, doubling up to 30s).
+	RetryInterval time.Duration
+	// Logger receives the token's state changes (lost, recovered, PIN
+	// refused); nil discards them. Never the PIN.
+	Logger *slog.Logger
 }
 
 // Version is one key version: a key pair on the token and, once certified,

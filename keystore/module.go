@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/miekg/pkcs11"
 )
@@ -34,6 +35,37 @@ type module struct {
 	// application, so only the last Store on a token may log out.
 	loginMu sync.Mutex
 	logins  map[uint]int
+
+	// gate keeps C_Finalize away from calls in flight: every call a Store
+	// makes on the module holds it for reading, and re-initialising the
+	// module (after the token went away) holds it for writing. Calling
+	// C_Finalize while another thread is inside the library is undefined
+	// behaviour in PKCS#11 v2.40 (section 5.4).
+	gate sync.RWMutex
+	// gen counts re-initialisations. Sessions and object handles belong
+	// to one generation: after C_Finalize their numbers may be handed out
+	// again for other objects, so a Store never uses a handle of an older
+	// generation. Written only with gate held for writing.
+	gen atomic.Uint64
+}
+
+// reinit finalises and initialises the library again, unless another Store
+// already did since generation seen; either way every session and object
+// handle of the older generation is gone. The caller holds gate for writing.
+func (m *module) reinit(seen uint64) error {
+	if m.gen.Load() != seen {
+		return nil
+	}
+	if err := m.ctx.Finalize(); err != nil && !rvIs(err, pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED) {
+		return fmt.Errorf("%w: C_Finalize: %w", ErrTokenUnavailable, err)
+	}
+	if err := m.ctx.Initialize(); err != nil && !rvIs(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+		// Left finalised: the next attempt finalises (a no-op) and tries
+		// again; every other Store sees CKR_CRYPTOKI_NOT_INITIALIZED meanwhile.
+		return fmt.Errorf("%w: C_Initialize: %w", ErrTokenUnavailable, err)
+	}
+	m.gen.Add(1)
+	return nil
 }
 
 // acquireModule loads and initialises the library at path, or returns the
@@ -94,6 +126,17 @@ func (m *module) addLogin(slot uint) {
 	m.loginMu.Lock()
 	m.logins[slot]++
 	m.loginMu.Unlock()
+}
+
+// moveLogin moves one Store's login from slot id from to id to: SoftHSM
+// numbers its slots anew at every C_Initialize.
+func (m *module) moveLogin(from, to uint) {
+	m.loginMu.Lock()
+	defer m.loginMu.Unlock()
+	if m.logins[from]--; m.logins[from] <= 0 {
+		delete(m.logins, from)
+	}
+	m.logins[to]++
 }
 
 // dropLogin records one Store fewer and reports whether it was the last.

@@ -72,11 +72,12 @@ func (p *pool) get(ctx context.Context) (pkcs11.SessionHandle, error) {
 		p.mu.Unlock()
 		return sh, nil
 	}
+	slot := p.slot
 	p.mu.Unlock()
 
 	// Read-write so that officer operations (key generation, metadata
 	// updates) can use any pooled session.
-	sh, err := p.p.OpenSession(p.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	sh, err := p.p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
 		<-p.sem
 		return 0, p11Error("C_OpenSession", err)
@@ -116,8 +117,9 @@ func (p *pool) stats() (inUse, waiting int) {
 	return len(p.sem), int(p.waiting.Load())
 }
 
-// close waits for every handed-out session to come back, then closes all.
-func (p *pool) close() {
+// shutdown refuses new callers and waits for every handed-out session to
+// come back; the caller then closes or forgets the idle ones.
+func (p *pool) shutdown() {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -129,7 +131,24 @@ func (p *pool) close() {
 	for range cap(p.sem) {
 		p.sem <- struct{}{} // blocks until in-flight operations return theirs
 	}
-	p.purgeIdle()
+}
+
+// forget drops the idle sessions without closing them: after the module was
+// re-initialised their handles are void, and closing a number that now
+// belongs to another session would close that one.
+func (p *pool) forget() {
+	p.mu.Lock()
+	p.idle = nil
+	p.mu.Unlock()
+}
+
+// setSlot points new sessions at the token's slot after it came back (slot
+// ids change at every C_Initialize). The caller holds the module gate for
+// writing, so no get is running.
+func (p *pool) setSlot(slot uint) {
+	p.mu.Lock()
+	p.slot = slot
+	p.mu.Unlock()
 }
 
 func (p *pool) isClosed() bool {

@@ -20,6 +20,7 @@ type KeySigner struct {
 	v   Version
 	s   *Store
 	h   pkcs11.ObjectHandle
+	gen uint64          // module generation of h
 	ctx context.Context // from Store.Signer: bounds session waits of Sign
 }
 
@@ -36,7 +37,8 @@ func (k *KeySigner) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]
 	return k.SignContext(k.ctx, digest, opts)
 }
 
-// SignContext is Sign with a per-call context bounding the session wait.
+// SignContext is Sign with a per-call context bounding the session wait and
+// the call (see Store.withSession).
 func (k *KeySigner) SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	if opts == nil {
 		return nil, errors.New("keystore: nil SignerOpts")
@@ -89,8 +91,8 @@ func (k *KeySigner) SignContext(ctx context.Context, digest []byte, opts crypto.
 	}
 
 	var sig []byte
-	err := k.s.withSession(ctx, func(sh pkcs11.SessionHandle) (err error) {
-		if err := k.s.p.SignInit(sh, []*pkcs11.Mechanism{mech}, k.h); err != nil {
+	err := k.s.withKey(ctx, k.v, k.h, k.gen, func(sh pkcs11.SessionHandle, h pkcs11.ObjectHandle) (err error) {
+		if err := k.s.p.SignInit(sh, []*pkcs11.Mechanism{mech}, h); err != nil {
 			return p11Error("C_SignInit", err)
 		}
 		sig, err = k.s.p.Sign(sh, data)

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/pkcs11"
+
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/softhsm"
 )
@@ -249,8 +251,8 @@ func TestSessionLost(t *testing.T) {
 	}
 	d := digestOf(crypto.SHA256, "x")
 
-	f.LoseSessions.Store(1)
-	signs, closed := f.Signs.Load(), f.ClosedSession.Load()
+	f.LoseSessions(1, pkcs11.CKR_SESSION_HANDLE_INVALID)
+	signs, closed := f.Signs.Load(), f.Closed.Load()
 	sig, err := k.Sign(nil, d, crypto.SHA256)
 	if err != nil || !ecdsa.VerifyASN1(v.Public.(*ecdsa.PublicKey), d, sig) {
 		t.Fatalf("Sign after one lost session: %v", err)
@@ -258,15 +260,15 @@ func TestSessionLost(t *testing.T) {
 	if got := f.Signs.Load() - signs; got != 2 {
 		t.Errorf("%d C_Sign calls, want 2 (one lost, one retried)", got)
 	}
-	if f.ClosedSession.Load() == closed {
+	if f.Closed.Load() == closed {
 		t.Error("lost session was not discarded")
 	}
 
-	f.LoseSessions.Store(2)
+	f.LoseSessions(2, pkcs11.CKR_SESSION_CLOSED)
 	if _, err := k.Sign(nil, d, crypto.SHA256); !errors.Is(err, keystore.ErrTokenUnavailable) {
 		t.Errorf("Sign after two lost sessions = %v, want ErrTokenUnavailable", err)
 	}
-	f.LoseSessions.Store(0)
+	f.LoseSessions(0, 0)
 	if _, err := k.Sign(nil, d, crypto.SHA256); err != nil {
 		t.Errorf("Sign after recovery: %v", err)
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/pkcs11"
@@ -14,15 +16,27 @@ import (
 const (
 	DefaultMaxSessions = 16
 	DefaultCacheTTL    = 500 * time.Millisecond
+	// DefaultRetryInterval is the first wait between attempts to bring a
+	// lost token back; it doubles up to maxRetryInterval.
+	DefaultRetryInterval = time.Second
+	maxRetryInterval     = 30 * time.Second
 )
 
 // Store is an open, logged-in token.
 type Store struct {
 	mod  *module
 	p    p11
-	slot uint
+	cfg  Config // kept to find the token and log in again after it came back
+	log  *slog.Logger
 	ttl  time.Duration
 	caps Capabilities
+
+	// slot, login and gen change only in recover, with mod.gate held for
+	// writing; everything that uses them holds it for reading.
+	slot uint
+	// gen is the module generation the slot, the login session, the pooled
+	// sessions and the cached object handles belong to (module.gen).
+	gen atomic.Uint64
 
 	// login is the session C_Login ran on. It stays open for the Store's
 	// lifetime: closing the last session of a token logs the application
@@ -32,6 +46,9 @@ type Store struct {
 
 	pool  *pool
 	cache cache
+
+	// health is ready, recovering or loginFailed (recovery.go).
+	health healthState
 
 	// mu serialises key lifecycle changes made through this Store (they are
 	// read-modify-write cycles of the metadata object).
@@ -67,8 +84,17 @@ func open(ctx context.Context, cfg Config, wrap func(p11) p11) (s *Store, err er
 	if wrap != nil {
 		p = wrap(p)
 	}
-	s = &Store{mod: mod, p: p, ttl: cfg.CacheTTL, oaep: map[oaepParams]bool{}}
+	s = &Store{mod: mod, p: p, cfg: cfg, log: cfg.Logger, ttl: cfg.CacheTTL, oaep: map[oaepParams]bool{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
 	s.cache = newCache()
+	s.health.init()
+	// Nothing else can re-initialise the module while we open: a Store
+	// begins in the generation it found.
+	mod.gate.RLock()
+	defer mod.gate.RUnlock()
+	s.gen.Store(mod.gen.Load())
 	defer func() {
 		if err != nil {
 			_ = mod.release()
@@ -98,19 +124,29 @@ func open(ctx context.Context, cfg Config, wrap func(p11) p11) (s *Store, err er
 	}
 	// Exactly one C_Login, never retried: an HSM locks the user PIN after a
 	// few failures, and a loop here would burn them all in milliseconds.
-	if err := p.Login(s.login, pkcs11.CKU_USER, cfg.PIN); err != nil && !rvIs(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
+	if err := login(p, s.login, cfg.PIN); err != nil {
 		_ = p.CloseSession(s.login)
-		switch {
-		case rvIs(err, pkcs11.CKR_PIN_INCORRECT, pkcs11.CKR_PIN_INVALID, pkcs11.CKR_PIN_LEN_RANGE):
-			return nil, fmt.Errorf("%w: %w", ErrPINIncorrect, err)
-		case rvIs(err, pkcs11.CKR_PIN_LOCKED):
-			return nil, fmt.Errorf("%w: %w", ErrPINLocked, err)
-		}
-		return nil, p11Error("C_Login", err)
+		return nil, err
 	}
 	mod.addLogin(slot)
 	s.pool = newPool(p, slot, size)
 	return s, nil
+}
+
+// login runs C_Login once. CKR_USER_ALREADY_LOGGED_IN is success: the login
+// belongs to the process, and another Store (or our own earlier life, before
+// the token came back) may have logged it in.
+func login(p p11, sh pkcs11.SessionHandle, pin string) error {
+	err := p.Login(sh, pkcs11.CKU_USER, pin)
+	switch {
+	case err == nil || rvIs(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN):
+		return nil
+	case rvIs(err, pkcs11.CKR_PIN_INCORRECT, pkcs11.CKR_PIN_INVALID, pkcs11.CKR_PIN_LEN_RANGE):
+		return fmt.Errorf("%w: %w", ErrPINIncorrect, err)
+	case rvIs(err, pkcs11.CKR_PIN_LOCKED):
+		return fmt.Errorf("%w: %w", ErrPINLocked, err)
+	}
+	return p11Error("C_Login", err)
 }
 
 func checkConfig(cfg *Config) error {
@@ -127,8 +163,11 @@ func checkConfig(cfg *Config) error {
 	if n != 1 {
 		return errors.New("keystore: config: set exactly one of token label, token serial, slot")
 	}
-	if cfg.MaxSessions < 0 || cfg.CacheTTL < 0 {
-		return errors.New("keystore: config: negative MaxSessions or CacheTTL")
+	if cfg.MaxSessions < 0 || cfg.CacheTTL < 0 || cfg.RetryInterval < 0 {
+		return errors.New("keystore: config: negative MaxSessions, CacheTTL or RetryInterval")
+	}
+	if cfg.RetryInterval == 0 {
+		cfg.RetryInterval = DefaultRetryInterval
 	}
 	if cfg.MaxSessions == 0 {
 		cfg.MaxSessions = DefaultMaxSessions
@@ -207,6 +246,8 @@ func InitToken(modulePath, label, soPIN, userPIN string) (err error) {
 	}()
 	mod.initMu.Lock()
 	defer mod.initMu.Unlock()
+	mod.gate.RLock()
+	defer mod.gate.RUnlock()
 	var p p11 = mod.ctx
 
 	slots, err := p.GetSlotList(true)
@@ -253,47 +294,78 @@ func InitToken(modulePath, label, soPIN, userPIN string) (err error) {
 	return nil
 }
 
-// Close releases the sessions, logs out and finalises the module when this is
-// its last user in the process. It waits for operations in flight.
+// Close stops recovery, waits for operations in flight, releases the
+// sessions, logs out when this is the last Store logged in on the token in
+// the process, and finalises the module when it is its last user.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.pool.close()
-		s.loginMu.Lock()
-		defer s.loginMu.Unlock()
-		var errs []error
-		// The login is the application's, shared with any other Store on
-		// this token in the process: only the last one logs out.
-		if s.mod.dropLogin(s.slot) {
-			if err := s.p.Logout(s.login); err != nil && !rvIs(err, pkcs11.CKR_USER_NOT_LOGGED_IN) && !sessionLost(err) && !tokenGone(err) {
-				errs = append(errs, p11Error("C_Logout", err))
-			}
-		}
-		_ = s.p.CloseSession(s.login)
+		s.health.stop()
+		s.pool.shutdown()
+		errs := []error{s.closeSessions()}
 		errs = append(errs, s.mod.release())
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
 }
 
-// Ping checks that the token is present and logged in (readiness).
+// closeSessions closes the idle pooled sessions and the login session, and
+// logs out when this Store is the last one logged in on the token.
+func (s *Store) closeSessions() error {
+	s.mod.gate.RLock()
+	defer s.mod.gate.RUnlock()
+	s.loginMu.Lock()
+	defer s.loginMu.Unlock()
+	last := s.mod.dropLogin(s.slot)
+	if s.gen.Load() != s.mod.gen.Load() {
+		// The module was re-initialised under us: our session handles
+		// are void and their numbers may be another Store's now.
+		s.pool.forget()
+		return nil
+	}
+	s.pool.purgeIdle()
+	var err error
+	// The login is the application's, shared with any other Store on this
+	// token in the process: only the last one logs out.
+	if last {
+		if lerr := s.p.Logout(s.login); lerr != nil && !rvIs(lerr, pkcs11.CKR_USER_NOT_LOGGED_IN) && !sessionLost(lerr) && !tokenGone(lerr) {
+			err = p11Error("C_Logout", lerr)
+		}
+	}
+	_ = s.p.CloseSession(s.login)
+	return err
+}
+
+// Ping checks that the token is present and logged in (readiness). When it
+// finds the token gone or logged out, it starts recovery. After a refused
+// PIN it reports ErrPINIncorrect or ErrPINLocked until the Store is closed.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("keystore: %w", err)
 	}
-	s.loginMu.Lock()
-	defer s.loginMu.Unlock()
 	if s.pool.isClosed() {
 		return errClosed
 	}
+	if err := s.health.err(); err != nil {
+		return err
+	}
+	if !s.mod.gate.TryRLock() {
+		return errReinit
+	}
+	defer s.mod.gate.RUnlock()
+	if s.gen.Load() != s.mod.gen.Load() {
+		return s.broken(errStaleModule)
+	}
+	s.loginMu.Lock()
+	defer s.loginMu.Unlock()
 	if _, err := s.p.GetTokenInfo(s.slot); err != nil {
-		return fmt.Errorf("%w: C_GetTokenInfo: %w", ErrTokenUnavailable, err)
+		return s.broken(fmt.Errorf("%w: C_GetTokenInfo: %w", ErrTokenUnavailable, err))
 	}
 	si, err := s.p.GetSessionInfo(s.login)
 	if err != nil {
-		return fmt.Errorf("%w: C_GetSessionInfo: %w", ErrTokenUnavailable, err)
+		return s.broken(fmt.Errorf("%w: C_GetSessionInfo: %w", ErrTokenUnavailable, err))
 	}
 	if si.State != pkcs11.CKS_RW_USER_FUNCTIONS && si.State != pkcs11.CKS_RO_USER_FUNCTIONS {
-		return fmt.Errorf("%w: not logged in (session state %d)", ErrTokenUnavailable, si.State)
+		return s.broken(fmt.Errorf("%w: not logged in (session state %d)", ErrTokenUnavailable, si.State))
 	}
 	return nil
 }
@@ -304,27 +376,3 @@ func (s *Store) PoolStats() (inUse, waiting int) { return s.pool.stats() }
 // Capabilities reports the mechanisms the token lists (C_GetMechanismList
 // at Open).
 func (s *Store) Capabilities() Capabilities { return s.caps }
-
-// withSession runs fn on a pooled session. A session the token reports lost
-// is discarded with its idle siblings and fn runs once more on a fresh one;
-// a PKCS#11 failure also discards the session (its operation state is
-// unknown), while an error of ours (key not found...) does not.
-func (s *Store) withSession(ctx context.Context, fn func(sh pkcs11.SessionHandle) error) error {
-	for attempt := 0; ; attempt++ {
-		sh, err := s.pool.get(ctx)
-		if err != nil {
-			return err
-		}
-		err = fn(sh)
-		var rv pkcs11.Error
-		s.pool.put(sh, err == nil || !errors.As(err, &rv))
-		if err != nil && sessionLost(err) {
-			s.pool.purgeIdle()
-			if attempt == 0 {
-				continue
-			}
-			return fmt.Errorf("%w: %w", ErrTokenUnavailable, err)
-		}
-		return err
-	}
-}
