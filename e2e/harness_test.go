@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -66,7 +67,14 @@ type daemon struct {
 	done   chan error
 	// stopped is set once stop has run; tests and Cleanup may both call it.
 	stopped bool
+	// secrets are strings pecetd must never write (plaintext markers);
+	// stop checks everything it wrote for them and for the PIN.
+	secrets []string
 }
+
+// secret registers a string that must not appear in anything pecetd wrote
+// (its log, the audit log): the plaintext of a filing, a birth number.
+func (d *daemon) secret(s ...string) { d.secrets = append(d.secrets, s...) }
 
 // startDev starts pecetd --dev in a fresh dev folder on ephemeral ports and
 // waits until it is ready.
@@ -122,7 +130,7 @@ func (d *daemon) stop(t *testing.T) {
 		return
 	}
 	d.stopped = true
-	_ = d.cmd.Process.Signal(os.Interrupt)
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case err := <-d.done:
 		if err != nil {
@@ -131,6 +139,41 @@ func (d *daemon) stop(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		_ = d.cmd.Process.Kill()
 		t.Errorf("pecetd did not stop within 30s")
+	}
+	d.checkNoSecrets(t)
+}
+
+// checkNoSecrets greps everything pecetd wrote (stderr with its log; the
+// audit log and any other *.log in the dev folder) for the token PIN and
+// the registered plaintext markers.
+func (d *daemon) checkNoSecrets(t *testing.T) {
+	t.Helper()
+	outputs := map[string]string{"stderr": d.stderr.String()}
+	logs, _ := filepath.Glob(filepath.Join(d.dir, "*.log"))
+	for _, f := range logs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Errorf("read %s: %v", f, err)
+			continue
+		}
+		outputs[filepath.Base(f)] = string(b)
+	}
+	type secret struct{ what, value string }
+	var secrets []secret
+	for i, v := range d.secrets {
+		secrets = append(secrets, secret{fmt.Sprintf("plaintext marker #%d", i+1), v})
+	}
+	if pin, err := os.ReadFile(filepath.Join(d.dir, "pin")); err == nil && strings.TrimSpace(string(pin)) != "" {
+		secrets = append(secrets, secret{"the token PIN", strings.TrimSpace(string(pin))})
+	} else {
+		t.Errorf("cannot read the dev PIN to look for it: %v", err)
+	}
+	for name, out := range outputs {
+		for _, s := range secrets {
+			if s.value != "" && strings.Contains(out, s.value) {
+				t.Errorf("pecetd's %s contains %s", name, s.what)
+			}
+		}
 	}
 }
 

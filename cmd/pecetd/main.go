@@ -29,7 +29,9 @@ dev CA, and pecet.yaml; later starts reuse it.
 Listens on gRPC 127.0.0.1:7443 (mTLS) and HTTP 127.0.0.1:7080
 (GET /healthz, /readyz, /metrics) unless the config or the flags say
 otherwise; flags win over the config. Logs are JSON on stderr. SIGTERM or
-SIGINT drains in-flight calls within the grace period and exits 0.
+SIGINT stops accepting, drains in-flight calls within the grace period,
+closes the token's sessions, logs out and exits 0; a second signal during
+the drain exits at once with status 1.
 
 Exit status: 0 after a clean shutdown, 1 when start-up fails (the message
 says what: config, PKCS#11 module, token, PIN, certificates, addresses),
@@ -74,9 +76,21 @@ func main() {
 	o.Out = os.Stdout
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	go forceOnSecondSignal(ctx, log)
 	if err := daemon.Run(ctx, o, log); err != nil {
 		log.Error("pecetd cannot start", "err", err.Error())
 		fmt.Fprintf(os.Stderr, "pecetd: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// forceOnSecondSignal exits at once, with status 1, when a second SIGTERM or
+// SIGINT comes while the first one's graceful shutdown is still draining.
+func forceOnSecondSignal(ctx context.Context, log *slog.Logger) {
+	<-ctx.Done()
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM, syscall.SIGINT)
+	<-c
+	log.Warn("second signal: exiting without draining")
+	os.Exit(1)
 }

@@ -35,6 +35,7 @@ type Config struct {
 	Token   Token    `yaml:"token"`
 	Trust   Trust    `yaml:"trust"`
 	Clients []Client `yaml:"clients"`
+	Limits  Limits   `yaml:"limits"`
 	// ShutdownGrace is how long in-flight calls may finish after SIGTERM.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
@@ -73,6 +74,28 @@ type Token struct {
 	// CacheTTL bounds how long key lookups are trusted before the token is
 	// read again (another replica may have rotated a key).
 	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// RequiredKeys are aliases that must be on the token for pecetd to be
+	// ready (/readyz): a token that comes back without them is not ready.
+	RequiredKeys []string `yaml:"required_keys"`
+}
+
+// Limits bound what one request or one client may cost. Each is checked
+// before the work it guards.
+type Limits struct {
+	// RatePerClient is the requests per second one client identity may
+	// make (a token bucket per identity); above it ResourceExhausted.
+	// 0 means no limit.
+	RatePerClient float64 `yaml:"rate_per_client"`
+	// Burst is the bucket's size: how many requests a client may make at
+	// once after being idle (default: the rate rounded up, at least 1).
+	Burst int `yaml:"burst"`
+	// CMSMaxDepth bounds the ASN.1 nesting of CMS input (default 32; CMS
+	// with certificates needs about 12). Deep BER nesting is how hostile
+	// input makes a parser allocate without bound.
+	CMSMaxDepth int `yaml:"cms_max_depth"`
+	// CMSMaxCertificates bounds the certificates in one CMS message, and so
+	// the length of a chain a client can make pecet build (default 32).
+	CMSMaxCertificates int `yaml:"cms_max_certificates"`
 }
 
 // Trust lists the trust anchors Verify judges signer chains against.
@@ -170,6 +193,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Token.MaxSessions < 1 || c.Token.MaxSessions > 1024 {
 		bad("token.max_sessions must be between 1 and 1024")
+	}
+	if c.Limits.RatePerClient < 0 {
+		bad("limits.rate_per_client must not be negative (0 means no limit)")
+	}
+	if c.Limits.Burst < 0 || (c.Limits.Burst > 0 && c.Limits.RatePerClient == 0) {
+		bad("limits.burst must be positive and needs limits.rate_per_client")
+	}
+	if c.Limits.CMSMaxDepth < 0 || c.Limits.CMSMaxDepth > 256 {
+		bad("limits.cms_max_depth must be between 1 and 256 (0 for the default, 32)")
+	}
+	if c.Limits.CMSMaxCertificates < 0 || c.Limits.CMSMaxCertificates > 1024 {
+		bad("limits.cms_max_certificates must be between 1 and 1024 (0 for the default, 32)")
 	}
 	seen := map[string]bool{}
 	for i, cl := range c.Clients {

@@ -34,6 +34,17 @@ func TestParseDefaults(t *testing.T) {
 	}
 }
 
+func TestParseLimits(t *testing.T) {
+	c, err := Parse([]byte(valid + "limits: {rate_per_client: 2.5, burst: 5, cms_max_depth: 16, cms_max_certificates: 8}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Limits{RatePerClient: 2.5, Burst: 5, CMSMaxDepth: 16, CMSMaxCertificates: 8}
+	if c.Limits != want {
+		t.Errorf("limits = %+v, want %+v", c.Limits, want)
+	}
+}
+
 func TestParseRejects(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
@@ -48,6 +59,11 @@ func TestParseRejects(t *testing.T) {
 		{"duplicate identity", valid + "  - identity: gateway\n    roles: [client]\n", "appears twice"},
 		{"tiny message limit", strings.Replace(valid, "grpc:\n", "grpc:\n  max_message_bytes: 10\n", 1), "max_message_bytes"},
 		{"not yaml", "grpc: [", "yaml"},
+		{"negative rate", valid + "limits: {rate_per_client: -1}\n", "rate_per_client"},
+		{"burst without rate", valid + "limits: {burst: 5}\n", "limits.burst"},
+		{"deep CMS", valid + "limits: {cms_max_depth: 1000}\n", "cms_max_depth"},
+		{"many certificates", valid + "limits: {cms_max_certificates: -2}\n", "cms_max_certificates"},
+		{"unknown limit", valid + "limits: {recipients: 3}\n", "recipients"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

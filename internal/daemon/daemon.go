@@ -23,9 +23,11 @@ import (
 	"github.com/pecet-hsm/pecet/internal/config"
 	"github.com/pecet-hsm/pecet/internal/devmode"
 	"github.com/pecet-hsm/pecet/internal/metrics"
+	"github.com/pecet-hsm/pecet/internal/ratelimit"
 	"github.com/pecet-hsm/pecet/internal/server"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/policy"
+	"github.com/pecet-hsm/pecet/signer"
 )
 
 // Options come from pecetd's flags; flags win over the config file.
@@ -77,14 +79,26 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		PIN:         pin,
 		MaxSessions: cfg.Token.MaxSessions,
 		CacheTTL:    cfg.Token.CacheTTL,
+		Logger:      log,
 	})
 	if err != nil {
 		return fmt.Errorf("open token: %w", err)
 	}
-	defer ks.Close()
+	// Last to run: after the servers have drained, close the sessions, log
+	// out and finalise the module.
+	defer func() {
+		if err := ks.Close(); err != nil {
+			log.Warn("closing the token", "err", err.Error())
+		}
+		log.Info("token closed")
+	}()
+	required := cfg.Token.RequiredKeys
 	if o.Dev {
 		if err := devmode.Provision(ctx, ks, o.DevDir, time.Now()); err != nil {
 			return fmt.Errorf("dev keys: %w", err)
+		}
+		for _, k := range devmode.Keys {
+			required = append(required, k.Alias)
 		}
 	}
 	roots, err := loadPool(cfg.Trust.Anchors)
@@ -103,6 +117,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Metrics:         m,
 		Log:             log,
 		MaxMessageBytes: cfg.GRPC.MaxMessageBytes,
+		CMSLimits:       signer.Limits{MaxDepth: cfg.Limits.CMSMaxDepth, MaxCertificates: cfg.Limits.CMSMaxCertificates},
+		Limiter:         ratelimit.New(cfg.Limits.RatePerClient, cfg.Limits.Burst, nil),
+		RequiredKeys:    required,
 	})
 	grpcLn, err := net.Listen("tcp", cfg.GRPC.Addr)
 	if err != nil {
@@ -136,7 +153,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 			return fmt.Errorf("serve: %w", err)
 		}
 	}
-	log.Info("shutting down", "grace", cfg.ShutdownGrace.String())
+	log.Info("shutting down: draining in-flight calls", "grace", cfg.ShutdownGrace.String())
 	srv.Shutdown()
 	done := make(chan struct{})
 	go func() { g.GracefulStop(); close(done) }()

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pecet-hsm/pecet/internal/authz"
+	"github.com/pecet-hsm/pecet/internal/ratelimit"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/signer"
 )
@@ -25,6 +26,7 @@ type mapping struct {
 var table = []mapping{
 	{authz.ErrNoIdentity, codes.Unauthenticated, "a client certificate is required"},
 	{authz.ErrDenied, codes.PermissionDenied, "permission denied: your identity may not make this call or use this key"},
+	{ratelimit.ErrLimited, codes.ResourceExhausted, "request rate limit exceeded for your identity; slow down and retry"},
 	{keystore.ErrKeyNotFound, codes.NotFound, "no key with that alias: list keys with `pecet keys list`"},
 	{keystore.ErrVersionNotFound, codes.NotFound, "the key has no such version: see `pecet keys show`"},
 	{keystore.ErrKeyExists, codes.AlreadyExists, "a key with that alias already exists"},
@@ -38,8 +40,8 @@ var table = []mapping{
 	{keystore.ErrInvalidAlias, codes.InvalidArgument, "invalid key alias: use 1-64 characters a-z 0-9 . _ -"},
 	{keystore.ErrPoolExhausted, codes.ResourceExhausted, "the HSM is busy: no session became free in time, retry later"},
 	{keystore.ErrTokenUnavailable, codes.Unavailable, "the HSM token is unavailable, retry later"},
-	{keystore.ErrPINIncorrect, codes.Unavailable, "the HSM token is not logged in"},
-	{keystore.ErrPINLocked, codes.Unavailable, "the HSM token is not logged in"},
+	{keystore.ErrPINIncorrect, codes.Unavailable, "the HSM token is not logged in (it refused the PIN); an operator must fix the PIN and restart pecetd"},
+	{keystore.ErrPINLocked, codes.Unavailable, "the HSM token is not logged in (its PIN is locked); an operator must unlock it and restart pecetd"},
 	{signer.ErrTooLarge, codes.ResourceExhausted, "the CMS input exceeds the parsing limits"},
 	{signer.ErrMalformed, codes.InvalidArgument, "the signature is not a well-formed CMS SignedData"},
 	{signer.ErrUnsupportedHash, codes.InvalidArgument, "unsupported hash algorithm: use SHA-256, SHA-384 or SHA-512"},

@@ -50,6 +50,12 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 		s.d.Log.Warn("denied", "method", method, "caller", identityOf(caller), "err", err)
 		return nil, grpcerr.Status(err)
 	}
+	// The rate is checked after authorisation, so the limiter's buckets
+	// are only the configured identities', and before any work.
+	if err = s.d.Limiter.Allow(caller.Identity); err != nil {
+		s.d.Log.Warn("rate limited", "method", method, "caller", caller.Identity)
+		return nil, grpcerr.Status(err)
+	}
 	resp, err = handler(authz.WithCaller(ctx, caller), req)
 	if err != nil {
 		if _, isStatus := status.FromError(err); !isStatus {
@@ -78,6 +84,10 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	caller, err := s.d.Auth.Authorize(ss.Context(), info.FullMethod)
 	if err != nil {
 		s.d.Log.Warn("denied", "method", info.FullMethod, "caller", identityOf(caller), "err", err)
+		return grpcerr.Status(err)
+	}
+	if err := s.d.Limiter.Allow(caller.Identity); err != nil {
+		s.d.Log.Warn("rate limited", "method", info.FullMethod, "caller", caller.Identity)
 		return grpcerr.Status(err)
 	}
 	return grpcerr.Status(handler(srv, &callerStream{ServerStream: ss, ctx: authz.WithCaller(ss.Context(), caller)}))

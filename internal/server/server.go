@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -21,8 +22,10 @@ import (
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/metrics"
+	"github.com/pecet-hsm/pecet/internal/ratelimit"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/policy"
+	"github.com/pecet-hsm/pecet/signer"
 )
 
 // Keys is what the server needs of a token; *keystore.Store implements it.
@@ -44,6 +47,13 @@ type Deps struct {
 	Now func() time.Time
 	// MaxMessageBytes bounds gRPC messages both ways.
 	MaxMessageBytes int
+	// CMSLimits bound the parsing of CMS input (zero fields: signer's
+	// defaults).
+	CMSLimits signer.Limits
+	// Limiter bounds each client identity's request rate; nil: no limit.
+	Limiter *ratelimit.Limiter
+	// RequiredKeys must be on the token for readiness.
+	RequiredKeys []string
 }
 
 // Server implements the pecet.v1 services.
@@ -102,7 +112,8 @@ func (s *Server) SetServing(ok bool) {
 func (s *Server) Shutdown() { s.health.Shutdown() }
 
 // HTTP serves /healthz (liveness: the process answers; never the token),
-// /readyz (the token answers and is logged in) and /metrics.
+// /readyz (the token answers, is logged in and has the required keys) and
+// /metrics.
 func (s *Server) HTTP() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -113,14 +124,32 @@ func (s *Server) HTTP() http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if err := s.d.Keys.Ping(ctx); err != nil {
-			s.d.Log.Warn("not ready", "err", err)
+		if msg := s.ready(ctx); msg != "" {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("token unavailable\n"))
+			_, _ = w.Write([]byte(msg + "\n"))
 			return
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.d.Metrics.Registry, promhttp.HandlerOpts{}))
 	return mux
+}
+
+// ready returns "" when ready, else a short public reason (the cause goes to
+// the log).
+func (s *Server) ready(ctx context.Context) string {
+	if err := s.d.Keys.Ping(ctx); err != nil {
+		s.d.Log.Warn("not ready", "err", err)
+		if errors.Is(err, keystore.ErrPINIncorrect) || errors.Is(err, keystore.ErrPINLocked) {
+			return "token refused the PIN"
+		}
+		return "token unavailable"
+	}
+	for _, alias := range s.d.RequiredKeys {
+		if _, err := s.d.Keys.GetKey(ctx, alias); err != nil {
+			s.d.Log.Warn("not ready: required key", "alias", alias, "err", err)
+			return "required key " + alias + " not found on the token"
+		}
+	}
+	return ""
 }

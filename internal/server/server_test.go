@@ -38,6 +38,14 @@ type fixture struct {
 	ca    *pki.CA
 	lis   *bufconn.Listener
 	store *keystore.Store
+	srv   *Server
+}
+
+// fixtureOpts change the fixture: a store of the test's own (e.g. through
+// keystore.Faults) and Deps fields.
+type fixtureOpts struct {
+	store *keystore.Store
+	deps  func(*Deps)
 }
 
 var clientsConf = []config.Client{
@@ -49,14 +57,19 @@ var clientsConf = []config.Client{
 
 func newFixture(t *testing.T) *fixture { return newFixtureTB(t) }
 
-func newFixtureTB(t testing.TB) *fixture {
+func newFixtureTB(t testing.TB) *fixture { return newFixtureOpts(t, fixtureOpts{}) }
+
+func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
 	now := time.Now()
 	ca, err := pki.NewCA("test CA", now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := softhsm.NewToken(t)
+	store := o.store
+	if store == nil {
+		store = softhsm.NewToken(t)
+	}
 	ctx := context.Background()
 	for _, k := range []struct {
 		alias string
@@ -85,14 +98,18 @@ func newFixtureTB(t testing.TB) *fixture {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
-	srv := New(Deps{
+	deps := Deps{
 		Keys:            store,
 		Validator:       policy.Basic{Roots: roots},
 		Auth:            authz.New(clientsConf),
 		Metrics:         metrics.New(store.PoolStats),
 		Log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
 		MaxMessageBytes: 1 << 20,
-	})
+	}
+	if o.deps != nil {
+		o.deps(&deps)
+	}
+	srv := New(deps)
 	srvCert := tlsCert(t, ca, "localhost", pki.TLSServer)
 	g := srv.GRPC(&tls.Config{
 		Certificates: []tls.Certificate{srvCert},
@@ -103,7 +120,7 @@ func newFixtureTB(t testing.TB) *fixture {
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = g.Serve(lis) }()
 	t.Cleanup(g.Stop)
-	return &fixture{ca: ca, lis: lis, store: store}
+	return &fixture{ca: ca, lis: lis, store: store, srv: srv}
 }
 
 func tlsCert(t testing.TB, ca *pki.CA, cn string, kind pki.Kind) tls.Certificate {
