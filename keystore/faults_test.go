@@ -379,7 +379,9 @@ func TestDeadlinesAndCancellation(t *testing.T) {
 		_, err := k.SignContext(cctx, digestOf(crypto.SHA256, "x"), crypto.SHA256)
 		errc <- err
 	}()
-	waitFor(t, "the call in flight", func() bool { return f.Signs.Load() > signs && func() bool { inUse, _ := s.PoolStats(); return inUse >= 1 }() })
+	waitFor(t, "the call in flight", func() bool {
+		return f.Signs.Load() > signs && func() bool { inUse, _ := s.PoolStats(); return inUse >= 1 }()
+	})
 	start := time.Now()
 	cancel()
 	if err := <-errc; !errors.Is(err, context.Canceled) {
