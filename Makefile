@@ -5,7 +5,7 @@ BIN := bin
 DEV_DIR ?= .pecet-dev
 MODULE := github.com/pecet-hsm/pecet
 
-.PHONY: run test deps build generate check-generate vet fuzz bench clean
+.PHONY: run test deps build generate check-generate vet fuzz fuzz-ci bench clean
 
 ## run: install what is missing, build, and start pecetd --dev on a local SoftHSM token
 run: deps build
@@ -39,12 +39,18 @@ check-generate: generate
 vet:
 	$(GO) vet ./...
 
+## fuzz: every Fuzz target for FUZZTIME each (default 10s); fuzz-ci: 5 s each, what CI runs
+FUZZTIME ?= 10s
 fuzz:
-	@for pkg in $$($(GO) list ./...); do \
-	  for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime=10s $$pkg || exit 1; \
+	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$dir $$f ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime=$(FUZZTIME) $$dir; \
 	  done; \
 	done
+
+fuzz-ci:
+	$(MAKE) --no-print-directory fuzz FUZZTIME=5s
 
 bench:
 	$(GO) test -run '^$$' -bench . ./...
