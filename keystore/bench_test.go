@@ -97,6 +97,27 @@ func benchSign(b *testing.B, alg keystore.Algorithm) {
 			return err
 		})
 	})
+
+	// As the server calls it: a request context that can end, so each
+	// call runs on a goroutine of its own and the caller can leave at the
+	// deadline (Store.withSession).
+	b.Run("keystore-cancellable", func(b *testing.B) {
+		s, err := keystore.Open(ctx, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		cctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		k, err := s.Signer(cctx, "bench", 0, keystore.PurposeSign)
+		if err != nil {
+			b.Fatal(err)
+		}
+		measure(b, func() error {
+			_, err := k.Sign(rand.Reader, digest[:], crypto.SHA256)
+			return err
+		})
+	})
 }
 
 // measure runs sign b.N times and reports signatures per second.
