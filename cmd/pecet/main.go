@@ -28,6 +28,7 @@ func init() {
 		{"sign", "make a CMS signature with a key on the HSM", runSign},
 		{"verify", "verify a CMS signature and judge the signer's chain", runVerify},
 		{"keys", "list and show keys (keys list, keys show --alias A)", runKeys},
+		{"bench", "load pecetd with one operation; ops/s, latency, errors, ratio to the raw token rate", runBench},
 	}
 }
 

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/client"
+	"github.com/pecet-hsm/pecet/internal/config"
+	"github.com/pecet-hsm/pecet/internal/loadgen"
+	"github.com/pecet-hsm/pecet/keystore"
+	"github.com/pecet-hsm/pecet/softhsm"
+)
+
+// benchOp prepares one operation against pecetd: setup runs once (e.g. a
+// signature to verify), call runs in the loop.
+type benchOp struct {
+	role    string           // dev role certificate the op needs
+	purpose keystore.Purpose // key purpose for the baseline
+	bytes   bool             // MB/s is meaningful
+	prepare func(ctx context.Context, cc *client.Conn, key string, body []byte) (func(ctx context.Context, cc *client.Conn) error, error)
+}
+
+var benchOps = map[string]benchOp{
+	"sign": {role: "client", purpose: keystore.PurposeSign, bytes: true,
+		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte) (func(context.Context, *client.Conn) error, error) {
+			req := &pecetv1.SignRequest{Key: key, Input: &pecetv1.SignRequest_Data{Data: body}}
+			return func(ctx context.Context, cc *client.Conn) error { _, err := cc.Sign.Sign(ctx, req); return err }, nil
+		}},
+	"sign-digest": {role: "client", purpose: keystore.PurposeSign,
+		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte) (func(context.Context, *client.Conn) error, error) {
+			sum := sha256.Sum256(body)
+			req := &pecetv1.SignRequest{Key: key, Input: &pecetv1.SignRequest_Digest{Digest: sum[:]}}
+			return func(ctx context.Context, cc *client.Conn) error { _, err := cc.Sign.Sign(ctx, req); return err }, nil
+		}},
+	"verify": {role: "client", bytes: true,
+		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte) (func(context.Context, *client.Conn) error, error) {
+			resp, err := cc.Sign.Sign(ctx, &pecetv1.SignRequest{Key: key, Input: &pecetv1.SignRequest_Data{Data: body}})
+			if err != nil {
+				return nil, fmt.Errorf("making the signature to verify: %w", err)
+			}
+			req := &pecetv1.VerifyRequest{Signature: resp.GetSignature(), Detached: &pecetv1.VerifyRequest_Content{Content: body}}
+			return func(ctx context.Context, cc *client.Conn) error {
+				r, err := cc.Sign.Verify(ctx, req)
+				if err == nil && r.GetVerdict().GetStatus() != pecetv1.Verdict_VALID {
+					return errors.New("verdict not VALID")
+				}
+				return err
+			}, nil
+		}},
+}
+
+func benchOpNames() string {
+	names := make([]string, 0, len(benchOps))
+	for n := range benchOps {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, "|")
+}
+
+func runBench(args []string) int {
+	fs, c := newFlags("bench", "bench --op OP --key ALIAS [--size 1k] [--concurrency 16] [--duration 20s] [--connections N] [--baseline] [--json]", "")
+	op := fs.String("op", "sign-digest", "operation: "+benchOpNames())
+	key := fs.String("key", "client-sign", "key `alias` the operation uses")
+	size := fs.String("size", "1k", "body `size` (bytes, or with k/m suffix)")
+	conc := fs.Int("concurrency", 16, "concurrent callers")
+	dur := fs.Duration("duration", 20*time.Second, "measured `duration`")
+	warm := fs.Duration("warmup", 2*time.Second, "unmeasured warm-up `duration`")
+	conns := fs.Int("connections", 1, "gRPC connections the callers share round-robin")
+	baseline := fs.Bool("baseline", false, "also measure the raw token rate of the same key in-process (needs the token: dev folder or --config) and print the ratio")
+	cfgPath := fs.String("config", "", "pecetd config `file` for --baseline (default: the dev folder's pecet.yaml)")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	bo, ok := benchOps[*op]
+	if !ok {
+		return usageErr(fs, "--op %q: use %s", *op, benchOpNames())
+	}
+	n, err := parseSize(*size)
+	if err != nil {
+		return usageErr(fs, "--size: %v", err)
+	}
+	if *conc < 1 || *conns < 1 || *dur <= 0 {
+		return usageErr(fs, "--concurrency, --connections and --duration must be positive")
+	}
+	if c.opts.Role == "" {
+		c.opts.Role = bo.role
+	}
+	body := make([]byte, n)
+	_, _ = rand.Read(body)
+	ccs := make([]*client.Conn, *conns)
+	for i := range ccs {
+		cc, err := client.Dial(c.opts)
+		if err != nil {
+			return fail("bench", err)
+		}
+		defer cc.Close()
+		ccs[i] = cc
+	}
+	setupCtx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	call, err := bo.prepare(setupCtx, ccs[0], *key, body)
+	if err == nil {
+		err = call(setupCtx, ccs[0]) // one call first: a wrong key or role fails here, clearly
+	}
+	if err != nil {
+		return fail("bench", err)
+	}
+	progress := func(el time.Duration, ops, errs int64) {
+		if !c.json {
+			fmt.Fprintf(os.Stderr, "\r%5.1fs  %8d ops  %8.0f/s  errors %d   ", el.Seconds(), ops, float64(ops)/el.Seconds(), errs)
+		}
+	}
+	res := loadgen.Run(context.Background(), loadgen.Config{Concurrency: *conc, Duration: *dur, Warmup: *warm, Progress: progress},
+		func(ctx context.Context, w int) error {
+			cctx, cancel := context.WithTimeout(ctx, c.timeout)
+			defer cancel()
+			return call(cctx, ccs[w%len(ccs)])
+		})
+	if !c.json {
+		fmt.Fprintln(os.Stderr)
+	}
+	out := map[string]any{
+		"op": *op, "key": *key, "size": n, "concurrency": *conc, "connections": *conns,
+		"duration_s": res.Elapsed.Seconds(), "ops": res.Ops, "ops_per_s": res.Rate(),
+		"latency_ms": map[string]float64{"p50": ms(res.P50), "p90": ms(res.P90), "p99": ms(res.P99), "max": ms(res.Max)},
+		"errors":     res.Errors,
+	}
+	if bo.bytes {
+		out["mb_per_s"] = res.Rate() * float64(n) / 1e6
+	}
+	if *baseline {
+		if bo.purpose == "" {
+			return usageErr(fs, "--baseline: %s has no token operation to compare with", *op)
+		}
+		raw, err := rawBaseline(c.opts.DevDir, *cfgPath, *key, bo.purpose, *conc, *dur)
+		if err != nil {
+			return fail("bench --baseline", err)
+		}
+		out["baseline_ops_per_s"] = raw
+		out["ratio"] = res.Rate() / raw
+	}
+	if c.json {
+		printJSON(out)
+	} else {
+		fmt.Printf("%s  key %s  size %d  concurrency %d  connections %d  %.1fs\n", *op, *key, n, *conc, *conns, res.Elapsed.Seconds())
+		fmt.Printf("ops/s     %.1f", res.Rate())
+		if bo.bytes {
+			fmt.Printf("   MB/s %.2f", out["mb_per_s"])
+		}
+		fmt.Printf("\nlatency   p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms\n", ms(res.P50), ms(res.P90), ms(res.P99), ms(res.Max))
+		if len(res.Errors) == 0 {
+			fmt.Println("errors    none")
+		} else {
+			fmt.Printf("errors    %v\n", res.Errors)
+		}
+		if *baseline {
+			fmt.Printf("baseline  %.1f/s raw token rate, same key, concurrency %d, in-process\nratio     %.3f\n", out["baseline_ops_per_s"], *conc, out["ratio"])
+		}
+	}
+	if res.ErrorCount() > 0 {
+		return exitService
+	}
+	return exitOK
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func parseSize(s string) (int, error) {
+	mult := 1
+	switch {
+	case strings.HasSuffix(strings.ToLower(s), "k"):
+		mult, s = 1<<10, s[:len(s)-1]
+	case strings.HasSuffix(strings.ToLower(s), "m"):
+		mult, s = 1<<20, s[:len(s)-1]
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 64<<20/mult {
+		return 0, fmt.Errorf("%q is not a size between 1 and 64m", s)
+	}
+	return n * mult, nil
+}
+
+// rawBaseline opens the token the way pecetd does (its config, or the dev
+// folder's) and measures the raw rate of the same key with direct PKCS#11
+// calls on sessions of its own: the physical limit pecetd is compared to.
+func rawBaseline(devDir, cfgPath, alias string, p keystore.Purpose, conc int, d time.Duration) (float64, error) {
+	if cfgPath == "" {
+		dir := devDir
+		if dir == "" {
+			dir = os.Getenv("PECET_DEV_DIR")
+		}
+		if dir == "" {
+			dir = client.DefaultDevDir
+		}
+		cfgPath = filepath.Join(dir, "pecet.yaml")
+		if _, err := softhsm.EnsureEnv(dir); err != nil {
+			return 0, err
+		}
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return 0, err
+	}
+	if !filepath.IsAbs(cfg.Token.PINFile) && cfg.Token.PINFile != "" {
+		cfg.Token.PINFile = filepath.Join(filepath.Dir(cfgPath), cfg.Token.PINFile)
+	}
+	pin, err := cfg.Token.PIN()
+	if err != nil {
+		return 0, err
+	}
+	ctx := context.Background()
+	ks, err := keystore.Open(ctx, keystore.Config{ModulePath: cfg.Token.Module, TokenLabel: cfg.Token.Label, TokenSerial: cfg.Token.Serial, Slot: cfg.Token.Slot, PIN: pin, MaxSessions: conc})
+	if err != nil {
+		return 0, err
+	}
+	defer ks.Close()
+	k, err := ks.Signer(ctx, alias, 0, p)
+	if err != nil {
+		return 0, err
+	}
+	return k.Baseline(ctx, conc, d)
+}
