@@ -116,12 +116,12 @@ func runPhase(ctx context.Context, n int, op Op, ops, errs *atomic.Int64) ([]tim
 			defer wg.Done()
 			lat := make([]time.Duration, 0, 1024)
 			codes := map[string]int64{}
-			for ctx.Err() == nil {
+			for !over(ctx) {
 				t0 := time.Now()
 				err := op(ctx, w)
 				d := time.Since(t0)
 				if err != nil {
-					if ctx.Err() != nil {
+					if over(ctx) {
 						break
 					}
 					codes[status.Code(err).String()]++
@@ -145,4 +145,15 @@ func runPhase(ctx context.Context, n int, op Op, ops, errs *atomic.Int64) ([]tim
 	}
 	wg.Wait()
 	return all, byCode
+}
+
+// over reports whether the phase has ended. The deadline is compared too:
+// gRPC fails a call at the deadline a moment before ctx.Err() is set, and
+// such a call is the phase ending, not an error.
+func over(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
