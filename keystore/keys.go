@@ -173,7 +173,12 @@ func (s *Store) read(ctx context.Context, alias string) (*entry, error) {
 		}
 		return err
 	})
-	return e, err
+	if err != nil {
+		// Do not read e: a call abandoned at its deadline may still be
+		// setting it on the token goroutine.
+		return nil, err
+	}
+	return e, nil
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrKeyNotFound) }

@@ -28,7 +28,10 @@ func (s *Store) CreateKey(ctx context.Context, alias string, p Purpose, a Algori
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+	// A change runs to its end once started, whatever the caller's deadline:
+	// abandoning it would release s.mu while the token is still being
+	// written, and the caller would be told it failed when it may not have.
+	err := s.withSession(context.WithoutCancel(ctx), func(sh pkcs11.SessionHandle) error {
 		// Any object with this label, ours or not, makes the alias taken:
 		// we never adopt or overwrite objects we did not make.
 		hs, err := findObjects(s.p, sh, []*pkcs11.Attribute{attr(pkcs11.CKA_LABEL, alias)})
@@ -230,7 +233,7 @@ func (s *Store) change(ctx context.Context, alias string, fn func(sh pkcs11.Sess
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.cache.invalidate(alias)
-	return s.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+	return s.withSession(context.WithoutCancel(ctx), func(sh pkcs11.SessionHandle) error {
 		e, err := loadAlias(s.p, sh, alias)
 		if err != nil {
 			return err
