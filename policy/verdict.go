@@ -66,3 +66,13 @@ func (v *Verdict) Add(s Status, c Code, msg string) {
 		v.Status = s
 	}
 }
+
+// Reason codes of the RFC 5280 path validation and the qualified policy.
+const (
+	CodeNameConstraints          Code = "NAME_CONSTRAINTS"
+	CodePolicy                   Code = "POLICY"
+	CodeUnknownCriticalExtension Code = "UNKNOWN_CRITICAL_EXTENSION"
+	CodeNotQualified             Code = "NOT_QUALIFIED"
+	CodeMissingQCStatement       Code = "QC_STATEMENT"
+	CodePathBound                Code = "PATH_BOUND"
+)

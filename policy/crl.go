@@ -1,0 +1,421 @@
+package policy
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// ErrMalformedCRL is returned for bytes that are not a CRL.
+var ErrMalformedCRL = errors.New("policy: malformed CRL")
+
+// MaxCRLBytes bounds a CRL read from a file or the network. The largest
+// Czech qualified CA CRLs are a few MB.
+const MaxCRLBytes = 32 << 20
+
+// CRL reason codes used here (RFC 5280 5.3.1).
+const (
+	reasonCertificateHold = 6
+	reasonRemoveFromCRL   = 8
+	allReasons            = 0x1fe // bits 1..8 of ReasonFlags
+)
+
+// CRL is a parsed certificate revocation list with what the RFC 5280 6.3
+// checks need.
+type CRL struct {
+	RL         *x509.RevocationList
+	issuerKey  string
+	issuerDN   dn
+	idp        *distributionPoint
+	idpRaw     []byte
+	delta      bool
+	baseNumber *big.Int
+	// entries by issuer name key and serial (indirect CRLs carry
+	// entries of several issuers, RFC 5280 5.3.3).
+	entries map[string]crlEntry
+	// problem makes the CRL unusable (unknown critical extension).
+	problem string
+}
+
+type crlEntry struct {
+	when   time.Time
+	reason int
+}
+
+// ParseCRL parses a DER (or PEM) CRL.
+func ParseCRL(data []byte) (*CRL, error) {
+	if len(data) > MaxCRLBytes {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrMalformedCRL, MaxCRLBytes)
+	}
+	der := pemOrDER(data, "X509 CRL")
+	rl, err := x509.ParseRevocationList(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrMalformedCRL, err)
+	}
+	c := &CRL{RL: rl, entries: map[string]crlEntry{}}
+	c.issuerDN, _, err = parseDN(rl.RawIssuer)
+	if err != nil {
+		return nil, fmt.Errorf("%w: issuer name", ErrMalformedCRL)
+	}
+	c.issuerKey = c.issuerDN.key()
+	for _, e := range rl.Extensions {
+		switch {
+		case e.Id.Equal(oidExtIssuingDistPoint):
+			idp, err := issuingDistributionPoint(e.Value)
+			if err != nil {
+				return nil, fmt.Errorf("%w: issuing distribution point", ErrMalformedCRL)
+			}
+			c.idp, c.idpRaw = &idp, e.Value
+		case e.Id.Equal(oidExtDeltaCRLIndicator):
+			n := new(big.Int)
+			if rest, err := asn1.Unmarshal(e.Value, &n); err != nil || len(rest) > 0 {
+				return nil, fmt.Errorf("%w: delta CRL indicator", ErrMalformedCRL)
+			}
+			c.delta, c.baseNumber = true, n
+		case e.Id.Equal(oidExtCRLNumber), e.Id.Equal(oidExtAuthorityKeyID), e.Id.Equal(oidExtFreshestCRL),
+			e.Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 18}): // issuerAltName
+		default:
+			if e.Critical && c.problem == "" {
+				c.problem = fmt.Sprintf("unknown critical CRL extension %s", e.Id)
+			}
+		}
+	}
+	cur := c.issuerKey
+	for _, r := range rl.RevokedCertificateEntries {
+		ent := crlEntry{when: r.RevocationTime, reason: r.ReasonCode}
+		for _, e := range r.Extensions {
+			switch {
+			case e.Id.Equal(oidExtCertificateIssuer):
+				s := cryptobyte.String(e.Value)
+				var seq cryptobyte.String
+				if !s.ReadASN1(&seq, cbasn1.SEQUENCE) {
+					return nil, fmt.Errorf("%w: certificate issuer", ErrMalformedCRL)
+				}
+				names, err := readGeneralNames(seq)
+				if err != nil {
+					return nil, fmt.Errorf("%w: certificate issuer", ErrMalformedCRL)
+				}
+				for _, n := range names {
+					if n.tag == gnDirectory {
+						cur = nameKey(n.value)
+						break
+					}
+				}
+			case e.Id.Equal(oidExtReasonCode), e.Id.Equal(oidExtInvalidityDate),
+				e.Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 23}): // holdInstructionCode
+			default:
+				if e.Critical && c.problem == "" {
+					c.problem = fmt.Sprintf("unknown critical CRL entry extension %s", e.Id)
+				}
+			}
+		}
+		if r.SerialNumber != nil {
+			c.entries[cur+"#"+r.SerialNumber.String()] = ent
+		}
+	}
+	return c, nil
+}
+
+// revStatus is what the CRLs say about one certificate.
+type revStatus struct {
+	revoked bool
+	when    time.Time
+	reason  int
+	unknown string // why the status could not be established
+}
+
+// crlChecker is RFC 5280 6.3 over a set of CRLs for one validation.
+type crlChecker struct {
+	crls  []*CRL
+	at    time.Time
+	now   time.Time
+	tol   time.Duration
+	opts  PathOptions
+	depth int
+}
+
+// revocation implements revocationChecker for PKITS-style "require" use.
+func (k *crlChecker) revocation(p *Path, i int) *finding {
+	st := k.check(p, i)
+	return st.finding(p.Certs[i])
+}
+
+func (st revStatus) finding(c *x509.Certificate) *finding {
+	switch {
+	case st.revoked:
+		return &finding{Invalid, CodeRevoked, fmt.Sprintf("%q was revoked on %s (reason %d)", c.Subject.String(), st.when.UTC().Format(time.RFC3339), st.reason)}
+	case st.unknown != "":
+		return &finding{Indeterminate, CodeRevocationUnknown, fmt.Sprintf("revocation status of %q unknown: %s", c.Subject.String(), st.unknown)}
+	}
+	return nil
+}
+
+// maxCRLSignerDepth bounds the recursion into validating CRL signers'
+// own paths (which need their own CRLs).
+const maxCRLSignerDepth = 2
+
+// check establishes the status of p.Certs[i].
+func (k *crlChecker) check(p *Path, i int) revStatus {
+	c := p.Certs[i]
+	issuer := p.Anchor
+	if i > 0 {
+		issuer = p.Certs[i-1]
+	}
+	dps, err := crlDistributionPoints(c)
+	if err != nil {
+		return revStatus{unknown: "malformed CRL distribution points extension"}
+	}
+	if len(dps) == 0 {
+		dps = []distributionPoint{{}}
+	}
+	certIssuerDN, _, err := parseDN(c.RawIssuer)
+	if err != nil {
+		return revStatus{unknown: "malformed issuer name"}
+	}
+	certIssuer := certIssuerDN.key()
+	mask := uint16(0)
+	var why string
+	var found *revStatus
+	for _, crl := range k.crls {
+		if crl.delta {
+			continue
+		}
+		for _, dp := range dps {
+			reasons, ok, bad := k.inScope(crl, c, dp, certIssuer, certIssuerDN)
+			if !ok {
+				if bad != "" && why == "" {
+					why = bad
+				}
+				continue
+			}
+			reasons &^= mask
+			if reasons == 0 {
+				continue
+			}
+			if msg := k.usable(crl, p, i, issuer); msg != "" {
+				if why == "" {
+					why = msg
+				}
+				continue
+			}
+			st := k.lookup(crl, certIssuer, c, p, i, issuer)
+			if st.unknown != "" {
+				if why == "" {
+					why = st.unknown
+				}
+				continue
+			}
+			if st.revoked {
+				return st
+			}
+			if found == nil {
+				found = &st
+			}
+			mask |= reasons
+		}
+	}
+	// Every applicable CRL is consulted before a certificate counts as
+	// good: a CA may sign with an old and a new key (RFC 4210 rollover) or
+	// keep a separate CRL signing key, and one of its CRLs may omit what
+	// another lists (PKITS 4.5.5, 4.5.7).
+	if mask == allReasons && found != nil {
+		return *found
+	}
+	if why == "" {
+		why = "no CRL covers the certificate"
+	}
+	return revStatus{unknown: why}
+}
+
+// inScope is 6.3.3 (b): the CRL applies to the certificate through dp.
+func (k *crlChecker) inScope(crl *CRL, c *x509.Certificate, dp distributionPoint, certIssuer string, certIssuerDN dn) (uint16, bool, string) {
+	if len(dp.crlIssuer) > 0 {
+		match := false
+		for _, n := range dp.crlIssuer {
+			if n.tag == gnDirectory && nameKey(n.value) == crl.issuerKey {
+				match = true
+			}
+		}
+		if !match || crl.idp == nil || !crl.idp.indirectCRL {
+			return 0, false, ""
+		}
+	} else if crl.issuerKey != certIssuer {
+		if crl.idp == nil || !crl.idp.indirectCRL {
+			return 0, false, ""
+		}
+		// An indirect CRL may hold entries of this issuer; the lookup
+		// decides by the entries' certificate issuer.
+	}
+	reasons := uint16(allReasons)
+	if idp := crl.idp; idp != nil {
+		if idp.hasName {
+			idpNames := dpNameKeys(*idp, crl.issuerDN)
+			var certNames map[string]bool
+			switch {
+			case dp.hasName:
+				base := certIssuerDN
+				if len(dp.crlIssuer) > 0 {
+					for _, n := range dp.crlIssuer {
+						if n.tag == gnDirectory {
+							base, _, _ = parseDN(n.value)
+						}
+					}
+				}
+				certNames = dpNameKeys(dp, base)
+			case len(dp.crlIssuer) > 0:
+				certNames = map[string]bool{}
+				for _, n := range dp.crlIssuer {
+					certNames[n.key()] = true
+				}
+			default:
+				// The CRL covers only the named distribution point and the
+				// certificate names none (PKITS 4.14.9).
+				certNames = map[string]bool{}
+			}
+			if certNames != nil {
+				match := false
+				for n := range idpNames {
+					if certNames[n] {
+						match = true
+					}
+				}
+				if !match {
+					return 0, false, "the CRL's issuing distribution point does not match the certificate's"
+				}
+			}
+		}
+		isCA := c.BasicConstraintsValid && c.IsCA
+		if idp.onlyUser && isCA {
+			return 0, false, ""
+		}
+		if idp.onlyCA && !isCA {
+			return 0, false, ""
+		}
+		if idp.onlyAttr {
+			return 0, false, ""
+		}
+		if idp.reasons != 0 {
+			reasons &= idp.reasons << 0
+		}
+	}
+	if dp.reasons != 0 {
+		reasons &= dp.reasons
+	}
+	return reasons & allReasons, true, ""
+}
+
+func dpNameKeys(dp distributionPoint, issuer dn) map[string]bool {
+	out := map[string]bool{}
+	for _, n := range dp.names {
+		out[n.key()] = true
+	}
+	if dp.relative != nil {
+		full := append(append(dn{}, issuer...), dp.relative)
+		out["dn:"+full.key()] = true
+	}
+	return out
+}
+
+// usable checks the CRL's own validity: critical extensions, freshness and
+// its signature by an issuer with a valid path to the same anchor.
+func (k *crlChecker) usable(crl *CRL, p *Path, i int, issuer *x509.Certificate) string {
+	if crl.problem != "" {
+		return crl.problem
+	}
+	if !crl.RL.NextUpdate.IsZero() && crl.RL.NextUpdate.Add(k.tol).Before(k.at) {
+		return fmt.Sprintf("the CRL of %q expired (nextUpdate %s)", crl.RL.Issuer.String(), crl.RL.NextUpdate.UTC().Format(time.RFC3339))
+	}
+	if crl.RL.ThisUpdate.After(k.now.Add(k.tol)) {
+		return "the CRL was issued in the future"
+	}
+	if !k.signedBy(crl, p, i, issuer) {
+		return fmt.Sprintf("the CRL of %q is not signed by a valid CRL issuer", crl.RL.Issuer.String())
+	}
+	return ""
+}
+
+func (k *crlChecker) signedBy(crl *CRL, p *Path, i int, issuer *x509.Certificate) bool {
+	try := func(s *x509.Certificate) bool {
+		if s.KeyUsage != 0 && s.KeyUsage&x509.KeyUsageCRLSign == 0 {
+			return false
+		}
+		return s.CheckSignature(crl.RL.SignatureAlgorithm, crl.RL.RawTBSRevocationList, crl.RL.Signature) == nil
+	}
+	// The certificate's issuer, the anchor and certificates earlier in the
+	// path are validated by the path itself.
+	trusted := append([]*x509.Certificate{issuer, p.Anchor}, p.Certs[:i]...)
+	if k.depth > 0 {
+		// While validating a CRL issuer's own path, its certificate may be
+		// covered by a CRL it signed itself (PKITS 4.14.30).
+		trusted = append(trusted, p.Certs[i])
+	}
+	for _, s := range trusted {
+		if nameKey(s.RawSubject) == crl.issuerKey && try(s) {
+			return true
+		}
+	}
+	if k.depth >= maxCRLSignerDepth {
+		return false
+	}
+	// Another certificate of the CRL issuer (a separate CRL signing key, a
+	// key rollover, an indirect CRL issuer): validate its own path to the
+	// same anchor, revocation included (6.3.3 (f)).
+	for _, s := range k.opts.Intermediates {
+		if nameKey(s.RawSubject) != crl.issuerKey || !try(s) {
+			continue
+		}
+		o := k.opts
+		o.Anchors = []*x509.Certificate{p.Anchor}
+		o.InitialPolicies, o.ExplicitPolicy = nil, false
+		sub := &crlChecker{crls: k.crls, at: k.at, now: k.now, tol: k.tol, opts: o, depth: k.depth + 1}
+		if _, f := findPath(s, o, sub); len(f) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// lookup finds the certificate in the CRL and in a delta CRL of it.
+func (k *crlChecker) lookup(crl *CRL, certIssuer string, c *x509.Certificate, p *Path, i int, issuer *x509.Certificate) revStatus {
+	key := certIssuer + "#" + c.SerialNumber.String()
+	st := revStatus{}
+	if e, ok := crl.entries[key]; ok && e.reason != reasonRemoveFromCRL {
+		st = revStatus{revoked: true, when: e.when, reason: e.reason}
+	}
+	// Delta CRLs (5.2.4): same issuer and scope, based on this CRL or an
+	// earlier one.
+	for _, d := range k.crls {
+		if !d.delta || d.issuerKey != crl.issuerKey || !bytes.Equal(d.idpRaw, crl.idpRaw) {
+			continue
+		}
+		if crl.RL.Number == nil || d.baseNumber.Cmp(crl.RL.Number) > 0 {
+			continue
+		}
+		if d.RL.Number != nil && d.RL.Number.Cmp(crl.RL.Number) <= 0 {
+			continue
+		}
+		if k.usable(d, p, i, issuer) != "" {
+			continue
+		}
+		if e, ok := d.entries[key]; ok {
+			if e.reason == reasonRemoveFromCRL {
+				st = revStatus{}
+			} else {
+				st = revStatus{revoked: true, when: e.when, reason: e.reason}
+			}
+		}
+		break
+	}
+	if st.revoked && st.when.After(k.at) {
+		// Revoked after the time we judge at: good at that time.
+		return revStatus{}
+	}
+	return st
+}
