@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -24,6 +25,19 @@ type Request struct {
 	Intermediates []*x509.Certificate
 	Purpose       Purpose
 	At            time.Time // the trusted time to judge at; zero means now
+
+	// Policy names the policy to judge under; "" is the default. Basic
+	// ignores it.
+	Policy string
+	// Anchors and CRLs are extra trust anchors and CRLs for this request
+	// only (DESIGN.md "--anchors", "--crl").
+	Anchors []*x509.Certificate
+	CRLs    []*CRL
+	// Revocation overrides the policy's revocation mode when set.
+	Revocation RevocationMode
+	// Context bounds network fetches (CRL distribution points, OCSP);
+	// nil means context.Background.
+	Context context.Context
 }
 
 // Validator judges a certificate chain. It is the seam where the accredited-CA

@@ -50,6 +50,10 @@ type Verdict struct {
 	SigningTime   time.Time           // claimed signing time, zero when absent
 	TimestampTime time.Time           // verified timestamp time, zero when none
 	ValidatedAt   time.Time           // the time the chain was judged at
+	Policy        string              // the policy applied, when an Engine judged
+	// Qualification of a signature made with the certificate (QES,
+	// AdES-QC, AdES); empty when the chain did not validate far enough.
+	Qualification Qualification
 	Reasons       []Reason
 }
 
@@ -75,4 +79,5 @@ const (
 	CodeNotQualified             Code = "NOT_QUALIFIED"
 	CodeMissingQCStatement       Code = "QC_STATEMENT"
 	CodePathBound                Code = "PATH_BOUND"
+	CodeUnknownPolicy            Code = "UNKNOWN_POLICY"
 )

@@ -1,0 +1,372 @@
+package policy
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+)
+
+// Errors of the engine.
+var (
+	// ErrUnknownPolicy: the request names a policy that is not configured.
+	ErrUnknownPolicy = errors.New("policy: unknown policy")
+	// ErrInvalidPolicy: a policy definition is unusable.
+	ErrInvalidPolicy = errors.New("policy: invalid policy")
+)
+
+// RevocationMode says how much revocation matters.
+type RevocationMode string
+
+// Revocation modes.
+const (
+	// RevocationRequire: a certificate whose status cannot be established
+	// makes the verdict INDETERMINATE (REVOCATION_UNKNOWN).
+	RevocationRequire RevocationMode = "require"
+	// RevocationPrefer: revocation is checked with what is available; an
+	// unknown status is a reason but leaves the status VALID.
+	RevocationPrefer RevocationMode = "prefer"
+	// RevocationOff: no revocation checking.
+	RevocationOff RevocationMode = "off"
+)
+
+// ParseRevocationMode checks a mode name; "" is allowed and means "the
+// policy's mode".
+func ParseRevocationMode(s string) (RevocationMode, error) {
+	switch m := RevocationMode(s); m {
+	case "", RevocationRequire, RevocationPrefer, RevocationOff:
+		return m, nil
+	}
+	return "", fmt.Errorf("%w: revocation mode %q (require, prefer, off)", ErrInvalidPolicy, s)
+}
+
+// Purpose rules: which key usage bits (any of) and extended key usages
+// (any of, or anyExtendedKeyUsage) a leaf needs for a purpose.
+type PurposeRule struct {
+	KeyUsage x509.KeyUsage
+	EKU      []x509.ExtKeyUsage
+}
+
+// DefaultPurposeRules are used for purposes a policy does not configure.
+var DefaultPurposeRules = map[Purpose]PurposeRule{
+	PurposeSigning:      {KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment},
+	PurposeEncryption:   {KeyUsage: x509.KeyUsageKeyEncipherment | x509.KeyUsageKeyAgreement},
+	PurposeTimestamping: {KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}},
+}
+
+// Policy is one named validation policy (DESIGN.md "Policy").
+type Policy struct {
+	Name        string
+	Description string
+	// Anchors are trust anchors from PEM files.
+	Anchors []*x509.Certificate
+	// TrustedList, when set, adds the CA/QC services granted at the
+	// validation time as anchors, and makes qualification meaningful.
+	TrustedList *TrustedList
+	// Intermediates are configured CA certificates offered to path
+	// building besides those a request carries.
+	Intermediates []*x509.Certificate
+	Algorithms    *AlgorithmRules
+	Purposes      map[Purpose]PurposeRule
+	// RequiredPolicies: the path must be valid for one of these policy
+	// OIDs (RFC 5280 user-initial-policy-set with explicit policy).
+	RequiredPolicies []string
+	// RequiredQCStatements: the leaf must carry each (compliance, sscd,
+	// esign, eseal, web).
+	RequiredQCStatements []string
+	Revocation           RevocationMode
+	CRLs                 []*CRL
+	// FetchCRLs fetches CRLs from the certificates' distribution points;
+	// OCSP asks the certificates' OCSP responders. Both need Engine.Fetcher.
+	FetchCRLs      bool
+	OCSP           bool
+	ClockTolerance time.Duration
+}
+
+// PolicyInfo describes a configured policy.
+type PolicyInfo struct {
+	Name        string
+	Description string
+	Default     bool
+	Revocation  RevocationMode
+	Anchors     []AnchorInfo
+	Qualified   bool // RequiredQCStatements set
+}
+
+// AnchorInfo names a trust anchor and where it came from.
+type AnchorInfo struct {
+	Subject string
+	Source  string // "pem" or the trust service name from a trusted list
+	Cert    *x509.Certificate
+}
+
+// Engine is the accredited-CA policy engine: it implements Validator with
+// named policies.
+type Engine struct {
+	policies map[string]*Policy
+	def      string
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Fetcher gets CRLs and OCSP responses over HTTP; nil disables both.
+	Fetcher *Fetcher
+}
+
+// NewEngine checks the policies and picks the default.
+func NewEngine(defaultPolicy string, policies ...*Policy) (*Engine, error) {
+	e := &Engine{policies: map[string]*Policy{}, def: defaultPolicy}
+	for _, p := range policies {
+		if p.Name == "" {
+			return nil, fmt.Errorf("%w: a policy has no name", ErrInvalidPolicy)
+		}
+		if _, dup := e.policies[p.Name]; dup {
+			return nil, fmt.Errorf("%w: policy %q defined twice", ErrInvalidPolicy, p.Name)
+		}
+		if p.Revocation == "" {
+			p.Revocation = RevocationPrefer
+		}
+		if _, err := ParseRevocationMode(string(p.Revocation)); err != nil {
+			return nil, err
+		}
+		for _, q := range p.RequiredQCStatements {
+			if !slices.Contains(QCStatementNames, q) {
+				return nil, fmt.Errorf("%w: policy %q: unknown QC statement %q", ErrInvalidPolicy, p.Name, q)
+			}
+		}
+		e.policies[p.Name] = p
+	}
+	if _, ok := e.policies[defaultPolicy]; !ok {
+		return nil, fmt.Errorf("%w: default policy %q is not defined", ErrInvalidPolicy, defaultPolicy)
+	}
+	return e, nil
+}
+
+// Default names the default policy.
+func (e *Engine) Default() string { return e.def }
+
+// Has reports whether a policy is configured ("" means the default).
+func (e *Engine) Has(name string) bool {
+	if name == "" {
+		return true
+	}
+	_, ok := e.policies[name]
+	return ok
+}
+
+// Policies describes every policy, sorted by name, with the anchors in
+// force at t.
+func (e *Engine) Policies(t time.Time) []PolicyInfo {
+	if t.IsZero() {
+		t = e.now()
+	}
+	var out []PolicyInfo
+	for _, p := range e.policies {
+		out = append(out, e.info(p, t))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Describe describes one policy.
+func (e *Engine) Describe(name string, t time.Time) (PolicyInfo, error) {
+	if name == "" {
+		name = e.def
+	}
+	p, ok := e.policies[name]
+	if !ok {
+		return PolicyInfo{}, fmt.Errorf("%w: %q", ErrUnknownPolicy, name)
+	}
+	if t.IsZero() {
+		t = e.now()
+	}
+	return e.info(p, t), nil
+}
+
+func (e *Engine) info(p *Policy, t time.Time) PolicyInfo {
+	pi := PolicyInfo{Name: p.Name, Description: p.Description, Default: p.Name == e.def, Revocation: p.Revocation, Qualified: len(p.RequiredQCStatements) > 0}
+	for _, a := range p.Anchors {
+		pi.Anchors = append(pi.Anchors, AnchorInfo{Subject: a.Subject.String(), Source: "pem", Cert: a})
+	}
+	if p.TrustedList != nil {
+		for _, a := range p.TrustedList.AnchorsAt(t) {
+			pi.Anchors = append(pi.Anchors, AnchorInfo{Subject: a.Cert.Subject.String(), Source: a.Service, Cert: a.Cert})
+		}
+	}
+	return pi
+}
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+// Validate implements Validator.
+func (e *Engine) Validate(r Request) Verdict {
+	ctx := r.Context
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	v := Verdict{Status: Valid}
+	name := r.Policy
+	if name == "" {
+		name = e.def
+	}
+	v.Policy = name
+	p, ok := e.policies[name]
+	if !ok {
+		v.Add(Indeterminate, CodeUnknownPolicy, fmt.Sprintf("no policy named %q is configured", name))
+		return v
+	}
+	if r.Leaf == nil {
+		v.Add(Indeterminate, CodeSignerNotFound, "no certificate to validate")
+		return v
+	}
+	v.Subject = r.Leaf.Subject.String()
+	now := e.now()
+	at := r.At
+	if at.IsZero() {
+		at = now
+	}
+	v.ValidatedAt = at
+	mode := p.Revocation
+	if r.Revocation != "" {
+		mode = r.Revocation
+	}
+	anchors := slices.Clone(p.Anchors)
+	tlAnchor := map[*x509.Certificate]bool{}
+	if p.TrustedList != nil {
+		for _, a := range p.TrustedList.AnchorsAt(at) {
+			anchors = append(anchors, a.Cert)
+			tlAnchor[a.Cert] = true
+		}
+	}
+	anchors = append(anchors, r.Anchors...)
+	if len(anchors) == 0 {
+		v.Add(Indeterminate, CodeUntrustedRoot, fmt.Sprintf("policy %q has no trust anchors at %s", name, at.UTC().Format(time.RFC3339)))
+		return v
+	}
+	inter := append(slices.Clone(r.Intermediates), p.Intermediates...)
+	o := PathOptions{
+		Anchors:        anchors,
+		Intermediates:  inter,
+		At:             at,
+		ClockTolerance: p.ClockTolerance,
+	}
+	if len(p.RequiredPolicies) > 0 {
+		o.InitialPolicies, o.ExplicitPolicy = p.RequiredPolicies, true
+	}
+	var rev revocationChecker
+	if mode != RevocationOff {
+		rev = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: r.CRLs, at: at, now: now, opts: o}
+	}
+	path, findings := findPath(r.Leaf, o, rev)
+	if path != nil {
+		v.Chain = path.Chain()
+	}
+	for _, f := range findings {
+		v.Add(f.status, f.code, f.msg)
+	}
+	if path == nil || v.Status == Invalid {
+		return v
+	}
+	for _, msg := range p.Algorithms.checkPath(path, at) {
+		v.Add(Invalid, CodeWeakAlgorithm, msg)
+	}
+	if p.Algorithms != nil {
+		for _, msg := range p.Algorithms.checkKey(fmt.Sprintf("%q", r.Leaf.Subject.String()), r.Leaf.PublicKey, at) {
+			v.Add(Invalid, CodeWeakAlgorithm, msg)
+		}
+	}
+	e.checkPurpose(&v, p, r.Leaf, r.Purpose)
+	qc, err := ParseQC(r.Leaf)
+	if err != nil {
+		v.Add(Invalid, CodeMalformed, "the certificate's QCStatements extension is malformed")
+		return v
+	}
+	for _, q := range p.RequiredQCStatements {
+		if !qc.Has(q) {
+			v.Add(Invalid, CodeMissingQCStatement, fmt.Sprintf("the certificate lacks the QC statement %s the policy requires", q))
+		}
+	}
+	v.Qualification = qc.Qualification()
+	if v.Qualification != AdES && p.TrustedList != nil && !tlAnchor[path.Anchor] {
+		// eIDAS: only a provider on a trusted list with a granted CA/QC
+		// service issues qualified certificates.
+		v.Qualification = AdES
+		if len(p.RequiredQCStatements) > 0 {
+			v.Add(Invalid, CodeNotQualified, "the certificate claims to be qualified but its anchor is not a granted CA/QC service of the trusted list")
+		}
+	}
+	return v
+}
+
+func (e *Engine) checkPurpose(v *Verdict, p *Policy, leaf *x509.Certificate, purpose Purpose) {
+	if purpose == "" || purpose == PurposeAny {
+		return
+	}
+	rule, ok := p.Purposes[purpose]
+	if !ok {
+		rule, ok = DefaultPurposeRules[purpose]
+	}
+	if !ok {
+		v.Add(Indeterminate, CodeKeyUsage, fmt.Sprintf("unknown purpose %q", purpose))
+		return
+	}
+	if leaf.KeyUsage != 0 && rule.KeyUsage != 0 && leaf.KeyUsage&rule.KeyUsage == 0 {
+		v.Add(Invalid, CodeKeyUsage, fmt.Sprintf("the certificate's key usage does not allow %s", purpose))
+	}
+	if len(rule.EKU) > 0 {
+		okEKU := slices.Contains(leaf.ExtKeyUsage, x509.ExtKeyUsageAny)
+		for _, u := range rule.EKU {
+			if slices.Contains(leaf.ExtKeyUsage, u) {
+				okEKU = true
+			}
+		}
+		if !okEKU {
+			v.Add(Invalid, CodeKeyUsage, fmt.Sprintf("the certificate's extended key usage does not allow %s", purpose))
+		}
+	}
+}
+
+// engineRevocation checks a path certificate with the policy's CRLs, the
+// request's, fetched ones and OCSP, and applies the mode.
+type engineRevocation struct {
+	ctx   context.Context
+	e     *Engine
+	p     *Policy
+	mode  RevocationMode
+	extra []*CRL
+	at    time.Time
+	now   time.Time
+	opts  PathOptions
+}
+
+func (r *engineRevocation) revocation(path *Path, i int) *finding {
+	c := path.Certs[i]
+	crls := append(slices.Clone(r.p.CRLs), r.extra...)
+	if r.p.FetchCRLs && r.e.Fetcher != nil {
+		crls = append(crls, r.e.Fetcher.CRLsFor(r.ctx, c)...)
+	}
+	k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts}
+	st := k.check(path, i)
+	if st.unknown != "" && r.p.OCSP && r.e.Fetcher != nil {
+		issuer := path.Anchor
+		if i > 0 {
+			issuer = path.Certs[i-1]
+		}
+		if ost, ok := r.e.Fetcher.OCSPStatus(r.ctx, c, issuer, r.at); ok {
+			st = ost
+		} else if ost.unknown != "" {
+			st.unknown += "; OCSP: " + ost.unknown
+		}
+	}
+	f := st.finding(c)
+	if f != nil && f.status == Indeterminate && r.mode == RevocationPrefer {
+		f.status = Valid // reported, but does not lower the verdict
+	}
+	return f
+}
