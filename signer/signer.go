@@ -96,6 +96,10 @@ type VerifyOptions struct {
 	At time.Time
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
+	// Policy carries the chain validation inputs that the signature does
+	// not: policy name, extra anchors and CRLs, revocation mode, context.
+	// Leaf, Intermediates, Purpose and At are filled in by Verify.
+	Policy policy.Request
 	// Limits bound the parsing; zero fields take DefaultLimits.
 	Limits Limits
 }

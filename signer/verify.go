@@ -215,8 +215,11 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 			inter = append(inter, c)
 		}
 	}
-	cv := opts.Validator.Validate(policy.Request{Leaf: cert, Intermediates: inter, Purpose: policy.PurposeSigning, At: at})
+	req := opts.Policy
+	req.Leaf, req.Intermediates, req.Purpose, req.At = cert, inter, policy.PurposeSigning, at
+	cv := opts.Validator.Validate(req)
 	v.Chain = cv.Chain
+	v.Policy, v.Qualification = cv.Policy, cv.Qualification
 	v.ValidatedAt = cv.ValidatedAt
 	if v.ValidatedAt.IsZero() {
 		v.ValidatedAt = at

@@ -34,10 +34,12 @@ const (
 // A method missing here is denied to everybody: new RPCs must be added
 // deliberately.
 var methodRoles = map[string][]string{
-	"/pecet.v1.SignService/Sign":    {RoleClient},
-	"/pecet.v1.SignService/Verify":  {RoleClient, RoleGateway},
-	"/pecet.v1.KeyService/ListKeys": {RoleClient, RoleGateway, RoleOfficer},
-	"/pecet.v1.KeyService/GetKey":   {RoleClient, RoleGateway, RoleOfficer},
+	"/pecet.v1.SignService/Sign":                  {RoleClient},
+	"/pecet.v1.SignService/Verify":                {RoleClient, RoleGateway},
+	"/pecet.v1.KeyService/ListKeys":               {RoleClient, RoleGateway, RoleOfficer},
+	"/pecet.v1.KeyService/GetKey":                 {RoleClient, RoleGateway, RoleOfficer},
+	"/pecet.v1.PolicyService/ValidateCertificate": {RoleClient, RoleGateway},
+	"/pecet.v1.PolicyService/ListPolicies":        {RoleClient, RoleGateway, RoleOfficer},
 }
 
 // Caller is an authenticated identity with what config grants it.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +37,11 @@ type Config struct {
 	Trust   Trust    `yaml:"trust"`
 	Clients []Client `yaml:"clients"`
 	Limits  Limits   `yaml:"limits"`
+	// Policies are the named validation policies (DESIGN.md "Policy");
+	// DefaultPolicy names the one used when a request names none. Without
+	// policies, trust.anchors make a policy named "default".
+	Policies      map[string]Policy `yaml:"policies"`
+	DefaultPolicy string            `yaml:"default_policy"`
 	// ShutdownGrace is how long in-flight calls may finish after SIGTERM.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
@@ -101,6 +107,61 @@ type Limits struct {
 // Trust lists the trust anchors Verify judges signer chains against.
 type Trust struct {
 	Anchors []string `yaml:"anchors"`
+}
+
+// Policy is one named validation policy.
+type Policy struct {
+	Description string `yaml:"description"`
+	// Anchors are PEM files of trust anchors.
+	Anchors     []string     `yaml:"anchors"`
+	TrustedList *TrustedList `yaml:"trusted_list"`
+	// Intermediates are PEM files of CA certificates offered to path
+	// building.
+	Intermediates []string   `yaml:"intermediates"`
+	Algorithms    Algorithms `yaml:"algorithms"`
+	// Purposes override the key usage (any of) and EKU (any of) a leaf
+	// needs per purpose: signing, encryption, timestamping.
+	Purposes map[string]PurposeRule `yaml:"purposes"`
+	// RequiredPolicies are certificate policy OIDs; the path must be valid
+	// for one of them (e.g. 0.4.0.194112.1.2, QCP-n-qscd).
+	RequiredPolicies []string `yaml:"required_policies"`
+	// RequiredQCStatements: compliance, sscd, esign, eseal, web.
+	RequiredQCStatements []string   `yaml:"required_qc_statements"`
+	Revocation           Revocation `yaml:"revocation"`
+	// ClockTolerance widens validity periods and CRL freshness.
+	ClockTolerance time.Duration `yaml:"clock_tolerance"`
+}
+
+// TrustedList is an ETSI TS 119 612 list and the certificate(s) its
+// signature must verify with (PEM).
+type TrustedList struct {
+	File   string `yaml:"file"`
+	Signer string `yaml:"signer"`
+}
+
+// Algorithms are the algorithm rules of a policy.
+type Algorithms struct {
+	// Suite is an ETSI TS 119 312 suitability file (XML).
+	Suite      string   `yaml:"suite"`
+	MinRSABits int      `yaml:"min_rsa_bits"`
+	MinECBits  int      `yaml:"min_ec_bits"`
+	Hashes     []string `yaml:"hashes"` // SHA256, SHA384, SHA512
+}
+
+// PurposeRule lists key usage and EKU names.
+type PurposeRule struct {
+	KeyUsage []string `yaml:"key_usage"`
+	EKU      []string `yaml:"eku"`
+}
+
+// Revocation configures revocation checking.
+type Revocation struct {
+	Mode      string   `yaml:"mode"` // require, prefer (default), off
+	CRLs      []string `yaml:"crls"`
+	FetchCRLs bool     `yaml:"fetch_crls"`
+	OCSP      bool     `yaml:"ocsp"`
+	// Timeout bounds one CRL or OCSP fetch.
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Client maps an identity (certificate subject CN or URI SAN) to roles and
@@ -224,6 +285,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	c.validatePolicies(bad)
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
 	}
@@ -249,4 +311,58 @@ func (t Token) PIN() (string, error) {
 		return "", fmt.Errorf("config: PIN file %s is empty", t.PINFile)
 	}
 	return pin, nil
+}
+
+// Names accepted in policy blocks.
+var (
+	RevocationModes = []string{"", "require", "prefer", "off"}
+	QCStatements    = []string{"compliance", "sscd", "esign", "eseal", "web"}
+	PurposeNames    = []string{"signing", "encryption", "timestamping"}
+	HashNames       = []string{"SHA256", "SHA384", "SHA512"}
+)
+
+func (c *Config) validatePolicies(bad func(string, ...any)) {
+	if len(c.Policies) == 0 {
+		if c.DefaultPolicy != "" && c.DefaultPolicy != "default" {
+			bad("default_policy %q names no policy (policies is empty)", c.DefaultPolicy)
+		}
+		return
+	}
+	if c.DefaultPolicy == "" {
+		bad("default_policy is required when policies are configured")
+	} else if _, ok := c.Policies[c.DefaultPolicy]; !ok {
+		bad("default_policy %q is not one of the policies", c.DefaultPolicy)
+	}
+	for name, p := range c.Policies {
+		if name == "" || strings.ContainsAny(name, " \t/") {
+			bad("policy name %q: use letters, digits and - _ .", name)
+		}
+		if len(p.Anchors) == 0 && p.TrustedList == nil {
+			bad("policies.%s: anchors or trusted_list is required", name)
+		}
+		if p.TrustedList != nil && (p.TrustedList.File == "" || p.TrustedList.Signer == "") {
+			bad("policies.%s.trusted_list: file and signer are both required (an unsigned list is never trusted)", name)
+		}
+		if !slices.Contains(RevocationModes, p.Revocation.Mode) {
+			bad("policies.%s.revocation.mode %q: use require, prefer or off", name, p.Revocation.Mode)
+		}
+		for _, q := range p.RequiredQCStatements {
+			if !slices.Contains(QCStatements, q) {
+				bad("policies.%s.required_qc_statements: unknown %q (compliance, sscd, esign, eseal, web)", name, q)
+			}
+		}
+		for purpose := range p.Purposes {
+			if !slices.Contains(PurposeNames, purpose) {
+				bad("policies.%s.purposes: unknown purpose %q (signing, encryption, timestamping)", name, purpose)
+			}
+		}
+		for _, h := range p.Algorithms.Hashes {
+			if !slices.Contains(HashNames, h) {
+				bad("policies.%s.algorithms.hashes: %q is not allowed (SHA256, SHA384, SHA512)", name, h)
+			}
+		}
+		if p.Algorithms.MinRSABits < 0 || p.Algorithms.MinECBits < 0 || p.ClockTolerance < 0 {
+			bad("policies.%s: negative bounds", name)
+		}
+	}
 }

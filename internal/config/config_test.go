@@ -114,3 +114,50 @@ func TestLoadBounded(t *testing.T) {
 		t.Fatalf("2 MiB config: %v", err)
 	}
 }
+
+const withPolicies = valid + `default_policy: cz-qualified
+policies:
+  cz-qualified:
+    trusted_list: {file: CZ.xml, signer: cz-signer.pem}
+    algorithms: {min_rsa_bits: 2048, min_ec_bits: 256, hashes: [SHA256, SHA384, SHA512]}
+    required_qc_statements: [compliance, sscd]
+    revocation: {mode: require, crls: [a.crl], fetch_crls: true, ocsp: true, timeout: 5s}
+    clock_tolerance: 2m
+  dev:
+    anchors: [ca.pem]
+    purposes: {signing: {key_usage: [digitalSignature]}}
+    revocation: {mode: off}
+`
+
+func TestParsePolicies(t *testing.T) {
+	c, err := Parse([]byte(withPolicies))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Policies["cz-qualified"]
+	if c.DefaultPolicy != "cz-qualified" || p.Revocation.Mode != "require" || p.TrustedList.Signer != "cz-signer.pem" || len(c.Policies) != 2 {
+		t.Errorf("policies not read: %+v", c.Policies)
+	}
+}
+
+func TestParsePoliciesRejects(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"unknown key", strings.Replace(withPolicies, "clock_tolerance: 2m", "clock_tolerance: 2m\n    colour: red", 1), "colour"},
+		{"no default", strings.Replace(withPolicies, "default_policy: cz-qualified\n", "", 1), "default_policy is required"},
+		{"default missing", strings.Replace(withPolicies, "default_policy: cz-qualified", "default_policy: nope", 1), `"nope" is not one of`},
+		{"bad mode", strings.Replace(withPolicies, "mode: require", "mode: sometimes", 1), "revocation.mode"},
+		{"bad qc", strings.Replace(withPolicies, "[compliance, sscd]", "[qualified]", 1), `unknown "qualified"`},
+		{"sha1", strings.Replace(withPolicies, "[SHA256, SHA384, SHA512]", "[SHA1]", 1), `"SHA1" is not allowed`},
+		{"unsigned list", strings.Replace(withPolicies, ", signer: cz-signer.pem", "", 1), "signer are both required"},
+		{"no anchors", strings.Replace(withPolicies, "    anchors: [ca.pem]\n", "", 1), "anchors or trusted_list"},
+		{"bad purpose", strings.Replace(withPolicies, "{signing:", "{sealing:", 1), `unknown purpose "sealing"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -26,7 +26,6 @@ import (
 	"github.com/pecet-hsm/pecet/internal/ratelimit"
 	"github.com/pecet-hsm/pecet/internal/server"
 	"github.com/pecet-hsm/pecet/keystore"
-	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/signer"
 )
 
@@ -101,9 +100,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 			required = append(required, k.Alias)
 		}
 	}
-	roots, err := loadPool(cfg.Trust.Anchors)
+	engine, err := BuildEngine(cfg)
 	if err != nil {
-		return fmt.Errorf("trust anchors: %w", err)
+		return fmt.Errorf("policies: %w", err)
 	}
 	tlsConf, err := serverTLS(cfg.GRPC.TLS)
 	if err != nil {
@@ -112,7 +111,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	m := metrics.New(ks.PoolStats)
 	srv := server.New(server.Deps{
 		Keys:            ks,
-		Validator:       policy.Basic{Roots: roots},
+		Validator:       engine,
+		Policies:        engine,
 		Auth:            authz.New(cfg.Clients),
 		Metrics:         m,
 		Log:             log,

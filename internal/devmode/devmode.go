@@ -160,6 +160,19 @@ func resolve(cfg *config.Config, dir string) {
 	for i := range cfg.Trust.Anchors {
 		abs(&cfg.Trust.Anchors[i])
 	}
+	for name, p := range cfg.Policies {
+		for _, list := range [][]string{p.Anchors, p.Intermediates, p.Revocation.CRLs} {
+			for i := range list {
+				abs(&list[i])
+			}
+		}
+		if p.TrustedList != nil {
+			abs(&p.TrustedList.File)
+			abs(&p.TrustedList.Signer)
+		}
+		abs(&p.Algorithms.Suite)
+		cfg.Policies[name] = p
+	}
 }
 
 func randomPIN() string {
@@ -187,6 +200,15 @@ token:
   pin_file: pin
 trust:
   anchors: [ca.pem]
+# The dev policy judges chains against the dev CA: no qualification is
+# required and the dev CA publishes no CRLs, so revocation is off.
+default_policy: dev
+policies:
+  dev:
+    description: dev CA, not qualified, no revocation
+    anchors: [ca.pem]
+    algorithms: {min_rsa_bits: 2048, min_ec_bits: 256}
+    revocation: {mode: "off"}
 clients:
   - identity: client
     roles: [client]

@@ -13,6 +13,7 @@ import (
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/ratelimit"
 	"github.com/pecet-hsm/pecet/keystore"
+	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/signer"
 )
 
@@ -51,6 +52,8 @@ var table = []mapping{
 	{signer.ErrUnsupportedKey, codes.FailedPrecondition, "the key type is not supported for CMS signatures"},
 	{signer.ErrNoCertificate, codes.FailedPrecondition, "the signing key has no certificate"},
 	{signer.ErrKeyMismatch, codes.FailedPrecondition, "the signing key's certificate does not match the key"},
+	{policy.ErrUnknownPolicy, codes.NotFound, "no policy with that name: list them with `pecet policy list`"},
+	{policy.ErrMalformedCRL, codes.InvalidArgument, "a CRL is not a well-formed DER X.509 CRL (or is too large)"},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline exceeded"},
 	{context.Canceled, codes.Canceled, "call cancelled"},
 }

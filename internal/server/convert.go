@@ -42,6 +42,8 @@ func verdictProto(v policy.Verdict) *pecetv1.Verdict {
 		TimestampTime: ts(v.TimestampTime),
 		ValidatedAt:   ts(v.ValidatedAt),
 		Chain:         derChain(v.Chain),
+		Policy:        v.Policy,
+		Qualification: string(v.Qualification),
 	}
 	for _, r := range v.Reasons {
 		out.Reasons = append(out.Reasons, &pecetv1.Reason{Code: string(r.Code), Message: r.Message})

@@ -40,9 +40,12 @@ type Keys interface {
 type Deps struct {
 	Keys      Keys
 	Validator policy.Validator
-	Auth      *authz.Authorizer
-	Metrics   *metrics.Metrics
-	Log       *slog.Logger
+	// Policies lists the policies for ListPolicies and checks names; nil
+	// means only the default exists.
+	Policies Policies
+	Auth     *authz.Authorizer
+	Metrics  *metrics.Metrics
+	Log      *slog.Logger
 	// Now is the clock (signing time); nil means time.Now.
 	Now func() time.Time
 	// MaxMessageBytes bounds gRPC messages both ways.
@@ -91,6 +94,7 @@ func (s *Server) GRPC(tlsConf *tls.Config) *grpc.Server {
 	g := grpc.NewServer(opts...)
 	pecetv1.RegisterSignServiceServer(g, &signService{s: s})
 	pecetv1.RegisterKeyServiceServer(g, &keyService{s: s})
+	pecetv1.RegisterPolicyServiceServer(g, &policyService{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
 	return g
@@ -103,7 +107,7 @@ func (s *Server) SetServing(ok bool) {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
 	s.health.SetServingStatus("", st)
-	for _, name := range []string{"pecet.v1.SignService", "pecet.v1.KeyService"} {
+	for _, name := range []string{"pecet.v1.SignService", "pecet.v1.KeyService", "pecet.v1.PolicyService"} {
 		s.health.SetServingStatus(name, st)
 	}
 }

@@ -98,9 +98,16 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca.Cert)
+	engine, err := policy.NewEngine("test",
+		&policy.Policy{Name: "test", Anchors: []*x509.Certificate{ca.Cert}, Revocation: policy.RevocationOff},
+		&policy.Policy{Name: "strict", Anchors: []*x509.Certificate{ca.Cert}, Revocation: policy.RevocationRequire})
+	if err != nil {
+		t.Fatal(err)
+	}
 	deps := Deps{
 		Keys:            store,
-		Validator:       policy.Basic{Roots: roots},
+		Validator:       engine,
+		Policies:        engine,
 		Auth:            authz.New(clientsConf),
 		Metrics:         metrics.New(store.PoolStats),
 		Log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -180,14 +187,22 @@ func TestAuthorizationMatrix(t *testing.T) {
 			_, err := pecetv1.NewKeyServiceClient(cc).GetKey(ctx, &pecetv1.GetKeyRequest{Alias: "client-sign"})
 			return err
 		},
+		"ValidateCertificate": func(ctx context.Context, cc *grpc.ClientConn) error {
+			_, err := pecetv1.NewPolicyServiceClient(cc).ValidateCertificate(ctx, &pecetv1.ValidateCertificateRequest{Chain: [][]byte{{0x30, 0x00}}})
+			return err
+		},
+		"ListPolicies": func(ctx context.Context, cc *grpc.ClientConn) error {
+			_, err := pecetv1.NewPolicyServiceClient(cc).ListPolicies(ctx, &pecetv1.ListPoliciesRequest{})
+			return err
+		},
 	}
 	// Verify is called with a malformed signature: allowed roles get
 	// InvalidArgument, proving they passed authorisation.
 	want := map[string]map[string]codes.Code{
-		"client":   {"Sign": codes.OK, "Verify": codes.InvalidArgument, "ListKeys": codes.OK, "GetKey": codes.OK},
-		"gateway":  {"Sign": codes.PermissionDenied, "Verify": codes.InvalidArgument, "ListKeys": codes.OK, "GetKey": codes.NotFound},
-		"officer":  {"Sign": codes.PermissionDenied, "Verify": codes.PermissionDenied, "ListKeys": codes.OK, "GetKey": codes.OK},
-		"stranger": {"Sign": codes.PermissionDenied, "Verify": codes.PermissionDenied, "ListKeys": codes.PermissionDenied, "GetKey": codes.PermissionDenied},
+		"client":   {"Sign": codes.OK, "Verify": codes.InvalidArgument, "ListKeys": codes.OK, "GetKey": codes.OK, "ValidateCertificate": codes.InvalidArgument, "ListPolicies": codes.OK},
+		"gateway":  {"Sign": codes.PermissionDenied, "Verify": codes.InvalidArgument, "ListKeys": codes.OK, "GetKey": codes.NotFound, "ValidateCertificate": codes.InvalidArgument, "ListPolicies": codes.OK},
+		"officer":  {"Sign": codes.PermissionDenied, "Verify": codes.PermissionDenied, "ListKeys": codes.OK, "GetKey": codes.OK, "ValidateCertificate": codes.PermissionDenied, "ListPolicies": codes.OK},
+		"stranger": {"Sign": codes.PermissionDenied, "Verify": codes.PermissionDenied, "ListKeys": codes.PermissionDenied, "GetKey": codes.PermissionDenied, "ValidateCertificate": codes.PermissionDenied, "ListPolicies": codes.PermissionDenied},
 	}
 	for who, rpcs := range want {
 		cc := f.dial(t, who)
@@ -201,7 +216,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 	// Every RPC the server registers is in the role table (a new RPC
 	// without roles would be denied to all: caught here).
-	for _, m := range []string{"/pecet.v1.SignService/Sign", "/pecet.v1.SignService/Verify", "/pecet.v1.KeyService/ListKeys", "/pecet.v1.KeyService/GetKey"} {
+	for _, m := range []string{"/pecet.v1.SignService/Sign", "/pecet.v1.SignService/Verify", "/pecet.v1.KeyService/ListKeys", "/pecet.v1.KeyService/GetKey",
+		"/pecet.v1.PolicyService/ValidateCertificate", "/pecet.v1.PolicyService/ListPolicies"} {
 		if len(authz.AllowedRoles(m)) == 0 {
 			t.Errorf("%s has no roles", m)
 		}

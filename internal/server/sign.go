@@ -87,7 +87,11 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 	if len(req.GetSignature()) == 0 {
 		return nil, grpcerr.InvalidArgument("signature is empty")
 	}
-	opts := signer.VerifyOptions{Validator: ss.s.d.Validator, Now: ss.s.d.Now, Limits: ss.s.d.CMSLimits}
+	preq, err := ss.s.policyRequest(ctx, req.GetPolicy(), req.GetAnchors(), req.GetCrls(), req.GetRevocation())
+	if err != nil {
+		return nil, err
+	}
+	opts := signer.VerifyOptions{Validator: ss.s.d.Validator, Now: ss.s.d.Now, Policy: preq, Limits: ss.s.d.CMSLimits}
 	switch d := req.GetDetached().(type) {
 	case *pecetv1.VerifyRequest_Content:
 		opts.Content = d.Content

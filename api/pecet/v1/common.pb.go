@@ -157,7 +157,13 @@ type Verdict struct {
 	// The certification path that was built, leaf first, DER certificates.
 	Chain [][]byte `protobuf:"bytes,6,rep,name=chain,proto3" json:"chain,omitempty"`
 	// Findings, each with a stable code.
-	Reasons       []*Reason `protobuf:"bytes,7,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	Reasons []*Reason `protobuf:"bytes,7,rep,name=reasons,proto3" json:"reasons,omitempty"`
+	// The policy the chain was judged under.
+	Policy string `protobuf:"bytes,8,opt,name=policy,proto3" json:"policy,omitempty"`
+	// Qualification of a signature made with the certificate, as far as the
+	// chain validated: QES (qualified certificate, key in a QSCD), AdES-QC
+	// (qualified certificate), AdES; empty when not determined.
+	Qualification string `protobuf:"bytes,9,opt,name=qualification,proto3" json:"qualification,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -241,12 +247,28 @@ func (x *Verdict) GetReasons() []*Reason {
 	return nil
 }
 
+func (x *Verdict) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *Verdict) GetQualification() string {
+	if x != nil {
+		return x.Qualification
+	}
+	return ""
+}
+
 // Reason is one finding of a validation.
 type Reason struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Stable code: EXPIRED, NOT_YET_VALID, REVOKED, UNTRUSTED_ROOT, KEY_USAGE,
 	// WEAK_ALGORITHM, SIGNATURE_MISMATCH, DIGEST_MISMATCH, REVOCATION_UNKNOWN,
-	// MALFORMED, SIGNER_CERTIFICATE_MISSING, CHAIN_INVALID.
+	// MALFORMED, SIGNER_CERTIFICATE_MISSING, CHAIN_INVALID, NAME_CONSTRAINTS,
+	// POLICY, UNKNOWN_CRITICAL_EXTENSION, NOT_QUALIFIED, QC_STATEMENT,
+	// PATH_BOUND, UNKNOWN_POLICY, SIGNING_CERTIFICATE_MISMATCH.
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	// Explanation for a person.
 	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
@@ -302,7 +324,7 @@ var File_pecet_v1_common_proto protoreflect.FileDescriptor
 
 const file_pecet_v1_common_proto_rawDesc = "" +
 	"\n" +
-	"\x15pecet/v1/common.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x03\n" +
+	"\x15pecet/v1/common.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x03\n" +
 	"\aVerdict\x120\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x18.pecet.v1.Verdict.StatusR\x06status\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12=\n" +
@@ -310,7 +332,9 @@ const file_pecet_v1_common_proto_rawDesc = "" +
 	"\x0etimestamp_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\rtimestampTime\x12=\n" +
 	"\fvalidated_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vvalidatedAt\x12\x14\n" +
 	"\x05chain\x18\x06 \x03(\fR\x05chain\x12*\n" +
-	"\areasons\x18\a \x03(\v2\x10.pecet.v1.ReasonR\areasons\"K\n" +
+	"\areasons\x18\a \x03(\v2\x10.pecet.v1.ReasonR\areasons\x12\x16\n" +
+	"\x06policy\x18\b \x01(\tR\x06policy\x12$\n" +
+	"\rqualification\x18\t \x01(\tR\rqualification\"K\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05VALID\x10\x01\x12\v\n" +

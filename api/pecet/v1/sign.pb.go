@@ -234,8 +234,18 @@ type VerifyRequest struct {
 	Detached isVerifyRequest_Detached `protobuf_oneof:"detached"`
 	// Hash of content_digest; unspecified means SHA-256.
 	DigestHash HashAlgorithm `protobuf:"varint,4,opt,name=digest_hash,json=digestHash,proto3,enum=pecet.v1.HashAlgorithm" json:"digest_hash,omitempty"`
-	// Judge the chain as of this time instead of the signing time.
-	At            *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
+	// Judge the chain as of this time (the trusted time: a verified
+	// timestamp's). Unset: the time of a verified timestamp, else now; never a
+	// time the signer only claims.
+	At *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
+	// Policy to judge the signer's chain under; empty means the default.
+	Policy string `protobuf:"bytes,6,opt,name=policy,proto3" json:"policy,omitempty"`
+	// Extra trust anchors for this call only, DER.
+	Anchors [][]byte `protobuf:"bytes,7,rep,name=anchors,proto3" json:"anchors,omitempty"`
+	// Extra CRLs for this call only, DER.
+	Crls [][]byte `protobuf:"bytes,8,rep,name=crls,proto3" json:"crls,omitempty"`
+	// Overrides the policy's revocation mode.
+	Revocation    RevocationMode `protobuf:"varint,9,opt,name=revocation,proto3,enum=pecet.v1.RevocationMode" json:"revocation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -316,6 +326,34 @@ func (x *VerifyRequest) GetAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *VerifyRequest) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *VerifyRequest) GetAnchors() [][]byte {
+	if x != nil {
+		return x.Anchors
+	}
+	return nil
+}
+
+func (x *VerifyRequest) GetCrls() [][]byte {
+	if x != nil {
+		return x.Crls
+	}
+	return nil
+}
+
+func (x *VerifyRequest) GetRevocation() RevocationMode {
+	if x != nil {
+		return x.Revocation
+	}
+	return RevocationMode_REVOCATION_MODE_UNSPECIFIED
+}
+
 type isVerifyRequest_Detached interface {
 	isVerifyRequest_Detached()
 }
@@ -383,7 +421,7 @@ var File_pecet_v1_sign_proto protoreflect.FileDescriptor
 
 const file_pecet_v1_sign_proto_rawDesc = "" +
 	"\n" +
-	"\x13pecet/v1/sign.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15pecet/v1/common.proto\"\xbb\x01\n" +
+	"\x13pecet/v1/sign.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15pecet/v1/common.proto\x1a\x15pecet/v1/policy.proto\"\xbb\x01\n" +
 	"\vSignRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x12\x14\n" +
@@ -396,14 +434,20 @@ const file_pecet_v1_sign_proto_rawDesc = "" +
 	"\tsignature\x18\x01 \x01(\fR\tsignature\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\rR\aversion\x12=\n" +
-	"\fsigning_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vsigningTime\"\xe4\x01\n" +
+	"\fsigning_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vsigningTime\"\xe4\x02\n" +
 	"\rVerifyRequest\x12\x1c\n" +
 	"\tsignature\x18\x01 \x01(\fR\tsignature\x12\x1a\n" +
 	"\acontent\x18\x02 \x01(\fH\x00R\acontent\x12'\n" +
 	"\x0econtent_digest\x18\x03 \x01(\fH\x00R\rcontentDigest\x128\n" +
 	"\vdigest_hash\x18\x04 \x01(\x0e2\x17.pecet.v1.HashAlgorithmR\n" +
 	"digestHash\x12*\n" +
-	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02atB\n" +
+	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x16\n" +
+	"\x06policy\x18\x06 \x01(\tR\x06policy\x12\x18\n" +
+	"\aanchors\x18\a \x03(\fR\aanchors\x12\x12\n" +
+	"\x04crls\x18\b \x03(\fR\x04crls\x128\n" +
+	"\n" +
+	"revocation\x18\t \x01(\x0e2\x18.pecet.v1.RevocationModeR\n" +
+	"revocationB\n" +
 	"\n" +
 	"\bdetached\"=\n" +
 	"\x0eVerifyResponse\x12+\n" +
@@ -432,23 +476,25 @@ var file_pecet_v1_sign_proto_goTypes = []any{
 	(*VerifyResponse)(nil),        // 3: pecet.v1.VerifyResponse
 	(HashAlgorithm)(0),            // 4: pecet.v1.HashAlgorithm
 	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(*Verdict)(nil),               // 6: pecet.v1.Verdict
+	(RevocationMode)(0),           // 6: pecet.v1.RevocationMode
+	(*Verdict)(nil),               // 7: pecet.v1.Verdict
 }
 var file_pecet_v1_sign_proto_depIdxs = []int32{
 	4, // 0: pecet.v1.SignRequest.hash:type_name -> pecet.v1.HashAlgorithm
 	5, // 1: pecet.v1.SignResponse.signing_time:type_name -> google.protobuf.Timestamp
 	4, // 2: pecet.v1.VerifyRequest.digest_hash:type_name -> pecet.v1.HashAlgorithm
 	5, // 3: pecet.v1.VerifyRequest.at:type_name -> google.protobuf.Timestamp
-	6, // 4: pecet.v1.VerifyResponse.verdict:type_name -> pecet.v1.Verdict
-	0, // 5: pecet.v1.SignService.Sign:input_type -> pecet.v1.SignRequest
-	2, // 6: pecet.v1.SignService.Verify:input_type -> pecet.v1.VerifyRequest
-	1, // 7: pecet.v1.SignService.Sign:output_type -> pecet.v1.SignResponse
-	3, // 8: pecet.v1.SignService.Verify:output_type -> pecet.v1.VerifyResponse
-	7, // [7:9] is the sub-list for method output_type
-	5, // [5:7] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	6, // 4: pecet.v1.VerifyRequest.revocation:type_name -> pecet.v1.RevocationMode
+	7, // 5: pecet.v1.VerifyResponse.verdict:type_name -> pecet.v1.Verdict
+	0, // 6: pecet.v1.SignService.Sign:input_type -> pecet.v1.SignRequest
+	2, // 7: pecet.v1.SignService.Verify:input_type -> pecet.v1.VerifyRequest
+	1, // 8: pecet.v1.SignService.Sign:output_type -> pecet.v1.SignResponse
+	3, // 9: pecet.v1.SignService.Verify:output_type -> pecet.v1.VerifyResponse
+	8, // [8:10] is the sub-list for method output_type
+	6, // [6:8] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_pecet_v1_sign_proto_init() }
@@ -457,6 +503,7 @@ func file_pecet_v1_sign_proto_init() {
 		return
 	}
 	file_pecet_v1_common_proto_init()
+	file_pecet_v1_policy_proto_init()
 	file_pecet_v1_sign_proto_msgTypes[0].OneofWrappers = []any{
 		(*SignRequest_Data)(nil),
 		(*SignRequest_Digest)(nil),

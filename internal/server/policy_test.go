@@ -1,0 +1,135 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/x509"
+	"math/big"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+)
+
+// TestVerifyRevokedAroundTrustedTime: a signature whose certificate was
+// revoked before the trusted time is INVALID (REVOKED); revoked after it,
+// VALID. The trusted time comes from VerifyRequest.at (a verified
+// timestamp's time, once CAdES-T verification sets it).
+func TestVerifyRevokedAroundTrustedTime(t *testing.T) {
+	f := newFixture(t)
+	cc := f.dial(t, "client")
+	ctx := ctxT(t)
+	data := []byte("<PRIHL/>")
+	sig, err := pecetv1.NewSignServiceClient(cc).Sign(ctx, &pecetv1.SignRequest{Key: "client-sign", Input: &pecetv1.SignRequest_Data{Data: data}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := f.store.GetKey(ctx, "client-sign")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := k.Versions[0].Certificate()
+	now := time.Now()
+	revokedAt := now.Add(-10 * time.Minute)
+	crlDER, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number:     big.NewInt(1),
+		ThisUpdate: now.Add(-time.Minute),
+		NextUpdate: now.Add(24 * time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{
+			{SerialNumber: leaf.SerialNumber, RevocationTime: revokedAt, ReasonCode: 1},
+		},
+	}, f.ca.Cert, f.ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify := func(at time.Time, crls [][]byte, mode pecetv1.RevocationMode) *pecetv1.Verdict {
+		t.Helper()
+		resp, err := pecetv1.NewSignServiceClient(cc).Verify(ctx, &pecetv1.VerifyRequest{
+			Signature: sig.GetSignature(), Detached: &pecetv1.VerifyRequest_Content{Content: data},
+			At: timestamppb.New(at), Crls: crls, Revocation: mode, Policy: "strict",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetVerdict()
+	}
+	tests := []struct {
+		name   string
+		at     time.Time
+		crls   [][]byte
+		mode   pecetv1.RevocationMode
+		status pecetv1.Verdict_Status
+		code   string
+	}{
+		{"revoked before the trusted time", now.Add(-5 * time.Minute), [][]byte{crlDER}, 0, pecetv1.Verdict_INVALID, "REVOKED"},
+		{"revoked after the trusted time", now.Add(-30 * time.Minute), [][]byte{crlDER}, 0, pecetv1.Verdict_VALID, ""},
+		{"no CRL, require", now.Add(-5 * time.Minute), nil, 0, pecetv1.Verdict_INDETERMINATE, "REVOCATION_UNKNOWN"},
+		{"no CRL, prefer", now.Add(-5 * time.Minute), nil, pecetv1.RevocationMode_PREFER, pecetv1.Verdict_VALID, "REVOCATION_UNKNOWN"},
+		{"revocation off", now.Add(-5 * time.Minute), [][]byte{crlDER}, pecetv1.RevocationMode_OFF, pecetv1.Verdict_VALID, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := verify(tc.at, tc.crls, tc.mode)
+			if v.GetStatus() != tc.status || v.GetPolicy() != "strict" {
+				t.Fatalf("status %v policy %q, want %v: %v", v.GetStatus(), v.GetPolicy(), tc.status, v.GetReasons())
+			}
+			found := tc.code == ""
+			for _, r := range v.GetReasons() {
+				if r.GetCode() == tc.code {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("no reason %s in %v", tc.code, v.GetReasons())
+			}
+		})
+	}
+}
+
+func TestValidateCertificateRPC(t *testing.T) {
+	f := newFixture(t)
+	cc := f.dial(t, "client")
+	ctx := ctxT(t)
+	k, err := f.store.GetKey(ctx, "client-sign")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := k.Versions[0].Certificate()
+	pc := pecetv1.NewPolicyServiceClient(cc)
+	resp, err := pc.ValidateCertificate(ctx, &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw}, Purpose: pecetv1.Purpose_SIGNING})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := resp.GetVerdict(); v.GetStatus() != pecetv1.Verdict_VALID || len(v.GetChain()) != 2 || v.GetPolicy() != "test" || v.GetQualification() != "AdES" {
+		t.Fatalf("verdict %v", v)
+	}
+	resp, err = pc.ValidateCertificate(ctx, &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw}, Purpose: pecetv1.Purpose_ENCRYPTION})
+	if err != nil || resp.GetVerdict().GetStatus() != pecetv1.Verdict_INVALID || resp.GetVerdict().GetReasons()[0].GetCode() != "KEY_USAGE" {
+		t.Fatalf("encryption purpose: %v %v", resp.GetVerdict(), err)
+	}
+	errs := []struct {
+		name string
+		req  *pecetv1.ValidateCertificateRequest
+		code codes.Code
+	}{
+		{"unknown policy", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw}, Policy: "nope"}, codes.NotFound},
+		{"garbage CRL", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw}, Crls: [][]byte{[]byte("junk")}}, codes.InvalidArgument},
+		{"garbage anchor", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw}, Anchors: [][]byte{{1, 2}}}, codes.InvalidArgument},
+		{"too many", &pecetv1.ValidateCertificateRequest{Chain: make([][]byte, 10000)}, codes.InvalidArgument},
+	}
+	for _, tc := range errs {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := pc.ValidateCertificate(ctx, tc.req)
+			if status.Code(err) != tc.code {
+				t.Fatalf("got %v, want %s", err, tc.code)
+			}
+		})
+	}
+	list, err := pc.ListPolicies(ctx, &pecetv1.ListPoliciesRequest{})
+	if err != nil || len(list.GetPolicies()) != 2 || !list.GetPolicies()[1].GetDefault() || len(list.GetPolicies()[1].GetAnchors()) != 1 {
+		t.Fatalf("ListPolicies: %v %v", list, err)
+	}
+}
