@@ -46,8 +46,9 @@ type Options struct {
 // Conn is a connection with the pecet.v1 clients on it.
 type Conn struct {
 	*grpc.ClientConn
-	Sign pecetv1.SignServiceClient
-	Keys pecetv1.KeyServiceClient
+	Sign   pecetv1.SignServiceClient
+	Keys   pecetv1.KeyServiceClient
+	Policy pecetv1.PolicyServiceClient
 }
 
 // ErrNoCredentials: neither explicit files nor a dev folder were found.
@@ -154,6 +155,7 @@ func Dial(o Options) (*Conn, error) {
 		ClientConn: cc,
 		Sign:       pecetv1.NewSignServiceClient(cc),
 		Keys:       pecetv1.NewKeyServiceClient(cc),
+		Policy:     pecetv1.NewPolicyServiceClient(cc),
 	}, nil
 }
 

@@ -23,6 +23,13 @@ type conn struct {
 }
 
 func newFlags(name, synopsis, defaultRole string) (*flag.FlagSet, *conn) {
+	return newFlagsCert(name, synopsis, defaultRole, "cert")
+}
+
+// newFlagsCert names the TLS client certificate flag certFlag: `pecet chain
+// verify` uses --cert for the certificate it judges (DESIGN.md), so there the
+// TLS one is --client-cert (as --key-file gives way to sign's --key).
+func newFlagsCert(name, synopsis, defaultRole, certFlag string) (*flag.FlagSet, *conn) {
 	fs := flag.NewFlagSet("pecet "+name, flag.ContinueOnError)
 	c := &conn{}
 	fs.Usage = func() {
@@ -30,7 +37,7 @@ func newFlags(name, synopsis, defaultRole string) (*flag.FlagSet, *conn) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&c.opts.Server, "server", "", "pecetd gRPC `address` (PECET_SERVER; default: the dev folder's, else 127.0.0.1:7443)")
-	fs.StringVar(&c.opts.Cert, "cert", "", "client certificate PEM `file` (PECET_CERT)")
+	fs.StringVar(&c.opts.Cert, certFlag, "", "client certificate PEM `file` (PECET_CERT)")
 	fs.StringVar(&c.opts.Key, "key-file", "", "client private key PEM `file` (PECET_KEY)")
 	fs.StringVar(&c.opts.CA, "ca", "", "CA bundle PEM `file` for the server certificate (PECET_CA)")
 	fs.StringVar(&c.opts.DevDir, "dev-dir", "", "dev folder `DIR` (PECET_DEV_DIR; default ./.pecet-dev when present)")

@@ -29,6 +29,8 @@ func init() {
 		{"verify", "verify a CMS signature and judge the signer's chain", runVerify},
 		{"keys", "list and show keys (keys list, keys show --alias A)", runKeys},
 		{"bench", "load pecetd with one operation; ops/s, latency, errors, ratio to the raw token rate", runBench},
+		{"chain", "judge a certificate chain under a policy (chain verify --cert FILE)", runChain},
+		{"policy", "list and show validation policies (policy list, policy show NAME)", runPolicy},
 	}
 }
 

@@ -2,12 +2,11 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"time"
-
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 )
@@ -21,12 +20,12 @@ func decodeSignature(b []byte) []byte {
 }
 
 func runVerify(args []string) int {
-	fs, c := newFlags("verify", "verify --in SIG [--content FILE | --digest HEX [--hash ALG]] [--at RFC3339] [--json]", "client")
+	fs, c := newFlags("verify", "verify --in SIG [--content FILE | --digest HEX [--hash ALG]] [--policy NAME] [--anchors FILE] [--crl FILE]... [--revocation MODE] [--at RFC3339] [--json]", "client")
 	in := fs.String("in", "", "CMS signature `file` (DER or PEM), - for stdin (required)")
 	content := fs.String("content", "", "the signed content `file`, for a detached signature")
 	digest := fs.String("digest", "", "`hex` digest of the signed content, instead of --content")
 	hash := fs.String("hash", "sha256", "`algorithm` of --digest: sha256, sha384, sha512")
-	at := fs.String("at", "", "judge the chain as of this `time` (RFC 3339) instead of the signing time")
+	pf := addPolicyFlags(fs)
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -61,13 +60,11 @@ func runVerify(args []string) int {
 		req.Detached = &pecetv1.VerifyRequest_ContentDigest{ContentDigest: d}
 		req.DigestHash = h
 	}
-	if *at != "" {
-		t, err := time.Parse(time.RFC3339, *at)
-		if err != nil {
-			return usageErr(fs, "--at: %v", err)
-		}
-		req.At = timestamppb.New(t)
+	pi, err := pf.read()
+	if err != nil {
+		return usageErr(fs, "%v", err)
 	}
+	req.Policy, req.Anchors, req.Crls, req.Revocation, req.At = pi.policy, pi.anchors, pi.crls, pi.revocation, pi.at
 	cc, ctx, done, err := c.dial()
 	if err != nil {
 		return fail("verify", err)
@@ -93,6 +90,19 @@ func printVerdict(v *pecetv1.Verdict, asJSON bool) int {
 		if v.GetValidatedAt() != nil {
 			out["validated_at"] = v.GetValidatedAt().AsTime()
 		}
+		if v.GetPolicy() != "" {
+			out["policy"] = v.GetPolicy()
+		}
+		if v.GetQualification() != "" {
+			out["qualification"] = v.GetQualification()
+		}
+		chain := []string{}
+		for _, der := range v.GetChain() {
+			if c, err := x509.ParseCertificate(der); err == nil {
+				chain = append(chain, c.Subject.String())
+			}
+		}
+		out["chain"] = chain
 		reasons := []map[string]string{}
 		for _, r := range v.GetReasons() {
 			reasons = append(reasons, map[string]string{"code": r.GetCode(), "message": r.GetMessage()})
@@ -112,6 +122,17 @@ func printVerdict(v *pecetv1.Verdict, asJSON bool) int {
 		}
 		if v.GetValidatedAt() != nil {
 			fmt.Printf("validated at:  %s\n", v.GetValidatedAt().AsTime().Format(time.RFC3339))
+		}
+		if v.GetPolicy() != "" {
+			fmt.Printf("policy:        %s\n", v.GetPolicy())
+		}
+		if v.GetQualification() != "" {
+			fmt.Printf("qualification: %s\n", v.GetQualification())
+		}
+		for i, der := range v.GetChain() {
+			if c, err := x509.ParseCertificate(der); err == nil {
+				fmt.Printf("chain[%d]:      %s\n", i, c.Subject.String())
+			}
 		}
 		for _, r := range v.GetReasons() {
 			fmt.Printf("reason:        %s: %s\n", r.GetCode(), r.GetMessage())

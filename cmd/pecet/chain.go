@@ -1,0 +1,263 @@
+package main
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+)
+
+// maxPEMFile bounds a certificate or CRL file read by the CLI.
+const maxPEMFile = 16 << 20
+
+// multiFlag is a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// policyFlags are shared by verify and chain verify (DESIGN.md "Processes
+// and commands").
+type policyFlags struct {
+	policy, anchors, revocation, at *string
+	crls                            multiFlag
+}
+
+func addPolicyFlags(fs *flag.FlagSet) *policyFlags {
+	p := &policyFlags{
+		policy:     fs.String("policy", "", "policy `NAME` to judge under (default: the server's default policy)"),
+		anchors:    fs.String("anchors", "", "PEM `file` of extra trust anchors for this call only"),
+		revocation: fs.String("revocation", "", "revocation `mode`: require, prefer or off (default: the policy's)"),
+		at:         fs.String("at", "", "judge as of this `time` (RFC 3339); default: a verified timestamp's time, else now"),
+	}
+	fs.Var(&p.crls, "crl", "CRL `file` (DER or PEM) for this call; repeatable")
+	return p
+}
+
+type policyInputs struct {
+	policy     string
+	anchors    [][]byte
+	crls       [][]byte
+	revocation pecetv1.RevocationMode
+	at         *timestamppb.Timestamp
+}
+
+func (p *policyFlags) read() (policyInputs, error) {
+	out := policyInputs{policy: *p.policy}
+	if *p.anchors != "" {
+		certs, err := readCertFile(*p.anchors)
+		if err != nil {
+			return out, fmt.Errorf("--anchors: %w", err)
+		}
+		out.anchors = certs
+	}
+	for _, f := range p.crls {
+		b, err := readInput(f, maxPEMFile)
+		if err != nil {
+			return out, fmt.Errorf("--crl: %w", err)
+		}
+		if blk, _ := pem.Decode(bytes.TrimSpace(b)); blk != nil {
+			b = blk.Bytes
+		}
+		if _, err := x509.ParseRevocationList(b); err != nil {
+			return out, fmt.Errorf("--crl %s: not a CRL: %v", f, err)
+		}
+		out.crls = append(out.crls, b)
+	}
+	switch *p.revocation {
+	case "":
+	case "require":
+		out.revocation = pecetv1.RevocationMode_REQUIRE
+	case "prefer":
+		out.revocation = pecetv1.RevocationMode_PREFER
+	case "off":
+		out.revocation = pecetv1.RevocationMode_OFF
+	default:
+		return out, fmt.Errorf("--revocation %q: use require, prefer or off", *p.revocation)
+	}
+	if *p.at != "" {
+		t, err := time.Parse(time.RFC3339, *p.at)
+		if err != nil {
+			return out, fmt.Errorf("--at: %v", err)
+		}
+		out.at = timestamppb.New(t)
+	}
+	return out, nil
+}
+
+// readCertFile reads PEM certificates (or one DER certificate) and checks
+// that each parses, so that garbage is a usage error with the file named.
+func readCertFile(path string) ([][]byte, error) {
+	b, err := readInput(path, maxPEMFile)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]byte
+	if !bytes.Contains(b, []byte("-----BEGIN")) {
+		if _, err := x509.ParseCertificate(b); err != nil {
+			return nil, fmt.Errorf("%s: neither PEM nor a DER certificate: %v", path, err)
+		}
+		return [][]byte{b}, nil
+	}
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+			return nil, fmt.Errorf("%s: certificate %d: %v", path, len(out)+1, err)
+		}
+		out = append(out, blk.Bytes)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificates", path)
+	}
+	return out, nil
+}
+
+func runChain(args []string) int {
+	if len(args) == 0 || args[0] != "verify" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprintln(os.Stderr, "Usage: pecet chain verify --cert FILE [flags]; see pecet chain verify --help")
+			return exitOK
+		}
+		fmt.Fprintln(os.Stderr, "pecet chain: use `pecet chain verify --cert FILE [flags]`")
+		return exitUsage
+	}
+	fs, c := newFlagsCert("chain verify", "chain verify --cert leaf.pem [--chain intermediates.pem] [--anchors roots.pem] [--crl f.crl]... --purpose signing|encryption|timestamping|any [--revocation require|prefer|off] [--policy NAME] [--at RFC3339] [--json]", "client", "client-cert")
+	cert := fs.String("cert", "", "the certificate to judge, PEM or DER `file` (required); more certificates in it count as intermediates")
+	chain := fs.String("chain", "", "PEM `file` of intermediate certificates")
+	purpose := fs.String("purpose", "any", "`purpose`: signing, encryption, timestamping or any")
+	pf := addPolicyFlags(fs)
+	if code := parse(fs, args[1:]); code >= 0 {
+		return code
+	}
+	if *cert == "" {
+		return usageErr(fs, "--cert FILE is required")
+	}
+	certs, err := readCertFile(*cert)
+	if err != nil {
+		return usageErr(fs, "--cert: %v", err)
+	}
+	if *chain != "" {
+		more, err := readCertFile(*chain)
+		if err != nil {
+			return usageErr(fs, "--chain: %v", err)
+		}
+		certs = append(certs, more...)
+	}
+	req := &pecetv1.ValidateCertificateRequest{Chain: certs}
+	switch *purpose {
+	case "signing":
+		req.Purpose = pecetv1.Purpose_SIGNING
+	case "encryption":
+		req.Purpose = pecetv1.Purpose_ENCRYPTION
+	case "timestamping":
+		req.Purpose = pecetv1.Purpose_TIMESTAMPING
+	case "any":
+		req.Purpose = pecetv1.Purpose_ANY
+	default:
+		return usageErr(fs, "--purpose %q: use signing, encryption, timestamping or any", *purpose)
+	}
+	pi, err := pf.read()
+	if err != nil {
+		return usageErr(fs, "%v", err)
+	}
+	req.Policy, req.Anchors, req.Crls, req.Revocation, req.At = pi.policy, pi.anchors, pi.crls, pi.revocation, pi.at
+	cc, ctx, done, err := c.dial()
+	if err != nil {
+		return fail("chain verify", err)
+	}
+	defer done()
+	resp, err := cc.Policy.ValidateCertificate(ctx, req)
+	if err != nil {
+		return fail("chain verify", err)
+	}
+	return printVerdict(resp.GetVerdict(), c.json)
+}
+
+func runPolicy(args []string) int {
+	if len(args) == 0 || (args[0] != "list" && args[0] != "show") {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprintln(os.Stderr, "Usage: pecet policy list | pecet policy show NAME [--json]")
+			return exitOK
+		}
+		fmt.Fprintln(os.Stderr, "pecet policy: use `pecet policy list` or `pecet policy show NAME`")
+		return exitUsage
+	}
+	sub := args[0]
+	fs, c := newFlags("policy "+sub, "policy list [--json] | policy show NAME [--json]", "client")
+	rest := args[1:]
+	name := ""
+	if sub == "show" {
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			return usageErr(fs, "policy show needs a policy NAME")
+		}
+		name, rest = rest[0], rest[1:]
+	}
+	if code := parse(fs, rest); code >= 0 {
+		return code
+	}
+	cc, ctx, done, err := c.dial()
+	if err != nil {
+		return fail("policy", err)
+	}
+	defer done()
+	resp, err := cc.Policy.ListPolicies(ctx, &pecetv1.ListPoliciesRequest{})
+	if err != nil {
+		return fail("policy", err)
+	}
+	var shown []*pecetv1.PolicyInfo
+	for _, p := range resp.GetPolicies() {
+		if name == "" || p.GetName() == name {
+			shown = append(shown, p)
+		}
+	}
+	if name != "" && len(shown) == 0 {
+		return fail("policy", errors.New("no policy named "+name+": see `pecet policy list`"))
+	}
+	if c.json {
+		var out []map[string]any
+		for _, p := range shown {
+			m := map[string]any{"name": p.GetName(), "description": p.GetDescription(), "default": p.GetDefault(), "revocation": p.GetRevocation(), "qualified": p.GetQualified()}
+			var anchors []map[string]string
+			for _, a := range p.GetAnchors() {
+				anchors = append(anchors, map[string]string{"subject": a.GetSubject(), "source": a.GetSource()})
+			}
+			if sub == "show" {
+				m["anchors"] = anchors
+			} else {
+				m["anchor_count"] = len(anchors)
+			}
+			out = append(out, m)
+		}
+		printJSON(out)
+		return exitOK
+	}
+	for _, p := range shown {
+		def := ""
+		if p.GetDefault() {
+			def = " (default)"
+		}
+		fmt.Printf("%s%s: %s; revocation %s; %d anchors\n", p.GetName(), def, p.GetDescription(), p.GetRevocation(), len(p.GetAnchors()))
+		if sub == "show" {
+			for _, a := range p.GetAnchors() {
+				fmt.Printf("  anchor: %s  [%s]\n", a.GetSubject(), a.GetSource())
+			}
+		}
+	}
+	return exitOK
+}
