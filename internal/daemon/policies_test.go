@@ -1,0 +1,66 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pecet-hsm/pecet/internal/config"
+	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/policy"
+)
+
+const vectors = "../../../shared/vectors"
+
+// TestBuildEngineCZ loads a cz-qualified policy from the real Czech trusted
+// list, with its signer certificate configured, and lists its anchors.
+func TestBuildEngineCZ(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(vectors, "trusted-lists", "CZ.xml")
+	data, err := os.ReadFile(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers, err := policy.TrustedListSigners(data)
+	if err != nil || len(signers) == 0 {
+		t.Fatalf("signer: %v", err)
+	}
+	signer := filepath.Join(dir, "cz-signer.pem")
+	if err := pki.WriteCerts(signer, signers...); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &config.Config{DefaultPolicy: "cz-qualified", Policies: map[string]config.Policy{
+		"cz-qualified": {
+			TrustedList:          &config.TrustedList{File: list, Signer: signer},
+			Algorithms:           config.Algorithms{Suite: filepath.Join(vectors, "etsi-ts-119-312-crypto-suite.xml"), MinRSABits: 2048, MinECBits: 256},
+			RequiredQCStatements: []string{"compliance"},
+			Revocation:           config.Revocation{Mode: "require", FetchCRLs: true},
+		},
+	}}
+	e, err := BuildEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := e.Describe("", time.Date(2019, 6, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sources []string
+	for _, a := range info.Anchors {
+		sources = append(sources, a.Source)
+	}
+	all := strings.Join(sources, "\n")
+	for _, want := range []string{"PostSignum", "I.CA", "eIdentity"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("no %s anchor in %s", want, all)
+		}
+	}
+
+	// The broken list is refused at start-up, naming the file.
+	cfg.Policies["cz-qualified"] = config.Policy{TrustedList: &config.TrustedList{File: filepath.Join(vectors, "trusted-lists", "CZ_broken-sig.xml"), Signer: signer}}
+	if _, err := BuildEngine(cfg); err == nil || !strings.Contains(err.Error(), "CZ_broken-sig.xml") {
+		t.Fatalf("broken list: %v", err)
+	}
+}

@@ -1,0 +1,72 @@
+package policy
+
+import (
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// addCorpus seeds f with OpenSSL's X.509 fuzzing corpus when present (the
+// checked-in seeds in testdata/fuzz always run).
+func addCorpus(f *testing.F, dir string, max int) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for i, e := range entries {
+		if i >= max {
+			break
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, e.Name())); err == nil && len(b) < 1<<16 {
+			f.Add(b)
+		}
+	}
+}
+
+// FuzzCertificateAndCRL runs untrusted bytes through everything of this
+// package that parses certificates and CRLs: ParseCRL, the extension
+// readers (names, name constraints, distribution points, QCStatements) and
+// one path validation with the input as leaf, anchor and CRL.
+func FuzzCertificateAndCRL(f *testing.F) {
+	addCorpus(f, "../../shared/vectors/openssl-fuzz/x509", 300)
+	root := issue(f, nil, tmpl("Fuzz root", true), nil)
+	f.Add(root.cert.Raw)
+	f.Add(root.crl(f, nil, testNow.Add(time.Hour)).RL.Raw)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		crl, _ := ParseCRL(data)
+		c, err := x509.ParseCertificate(data)
+		if err != nil {
+			return
+		}
+		parseDN(c.RawSubject)
+		subjectAltNames(c)
+		nameConstraintsExt(c)
+		crlDistributionPoints(c)
+		ParseQC(c)
+		o := PathOptions{Anchors: []*x509.Certificate{root.cert, c}, Intermediates: []*x509.Certificate{c}, At: testNow}
+		var crls []*CRL
+		if crl != nil {
+			crls = append(crls, crl)
+		}
+		findPath(c, o, &crlChecker{crls: crls, at: testNow, now: testNow, opts: o})
+		o.Anchors = o.Anchors[:1]
+		findPath(c, o, &crlChecker{crls: crls, at: testNow, now: testNow, opts: o})
+	})
+}
+
+// FuzzTrustedList: parsing and signature checking of a trusted list never
+// panics and stays within its bounds.
+func FuzzTrustedList(f *testing.F) {
+	f.Add([]byte(`<TrustServiceStatusList xmlns="http://uri.etsi.org/02231/v2#"><SchemeInformation/></TrustServiceStatusList>`))
+	f.Add([]byte(`<a xmlns:x="u"><x:b x:c="1">t&amp;</x:b></a>`))
+	root := issue(f, nil, tmpl("Fuzz root", true), nil)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		LoadTrustedList(data, []*x509.Certificate{root.cert})
+		TrustedListSigners(data)
+		if n, err := parseXMLTree(data); err == nil {
+			excC14N(n, nil)
+		}
+	})
+}
