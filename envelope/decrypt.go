@@ -1,0 +1,268 @@
+package envelope
+
+import (
+	"context"
+	"crypto"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/subtle"
+	"encoding/asn1"
+	"fmt"
+	"io"
+	"math/big"
+)
+
+// Key is a recipient's RSA private key as Decrypt needs it: the raw
+// private-key operation only (c^d mod n, no padding removed; in pecet
+// keystore.KeyDecrypter.DecryptRaw, CKM_RSA_X_509 on the token). The key
+// itself never reaches this package.
+type Key interface {
+	Public() crypto.PublicKey
+	DecryptRaw(ctx context.Context, ciphertext []byte) ([]byte, error)
+}
+
+// OAEPKey is implemented by keys whose token can decrypt RSA-OAEP itself
+// (CKM_RSA_PKCS_OAEP), for OAEPToken and OAEPAuto.
+type OAEPKey interface {
+	SupportsOAEP(h crypto.Hash) bool
+	DecryptContext(ctx context.Context, rand io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error)
+}
+
+// OAEPMode says where RSA-OAEP padding is removed.
+type OAEPMode string
+
+const (
+	// OAEPAuto: on the token when it supports the hash (SupportsOAEP), else
+	// raw. The default.
+	OAEPAuto OAEPMode = "auto"
+	// OAEPToken: always on the token (CKM_RSA_PKCS_OAEP); a hash the token
+	// lacks (SoftHSM 2.6 and SHA-256) is ErrUnsupported.
+	OAEPToken OAEPMode = "token"
+	// OAEPRaw: raw RSA on the token, padding removed here in constant time.
+	OAEPRaw OAEPMode = "raw"
+)
+
+// ParseOAEPMode accepts token, raw and auto ("" is auto).
+func ParseOAEPMode(s string) (OAEPMode, error) {
+	switch OAEPMode(s) {
+	case "", OAEPAuto:
+		return OAEPAuto, nil
+	case OAEPToken, OAEPRaw:
+		return OAEPMode(s), nil
+	}
+	return "", fmt.Errorf("%w: OAEP mode %q (use token, raw or auto)", ErrUnsupported, short(s))
+}
+
+// Finder returns the key for a recipient identifier, or (nil, nil) when
+// the caller holds no such key. An error stops Decrypt and is returned as
+// it is (the token is unavailable, say).
+type Finder func(ctx context.Context, id RecipientID) (Key, error)
+
+// DecryptOptions tune Decrypt. The zero value is usable.
+type DecryptOptions struct {
+	Limits Limits
+	// OAEP is where OAEP padding is removed (default OAEPAuto). PKCS#1
+	// v1.5 is always unpadded here: the token's CKM_RSA_PKCS reports bad
+	// padding as an error, which is the Bleichenbacher oracle.
+	OAEP OAEPMode
+	// Rand gives the implicit-rejection keys (default crypto/rand).
+	Rand io.Reader
+}
+
+// Result is a decrypted message.
+type Result struct {
+	Plaintext   []byte
+	ContentType asn1.ObjectIdentifier
+	Cipher      Cipher
+	// KeyTransport and Recipient (the index among Message.Recipients) say
+	// which RecipientInfo was used, Key which key opened it.
+	KeyTransport KeyTransport
+	Recipient    int
+	Key          Key
+}
+
+// Decrypt parses a CMS EnvelopedData or AuthEnvelopedData and decrypts it
+// with the first recipient for which find returns a key.
+func Decrypt(ctx context.Context, der []byte, find Finder, opts DecryptOptions) (*Result, error) {
+	m, err := Parse(der, opts.Limits)
+	if err != nil {
+		return nil, err
+	}
+	return m.Decrypt(ctx, find, opts)
+}
+
+// Decrypt decrypts a parsed message; see the package Decrypt.
+//
+// Every failure after a key is found (RSA padding, content-key length,
+// CBC padding, GCM tag, ciphertext length) is ErrDecrypt with nothing
+// added, and the work done does not depend on which check failed: a bad
+// RSA block yields a random content key (RFC 3218 2.3.2) that then fails
+// to decrypt the content like any other wrong key.
+func (m *Message) Decrypt(ctx context.Context, find Finder, opts DecryptOptions) (*Result, error) {
+	mode, err := ParseOAEPMode(string(opts.OAEP))
+	if err != nil {
+		return nil, err
+	}
+	rnd := opts.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	for i, r := range m.Recipients {
+		key, err := find(ctx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		if key == nil {
+			continue
+		}
+		if r.KeyTransport == "" {
+			return nil, fmt.Errorf("%w: the recipientInfo for this key uses a key transport pecet does not decrypt (RSA-OAEP with SHA-1 or SHA-256, RSA PKCS#1 v1.5)", ErrUnsupported)
+		}
+		cek, err := unwrapKey(ctx, key, r, m.Cipher.keyLen(), mode, rnd)
+		if err != nil {
+			return nil, err
+		}
+		pt, ok := decryptContent(m, cek)
+		clear(cek)
+		if !ok {
+			return nil, ErrDecrypt
+		}
+		return &Result{Plaintext: pt, ContentType: m.ContentType, Cipher: m.Cipher, KeyTransport: r.KeyTransport, Recipient: i, Key: key}, nil
+	}
+	return nil, ErrNoRecipient
+}
+
+// unwrapKey recovers the content key of keyLen bytes from one
+// RecipientInfo, or a random one when anything about the RSA block is
+// wrong. Its only errors are ones that do not depend on the ciphertext's
+// secret content: a key that is not RSA, a token that cannot do what the
+// configured mode demands, a token or random source that fails.
+func unwrapKey(ctx context.Context, key Key, r Recipient, keyLen int, mode OAEPMode, rnd io.Reader) ([]byte, error) {
+	pub, ok := key.Public().(*rsa.PublicKey)
+	if !ok {
+		return nil, fmt.Errorf("%w: the recipient key is not RSA", ErrUnsupported)
+	}
+	random := make([]byte, keyLen)
+	if _, err := io.ReadFull(rnd, random); err != nil {
+		return nil, fmt.Errorf("envelope: random content key: %w", err)
+	}
+	defer clear(random)
+	ek := r.EncryptedKey
+	// Public checks (the modulus is public): a ciphertext that is not k
+	// bytes or not below n is rejected without the token, but in the same
+	// way as a bad padding.
+	k := pub.Size()
+	if len(ek) != k || new(big.Int).SetBytes(ek).Cmp(pub.N) >= 0 {
+		return sessionKey(nil, 0, 0, random), nil
+	}
+
+	var h crypto.Hash
+	switch r.KeyTransport {
+	case RSAOAEP:
+		h = crypto.SHA256
+	case RSAOAEPSHA1:
+		h = crypto.SHA1
+	}
+	if h != 0 && mode != OAEPRaw {
+		ok, useToken := key.(OAEPKey)
+		if useToken {
+			useToken = ok.SupportsOAEP(h)
+		}
+		if mode == OAEPToken && !useToken {
+			return nil, fmt.Errorf("%w: the token does not decrypt RSA-OAEP with %v (configure token.oaep raw or auto)", ErrUnsupported, h)
+		}
+		if useToken {
+			var label []byte
+			if len(r.Label) > 0 {
+				label = r.Label
+			}
+			msg, err := ok.DecryptContext(ctx, rnd, ek, &rsa.OAEPOptions{Hash: h, MGFHash: h, Label: label})
+			if err != nil {
+				// The token's refusal is the padding check's answer: a
+				// random key, like any bad block. A deadline is the
+				// caller's and is reported as such.
+				if ctxErr := ctx.Err(); ctxErr != nil {
+					return nil, ctxErr
+				}
+				return sessionKey(nil, 0, 0, random), nil
+			}
+			out := make([]byte, keyLen)
+			copy(out, random)
+			good := subtle.ConstantTimeEq(int32(len(msg)), int32(keyLen))
+			if len(msg) >= keyLen {
+				subtle.ConstantTimeCopy(good, out, msg[len(msg)-keyLen:])
+			}
+			clear(msg)
+			return out, nil
+		}
+	}
+
+	em, err := key.DecryptRaw(ctx, ek)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: raw RSA decryption: %w", err)
+	}
+	defer clear(em)
+	if len(em) != k {
+		return nil, fmt.Errorf("envelope: raw RSA decryption returned %d bytes for a %d-byte modulus", len(em), k)
+	}
+	var valid, idx int
+	if h != 0 {
+		var block []byte
+		block, valid, idx = unpadOAEP(em, h, r.Label)
+		defer clear(block)
+		em = block
+	} else {
+		valid, idx = unpadPKCS1(em)
+	}
+	return sessionKey(em, valid, idx, random), nil
+}
+
+// decryptContent decrypts the content with cek; ok is 0 on any failure.
+func decryptContent(m *Message, cek []byte) ([]byte, bool) {
+	block, err := aes.NewCipher(cek)
+	if err != nil {
+		return nil, false
+	}
+	if m.Cipher.gcm() {
+		g, err := cipher.NewGCMWithTagSize(block, m.TagLen)
+		if err != nil {
+			return nil, false
+		}
+		sealed := make([]byte, 0, len(m.EncryptedContent)+len(m.MAC))
+		sealed = append(append(sealed, m.EncryptedContent...), m.MAC...)
+		pt, err := g.Open(sealed[:0], m.IV, sealed, m.AuthAttrs)
+		if err != nil {
+			return nil, false
+		}
+		return pt, true
+	}
+	ct := m.EncryptedContent
+	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
+		return nil, false
+	}
+	pt := make([]byte, len(ct))
+	cipher.NewCBCDecrypter(block, m.IV).CryptBlocks(pt, ct)
+	n, good := unpadPKCS7(pt)
+	if good != 1 {
+		clear(pt)
+		return nil, false
+	}
+	return pt[:n], true
+}
+
+// unpadPKCS7 checks the CBC padding (RFC 5652 6.3) in time independent of
+// the padding bytes and returns the content length and 1 when it is good.
+func unpadPKCS7(pt []byte) (int, int) {
+	last := pt[len(pt)-aes.BlockSize:]
+	pad := int(last[len(last)-1])
+	good := subtle.ConstantTimeLessOrEq(1, pad) & subtle.ConstantTimeLessOrEq(pad, aes.BlockSize)
+	for i := range aes.BlockSize {
+		// Bytes within the padding must equal pad.
+		inPad := subtle.ConstantTimeLessOrEq(aes.BlockSize-pad, i)
+		eq := subtle.ConstantTimeByteEq(last[i], byte(pad))
+		good &= subtle.ConstantTimeSelect(inPad, eq, 1)
+	}
+	return len(pt) - subtle.ConstantTimeSelect(good, pad, 0), good
+}

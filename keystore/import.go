@@ -1,0 +1,184 @@
+package keystore
+
+import (
+	"context"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"math/big"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/pkcs11"
+)
+
+// ImportKey puts an existing RSA private key on the token as version 1 of a
+// new alias, PENDING_CERTIFICATE, with the same attributes a generated key
+// gets: a token object, CKA_SENSITIVE, not extractable, allowed only what
+// its purpose needs. Once imported the key never leaves the token again.
+//
+// It is for tests with published key pairs (the Wycheproof vectors) and for
+// migrating a key from a software store or an older HSM. Generating keys on
+// the token (CreateKey) is always better: an imported key existed outside
+// the HSM once. Only RSA 2048, 3072 and 4096 bits are accepted.
+func (s *Store) ImportKey(ctx context.Context, alias string, p Purpose, key *rsa.PrivateKey) (Version, error) {
+	if err := checkAlias(alias); err != nil {
+		return Version{}, err
+	}
+	if key == nil || len(key.Primes) != 2 {
+		return Version{}, fmt.Errorf("%w: import needs a two-prime RSA key", ErrUnsupportedAlgorithm)
+	}
+	var a Algorithm
+	switch key.N.BitLen() {
+	case 2048:
+		a = RSA2048
+	case 3072:
+		a = RSA3072
+	case 4096:
+		a = RSA4096
+	default:
+		return Version{}, fmt.Errorf("%w: RSA-%d (import takes 2048, 3072 or 4096 bits)", ErrUnsupportedAlgorithm, key.N.BitLen())
+	}
+	if err := checkPurposeAlgorithm(p, a); err != nil {
+		return Version{}, err
+	}
+	if err := key.Validate(); err != nil {
+		return Version{}, fmt.Errorf("%w: invalid RSA key: %w", ErrUnsupportedAlgorithm, err)
+	}
+	key.Precompute()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+		hs, err := findObjects(s.p, sh, []*pkcs11.Attribute{attr(pkcs11.CKA_LABEL, alias)})
+		if err != nil {
+			return err
+		}
+		if len(hs) > 0 {
+			return fmt.Errorf("%w: %q", ErrKeyExists, alias)
+		}
+		sign := p == PurposeSign || p == PurposeTimestamp
+		decrypt := p == PurposeDecrypt
+		id := versionID(1)
+		e := big.NewInt(int64(key.E)).Bytes()
+		pub, err := s.p.CreateObject(sh, []*pkcs11.Attribute{
+			attr(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+			attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
+			attr(pkcs11.CKA_TOKEN, true),
+			attr(pkcs11.CKA_PRIVATE, false),
+			attr(pkcs11.CKA_LABEL, alias),
+			attr(pkcs11.CKA_ID, id),
+			attr(pkcs11.CKA_VERIFY, sign),
+			attr(pkcs11.CKA_ENCRYPT, decrypt),
+			attr(pkcs11.CKA_WRAP, false),
+			attr(pkcs11.CKA_MODULUS, key.N.Bytes()),
+			attr(pkcs11.CKA_PUBLIC_EXPONENT, e),
+		})
+		if err != nil {
+			return p11Error("C_CreateObject(public key)", err)
+		}
+		priv, err := s.p.CreateObject(sh, []*pkcs11.Attribute{
+			attr(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+			attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
+			attr(pkcs11.CKA_TOKEN, true),
+			attr(pkcs11.CKA_PRIVATE, true),
+			attr(pkcs11.CKA_SENSITIVE, true),
+			attr(pkcs11.CKA_EXTRACTABLE, false),
+			attr(pkcs11.CKA_LABEL, alias),
+			attr(pkcs11.CKA_ID, id),
+			attr(pkcs11.CKA_SIGN, sign),
+			attr(pkcs11.CKA_DECRYPT, decrypt),
+			attr(pkcs11.CKA_UNWRAP, false),
+			attr(pkcs11.CKA_DERIVE, false),
+			attr(pkcs11.CKA_MODULUS, key.N.Bytes()),
+			attr(pkcs11.CKA_PUBLIC_EXPONENT, e),
+			attr(pkcs11.CKA_PRIVATE_EXPONENT, key.D.Bytes()),
+			attr(pkcs11.CKA_PRIME_1, key.Primes[0].Bytes()),
+			attr(pkcs11.CKA_PRIME_2, key.Primes[1].Bytes()),
+			attr(pkcs11.CKA_EXPONENT_1, key.Precomputed.Dp.Bytes()),
+			attr(pkcs11.CKA_EXPONENT_2, key.Precomputed.Dq.Bytes()),
+			attr(pkcs11.CKA_COEFFICIENT, key.Precomputed.Qinv.Bytes()),
+		})
+		if err != nil {
+			_ = s.p.DestroyObject(sh, pub)
+			return p11Error("C_CreateObject(private key)", err)
+		}
+		m := &meta{Format: metaFormat, Generation: 1, Purpose: p, Algorithm: a, Versions: []metaVersion{
+			{Version: 1, State: StatePendingCertificate, Created: now()}}}
+		if _, err := createMeta(s.p, sh, alias, m); err != nil {
+			_ = s.p.DestroyObject(sh, priv)
+			_ = s.p.DestroyObject(sh, pub)
+			return err
+		}
+		return nil
+	})
+	s.cache.invalidate(alias)
+	if err != nil {
+		return Version{}, err
+	}
+	return s.versionAfterChange(ctx, alias, 1)
+}
+
+// Baseline measures the raw token RSA decryption rate of this key version,
+// in private-key operations per second, as KeySigner.Baseline does for
+// signatures: concurrency goroutines, each on a session of its own outside
+// the pool, call C_DecryptInit/C_Decrypt with CKM_RSA_X_509 on a fixed
+// block for the duration d and nothing else. Envelope decryption is quoted
+// against it as a ratio.
+func (k *KeyDecrypter) Baseline(ctx context.Context, concurrency int, d time.Duration) (float64, error) {
+	if concurrency < 1 || d <= 0 {
+		return 0, errors.New("keystore: baseline needs concurrency ≥ 1 and a positive duration")
+	}
+	pub, ok := k.v.Public.(*rsa.PublicKey)
+	if !ok {
+		return 0, fmt.Errorf("%w: raw decryption needs an RSA key", ErrUnsupportedAlgorithm)
+	}
+	// Any block below the modulus will do: 0x00 0x02 then a constant.
+	block := make([]byte, pub.Size())
+	for i := 2; i < len(block); i++ {
+		block[i] = 0x5a
+	}
+	block[1] = 0x02
+	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_X_509, nil)}
+	var (
+		count    atomic.Int64
+		firstErr error
+		errOnce  sync.Once
+		wg       sync.WaitGroup
+	)
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := k.rawDecryptLoop(ctx, mech, block, deadline, &count); err != nil {
+				errOnce.Do(func() { firstErr = err })
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	return float64(count.Load()) / time.Since(start).Seconds(), nil
+}
+
+func (k *KeyDecrypter) rawDecryptLoop(ctx context.Context, mech []*pkcs11.Mechanism, block []byte, deadline time.Time, count *atomic.Int64) error {
+	p := k.s.p
+	sh, err := p.OpenSession(k.s.slot, pkcs11.CKF_SERIAL_SESSION)
+	if err != nil {
+		return p11Error("C_OpenSession", err)
+	}
+	defer p.CloseSession(sh)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if err := p.DecryptInit(sh, mech, k.h); err != nil {
+			return p11Error("C_DecryptInit", err)
+		}
+		if _, err := p.Decrypt(sh, block); err != nil {
+			return p11Error("C_Decrypt", err)
+		}
+		count.Add(1)
+	}
+	return nil
+}
