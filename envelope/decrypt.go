@@ -149,15 +149,6 @@ func unwrapKey(ctx context.Context, key Key, r Recipient, keyLen int, mode OAEPM
 		return nil, fmt.Errorf("envelope: random content key: %w", err)
 	}
 	defer clear(random)
-	ek := r.EncryptedKey
-	// Public checks (the modulus is public): a ciphertext that is not k
-	// bytes or not below n is rejected without the token, but in the same
-	// way as a bad padding.
-	k := pub.Size()
-	if len(ek) != k || new(big.Int).SetBytes(ek).Cmp(pub.N) >= 0 {
-		return sessionKey(nil, 0, 0, random), nil
-	}
-
 	var h crypto.Hash
 	switch r.KeyTransport {
 	case RSAOAEP:
@@ -165,7 +156,7 @@ func unwrapKey(ctx context.Context, key Key, r Recipient, keyLen int, mode OAEPM
 	case RSAOAEPSHA1:
 		h = crypto.SHA1
 	}
-	if h != 0 && mode != OAEPRaw {
+	if h != 0 && mode != OAEPRaw && publicOK(pub, r.EncryptedKey) {
 		ok, useToken := key.(OAEPKey)
 		if useToken {
 			useToken = ok.SupportsOAEP(h)
@@ -178,7 +169,7 @@ func unwrapKey(ctx context.Context, key Key, r Recipient, keyLen int, mode OAEPM
 			if len(r.Label) > 0 {
 				label = r.Label
 			}
-			msg, err := ok.DecryptContext(ctx, rnd, ek, &rsa.OAEPOptions{Hash: h, MGFHash: h, Label: label})
+			msg, err := ok.DecryptContext(ctx, rnd, r.EncryptedKey, &rsa.OAEPOptions{Hash: h, MGFHash: h, Label: label})
 			if err != nil {
 				// The token's refusal is the padding check's answer: a
 				// random key, like any bad block. A deadline is the
@@ -188,35 +179,50 @@ func unwrapKey(ctx context.Context, key Key, r Recipient, keyLen int, mode OAEPM
 				}
 				return sessionKey(nil, 0, 0, random), nil
 			}
-			out := make([]byte, keyLen)
-			copy(out, random)
-			good := subtle.ConstantTimeEq(int32(len(msg)), int32(keyLen))
-			if len(msg) >= keyLen {
-				subtle.ConstantTimeCopy(good, out, msg[len(msg)-keyLen:])
-			}
-			clear(msg)
-			return out, nil
+			defer clear(msg)
+			return sessionKey(msg, 1, 0, random), nil
 		}
 	}
-
-	em, err := key.DecryptRaw(ctx, ek)
+	block, valid, idx, err := rsaBlock(ctx, key, pub, r, h)
 	if err != nil {
-		return nil, fmt.Errorf("envelope: raw RSA decryption: %w", err)
+		return nil, err
 	}
-	defer clear(em)
+	defer clear(block)
+	return sessionKey(block, valid, idx, random), nil
+}
+
+// publicOK is the check on public data only (the modulus is public): an
+// encrypted key must be k bytes and below n (RFC 8017 7.1.2 step 1, 7.2.2
+// step 1).
+func publicOK(pub *rsa.PublicKey, ek []byte) bool {
+	return len(ek) == pub.Size() && new(big.Int).SetBytes(ek).Cmp(pub.N) < 0
+}
+
+// rsaBlock does the raw RSA operation on the token and checks the padding
+// (OAEP with h, or PKCS#1 v1.5 when h is 0) in constant time. It returns
+// the decoded block (the caller clears it), valid (1 or 0) and the index of
+// the message in the block. An encrypted key that fails publicOK is
+// invalid without asking the token. err is only a token failure.
+func rsaBlock(ctx context.Context, key Key, pub *rsa.PublicKey, r Recipient, h crypto.Hash) (block []byte, valid, idx int, err error) {
+	k := pub.Size()
+	if !publicOK(pub, r.EncryptedKey) {
+		return make([]byte, k), 0, 0, nil
+	}
+	em, err := key.DecryptRaw(ctx, r.EncryptedKey)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("envelope: raw RSA decryption: %w", err)
+	}
 	if len(em) != k {
-		return nil, fmt.Errorf("envelope: raw RSA decryption returned %d bytes for a %d-byte modulus", len(em), k)
+		clear(em)
+		return nil, 0, 0, fmt.Errorf("envelope: raw RSA decryption returned %d bytes for a %d-byte modulus", len(em), k)
 	}
-	var valid, idx int
-	if h != 0 {
-		var block []byte
-		block, valid, idx = unpadOAEP(em, h, r.Label)
-		defer clear(block)
-		em = block
-	} else {
+	if h == 0 {
 		valid, idx = unpadPKCS1(em)
+		return em, valid, idx, nil
 	}
-	return sessionKey(em, valid, idx, random), nil
+	block, valid, idx = unpadOAEP(em, h, r.Label)
+	clear(em)
+	return block, valid, idx, nil
 }
 
 // decryptContent decrypts the content with cek; ok is 0 on any failure.
