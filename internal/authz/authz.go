@@ -40,6 +40,11 @@ var methodRoles = map[string][]string{
 	"/pecet.v1.KeyService/GetKey":                 {RoleClient, RoleGateway, RoleOfficer},
 	"/pecet.v1.PolicyService/ValidateCertificate": {RoleClient, RoleGateway},
 	"/pecet.v1.PolicyService/ListPolicies":        {RoleClient, RoleGateway, RoleOfficer},
+	// Encrypt needs no private key; naming a pecet key as a recipient also
+	// needs that alias in the caller's keys. Decrypt is the gateway's, with
+	// the DECRYPT keys config gives it.
+	"/pecet.v1.EnvelopeService/Encrypt": {RoleClient},
+	"/pecet.v1.EnvelopeService/Decrypt": {RoleGateway},
 }
 
 // Caller is an authenticated identity with what config grants it.

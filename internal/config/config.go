@@ -27,16 +27,21 @@ const (
 	DefaultMaxMessageBytes = 24 << 20
 	DefaultMaxSessions     = 16
 	DefaultShutdownGrace   = 20 * time.Second
+	// DefaultMaxRecipients bounds the recipients of one CMS message.
+	DefaultMaxRecipients = 16
+	// DefaultMaxBodyBytes is the current ISDS message limit.
+	DefaultMaxBodyBytes = 20 << 20
 )
 
 // Config is pecetd's whole configuration.
 type Config struct {
-	GRPC    GRPC     `yaml:"grpc"`
-	HTTP    HTTP     `yaml:"http"`
-	Token   Token    `yaml:"token"`
-	Trust   Trust    `yaml:"trust"`
-	Clients []Client `yaml:"clients"`
-	Limits  Limits   `yaml:"limits"`
+	GRPC     GRPC     `yaml:"grpc"`
+	HTTP     HTTP     `yaml:"http"`
+	Token    Token    `yaml:"token"`
+	Trust    Trust    `yaml:"trust"`
+	Envelope Envelope `yaml:"envelope"`
+	Clients  []Client `yaml:"clients"`
+	Limits   Limits   `yaml:"limits"`
 	// Policies are the named validation policies (DESIGN.md "Policy");
 	// DefaultPolicy names the one used when a request names none. Without
 	// policies, trust.anchors make a policy named "default".
@@ -83,6 +88,22 @@ type Token struct {
 	// RequiredKeys are aliases that must be on the token for pecetd to be
 	// ready (/readyz): a token that comes back without them is not ready.
 	RequiredKeys []string `yaml:"required_keys"`
+	// OAEP says where RSA-OAEP padding is removed when decrypting: "token"
+	// (CKM_RSA_PKCS_OAEP; fails for hashes the token lacks, as SoftHSM 2.6
+	// lacks SHA-256), "raw" (CKM_RSA_X_509 on the token, constant-time
+	// unpadding in pecet) or "auto" (token when it supports the hash, else
+	// raw; the default). PKCS#1 v1.5 is always raw (implicit rejection).
+	OAEP string `yaml:"oaep"`
+}
+
+// Envelope bounds EnvelopeService.
+type Envelope struct {
+	// MaxRecipients bounds the recipients of one message, written or read
+	// (default 16).
+	MaxRecipients int `yaml:"max_recipients"`
+	// MaxBodyBytes bounds the data Encrypt takes (default 20 MiB, the
+	// current ISDS limit).
+	MaxBodyBytes int `yaml:"max_body_bytes"`
 }
 
 // Limits bound what one request or one client may cost. Each is checked
@@ -222,6 +243,15 @@ func (c *Config) applyDefaults() {
 	if c.Token.MaxSessions == 0 {
 		c.Token.MaxSessions = DefaultMaxSessions
 	}
+	if c.Token.OAEP == "" {
+		c.Token.OAEP = "auto"
+	}
+	if c.Envelope.MaxRecipients == 0 {
+		c.Envelope.MaxRecipients = DefaultMaxRecipients
+	}
+	if c.Envelope.MaxBodyBytes == 0 {
+		c.Envelope.MaxBodyBytes = DefaultMaxBodyBytes
+	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
 	}
@@ -266,6 +296,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.CMSMaxCertificates < 0 || c.Limits.CMSMaxCertificates > 1024 {
 		bad("limits.cms_max_certificates must be between 1 and 1024 (0 for the default, 32)")
+	}
+	switch c.Token.OAEP {
+	case "token", "raw", "auto":
+	default:
+		bad("token.oaep must be token, raw or auto")
+	}
+	if c.Envelope.MaxRecipients < 1 || c.Envelope.MaxRecipients > 1024 {
+		bad("envelope.max_recipients must be between 1 and 1024")
+	}
+	if c.Envelope.MaxBodyBytes < 1 || c.Envelope.MaxBodyBytes > 1<<30 {
+		bad("envelope.max_body_bytes must be between 1 and 1 GiB")
 	}
 	seen := map[string]bool{}
 	for i, cl := range c.Clients {

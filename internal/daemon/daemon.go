@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/pecet-hsm/pecet/envelope"
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/config"
 	"github.com/pecet-hsm/pecet/internal/devmode"
@@ -120,6 +121,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		CMSLimits:       signer.Limits{MaxDepth: cfg.Limits.CMSMaxDepth, MaxCertificates: cfg.Limits.CMSMaxCertificates},
 		Limiter:         ratelimit.New(cfg.Limits.RatePerClient, cfg.Limits.Burst, nil),
 		RequiredKeys:    required,
+		Envelope:        envelope.Limits{MaxRecipients: cfg.Envelope.MaxRecipients, MaxBody: cfg.Envelope.MaxBodyBytes, MaxDepth: cfg.Limits.CMSMaxDepth},
+		OAEP:            envelope.OAEPMode(cfg.Token.OAEP),
 	})
 	grpcLn, err := net.Listen("tcp", cfg.GRPC.Addr)
 	if err != nil {

@@ -198,6 +198,7 @@ token:
   module: ` + module + `
   label: ` + TokenLabel + `
   pin_file: pin
+  oaep: auto                    # RSA-OAEP on the token when it can, else raw RSA + unpadding in pecet
 trust:
   anchors: [ca.pem]
 # The dev policy judges chains against the dev CA: no qualification is
@@ -212,7 +213,7 @@ policies:
 clients:
   - identity: client
     roles: [client]
-    keys: [client-sign]
+    keys: [client-sign, gateway-decrypt]   # gateway-decrypt: as an Encrypt recipient only
   - identity: gateway
     roles: [gateway]
     keys: [gateway-decrypt]

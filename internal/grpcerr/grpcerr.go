@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/pecet-hsm/pecet/envelope"
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/ratelimit"
 	"github.com/pecet-hsm/pecet/keystore"
@@ -54,6 +55,18 @@ var table = []mapping{
 	{signer.ErrKeyMismatch, codes.FailedPrecondition, "the signing key's certificate does not match the key"},
 	{policy.ErrUnknownPolicy, codes.NotFound, "no policy with that name: list them with `pecet policy list`"},
 	{policy.ErrMalformedCRL, codes.InvalidArgument, "a CRL is not a well-formed DER X.509 CRL (or is too large)"},
+	// One status and message for every decryption failure: no oracle.
+	{envelope.ErrDecrypt, codes.InvalidArgument, "decryption failed"},
+	{envelope.ErrNoRecipient, codes.FailedPrecondition, "the message is not encrypted to any enabled DECRYPT key you may use"},
+	{envelope.ErrTooLarge, codes.ResourceExhausted, "the message exceeds the limits (body size, recipients or CMS structure)"},
+	{envelope.ErrMalformed, codes.InvalidArgument, "the input is not a well-formed CMS EnvelopedData or AuthEnvelopedData"},
+	{envelope.ErrUnsupported, codes.InvalidArgument, "unsupported cipher or key transport: AES-CBC or AES-GCM with RSA-OAEP (SHA-256 or SHA-1) or RSA PKCS#1 v1.5"},
+	{envelope.ErrNoRecipients, codes.InvalidArgument, "at least one recipient is required"},
+	{envelope.ErrEmptyContent, codes.InvalidArgument, "the data to encrypt is empty"},
+	{envelope.ErrKeyUsage, codes.FailedPrecondition, "a recipient certificate does not allow key encipherment (allow_legacy overrides)"},
+	{envelope.ErrWeakKey, codes.FailedPrecondition, "a recipient's RSA key is shorter than 2048 bits (allow_legacy overrides)"},
+	{envelope.ErrExpired, codes.FailedPrecondition, "a recipient certificate is expired or not yet valid (allow_legacy overrides)"},
+	{envelope.ErrUnsupportedKey, codes.FailedPrecondition, "a recipient's key is not RSA: pecet encrypts with RSA key transport only"},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline exceeded"},
 	{context.Canceled, codes.Canceled, "call cancelled"},
 }

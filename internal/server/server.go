@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/envelope"
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/metrics"
 	"github.com/pecet-hsm/pecet/internal/ratelimit"
@@ -33,6 +34,7 @@ type Keys interface {
 	Signer(ctx context.Context, alias string, version int, p keystore.Purpose) (*keystore.KeySigner, error)
 	ListKeys(ctx context.Context) ([]keystore.Key, error)
 	GetKey(ctx context.Context, alias string) (keystore.Key, error)
+	Decrypter(ctx context.Context, alias string, version int) (*keystore.KeyDecrypter, error)
 	Ping(ctx context.Context) error
 }
 
@@ -57,6 +59,12 @@ type Deps struct {
 	Limiter *ratelimit.Limiter
 	// RequiredKeys must be on the token for readiness.
 	RequiredKeys []string
+	// Envelope bounds Encrypt and Decrypt (recipients, body, parsing);
+	// zero fields take envelope's defaults.
+	Envelope envelope.Limits
+	// OAEP says where RSA-OAEP padding is removed on Decrypt (config
+	// token.oaep; empty is auto).
+	OAEP envelope.OAEPMode
 }
 
 // Server implements the pecet.v1 services.
@@ -95,6 +103,7 @@ func (s *Server) GRPC(tlsConf *tls.Config) *grpc.Server {
 	pecetv1.RegisterSignServiceServer(g, &signService{s: s})
 	pecetv1.RegisterKeyServiceServer(g, &keyService{s: s})
 	pecetv1.RegisterPolicyServiceServer(g, &policyService{s: s})
+	pecetv1.RegisterEnvelopeServiceServer(g, &envelopeService{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
 	return g
@@ -107,7 +116,7 @@ func (s *Server) SetServing(ok bool) {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
 	s.health.SetServingStatus("", st)
-	for _, name := range []string{"pecet.v1.SignService", "pecet.v1.KeyService", "pecet.v1.PolicyService"} {
+	for _, name := range []string{"pecet.v1.SignService", "pecet.v1.KeyService", "pecet.v1.PolicyService", "pecet.v1.EnvelopeService"} {
 		s.health.SetServingStatus(name, st)
 	}
 }

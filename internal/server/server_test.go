@@ -195,14 +195,26 @@ func TestAuthorizationMatrix(t *testing.T) {
 			_, err := pecetv1.NewPolicyServiceClient(cc).ListPolicies(ctx, &pecetv1.ListPoliciesRequest{})
 			return err
 		},
+		"Encrypt": func(ctx context.Context, cc *grpc.ClientConn) error {
+			_, err := pecetv1.NewEnvelopeServiceClient(cc).Encrypt(ctx, &pecetv1.EncryptRequest{Data: data, RecipientCertificates: [][]byte{{0x30, 0x00}}})
+			return err
+		},
+		"Decrypt": func(ctx context.Context, cc *grpc.ClientConn) error {
+			_, err := pecetv1.NewEnvelopeServiceClient(cc).Decrypt(ctx, &pecetv1.DecryptRequest{Enveloped: []byte{0x30, 0x00}})
+			return err
+		},
 	}
-	// Verify is called with a malformed signature: allowed roles get
-	// InvalidArgument, proving they passed authorisation.
+	// Verify, Encrypt and Decrypt are called with malformed input: allowed
+	// roles get InvalidArgument, proving they passed authorisation.
 	want := map[string]map[string]codes.Code{
-		"client":   {"Sign": codes.OK, "Verify": codes.InvalidArgument, "ListKeys": codes.OK, "GetKey": codes.OK, "ValidateCertificate": codes.InvalidArgument, "ListPolicies": codes.OK},
-		"gateway":  {"Sign": codes.PermissionDenied, "Verify": codes.InvalidArgument, "ListKeys": codes.OK, "GetKey": codes.NotFound, "ValidateCertificate": codes.InvalidArgument, "ListPolicies": codes.OK},
-		"officer":  {"Sign": codes.PermissionDenied, "Verify": codes.PermissionDenied, "ListKeys": codes.OK, "GetKey": codes.OK, "ValidateCertificate": codes.PermissionDenied, "ListPolicies": codes.OK},
-		"stranger": {"Sign": codes.PermissionDenied, "Verify": codes.PermissionDenied, "ListKeys": codes.PermissionDenied, "GetKey": codes.PermissionDenied, "ValidateCertificate": codes.PermissionDenied, "ListPolicies": codes.PermissionDenied},
+		"client": {"Sign": codes.OK, "Verify": codes.InvalidArgument, "ListKeys": codes.OK, "GetKey": codes.OK, "ValidateCertificate": codes.InvalidArgument, "ListPolicies": codes.OK,
+			"Encrypt": codes.InvalidArgument, "Decrypt": codes.PermissionDenied},
+		"gateway": {"Sign": codes.PermissionDenied, "Verify": codes.InvalidArgument, "ListKeys": codes.OK, "GetKey": codes.NotFound, "ValidateCertificate": codes.InvalidArgument, "ListPolicies": codes.OK,
+			"Encrypt": codes.PermissionDenied, "Decrypt": codes.InvalidArgument},
+		"officer": {"Sign": codes.PermissionDenied, "Verify": codes.PermissionDenied, "ListKeys": codes.OK, "GetKey": codes.OK, "ValidateCertificate": codes.PermissionDenied, "ListPolicies": codes.OK,
+			"Encrypt": codes.PermissionDenied, "Decrypt": codes.PermissionDenied},
+		"stranger": {"Sign": codes.PermissionDenied, "Verify": codes.PermissionDenied, "ListKeys": codes.PermissionDenied, "GetKey": codes.PermissionDenied, "ValidateCertificate": codes.PermissionDenied, "ListPolicies": codes.PermissionDenied,
+			"Encrypt": codes.PermissionDenied, "Decrypt": codes.PermissionDenied},
 	}
 	for who, rpcs := range want {
 		cc := f.dial(t, who)
@@ -217,7 +229,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 	// Every RPC the server registers is in the role table (a new RPC
 	// without roles would be denied to all: caught here).
 	for _, m := range []string{"/pecet.v1.SignService/Sign", "/pecet.v1.SignService/Verify", "/pecet.v1.KeyService/ListKeys", "/pecet.v1.KeyService/GetKey",
-		"/pecet.v1.PolicyService/ValidateCertificate", "/pecet.v1.PolicyService/ListPolicies"} {
+		"/pecet.v1.PolicyService/ValidateCertificate", "/pecet.v1.PolicyService/ListPolicies",
+		"/pecet.v1.EnvelopeService/Encrypt", "/pecet.v1.EnvelopeService/Decrypt"} {
 		if len(authz.AllowedRoles(m)) == 0 {
 			t.Errorf("%s has no roles", m)
 		}

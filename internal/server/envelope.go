@@ -1,0 +1,179 @@
+package server
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/envelope"
+	"github.com/pecet-hsm/pecet/internal/authz"
+	"github.com/pecet-hsm/pecet/internal/grpcerr"
+	"github.com/pecet-hsm/pecet/keystore"
+)
+
+type envelopeService struct {
+	pecetv1.UnimplementedEnvelopeServiceServer
+	s *Server
+}
+
+var ciphers = map[pecetv1.ContentCipher]envelope.Cipher{
+	pecetv1.ContentCipher_CONTENT_CIPHER_UNSPECIFIED: envelope.AES256CBC,
+	pecetv1.ContentCipher_AES_256_CBC:                envelope.AES256CBC,
+	pecetv1.ContentCipher_AES_128_CBC:                envelope.AES128CBC,
+	pecetv1.ContentCipher_AES_256_GCM:                envelope.AES256GCM,
+	pecetv1.ContentCipher_AES_128_GCM:                envelope.AES128GCM,
+}
+
+var transports = map[pecetv1.KeyTransport]envelope.KeyTransport{
+	pecetv1.KeyTransport_KEY_TRANSPORT_UNSPECIFIED: envelope.RSAOAEP,
+	pecetv1.KeyTransport_RSA_OAEP:                  envelope.RSAOAEP,
+	pecetv1.KeyTransport_RSA_OAEP_SHA1:             envelope.RSAOAEPSHA1,
+	pecetv1.KeyTransport_RSA_PKCS1:                 envelope.RSAPKCS1,
+}
+
+func cipherProto(c envelope.Cipher) pecetv1.ContentCipher {
+	for k, v := range ciphers {
+		if v == c && k != pecetv1.ContentCipher_CONTENT_CIPHER_UNSPECIFIED {
+			return k
+		}
+	}
+	return pecetv1.ContentCipher_CONTENT_CIPHER_UNSPECIFIED
+}
+
+func transportProto(kt envelope.KeyTransport) pecetv1.KeyTransport {
+	for k, v := range transports {
+		if v == kt && k != pecetv1.KeyTransport_KEY_TRANSPORT_UNSPECIFIED {
+			return k
+		}
+	}
+	return pecetv1.KeyTransport_KEY_TRANSPORT_UNSPECIFIED
+}
+
+func (es *envelopeService) Encrypt(ctx context.Context, req *pecetv1.EncryptRequest) (*pecetv1.EncryptResponse, error) {
+	c, ok := ciphers[req.GetCipher()]
+	if !ok {
+		return nil, grpcerr.InvalidArgument("unknown cipher: use AES_256_CBC, AES_128_CBC, AES_256_GCM or AES_128_GCM")
+	}
+	kt, ok := transports[req.GetKeyTransport()]
+	if !ok {
+		return nil, grpcerr.InvalidArgument("unknown key transport: use RSA_OAEP, RSA_OAEP_SHA1 or RSA_PKCS1")
+	}
+	if len(req.GetData()) == 0 {
+		return nil, grpcerr.InvalidArgument("data is empty: nothing to encrypt")
+	}
+	lim := es.s.d.Envelope
+	n := len(req.GetRecipientCertificates()) + len(req.GetRecipientKeys())
+	if n == 0 {
+		return nil, grpcerr.InvalidArgument("at least one recipient is required: a certificate or the alias of a DECRYPT key")
+	}
+	if max := lim.WithDefaults().MaxRecipients; n > max {
+		return nil, envelope.ErrTooLarge
+	}
+	certs := make([]*x509.Certificate, 0, n)
+	for _, der := range req.GetRecipientCertificates() {
+		cert, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, grpcerr.InvalidArgument("a recipient certificate is not a DER X.509 certificate")
+		}
+		certs = append(certs, cert)
+	}
+	caller := authz.CallerFrom(ctx)
+	for _, alias := range req.GetRecipientKeys() {
+		if !caller.MayUseKey(alias) {
+			return nil, authz.ErrDenied
+		}
+		k, err := es.s.d.Keys.GetKey(ctx, alias)
+		if err != nil {
+			return nil, err
+		}
+		if k.Purpose != keystore.PurposeDecrypt {
+			return nil, keystore.ErrWrongPurpose
+		}
+		cert := primaryCert(k)
+		if cert == nil {
+			return nil, keystore.ErrNoPrimary
+		}
+		certs = append(certs, cert)
+	}
+	der, err := envelope.Encrypt(req.GetData(), certs, envelope.Options{
+		Cipher: c, KeyTransport: kt, AllowLegacy: req.GetAllowLegacy(), Now: es.s.d.Now(), Limits: lim,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pecetv1.EncryptResponse{Enveloped: der}, nil
+}
+
+func primaryCert(k keystore.Key) *x509.Certificate {
+	for _, v := range k.Versions {
+		if v.Version == k.PrimaryVersion && v.State == keystore.StateEnabled {
+			return v.Certificate()
+		}
+	}
+	return nil
+}
+
+func (es *envelopeService) Decrypt(ctx context.Context, req *pecetv1.DecryptRequest) (*pecetv1.DecryptResponse, error) {
+	if len(req.GetEnveloped()) == 0 {
+		return nil, grpcerr.InvalidArgument("enveloped is empty")
+	}
+	caller := authz.CallerFrom(ctx)
+	if a := req.GetKey(); a != "" && !caller.MayUseKey(a) {
+		return nil, authz.ErrDenied
+	}
+	m, err := envelope.Parse(req.GetEnveloped(), es.s.d.Envelope)
+	if err != nil {
+		return nil, err
+	}
+	// The candidates: ENABLED versions of the DECRYPT keys the caller may
+	// use (or the one alias asked for), read once per call.
+	var keys []keystore.Key
+	if a := req.GetKey(); a != "" {
+		k, err := es.s.d.Keys.GetKey(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		if k.Purpose != keystore.PurposeDecrypt {
+			return nil, keystore.ErrWrongPurpose
+		}
+		keys = []keystore.Key{k}
+	} else {
+		all, err := es.s.d.Keys.ListKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range all {
+			if k.Purpose == keystore.PurposeDecrypt && caller.MayUseKey(k.Alias) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	find := func(ctx context.Context, id envelope.RecipientID) (envelope.Key, error) {
+		for _, k := range keys {
+			for _, v := range k.Versions {
+				if v.State == keystore.StateEnabled && id.Matches(v.Certificate()) {
+					return es.s.d.Keys.Decrypter(ctx, k.Alias, v.Version)
+				}
+			}
+		}
+		return nil, nil
+	}
+	res, err := m.Decrypt(ctx, find, envelope.DecryptOptions{OAEP: es.s.d.OAEP})
+	if err != nil {
+		if errors.Is(err, envelope.ErrDecrypt) {
+			// The one place the reason could leak is the log: say only
+			// that it failed, never the cause (there is none attached).
+			es.s.d.Log.InfoContext(ctx, "decryption failed", "caller", caller.Identity)
+		}
+		return nil, err
+	}
+	v := res.Key.(*keystore.KeyDecrypter).Version()
+	return &pecetv1.DecryptResponse{
+		Data:         res.Plaintext,
+		Key:          v.Alias,
+		Version:      uint32(v.Version),
+		Cipher:       cipherProto(res.Cipher),
+		KeyTransport: transportProto(res.KeyTransport),
+	}, nil
+}
