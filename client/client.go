@@ -46,9 +46,10 @@ type Options struct {
 // Conn is a connection with the pecet.v1 clients on it.
 type Conn struct {
 	*grpc.ClientConn
-	Sign   pecetv1.SignServiceClient
-	Keys   pecetv1.KeyServiceClient
-	Policy pecetv1.PolicyServiceClient
+	Sign     pecetv1.SignServiceClient
+	Keys     pecetv1.KeyServiceClient
+	Policy   pecetv1.PolicyServiceClient
+	Envelope pecetv1.EnvelopeServiceClient
 }
 
 // ErrNoCredentials: neither explicit files nor a dev folder were found.
@@ -156,6 +157,7 @@ func Dial(o Options) (*Conn, error) {
 		Sign:       pecetv1.NewSignServiceClient(cc),
 		Keys:       pecetv1.NewKeyServiceClient(cc),
 		Policy:     pecetv1.NewPolicyServiceClient(cc),
+		Envelope:   pecetv1.NewEnvelopeServiceClient(cc),
 	}, nil
 }
 

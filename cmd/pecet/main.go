@@ -27,6 +27,8 @@ func init() {
 	commands = []command{
 		{"sign", "make a CMS signature with a key on the HSM", runSign},
 		{"verify", "verify a CMS signature and judge the signer's chain", runVerify},
+		{"encrypt", "encrypt a file to certificates or pecet keys (CMS EnvelopedData)", runEncrypt},
+		{"decrypt", "decrypt a CMS EnvelopedData with a key on the HSM", runDecrypt},
 		{"keys", "list and show keys (keys list, keys show --alias A)", runKeys},
 		{"bench", "load pecetd with one operation; ops/s, latency, errors, ratio to the raw token rate", runBench},
 		{"chain", "judge a certificate chain under a policy (chain verify --cert FILE)", runChain},
