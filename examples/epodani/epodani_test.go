@@ -1,0 +1,155 @@
+package epodani
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pecet-hsm/pecet/examples/epodani/govtalk"
+)
+
+// build compiles pecetd, the client and the gateway into dir.
+func build(t *testing.T, dir string) {
+	t.Helper()
+	out, err := exec.Command("go", "build", "-o", dir+"/", "../../cmd/pecetd", "./client", "./gateway").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+}
+
+func env() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "PECET_") || strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+// startDev runs pecetd --dev on ephemeral ports until the test ends.
+func startDev(t *testing.T, bin, dev string) {
+	t.Helper()
+	if _, err := exec.LookPath("softhsm2-util"); err != nil && os.Getenv("CI") == "" {
+		t.Skip("SoftHSM2 not installed")
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(filepath.Join(bin, "pecetd"), "--dev", "--dev-dir", dev, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	cmd.Env, cmd.Stderr = env(), &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if b, err := os.ReadFile(filepath.Join(dev, "pecetd.addr")); err == nil {
+			var ep struct{ GRPC string }
+			if json.Unmarshal(b, &ep) == nil && ep.GRPC != "" {
+				return
+			}
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("pecetd exited: %v\n%s", err, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pecetd not ready\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func run(t *testing.T, name string, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = env()
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+// TestFiling runs the example end to end: client → filing.xml → gateway.
+func TestFiling(t *testing.T) {
+	bin, work := t.TempDir(), t.TempDir()
+	build(t, bin)
+	dev := filepath.Join(work, "dev")
+	startDev(t, bin, dev)
+	filing := filepath.Join(work, "filing.xml")
+	client, gateway := filepath.Join(bin, "client"), filepath.Join(bin, "gateway")
+
+	out, code := run(t, client, "--dev-dir", dev, "--in", "testdata/prihl.xml", "--out", filing)
+	if code != 0 {
+		t.Fatalf("client: exit %d\n%s", code, out)
+	}
+	b, _ := os.ReadFile(filing)
+	for _, want := range []string{"<Class>CSSZ_PRIHL</Class>", "<Qualifier>request</Qualifier>", "<Function>submit</Function>",
+		`<Message version="1.1">`, `encrypted="yes"`, `contentEncoding="gzip"`, "<Signature>MII"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("filing lacks %s", want)
+		}
+	}
+	if bytes.Contains(b, []byte("8553120103")) || bytes.Contains(b, []byte("Bernová")) {
+		t.Fatal("the filing carries the sentence in clear")
+	}
+
+	out, code = run(t, gateway, "--dev-dir", dev, "--in", filing)
+	if code != 0 {
+		t.Fatalf("gateway: exit %d\n%s", code, out)
+	}
+	for _, want := range []string{"decrypted with gateway-decrypt version 1", "signature: VALID", "CN=client-sign", "employees: 2"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("gateway output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, secret := range []string{"8553120103", "7901150103", "Bernová", "Petr"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("gateway printed personal data %q", secret)
+		}
+	}
+
+	t.Run("tampered body", func(t *testing.T) {
+		f, err := govtalk.Parse(bytes.NewReader(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Body[len(f.Body)-20] ^= 1
+		bad, _ := govtalk.Marshal(*f)
+		p := filepath.Join(t.TempDir(), "bad.xml")
+		os.WriteFile(p, bad, 0o600)
+		out, code := run(t, gateway, "--dev-dir", dev, "--in", p)
+		if code != 2 || (!strings.Contains(out, "decryption failed") && !strings.Contains(out, "not gzip")) {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+	})
+
+	t.Run("gzip bomb bound", func(t *testing.T) {
+		out, code := run(t, gateway, "--dev-dir", dev, "--in", filing, "--max-expanded", "100")
+		if code != 2 || !strings.Contains(out, "expands beyond") {
+			t.Fatalf("exit %d\n%s", code, out)
+		}
+	})
+}
