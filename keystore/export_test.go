@@ -46,3 +46,18 @@ func RawKey(s *Store, alias string, version int) (*pkcs11.Ctx, pkcs11.SessionHan
 
 // PurgePool closes every idle pooled session, as after a lost one.
 func PurgePool(s *Store) { s.pool.purgeIdle() }
+
+// PrivateKeyAttrs reads CKA_SENSITIVE and CKA_EXTRACTABLE of a version's
+// private key.
+func PrivateKeyAttrs(s *Store, alias string, version int) (sensitive, extractable bool, err error) {
+	ctx, sh, h, done, err := RawKey(s, alias, version)
+	if err != nil {
+		return false, false, err
+	}
+	defer done()
+	v, err := getAttrs(ctx, sh, h, pkcs11.CKA_SENSITIVE, pkcs11.CKA_EXTRACTABLE)
+	if err != nil {
+		return false, false, err
+	}
+	return len(v[0]) == 1 && v[0][0] == 1, len(v[1]) == 1 && v[1][0] == 1, nil
+}
