@@ -71,7 +71,7 @@ func subject(c *x509.Certificate) string {
 // Each recipient gets a KeyTransRecipientInfo naming its certificate by
 // issuer and serial number. The content key is erased before returning.
 func Encrypt(data []byte, recipients []*x509.Certificate, opts Options) ([]byte, error) {
-	lim := opts.Limits.withDefaults()
+	lim := opts.Limits.WithDefaults()
 	c := opts.Cipher
 	if c == "" {
 		c = AES256CBC

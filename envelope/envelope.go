@@ -135,7 +135,8 @@ func DefaultLimits() Limits {
 	return Limits{MaxBytes: 32 << 20, MaxBody: 20 << 20, MaxDepth: 32, MaxRecipients: 16, MaxAttributes: 64}
 }
 
-func (l Limits) withDefaults() Limits {
+// WithDefaults returns l with every zero field set to its default.
+func (l Limits) WithDefaults() Limits {
 	d := DefaultLimits()
 	pick := func(v, def int) int {
 		if v <= 0 {

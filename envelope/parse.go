@@ -77,7 +77,7 @@ func (r RecipientID) Matches(cert *x509.Certificate) bool {
 // BER is normalised by signer.NormaliseBER, the one bounded normaliser in
 // pecet.
 func Parse(der []byte, lim Limits) (*Message, error) {
-	lim = lim.withDefaults()
+	lim = lim.WithDefaults()
 	if len(der) > lim.MaxBytes {
 		return nil, tooLargef("input of %d bytes exceeds the limit of %d", len(der), lim.MaxBytes)
 	}
