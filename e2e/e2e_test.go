@@ -145,7 +145,7 @@ func TestDevTour(t *testing.T) {
 			// A client learns nothing about aliases outside its grant: an
 			// unknown alias is denied like another client's key.
 			{"unknown key", []string{"sign", "--key", "nope", "--in", in}, 4, "PermissionDenied"},
-			{"other client's key", []string{"sign", "--key", "gateway-decrypt", "--in", in}, 4, "PermissionDenied"},
+			{"other client's key", []string{"sign", "--key", "tsa", "--in", in}, 4, "PermissionDenied"},
 			{"role may not sign", []string{"sign", "--as", "gateway", "--key", "client-sign", "--in", in}, 4, "PermissionDenied"},
 			{"empty body", []string{"sign", "--key", "client-sign", "--in", empty}, 4, "InvalidArgument"},
 			{"malformed CMS", []string{"verify", "--in", garbage, "--content", in}, 4, "InvalidArgument"},

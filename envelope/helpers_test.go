@@ -20,9 +20,21 @@ type softKey struct{ k *rsa.PrivateKey }
 
 func (s softKey) Public() crypto.PublicKey { return &s.k.PublicKey }
 
+// DecryptRaw is c^d mod n by the CRT (RFC 8017 5.1.2), which is several
+// times faster than one exponentiation by d and keeps the tests quick.
 func (s softKey) DecryptRaw(_ context.Context, c []byte) ([]byte, error) {
-	m := new(big.Int).Exp(new(big.Int).SetBytes(c), s.k.D, s.k.N)
-	return m.FillBytes(make([]byte, s.k.Size())), nil
+	k := s.k
+	if k.Precomputed.Dp == nil {
+		k.Precompute()
+	}
+	p, q := k.Primes[0], k.Primes[1]
+	ci := new(big.Int).SetBytes(c)
+	m1 := new(big.Int).Exp(ci, k.Precomputed.Dp, p)
+	m2 := new(big.Int).Exp(ci, k.Precomputed.Dq, q)
+	h := new(big.Int).Sub(m1, m2)
+	h.Mul(h, k.Precomputed.Qinv).Mod(h, p)
+	m := h.Mul(h, q).Add(h, m2)
+	return m.FillBytes(make([]byte, k.Size())), nil
 }
 
 // keyCache shares generated RSA keys between tests of one binary: key
