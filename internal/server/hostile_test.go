@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/envelope"
 	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/signer"
 )
@@ -51,6 +52,10 @@ func hostileEntryPoints(roots *x509.CertPool) []entryPoint {
 		}},
 		{"SignService.Verify attached", func(ctx context.Context, cc *grpc.ClientConn, in []byte) error {
 			_, err := pecetv1.NewSignServiceClient(cc).Verify(ctx, &pecetv1.VerifyRequest{Signature: in})
+			return err
+		}},
+		{"envelope.Parse", func(_ context.Context, _ *grpc.ClientConn, in []byte) error {
+			_, err := envelope.Parse(in, envelope.Limits{})
 			return err
 		}},
 		// Certificates reach pecet inside CMS (above) and then the
