@@ -49,7 +49,9 @@ func (s *Store) ImportKey(ctx context.Context, alias string, p Purpose, key *rsa
 	key.Precompute()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+	// Runs to its end once started, as CreateKey does: abandoning it would
+	// release s.mu while the token is still being written.
+	err := s.withSession(context.WithoutCancel(ctx), func(sh pkcs11.SessionHandle) error {
 		hs, err := findObjects(s.p, sh, []*pkcs11.Attribute{attr(pkcs11.CKA_LABEL, alias)})
 		if err != nil {
 			return err
