@@ -80,6 +80,29 @@ func (o oidName) oid() asn1.ObjectIdentifier {
 	return id
 }
 
+// validOID reports whether s is a dotted object identifier oid() accepts:
+// at least two arcs, each decimal digits without a sign, the first 0-2.
+func validOID(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) < 2 || len(s) > 256 {
+		return false
+	}
+	for i, p := range parts {
+		if p == "" || len(p) > 9 || (len(p) > 1 && p[0] == '0') {
+			return false
+		}
+		for _, c := range p {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+		if i == 0 && p != "0" && p != "1" && p != "2" {
+			return false
+		}
+	}
+	return true
+}
+
 // is reports whether id equals o without allocating.
 func is(id asn1.ObjectIdentifier, o oidName) bool {
 	s := string(o)

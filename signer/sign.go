@@ -81,7 +81,23 @@ func sign(r signRequest) ([]byte, error) {
 		at = time.Now()
 	}
 
-	attrs, err := signedAttributes(r.hash, r.digest, at, leaf)
+	contentType := oidData
+	if r.opts.ContentType != "" {
+		contentType = oidName(r.opts.ContentType)
+		if !validOID(r.opts.ContentType) {
+			return nil, fmt.Errorf("%w: %q is not a dotted object identifier", ErrContentType, r.opts.ContentType)
+		}
+		if contentType != oidData && !r.attach {
+			return nil, fmt.Errorf("%w: %s must be attached", ErrContentType, r.opts.ContentType)
+		}
+	}
+	// RFC 5652 5.1: version 3 when the content is not id-data.
+	version := int64(1)
+	if contentType != oidData {
+		version = 3
+	}
+
+	attrs, err := signedAttributes(r.hash, r.digest, at, leaf, contentType)
 	if err != nil {
 		return nil, err
 	}
@@ -135,12 +151,12 @@ func sign(r signRequest) ([]byte, error) {
 		b.AddASN1ObjectIdentifier(oidSignedData.oid())
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignedData
-				b.AddASN1Int64(1)
+				b.AddASN1Int64(version)
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
 					addAlgorithm(b, digestAlg, nil)
 				})
 				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // EncapsulatedContentInfo
-					b.AddASN1ObjectIdentifier(oidData.oid())
+					b.AddASN1ObjectIdentifier(contentType.oid())
 					if r.attach {
 						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 							b.AddASN1OctetString(r.content)
@@ -149,9 +165,11 @@ func sign(r signRequest) ([]byte, error) {
 				})
 				// DER orders a SET OF, so the certificates are sorted rather
 				// than leaf first; readers find the signer by its identifier.
-				b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-					b.AddBytes(setOf(certs))
-				})
+				if !r.opts.OmitCertificates {
+					b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+						b.AddBytes(setOf(certs))
+					})
+				}
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
 					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignerInfo
 						b.AddASN1Int64(1)
@@ -185,12 +203,12 @@ func sign(r signRequest) ([]byte, error) {
 // signedAttributes returns the contents of the signed attributes SET OF,
 // sorted: content-type, message-digest, signing-time and
 // signing-certificate-v2 (the CAdES baseline B set, ETSI EN 319 122-1 5.2).
-func signedAttributes(h crypto.Hash, digest []byte, at time.Time, leaf *x509.Certificate) ([]byte, error) {
+func signedAttributes(h crypto.Hash, digest []byte, at time.Time, leaf *x509.Certificate, contentType oidName) ([]byte, error) {
 	values := []struct {
 		o   oidName
 		add func(*cryptobyte.Builder)
 	}{
-		{oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.oid()) }},
+		{oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(contentType.oid()) }},
 		{oidAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(digest) }},
 		{oidAttrSigningTime, func(b *cryptobyte.Builder) { addTime(b, at) }},
 		{oidAttrSigningCertificateV2, func(b *cryptobyte.Builder) { addSigningCertificateV2(b, h, leaf) }},

@@ -28,6 +28,9 @@ var (
 	ErrContentMissing = errors.New("signer: detached signature needs the content or its digest")
 	// ErrKeyMismatch: the certificate's public key is not the signer's key.
 	ErrKeyMismatch = errors.New("signer: certificate does not match the signing key")
+	// ErrContentType: Options.ContentType is not an identifier, or is not
+	// id-data on a detached signature.
+	ErrContentType = errors.New("signer: bad content type")
 	// ErrUnsupportedKey: a key type Sign cannot use (only RSA and ECDSA).
 	ErrUnsupportedKey = errors.New("signer: unsupported key type")
 )
@@ -46,6 +49,21 @@ type Options struct {
 	// token over the signature value, as attribute
 	// OIDSignatureTimeStampToken (ETSI EN 319 122-1 5.3).
 	UnsignedAttributes func(signatureValue []byte) ([]Attribute, error)
+	// ContentType is the eContentType in dotted form; empty means id-data.
+	// Another type (an RFC 3161 TSTInfo, id-ct-TSTInfo) is only possible
+	// attached, and makes the SignedData version 3 (RFC 5652 5.1).
+	ContentType string
+	// OmitCertificates leaves the certificates out of the SignedData (a
+	// time-stamp token whose request did not ask for them, RFC 3161 2.4.1).
+	OmitCertificates bool
+}
+
+// TimestampVerifier verifies a CAdES-T signature time-stamp token (the
+// DER of an RFC 3161 TimeStampToken) over a SignerInfo's signature value.
+// It returns the token's genTime and a verdict on the token; package tsa
+// implements it, and signer does not import tsa, so tsa can build on signer.
+type TimestampVerifier interface {
+	VerifyTimestamp(token, signatureValue []byte) (genTime time.Time, v policy.Verdict, err error)
 }
 
 // Sign makes a CMS SignedData (DER) over content with signed attributes
@@ -102,6 +120,19 @@ type VerifyOptions struct {
 	Policy policy.Request
 	// Limits bound the parsing; zero fields take DefaultLimits.
 	Limits Limits
+	// Purpose the signer's certificate is judged for; empty means
+	// policy.PurposeSigning (package tsa asks for PurposeTimestamping).
+	Purpose policy.Purpose
+	// ExtraCertificates are known out of band: they are searched for the
+	// signer's certificate and offered as intermediates, as the message's
+	// own certificates are (a time-stamp token may come without any).
+	ExtraCertificates []*x509.Certificate
+	// TimestampVerifier, when set, verifies each signature-time-stamp
+	// unsigned attribute (CAdES-T). A valid one sets the verdict's
+	// TimestampTime, and the chain is then judged at that time instead of
+	// the claimed signing time (unless At is set); an invalid one lowers
+	// the verdict with its reasons. Without it such attributes are ignored.
+	TimestampVerifier TimestampVerifier
 }
 
 // Verify parses a CMS SignedData and returns a verdict: digest, signature

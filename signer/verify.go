@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/crypto/cryptobyte"
@@ -142,7 +143,11 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 		sigUsable = false
 	}
 
-	cert := findSigner(sd.Certificates, si)
+	certs := sd.Certificates
+	if len(opts.ExtraCertificates) > 0 {
+		certs = append(slices.Clip(certs), opts.ExtraCertificates...)
+	}
+	cert := findSigner(certs, si)
 	if cert != nil {
 		v.Subject = cert.Subject.String()
 	}
@@ -197,7 +202,13 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 		}
 	}
 
+	if opts.TimestampVerifier != nil {
+		checkTimestamps(si, opts.TimestampVerifier, &v)
+	}
 	at := opts.At
+	if at.IsZero() {
+		at = v.TimestampTime
+	}
 	if at.IsZero() {
 		at = v.SigningTime
 	}
@@ -210,13 +221,17 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 		return v, nil
 	}
 	var inter []*x509.Certificate
-	for _, c := range sd.Certificates {
+	for _, c := range certs {
 		if c != cert {
 			inter = append(inter, c)
 		}
 	}
+	purpose := opts.Purpose
+	if purpose == "" {
+		purpose = policy.PurposeSigning
+	}
 	req := opts.Policy
-	req.Leaf, req.Intermediates, req.Purpose, req.At = cert, inter, policy.PurposeSigning, at
+	req.Leaf, req.Intermediates, req.Purpose, req.At = cert, inter, purpose, at
 	cv := opts.Validator.Validate(req)
 	v.Chain = cv.Chain
 	v.Policy, v.Qualification = cv.Policy, cv.Qualification
@@ -227,6 +242,38 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 	v.Reasons = append(v.Reasons, cv.Reasons...)
 	v.Status = worse(v.Status, cv.Status)
 	return v, nil
+}
+
+// checkTimestamps verifies every signature-time-stamp unsigned attribute
+// value (ETSI EN 319 122-1 5.3) over the signature value. The earliest
+// time of a VALID token becomes the verdict's TimestampTime: that token
+// proves the signature existed then. A token that is not VALID lowers the
+// verdict with its reasons, each marked as the time-stamp's.
+func checkTimestamps(si *SignerInfo, tv TimestampVerifier, v *policy.Verdict) {
+	for _, a := range si.UnsignedAttrs {
+		if !is(a.Type, OIDSignatureTimeStampToken) {
+			continue
+		}
+		for _, tok := range a.Values {
+			at, tvv, err := tv.VerifyTimestamp(tok, si.Signature)
+			if err != nil {
+				v.Add(policy.Invalid, policy.CodeMalformed, "signature time-stamp: "+err.Error())
+				continue
+			}
+			if tvv.Status != policy.Valid {
+				for _, r := range tvv.Reasons {
+					v.Add(tvv.Status, r.Code, "signature time-stamp: "+r.Message)
+				}
+				if len(tvv.Reasons) == 0 {
+					v.Add(tvv.Status, policy.CodeMalformed, "signature time-stamp is not valid")
+				}
+				continue
+			}
+			if v.TimestampTime.IsZero() || at.Before(v.TimestampTime) {
+				v.TimestampTime = at
+			}
+		}
+	}
 }
 
 // checkSignedAttributes checks content-type, message-digest and the

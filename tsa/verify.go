@@ -1,0 +1,170 @@
+package tsa
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/asn1"
+	"errors"
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/pecet-hsm/pecet/policy"
+	"github.com/pecet-hsm/pecet/signer"
+)
+
+// Reason codes of a token verdict besides the policy and signer ones.
+const (
+	// CodeNonceMismatch: the token does not carry the nonce the request sent.
+	CodeNonceMismatch policy.Code = "NONCE_MISMATCH"
+)
+
+// ErrNoImprint: Verify needs the time-stamped data or its digest.
+var ErrNoImprint = errors.New("tsa: verifying a token needs the time-stamped data or its digest")
+
+// ESS signing-certificate attribute types (RFC 2634, RFC 5035).
+var (
+	oidAttrSigningCertificate   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 12}
+	oidAttrSigningCertificateV2 = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 47}
+	oidTSTInfo                  = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 1, 4}
+)
+
+// VerifyOptions say what a token is checked against.
+type VerifyOptions struct {
+	// Validator judges the TSA certificate's chain for
+	// policy.PurposeTimestamping; nil gives INDETERMINATE (no anchors).
+	Validator policy.Validator
+	// TSACertificates are known TSA certificates (and their issuers): a
+	// token without embedded certificates is verified with these.
+	TSACertificates []*x509.Certificate
+	// Data is what was time-stamped (hashed with the token's hash), or
+	// Digest with DigestHash its digest. One is required.
+	Data       []byte
+	Digest     []byte
+	DigestHash crypto.Hash
+	// Nonce, when the request sent one, must be in the token.
+	Nonce *big.Int
+	// At judges the chain at this time; zero means the token's genTime.
+	At time.Time
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// Verify checks a DER TimeStampToken and returns its content and a
+// verdict, whose TimestampTime is the genTime. Only a malformed token is an
+// error; a bad signature, an untrusted TSA, a wrong imprint or nonce are
+// verdicts.
+func Verify(token []byte, opts VerifyOptions) (*TSTInfo, policy.Verdict, error) {
+	if opts.Data == nil && opts.Digest == nil {
+		return nil, policy.Verdict{}, ErrNoImprint
+	}
+	if len(token) > maxResponseBytes {
+		return nil, policy.Verdict{}, fmt.Errorf("%w: token larger than 1 MiB", ErrMalformed)
+	}
+	sd, err := signer.Parse(token)
+	if err != nil {
+		return nil, policy.Verdict{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if !sd.ContentType.Equal(oidTSTInfo) || sd.Detached || len(sd.SignerInfos) != 1 {
+		return nil, policy.Verdict{}, fmt.Errorf("%w: not a time-stamp token (one signer over an attached TSTInfo)", ErrMalformed)
+	}
+	info, err := ParseTSTInfo(sd.Content)
+	if err != nil {
+		return nil, policy.Verdict{}, err
+	}
+	at := opts.At
+	if at.IsZero() {
+		at = info.GenTime
+	}
+	v, err := signer.Verify(token, signer.VerifyOptions{
+		Validator:         opts.Validator,
+		At:                at,
+		Now:               opts.Now,
+		Purpose:           policy.PurposeTimestamping,
+		ExtraCertificates: opts.TSACertificates,
+	})
+	if err != nil {
+		return nil, policy.Verdict{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	v.TimestampTime = info.GenTime
+
+	// RFC 3161 2.4.1 requires an ESS signing-certificate attribute (RFC
+	// 5816: or -v2); signer.Verify compares it with the certificate when
+	// present, here its absence is the finding.
+	hasESS := false
+	for _, a := range sd.SignerInfos[0].SignedAttrs {
+		if a.Type.Equal(oidAttrSigningCertificate) || a.Type.Equal(oidAttrSigningCertificateV2) {
+			hasESS = true
+		}
+	}
+	if !hasESS {
+		v.Add(policy.Invalid, signer.CodeSigningCertificateMismatch, "the token has no ESS signing-certificate(-v2) attribute naming the TSA certificate")
+	}
+	if len(v.Chain) > 0 {
+		if err := checkEKU(v.Chain[0]); err != nil {
+			v.Add(policy.Invalid, policy.CodeKeyUsage, err.Error())
+		}
+	}
+
+	switch {
+	case info.Hash == 0:
+		v.Add(policy.Invalid, policy.CodeWeakAlgorithm, "the token's imprint uses an unknown hash "+shortOID(info.HashOID))
+	case info.Hash == crypto.SHA1 || info.Hash == crypto.MD5:
+		v.Add(policy.Invalid, policy.CodeWeakAlgorithm, fmt.Sprintf("the token's imprint uses %v, too weak", info.Hash))
+	case opts.Data != nil:
+		h := info.Hash.New()
+		h.Write(opts.Data)
+		if !bytes.Equal(h.Sum(nil), info.Digest) {
+			v.Add(policy.Invalid, policy.CodeDigestMismatch, "the token's message imprint is not the digest of the data")
+		}
+	default:
+		dh := opts.DigestHash
+		if dh == 0 {
+			dh = crypto.SHA256
+		}
+		if dh != info.Hash {
+			v.Add(policy.Invalid, policy.CodeDigestMismatch, fmt.Sprintf("the token's imprint uses %v, the digest given is %v", info.Hash, dh))
+		} else if !bytes.Equal(opts.Digest, info.Digest) {
+			v.Add(policy.Invalid, policy.CodeDigestMismatch, "the token's message imprint differs from the digest given")
+		}
+	}
+	if opts.Nonce != nil && (info.Nonce == nil || info.Nonce.Cmp(opts.Nonce) != 0) {
+		v.Add(policy.Invalid, CodeNonceMismatch, "the token does not carry the nonce of the request")
+	}
+	return info, v, nil
+}
+
+// checkEKU is CheckCertificate's usage half, for certificates of other TSAs.
+func checkEKU(c *x509.Certificate) error {
+	if err := CheckCertificate(c, c.PublicKey); err != nil {
+		if errors.Is(err, ErrCertificateMismatch) {
+			return nil // a key type without Equal: the chain check covered the EKU
+		}
+		return err
+	}
+	return nil
+}
+
+// Verifier verifies CAdES-T signature time-stamps for signer.Verify
+// (signer.TimestampVerifier): the token's imprint must be the digest of
+// the SignerInfo's signature value.
+type Verifier struct {
+	Validator       policy.Validator
+	TSACertificates []*x509.Certificate
+	Now             func() time.Time
+}
+
+// VerifyTimestamp implements signer.TimestampVerifier.
+func (tv Verifier) VerifyTimestamp(token, signatureValue []byte) (time.Time, policy.Verdict, error) {
+	info, v, err := Verify(token, VerifyOptions{
+		Validator: tv.Validator, TSACertificates: tv.TSACertificates, Now: tv.Now,
+		Data: signatureValue,
+	})
+	if err != nil {
+		return time.Time{}, v, err
+	}
+	return info.GenTime, v, nil
+}
+
+var _ signer.TimestampVerifier = Verifier{}
