@@ -293,4 +293,3 @@ func shortOID(id asn1.ObjectIdentifier) string {
 	}
 	return s
 }
-
