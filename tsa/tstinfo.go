@@ -214,10 +214,14 @@ func readAccuracy(s cryptobyte.String) (time.Duration, bool) {
 	if s.PeekASN1Tag(cbasn1.INTEGER) && (!s.ReadASN1Integer(&sec) || sec < 0 || sec > 1<<31) {
 		return 0, false
 	}
-	if !s.ReadOptionalASN1Integer(&ms, cbasn1.Tag(0).ContextSpecific(), int64(0)) || ms < 0 || ms > 999 {
+	// millis and micros are IMPLICIT [0] and [1], 1..999 when present.
+	if s.PeekASN1Tag(cbasn1.Tag(0).ContextSpecific()) && (!s.ReadASN1Int64WithTag(&ms, cbasn1.Tag(0).ContextSpecific()) || ms < 1 || ms > 999) {
 		return 0, false
 	}
-	if !s.ReadOptionalASN1Integer(&us, cbasn1.Tag(1).ContextSpecific(), int64(0)) || us < 0 || us > 999 || !s.Empty() {
+	if s.PeekASN1Tag(cbasn1.Tag(1).ContextSpecific()) && (!s.ReadASN1Int64WithTag(&us, cbasn1.Tag(1).ContextSpecific()) || us < 1 || us > 999) {
+		return 0, false
+	}
+	if !s.Empty() {
 		return 0, false
 	}
 	return time.Duration(sec)*time.Second + time.Duration(ms)*time.Millisecond + time.Duration(us)*time.Microsecond, true
