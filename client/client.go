@@ -46,10 +46,11 @@ type Options struct {
 // Conn is a connection with the pecet.v1 clients on it.
 type Conn struct {
 	*grpc.ClientConn
-	Sign     pecetv1.SignServiceClient
-	Keys     pecetv1.KeyServiceClient
-	Policy   pecetv1.PolicyServiceClient
-	Envelope pecetv1.EnvelopeServiceClient
+	Sign      pecetv1.SignServiceClient
+	Keys      pecetv1.KeyServiceClient
+	Policy    pecetv1.PolicyServiceClient
+	Envelope  pecetv1.EnvelopeServiceClient
+	Timestamp pecetv1.TimestampServiceClient
 }
 
 // ErrNoCredentials: neither explicit files nor a dev folder were found.
@@ -158,6 +159,7 @@ func Dial(o Options) (*Conn, error) {
 		Keys:       pecetv1.NewKeyServiceClient(cc),
 		Policy:     pecetv1.NewPolicyServiceClient(cc),
 		Envelope:   pecetv1.NewEnvelopeServiceClient(cc),
+		Timestamp:  pecetv1.NewTimestampServiceClient(cc),
 	}, nil
 }
 

@@ -124,6 +124,10 @@ func (a *Authority) Check(ctx context.Context) error {
 	return CheckCertificate(chain[0], key.Public())
 }
 
+// KeySource returns the Authority's key source (for a verifier that
+// should know this TSA's own certificates).
+func (a *Authority) KeySource() KeySource { return a.c.Key }
+
 // Ready reports why the Authority cannot issue now (the clock), nil when
 // it can.
 func (a *Authority) Ready() error {

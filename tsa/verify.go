@@ -59,17 +59,7 @@ func Verify(token []byte, opts VerifyOptions) (*TSTInfo, policy.Verdict, error) 
 	if opts.Data == nil && opts.Digest == nil {
 		return nil, policy.Verdict{}, ErrNoImprint
 	}
-	if len(token) > maxResponseBytes {
-		return nil, policy.Verdict{}, fmt.Errorf("%w: token larger than 1 MiB", ErrMalformed)
-	}
-	sd, err := signer.Parse(token)
-	if err != nil {
-		return nil, policy.Verdict{}, fmt.Errorf("%w: %w", ErrMalformed, err)
-	}
-	if !sd.ContentType.Equal(oidTSTInfo) || sd.Detached || len(sd.SignerInfos) != 1 {
-		return nil, policy.Verdict{}, fmt.Errorf("%w: not a time-stamp token (one signer over an attached TSTInfo)", ErrMalformed)
-	}
-	info, err := ParseTSTInfo(sd.Content)
+	sd, info, err := parseToken(token)
 	if err != nil {
 		return nil, policy.Verdict{}, err
 	}
@@ -133,6 +123,31 @@ func Verify(token []byte, opts VerifyOptions) (*TSTInfo, policy.Verdict, error) 
 		v.Add(policy.Invalid, CodeNonceMismatch, "the token does not carry the nonce of the request")
 	}
 	return info, v, nil
+}
+
+// ParseToken reads a TimeStampToken's TSTInfo without verifying anything:
+// for display, or to read a nonce before Verify.
+func ParseToken(token []byte) (*TSTInfo, error) {
+	_, info, err := parseToken(token)
+	return info, err
+}
+
+func parseToken(token []byte) (*signer.SignedData, *TSTInfo, error) {
+	if len(token) > maxResponseBytes {
+		return nil, nil, fmt.Errorf("%w: token larger than 1 MiB", ErrMalformed)
+	}
+	sd, err := signer.Parse(token)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if !sd.ContentType.Equal(oidTSTInfo) || sd.Detached || len(sd.SignerInfos) != 1 {
+		return nil, nil, fmt.Errorf("%w: not a time-stamp token (one signer over an attached TSTInfo)", ErrMalformed)
+	}
+	info, err := ParseTSTInfo(sd.Content)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sd, info, nil
 }
 
 // checkEKU is CheckCertificate's usage half, for certificates of other TSAs.

@@ -29,6 +29,8 @@ func newFlags(name, synopsis, defaultRole string) (*flag.FlagSet, *conn) {
 // newFlagsCert names the TLS client certificate flag certFlag: `pecet chain
 // verify` uses --cert for the certificate it judges (DESIGN.md), so there the
 // TLS one is --client-cert (as --key-file gives way to sign's --key).
+// pecet timestamp keeps --cert for OpenSSL's meaning (include the TSA
+// certificate), so there the TLS one is --client-cert too.
 func newFlagsCert(name, synopsis, defaultRole, certFlag string) (*flag.FlagSet, *conn) {
 	fs := flag.NewFlagSet("pecet "+name, flag.ContinueOnError)
 	c := &conn{}

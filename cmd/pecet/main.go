@@ -33,10 +33,11 @@ func init() {
 		{"bench", "load pecetd with one operation; ops/s, latency, errors, ratio to the raw token rate", runBench},
 		{"chain", "judge a certificate chain under a policy (chain verify --cert FILE)", runChain},
 		{"policy", "list and show validation policies (policy list, policy show NAME)", runPolicy},
+		{"timestamp", "get an RFC 3161 time-stamp (timestamp verify: check one)", runTimestamp},
 	}
 }
 
-const usageHead = `pecet: the command-line client of pecetd (signing, verification and keys in an HSM)
+const usageHead = `pecet: the command-line client of pecetd (signing, verification, time-stamps and keys in an HSM)
 
 Usage:
   pecet COMMAND [flags]
@@ -60,7 +61,7 @@ Run 'pecet COMMAND --help' for a command's flags.
 func usage() {
 	fmt.Fprint(os.Stderr, usageHead)
 	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(os.Stderr, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(os.Stderr, usageTail)
 }

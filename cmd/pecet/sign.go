@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 )
@@ -23,7 +24,7 @@ func parseHash(s string) (pecetv1.HashAlgorithm, bool) {
 }
 
 func runSign(args []string) int {
-	fs, c := newFlags("sign", "sign --key ALIAS (--in FILE | --digest HEX) [--out FILE] [--attached] [--pem] [--hash sha256|sha384|sha512]", "client")
+	fs, c := newFlags("sign", "sign --key ALIAS (--in FILE | --digest HEX) [--out FILE] [--attached] [--pem] [--hash sha256|sha384|sha512] [--timestamp]", "client")
 	alias := fs.String("key", "", "`alias` of a SIGN key on the HSM (required)")
 	version := fs.Uint("version", 0, "key `version` (default: the primary)")
 	in := fs.String("in", "", "`file` to sign, - for stdin")
@@ -32,6 +33,7 @@ func runSign(args []string) int {
 	attached := fs.Bool("attached", false, "embed the data in the signature (default detached)")
 	asPEM := fs.Bool("pem", false, "write PEM (-----BEGIN CMS-----) instead of DER")
 	hash := fs.String("hash", "sha256", "digest `algorithm`: sha256, sha384, sha512")
+	stampIt := fs.Bool("timestamp", false, "add an RFC 3161 time-stamp from pecet's TSA over the signature (CAdES-T)")
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -45,7 +47,7 @@ func runSign(args []string) int {
 	if (*in == "") == (*digest == "") {
 		return usageErr(fs, "give exactly one of --in FILE and --digest HEX")
 	}
-	req := &pecetv1.SignRequest{Key: *alias, Version: uint32(*version), Hash: h, Attached: *attached}
+	req := &pecetv1.SignRequest{Key: *alias, Version: uint32(*version), Hash: h, Attached: *attached, Timestamp: *stampIt}
 	if *in != "" {
 		data, err := readInput(*in, int64(c.opts.MaxMessageBytesOrDefault()-64<<10))
 		if err != nil {
@@ -77,9 +79,16 @@ func runSign(args []string) int {
 		return exitService
 	}
 	if c.json {
-		printJSON(map[string]any{"key": resp.GetKey(), "version": resp.GetVersion(), "signing_time": resp.GetSigningTime().AsTime(), "out": *out})
+		out := map[string]any{"key": resp.GetKey(), "version": resp.GetVersion(), "signing_time": resp.GetSigningTime().AsTime(), "out": *out}
+		if resp.GetTimestampTime() != nil {
+			out["timestamp_time"] = resp.GetTimestampTime().AsTime()
+		}
+		printJSON(out)
 	} else if *out != "-" {
 		fmt.Fprintf(os.Stderr, "signed with %s version %d -> %s\n", resp.GetKey(), resp.GetVersion(), *out)
+		if resp.GetTimestampTime() != nil {
+			fmt.Fprintf(os.Stderr, "time-stamped at %s\n", resp.GetTimestampTime().AsTime().Format(time.RFC3339Nano))
+		}
 	}
 	return exitOK
 }

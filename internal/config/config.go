@@ -47,6 +47,8 @@ type Config struct {
 	// policies, trust.anchors make a policy named "default".
 	Policies      map[string]Policy `yaml:"policies"`
 	DefaultPolicy string            `yaml:"default_policy"`
+	// TSA is the RFC 3161 time-stamping authority; absent means none.
+	TSA *TSA `yaml:"tsa"`
 	// ShutdownGrace is how long in-flight calls may finish after SIGTERM.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
@@ -185,6 +187,41 @@ type Revocation struct {
 	Timeout time.Duration `yaml:"timeout"`
 }
 
+// TSA configures the time-stamping authority (RFC 3161) behind POST /tsa,
+// TimestampService and `pecet sign --timestamp`.
+type TSA struct {
+	// Key is the alias of the TIMESTAMP key; its primary version signs.
+	Key string `yaml:"key"`
+	// Policy is the TSA policy OID of tokens whose request names none.
+	Policy string `yaml:"policy"`
+	// AcceptedPolicies may also be requested.
+	AcceptedPolicies []string `yaml:"accepted_policies"`
+	// Accuracy is declared in every token (default 1s) and bounds the
+	// offset the time reference may find.
+	Accuracy time.Duration `yaml:"accuracy"`
+	// Ordering must be false: replicas cannot order their tokens.
+	Ordering bool `yaml:"ordering"`
+	// Hashes accepted in requests: sha256, sha384, sha512 (default all).
+	Hashes []string `yaml:"hashes"`
+	// IncludeTSAName writes the TSA's subject into the tokens (default true).
+	IncludeTSAName *bool `yaml:"include_tsa_name"`
+	// Certificates are PEM files of TSA certificates, for verifying tokens
+	// that carry none (besides the TSA key's own certificate).
+	Certificates []string `yaml:"certificates"`
+	// TimeReference, when set, is checked regularly; while the clock is
+	// off by more than the accuracy, requests get timeNotAvailable and
+	// /readyz fails.
+	TimeReference *TimeReference `yaml:"time_reference"`
+}
+
+// TimeReference is what the clock is compared with: exactly one of an
+// HTTP server's Date header and a file holding the offset in seconds.
+type TimeReference struct {
+	HTTPDateURL string        `yaml:"http_date_url"`
+	OffsetFile  string        `yaml:"offset_file"`
+	Interval    time.Duration `yaml:"interval"` // default 30s
+}
+
 // Client maps an identity (certificate subject CN or URI SAN) to roles and
 // to the key aliases it may use ("*" for all).
 type Client struct {
@@ -254,6 +291,82 @@ func (c *Config) applyDefaults() {
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
+	}
+	if t := c.TSA; t != nil {
+		if t.Accuracy == 0 {
+			t.Accuracy = time.Second
+		}
+		if t.Hashes == nil {
+			t.Hashes = []string{"sha256", "sha384", "sha512"}
+		}
+		if t.IncludeTSAName == nil {
+			yes := true
+			t.IncludeTSAName = &yes
+		}
+		if r := t.TimeReference; r != nil && r.Interval == 0 {
+			r.Interval = 30 * time.Second
+		}
+	}
+}
+
+// ValidOID reports whether s is a dotted object identifier whose arcs
+// fit an int (what encoding/asn1 can carry).
+func ValidOID(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) < 2 {
+		return false
+	}
+	for i, p := range parts {
+		if p == "" || len(p) > 18 || (len(p) > 1 && p[0] == '0') || strings.Trim(p, "0123456789") != "" {
+			return false
+		}
+		if i == 0 && p != "0" && p != "1" && p != "2" {
+			return false
+		}
+	}
+	return true
+}
+
+func (t *TSA) validate(bad func(string, ...any)) {
+	if t.Key == "" {
+		bad("tsa.key (the alias of the TIMESTAMP key) is required")
+	}
+	if !ValidOID(t.Policy) {
+		bad("tsa.policy must be a dotted OID, e.g. 1.3.6.1.4.1.<your arc>.1 (got %q)", t.Policy)
+	}
+	for _, p := range t.AcceptedPolicies {
+		if !ValidOID(p) {
+			bad("tsa.accepted_policies: %q is not a dotted OID", p)
+		}
+	}
+	if t.Accuracy < time.Microsecond || t.Accuracy > time.Hour {
+		bad("tsa.accuracy must be between 1µs and 1h")
+	}
+	if t.Ordering {
+		bad("tsa.ordering must be false: independent replicas cannot order their tokens")
+	}
+	if len(t.Hashes) == 0 {
+		bad("tsa.hashes must list at least one of sha256, sha384, sha512")
+	}
+	for _, h := range t.Hashes {
+		switch h {
+		case "sha256", "sha384", "sha512":
+		case "sha1", "md5":
+			bad("tsa.hashes: %s is broken for time-stamps (such requests get badAlg)", h)
+		default:
+			bad("tsa.hashes: unknown hash %q (sha256, sha384, sha512)", h)
+		}
+	}
+	if r := t.TimeReference; r != nil {
+		if (r.HTTPDateURL == "") == (r.OffsetFile == "") {
+			bad("tsa.time_reference needs exactly one of http_date_url and offset_file")
+		}
+		if r.HTTPDateURL != "" && !strings.HasPrefix(r.HTTPDateURL, "http://") && !strings.HasPrefix(r.HTTPDateURL, "https://") {
+			bad("tsa.time_reference.http_date_url must be an http:// or https:// URL")
+		}
+		if r.Interval < time.Second || r.Interval > time.Hour {
+			bad("tsa.time_reference.interval must be between 1s and 1h")
+		}
 	}
 }
 
@@ -327,6 +440,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validatePolicies(bad)
+	if c.TSA != nil {
+		c.TSA.validate(bad)
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
 	}

@@ -45,6 +45,21 @@ func TestParseLimits(t *testing.T) {
 	}
 }
 
+func tsaConf(old, repl string) string {
+	return strings.Replace("tsa:\n  key: tsa\n  policy: 1.2.3.4.1\n", old, repl, 1)
+}
+
+func TestParseTSA(t *testing.T) {
+	c, err := Parse([]byte(valid + tsaConf("key: tsa", "key: tsa\n  time_reference: {offset_file: /run/pecet/offset}")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TSA == nil || c.TSA.Accuracy.Seconds() != 1 || len(c.TSA.Hashes) != 3 || !*c.TSA.IncludeTSAName ||
+		c.TSA.TimeReference.Interval.Seconds() != 30 {
+		t.Fatalf("TSA defaults: %+v", c.TSA)
+	}
+}
+
 func TestParseRejects(t *testing.T) {
 	cases := []struct {
 		name, yaml, want string
@@ -64,6 +79,13 @@ func TestParseRejects(t *testing.T) {
 		{"deep CMS", valid + "limits: {cms_max_depth: 1000}\n", "cms_max_depth"},
 		{"many certificates", valid + "limits: {cms_max_certificates: -2}\n", "cms_max_certificates"},
 		{"unknown limit", valid + "limits: {recipients: 3}\n", "recipients"},
+		{"tsa without key", valid + tsaConf("key: tsa", ""), "tsa.key"},
+		{"tsa bad policy", valid + tsaConf("policy: 1.2.3.4.1", "policy: tsa-policy-1"), "tsa.policy"},
+		{"tsa ordering", valid + tsaConf("key: tsa", "key: tsa\n  ordering: true"), "tsa.ordering"},
+		{"tsa SHA-1", valid + tsaConf("key: tsa", "key: tsa\n  hashes: [sha256, sha1]"), "sha1 is broken"},
+		{"tsa unknown key", valid + tsaConf("key: tsa", "key: tsa\n  colour: red"), "colour"},
+		{"tsa two references", valid + tsaConf("key: tsa", "key: tsa\n  time_reference: {http_date_url: http://x, offset_file: /o}"), "exactly one of http_date_url"},
+		{"tsa accuracy", valid + tsaConf("key: tsa", "key: tsa\n  accuracy: 2h"), "tsa.accuracy"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,8 +5,10 @@ package daemon
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/asn1"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -28,6 +30,7 @@ import (
 	"github.com/pecet-hsm/pecet/internal/server"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/signer"
+	"github.com/pecet-hsm/pecet/tsa"
 )
 
 // Options come from pecetd's flags; flags win over the config file.
@@ -109,8 +112,17 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	authority, tsaCerts, guard, err := buildTSA(ctx, cfg.TSA, ks)
+	if err != nil {
+		return err
+	}
+	if cfg.TSA != nil {
+		required = append(required, cfg.TSA.Key)
+	}
 	m := metrics.New(ks.PoolStats)
 	srv := server.New(server.Deps{
+		TSA:             authority,
+		TSACertificates: tsaCerts,
 		Keys:            ks,
 		Validator:       engine,
 		Policies:        engine,
@@ -139,6 +151,22 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(grpcLn) }()
 	go func() { errc <- h.Serve(httpLn) }()
+	if guard != nil {
+		gctx, stop := context.WithCancel(ctx)
+		defer stop()
+		// The first check runs before serving is announced, so a wrong
+		// clock is reported at once and /readyz is false from the start.
+		if err := guard.Check(gctx); err != nil {
+			log.Error("TSA clock not trusted: time-stamps refused until it is", "err", err)
+		}
+		go guard.Run(gctx, cfg.TSA.TimeReference.Interval, func(err error) {
+			if err != nil {
+				log.Error("TSA clock not trusted: time-stamps refused", "err", err)
+			} else {
+				log.Info("TSA clock trusted again")
+			}
+		})
+	}
 	srv.SetServing(true)
 	log.Info("pecetd serving", "grpc", ep.GRPC, "http", ep.HTTP, "dev", o.Dev)
 	if o.Dev {
@@ -171,6 +199,51 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	_ = h.Shutdown(sctx)
 	log.Info("stopped")
 	return nil
+}
+
+// buildTSA makes the time-stamping authority from config, checks its key
+// and certificate (pecetd refuses to start otherwise, saying which), and
+// reads the configured TSA certificates. nil when no TSA is configured.
+func buildTSA(ctx context.Context, c *config.TSA, ks *keystore.Store) (*tsa.Authority, []*x509.Certificate, *tsa.ClockGuard, error) {
+	if c == nil {
+		return nil, nil, nil, nil
+	}
+	var hashes []crypto.Hash
+	for _, h := range c.Hashes {
+		hashes = append(hashes, map[string]crypto.Hash{"sha256": crypto.SHA256, "sha384": crypto.SHA384, "sha512": crypto.SHA512}[h])
+	}
+	var accepted []asn1.ObjectIdentifier
+	for _, p := range c.AcceptedPolicies {
+		accepted = append(accepted, server.ParseOID(p))
+	}
+	var guard *tsa.ClockGuard
+	if r := c.TimeReference; r != nil {
+		var ref tsa.Reference = tsa.HTTPDate{URL: r.HTTPDateURL}
+		if r.OffsetFile != "" {
+			ref = tsa.OffsetFile{Path: r.OffsetFile, MaxAge: 4 * r.Interval}
+		}
+		guard = &tsa.ClockGuard{Ref: ref, Accuracy: c.Accuracy, MaxAge: 4 * r.Interval}
+	}
+	a, err := tsa.New(tsa.Config{
+		Key:              server.TSAKey(ks, c.Key),
+		Policy:           server.ParseOID(c.Policy),
+		AcceptedPolicies: accepted,
+		Accuracy:         c.Accuracy,
+		Hashes:           hashes,
+		IncludeTSAName:   *c.IncludeTSAName,
+		Clock:            guard,
+	})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("tsa: %w", err)
+	}
+	if err := a.Check(ctx); err != nil {
+		return nil, nil, nil, fmt.Errorf("TSA key %q: %w", c.Key, err)
+	}
+	certs, err := readCerts(c.Certificates)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("tsa.certificates: %w", err)
+	}
+	return a, certs, guard, nil
 }
 
 func loadConfig(o Options) (*config.Config, error) {
@@ -250,7 +323,7 @@ func banner(w io.Writer, dir string, ep Endpoints) {
 	fmt.Fprintf(w, `
 pecetd --dev is serving
   gRPC (mTLS):  %s
-  HTTP:         http://%s/healthz  /readyz  /metrics
+  HTTP:         http://%s/healthz  /readyz  /metrics  POST /tsa (RFC 3161)
   dev folder:   %s  (token, dev CA ca.pem, role certificates, pecet.yaml)
   keys:         client-sign (SIGN), gateway-decrypt (DECRYPT), tsa (TIMESTAMP)
 
@@ -259,6 +332,8 @@ Try, in another terminal:
   pecet sign --key client-sign --in filing.xml --out filing.p7s
   pecet verify --in filing.p7s --content filing.xml
   pecet keys list
+  pecet timestamp --in filing.xml --out filing.tsr --cert
+  pecet timestamp verify --in filing.tsr --data filing.xml
 
 `, ep.GRPC, ep.HTTP, dir)
 }

@@ -101,8 +101,25 @@ func Prepare(dir string, now time.Time) (*config.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.TSA == nil {
+		// A dev folder from before the TSA existed: serve it anyway.
+		cfg.TSA = DevTSA()
+	}
 	resolve(cfg, dir)
 	return cfg, nil
+}
+
+// DevPolicy is the dev TSA's policy OID: OpenSSL's example policy
+// (tsa_policy1 in openssl.cnf), a placeholder that says "not a real TSA".
+const DevPolicy = "1.2.3.4.1"
+
+// DevTSA is the dev time-stamping authority's configuration.
+func DevTSA() *config.TSA {
+	yes := true
+	return &config.TSA{
+		Key: "tsa", Policy: DevPolicy, AcceptedPolicies: []string{"1.2.3.4.2"},
+		Accuracy: time.Second, Hashes: []string{"sha256", "sha384", "sha512"}, IncludeTSAName: &yes,
+	}
 }
 
 // Provision creates each dev key that the token lacks, certifies it with the
@@ -173,6 +190,14 @@ func resolve(cfg *config.Config, dir string) {
 		abs(&p.Algorithms.Suite)
 		cfg.Policies[name] = p
 	}
+	if cfg.TSA != nil {
+		for i := range cfg.TSA.Certificates {
+			abs(&cfg.TSA.Certificates[i])
+		}
+		if r := cfg.TSA.TimeReference; r != nil {
+			abs(&r.OffsetFile)
+		}
+	}
 }
 
 func randomPIN() string {
@@ -220,6 +245,14 @@ clients:
   - identity: officer
     roles: [officer]
     keys: ["*"]
+tsa:                     # RFC 3161: POST /tsa, TimestampService, pecet sign --timestamp
+  key: tsa
+  policy: ` + DevPolicy + `        # OpenSSL's example policy: a placeholder, not a real TSA
+  accepted_policies: [1.2.3.4.2]
+  accuracy: 1s
+  ordering: false
+  hashes: [sha256, sha384, sha512]
+  include_tsa_name: true
 `
 }
 

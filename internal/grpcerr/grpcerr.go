@@ -16,6 +16,7 @@ import (
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/signer"
+	"github.com/pecet-hsm/pecet/tsa"
 )
 
 type mapping struct {
@@ -67,6 +68,12 @@ var table = []mapping{
 	{envelope.ErrWeakKey, codes.FailedPrecondition, "a recipient's RSA key is shorter than 2048 bits (allow_legacy overrides)"},
 	{envelope.ErrExpired, codes.FailedPrecondition, "a recipient certificate is expired or not yet valid (allow_legacy overrides)"},
 	{envelope.ErrUnsupportedKey, codes.FailedPrecondition, "a recipient's key is not RSA: pecet encrypts with RSA key transport only"},
+	{tsa.ErrNoTSA, codes.FailedPrecondition, "no time-stamping authority is configured on this server (tsa: in the config)"},
+	{tsa.ErrTimeNotAvailable, codes.Unavailable, "the time-stamping authority's clock is not trusted now; retry later (see /readyz)"},
+	{tsa.ErrRejected, codes.Unavailable, "the time-stamping authority cannot issue a token now; retry later"},
+	{tsa.ErrCertificateMismatch, codes.FailedPrecondition, "the TSA certificate does not match the TSA key"},
+	{tsa.ErrExtKeyUsage, codes.FailedPrecondition, "the TSA certificate lacks the critical timeStamping extended key usage"},
+	{signer.ErrContentType, codes.InvalidArgument, "bad content type for a signature"},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline exceeded"},
 	{context.Canceled, codes.Canceled, "call cancelled"},
 }

@@ -13,6 +13,8 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	Calls    *prometheus.CounterVec
 	Latency  *prometheus.HistogramVec
+	// TSA counts time-stamp answers (HTTP, gRPC and CAdES-T alike).
+	TSA *prometheus.CounterVec
 }
 
 // PoolStats reports the PKCS#11 session pool.
@@ -33,8 +35,12 @@ func New(pool PoolStats) *Metrics {
 			// HSM operations take 0.1-50 ms; large bodies up to seconds.
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"method"}),
+		TSA: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pecet_tsa_responses_total",
+			Help: "Time-stamp responses, by transport, PKIStatus and failure info.",
+		}, []string{"transport", "status", "fail_info"}),
 	}
-	m.Registry.MustRegister(m.Calls, m.Latency,
+	m.Registry.MustRegister(m.Calls, m.Latency, m.TSA,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -27,6 +28,7 @@ import (
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/signer"
+	"github.com/pecet-hsm/pecet/tsa"
 )
 
 // Keys is what the server needs of a token; *keystore.Store implements it.
@@ -65,6 +67,13 @@ type Deps struct {
 	// OAEP says where RSA-OAEP padding is removed on Decrypt (config
 	// token.oaep; empty is auto).
 	OAEP envelope.OAEPMode
+	// TSA is the time-stamping authority; nil when none is configured
+	// (POST /tsa is then 404, Timestamp and Sign with timestamp
+	// FailedPrecondition).
+	TSA *tsa.Authority
+	// TSACertificates are known TSA certificates for verifying CAdES-T
+	// time-stamps that carry none.
+	TSACertificates []*x509.Certificate
 }
 
 // Server implements the pecet.v1 services.
@@ -104,6 +113,7 @@ func (s *Server) GRPC(tlsConf *tls.Config) *grpc.Server {
 	pecetv1.RegisterKeyServiceServer(g, &keyService{s: s})
 	pecetv1.RegisterPolicyServiceServer(g, &policyService{s: s})
 	pecetv1.RegisterEnvelopeServiceServer(g, &envelopeService{s: s})
+	pecetv1.RegisterTimestampServiceServer(g, &timestampService{s: s})
 	healthpb.RegisterHealthServer(g, s.health)
 	reflection.Register(g)
 	return g
@@ -116,7 +126,7 @@ func (s *Server) SetServing(ok bool) {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
 	s.health.SetServingStatus("", st)
-	for _, name := range []string{"pecet.v1.SignService", "pecet.v1.KeyService", "pecet.v1.PolicyService", "pecet.v1.EnvelopeService"} {
+	for _, name := range []string{"pecet.v1.SignService", "pecet.v1.KeyService", "pecet.v1.PolicyService", "pecet.v1.EnvelopeService", "pecet.v1.TimestampService"} {
 		s.health.SetServingStatus(name, st)
 	}
 }
@@ -125,8 +135,10 @@ func (s *Server) SetServing(ok bool) {
 func (s *Server) Shutdown() { s.health.Shutdown() }
 
 // HTTP serves /healthz (liveness: the process answers; never the token),
-// /readyz (the token answers, is logged in and has the required keys) and
-// /metrics.
+// /readyz (the token answers, is logged in and has the required keys, and
+// the TSA's clock is trusted when a time reference is configured), /metrics
+// and, with a TSA, POST /tsa (RFC 3161 over HTTP, no client certificate:
+// any RFC 3161 client may ask).
 func (s *Server) HTTP() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -145,6 +157,11 @@ func (s *Server) HTTP() http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.d.Metrics.Registry, promhttp.HandlerOpts{}))
+	if s.d.TSA != nil {
+		mux.Handle("/tsa", tsa.Handler(s.d.TSA, func(r *http.Request, res tsa.Result) {
+			s.observeTSA(r.Context(), "http", res)
+		}))
+	}
 	return mux
 }
 
@@ -162,6 +179,12 @@ func (s *Server) ready(ctx context.Context) string {
 		if _, err := s.d.Keys.GetKey(ctx, alias); err != nil {
 			s.d.Log.Warn("not ready: required key", "alias", alias, "err", err)
 			return "required key " + alias + " not found on the token"
+		}
+	}
+	if s.d.TSA != nil {
+		if err := s.d.TSA.Ready(); err != nil {
+			s.d.Log.Warn("not ready", "err", err)
+			return "TSA time source not trusted"
 		}
 	}
 	return ""

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"crypto"
+	"slices"
+	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -10,7 +12,9 @@ import (
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/grpcerr"
 	"github.com/pecet-hsm/pecet/keystore"
+	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/signer"
+	"github.com/pecet-hsm/pecet/tsa"
 )
 
 type signService struct {
@@ -66,6 +70,29 @@ func (ss *signService) Sign(ctx context.Context, req *pecetv1.SignRequest) (*pec
 	}
 	v := key.Version()
 	opts := signer.Options{Hash: h, Attached: req.GetAttached(), SigningTime: ss.s.d.Now().UTC()}
+	var stamped *tsa.TSTInfo
+	if req.GetTimestamp() {
+		if ss.s.d.TSA == nil {
+			return nil, tsa.ErrNoTSA
+		}
+		// CAdES-T: a token over the signature value from the TSA in this
+		// process (ETSI EN 319 122-1 5.3), made once the signature is.
+		opts.UnsignedAttributes = func(sigValue []byte) ([]signer.Attribute, error) {
+			sum := crypto.SHA256.New()
+			sum.Write(sigValue)
+			tok, info, err := ss.s.d.TSA.Token(ctx, sum.Sum(nil), crypto.SHA256)
+			res := tsa.Result{Status: tsa.StatusGranted, Fail: tsa.FailNone, Info: info}
+			if err != nil {
+				res = tsa.Result{Status: tsa.StatusRejection, Fail: tsa.FailSystemFailure, Cause: err}
+			}
+			ss.s.observeTSA(ctx, "cades", res)
+			if err != nil {
+				return nil, err
+			}
+			stamped = info
+			return []signer.Attribute{{Type: ParseOID(signer.OIDSignatureTimeStampToken), Values: [][]byte{tok}}}, nil
+		}
+	}
 	var sig []byte
 	if data != nil {
 		sig, err = signer.Sign(data, key, v.Chain, opts)
@@ -80,6 +107,12 @@ func (ss *signService) Sign(ctx context.Context, req *pecetv1.SignRequest) (*pec
 		Key:         v.Alias,
 		Version:     uint32(v.Version),
 		SigningTime: timestamppb.New(opts.SigningTime),
+		TimestampTime: func() *timestamppb.Timestamp {
+			if stamped == nil {
+				return nil
+			}
+			return timestamppb.New(stamped.GenTime)
+		}(),
 	}, nil
 }
 
@@ -91,7 +124,7 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 	if err != nil {
 		return nil, err
 	}
-	opts := signer.VerifyOptions{Validator: ss.s.d.Validator, Now: ss.s.d.Now, Policy: preq, Limits: ss.s.d.CMSLimits}
+	opts := signer.VerifyOptions{Validator: ss.s.d.Validator, Now: ss.s.d.Now, Policy: preq, Limits: ss.s.d.CMSLimits, TimestampVerifier: ss.s.timestampVerifier(ctx)}
 	switch d := req.GetDetached().(type) {
 	case *pecetv1.VerifyRequest_Content:
 		opts.Content = d.Content
@@ -113,4 +146,28 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 		return nil, err
 	}
 	return &pecetv1.VerifyResponse{Verdict: verdictProto(v)}, nil
+}
+
+// timestampVerifier checks CAdES-T time-stamps with the same trust anchors
+// as signatures, knowing the configured TSA certificates and this TSA's
+// own, so tokens without certificates are verifiable (never accepted
+// unverified). The TSA key's chain is looked up only when a signature
+// actually carries a time-stamp.
+func (s *Server) timestampVerifier(ctx context.Context) signer.TimestampVerifier {
+	return lazyVerifier{s: s, ctx: ctx}
+}
+
+type lazyVerifier struct {
+	s   *Server
+	ctx context.Context
+}
+
+func (l lazyVerifier) VerifyTimestamp(token, sigValue []byte) (time.Time, policy.Verdict, error) {
+	certs := l.s.d.TSACertificates
+	if l.s.d.TSA != nil {
+		if _, chain, err := l.s.d.TSA.KeySource()(l.ctx); err == nil {
+			certs = append(slices.Clip(certs), chain...)
+		}
+	}
+	return tsa.Verifier{Validator: l.s.d.Validator, TSACertificates: certs, Now: l.s.d.Now}.VerifyTimestamp(token, sigValue)
 }

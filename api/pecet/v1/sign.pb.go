@@ -40,7 +40,12 @@ type SignRequest struct {
 	Hash HashAlgorithm `protobuf:"varint,5,opt,name=hash,proto3,enum=pecet.v1.HashAlgorithm" json:"hash,omitempty"`
 	// Embed the data in the SignedData (encapContentInfo). Not allowed with
 	// digest. Default: detached.
-	Attached      bool `protobuf:"varint,6,opt,name=attached,proto3" json:"attached,omitempty"`
+	Attached bool `protobuf:"varint,6,opt,name=attached,proto3" json:"attached,omitempty"`
+	// Add an RFC 3161 time-stamp token from pecet's TSA over the signature
+	// value as the unsigned attribute signature-time-stamp (CAdES-T, ETSI EN
+	// 319 122-1 5.3). FailedPrecondition when no TSA is configured;
+	// Unavailable when the TSA's clock is not trusted.
+	Timestamp     bool `protobuf:"varint,7,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -128,6 +133,13 @@ func (x *SignRequest) GetAttached() bool {
 	return false
 }
 
+func (x *SignRequest) GetTimestamp() bool {
+	if x != nil {
+		return x.Timestamp
+	}
+	return false
+}
+
 type isSignRequest_Input interface {
 	isSignRequest_Input()
 }
@@ -158,7 +170,9 @@ type SignResponse struct {
 	// Version of the key used.
 	Version uint32 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
 	// Signing time written into the signing-time attribute.
-	SigningTime   *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=signing_time,json=signingTime,proto3" json:"signing_time,omitempty"`
+	SigningTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=signing_time,json=signingTime,proto3" json:"signing_time,omitempty"`
+	// genTime of the embedded time-stamp, when timestamp was asked for.
+	TimestampTime *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=timestamp_time,json=timestampTime,proto3" json:"timestamp_time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -217,6 +231,13 @@ func (x *SignResponse) GetVersion() uint32 {
 func (x *SignResponse) GetSigningTime() *timestamppb.Timestamp {
 	if x != nil {
 		return x.SigningTime
+	}
+	return nil
+}
+
+func (x *SignResponse) GetTimestampTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TimestampTime
 	}
 	return nil
 }
@@ -421,20 +442,22 @@ var File_pecet_v1_sign_proto protoreflect.FileDescriptor
 
 const file_pecet_v1_sign_proto_rawDesc = "" +
 	"\n" +
-	"\x13pecet/v1/sign.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15pecet/v1/common.proto\x1a\x15pecet/v1/policy.proto\"\xbb\x01\n" +
+	"\x13pecet/v1/sign.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15pecet/v1/common.proto\x1a\x15pecet/v1/policy.proto\"\xd9\x01\n" +
 	"\vSignRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x12\x14\n" +
 	"\x04data\x18\x03 \x01(\fH\x00R\x04data\x12\x18\n" +
 	"\x06digest\x18\x04 \x01(\fH\x00R\x06digest\x12+\n" +
 	"\x04hash\x18\x05 \x01(\x0e2\x17.pecet.v1.HashAlgorithmR\x04hash\x12\x1a\n" +
-	"\battached\x18\x06 \x01(\bR\battachedB\a\n" +
-	"\x05input\"\x97\x01\n" +
+	"\battached\x18\x06 \x01(\bR\battached\x12\x1c\n" +
+	"\ttimestamp\x18\a \x01(\bR\ttimestampB\a\n" +
+	"\x05input\"\xda\x01\n" +
 	"\fSignResponse\x12\x1c\n" +
 	"\tsignature\x18\x01 \x01(\fR\tsignature\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\rR\aversion\x12=\n" +
-	"\fsigning_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vsigningTime\"\xe4\x02\n" +
+	"\fsigning_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vsigningTime\x12A\n" +
+	"\x0etimestamp_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rtimestampTime\"\xe4\x02\n" +
 	"\rVerifyRequest\x12\x1c\n" +
 	"\tsignature\x18\x01 \x01(\fR\tsignature\x12\x1a\n" +
 	"\acontent\x18\x02 \x01(\fH\x00R\acontent\x12'\n" +
@@ -482,19 +505,20 @@ var file_pecet_v1_sign_proto_goTypes = []any{
 var file_pecet_v1_sign_proto_depIdxs = []int32{
 	4, // 0: pecet.v1.SignRequest.hash:type_name -> pecet.v1.HashAlgorithm
 	5, // 1: pecet.v1.SignResponse.signing_time:type_name -> google.protobuf.Timestamp
-	4, // 2: pecet.v1.VerifyRequest.digest_hash:type_name -> pecet.v1.HashAlgorithm
-	5, // 3: pecet.v1.VerifyRequest.at:type_name -> google.protobuf.Timestamp
-	6, // 4: pecet.v1.VerifyRequest.revocation:type_name -> pecet.v1.RevocationMode
-	7, // 5: pecet.v1.VerifyResponse.verdict:type_name -> pecet.v1.Verdict
-	0, // 6: pecet.v1.SignService.Sign:input_type -> pecet.v1.SignRequest
-	2, // 7: pecet.v1.SignService.Verify:input_type -> pecet.v1.VerifyRequest
-	1, // 8: pecet.v1.SignService.Sign:output_type -> pecet.v1.SignResponse
-	3, // 9: pecet.v1.SignService.Verify:output_type -> pecet.v1.VerifyResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	5, // 2: pecet.v1.SignResponse.timestamp_time:type_name -> google.protobuf.Timestamp
+	4, // 3: pecet.v1.VerifyRequest.digest_hash:type_name -> pecet.v1.HashAlgorithm
+	5, // 4: pecet.v1.VerifyRequest.at:type_name -> google.protobuf.Timestamp
+	6, // 5: pecet.v1.VerifyRequest.revocation:type_name -> pecet.v1.RevocationMode
+	7, // 6: pecet.v1.VerifyResponse.verdict:type_name -> pecet.v1.Verdict
+	0, // 7: pecet.v1.SignService.Sign:input_type -> pecet.v1.SignRequest
+	2, // 8: pecet.v1.SignService.Verify:input_type -> pecet.v1.VerifyRequest
+	1, // 9: pecet.v1.SignService.Sign:output_type -> pecet.v1.SignResponse
+	3, // 10: pecet.v1.SignService.Verify:output_type -> pecet.v1.VerifyResponse
+	9, // [9:11] is the sub-list for method output_type
+	7, // [7:9] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_pecet_v1_sign_proto_init() }

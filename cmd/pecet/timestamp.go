@@ -1,0 +1,288 @@
+package main
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/client"
+	"github.com/pecet-hsm/pecet/policy"
+	"github.com/pecet-hsm/pecet/tsa"
+)
+
+func hashOf(s string) (crypto.Hash, pecetv1.HashAlgorithm, bool) {
+	h, ok := parseHash(s)
+	switch h {
+	case pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA384:
+		return crypto.SHA384, h, ok
+	case pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA512:
+		return crypto.SHA512, h, ok
+	}
+	return crypto.SHA256, h, ok
+}
+
+func digestOf(h crypto.Hash, data []byte) []byte {
+	switch h {
+	case crypto.SHA384:
+		s := sha512.Sum384(data)
+		return s[:]
+	case crypto.SHA512:
+		s := sha512.Sum512(data)
+		return s[:]
+	}
+	s := sha256.Sum256(data)
+	return s[:]
+}
+
+func runTimestamp(args []string) int {
+	if len(args) > 0 && args[0] == "verify" {
+		return runTimestampVerify(args[1:])
+	}
+	fs, c := newFlagsCert("timestamp", "timestamp (--in FILE | --digest HEX) [--out FILE.tsr] [--hash sha256|sha384|sha512] [--nonce] [--cert] [--policy OID]\n       pecet timestamp verify --help", "client", "client-cert")
+	in := fs.String("in", "", "`file` to time-stamp (only its digest is sent), - for stdin")
+	digest := fs.String("digest", "", "time-stamp this `hex` digest instead of --in")
+	out := fs.String("out", "-", "TimeStampResp (DER, .tsr) output `file`, - for stdout")
+	hash := fs.String("hash", "sha256", "digest `algorithm`: sha256, sha384, sha512")
+	nonce := fs.Bool("nonce", false, "send a random 64-bit nonce and check the token echoes it")
+	certReq := fs.Bool("cert", false, "ask for the TSA certificate in the token (as openssl ts -query -cert); the TLS client certificate flag is --client-cert here")
+	pol := fs.String("policy", "", "TSA policy `OID` to ask for (default: the TSA's)")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	h, ph, ok := hashOf(*hash)
+	if !ok {
+		return usageErr(fs, "--hash %q: use sha256, sha384 or sha512", *hash)
+	}
+	if (*in == "") == (*digest == "") {
+		return usageErr(fs, "give exactly one of --in FILE and --digest HEX")
+	}
+	req := &pecetv1.TimestampRequest{Hash: ph, CertReq: *certReq, Policy: *pol}
+	if *in != "" {
+		data, err := readInput(*in, 1<<40)
+		if err != nil {
+			return usageErr(fs, "%v", err)
+		}
+		req.Digest = digestOf(h, data)
+	} else {
+		d, err := hex.DecodeString(*digest)
+		if err != nil {
+			return usageErr(fs, "--digest is not hex: %v", err)
+		}
+		if len(d) != h.Size() {
+			return usageErr(fs, "--digest has %d bytes, %v needs %d", len(d), h, h.Size())
+		}
+		req.Digest = d
+	}
+	var sent *big.Int
+	if *nonce {
+		b := make([]byte, 8)
+		if _, err := rand.Read(b); err != nil {
+			return fail("timestamp", err)
+		}
+		sent = new(big.Int).SetBytes(b)
+		req.Nonce = sent.Bytes()
+	}
+	cc, ctx, done, err := c.dial()
+	if err != nil {
+		return fail("timestamp", err)
+	}
+	defer done()
+	resp, err := cc.Timestamp.Timestamp(ctx, req)
+	if err != nil {
+		return fail("timestamp", err)
+	}
+	if resp.GetStatus() != pecetv1.TimestampResponse_GRANTED {
+		fmt.Fprintf(os.Stderr, "pecet timestamp: rejected (%s): %s\n", resp.GetFailureInfo(), resp.GetStatusText())
+		return exitService
+	}
+	if sent != nil {
+		info, err := tokenInfo(resp.GetToken())
+		if err != nil || info.Nonce == nil || info.Nonce.Cmp(sent) != 0 {
+			fmt.Fprintln(os.Stderr, "pecet timestamp: the token does not echo the nonce sent")
+			return exitService
+		}
+	}
+	if err := writeOutput(*out, resp.GetResponse()); err != nil {
+		fmt.Fprintf(os.Stderr, "pecet timestamp: %v\n", err)
+		return exitService
+	}
+	serial := hex.EncodeToString(resp.GetSerialNumber())
+	if c.json {
+		printJSON(map[string]any{"gen_time": resp.GetGenTime().AsTime(), "serial": serial, "policy": resp.GetPolicy(), "out": *out})
+	} else if *out != "-" {
+		fmt.Fprintf(os.Stderr, "time-stamped at %s, serial %s, policy %s -> %s\n",
+			resp.GetGenTime().AsTime().Format(time.RFC3339Nano), serial, resp.GetPolicy(), *out)
+	}
+	return exitOK
+}
+
+// tokenInfo reads the TSTInfo of a token without verifying it.
+func tokenInfo(token []byte) (*tsa.TSTInfo, error) { return tsa.ParseToken(token) }
+
+func timestampProto(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
+
+func runTimestampVerify(args []string) int {
+	fs := flag.NewFlagSet("pecet timestamp verify", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: pecet timestamp verify --in FILE.tsr (--data FILE | --digest HEX [--hash ALG]) [--anchors ca.pem] [--tsa-cert tsa.pem] [--nonce HEX] [--at RFC3339] [--json]\n\n"+
+			"Verifies locally, without pecetd: the token's signature, the TSA certificate's\n"+
+			"timeStamping EKU and chain under the anchors (at genTime), the imprint, the\n"+
+			"nonce when given, and the ESS signing-certificate attribute. --in may be a\n"+
+			"TimeStampResp (.tsr) or a bare token.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	in := fs.String("in", "", "TimeStampResp or TimeStampToken `file` (DER), - for stdin (required)")
+	data := fs.String("data", "", "the time-stamped data `file`")
+	digest := fs.String("digest", "", "`hex` digest of the data, instead of --data")
+	hash := fs.String("hash", "sha256", "`algorithm` of --digest: sha256, sha384, sha512")
+	anchors := fs.String("anchors", "", "PEM trust anchors `file` (default: the dev folder's ca.pem)")
+	tsaCert := fs.String("tsa-cert", "", "PEM TSA certificate `file`, for tokens without certificates (default: the dev folder's tsa.pem)")
+	nonceHex := fs.String("nonce", "", "`hex` nonce the request sent; the token must carry it")
+	at := fs.String("at", "", "judge the TSA certificate as of this `time` (RFC 3339) instead of genTime")
+	devDir := fs.String("dev-dir", "", "dev folder `DIR` (PECET_DEV_DIR; default ./.pecet-dev when present)")
+	asJSON := fs.Bool("json", false, "machine-readable JSON output")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	if *in == "" {
+		return usageErr(fs, "--in FILE.tsr is required")
+	}
+	if (*data == "") == (*digest == "") {
+		return usageErr(fs, "give exactly one of --data FILE and --digest HEX")
+	}
+	raw, err := readInput(*in, 1<<20)
+	if err != nil {
+		return usageErr(fs, "%v", err)
+	}
+	token := raw
+	if tsa.IsResponse(raw) {
+		r, err := tsa.ParseResponse(raw)
+		if err != nil {
+			return usageErr(fs, "%v", err)
+		}
+		if r.Token == nil {
+			fmt.Printf("REJECTED\nstatus:        %s (%s) %v\n", r.Status, r.Fail, r.StatusText)
+			return exitInvalid
+		}
+		token = r.Token
+	}
+	dev := *devDir
+	if dev == "" {
+		dev = os.Getenv("PECET_DEV_DIR")
+	}
+	if dev == "" {
+		if st, err := os.Stat(client.DefaultDevDir); err == nil && st.IsDir() {
+			dev = client.DefaultDevDir
+		}
+	}
+	if *anchors == "" && dev != "" {
+		*anchors = filepath.Join(dev, "ca.pem")
+	}
+	if *tsaCert == "" && dev != "" {
+		if _, err := os.Stat(filepath.Join(dev, "tsa.pem")); err == nil {
+			*tsaCert = filepath.Join(dev, "tsa.pem")
+		}
+	}
+	opts := tsa.VerifyOptions{}
+	if *anchors != "" {
+		certs, err := readPEMCerts(*anchors)
+		if err != nil {
+			return usageErr(fs, "--anchors: %v", err)
+		}
+		pool := x509.NewCertPool()
+		for _, c := range certs {
+			pool.AddCert(c)
+		}
+		opts.Validator = policy.Basic{Roots: pool}
+	}
+	if *tsaCert != "" {
+		if opts.TSACertificates, err = readPEMCerts(*tsaCert); err != nil {
+			return usageErr(fs, "--tsa-cert: %v", err)
+		}
+	}
+	if *data != "" {
+		if opts.Data, err = readInput(*data, 1<<40); err != nil {
+			return usageErr(fs, "%v", err)
+		}
+	} else {
+		if opts.Digest, err = hex.DecodeString(*digest); err != nil {
+			return usageErr(fs, "--digest is not hex: %v", err)
+		}
+		h, _, ok := hashOf(*hash)
+		if !ok {
+			return usageErr(fs, "--hash %q: use sha256, sha384 or sha512", *hash)
+		}
+		opts.DigestHash = h
+	}
+	if *nonceHex != "" {
+		n, ok := new(big.Int).SetString(*nonceHex, 16)
+		if !ok {
+			return usageErr(fs, "--nonce is not hex")
+		}
+		opts.Nonce = n
+	}
+	if *at != "" {
+		if opts.At, err = time.Parse(time.RFC3339, *at); err != nil {
+			return usageErr(fs, "--at: %v", err)
+		}
+	}
+	info, v, err := tsa.Verify(token, opts)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pecet timestamp verify: %v\n", err)
+		return exitInvalid
+	}
+	pv := &pecetv1.Verdict{Status: map[policy.Status]pecetv1.Verdict_Status{
+		policy.Valid: pecetv1.Verdict_VALID, policy.Invalid: pecetv1.Verdict_INVALID, policy.Indeterminate: pecetv1.Verdict_INDETERMINATE,
+	}[v.Status], Subject: v.Subject}
+	pv.TimestampTime = timestampProto(info.GenTime)
+	if !v.ValidatedAt.IsZero() {
+		pv.ValidatedAt = timestampProto(v.ValidatedAt)
+	}
+	for _, r := range v.Reasons {
+		pv.Reasons = append(pv.Reasons, &pecetv1.Reason{Code: string(r.Code), Message: r.Message})
+	}
+	if !*asJSON {
+		fmt.Printf("serial:        %s\npolicy:        %s\n", info.Serial.Text(16), info.Policy)
+	}
+	return printVerdict(pv, *asJSON)
+}
+
+func readPEMCerts(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificates", path)
+	}
+	return out, nil
+}
