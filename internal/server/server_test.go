@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/asn1"
 	"io"
 	"log/slog"
 	"net"
@@ -30,6 +31,7 @@ import (
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/softhsm"
+	"github.com/pecet-hsm/pecet/tsa"
 )
 
 // fixture is a server on a real SoftHSM token, reached over bufconn with
@@ -80,6 +82,7 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 		{"client-sign", keystore.PurposeSign, keystore.ECP256, pki.CMSSign},
 		{"gateway-decrypt", keystore.PurposeDecrypt, keystore.RSA2048, pki.CMSDecrypt},
 		{"pending", keystore.PurposeSign, keystore.ECP256, 0},
+		{"tsa", keystore.PurposeTimestamp, keystore.ECP256, pki.TSA},
 	} {
 		v, err := store.CreateKey(ctx, k.alias, k.p, k.a)
 		if err != nil {
@@ -104,7 +107,20 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	authority, err := tsa.New(tsa.Config{
+		Key:            TSAKey(store, "tsa"),
+		Policy:         asn1.ObjectIdentifier{1, 2, 3, 4, 1},
+		Accuracy:       time.Second,
+		IncludeTSAName: true,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := authority.Check(ctx); err != nil {
+		t.Fatal(err)
+	}
 	deps := Deps{
+		TSA:             authority,
 		Keys:            store,
 		Validator:       engine,
 		Policies:        engine,
@@ -203,18 +219,22 @@ func TestAuthorizationMatrix(t *testing.T) {
 			_, err := pecetv1.NewEnvelopeServiceClient(cc).Decrypt(ctx, &pecetv1.DecryptRequest{Enveloped: []byte{0x30, 0x00}})
 			return err
 		},
+		"Timestamp": func(ctx context.Context, cc *grpc.ClientConn) error {
+			_, err := pecetv1.NewTimestampServiceClient(cc).Timestamp(ctx, &pecetv1.TimestampRequest{Digest: make([]byte, 32)})
+			return err
+		},
 	}
 	// Verify, Encrypt and Decrypt are called with malformed input: allowed
 	// roles get InvalidArgument, proving they passed authorisation.
 	want := map[string]map[string]codes.Code{
 		"client": {"Sign": codes.OK, "Verify": codes.InvalidArgument, "ListKeys": codes.OK, "GetKey": codes.OK, "ValidateCertificate": codes.InvalidArgument, "ListPolicies": codes.OK,
-			"Encrypt": codes.InvalidArgument, "Decrypt": codes.PermissionDenied},
+			"Encrypt": codes.InvalidArgument, "Decrypt": codes.PermissionDenied, "Timestamp": codes.OK},
 		"gateway": {"Sign": codes.PermissionDenied, "Verify": codes.InvalidArgument, "ListKeys": codes.OK, "GetKey": codes.NotFound, "ValidateCertificate": codes.InvalidArgument, "ListPolicies": codes.OK,
-			"Encrypt": codes.PermissionDenied, "Decrypt": codes.InvalidArgument},
+			"Encrypt": codes.PermissionDenied, "Decrypt": codes.InvalidArgument, "Timestamp": codes.OK},
 		"officer": {"Sign": codes.PermissionDenied, "Verify": codes.PermissionDenied, "ListKeys": codes.OK, "GetKey": codes.OK, "ValidateCertificate": codes.PermissionDenied, "ListPolicies": codes.OK,
-			"Encrypt": codes.PermissionDenied, "Decrypt": codes.PermissionDenied},
+			"Encrypt": codes.PermissionDenied, "Decrypt": codes.PermissionDenied, "Timestamp": codes.PermissionDenied},
 		"stranger": {"Sign": codes.PermissionDenied, "Verify": codes.PermissionDenied, "ListKeys": codes.PermissionDenied, "GetKey": codes.PermissionDenied, "ValidateCertificate": codes.PermissionDenied, "ListPolicies": codes.PermissionDenied,
-			"Encrypt": codes.PermissionDenied, "Decrypt": codes.PermissionDenied},
+			"Encrypt": codes.PermissionDenied, "Decrypt": codes.PermissionDenied, "Timestamp": codes.PermissionDenied},
 	}
 	for who, rpcs := range want {
 		cc := f.dial(t, who)
@@ -230,7 +250,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 	// without roles would be denied to all: caught here).
 	for _, m := range []string{"/pecet.v1.SignService/Sign", "/pecet.v1.SignService/Verify", "/pecet.v1.KeyService/ListKeys", "/pecet.v1.KeyService/GetKey",
 		"/pecet.v1.PolicyService/ValidateCertificate", "/pecet.v1.PolicyService/ListPolicies",
-		"/pecet.v1.EnvelopeService/Encrypt", "/pecet.v1.EnvelopeService/Decrypt"} {
+		"/pecet.v1.EnvelopeService/Encrypt", "/pecet.v1.EnvelopeService/Decrypt", "/pecet.v1.TimestampService/Timestamp"} {
 		if len(authz.AllowedRoles(m)) == 0 {
 			t.Errorf("%s has no roles", m)
 		}
