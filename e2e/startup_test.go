@@ -58,6 +58,8 @@ func TestStartupFailures(t *testing.T) {
 		{"missing module", regexpReplaceModule(good, "/nonexistent/libpkcs11.so"), "module"},
 		{"unknown token", strings.ReplaceAll(good, "label: pecet-dev", "label: no-such-token"), "token not found"},
 		{"unknown config key", good + "colour: blue\n", "colour"},
+		{"TSA key of another purpose", strings.Replace(good, "  key: tsa\n", "  key: client-sign\n", 1), `TSA key "client-sign"`},
+		{"TSA ordering", strings.Replace(good, "ordering: false", "ordering: true", 1), "tsa.ordering"},
 		{"missing PIN file", strings.ReplaceAll(good, filepath.Join(d.dir, "pin"), filepath.Join(work, "absent")), "PIN file"},
 	}
 	for _, c := range cases {
