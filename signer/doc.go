@@ -18,10 +18,16 @@
 // then asks a policy.Validator to judge the signer's chain, and returns a
 // policy.Verdict: a bad signature is a verdict, not an error.
 //
+// CAdES-T (ETSI EN 319 122-1 5.3) plugs in from outside: a signer adds a
+// signature time-stamp through Options.UnsignedAttributes, and Verify hands
+// each signature-time-stamp attribute to VerifyOptions.TimestampVerifier
+// (package tsa implements both ends), then judges the signer's chain at the
+// verified time-stamp's time. Options.ContentType and OmitCertificates let
+// package tsa sign an RFC 3161 TSTInfo with the same code.
+//
 // It does not: fetch certificates, CRLs or OCSP responses (the Validator
-// decides about revocation); verify or make time-stamps (the next step,
-// CAdES-T, plugs in through Options.UnsignedAttributes and reads
-// SignerInfo.UnsignedAttrs); handle counter-signatures, attribute
+// decides about revocation); make or parse time-stamp tokens itself (tsa
+// does); handle counter-signatures, attribute
 // certificates or content types other than id-data when signing; sign with
 // Ed25519 or RSA-PSS keys.
 package signer
