@@ -103,4 +103,3 @@ func TestTimestampVerifierHook(t *testing.T) {
 		t.Fatalf("an invalid time-stamp: %v %v", v.Status, v.Reasons)
 	}
 }
-
