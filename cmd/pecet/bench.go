@@ -57,6 +57,20 @@ var benchOps = map[string]benchOp{
 				return err
 			}, nil
 		}},
+	// --key names the TSA key only for --baseline (pecetd signs with its
+	// configured one): pecet bench --op timestamp --key tsa --baseline.
+	"timestamp": {role: "client", purpose: keystore.PurposeTimestamp,
+		prepare: func(_ context.Context, _ *client.Conn, _ string, body []byte) (func(context.Context, *client.Conn) error, error) {
+			sum := sha256.Sum256(body)
+			req := &pecetv1.TimestampRequest{Digest: sum[:], Nonce: []byte{1, 2, 3, 4, 5, 6, 7, 8}, CertReq: true}
+			return func(ctx context.Context, cc *client.Conn) error {
+				r, err := cc.Timestamp.Timestamp(ctx, req)
+				if err == nil && r.GetStatus() != pecetv1.TimestampResponse_GRANTED {
+					return errors.New("time-stamp not granted: " + r.GetFailureInfo())
+				}
+				return err
+			}, nil
+		}},
 }
 
 func benchOpNames() string {

@@ -18,6 +18,7 @@ import (
 	"github.com/pecet-hsm/pecet/envelope"
 	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/signer"
+	"github.com/pecet-hsm/pecet/tsa"
 )
 
 // Bounds every entry point must keep on any input (issue 8): OpenSSL's
@@ -56,6 +57,20 @@ func hostileEntryPoints(roots *x509.CertPool) []entryPoint {
 		}},
 		{"envelope.Parse", func(_ context.Context, _ *grpc.ClientConn, in []byte) error {
 			_, err := envelope.Parse(in, envelope.Limits{})
+			return err
+		}},
+		// The TSA: requests from POST /tsa, responses and tokens given to
+		// pecet timestamp verify (CAdES-T tokens arrive through Verify above).
+		{"tsa.ParseRequest", func(_ context.Context, _ *grpc.ClientConn, in []byte) error {
+			_, err := tsa.ParseRequest(in)
+			return err
+		}},
+		{"tsa.ParseResponse", func(_ context.Context, _ *grpc.ClientConn, in []byte) error {
+			_, err := tsa.ParseResponse(in)
+			return err
+		}},
+		{"tsa.Verify", func(_ context.Context, _ *grpc.ClientConn, in []byte) error {
+			_, _, err := tsa.Verify(in, tsa.VerifyOptions{Validator: validator, Data: []byte("content")})
 			return err
 		}},
 		// Certificates reach pecet inside CMS (above) and then the
