@@ -109,8 +109,9 @@ type VerifyOptions struct {
 	// Validator judges the signer's chain; nil means no chain check (the
 	// verdict is then INDETERMINATE with UNTRUSTED_ROOT).
 	Validator policy.Validator
-	// At overrides the time the chain is judged at; zero means the signing
-	// time attribute, else now.
+	// At overrides the time the chain is judged at; zero means the time of
+	// a verified signature time-stamp (TimestampVerifier), else now, never
+	// the signing-time attribute the signer only claims.
 	At time.Time
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
@@ -129,9 +130,9 @@ type VerifyOptions struct {
 	ExtraCertificates []*x509.Certificate
 	// TimestampVerifier, when set, verifies each signature-time-stamp
 	// unsigned attribute (CAdES-T). A valid one sets the verdict's
-	// TimestampTime, and the chain is then judged at that time instead of
-	// the claimed signing time (unless At is set); an invalid one lowers
-	// the verdict with its reasons. Without it such attributes are ignored.
+	// TimestampTime, and the chain is then judged at that time (unless At
+	// is set); an invalid one lowers the verdict with its reasons. Without
+	// it such attributes are ignored.
 	TimestampVerifier TimestampVerifier
 }
 
