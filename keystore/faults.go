@@ -34,6 +34,7 @@ type Faults struct {
 	Opened   atomic.Int64 // C_OpenSession calls that succeeded
 	Closed   atomic.Int64 // C_CloseSession calls
 	Injected atomic.Int64 // calls that got an injected failure
+	Slowed   atomic.Int64 // calls past every fault check, held by SetDelay
 }
 
 // OpenWithFaults is Open with f between the Store and the module. f may be
@@ -128,6 +129,7 @@ func (f *Faults) slow() {
 	d := f.delay
 	f.mu.Unlock()
 	if d > 0 {
+		f.Slowed.Add(1)
 		time.Sleep(d)
 	}
 }

@@ -250,7 +250,9 @@ func TestNoReinitWhileInFlight(t *testing.T) {
 		}
 		done <- err
 	}()
-	waitFor(t, "the sign to be in flight", func() bool { inUse, _ := s.PoolStats(); return inUse == 1 })
+	// Past the fault checks and held in the delay: a session in use alone
+	// would not do, the call could still meet the removal below.
+	waitFor(t, "the sign to be in flight", func() bool { return f.Slowed.Load() == 1 })
 	// Readiness finds the token gone: it starts recovery, which must wait
 	// for the call in flight (already past the fault layer, inside the
 	// real module).
