@@ -82,8 +82,9 @@ const (
 type Config struct {
 	// ModulePath is the PKCS#11 library (for SoftHSM2 see softhsm.FindModule).
 	ModulePath string
-	// TokenLabel selects the token by CKA_LABEL; TokenSerial by serial number;
-	// Slot by slot id. Exactly one must be set.
+	// TokenLabel selects the token by its label; TokenSerial by serial
+	// number; Slot by slot id. At least one must be set; a token must match
+	// every one that is set (as the attributes of an RFC 7512 URI do).
 	TokenLabel  string
 	TokenSerial string
 	Slot        *uint

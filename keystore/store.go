@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,7 @@ type Store struct {
 	log  *slog.Logger
 	ttl  time.Duration
 	caps Capabilities
+	info TokenInfo
 
 	// slot, login and gen change only in recover, with mod.gate held for
 	// writing; everything that uses them holds it for reading.
@@ -111,6 +113,7 @@ func open(ctx context.Context, cfg Config, wrap func(p11) p11) (s *Store, err er
 	if m := info.MaxRwSessionCount; m != pkcs11.CK_EFFECTIVELY_INFINITE && m != pkcs11.CK_UNAVAILABLE_INFORMATION && m > 1 && uint(size) > m-1 {
 		size = int(m - 1)
 	}
+	s.info = tokenInfoOf(slot, info, size)
 
 	mechs, err := p.GetMechanismList(slot)
 	if err != nil {
@@ -150,18 +153,10 @@ func login(p p11, sh pkcs11.SessionHandle, pin string) error {
 }
 
 func checkConfig(cfg *Config) error {
-	n := 0
-	if cfg.TokenLabel != "" {
-		n++
-	}
-	if cfg.TokenSerial != "" {
-		n++
-	}
-	if cfg.Slot != nil {
-		n++
-	}
-	if n != 1 {
-		return errors.New("keystore: config: set exactly one of token label, token serial, slot")
+	// Several selectors may be given (an RFC 7512 URI often names both
+	// token and serial): a token must then match every one.
+	if cfg.TokenLabel == "" && cfg.TokenSerial == "" && cfg.Slot == nil {
+		return errors.New("keystore: config: set a token label, a token serial or a slot")
 	}
 	if cfg.MaxSessions < 0 || cfg.CacheTTL < 0 || cfg.RetryInterval < 0 {
 		return errors.New("keystore: config: negative MaxSessions, CacheTTL or RetryInterval")
@@ -192,28 +187,29 @@ func findToken(p p11, cfg Config) (uint, pkcs11.TokenInfo, error) {
 		if err != nil {
 			continue // a slot emptied meanwhile is simply not our token
 		}
-		var match bool
-		switch {
-		case cfg.Slot != nil:
-			match = slot == *cfg.Slot
-		case ti.Flags&pkcs11.CKF_TOKEN_INITIALIZED == 0:
-		case cfg.TokenLabel != "":
-			match = ti.Label == cfg.TokenLabel
-		default:
-			match = ti.SerialNumber == cfg.TokenSerial
+		match := (cfg.Slot == nil || slot == *cfg.Slot) &&
+			(cfg.TokenLabel == "" || ti.Label == cfg.TokenLabel) &&
+			(cfg.TokenSerial == "" || ti.SerialNumber == cfg.TokenSerial)
+		if cfg.Slot == nil && ti.Flags&pkcs11.CKF_TOKEN_INITIALIZED == 0 {
+			// An uninitialised token has no meaningful label or serial.
+			match = false
 		}
 		if match {
 			found = append(found, slot)
 			info = ti
 		}
 	}
-	what := fmt.Sprintf("label %q", cfg.TokenLabel)
-	switch {
-	case cfg.Slot != nil:
-		what = fmt.Sprintf("slot %d", *cfg.Slot)
-	case cfg.TokenSerial != "":
-		what = fmt.Sprintf("serial %q", cfg.TokenSerial)
+	var sel []string
+	if cfg.TokenLabel != "" {
+		sel = append(sel, fmt.Sprintf("label %q", cfg.TokenLabel))
 	}
+	if cfg.TokenSerial != "" {
+		sel = append(sel, fmt.Sprintf("serial %q", cfg.TokenSerial))
+	}
+	if cfg.Slot != nil {
+		sel = append(sel, fmt.Sprintf("slot %d", *cfg.Slot))
+	}
+	what := strings.Join(sel, ", ")
 	switch len(found) {
 	case 0:
 		return 0, info, fmt.Errorf("%w: %s", ErrTokenNotFound, what)

@@ -198,11 +198,40 @@ func TestOpenErrors(t *testing.T) {
 			}
 		})
 	}
-	t.Run("two selectors", func(t *testing.T) {
+	t.Run("label and serial must both match", func(t *testing.T) {
+		s, err := keystore.Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := s.Token()
+		s.Close()
+		if info.Label != cfg.TokenLabel || info.Serial == "" || info.Sessions < 1 {
+			t.Fatalf("Token() = %+v", info)
+		}
 		c := cfg
+		c.TokenSerial = info.Serial
+		s, err = keystore.Open(ctx, c)
+		if err != nil {
+			t.Fatalf("Open with the token's label and serial: %v", err)
+		}
+		s.Close()
 		c.TokenSerial = "1234"
+		if _, err := keystore.Open(ctx, c); !errors.Is(err, keystore.ErrTokenNotFound) {
+			t.Errorf("Open with the label and another serial = %v, want ErrTokenNotFound", err)
+		}
+		c.TokenLabel = ""
+		c.TokenSerial = info.Serial
+		s, err = keystore.Open(ctx, c)
+		if err != nil {
+			t.Fatalf("Open by serial alone: %v", err)
+		}
+		s.Close()
+	})
+	t.Run("no selector", func(t *testing.T) {
+		c := cfg
+		c.TokenLabel = ""
 		if _, err := keystore.Open(ctx, c); err == nil {
-			t.Error("Open with label and serial succeeded")
+			t.Error("Open with no token selector succeeded")
 		}
 	})
 	t.Run("duplicate token label", func(t *testing.T) {

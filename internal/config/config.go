@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -77,10 +78,15 @@ type HTTP struct {
 // Token selects the PKCS#11 token. The PIN comes from a file or an
 // environment variable, never from the config itself or argv.
 type Token struct {
-	Module      string `yaml:"module"`
-	Label       string `yaml:"label"`
-	Serial      string `yaml:"serial"`
-	Slot        *uint  `yaml:"slot"`
+	Module string `yaml:"module"`
+	Label  string `yaml:"label"`
+	Serial string `yaml:"serial"`
+	Slot   *uint  `yaml:"slot"`
+	// URI is an RFC 7512 pkcs11: URI selecting the token instead of label,
+	// serial or slot; Parse copies its attributes into those fields (every
+	// one given must match), its module-path into Module and its pin-source
+	// into PINFile.
+	URI         string `yaml:"uri"`
 	PINFile     string `yaml:"pin_file"`
 	PINEnv      string `yaml:"pin_env"`
 	MaxSessions int    `yaml:"max_sessions"`
@@ -233,7 +239,10 @@ type Client struct {
 // Roles a client may hold.
 var validRoles = map[string]bool{"client": true, "gateway": true, "officer": true}
 
-// Load reads and validates a config file.
+// Load reads and validates a config file. Relative paths in it (TLS files,
+// the PIN file, trust anchors, a module path with a slash) are relative to
+// the file's directory, not to pecetd's working directory, so a config and
+// its files can move together.
 func Load(path string) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -248,7 +257,61 @@ func Load(path string) (*Config, error) {
 	if len(data) > 1<<20 {
 		return nil, fmt.Errorf("%w: %s is larger than 1 MiB", ErrInvalid, path)
 	}
-	return Parse(data)
+	c, err := Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.ResolvePaths(abs)
+	return c, nil
+}
+
+// ResolvePaths makes the config's relative file paths relative to dir.
+// Every path-valued field belongs here: a relative path that pecetd
+// resolves against its working directory works by accident under a shell
+// and fails under systemd.
+func (c *Config) ResolvePaths(dir string) {
+	abs := func(p *string) {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(dir, *p)
+		}
+	}
+	abs(&c.GRPC.TLS.Cert)
+	abs(&c.GRPC.TLS.Key)
+	abs(&c.GRPC.TLS.ClientCA)
+	abs(&c.Token.PINFile)
+	// A bare library name ("libsofthsm2.so") is for the dynamic loader's
+	// search path; only a path with a slash is a file path.
+	if strings.Contains(c.Token.Module, "/") {
+		abs(&c.Token.Module)
+	}
+	for i := range c.Trust.Anchors {
+		abs(&c.Trust.Anchors[i])
+	}
+	for name, p := range c.Policies {
+		for _, list := range [][]string{p.Anchors, p.Intermediates, p.Revocation.CRLs} {
+			for i := range list {
+				abs(&list[i])
+			}
+		}
+		if p.TrustedList != nil {
+			abs(&p.TrustedList.File)
+			abs(&p.TrustedList.Signer)
+		}
+		abs(&p.Algorithms.Suite)
+		c.Policies[name] = p
+	}
+	if c.TSA != nil {
+		for i := range c.TSA.Certificates {
+			abs(&c.TSA.Certificates[i])
+		}
+		if r := c.TSA.TimeReference; r != nil {
+			abs(&r.OffsetFile)
+		}
+	}
 }
 
 // Parse decodes YAML strictly (unknown keys are errors), applies defaults and
@@ -259,6 +322,9 @@ func Parse(data []byte) (*Config, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if err := c.Token.applyURI(); err != nil {
+		return nil, fmt.Errorf("%w: token.uri: %w", ErrInvalid, err)
 	}
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
@@ -389,8 +455,11 @@ func (c *Config) Validate() error {
 			sel++
 		}
 	}
-	if sel != 1 {
-		bad("exactly one of token.label, token.serial and token.slot must be set")
+	switch {
+	case c.Token.URI != "" && sel == 0:
+		bad("token.uri names no token")
+	case c.Token.URI == "" && sel != 1:
+		bad("exactly one of token.label, token.serial, token.slot and token.uri must be set")
 	}
 	if (c.Token.PINFile == "") == (c.Token.PINEnv == "") {
 		bad("exactly one of token.pin_file and token.pin_env must be set")
@@ -445,6 +514,36 @@ func (c *Config) Validate() error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// applyURI copies a token.uri's attributes into the selector, module and
+// PIN fields; it refuses a URI given together with any of them, because two
+// places saying which token to use is one too many.
+func (t *Token) applyURI() error {
+	if t.URI == "" {
+		return nil
+	}
+	if t.Label != "" || t.Serial != "" || t.Slot != nil {
+		return errors.New("give token.uri or token.label/serial/slot, not both")
+	}
+	u, err := ParsePKCS11URI(t.URI)
+	if err != nil {
+		return err
+	}
+	t.Label, t.Serial, t.Slot = u.Token, u.Serial, u.SlotID
+	if u.ModulePath != "" {
+		if t.Module != "" && t.Module != u.ModulePath {
+			return fmt.Errorf("module-path %s differs from token.module %s", u.ModulePath, t.Module)
+		}
+		t.Module = u.ModulePath
+	}
+	if u.PINSource != "" {
+		if t.PINFile != "" || t.PINEnv != "" {
+			return errors.New("pin-source in the URI and token.pin_file or token.pin_env: give one")
+		}
+		t.PINFile = u.PINSource
 	}
 	return nil
 }

@@ -95,6 +95,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		}
 		log.Info("token closed")
 	}()
+	ti := ks.Token()
+	log.Info("token open", "slot", ti.Slot, "label", ti.Label, "serial", ti.Serial,
+		"manufacturer", ti.Manufacturer, "model", ti.Model, "sessions", ti.Sessions)
 	required := cfg.Token.RequiredKeys
 	if o.Dev {
 		if err := devmode.Provision(ctx, ks, o.DevDir, time.Now()); err != nil {

@@ -97,6 +97,7 @@ func Prepare(dir string, now time.Time) (*config.Config, error) {
 			return nil, err
 		}
 	}
+	// Load resolves the file's relative paths against the dev folder.
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		return nil, err
@@ -105,7 +106,6 @@ func Prepare(dir string, now time.Time) (*config.Config, error) {
 		// A dev folder from before the TSA existed: serve it anyway.
 		cfg.TSA = DevTSA()
 	}
-	resolve(cfg, dir)
 	return cfg, nil
 }
 
@@ -161,43 +161,6 @@ func Provision(ctx context.Context, ks *keystore.Store, dir string, now time.Tim
 		}
 	}
 	return nil
-}
-
-// resolve makes the config's relative paths relative to the dev folder.
-func resolve(cfg *config.Config, dir string) {
-	abs := func(p *string) {
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(dir, *p)
-		}
-	}
-	abs(&cfg.GRPC.TLS.Cert)
-	abs(&cfg.GRPC.TLS.Key)
-	abs(&cfg.GRPC.TLS.ClientCA)
-	abs(&cfg.Token.PINFile)
-	for i := range cfg.Trust.Anchors {
-		abs(&cfg.Trust.Anchors[i])
-	}
-	for name, p := range cfg.Policies {
-		for _, list := range [][]string{p.Anchors, p.Intermediates, p.Revocation.CRLs} {
-			for i := range list {
-				abs(&list[i])
-			}
-		}
-		if p.TrustedList != nil {
-			abs(&p.TrustedList.File)
-			abs(&p.TrustedList.Signer)
-		}
-		abs(&p.Algorithms.Suite)
-		cfg.Policies[name] = p
-	}
-	if cfg.TSA != nil {
-		for i := range cfg.TSA.Certificates {
-			abs(&cfg.TSA.Certificates[i])
-		}
-		if r := cfg.TSA.TimeReference; r != nil {
-			abs(&r.OffsetFile)
-		}
-	}
 }
 
 func randomPIN() string {
