@@ -4,6 +4,10 @@ GO ?= go
 BIN := bin
 DEV_DIR ?= .pecet-dev
 MODULE := github.com/pecet-hsm/pecet
+# The build records `git describe` itself: GOFLAGS may carry -buildvcs=false,
+# and then the toolchain stamps no commit (see internal/version).
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
+LDFLAGS := -X $(MODULE)/internal/version.Version=$(VERSION)
 
 .PHONY: run test deps build generate check-generate vet fuzz fuzz-ci bench clean
 
@@ -22,7 +26,7 @@ deps:
 	@./scripts/deps.sh
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/pecetd ./cmd/pecet
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/pecetd ./cmd/pecet
 
 ## generate: regenerate api/ from the .proto with Debian's protoc and the plugins pinned in go.mod
 generate:

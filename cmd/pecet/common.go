@@ -49,8 +49,19 @@ func newFlagsCert(name, synopsis, defaultRole, certFlag string) (*flag.FlagSet, 
 	return fs, c
 }
 
+// probe, when set, receives the flag set a command built instead of the
+// command parsing its arguments (parse then stops the command): `pecet
+// completion` learns every command's flags from the code that defines them,
+// so the scripts cannot drift from --help. Every command must define all its
+// flags and call parse before it does anything else.
+var probe func(*flag.FlagSet)
+
 // parse parses flags; it returns an exit code >= 0 when the command must stop.
 func parse(fs *flag.FlagSet, args []string) int {
+	if probe != nil {
+		probe(fs)
+		return exitOK
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK

@@ -34,6 +34,8 @@ func init() {
 		{"chain", "judge a certificate chain under a policy (chain verify --cert FILE)", runChain},
 		{"policy", "list and show validation policies (policy list, policy show NAME)", runPolicy},
 		{"timestamp", "get an RFC 3161 time-stamp (timestamp verify: check one)", runTimestamp},
+		{"version", "print the version and commit", runVersion},
+		{"completion", "print a shell completion script (bash, zsh, fish)", runCompletion},
 	}
 }
 
@@ -61,7 +63,7 @@ Run 'pecet COMMAND --help' for a command's flags.
 func usage() {
 	fmt.Fprint(os.Stderr, usageHead)
 	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(os.Stderr, "  %-11s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(os.Stderr, usageTail)
 }

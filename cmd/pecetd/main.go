@@ -13,6 +13,7 @@ import (
 
 	"github.com/pecet-hsm/pecet/internal/daemon"
 	"github.com/pecet-hsm/pecet/internal/devmode"
+	"github.com/pecet-hsm/pecet/internal/version"
 )
 
 const usage = `pecetd: signing, decryption and time-stamping with keys kept in a PKCS#11 HSM
@@ -20,6 +21,7 @@ const usage = `pecetd: signing, decryption and time-stamping with keys kept in a
 Usage:
   pecetd --config pecet.yaml [--grpc-addr ADDR] [--http-addr ADDR]
   pecetd --dev [--dev-dir DIR] [--grpc-addr ADDR] [--http-addr ADDR]
+  pecetd --version
 
 --dev needs no config: the first start creates DIR (default ./.pecet-dev/)
 with a SoftHSM2 token, a dev CA (ca.pem), server and role client
@@ -28,14 +30,16 @@ dev CA, and pecet.yaml; later starts reuse it.
 
 Listens on gRPC 127.0.0.1:7443 (mTLS) and HTTP 127.0.0.1:7080
 (GET /healthz, /readyz, /metrics) unless the config or the flags say
-otherwise; flags win over the config. Logs are JSON on stderr. SIGTERM or
-SIGINT stops accepting, drains in-flight calls within the grace period,
-closes the token's sessions, logs out and exits 0; a second signal during
-the drain exits at once with status 1.
+otherwise; flags win over the config. Relative paths in the config are
+relative to its directory. Logs are JSON on stderr. SIGTERM or SIGINT
+stops accepting, drains in-flight calls within the grace period, closes
+the token's sessions, logs out and exits 0; a second signal during the
+drain exits at once with status 1. Under systemd with Type=notify, pecetd
+sends READY=1 once it serves and STOPPING=1 when it begins to drain.
 
 Exit status: 0 after a clean shutdown, 1 when start-up fails (the message
-says what: config, PKCS#11 module, token, PIN, certificates, addresses),
-2 for a usage error.
+says what: config, PKCS#11 module, token, PIN, certificates, addresses)
+or a second signal cut the drain short, 2 for a usage error.
 
 Flags:
 `
@@ -53,6 +57,7 @@ func main() {
 	fs.StringVar(&o.GRPCAddr, "grpc-addr", "", "gRPC listen `address` (default 127.0.0.1:7443)")
 	fs.StringVar(&o.HTTPAddr, "http-addr", "", "HTTP listen `address` (default 127.0.0.1:7080)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
+	showVersion := fs.Bool("version", false, "print the version and commit, and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if err == flag.ErrHelp {
 			os.Exit(0)
@@ -62,6 +67,10 @@ func main() {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "pecetd: unexpected argument %q (see pecetd --help)\n", fs.Arg(0))
 		os.Exit(2)
+	}
+	if *showVersion {
+		fmt.Println("pecetd", version.Get())
+		os.Exit(0)
 	}
 	if o.Dev == (o.ConfigPath != "") {
 		fmt.Fprintln(os.Stderr, "pecetd: give exactly one of --config FILE or --dev (see pecetd --help)")

@@ -27,7 +27,9 @@ import (
 	"github.com/pecet-hsm/pecet/internal/devmode"
 	"github.com/pecet-hsm/pecet/internal/metrics"
 	"github.com/pecet-hsm/pecet/internal/ratelimit"
+	"github.com/pecet-hsm/pecet/internal/sdnotify"
 	"github.com/pecet-hsm/pecet/internal/server"
+	"github.com/pecet-hsm/pecet/internal/version"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/signer"
 	"github.com/pecet-hsm/pecet/tsa"
@@ -171,7 +173,12 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		})
 	}
 	srv.SetServing(true)
-	log.Info("pecetd serving", "grpc", ep.GRPC, "http", ep.HTTP, "dev", o.Dev)
+	log.Info("pecetd serving", "grpc", ep.GRPC, "http", ep.HTTP, "dev", o.Dev, "version", version.Get().String())
+	// Under systemd (Type=notify) this is the moment the unit counts as
+	// started: the token is logged in and both listeners accept.
+	if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {
+		log.Warn("cannot notify systemd", "err", err)
+	}
 	if o.Dev {
 		if err := writeEndpoints(o.DevDir, ep); err != nil {
 			log.Warn("cannot write endpoints file", "err", err)
@@ -188,6 +195,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		}
 	}
 	log.Info("shutting down: draining in-flight calls", "grace", cfg.ShutdownGrace.String())
+	_, _ = sdnotify.Notify(sdnotify.Stopping)
 	srv.Shutdown()
 	done := make(chan struct{})
 	go func() { g.GracefulStop(); close(done) }()
