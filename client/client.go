@@ -1,6 +1,3 @@
-// Package client dials pecetd over mTLS, from a dev folder or from explicit
-// certificate files, so that the CLI, the examples and integrators write no
-// TLS code.
 package client
 
 import (
@@ -15,8 +12,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/resolver/manual"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 )
@@ -39,6 +39,9 @@ type Options struct {
 	CA     string // CA bundle that signed the server certificate (PECET_CA)
 	DevDir string // dev folder (PECET_DEV_DIR, else ./.pecet-dev when present)
 	Role   string // which dev role certificate to use: client, gateway, officer
+	// ServerName is the name the server certificate must carry; empty means
+	// the host of the address dialled (of the first address for DialAll).
+	ServerName string
 	// MaxMessageBytes bounds messages both ways (default 24 MiB).
 	MaxMessageBytes int
 }
@@ -131,7 +134,7 @@ func (o Options) TLSConfig() (*tls.Config, error) {
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("server CA %s: no PEM certificates", o.CA)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: o.ServerName, MinVersion: tls.VersionTLS12}, nil
 }
 
 // Dial resolves the options and connects. The connection is lazy: the first
@@ -141,17 +144,52 @@ func Dial(o Options) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	return dial(o, o.Server)
+}
+
+// DialAll connects to several pecetd replicas at once and spreads calls over
+// them with gRPC's round_robin balancer: a replica that stops (a rolling
+// upgrade, a crash) drops out of the rotation and rejoins when it answers
+// again. Replicas are stateless (the keys are on the shared HSM), so any of
+// them can serve any call. With no addresses it is Dial.
+//
+// Every replica must present a certificate valid for one name: the host of
+// the first address, or Options.ServerName. Behind a DNS name that resolves
+// to the replicas (a Kubernetes headless Service), Dial with
+// Server "dns:///pecet.example:7443" balances the same way.
+func DialAll(o Options, addrs ...string) (*Conn, error) {
+	o, err := o.Resolve()
+	if err != nil {
+		return nil, err
+	}
+	if len(addrs) == 0 {
+		return dial(o, o.Server)
+	}
+	state := resolver.State{}
+	for _, a := range addrs {
+		state.Endpoints = append(state.Endpoints, resolver.Endpoint{Addresses: []resolver.Address{{Addr: a}}})
+	}
+	// A manual resolver per connection: the addresses are this call's
+	// alone, and no global resolver registry is touched.
+	r := manual.NewBuilderWithScheme("pecet-replicas")
+	r.InitialState(state)
+	return dial(o, "pecet-replicas:///"+addrs[0], grpc.WithResolvers(r),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
+}
+
+func dial(o Options, target string, extra ...grpc.DialOption) (*Conn, error) {
 	tc, err := o.TLSConfig()
 	if err != nil {
 		return nil, err
 	}
-	cc, err := grpc.NewClient(o.Server,
+	opts := append([]grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewTLS(tc)),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(o.MaxMessageBytes), grpc.MaxCallSendMsgSize(o.MaxMessageBytes)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, PermitWithoutStream: true}),
-	)
+	}, extra...)
+	cc, err := grpc.NewClient(target, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", o.Server, err)
+		return nil, fmt.Errorf("dial %s: %w", target, err)
 	}
 	return &Conn{
 		ClientConn: cc,
@@ -168,7 +206,7 @@ func (c *Conn) WaitReady(ctx context.Context) error {
 	c.Connect()
 	for {
 		s := c.GetState()
-		if s.String() == "READY" {
+		if s == connectivity.Ready {
 			return nil
 		}
 		if !c.WaitForStateChange(ctx, s) {
