@@ -89,13 +89,14 @@ func restartDev(t *testing.T, old *daemon) *daemon {
 	return startDevIn(t, old.dir)
 }
 
-func startDevIn(t *testing.T, dir string) *daemon {
+// startDevIn starts pecetd --dev on dir with extra environment variables.
+func startDevIn(t *testing.T, dir string, env ...string) *daemon {
 	t.Helper()
 	requireTools(t)
 	pecetd, pecet := binaries(t)
 	d := &daemon{dir: dir, pecet: pecet, stderr: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
 	d.cmd = exec.Command(pecetd, "--dev", "--dev-dir", dir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
-	d.cmd.Env = cleanEnv()
+	d.cmd.Env = append(cleanEnv(), env...)
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
