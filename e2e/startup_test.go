@@ -53,21 +53,24 @@ func TestStartupFailures(t *testing.T) {
 	good := abs(string(base))
 	cases := []struct {
 		name, yaml, want string
+		code             int
 	}{
-		{"wrong PIN", strings.ReplaceAll(good, filepath.Join(d.dir, "pin"), wrongPIN), "PIN incorrect"},
-		{"missing module", regexpReplaceModule(good, "/nonexistent/libpkcs11.so"), "module"},
-		{"unknown token", strings.ReplaceAll(good, "label: pecet-dev", "label: no-such-token"), "token not found"},
-		{"unknown config key", good + "colour: blue\n", "colour"},
-		{"TSA key of another purpose", strings.Replace(good, "  key: tsa\n", "  key: client-sign\n", 1), `TSA key "client-sign"`},
-		{"TSA ordering", strings.Replace(good, "ordering: false", "ordering: true", 1), "tsa.ordering"},
-		{"missing PIN file", strings.ReplaceAll(good, filepath.Join(d.dir, "pin"), filepath.Join(work, "absent")), "PIN file"},
+		// Exit 3: a supervisor must not restart into another wrong login.
+		{"wrong PIN", strings.ReplaceAll(good, filepath.Join(d.dir, "pin"), wrongPIN), "PIN incorrect", 3},
+		{"missing module", regexpReplaceModule(good, "/nonexistent/libpkcs11.so"), "module", 1},
+		{"unknown token", strings.ReplaceAll(good, "label: pecet-dev", "label: no-such-token"), "token not found", 1},
+		{"unknown token serial", strings.ReplaceAll(good, "label: pecet-dev", `uri: "pkcs11:token=pecet-dev;serial=0000"`), "token not found", 1},
+		{"unknown config key", good + "colour: blue\n", "colour", 1},
+		{"TSA key of another purpose", strings.Replace(good, "  key: tsa\n", "  key: client-sign\n", 1), `TSA key "client-sign"`, 1},
+		{"TSA ordering", strings.Replace(good, "ordering: false", "ordering: true", 1), "tsa.ordering", 1},
+		{"missing PIN file", strings.ReplaceAll(good, filepath.Join(d.dir, "pin"), filepath.Join(work, "absent")), "PIN file", 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := write(t, work, "pecet.yaml", c.yaml)
 			errs, code := runPecetd(t, []string{"SOFTHSM2_CONF=" + conf}, "--config", cfg, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
-			if code != 1 || !strings.Contains(errs, c.want) {
-				t.Fatalf("want exit 1 naming %q, got exit %d:\n%s", c.want, code, errs)
+			if code != c.code || !strings.Contains(errs, c.want) {
+				t.Fatalf("want exit %d naming %q, got exit %d:\n%s", c.code, c.want, code, errs)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/pecet-hsm/pecet/internal/daemon"
 	"github.com/pecet-hsm/pecet/internal/devmode"
 	"github.com/pecet-hsm/pecet/internal/version"
+	"github.com/pecet-hsm/pecet/keystore"
 )
 
 const usage = `pecetd: signing, decryption and time-stamping with keys kept in a PKCS#11 HSM
@@ -38,11 +40,16 @@ drain exits at once with status 1. Under systemd with Type=notify, pecetd
 sends READY=1 once it serves and STOPPING=1 when it begins to drain.
 
 Exit status: 0 after a clean shutdown, 1 when start-up fails (the message
-says what: config, PKCS#11 module, token, PIN, certificates, addresses)
-or a second signal cut the drain short, 2 for a usage error.
+says what: config, PKCS#11 module, token, certificates, addresses) or a
+second signal cut the drain short, 2 for a usage error, 3 when the token
+refused the PIN or the PIN is locked (do not restart: each try counts
+towards the HSM's lockout; the systemd unit has RestartPreventExitStatus=3).
 
 Flags:
 `
+
+// exitPIN: the token refused the PIN (or it is locked).
+const exitPIN = 3
 
 func main() {
 	fs := flag.NewFlagSet("pecetd", flag.ContinueOnError)
@@ -89,6 +96,11 @@ func main() {
 	if err := daemon.Run(ctx, o, log); err != nil {
 		log.Error("pecetd cannot start", "err", err.Error())
 		fmt.Fprintf(os.Stderr, "pecetd: %v\n", err)
+		if errors.Is(err, keystore.ErrPINIncorrect) || errors.Is(err, keystore.ErrPINLocked) {
+			// A supervisor must not restart us: every start with a wrong
+			// PIN is one more failed login towards the HSM's lockout.
+			os.Exit(exitPIN)
+		}
 		os.Exit(1)
 	}
 }
