@@ -174,8 +174,7 @@ func DialAll(o Options, addrs ...string) (*Conn, error) {
 	// alone, and no global resolver registry is touched.
 	r := manual.NewBuilderWithScheme("pecet-replicas")
 	r.InitialState(state)
-	return dial(o, "pecet-replicas:///"+addrs[0], grpc.WithResolvers(r),
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`))
+	return dial(o, "pecet-replicas:///"+addrs[0], grpc.WithResolvers(r))
 }
 
 func dial(o Options, target string, extra ...grpc.DialOption) (*Conn, error) {
@@ -187,6 +186,10 @@ func dial(o Options, target string, extra ...grpc.DialOption) (*Conn, error) {
 		grpc.WithTransportCredentials(credentials.NewTLS(tc)),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(o.MaxMessageBytes), grpc.MaxCallSendMsgSize(o.MaxMessageBytes)),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, PermitWithoutStream: true}),
+		// round_robin: a name that resolves to several replicas (a
+		// Kubernetes headless Service, dns:///pecet.ns.svc:7443) spreads
+		// calls over all of them; one address behaves as pick_first.
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
 		// pecetd replicas sit on a LAN next to the HSM: a restarted one
 		// (a rolling upgrade) should be back in rotation within seconds,
 		// not after gRPC's default back-off of up to two minutes.

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -80,6 +81,9 @@ type Deps struct {
 type Server struct {
 	d      Deps
 	health *health.Server
+	// draining is set by Shutdown: /readyz then says 503 so that load
+	// balancers and Kubernetes stop sending new calls during the drain.
+	draining atomic.Bool
 }
 
 // New checks deps and builds a Server.
@@ -132,13 +136,16 @@ func (s *Server) SetServing(ok bool) {
 }
 
 // Shutdown marks every service NOT_SERVING, so load balancers drain us.
-func (s *Server) Shutdown() { s.health.Shutdown() }
+func (s *Server) Shutdown() {
+	s.draining.Store(true)
+	s.health.Shutdown()
+}
 
 // HTTP serves /healthz (liveness: the process answers; never the token),
-// /readyz (the token answers, is logged in and has the required keys, and
-// the TSA's clock is trusted when a time reference is configured), /metrics
-// and, with a TSA, POST /tsa (RFC 3161 over HTTP, no client certificate:
-// any RFC 3161 client may ask).
+// /readyz (the token answers, is logged in and has the required keys, the
+// TSA's clock is trusted when a time reference is configured, and no drain
+// has begun), /metrics and, with a TSA, POST /tsa (RFC 3161 over HTTP, no
+// client certificate: any RFC 3161 client may ask).
 func (s *Server) HTTP() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -168,6 +175,9 @@ func (s *Server) HTTP() http.Handler {
 // ready returns "" when ready, else a short public reason (the cause goes to
 // the log).
 func (s *Server) ready(ctx context.Context) string {
+	if s.draining.Load() {
+		return "shutting down"
+	}
 	if err := s.d.Keys.Ping(ctx); err != nil {
 		s.d.Log.Warn("not ready", "err", err)
 		if errors.Is(err, keystore.ErrPINIncorrect) || errors.Is(err, keystore.ErrPINLocked) {
