@@ -97,9 +97,13 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		}
 		log.Info("token closed")
 	}()
-	ti := ks.Token()
+	// What an operator checks after pointing pecetd at a new HSM: which
+	// token it chose and which mechanisms that token lists.
+	ti, caps := ks.Token(), ks.Capabilities()
 	log.Info("token open", "slot", ti.Slot, "label", ti.Label, "serial", ti.Serial,
-		"manufacturer", ti.Manufacturer, "model", ti.Model, "sessions", ti.Sessions)
+		"manufacturer", ti.Manufacturer, "model", ti.Model, "sessions", ti.Sessions,
+		"rsa_pkcs1", caps.RSAPKCS1v15, "rsa_pss", caps.RSAPSS, "rsa_oaep", caps.RSAOAEP,
+		"rsa_raw", caps.RSARaw, "ecdsa", caps.ECDSA)
 	required := cfg.Token.RequiredKeys
 	if o.Dev {
 		if err := devmode.Provision(ctx, ks, o.DevDir, time.Now()); err != nil {
