@@ -47,7 +47,7 @@ func TestUnitHardening(t *testing.T) {
 		"ProtectHome":              "yes",
 		"PrivateTmp":               "yes",
 		"CapabilityBoundingSet":    "",
-		"ReadWritePaths":           "/var/log/pecet /var/lib/pecet/tokens",
+		"ReadWritePaths":           "-/var/log/pecet -/var/lib/pecet/tokens",
 	}
 	for k, v := range want {
 		got, ok := d[k]
