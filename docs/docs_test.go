@@ -106,8 +106,8 @@ func TestAPIExamples(t *testing.T) {
 		if err := (protojson.UnmarshalOptions{}).Unmarshal([]byte(payload(t, line)), req); err != nil {
 			t.Errorf("%s: the JSON is not a %s: %v", line, md.Input().FullName(), err)
 		}
-		if !strings.Contains(line, "$TLS") {
-			t.Errorf("%s: no client certificate ($TLS)", line)
+		if !strings.Contains(line, "$TLS") && !strings.Contains(line, "$GW") {
+			t.Errorf("%s: no client certificate ($TLS or $GW)", line)
 		}
 	}
 	protoregistry.GlobalFiles.RangeFilesByPackage("pecet.v1", func(f protoreflect.FileDescriptor) bool {
