@@ -183,3 +183,28 @@ trust:
 		t.Fatalf("bare module name became %q", c.Token.Module)
 	}
 }
+
+// TestLoadResolvesPolicyPaths: the policies' files (anchors, trusted list
+// and its signer, CRLs) are relative to the config file too.
+func TestLoadResolvesPolicyPaths(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "pecet.yaml")
+	if err := os.WriteFile(p, []byte(withPolicies), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cz, dev := c.Policies["cz-qualified"], c.Policies["dev"]
+	for _, tc := range []struct{ got, want string }{
+		{cz.TrustedList.File, filepath.Join(dir, "CZ.xml")},
+		{cz.TrustedList.Signer, filepath.Join(dir, "cz-signer.pem")},
+		{cz.Revocation.CRLs[0], filepath.Join(dir, "a.crl")},
+		{dev.Anchors[0], filepath.Join(dir, "ca.pem")},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %s, want %s", tc.got, tc.want)
+		}
+	}
+}
