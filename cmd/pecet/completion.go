@@ -60,8 +60,8 @@ type flagSpec struct {
 
 // commandSpecs reads the commands table: each command is run once with the
 // probe set, so parse hands over its flag set instead of parsing. A command
-// that dispatches to subcommands prints its usage instead; its "pecet CMD
-// SUB" lines name the subcommands, which are probed the same way.
+// that dispatches to subcommands prints its usage instead; the "pecet CMD
+// SUB" in it name the subcommands, which are probed the same way.
 func commandSpecs() []cmdSpec {
 	var specs []cmdSpec
 	for _, c := range commands {
@@ -77,6 +77,11 @@ func commandSpecs() []cmdSpec {
 		} else {
 			for _, sub := range subcommandsIn(usage, c.name) {
 				sfs, _ := probeCommand(c.run, []string{sub})
+				if sfs == nil {
+					// A subcommand that takes a positional argument
+					// before its flags (policy show NAME).
+					sfs, _ = probeCommand(c.run, []string{sub, "NAME"})
+				}
 				ss := cmdSpec{name: sub}
 				if sfs != nil {
 					ss.flags = flagsOf(sfs)
@@ -119,7 +124,9 @@ func capture(f func()) string {
 }
 
 func subcommandsIn(usage, cmd string) []string {
-	re := regexp.MustCompile(`(?m)^\s*pecet ` + regexp.QuoteMeta(cmd) + ` ([a-z][a-z0-9-]*)`)
+	// "pecet keys list", "`pecet chain verify --cert FILE`", "pecet policy
+	// list | pecet policy show NAME": lower-case words after the command.
+	re := regexp.MustCompile(`(?:^|[\s\x60|(])pecet ` + regexp.QuoteMeta(cmd) + ` ([a-z][a-z0-9-]*)`)
 	var subs []string
 	for _, m := range re.FindAllStringSubmatch(usage, -1) {
 		if !slices.Contains(subs, m[1]) {

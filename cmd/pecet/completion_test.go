@@ -32,6 +32,21 @@ func TestCompletionCoversCommands(t *testing.T) {
 	if keys == nil || names(keys.subs) != "list show" {
 		t.Fatalf("keys subcommands not discovered: %+v", keys)
 	}
+	// Every command has flags or subcommands with flags, except the
+	// completion command itself.
+	for _, s := range specs {
+		if s.name == "completion" {
+			continue
+		}
+		if len(s.flags) == 0 && len(s.subs) == 0 {
+			t.Errorf("command %s: neither flags nor subcommands discovered", s.name)
+		}
+		for _, sub := range s.subs {
+			if len(sub.flags) == 0 {
+				t.Errorf("%s %s: no flags discovered", s.name, sub.name)
+			}
+		}
+	}
 	for _, shell := range shells {
 		script := completionScript(t, shell)
 		for _, c := range commands {
