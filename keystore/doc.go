@@ -95,7 +95,8 @@
 // A version is PENDING_CERTIFICATE until ImportCertificate stores a chain
 // whose leaf holds the version's public key, then ENABLED, and primary if the
 // alias had no primary yet. Destroying a version destroys its private key
-// only; its public key and certificates remain.
+// and public key objects; its certificates and the DESTROYED record remain
+// (the primary and ENABLED versions cannot be destroyed).
 //
 // Lookups are cached per alias, with the object handles, for Config.CacheTTL
 // (default 500ms): Signer and Decrypter do no C_FindObjects while the entry
