@@ -26,6 +26,7 @@ const (
 	PhaseDenied  = "denied"  // refused by authorisation before any handler ran
 	PhaseRotated = "rotated" // first line of a file after rotation
 	PhaseStart   = "start"   // the process opened the log
+	PhaseStop    = "stop"    // the process closes the log (graceful shutdown)
 )
 
 // Outcomes.

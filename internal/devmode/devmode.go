@@ -31,7 +31,8 @@ const DefaultDir = ".pecet-dev"
 const TokenLabel = "pecet-dev"
 
 // Role certificate file names in the dev folder, by role.
-var RoleFiles = map[string]string{"client": "client", "gateway": "gateway", "officer": "officer"}
+// officer-2 is a second officer, so that dual control can be tried out.
+var RoleFiles = map[string]string{"client": "client", "gateway": "gateway", "officer": "officer", "officer-2": "officer-2"}
 
 // DevKey is a key the dev folder provides.
 type DevKey struct {
@@ -174,6 +175,10 @@ func resolve(cfg *config.Config, dir string) {
 	abs(&cfg.GRPC.TLS.Key)
 	abs(&cfg.GRPC.TLS.ClientCA)
 	abs(&cfg.Token.PINFile)
+	abs(&cfg.Audit.File)
+	if cfg.Audit.File == "" {
+		cfg.Audit.File = filepath.Join(dir, "audit.log")
+	}
 	for i := range cfg.Trust.Anchors {
 		abs(&cfg.Trust.Anchors[i])
 	}
@@ -245,6 +250,9 @@ clients:
   - identity: officer
     roles: [officer]
     keys: ["*"]
+  - identity: officer-2        # a second officer, for dual control
+    roles: [officer]
+    keys: ["*"]
 tsa:                     # RFC 3161: POST /tsa, TimestampService, pecet sign --timestamp
   key: tsa
   policy: ` + DevPolicy + `        # OpenSSL's example policy: a placeholder, not a real TSA
@@ -253,6 +261,14 @@ tsa:                     # RFC 3161: POST /tsa, TimestampService, pecet sign --t
   ordering: false
   hashes: [sha256, sha384, sha512]
   include_tsa_name: true
+audit:
+  file: audit.log             # one per pecetd process (it is locked)
+keys:
+  expiry_warning_days: 30
+  # dual_control:             # a second officer approves these (pecet keys approve ID)
+  #   aliases: ["cssz-*"]
+  #   operations: [create, set-primary, destroy]
+  #   request_ttl: 24h
 `
 }
 
