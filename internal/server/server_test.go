@@ -74,6 +74,9 @@ type fixtureOpts struct {
 	deps  func(*Deps)
 	// auditFile overrides the audit log path (default: a file in a temp dir).
 	auditFile string
+	// auditSync is the audit fsync policy (default none: tests need no
+	// durability; benchmarks measure both).
+	auditSync audit.SyncPolicy
 }
 
 var clientsConf = []config.Client{
@@ -155,7 +158,10 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	clock := &fakeClock{}
-	al, err := audit.Open(audit.Options{File: o.auditFile, Sync: audit.SyncNone, Now: clock.Now})
+	if o.auditSync == "" {
+		o.auditSync = audit.SyncNone
+	}
+	al, err := audit.Open(audit.Options{File: o.auditFile, Sync: o.auditSync, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
