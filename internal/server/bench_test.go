@@ -31,7 +31,7 @@ func BenchmarkSign(b *testing.B) {
 }
 
 func benchSign(b *testing.B, conc int, pol audit.SyncPolicy) {
-	f := newFixtureWith(b, fixtureOptions{auditSync: pol})
+	f := newFixtureOpts(b, fixtureOpts{auditSync: pol})
 	sc := pecetv1.NewSignServiceClient(f.dial(b, "client"))
 	sum := sha256.Sum256([]byte("pecet benchmark"))
 	req := &pecetv1.SignRequest{Key: "client-sign", Input: &pecetv1.SignRequest_Digest{Digest: sum[:]}}

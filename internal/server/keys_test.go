@@ -334,7 +334,7 @@ func TestAuditFailClosed(t *testing.T) {
 	if _, err := os.Stat("/dev/full"); err != nil {
 		t.Skip("no /dev/full")
 	}
-	f := newFixtureWith(t, fixtureOptions{auditFile: "/dev/full"})
+	f := newFixtureOpts(t, fixtureOpts{auditFile: "/dev/full"})
 	sc := pecetv1.NewSignServiceClient(f.dial(t, "client"))
 	resp, err := sc.Sign(ctxT(t), &pecetv1.SignRequest{Key: "client-sign", Input: &pecetv1.SignRequest_Data{Data: []byte("x")}})
 	wantCode(t, "sign", err, codes.Unavailable)
