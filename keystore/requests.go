@@ -103,7 +103,10 @@ func (s *Store) GetRequest(ctx context.Context, id string) ([]byte, error) {
 		out = v[0]
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err // out may still be written by an abandoned call
+	}
+	return out, nil
 }
 
 // ListRequests returns every stored request, ordered by id, always read
@@ -130,8 +133,11 @@ func (s *Store) ListRequests(ctx context.Context) ([]Request, error) {
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err // out may still be written by an abandoned call
+	}
 	slices.SortFunc(out, func(a, b Request) int { return strings.Compare(a.ID, b.ID) })
-	return out, err
+	return out, nil
 }
 
 // DeleteRequest removes a request. It is how a replica claims one: of two
