@@ -55,6 +55,13 @@ var auditSpecs = map[string]func(req any) auditInfo{
 		}
 		return auditInfo{Key: r.GetKey(), Version: int(r.GetVersion()), Input: [][]byte{in}}
 	},
+	// Decrypt: the key version is found in the RecipientInfo; the handler
+	// reports it with auditKey. Encrypt uses no private key (denials of it
+	// are still audited).
+	"/pecet.v1.EnvelopeService/Decrypt": func(req any) auditInfo {
+		r := req.(*pecetv1.DecryptRequest)
+		return auditInfo{Key: r.GetKey(), Input: [][]byte{r.GetEnveloped()}}
+	},
 	"/pecet.v1.KeyService/CreateKey": func(req any) auditInfo {
 		r := req.(*pecetv1.CreateKeyRequest)
 		return auditInfo{Key: r.GetAlias(), Input: [][]byte{[]byte(r.GetPurpose().String()), []byte(r.GetAlgorithm().String())}}

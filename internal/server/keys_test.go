@@ -352,3 +352,38 @@ func TestAuditFailClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestAuditDecrypt: a Decrypt is audited with the key version found in the
+// RecipientInfo and the SHA-256 of the CMS input, never the plaintext.
+func TestAuditDecrypt(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t)
+	secret := []byte("<PRIHL><rc>8001011234</rc></PRIHL>")
+	er, err := pecetv1.NewEnvelopeServiceClient(f.dial(t, "wide-client")).Encrypt(ctx, &pecetv1.EncryptRequest{Data: secret, RecipientKeys: []string{"gateway-decrypt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pecetv1.NewEnvelopeServiceClient(f.dial(t, "gateway")).Decrypt(ctx, &pecetv1.DecryptRequest{Enveloped: er.GetEnveloped()}); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(er.GetEnveloped())
+	var begin, end *audit.Event
+	for _, e := range auditEvents(t, f.auditFile) {
+		if e.RPC == "/pecet.v1.EnvelopeService/Decrypt" {
+			switch e.Phase {
+			case audit.PhaseBegin:
+				begin = &e
+			case audit.PhaseEnd:
+				end = &e
+			}
+		}
+	}
+	if begin == nil || end == nil || begin.InputSHA256 != hex.EncodeToString(sum[:]) || begin.Caller != "gateway" ||
+		end.Key != "gateway-decrypt" || end.Version != 1 || end.Outcome != audit.OutcomeOK || end.Call != begin.Call {
+		t.Fatalf("decrypt audit lines: %+v %+v", begin, end)
+	}
+	raw, _ := os.ReadFile(f.auditFile)
+	if bytes.Contains(raw, []byte("8001011234")) {
+		t.Error("the audit log contains the plaintext")
+	}
+}
