@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
+	"net/http"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -61,6 +64,11 @@ var auditSpecs = map[string]func(req any) auditInfo{
 	"/pecet.v1.EnvelopeService/Decrypt": func(req any) auditInfo {
 		r := req.(*pecetv1.DecryptRequest)
 		return auditInfo{Key: r.GetKey(), Input: [][]byte{r.GetEnveloped()}}
+	},
+	// Timestamp signs with the configured TSA key's primary version; the
+	// input is the client's digest. POST /tsa is audited by auditHTTP.
+	"/pecet.v1.TimestampService/Timestamp": func(req any) auditInfo {
+		return auditInfo{Input: [][]byte{req.(*pecetv1.TimestampRequest).GetDigest()}}
 	},
 	"/pecet.v1.KeyService/CreateKey": func(req any) auditInfo {
 		r := req.(*pecetv1.CreateKeyRequest)
@@ -216,4 +224,48 @@ func (s *Server) safeHandler(ctx context.Context, req any, method string, handle
 		}
 	}()
 	return handler(ctx, req)
+}
+
+// auditHTTP writes begin and end lines around an HTTP key operation (POST
+// /tsa, which has no client certificate: the caller is the peer address).
+// The request body is read here (at most limit bytes, the handler's own
+// bound) so that its SHA-256 goes into the begin line; a larger body is
+// passed on cut at limit+1 bytes for the handler to refuse. If the log
+// cannot be written the request gets 503 and the handler never runs.
+func (s *Server) auditHTTP(rpc string, limit int64, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+		if err != nil {
+			http.Error(w, "cannot read the request", http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		ev := audit.Event{Phase: audit.PhaseBegin, Call: callID(), Caller: "http:" + r.RemoteAddr, RPC: rpc, InputSHA256: inputHash([][]byte{body})}
+		if err := s.d.Audit.Append(ev); err != nil {
+			s.d.Log.Error("audit log cannot be written: call refused", "rpc", rpc, "err", err)
+			http.Error(w, "the audit log cannot be written; retry later", http.StatusServiceUnavailable)
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		ev.Phase, ev.InputSHA256, ev.Outcome = audit.PhaseEnd, "", audit.OutcomeOK
+		if rec.code >= 400 {
+			ev.Outcome, ev.Code = audit.OutcomeError, http.StatusText(rec.code)
+		}
+		if err := s.d.Audit.Write(ev); err != nil {
+			// The response may be on its way already; the log says why the
+			// end line is missing.
+			s.d.Log.Error("audit log cannot be written after the call", "rpc", rpc, "err", err)
+		}
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -385,5 +387,41 @@ func TestAuditDecrypt(t *testing.T) {
 	raw, _ := os.ReadFile(f.auditFile)
 	if bytes.Contains(raw, []byte("8001011234")) {
 		t.Error("the audit log contains the plaintext")
+	}
+}
+
+// TestAuditTimestamp: gRPC Timestamp and POST /tsa are audited like the
+// other key operations.
+func TestAuditTimestamp(t *testing.T) {
+	f := newFixture(t)
+	digest := sha256.Sum256([]byte("data"))
+	if _, err := pecetv1.NewTimestampServiceClient(f.dial(t, "client")).Timestamp(ctxT(t), &pecetv1.TimestampRequest{Digest: digest[:]}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(f.srv.HTTP())
+	defer srv.Close()
+	body := []byte("not a TimeStampReq")
+	resp, err := http.Post(srv.URL+"/tsa", "text/plain", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	bodySum := sha256.Sum256(body)
+	digestSum := sha256.Sum256(digest[:]) // the input is the digest; the log has its hash
+	var got []string
+	for _, e := range auditEvents(t, f.auditFile) {
+		switch {
+		case e.RPC == "/pecet.v1.TimestampService/Timestamp" && e.Phase == audit.PhaseBegin && e.InputSHA256 == hex.EncodeToString(digestSum[:]):
+			got = append(got, "grpc-begin")
+		case e.RPC == "/pecet.v1.TimestampService/Timestamp" && e.Phase == audit.PhaseEnd && e.Outcome == audit.OutcomeOK:
+			got = append(got, "grpc-end")
+		case e.RPC == "POST /tsa" && e.Phase == audit.PhaseBegin && e.InputSHA256 == hex.EncodeToString(bodySum[:]) && strings.HasPrefix(e.Caller, "http:"):
+			got = append(got, "http-begin")
+		case e.RPC == "POST /tsa" && e.Phase == audit.PhaseEnd && e.Outcome == audit.OutcomeError && e.Code != "":
+			got = append(got, "http-end")
+		}
+	}
+	if strings.Join(got, " ") != "grpc-begin grpc-end http-begin http-end" {
+		t.Fatalf("timestamp audit lines: %v", got)
 	}
 }

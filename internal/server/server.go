@@ -191,9 +191,9 @@ func (s *Server) HTTP() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.d.Metrics.Registry, promhttp.HandlerOpts{}))
 	if s.d.TSA != nil {
-		mux.Handle("/tsa", tsa.Handler(s.d.TSA, func(r *http.Request, res tsa.Result) {
+		mux.Handle("/tsa", s.auditHTTP("POST /tsa", tsa.MaxRequestBytes, tsa.Handler(s.d.TSA, func(r *http.Request, res tsa.Result) {
 			s.observeTSA(r.Context(), "http", res)
-		}))
+		})))
 	}
 	return mux
 }
