@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -32,13 +33,22 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// startReplica starts `pecetd --config DIR/pecet.yaml` on the dev folder's
-// token (SOFTHSM2_CONF points at it) and waits for /readyz.
-func startReplica(t *testing.T, dir, grpcAddr, httpAddr string) *daemon {
+// startConfigReplica starts `pecetd --config` with a copy of the dev
+// folder's pecet.yaml on its token (SOFTHSM2_CONF points at it) and waits
+// for /readyz. Each replica gets its own audit file: a pecetd locks its
+// audit log, and one log per process is how replicas are run.
+func startConfigReplica(t *testing.T, dir, grpcAddr, httpAddr string) *daemon {
 	t.Helper()
 	pecetd, pecet := binaries(t)
+	base, err := os.ReadFile(filepath.Join(dir, "pecet.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := strings.NewReplacer(":", "-", ".", "-").Replace(grpcAddr)
+	cfg := strings.Replace(string(base), "file: audit.log", "file: audit-"+name+".log", 1)
+	cfgPath := write(t, dir, "pecet-"+name+".yaml", cfg)
 	d := &daemon{dir: dir, pecet: pecet, grpc: grpcAddr, http: httpAddr, stderr: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
-	d.cmd = exec.Command(pecetd, "--config", filepath.Join(dir, "pecet.yaml"), "--grpc-addr", grpcAddr, "--http-addr", httpAddr)
+	d.cmd = exec.Command(pecetd, "--config", cfgPath, "--grpc-addr", grpcAddr, "--http-addr", httpAddr)
 	d.cmd.Env = append(cleanEnv(), "SOFTHSM2_CONF="+filepath.Join(dir, "softhsm2.conf"))
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
@@ -98,7 +108,7 @@ func TestReplicas(t *testing.T) {
 	dir := first.dir
 	replicas := []*daemon{first}
 	for range 2 {
-		replicas = append(replicas, startReplica(t, dir, freeAddr(t), freeAddr(t)))
+		replicas = append(replicas, startConfigReplica(t, dir, freeAddr(t), freeAddr(t)))
 	}
 	var addrs []string
 	for _, r := range replicas {
@@ -187,7 +197,7 @@ func TestReplicas(t *testing.T) {
 	victim.stopped = true
 	during := calls.Load()
 	waitFor("calls while a replica is down", func() bool { return calls.Load() > during+30 })
-	back := startReplica(t, dir, victim.grpc, victim.http)
+	back := startConfigReplica(t, dir, victim.grpc, victim.http)
 	waitFor("the restarted replica to serve again", func() bool { return okCalls(t, back.http) > 5 })
 	close(stop)
 	wg.Wait()

@@ -48,6 +48,7 @@ func TestStartupFailures(t *testing.T) {
 			s = strings.ReplaceAll(s, " "+f, " "+filepath.Join(d.dir, f))
 		}
 		s = strings.ReplaceAll(s, "anchors: [ca.pem]", "anchors: ["+filepath.Join(d.dir, "ca.pem")+"]")
+		s = strings.ReplaceAll(s, "file: audit.log", "file: "+filepath.Join(d.dir, "audit.log"))
 		return strings.ReplaceAll(s, "pin_file: pin", "pin_file: "+filepath.Join(d.dir, "pin"))
 	}
 	good := abs(string(base))
@@ -63,6 +64,8 @@ func TestStartupFailures(t *testing.T) {
 		{"unknown config key", good + "colour: blue\n", "colour", 1},
 		{"TSA key of another purpose", strings.Replace(good, "  key: tsa\n", "  key: client-sign\n", 1), `TSA key "client-sign"`, 1},
 		{"TSA ordering", strings.Replace(good, "ordering: false", "ordering: true", 1), "tsa.ordering", 1},
+		{"no audit file", strings.ReplaceAll(good, "file: "+filepath.Join(d.dir, "audit.log"), "file: \"\""), "audit.file is required", 1},
+		{"audit file not writable", strings.ReplaceAll(good, "file: "+filepath.Join(d.dir, "audit.log"), "file: "+filepath.Join(work, "no-such-dir", "audit.log")), "audit log", 1},
 		{"missing PIN file", strings.ReplaceAll(good, filepath.Join(d.dir, "pin"), filepath.Join(work, "absent")), "PIN file", 1},
 	}
 	for _, c := range cases {

@@ -82,6 +82,10 @@
 //	             one per alias, private, CKA_VALUE a small JSON document:
 //	             purpose, algorithm, primary version, each version's state and
 //	             creation time, and a generation counter
+//	request      CKO_DATA         CKA_LABEL "<id>"  CKA_APPLICATION "pecet-request"
+//	             private, CKA_VALUE opaque bytes (≤ 4 KiB) of a pending
+//	             dual-control request (PutRequest, ListRequests, GetRequest,
+//	             DeleteRequest); kept on the token so every replica sees it
 //
 // Issuer certificates are certificate objects rather than data objects so
 // that ordinary PKCS#11 tools show them as certificates; their "v/n" ids
@@ -95,7 +99,14 @@
 // A version is PENDING_CERTIFICATE until ImportCertificate stores a chain
 // whose leaf holds the version's public key, then ENABLED, and primary if the
 // alias had no primary yet. Destroying a version destroys its private key
-// only; its public key and certificates remain.
+// and public key objects; its certificates and the DESTROYED record remain
+// (the primary and ENABLED versions cannot be destroyed).
+//
+// ProofSigner signs with a version in any state that still has its private
+// key (a CSR for a pending version); for DECRYPT keys, which may not
+// CKA_SIGN, it builds an EMSA-PKCS1-v1_5 block and applies CKM_RSA_X_509.
+// CheckCertificateUsage says whether a certificate's key usage fits a
+// purpose; the KeyService calls it before ImportCertificate.
 //
 // Lookups are cached per alias, with the object handles, for Config.CacheTTL
 // (default 500ms): Signer and Decrypter do no C_FindObjects while the entry

@@ -61,3 +61,24 @@ func PrivateKeyAttrs(s *Store, alias string, version int) (sensitive, extractabl
 	}
 	return len(v[0]) == 1 && v[0][0] == 1, len(v[1]) == 1 && v[1][0] == 1, nil
 }
+
+// KeyObjects counts the private and public key objects of one version on
+// the token (read directly, not through the cache).
+func KeyObjects(s *Store, alias string, version int) (priv, pub int, err error) {
+	err = s.withSession(context.Background(), func(sh pkcs11.SessionHandle) error {
+		for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY} {
+			hs, err := findObjects(s.p, sh, []*pkcs11.Attribute{
+				attr(pkcs11.CKA_CLASS, class), attr(pkcs11.CKA_LABEL, alias), attr(pkcs11.CKA_ID, versionID(version))})
+			if err != nil {
+				return err
+			}
+			if class == pkcs11.CKO_PRIVATE_KEY {
+				priv = len(hs)
+			} else {
+				pub = len(hs)
+			}
+		}
+		return nil
+	})
+	return priv, pub, err
+}

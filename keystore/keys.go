@@ -116,6 +116,11 @@ func loadAlias(p p11, sh pkcs11.SessionHandle, alias string) (*entry, error) {
 			for n := 1; issuers[mv.Version][n] != nil; n++ {
 				ver.Chain = append(ver.Chain, issuers[mv.Version][n])
 			}
+			if ver.Public == nil && mv.State == StateDestroyed {
+				// The key objects are gone; the certificate still says
+				// which key it was (fingerprints, attribution).
+				ver.Public = leaf.PublicKey
+			}
 		}
 		e.key.Versions = append(e.key.Versions, ver)
 	}

@@ -168,9 +168,11 @@ func (s *Store) DisableKeyVersion(ctx context.Context, alias string, version int
 	return s.setState(ctx, alias, version, StateDisabled)
 }
 
-// DestroyKeyVersion destroys the private key of a DISABLED or never
-// certified version. Its public key and certificates stay on the token so
-// that old signatures can still be attributed to it.
+// DestroyKeyVersion destroys the key objects (private and public key) of a
+// DISABLED or never certified version; the primary and ENABLED versions are
+// refused (ErrInvalidState). Its certificates and a DESTROYED record in the
+// metadata stay on the token, so old signatures can still be attributed to
+// it (Version.Public then comes from the certificate).
 func (s *Store) DestroyKeyVersion(ctx context.Context, alias string, version int) (Version, error) {
 	return s.setState(ctx, alias, version, StateDestroyed)
 }
@@ -199,7 +201,7 @@ func (s *Store) setState(ctx context.Context, alias string, version int, to Stat
 				return bad
 			}
 		case StateDestroyed:
-			if from != StateDisabled && from != StatePendingCertificate {
+			if e.meta.Primary == version || (from != StateDisabled && from != StatePendingCertificate) {
 				return bad
 			}
 			// Record the state first: a crash between the two steps then
@@ -209,9 +211,13 @@ func (s *Store) setState(ctx context.Context, alias string, version int, to Stat
 			if err := writeMeta(s.p, sh, e); err != nil {
 				return err
 			}
-			if h, ok := e.priv[version]; ok {
-				if err := s.p.DestroyObject(sh, h); err != nil {
-					return p11Error("C_DestroyObject", err)
+			// Private key first: once it is gone nothing can sign or
+			// decrypt with this version, whatever happens next.
+			for _, hs := range []map[int]pkcs11.ObjectHandle{e.priv, e.pub} {
+				if h, ok := hs[version]; ok {
+					if err := s.p.DestroyObject(sh, h); err != nil {
+						return p11Error("C_DestroyObject", err)
+					}
 				}
 			}
 			return nil

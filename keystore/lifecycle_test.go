@@ -138,10 +138,17 @@ func TestLifecycle(t *testing.T) {
 	if _, err := s.SetPrimaryVersion(ctx, "cssz-decrypt", 1); !errors.Is(err, keystore.ErrKeyNotEnabled) {
 		t.Errorf("SetPrimaryVersion(destroyed) = %v, want ErrKeyNotEnabled", err)
 	}
-	// The destroyed version keeps its public key and certificate.
+	// The destroyed version's key objects are gone; its certificate and
+	// record stay, and the public key is still known from the certificate.
 	k, err = s.GetKey(ctx, "cssz-decrypt")
 	if err != nil || k.Versions[0].State != keystore.StateDestroyed || k.Versions[0].Public == nil || k.Versions[0].Certificate() == nil {
 		t.Errorf("destroyed version: %+v, %v", k.Versions[0], err)
+	}
+	if priv, pub, err := keystore.KeyObjects(s, "cssz-decrypt", 1); err != nil || priv != 0 || pub != 0 {
+		t.Errorf("destroyed version has %d private and %d public key objects left (%v)", priv, pub, err)
+	}
+	if priv, pub, err := keystore.KeyObjects(s, "cssz-decrypt", 2); err != nil || priv != 1 || pub != 1 {
+		t.Errorf("version 2 has %d private and %d public key objects (%v)", priv, pub, err)
 	}
 
 	// A fresh Store reads the same states from the token alone.

@@ -106,3 +106,12 @@ func rsaBits(a Algorithm) int {
 	}
 	return 0
 }
+
+// CheckAlias returns ErrInvalidAlias unless alias is a valid key alias
+// (^[a-z0-9][a-z0-9._-]{0,63}$), for callers that validate before asking
+// the token (dual-control requests).
+func CheckAlias(alias string) error { return checkAlias(alias) }
+
+// CheckPurposeAlgorithm returns ErrInvalidPurpose or ErrUnsupportedAlgorithm
+// unless CreateKey would accept the pair.
+func CheckPurposeAlgorithm(p Purpose, a Algorithm) error { return checkPurposeAlgorithm(p, a) }

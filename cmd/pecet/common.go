@@ -43,7 +43,7 @@ func newFlagsCert(name, synopsis, defaultRole, certFlag string) (*flag.FlagSet, 
 	fs.StringVar(&c.opts.Key, "key-file", "", "client private key PEM `file` (PECET_KEY)")
 	fs.StringVar(&c.opts.CA, "ca", "", "CA bundle PEM `file` for the server certificate (PECET_CA)")
 	fs.StringVar(&c.opts.DevDir, "dev-dir", "", "dev folder `DIR` (PECET_DEV_DIR; default ./.pecet-dev when present)")
-	fs.StringVar(&c.opts.Role, "as", defaultRole, "dev role certificate to use: client, gateway or officer")
+	fs.StringVar(&c.opts.Role, "as", defaultRole, "dev role certificate to use: client, gateway, officer or officer-2 (a second officer, for dual control)")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "call `deadline`")
 	fs.BoolVar(&c.json, "json", false, "machine-readable JSON output")
 	return fs, c

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"text/tabwriter"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -14,6 +13,20 @@ import (
 const keysUsage = `Usage:
   pecet keys list [--json]
   pecet keys show --alias ALIAS [--json]
+  pecet keys create --alias ALIAS --purpose sign|decrypt|timestamp --algorithm rsa2048|rsa3072|rsa4096|p256|p384
+  pecet keys rotate --alias ALIAS
+  pecet keys csr --alias ALIAS [--version N] --subject "CN=…,O=…,C=CZ" [--san DNS:…|email:…|IP:…|URI:…]... [--out FILE]
+  pecet keys import-cert --alias ALIAS [--version N] --in CHAIN.pem
+  pecet keys set-primary --alias ALIAS --version N
+  pecet keys disable --alias ALIAS --version N
+  pecet keys enable --alias ALIAS --version N
+  pecet keys destroy --alias ALIAS --version N
+  pecet keys requests
+  pecet keys approve ID
+
+All but list and show are for officers (the default --as officer). Where
+config asks for dual control, create, rotate, set-primary and destroy only
+make a request and print its id; another officer runs 'pecet keys approve ID'.
 
 Run 'pecet keys SUBCOMMAND --help' for flags.
 `
@@ -31,6 +44,20 @@ func runKeys(args []string) int {
 		return keysList(args[1:])
 	case "show":
 		return keysShow(args[1:])
+	case "create":
+		return keysCreate(args[1:])
+	case "rotate":
+		return keysRotate(args[1:])
+	case "csr":
+		return keysCSR(args[1:])
+	case "import-cert":
+		return keysImport(args[1:])
+	case "set-primary", "disable", "enable", "destroy":
+		return keysVersionOp(args[0], args[1:])
+	case "requests":
+		return keysRequests(args[1:])
+	case "approve":
+		return keysApprove(args[1:])
 	}
 	fmt.Fprintf(os.Stderr, "pecet keys: unknown subcommand %q\n%s", args[0], keysUsage)
 	return exitUsage
@@ -96,13 +123,6 @@ func keysShow(args []string) int {
 		fmt.Println(protojson.Format(k))
 		return exitOK
 	}
-	fmt.Printf("alias:      %s\npurpose:    %s\nalgorithm:  %s\nprimary:    %d\n", k.GetAlias(), k.GetPurpose(), k.GetAlgorithm(), k.GetPrimaryVersion())
-	for _, v := range k.GetVersions() {
-		fmt.Printf("\nversion %d%s\n  state:       %s\n  public key:  sha256:%s\n", v.GetVersion(), map[bool]string{true: " (primary)"}[v.GetPrimary()], v.GetState(), v.GetPublicKeySha256())
-		if v.GetCertificateSubject() != "" {
-			fmt.Printf("  subject:     %s\n  valid:       %s .. %s\n  chain:       %d certificate(s)\n",
-				v.GetCertificateSubject(), v.GetNotBefore().AsTime().Format(time.DateOnly), v.GetNotAfter().AsTime().Format(time.DateOnly), len(v.GetCertificateChain()))
-		}
-	}
+	printKey(k)
 	return exitOK
 }

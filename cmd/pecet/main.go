@@ -29,7 +29,8 @@ func init() {
 		{"verify", "verify a CMS signature and judge the signer's chain", runVerify},
 		{"encrypt", "encrypt a file to certificates or pecet keys (CMS EnvelopedData)", runEncrypt},
 		{"decrypt", "decrypt a CMS EnvelopedData with a key on the HSM", runDecrypt},
-		{"keys", "list and show keys (keys list, keys show --alias A)", runKeys},
+		{"keys", "list, show and manage keys (create, rotate, csr, import-cert, set-primary, …)", runKeys},
+		{"audit", "check an audit log's hash chain (audit verify FILE...)", runAudit},
 		{"bench", "load pecetd with one operation; ops/s, latency, errors, ratio to the raw token rate", runBench},
 		{"chain", "judge a certificate chain under a policy (chain verify --cert FILE)", runChain},
 		{"policy", "list and show validation policies (policy list, policy show NAME)", runPolicy},
@@ -50,7 +51,7 @@ Commands:
 const usageTail = `
 pecet finds the dev folder by itself (./.pecet-dev, or --dev-dir, or
 PECET_DEV_DIR) and uses the client certificate of the role the command
-needs (--as client|gateway|officer to choose). Otherwise give --server,
+needs (--as client|gateway|officer|officer-2 to choose). Otherwise give --server,
 --cert, --key and --ca (or PECET_SERVER, PECET_CERT, PECET_KEY, PECET_CA).
 
 Exit status: 0 success or VALID, 1 INVALID, 2 usage error,

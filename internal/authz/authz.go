@@ -48,6 +48,17 @@ var methodRoles = map[string][]string{
 	// The TSA key is not the caller's key: time-stamps are a service to
 	// whoever may call, as on the open HTTP endpoint.
 	"/pecet.v1.TimestampService/Timestamp": {RoleClient, RoleGateway},
+	// Key management: officers only.
+	"/pecet.v1.KeyService/CreateKey":         {RoleOfficer},
+	"/pecet.v1.KeyService/RotateKey":         {RoleOfficer},
+	"/pecet.v1.KeyService/CreateCSR":         {RoleOfficer},
+	"/pecet.v1.KeyService/ImportCertificate": {RoleOfficer},
+	"/pecet.v1.KeyService/SetPrimaryVersion": {RoleOfficer},
+	"/pecet.v1.KeyService/DisableKeyVersion": {RoleOfficer},
+	"/pecet.v1.KeyService/EnableKeyVersion":  {RoleOfficer},
+	"/pecet.v1.KeyService/DestroyKeyVersion": {RoleOfficer},
+	"/pecet.v1.KeyService/ListRequests":      {RoleOfficer},
+	"/pecet.v1.KeyService/ApproveRequest":    {RoleOfficer},
 }
 
 // Caller is an authenticated identity with what config grants it.
@@ -146,6 +157,17 @@ func WithCaller(ctx context.Context, c *Caller) context.Context {
 func CallerFrom(ctx context.Context) *Caller {
 	c, _ := ctx.Value(callerKey{}).(*Caller)
 	return c
+}
+
+// Methods lists every method in the role table (tests check that each
+// registered RPC is there).
+func Methods() []string {
+	out := make([]string, 0, len(methodRoles))
+	for m := range methodRoles {
+		out = append(out, m)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // AllowedRoles returns the roles that may call a full gRPC method name.

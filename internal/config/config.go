@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -49,7 +50,9 @@ type Config struct {
 	Policies      map[string]Policy `yaml:"policies"`
 	DefaultPolicy string            `yaml:"default_policy"`
 	// TSA is the RFC 3161 time-stamping authority; absent means none.
-	TSA *TSA `yaml:"tsa"`
+	TSA   *TSA  `yaml:"tsa"`
+	Audit Audit `yaml:"audit"`
+	Keys  Keys  `yaml:"keys"`
 	// ShutdownGrace is how long in-flight calls may finish after SIGTERM.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
@@ -236,6 +239,53 @@ type Client struct {
 	Keys     []string `yaml:"keys"`
 }
 
+// Audit is the audit log (internal/audit). pecetd refuses to start without
+// a file outside dev mode (dev mode: DIR/audit.log).
+type Audit struct {
+	// File is the log; each pecetd process needs its own (it is locked).
+	File string `yaml:"file"`
+	// Sync is the fsync policy: "event" (default: durable before a result
+	// leaves the service) or "none" (page cache; battery-backed storage).
+	Sync string `yaml:"sync"`
+	// MaxBytes rotates the file at this size (FILE.1, FILE.2, …); 0 never.
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// Keys configures the officers' key management.
+type Keys struct {
+	// ExpiryWarningDays: `keys show` warns when the primary version's
+	// certificate expires within this many days (default 30).
+	ExpiryWarningDays int `yaml:"expiry_warning_days"`
+	// DualControl lists what needs a second officer's approval.
+	DualControl DualControl `yaml:"dual_control"`
+}
+
+// DualControl: for aliases matching one of Aliases (path.Match globs, e.g.
+// "cssz-*"), the listed operations only take effect once a second, different
+// officer approves the request the first one made.
+type DualControl struct {
+	Aliases []string `yaml:"aliases"`
+	// Operations: create, rotate, set-primary, destroy (default: create,
+	// set-primary, destroy).
+	Operations []string `yaml:"operations"`
+	// RequestTTL: an unapproved request expires after this long (default 24h).
+	RequestTTL time.Duration `yaml:"request_ttl"`
+}
+
+// Dual-control operation names.
+const (
+	OpCreate     = "create"
+	OpRotate     = "rotate"
+	OpSetPrimary = "set-primary"
+	OpDestroy    = "destroy"
+)
+
+// Defaults for the keys section.
+const (
+	DefaultExpiryWarningDays = 30
+	DefaultRequestTTL        = 24 * time.Hour
+)
+
 // Roles a client may hold.
 var validRoles = map[string]bool{"client": true, "gateway": true, "officer": true}
 
@@ -283,6 +333,7 @@ func (c *Config) ResolvePaths(dir string) {
 	abs(&c.GRPC.TLS.Key)
 	abs(&c.GRPC.TLS.ClientCA)
 	abs(&c.Token.PINFile)
+	abs(&c.Audit.File)
 	// A bare library name ("libsofthsm2.so") is for the dynamic loader's
 	// search path; only a path with a slash is a file path.
 	if strings.Contains(c.Token.Module, "/") {
@@ -357,6 +408,18 @@ func (c *Config) applyDefaults() {
 	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
+	}
+	if c.Audit.Sync == "" {
+		c.Audit.Sync = "event"
+	}
+	if c.Keys.ExpiryWarningDays == 0 {
+		c.Keys.ExpiryWarningDays = DefaultExpiryWarningDays
+	}
+	if len(c.Keys.DualControl.Operations) == 0 {
+		c.Keys.DualControl.Operations = []string{OpCreate, OpSetPrimary, OpDestroy}
+	}
+	if c.Keys.DualControl.RequestTTL == 0 {
+		c.Keys.DualControl.RequestTTL = DefaultRequestTTL
 	}
 	if t := c.TSA; t != nil {
 		if t.Accuracy == 0 {
@@ -512,6 +575,31 @@ func (c *Config) Validate() error {
 	if c.TSA != nil {
 		c.TSA.validate(bad)
 	}
+	if c.Audit.Sync != "event" && c.Audit.Sync != "none" {
+		bad("audit.sync must be event or none")
+	}
+	if c.Audit.MaxBytes < 0 || (c.Audit.MaxBytes > 0 && c.Audit.MaxBytes < 64<<10) {
+		bad("audit.max_bytes must be 0 (no rotation) or at least 65536")
+	}
+	if c.Keys.ExpiryWarningDays < 0 || c.Keys.ExpiryWarningDays > 3650 {
+		bad("keys.expiry_warning_days must be between 0 and 3650")
+	}
+	dc := c.Keys.DualControl
+	for _, g := range dc.Aliases {
+		if _, err := path.Match(g, ""); err != nil || g == "" {
+			bad("keys.dual_control.aliases: %q is not a valid glob", g)
+		}
+	}
+	for _, op := range dc.Operations {
+		switch op {
+		case OpCreate, OpRotate, OpSetPrimary, OpDestroy:
+		default:
+			bad("keys.dual_control.operations: unknown %q (create, rotate, set-primary, destroy)", op)
+		}
+	}
+	if dc.RequestTTL < time.Second || dc.RequestTTL > 30*24*time.Hour {
+		bad("keys.dual_control.request_ttl must be between 1s and 720h")
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
 	}
@@ -621,4 +709,18 @@ func (c *Config) validatePolicies(bad func(string, ...any)) {
 			bad("policies.%s: negative bounds", name)
 		}
 	}
+}
+
+// NeedsApproval reports whether an operation on alias needs a second
+// officer (dual control).
+func (d DualControl) NeedsApproval(op, alias string) bool {
+	if !slices.Contains(d.Operations, op) {
+		return false
+	}
+	for _, g := range d.Aliases {
+		if ok, _ := path.Match(g, alias); ok {
+			return true
+		}
+	}
+	return false
 }

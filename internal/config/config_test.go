@@ -86,6 +86,11 @@ func TestParseRejects(t *testing.T) {
 		{"tsa unknown key", valid + tsaConf("key: tsa", "key: tsa\n  colour: red"), "colour"},
 		{"tsa two references", valid + tsaConf("key: tsa", "key: tsa\n  time_reference: {http_date_url: http://x, offset_file: /o}"), "exactly one of http_date_url"},
 		{"tsa accuracy", valid + tsaConf("key: tsa", "key: tsa\n  accuracy: 2h"), "tsa.accuracy"},
+		{"audit sync", valid + "audit: {file: a.log, sync: sometimes}\n", "audit.sync"},
+		{"audit small rotation", valid + "audit: {file: a.log, max_bytes: 10}\n", "audit.max_bytes"},
+		{"bad glob", valid + "keys: {dual_control: {aliases: [\"[\"]}}\n", "not a valid glob"},
+		{"unknown dual-control operation", valid + "keys: {dual_control: {aliases: [x], operations: [sign]}}\n", `unknown "sign"`},
+		{"short request ttl", valid + "keys: {dual_control: {aliases: [x], request_ttl: 1ms}}\n", "request_ttl"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -181,5 +186,31 @@ func TestParsePoliciesRejects(t *testing.T) {
 				t.Fatalf("err = %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestDualControl(t *testing.T) {
+	c, err := Parse([]byte(valid + "keys:\n  dual_control:\n    aliases: [\"cssz-*\", tsa]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := c.Keys.DualControl
+	if dc.RequestTTL != DefaultRequestTTL || c.Keys.ExpiryWarningDays != DefaultExpiryWarningDays {
+		t.Errorf("defaults: %+v", c.Keys)
+	}
+	for _, tc := range []struct {
+		op, alias string
+		want      bool
+	}{
+		{OpDestroy, "cssz-decrypt", true},
+		{OpCreate, "tsa", true},
+		{OpSetPrimary, "cssz-", true},
+		{OpRotate, "cssz-decrypt", false}, // not in the default operations
+		{OpDestroy, "client-sign", false},
+		{OpDestroy, "tsa2", false},
+	} {
+		if got := dc.NeedsApproval(tc.op, tc.alias); got != tc.want {
+			t.Errorf("NeedsApproval(%s, %s) = %v", tc.op, tc.alias, got)
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/pecet-hsm/pecet/envelope"
+	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/config"
 	"github.com/pecet-hsm/pecet/internal/devmode"
@@ -72,9 +73,27 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if o.HTTPAddr != "" {
 		cfg.HTTP.Addr = o.HTTPAddr
 	}
+	if cfg.Audit.File == "" {
+		return errors.New("config: audit.file is required: every key operation is audited, and without a file pecetd would have nowhere to write (dev mode uses DIR/audit.log)")
+	}
 	pin, err := cfg.Token.PIN()
 	if err != nil {
 		return err
+	}
+	// The audit log opens before the token: a log that cannot be written
+	// stops pecetd at start-up rather than failing every call later.
+	al, err := audit.Open(audit.Options{File: cfg.Audit.File, Sync: audit.SyncPolicy(cfg.Audit.Sync), MaxBytes: cfg.Audit.MaxBytes, Mirror: log})
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	defer func() {
+		_ = al.Write(audit.Event{Phase: audit.PhaseStop})
+		if err := al.Close(); err != nil {
+			log.Error("closing the audit log", "err", err)
+		}
+	}()
+	if err := al.Write(audit.Event{Phase: audit.PhaseStart}); err != nil {
+		return fmt.Errorf("audit log: %w", err)
 	}
 	ks, err := keystore.Open(ctx, keystore.Config{
 		ModulePath:  cfg.Token.Module,
@@ -136,6 +155,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Validator:       engine,
 		Policies:        engine,
 		Auth:            authz.New(cfg.Clients),
+		Audit:           al,
+		KeyPolicy:       cfg.Keys,
 		Metrics:         m,
 		Log:             log,
 		MaxMessageBytes: cfg.GRPC.MaxMessageBytes,
@@ -341,6 +362,7 @@ pecetd --dev is serving
   HTTP:         http://%s/healthz  /readyz  /metrics  POST /tsa (RFC 3161)
   dev folder:   %s  (token, dev CA ca.pem, role certificates, pecet.yaml)
   keys:         client-sign (SIGN), gateway-decrypt (DECRYPT), tsa (TIMESTAMP)
+  audit log:    %s
 
 Try, in another terminal:
   echo '<PRIHL/>' > filing.xml
@@ -350,5 +372,5 @@ Try, in another terminal:
   pecet timestamp --in filing.xml --out filing.tsr --cert
   pecet timestamp verify --in filing.tsr --data filing.xml
 
-`, ep.GRPC, ep.HTTP, dir)
+`, ep.GRPC, ep.HTTP, dir, filepath.Join(dir, "audit.log"))
 }

@@ -31,7 +31,8 @@ const DefaultDir = ".pecet-dev"
 const TokenLabel = "pecet-dev"
 
 // Role certificate file names in the dev folder, by role.
-var RoleFiles = map[string]string{"client": "client", "gateway": "gateway", "officer": "officer"}
+// officer-2 is a second officer, so that dual control can be tried out.
+var RoleFiles = map[string]string{"client": "client", "gateway": "gateway", "officer": "officer", "officer-2": "officer-2"}
 
 // DevKey is a key the dev folder provides.
 type DevKey struct {
@@ -105,6 +106,10 @@ func Prepare(dir string, now time.Time) (*config.Config, error) {
 	if cfg.TSA == nil {
 		// A dev folder from before the TSA existed: serve it anyway.
 		cfg.TSA = DevTSA()
+	}
+	if cfg.Audit.File == "" {
+		// A dev folder from before the audit log existed.
+		cfg.Audit.File = filepath.Join(dir, "audit.log")
 	}
 	return cfg, nil
 }
@@ -208,6 +213,9 @@ clients:
   - identity: officer
     roles: [officer]
     keys: ["*"]
+  - identity: officer-2        # a second officer, for dual control
+    roles: [officer]
+    keys: ["*"]
 tsa:                     # RFC 3161: POST /tsa, TimestampService, pecet sign --timestamp
   key: tsa
   policy: ` + DevPolicy + `        # OpenSSL's example policy: a placeholder, not a real TSA
@@ -216,6 +224,14 @@ tsa:                     # RFC 3161: POST /tsa, TimestampService, pecet sign --t
   ordering: false
   hashes: [sha256, sha384, sha512]
   include_tsa_name: true
+audit:
+  file: audit.log             # one per pecetd process (it is locked)
+keys:
+  expiry_warning_days: 30
+  # dual_control:             # a second officer approves these (pecet keys approve ID)
+  #   aliases: ["cssz-*"]
+  #   operations: [create, set-primary, destroy]
+  #   request_ttl: 24h
 `
 }
 

@@ -11,7 +11,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pecet-hsm/pecet/envelope"
+	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/authz"
+	"github.com/pecet-hsm/pecet/internal/dualcontrol"
 	"github.com/pecet-hsm/pecet/internal/ratelimit"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/policy"
@@ -41,6 +43,13 @@ var table = []mapping{
 	{keystore.ErrInvalidPurpose, codes.InvalidArgument, "unknown key purpose: use SIGN, DECRYPT or TIMESTAMP"},
 	{keystore.ErrInvalidState, codes.FailedPrecondition, "the key version's state does not allow this change"},
 	{keystore.ErrInvalidAlias, codes.InvalidArgument, "invalid key alias: use 1-64 characters a-z 0-9 . _ -"},
+	{keystore.ErrCertificateUsage, codes.InvalidArgument, "the certificate's key usage does not fit the key's purpose: SIGN needs digitalSignature or nonRepudiation, DECRYPT keyEncipherment, TIMESTAMP exactly one critical timeStamping EKU"},
+	{keystore.ErrRequestNotFound, codes.NotFound, "no pending request with that id (approved already, expired, or never made): see `pecet keys requests`"},
+	{keystore.ErrInvalidRequest, codes.InvalidArgument, "invalid request id"},
+	{dualcontrol.ErrExpired, codes.FailedPrecondition, "the request has expired: ask for the operation again"},
+	{dualcontrol.ErrSelfApproval, codes.PermissionDenied, "a request must be approved by a different officer than the one who made it"},
+	{dualcontrol.ErrMalformed, codes.Internal, "the stored request cannot be read; the server log has the details"},
+	{audit.ErrUnavailable, codes.Unavailable, "the audit log cannot be written, so the operation was refused; retry later"},
 	{keystore.ErrPoolExhausted, codes.ResourceExhausted, "the HSM is busy: no session became free in time, retry later"},
 	{keystore.ErrTokenUnavailable, codes.Unavailable, "the HSM token is unavailable, retry later"},
 	{keystore.ErrPINIncorrect, codes.Unavailable, "the HSM token is not logged in (it refused the PIN); an operator must fix the PIN and restart pecetd"},

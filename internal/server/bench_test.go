@@ -9,6 +9,7 @@ import (
 	"time"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/keystore"
 )
 
@@ -17,15 +18,20 @@ import (
 // digest, next to the raw token rate of the same key on the same token
 // measured right after it (keystore's KeySigner.Baseline: C_Sign on
 // dedicated sessions, nothing else). The ratio is what performance goals are
-// quoted in; no figure is asserted.
+// quoted in; no figure is asserted. Every signature writes two audit lines;
+// "fsync" runs with the production policy (audit.sync: event, one shared
+// fsync per operation), "nosync" with page-cache writes only.
 func BenchmarkSign(b *testing.B) {
-	for _, conc := range []int{1, 16} {
-		b.Run(map[int]string{1: "c1", 16: "c16"}[conc], func(b *testing.B) { benchSign(b, conc) })
+	for _, pol := range []audit.SyncPolicy{audit.SyncNone, audit.SyncEvent} {
+		for _, conc := range []int{1, 16} {
+			name := map[int]string{1: "c1", 16: "c16"}[conc] + map[audit.SyncPolicy]string{audit.SyncNone: "-nosync", audit.SyncEvent: "-fsync"}[pol]
+			b.Run(name, func(b *testing.B) { benchSign(b, conc, pol) })
+		}
 	}
 }
 
-func benchSign(b *testing.B, conc int) {
-	f := newFixtureTB(b)
+func benchSign(b *testing.B, conc int, pol audit.SyncPolicy) {
+	f := newFixtureOpts(b, fixtureOpts{auditSync: pol})
 	sc := pecetv1.NewSignServiceClient(f.dial(b, "client"))
 	sum := sha256.Sum256([]byte("pecet benchmark"))
 	req := &pecetv1.SignRequest{Key: "client-sign", Input: &pecetv1.SignRequest_Digest{Digest: sum[:]}}

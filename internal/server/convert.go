@@ -84,6 +84,7 @@ func keyProto(k keystore.Key) *pecetv1.Key {
 			Version: uint32(v.Version),
 			State:   stateProto[v.State],
 			Primary: v.Primary,
+			Created: ts(v.CreatedAt),
 		}
 		if spki, err := x509.MarshalPKIXPublicKey(v.Public); err == nil {
 			sum := sha256.Sum256(spki)
@@ -94,6 +95,8 @@ func keyProto(k keystore.Key) *pecetv1.Key {
 			pv.CertificateChain = derChain(v.Chain)
 			pv.NotBefore = timestamppb.New(c.NotBefore)
 			pv.NotAfter = timestamppb.New(c.NotAfter)
+			sum := sha256.Sum256(c.Raw)
+			pv.CertificateSha256 = hex.EncodeToString(sum[:])
 		}
 		out.Versions = append(out.Versions, pv)
 	}

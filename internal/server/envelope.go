@@ -149,10 +149,12 @@ func (es *envelopeService) Decrypt(ctx context.Context, req *pecetv1.DecryptRequ
 			}
 		}
 	}
+	call := ctx // the audit record lives in the call's context
 	find := func(ctx context.Context, id envelope.RecipientID) (envelope.Key, error) {
 		for _, k := range keys {
 			for _, v := range k.Versions {
 				if v.State == keystore.StateEnabled && id.Matches(v.Certificate()) {
+					auditKey(call, k.Alias, v.Version)
 					return es.s.d.Keys.Decrypter(ctx, k.Alias, v.Version)
 				}
 			}

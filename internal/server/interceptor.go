@@ -48,6 +48,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	caller, err = s.d.Auth.Authorize(ctx, method)
 	if err != nil {
 		s.d.Log.Warn("denied", "method", method, "caller", identityOf(caller), "err", err)
+		s.auditDenied(method, caller, err)
 		return nil, grpcerr.Status(err)
 	}
 	// The rate is checked after authorisation, so the limiter's buckets
@@ -56,7 +57,11 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 		s.d.Log.Warn("rate limited", "method", method, "caller", caller.Identity)
 		return nil, grpcerr.Status(err)
 	}
-	resp, err = handler(authz.WithCaller(ctx, caller), req)
+	ctx = authz.WithCaller(ctx, caller)
+	if spec, ok := auditSpecs[method]; ok {
+		return s.audited(ctx, req, method, caller, spec, handler)
+	}
+	resp, err = handler(ctx, req)
 	if err != nil {
 		if _, isStatus := status.FromError(err); !isStatus {
 			// The cause (paths, PKCS#11 codes) is for the log only.
@@ -84,6 +89,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	caller, err := s.d.Auth.Authorize(ss.Context(), info.FullMethod)
 	if err != nil {
 		s.d.Log.Warn("denied", "method", info.FullMethod, "caller", identityOf(caller), "err", err)
+		s.auditDenied(info.FullMethod, caller, err)
 		return grpcerr.Status(err)
 	}
 	if err := s.d.Limiter.Allow(caller.Identity); err != nil {

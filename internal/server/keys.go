@@ -2,9 +2,20 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/authz"
+	"github.com/pecet-hsm/pecet/internal/config"
+	"github.com/pecet-hsm/pecet/internal/csr"
+	"github.com/pecet-hsm/pecet/internal/dualcontrol"
 	"github.com/pecet-hsm/pecet/internal/grpcerr"
 	"github.com/pecet-hsm/pecet/keystore"
 )
@@ -13,6 +24,9 @@ type keyService struct {
 	pecetv1.UnimplementedKeyServiceServer
 	s *Server
 }
+
+// maxChain bounds an imported chain: a leaf and its issuers up to a root.
+const maxChain = 8
 
 // ListKeys shows the keys the caller may use (officers: all).
 func (ks *keyService) ListKeys(ctx context.Context, _ *pecetv1.ListKeysRequest) (*pecetv1.ListKeysResponse, error) {
@@ -24,7 +38,7 @@ func (ks *keyService) ListKeys(ctx context.Context, _ *pecetv1.ListKeysRequest) 
 	resp := &pecetv1.ListKeysResponse{}
 	for _, k := range keys {
 		if caller.MayUseKey(k.Alias) {
-			resp.Keys = append(resp.Keys, keyProto(k))
+			resp.Keys = append(resp.Keys, ks.keyProto(k))
 		}
 	}
 	return resp, nil
@@ -43,5 +57,391 @@ func (ks *keyService) GetKey(ctx context.Context, req *pecetv1.GetKeyRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	return keyProto(k), nil
+	return ks.keyProto(k), nil
+}
+
+// keyProto adds the expiry warning to the key's description.
+func (ks *keyService) keyProto(k keystore.Key) *pecetv1.Key {
+	out := keyProto(k)
+	out.Warning = expiryWarning(k, ks.s.d.Now(), ks.s.d.KeyPolicy.ExpiryWarningDays)
+	return out
+}
+
+// expiryWarning: the primary's certificate has expired or expires within
+// days. Sign keeps working until NotAfter, but verifiers judge signatures
+// made after it INVALID, so officers must renew (rotate, certify, switch)
+// in time.
+func expiryWarning(k keystore.Key, now time.Time, days int) string {
+	for _, v := range k.Versions {
+		c := v.Certificate()
+		if !v.Primary || c == nil {
+			continue
+		}
+		left := c.NotAfter.Sub(now)
+		switch {
+		case left <= 0:
+			return fmt.Sprintf("the primary version %d's certificate expired on %s: rotate, certify and set a new primary", v.Version, c.NotAfter.UTC().Format(time.DateOnly))
+		case left <= time.Duration(days)*24*time.Hour:
+			return fmt.Sprintf("the primary version %d's certificate expires on %s (in %d days, warning threshold %d): rotate and certify a new version", v.Version, c.NotAfter.UTC().Format(time.DateOnly), int(left.Hours()/24), days)
+		}
+	}
+	return ""
+}
+
+func needAlias(alias string) error {
+	if alias == "" {
+		return grpcerr.InvalidArgument("alias is required")
+	}
+	return keystore.CheckAlias(alias)
+}
+
+func needVersion(v uint32) error {
+	if v == 0 {
+		return grpcerr.InvalidArgument("version is required (see `pecet keys show`)")
+	}
+	return nil
+}
+
+var (
+	purposeFrom   = invert(purposeProto)
+	algorithmFrom = invert(algorithmProto)
+)
+
+func invert[K comparable, V comparable](m map[K]V) map[V]K {
+	out := make(map[V]K, len(m))
+	for k, v := range m {
+		out[v] = k
+	}
+	return out
+}
+
+// resolveVersion maps 0 to the newest version of alias.
+func (ks *keyService) resolveVersion(ctx context.Context, alias string, v uint32) (keystore.Key, int, error) {
+	k, err := ks.s.d.Keys.GetKey(ctx, alias)
+	if err != nil {
+		return keystore.Key{}, 0, err
+	}
+	if v != 0 {
+		return k, int(v), nil
+	}
+	if len(k.Versions) == 0 {
+		return k, 0, fmt.Errorf("%w: %q has no versions", keystore.ErrVersionNotFound, alias)
+	}
+	return k, k.Versions[len(k.Versions)-1].Version, nil
+}
+
+func versionOf(k keystore.Key, v int) (keystore.Version, error) {
+	i := slices.IndexFunc(k.Versions, func(x keystore.Version) bool { return x.Version == v })
+	if i < 0 {
+		return keystore.Version{}, fmt.Errorf("%w: %q version %d", keystore.ErrVersionNotFound, k.Alias, v)
+	}
+	return k.Versions[i], nil
+}
+
+func (ks *keyService) CreateKey(ctx context.Context, req *pecetv1.CreateKeyRequest) (*pecetv1.KeyChange, error) {
+	if err := needAlias(req.GetAlias()); err != nil {
+		return nil, err
+	}
+	p, ok := purposeFrom[req.GetPurpose()]
+	if !ok {
+		return nil, grpcerr.InvalidArgument("purpose is required: SIGN, DECRYPT or TIMESTAMP")
+	}
+	a, ok := algorithmFrom[req.GetAlgorithm()]
+	if !ok {
+		return nil, grpcerr.InvalidArgument("algorithm is required: RSA_2048, RSA_3072, RSA_4096, EC_P256 or EC_P384")
+	}
+	if err := keystore.CheckPurposeAlgorithm(p, a); err != nil {
+		return nil, err
+	}
+	r := dualcontrol.Request{Operation: config.OpCreate, Alias: req.GetAlias(), Purpose: string(p), Algorithm: string(a)}
+	if ks.needsApproval(r) {
+		if _, err := ks.s.d.Keys.GetKey(ctx, r.Alias); err == nil {
+			return nil, fmt.Errorf("%w: %q", keystore.ErrKeyExists, r.Alias)
+		} else if !errors.Is(err, keystore.ErrKeyNotFound) {
+			return nil, err
+		}
+		return ks.request(ctx, r)
+	}
+	return ks.execute(ctx, r)
+}
+
+func (ks *keyService) RotateKey(ctx context.Context, req *pecetv1.RotateKeyRequest) (*pecetv1.KeyChange, error) {
+	if err := needAlias(req.GetAlias()); err != nil {
+		return nil, err
+	}
+	r := dualcontrol.Request{Operation: config.OpRotate, Alias: req.GetAlias()}
+	if ks.needsApproval(r) {
+		if _, err := ks.s.d.Keys.GetKey(ctx, r.Alias); err != nil {
+			return nil, err
+		}
+		return ks.request(ctx, r)
+	}
+	return ks.execute(ctx, r)
+}
+
+func (ks *keyService) SetPrimaryVersion(ctx context.Context, req *pecetv1.SetPrimaryVersionRequest) (*pecetv1.KeyChange, error) {
+	if err := needAlias(req.GetAlias()); err != nil {
+		return nil, err
+	}
+	if err := needVersion(req.GetVersion()); err != nil {
+		return nil, err
+	}
+	r := dualcontrol.Request{Operation: config.OpSetPrimary, Alias: req.GetAlias(), Version: int(req.GetVersion())}
+	if ks.needsApproval(r) {
+		// Refuse now what the approval would refuse anyway.
+		k, err := ks.s.d.Keys.GetKey(ctx, r.Alias)
+		if err != nil {
+			return nil, err
+		}
+		v, err := versionOf(k, r.Version)
+		if err != nil {
+			return nil, err
+		}
+		if v.State != keystore.StateEnabled {
+			return nil, fmt.Errorf("%w: %q version %d is %s", keystore.ErrKeyNotEnabled, r.Alias, r.Version, v.State)
+		}
+		return ks.request(ctx, r)
+	}
+	return ks.execute(ctx, r)
+}
+
+func (ks *keyService) DestroyKeyVersion(ctx context.Context, req *pecetv1.DestroyKeyVersionRequest) (*pecetv1.KeyChange, error) {
+	if err := needAlias(req.GetAlias()); err != nil {
+		return nil, err
+	}
+	if err := needVersion(req.GetVersion()); err != nil {
+		return nil, err
+	}
+	r := dualcontrol.Request{Operation: config.OpDestroy, Alias: req.GetAlias(), Version: int(req.GetVersion())}
+	if ks.needsApproval(r) {
+		k, err := ks.s.d.Keys.GetKey(ctx, r.Alias)
+		if err != nil {
+			return nil, err
+		}
+		v, err := versionOf(k, r.Version)
+		if err != nil {
+			return nil, err
+		}
+		if v.Primary || (v.State != keystore.StateDisabled && v.State != keystore.StatePendingCertificate) {
+			return nil, fmt.Errorf("%w: %q version %d is %s (primary %v)", keystore.ErrInvalidState, r.Alias, r.Version, v.State, v.Primary)
+		}
+		return ks.request(ctx, r)
+	}
+	return ks.execute(ctx, r)
+}
+
+func (ks *keyService) DisableKeyVersion(ctx context.Context, req *pecetv1.DisableKeyVersionRequest) (*pecetv1.KeyChange, error) {
+	return ks.setState(ctx, req.GetAlias(), req.GetVersion(), ks.s.d.Keys.DisableKeyVersion)
+}
+
+func (ks *keyService) EnableKeyVersion(ctx context.Context, req *pecetv1.EnableKeyVersionRequest) (*pecetv1.KeyChange, error) {
+	return ks.setState(ctx, req.GetAlias(), req.GetVersion(), ks.s.d.Keys.EnableKeyVersion)
+}
+
+func (ks *keyService) setState(ctx context.Context, alias string, version uint32, fn func(context.Context, string, int) (keystore.Version, error)) (*pecetv1.KeyChange, error) {
+	if err := needAlias(alias); err != nil {
+		return nil, err
+	}
+	if err := needVersion(version); err != nil {
+		return nil, err
+	}
+	v, err := fn(ctx, alias, int(version))
+	if err != nil {
+		return nil, err
+	}
+	return ks.changed(ctx, alias, v.Version)
+}
+
+func (ks *keyService) CreateCSR(ctx context.Context, req *pecetv1.CreateCSRRequest) (*pecetv1.CreateCSRResponse, error) {
+	if err := needAlias(req.GetAlias()); err != nil {
+		return nil, err
+	}
+	// Parse before touching the token: a typo costs no signature.
+	if _, err := csr.ParseSubject(req.GetSubject()); err != nil {
+		return nil, grpcerr.InvalidArgument(strings.TrimPrefix(err.Error(), "csr: "))
+	}
+	if _, err := csr.ParseSANs(req.GetSubjectAltNames()); err != nil {
+		return nil, grpcerr.InvalidArgument(strings.TrimPrefix(err.Error(), "csr: "))
+	}
+	_, ver, err := ks.resolveVersion(ctx, req.GetAlias(), req.GetVersion())
+	if err != nil {
+		return nil, err
+	}
+	auditKey(ctx, req.GetAlias(), ver)
+	sg, err := ks.s.d.Keys.ProofSigner(ctx, req.GetAlias(), ver)
+	if err != nil {
+		return nil, err
+	}
+	der, err := csr.Create(sg, req.GetSubject(), req.GetSubjectAltNames())
+	if err != nil {
+		return nil, err
+	}
+	return &pecetv1.CreateCSRResponse{Csr: der, Version: uint32(ver)}, nil
+}
+
+func (ks *keyService) ImportCertificate(ctx context.Context, req *pecetv1.ImportCertificateRequest) (*pecetv1.KeyChange, error) {
+	if err := needAlias(req.GetAlias()); err != nil {
+		return nil, err
+	}
+	n := len(req.GetChain())
+	if n == 0 || n > maxChain {
+		return nil, grpcerr.InvalidArgument(fmt.Sprintf("chain must hold 1 to %d certificates, leaf first", maxChain))
+	}
+	chain := make([]*x509.Certificate, 0, n)
+	for i, der := range req.GetChain() {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return nil, grpcerr.InvalidArgument(fmt.Sprintf("chain certificate %d is not a DER X.509 certificate", i))
+		}
+		chain = append(chain, c)
+	}
+	k, ver, err := ks.resolveVersion(ctx, req.GetAlias(), req.GetVersion())
+	if err != nil {
+		return nil, err
+	}
+	auditKey(ctx, req.GetAlias(), ver)
+	if err := keystore.CheckCertificateUsage(k.Purpose, chain[0]); err != nil {
+		return nil, err
+	}
+	if _, err := ks.s.d.Keys.ImportCertificate(ctx, req.GetAlias(), ver, chain); err != nil {
+		return nil, err
+	}
+	return ks.changed(ctx, req.GetAlias(), ver)
+}
+
+func (ks *keyService) ListRequests(ctx context.Context, _ *pecetv1.ListRequestsRequest) (*pecetv1.ListRequestsResponse, error) {
+	stored, err := ks.s.d.Keys.ListRequests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := ks.s.d.Now()
+	var rs []dualcontrol.Request
+	for _, st := range stored {
+		r, err := dualcontrol.Parse(st.Value)
+		if err != nil {
+			ks.s.d.Log.Warn("unreadable request on the token", "id", st.ID, "err", err)
+			continue
+		}
+		if r.Expired(now) {
+			// Expired requests are cleared lazily, by whichever replica
+			// sees them first; losing that race is harmless.
+			if err := ks.s.d.Keys.DeleteRequest(ctx, st.ID); err != nil && !errors.Is(err, keystore.ErrRequestNotFound) {
+				ks.s.d.Log.Warn("cannot remove expired request", "id", st.ID, "err", err)
+			}
+			continue
+		}
+		rs = append(rs, r)
+	}
+	slices.SortFunc(rs, func(a, b dualcontrol.Request) int { return a.Created.Compare(b.Created) })
+	resp := &pecetv1.ListRequestsResponse{}
+	for _, r := range rs {
+		resp.Requests = append(resp.Requests, requestProto(r))
+	}
+	return resp, nil
+}
+
+func (ks *keyService) ApproveRequest(ctx context.Context, req *pecetv1.ApproveRequestRequest) (*pecetv1.KeyChange, error) {
+	if req.GetId() == "" {
+		return nil, grpcerr.InvalidArgument("id is required (see `pecet keys requests`)")
+	}
+	auditRequest(ctx, req.GetId(), false)
+	b, err := ks.s.d.Keys.GetRequest(ctx, req.GetId())
+	if err != nil {
+		return nil, err
+	}
+	r, err := dualcontrol.Parse(b)
+	if err != nil {
+		return nil, err
+	}
+	auditKey(ctx, r.Alias, r.Version)
+	if err := r.CheckApproval(authz.CallerFrom(ctx).Identity, ks.s.d.Now()); err != nil {
+		if errors.Is(err, dualcontrol.ErrExpired) {
+			_ = ks.s.d.Keys.DeleteRequest(ctx, r.ID)
+		}
+		return nil, err
+	}
+	// Claim it: of two officers approving at once (on two replicas), only
+	// the one whose delete succeeds carries it out.
+	if err := ks.s.d.Keys.DeleteRequest(ctx, r.ID); err != nil {
+		return nil, err
+	}
+	ks.s.d.Log.Info("dual-control request approved", "id", r.ID, "op", r.Operation, "alias", r.Alias, "by", r.By, "approver", authz.CallerFrom(ctx).Identity)
+	return ks.execute(ctx, r)
+}
+
+func (ks *keyService) needsApproval(r dualcontrol.Request) bool {
+	return ks.s.d.KeyPolicy.DualControl.NeedsApproval(r.Operation, r.Alias)
+}
+
+// request stores r as a pending request of the calling officer.
+func (ks *keyService) request(ctx context.Context, tmpl dualcontrol.Request) (*pecetv1.KeyChange, error) {
+	r, err := dualcontrol.New(tmpl.Operation, tmpl.Alias, authz.CallerFrom(ctx).Identity, ks.s.d.Now(), ks.s.d.KeyPolicy.DualControl.RequestTTL)
+	if err != nil {
+		return nil, err
+	}
+	r.Version, r.Purpose, r.Algorithm = tmpl.Version, tmpl.Purpose, tmpl.Algorithm
+	b, err := r.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := ks.s.d.Keys.PutRequest(ctx, r.ID, b); err != nil {
+		return nil, err
+	}
+	auditRequest(ctx, r.ID, true)
+	out := &pecetv1.KeyChange{Version: uint32(r.Version), PendingRequest: requestProto(r)}
+	if k, err := ks.s.d.Keys.GetKey(ctx, r.Alias); err == nil {
+		out.Key = ks.keyProto(k)
+	}
+	return out, nil
+}
+
+// execute carries out a create, rotate, set-primary or destroy.
+func (ks *keyService) execute(ctx context.Context, r dualcontrol.Request) (*pecetv1.KeyChange, error) {
+	keys := ks.s.d.Keys
+	var (
+		v   keystore.Version
+		err error
+	)
+	ver := r.Version
+	switch r.Operation {
+	case config.OpCreate:
+		v, err = keys.CreateKey(ctx, r.Alias, keystore.Purpose(r.Purpose), keystore.Algorithm(r.Algorithm))
+		ver = v.Version
+	case config.OpRotate:
+		v, err = keys.RotateKey(ctx, r.Alias)
+		ver = v.Version
+	case config.OpSetPrimary:
+		_, err = keys.SetPrimaryVersion(ctx, r.Alias, r.Version)
+	case config.OpDestroy:
+		_, err = keys.DestroyKeyVersion(ctx, r.Alias, r.Version)
+	default:
+		return nil, fmt.Errorf("%w: operation %q", dualcontrol.ErrMalformed, r.Operation)
+	}
+	if err != nil {
+		return nil, err
+	}
+	auditKey(ctx, r.Alias, ver)
+	return ks.changed(ctx, r.Alias, ver)
+}
+
+func (ks *keyService) changed(ctx context.Context, alias string, version int) (*pecetv1.KeyChange, error) {
+	k, err := ks.s.d.Keys.GetKey(ctx, alias)
+	if err != nil {
+		return nil, err
+	}
+	return &pecetv1.KeyChange{Key: ks.keyProto(k), Version: uint32(version)}, nil
+}
+
+func requestProto(r dualcontrol.Request) *pecetv1.PendingRequest {
+	return &pecetv1.PendingRequest{
+		Id:          r.ID,
+		Operation:   r.Operation,
+		Alias:       r.Alias,
+		Version:     uint32(r.Version),
+		Purpose:     purposeProto[keystore.Purpose(r.Purpose)],
+		Algorithm:   algorithmProto[keystore.Algorithm(r.Algorithm)],
+		RequestedBy: r.By,
+		Created:     timestamppb.New(r.Created),
+		Expires:     timestamppb.New(r.Expires),
+	}
 }

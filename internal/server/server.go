@@ -5,6 +5,7 @@ package server
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -23,7 +24,9 @@ import (
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/envelope"
+	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/authz"
+	"github.com/pecet-hsm/pecet/internal/config"
 	"github.com/pecet-hsm/pecet/internal/metrics"
 	"github.com/pecet-hsm/pecet/internal/ratelimit"
 	"github.com/pecet-hsm/pecet/keystore"
@@ -39,6 +42,22 @@ type Keys interface {
 	GetKey(ctx context.Context, alias string) (keystore.Key, error)
 	Decrypter(ctx context.Context, alias string, version int) (*keystore.KeyDecrypter, error)
 	Ping(ctx context.Context) error
+
+	// Key lifecycle (KeyService writes, officers only).
+	CreateKey(ctx context.Context, alias string, p keystore.Purpose, a keystore.Algorithm) (keystore.Version, error)
+	RotateKey(ctx context.Context, alias string) (keystore.Version, error)
+	ImportCertificate(ctx context.Context, alias string, version int, chain []*x509.Certificate) (keystore.Version, error)
+	SetPrimaryVersion(ctx context.Context, alias string, version int) (keystore.Key, error)
+	EnableKeyVersion(ctx context.Context, alias string, version int) (keystore.Version, error)
+	DisableKeyVersion(ctx context.Context, alias string, version int) (keystore.Version, error)
+	DestroyKeyVersion(ctx context.Context, alias string, version int) (keystore.Version, error)
+	ProofSigner(ctx context.Context, alias string, version int) (crypto.Signer, error)
+
+	// Dual-control requests, kept on the token for every replica.
+	PutRequest(ctx context.Context, id string, value []byte) error
+	GetRequest(ctx context.Context, id string) ([]byte, error)
+	ListRequests(ctx context.Context) ([]keystore.Request, error)
+	DeleteRequest(ctx context.Context, id string) error
 }
 
 // Deps are the server's collaborators.
@@ -49,8 +68,13 @@ type Deps struct {
 	// means only the default exists.
 	Policies Policies
 	Auth     *authz.Authorizer
-	Metrics  *metrics.Metrics
-	Log      *slog.Logger
+	// Audit is the audit log; nil means events go to Log only (tests of
+	// other services). pecetd always sets one.
+	Audit *audit.Log
+	// KeyPolicy: dual control and the certificate-expiry warning.
+	KeyPolicy config.Keys
+	Metrics   *metrics.Metrics
+	Log       *slog.Logger
 	// Now is the clock (signing time); nil means time.Now.
 	Now func() time.Time
 	// MaxMessageBytes bounds gRPC messages both ways.
@@ -93,6 +117,15 @@ func New(d Deps) *Server {
 	}
 	if d.Log == nil {
 		d.Log = slog.Default()
+	}
+	if d.Audit == nil {
+		d.Audit, _ = audit.Open(audit.Options{Mirror: d.Log, Now: d.Now}) // no file: cannot fail
+	}
+	if d.KeyPolicy.ExpiryWarningDays == 0 {
+		d.KeyPolicy.ExpiryWarningDays = config.DefaultExpiryWarningDays
+	}
+	if d.KeyPolicy.DualControl.RequestTTL == 0 {
+		d.KeyPolicy.DualControl.RequestTTL = config.DefaultRequestTTL
 	}
 	return &Server{d: d, health: health.NewServer()}
 }
@@ -165,9 +198,9 @@ func (s *Server) HTTP() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.d.Metrics.Registry, promhttp.HandlerOpts{}))
 	if s.d.TSA != nil {
-		mux.Handle("/tsa", tsa.Handler(s.d.TSA, func(r *http.Request, res tsa.Result) {
+		mux.Handle("/tsa", s.auditHTTP("POST /tsa", tsa.MaxRequestBytes, tsa.Handler(s.d.TSA, func(r *http.Request, res tsa.Result) {
 			s.observeTSA(r.Context(), "http", res)
-		}))
+		})))
 	}
 	return mux
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,6 +13,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +27,7 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/config"
 	"github.com/pecet-hsm/pecet/internal/metrics"
@@ -37,17 +41,42 @@ import (
 // fixture is a server on a real SoftHSM token, reached over bufconn with
 // real mTLS, and a CA that issues client identities.
 type fixture struct {
-	ca    *pki.CA
-	lis   *bufconn.Listener
-	store *keystore.Store
-	srv   *Server
+	ca        *pki.CA
+	lis       *bufconn.Listener
+	store     *keystore.Store
+	srv       *Server
+	auditFile string
+	clock     *fakeClock
+}
+
+// fakeClock is the server's clock in tests (dual-control expiry).
+type fakeClock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.off += d
+	c.mu.Unlock()
 }
 
 // fixtureOpts change the fixture: a store of the test's own (e.g. through
-// keystore.Faults) and Deps fields.
+// keystore.Faults), the audit log, and Deps fields.
 type fixtureOpts struct {
 	store *keystore.Store
 	deps  func(*Deps)
+	// auditFile overrides the audit log path (default: a file in a temp dir).
+	auditFile string
+	// auditSync is the audit fsync policy (default none: tests need no
+	// durability; benchmarks measure both).
+	auditSync audit.SyncPolicy
 }
 
 var clientsConf = []config.Client{
@@ -55,7 +84,12 @@ var clientsConf = []config.Client{
 	{Identity: "wide-client", Roles: []string{"client"}, Keys: []string{"*"}},
 	{Identity: "gateway", Roles: []string{"gateway"}, Keys: []string{"gateway-decrypt"}},
 	{Identity: "officer", Roles: []string{"officer"}, Keys: []string{"*"}},
+	{Identity: "officer-2", Roles: []string{"officer"}, Keys: []string{"*"}},
 }
+
+// dualControl in the fixture: aliases "dual-*" need a second officer for
+// the default operations (create, set-primary, destroy).
+var dualControl = config.DualControl{Aliases: []string{"dual-*"}, Operations: []string{config.OpCreate, config.OpSetPrimary, config.OpDestroy}, RequestTTL: time.Hour}
 
 func newFixture(t *testing.T) *fixture { return newFixtureTB(t) }
 
@@ -119,14 +153,30 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	if err := authority.Check(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if o.auditFile == "" {
+		o.auditFile = filepath.Join(t.TempDir(), "audit.log")
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	clock := &fakeClock{}
+	if o.auditSync == "" {
+		o.auditSync = audit.SyncNone
+	}
+	al, err := audit.Open(audit.Options{File: o.auditFile, Sync: o.auditSync, Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { al.Close() })
 	deps := Deps{
 		TSA:             authority,
 		Keys:            store,
 		Validator:       engine,
 		Policies:        engine,
 		Auth:            authz.New(clientsConf),
+		Audit:           al,
+		KeyPolicy:       config.Keys{ExpiryWarningDays: 30, DualControl: dualControl},
 		Metrics:         metrics.New(store.PoolStats),
-		Log:             slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:             log,
+		Now:             clock.Now,
 		MaxMessageBytes: 1 << 20,
 	}
 	if o.deps != nil {
@@ -143,7 +193,7 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = g.Serve(lis) }()
 	t.Cleanup(g.Stop)
-	return &fixture{ca: ca, lis: lis, store: store, srv: srv}
+	return &fixture{ca: ca, lis: lis, store: store, srv: srv, auditFile: o.auditFile, clock: clock}
 }
 
 func tlsCert(t testing.TB, ca *pki.CA, cn string, kind pki.Kind) tls.Certificate {
@@ -181,80 +231,207 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// TestAuthorizationMatrix calls every RPC as every role.
+// TestAuthorizationMatrix calls every RPC in the role table as every role:
+// allowed calls succeed (or fail for a reason other than authorisation),
+// the others are PermissionDenied and leave a "denied" line in the audit log.
 func TestAuthorizationMatrix(t *testing.T) {
 	f := newFixture(t)
+	ctx := ctxT(t)
 	data := []byte("<PRIHL/>")
-	type call func(context.Context, *grpc.ClientConn) error
+	// Keys the write calls act on; each call is a no-op or idempotent for
+	// the one role allowed to make it, so the order of calls is free.
+	for _, alias := range []string{"rot", "imp", "dst"} {
+		if _, err := f.store.CreateKey(ctx, alias, keystore.PurposeSign, keystore.ECP256); err != nil {
+			t.Fatal(err)
+		}
+	}
+	imp, _ := f.store.GetKey(ctx, "imp")
+	impCert, err := f.ca.Issue("imp", pki.CMSSign, imp.Versions[0].Public, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.CreateKey(ctx, "dual-x", keystore.PurposeSign, keystore.ECP256); err != nil {
+		t.Fatal(err)
+	}
+	// officer-2 asks to destroy dual-x version 1; officer approves in the matrix.
+	pend, err := pecetv1.NewKeyServiceClient(f.dial(t, "officer-2")).DestroyKeyVersion(ctx, &pecetv1.DestroyKeyVersionRequest{Alias: "dual-x", Version: 1})
+	if err != nil || pend.GetPendingRequest().GetId() == "" {
+		t.Fatalf("dual-control request: %v %v", pend, err)
+	}
+	reqID := pend.GetPendingRequest().GetId()
+
+	type call func(ctx context.Context, cc *grpc.ClientConn, who string) error
+	keys := func(cc *grpc.ClientConn) pecetv1.KeyServiceClient { return pecetv1.NewKeyServiceClient(cc) }
 	calls := map[string]call{
-		"Sign": func(ctx context.Context, cc *grpc.ClientConn) error {
+		"/pecet.v1.SignService/Sign": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
 			_, err := pecetv1.NewSignServiceClient(cc).Sign(ctx, &pecetv1.SignRequest{Key: "client-sign", Input: &pecetv1.SignRequest_Data{Data: data}})
 			return err
 		},
-		"Verify": func(ctx context.Context, cc *grpc.ClientConn) error {
+		"/pecet.v1.SignService/Verify": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
 			_, err := pecetv1.NewSignServiceClient(cc).Verify(ctx, &pecetv1.VerifyRequest{Signature: []byte{0x30, 0x00}})
 			return err
 		},
-		"ListKeys": func(ctx context.Context, cc *grpc.ClientConn) error {
-			_, err := pecetv1.NewKeyServiceClient(cc).ListKeys(ctx, &pecetv1.ListKeysRequest{})
+		"/pecet.v1.KeyService/ListKeys": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := keys(cc).ListKeys(ctx, &pecetv1.ListKeysRequest{})
 			return err
 		},
-		"GetKey": func(ctx context.Context, cc *grpc.ClientConn) error {
-			_, err := pecetv1.NewKeyServiceClient(cc).GetKey(ctx, &pecetv1.GetKeyRequest{Alias: "client-sign"})
+		"/pecet.v1.KeyService/GetKey": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := keys(cc).GetKey(ctx, &pecetv1.GetKeyRequest{Alias: "client-sign"})
 			return err
 		},
-		"ValidateCertificate": func(ctx context.Context, cc *grpc.ClientConn) error {
+		"/pecet.v1.KeyService/CreateKey": func(ctx context.Context, cc *grpc.ClientConn, who string) error {
+			_, err := keys(cc).CreateKey(ctx, &pecetv1.CreateKeyRequest{Alias: "new-" + who, Purpose: pecetv1.KeyPurpose_SIGN, Algorithm: pecetv1.KeyAlgorithm_EC_P256})
+			return err
+		},
+		"/pecet.v1.KeyService/RotateKey": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := keys(cc).RotateKey(ctx, &pecetv1.RotateKeyRequest{Alias: "rot"})
+			return err
+		},
+		"/pecet.v1.KeyService/CreateCSR": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := keys(cc).CreateCSR(ctx, &pecetv1.CreateCSRRequest{Alias: "client-sign", Version: 1, Subject: "CN=client-sign,C=CZ"})
+			return err
+		},
+		"/pecet.v1.KeyService/ImportCertificate": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := keys(cc).ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "imp", Version: 1, Chain: [][]byte{impCert.Raw, f.ca.Cert.Raw}})
+			return err
+		},
+		"/pecet.v1.KeyService/SetPrimaryVersion": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := keys(cc).SetPrimaryVersion(ctx, &pecetv1.SetPrimaryVersionRequest{Alias: "client-sign", Version: 1})
+			return err
+		},
+		"/pecet.v1.KeyService/DisableKeyVersion": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			// Disabling the primary is refused by state, not by role.
+			_, err := keys(cc).DisableKeyVersion(ctx, &pecetv1.DisableKeyVersionRequest{Alias: "client-sign", Version: 1})
+			return err
+		},
+		"/pecet.v1.KeyService/EnableKeyVersion": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := keys(cc).EnableKeyVersion(ctx, &pecetv1.EnableKeyVersionRequest{Alias: "client-sign", Version: 1})
+			return err
+		},
+		"/pecet.v1.KeyService/DestroyKeyVersion": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := keys(cc).DestroyKeyVersion(ctx, &pecetv1.DestroyKeyVersionRequest{Alias: "dst", Version: 1})
+			return err
+		},
+		"/pecet.v1.KeyService/ListRequests": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := keys(cc).ListRequests(ctx, &pecetv1.ListRequestsRequest{})
+			return err
+		},
+		"/pecet.v1.KeyService/ApproveRequest": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := keys(cc).ApproveRequest(ctx, &pecetv1.ApproveRequestRequest{Id: reqID})
+			return err
+		},
+		"/pecet.v1.PolicyService/ValidateCertificate": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
 			_, err := pecetv1.NewPolicyServiceClient(cc).ValidateCertificate(ctx, &pecetv1.ValidateCertificateRequest{Chain: [][]byte{{0x30, 0x00}}})
 			return err
 		},
-		"ListPolicies": func(ctx context.Context, cc *grpc.ClientConn) error {
+		"/pecet.v1.PolicyService/ListPolicies": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
 			_, err := pecetv1.NewPolicyServiceClient(cc).ListPolicies(ctx, &pecetv1.ListPoliciesRequest{})
 			return err
 		},
-		"Encrypt": func(ctx context.Context, cc *grpc.ClientConn) error {
+		"/pecet.v1.EnvelopeService/Encrypt": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
 			_, err := pecetv1.NewEnvelopeServiceClient(cc).Encrypt(ctx, &pecetv1.EncryptRequest{Data: data, RecipientCertificates: [][]byte{{0x30, 0x00}}})
 			return err
 		},
-		"Decrypt": func(ctx context.Context, cc *grpc.ClientConn) error {
+		"/pecet.v1.EnvelopeService/Decrypt": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
 			_, err := pecetv1.NewEnvelopeServiceClient(cc).Decrypt(ctx, &pecetv1.DecryptRequest{Enveloped: []byte{0x30, 0x00}})
 			return err
 		},
-		"Timestamp": func(ctx context.Context, cc *grpc.ClientConn) error {
+		"/pecet.v1.TimestampService/Timestamp": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
 			_, err := pecetv1.NewTimestampServiceClient(cc).Timestamp(ctx, &pecetv1.TimestampRequest{Digest: make([]byte, 32)})
 			return err
 		},
 	}
-	// Verify, Encrypt and Decrypt are called with malformed input: allowed
-	// roles get InvalidArgument, proving they passed authorisation.
-	want := map[string]map[string]codes.Code{
-		"client": {"Sign": codes.OK, "Verify": codes.InvalidArgument, "ListKeys": codes.OK, "GetKey": codes.OK, "ValidateCertificate": codes.InvalidArgument, "ListPolicies": codes.OK,
-			"Encrypt": codes.InvalidArgument, "Decrypt": codes.PermissionDenied, "Timestamp": codes.OK},
-		"gateway": {"Sign": codes.PermissionDenied, "Verify": codes.InvalidArgument, "ListKeys": codes.OK, "GetKey": codes.NotFound, "ValidateCertificate": codes.InvalidArgument, "ListPolicies": codes.OK,
-			"Encrypt": codes.PermissionDenied, "Decrypt": codes.InvalidArgument, "Timestamp": codes.OK},
-		"officer": {"Sign": codes.PermissionDenied, "Verify": codes.PermissionDenied, "ListKeys": codes.OK, "GetKey": codes.OK, "ValidateCertificate": codes.PermissionDenied, "ListPolicies": codes.OK,
-			"Encrypt": codes.PermissionDenied, "Decrypt": codes.PermissionDenied, "Timestamp": codes.PermissionDenied},
-		"stranger": {"Sign": codes.PermissionDenied, "Verify": codes.PermissionDenied, "ListKeys": codes.PermissionDenied, "GetKey": codes.PermissionDenied, "ValidateCertificate": codes.PermissionDenied, "ListPolicies": codes.PermissionDenied,
-			"Encrypt": codes.PermissionDenied, "Decrypt": codes.PermissionDenied, "Timestamp": codes.PermissionDenied},
+	// Every method in the role table has a call here, and nothing else.
+	for _, m := range authz.Methods() {
+		if calls[m] == nil {
+			t.Errorf("%s is in the role table but not in the matrix", m)
+		}
 	}
-	for who, rpcs := range want {
+	if len(calls) != len(authz.Methods()) {
+		t.Errorf("matrix has %d calls, role table %d methods", len(calls), len(authz.Methods()))
+	}
+	// What each allowed role gets when authorisation lets it through;
+	// everything not listed is PermissionDenied.
+	allowed := map[string]map[string]codes.Code{
+		"client": {
+			"/pecet.v1.SignService/Sign": codes.OK, "/pecet.v1.SignService/Verify": codes.InvalidArgument,
+			"/pecet.v1.KeyService/ListKeys": codes.OK, "/pecet.v1.KeyService/GetKey": codes.OK,
+			// A malformed chain: InvalidArgument proves authorisation passed.
+			"/pecet.v1.PolicyService/ValidateCertificate": codes.InvalidArgument, "/pecet.v1.PolicyService/ListPolicies": codes.OK,
+			// Malformed recipient certificate / CMS: InvalidArgument proves
+			// authorisation passed.
+			"/pecet.v1.EnvelopeService/Encrypt":    codes.InvalidArgument,
+			"/pecet.v1.TimestampService/Timestamp": codes.OK,
+		},
+		"gateway": {
+			// A malformed signature: InvalidArgument proves authorisation passed.
+			"/pecet.v1.SignService/Verify":  codes.InvalidArgument,
+			"/pecet.v1.KeyService/ListKeys": codes.OK,
+			// client-sign is not the gateway's key: hidden as not found.
+			"/pecet.v1.KeyService/GetKey":                 codes.NotFound,
+			"/pecet.v1.PolicyService/ValidateCertificate": codes.InvalidArgument,
+			"/pecet.v1.PolicyService/ListPolicies":        codes.OK,
+			"/pecet.v1.EnvelopeService/Decrypt":           codes.InvalidArgument,
+			"/pecet.v1.TimestampService/Timestamp":        codes.OK,
+		},
+		"officer": {
+			"/pecet.v1.KeyService/ListKeys": codes.OK, "/pecet.v1.KeyService/GetKey": codes.OK,
+			"/pecet.v1.KeyService/CreateKey": codes.OK, "/pecet.v1.KeyService/RotateKey": codes.OK,
+			"/pecet.v1.KeyService/CreateCSR": codes.OK, "/pecet.v1.KeyService/ImportCertificate": codes.OK,
+			"/pecet.v1.KeyService/SetPrimaryVersion": codes.OK, "/pecet.v1.KeyService/DisableKeyVersion": codes.FailedPrecondition,
+			"/pecet.v1.KeyService/EnableKeyVersion": codes.OK, "/pecet.v1.KeyService/DestroyKeyVersion": codes.OK,
+			"/pecet.v1.KeyService/ListRequests": codes.OK, "/pecet.v1.KeyService/ApproveRequest": codes.OK,
+			"/pecet.v1.PolicyService/ListPolicies": codes.OK,
+		},
+		"stranger": {},
+	}
+	denied := map[string]bool{}
+	for who, codesFor := range allowed {
 		cc := f.dial(t, who)
-		for rpc, code := range rpcs {
-			t.Run(who+"/"+rpc, func(t *testing.T) {
-				if got := status.Code(calls[rpc](ctxT(t), cc)); got != code {
-					t.Fatalf("got %s, want %s", got, code)
+		for rpc, do := range calls {
+			want, ok := codesFor[rpc]
+			if !ok {
+				want = codes.PermissionDenied
+				denied[who+" "+rpc] = true
+			}
+			t.Run(who+rpc, func(t *testing.T) {
+				if got := status.Convert(do(ctxT(t), cc, who)); got.Code() != want {
+					t.Fatalf("got %s (%s), want %s", got.Code(), got.Message(), want)
 				}
 			})
 		}
 	}
-	// Every RPC the server registers is in the role table (a new RPC
-	// without roles would be denied to all: caught here).
-	for _, m := range []string{"/pecet.v1.SignService/Sign", "/pecet.v1.SignService/Verify", "/pecet.v1.KeyService/ListKeys", "/pecet.v1.KeyService/GetKey",
-		"/pecet.v1.PolicyService/ValidateCertificate", "/pecet.v1.PolicyService/ListPolicies",
-		"/pecet.v1.EnvelopeService/Encrypt", "/pecet.v1.EnvelopeService/Decrypt", "/pecet.v1.TimestampService/Timestamp"} {
-		if len(authz.AllowedRoles(m)) == 0 {
-			t.Errorf("%s has no roles", m)
+	// Every denial is in the audit log, as denied, and the chain holds.
+	events := auditEvents(t, f.auditFile)
+	for _, e := range events {
+		if e.Outcome == audit.OutcomeDenied && e.Code == codes.PermissionDenied.String() {
+			delete(denied, e.Caller+" "+e.RPC)
 		}
 	}
+	for k := range denied {
+		t.Errorf("denied call not audited as denied: %s", k)
+	}
+}
+
+// auditEvents verifies the fixture's audit log and returns its events.
+func auditEvents(t *testing.T, path string) []audit.Event {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.Verify(audit.File{Name: path, R: bytes.NewReader(b)}); err != nil {
+		t.Fatalf("audit chain: %v", err)
+	}
+	var out []audit.Event
+	for _, line := range bytes.Split(bytes.TrimSpace(b), []byte("\n")) {
+		e, _, err := audit.ParseLine(line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
 }
 
 func TestHealthIsOpen(t *testing.T) {

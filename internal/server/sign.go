@@ -69,6 +69,7 @@ func (ss *signService) Sign(ctx context.Context, req *pecetv1.SignRequest) (*pec
 		return nil, err
 	}
 	v := key.Version()
+	auditKey(ctx, v.Alias, v.Version)
 	opts := signer.Options{Hash: h, Attached: req.GetAttached(), SigningTime: ss.s.d.Now().UTC()}
 	var stamped *tsa.TSTInfo
 	if req.GetTimestamp() {

@@ -199,6 +199,830 @@ func (KeyState) EnumDescriptor() ([]byte, []int) {
 	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{2}
 }
 
+// CreateKeyRequest names a new key.
+type CreateKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Alias: 1-64 characters a-z 0-9 . _ - starting with a letter or digit.
+	Alias string `protobuf:"bytes,1,opt,name=alias,proto3" json:"alias,omitempty"`
+	// Purpose, fixed for the key's life.
+	Purpose KeyPurpose `protobuf:"varint,2,opt,name=purpose,proto3,enum=pecet.v1.KeyPurpose" json:"purpose,omitempty"`
+	// Algorithm of every version (DECRYPT: RSA only).
+	Algorithm     KeyAlgorithm `protobuf:"varint,3,opt,name=algorithm,proto3,enum=pecet.v1.KeyAlgorithm" json:"algorithm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateKeyRequest) Reset() {
+	*x = CreateKeyRequest{}
+	mi := &file_pecet_v1_keys_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateKeyRequest) ProtoMessage() {}
+
+func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_keys_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
+func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *CreateKeyRequest) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *CreateKeyRequest) GetPurpose() KeyPurpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return KeyPurpose_KEY_PURPOSE_UNSPECIFIED
+}
+
+func (x *CreateKeyRequest) GetAlgorithm() KeyAlgorithm {
+	if x != nil {
+		return x.Algorithm
+	}
+	return KeyAlgorithm_KEY_ALGORITHM_UNSPECIFIED
+}
+
+// RotateKeyRequest names the key to rotate.
+type RotateKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Alias         string                 `protobuf:"bytes,1,opt,name=alias,proto3" json:"alias,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateKeyRequest) Reset() {
+	*x = RotateKeyRequest{}
+	mi := &file_pecet_v1_keys_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateKeyRequest) ProtoMessage() {}
+
+func (x *RotateKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_keys_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateKeyRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RotateKeyRequest) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+// CreateCSRRequest says which version and what to ask the CA for.
+type CreateCSRRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Alias string                 `protobuf:"bytes,1,opt,name=alias,proto3" json:"alias,omitempty"`
+	// Version; 0 means the newest version.
+	Version uint32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Subject as an RFC 4514 string, most significant RDN last:
+	// "CN=Jana Nováková,O=Example s.r.o.,C=CZ". Attribute types: CN, O, OU,
+	// C, L, ST, STREET, SERIALNUMBER, GN, SN, T (title), DC, E
+	// (emailAddress), organizationIdentifier; or a dotted OID. Escapes as
+	// RFC 4514 (\, \" \+ … and \XX hex). Multi-valued RDNs are refused.
+	Subject string `protobuf:"bytes,3,opt,name=subject,proto3" json:"subject,omitempty"`
+	// Subject alternative names, each "DNS:name", "email:addr", "IP:addr"
+	// or "URI:uri".
+	SubjectAltNames []string `protobuf:"bytes,4,rep,name=subject_alt_names,json=subjectAltNames,proto3" json:"subject_alt_names,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CreateCSRRequest) Reset() {
+	*x = CreateCSRRequest{}
+	mi := &file_pecet_v1_keys_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCSRRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCSRRequest) ProtoMessage() {}
+
+func (x *CreateCSRRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_keys_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCSRRequest.ProtoReflect.Descriptor instead.
+func (*CreateCSRRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CreateCSRRequest) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *CreateCSRRequest) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *CreateCSRRequest) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *CreateCSRRequest) GetSubjectAltNames() []string {
+	if x != nil {
+		return x.SubjectAltNames
+	}
+	return nil
+}
+
+// CreateCSRResponse carries the request.
+type CreateCSRResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PKCS#10 CertificationRequest, DER.
+	Csr []byte `protobuf:"bytes,1,opt,name=csr,proto3" json:"csr,omitempty"`
+	// The version whose key signed it.
+	Version       uint32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateCSRResponse) Reset() {
+	*x = CreateCSRResponse{}
+	mi := &file_pecet_v1_keys_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateCSRResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateCSRResponse) ProtoMessage() {}
+
+func (x *CreateCSRResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_keys_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateCSRResponse.ProtoReflect.Descriptor instead.
+func (*CreateCSRResponse) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CreateCSRResponse) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+func (x *CreateCSRResponse) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// ImportCertificateRequest carries a chain for one version.
+type ImportCertificateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Alias string                 `protobuf:"bytes,1,opt,name=alias,proto3" json:"alias,omitempty"`
+	// Version; 0 means the newest version.
+	Version uint32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Certificates, DER, leaf first, then its issuers in order.
+	Chain         [][]byte `protobuf:"bytes,3,rep,name=chain,proto3" json:"chain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImportCertificateRequest) Reset() {
+	*x = ImportCertificateRequest{}
+	mi := &file_pecet_v1_keys_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImportCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImportCertificateRequest) ProtoMessage() {}
+
+func (x *ImportCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_keys_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImportCertificateRequest.ProtoReflect.Descriptor instead.
+func (*ImportCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ImportCertificateRequest) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *ImportCertificateRequest) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ImportCertificateRequest) GetChain() [][]byte {
+	if x != nil {
+		return x.Chain
+	}
+	return nil
+}
+
+// SetPrimaryVersionRequest names the new primary.
+type SetPrimaryVersionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Alias         string                 `protobuf:"bytes,1,opt,name=alias,proto3" json:"alias,omitempty"`
+	Version       uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPrimaryVersionRequest) Reset() {
+	*x = SetPrimaryVersionRequest{}
+	mi := &file_pecet_v1_keys_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPrimaryVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPrimaryVersionRequest) ProtoMessage() {}
+
+func (x *SetPrimaryVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_keys_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPrimaryVersionRequest.ProtoReflect.Descriptor instead.
+func (*SetPrimaryVersionRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SetPrimaryVersionRequest) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *SetPrimaryVersionRequest) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// DisableKeyVersionRequest names a version.
+type DisableKeyVersionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Alias         string                 `protobuf:"bytes,1,opt,name=alias,proto3" json:"alias,omitempty"`
+	Version       uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DisableKeyVersionRequest) Reset() {
+	*x = DisableKeyVersionRequest{}
+	mi := &file_pecet_v1_keys_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisableKeyVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisableKeyVersionRequest) ProtoMessage() {}
+
+func (x *DisableKeyVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_keys_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisableKeyVersionRequest.ProtoReflect.Descriptor instead.
+func (*DisableKeyVersionRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DisableKeyVersionRequest) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *DisableKeyVersionRequest) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// EnableKeyVersionRequest names a version.
+type EnableKeyVersionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Alias         string                 `protobuf:"bytes,1,opt,name=alias,proto3" json:"alias,omitempty"`
+	Version       uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnableKeyVersionRequest) Reset() {
+	*x = EnableKeyVersionRequest{}
+	mi := &file_pecet_v1_keys_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnableKeyVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnableKeyVersionRequest) ProtoMessage() {}
+
+func (x *EnableKeyVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_keys_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnableKeyVersionRequest.ProtoReflect.Descriptor instead.
+func (*EnableKeyVersionRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *EnableKeyVersionRequest) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *EnableKeyVersionRequest) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// DestroyKeyVersionRequest names a version.
+type DestroyKeyVersionRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Alias         string                 `protobuf:"bytes,1,opt,name=alias,proto3" json:"alias,omitempty"`
+	Version       uint32                 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DestroyKeyVersionRequest) Reset() {
+	*x = DestroyKeyVersionRequest{}
+	mi := &file_pecet_v1_keys_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DestroyKeyVersionRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DestroyKeyVersionRequest) ProtoMessage() {}
+
+func (x *DestroyKeyVersionRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_keys_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DestroyKeyVersionRequest.ProtoReflect.Descriptor instead.
+func (*DestroyKeyVersionRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DestroyKeyVersionRequest) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *DestroyKeyVersionRequest) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// KeyChange is the answer to every write call.
+type KeyChange struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The key after the change (unchanged when pending_request is set; absent
+	// when a pending CreateKey has not made it yet).
+	Key *Key `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The version the change was about (0 when none).
+	Version uint32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Set when dual control holds the change back: nothing has happened yet;
+	// a second officer must call ApproveRequest with pending_request.id.
+	PendingRequest *PendingRequest `protobuf:"bytes,3,opt,name=pending_request,json=pendingRequest,proto3" json:"pending_request,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *KeyChange) Reset() {
+	*x = KeyChange{}
+	mi := &file_pecet_v1_keys_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyChange) ProtoMessage() {}
+
+func (x *KeyChange) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_keys_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyChange.ProtoReflect.Descriptor instead.
+func (*KeyChange) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *KeyChange) GetKey() *Key {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *KeyChange) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *KeyChange) GetPendingRequest() *PendingRequest {
+	if x != nil {
+		return x.PendingRequest
+	}
+	return nil
+}
+
+// PendingRequest is a write call waiting for a second officer.
+type PendingRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Id to pass to ApproveRequest (`pecet keys approve ID`).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Operation: "create", "rotate", "set-primary" or "destroy".
+	Operation string `protobuf:"bytes,2,opt,name=operation,proto3" json:"operation,omitempty"`
+	Alias     string `protobuf:"bytes,3,opt,name=alias,proto3" json:"alias,omitempty"`
+	// Version for set-primary and destroy.
+	Version uint32 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	// Purpose and algorithm for create.
+	Purpose   KeyPurpose   `protobuf:"varint,5,opt,name=purpose,proto3,enum=pecet.v1.KeyPurpose" json:"purpose,omitempty"`
+	Algorithm KeyAlgorithm `protobuf:"varint,6,opt,name=algorithm,proto3,enum=pecet.v1.KeyAlgorithm" json:"algorithm,omitempty"`
+	// Identity of the officer who asked.
+	RequestedBy string                 `protobuf:"bytes,7,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	Created     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created,proto3" json:"created,omitempty"`
+	// After this the request can no longer be approved.
+	Expires       *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expires,proto3" json:"expires,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PendingRequest) Reset() {
+	*x = PendingRequest{}
+	mi := &file_pecet_v1_keys_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PendingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PendingRequest) ProtoMessage() {}
+
+func (x *PendingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_keys_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PendingRequest.ProtoReflect.Descriptor instead.
+func (*PendingRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PendingRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PendingRequest) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *PendingRequest) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+func (x *PendingRequest) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PendingRequest) GetPurpose() KeyPurpose {
+	if x != nil {
+		return x.Purpose
+	}
+	return KeyPurpose_KEY_PURPOSE_UNSPECIFIED
+}
+
+func (x *PendingRequest) GetAlgorithm() KeyAlgorithm {
+	if x != nil {
+		return x.Algorithm
+	}
+	return KeyAlgorithm_KEY_ALGORITHM_UNSPECIFIED
+}
+
+func (x *PendingRequest) GetRequestedBy() string {
+	if x != nil {
+		return x.RequestedBy
+	}
+	return ""
+}
+
+func (x *PendingRequest) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *PendingRequest) GetExpires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expires
+	}
+	return nil
+}
+
+// ListRequestsRequest has no filters.
+type ListRequestsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRequestsRequest) Reset() {
+	*x = ListRequestsRequest{}
+	mi := &file_pecet_v1_keys_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRequestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRequestsRequest) ProtoMessage() {}
+
+func (x *ListRequestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_keys_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRequestsRequest.ProtoReflect.Descriptor instead.
+func (*ListRequestsRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{11}
+}
+
+// ListRequestsResponse lists pending requests, oldest first.
+type ListRequestsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*PendingRequest      `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRequestsResponse) Reset() {
+	*x = ListRequestsResponse{}
+	mi := &file_pecet_v1_keys_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRequestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRequestsResponse) ProtoMessage() {}
+
+func (x *ListRequestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_keys_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRequestsResponse.ProtoReflect.Descriptor instead.
+func (*ListRequestsResponse) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListRequestsResponse) GetRequests() []*PendingRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+// ApproveRequestRequest names the request.
+type ApproveRequestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApproveRequestRequest) Reset() {
+	*x = ApproveRequestRequest{}
+	mi := &file_pecet_v1_keys_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApproveRequestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApproveRequestRequest) ProtoMessage() {}
+
+func (x *ApproveRequestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_keys_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApproveRequestRequest.ProtoReflect.Descriptor instead.
+func (*ApproveRequestRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *ApproveRequestRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 // ListKeysRequest has no filters yet.
 type ListKeysRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -208,7 +1032,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_pecet_v1_keys_proto_msgTypes[0]
+	mi := &file_pecet_v1_keys_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -220,7 +1044,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pecet_v1_keys_proto_msgTypes[0]
+	mi := &file_pecet_v1_keys_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -233,7 +1057,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{0}
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{14}
 }
 
 // ListKeysResponse lists keys, ordered by alias.
@@ -246,7 +1070,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_pecet_v1_keys_proto_msgTypes[1]
+	mi := &file_pecet_v1_keys_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -258,7 +1082,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pecet_v1_keys_proto_msgTypes[1]
+	mi := &file_pecet_v1_keys_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -271,7 +1095,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{1}
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListKeysResponse) GetKeys() []*Key {
@@ -292,7 +1116,7 @@ type GetKeyRequest struct {
 
 func (x *GetKeyRequest) Reset() {
 	*x = GetKeyRequest{}
-	mi := &file_pecet_v1_keys_proto_msgTypes[2]
+	mi := &file_pecet_v1_keys_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +1128,7 @@ func (x *GetKeyRequest) String() string {
 func (*GetKeyRequest) ProtoMessage() {}
 
 func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pecet_v1_keys_proto_msgTypes[2]
+	mi := &file_pecet_v1_keys_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +1141,7 @@ func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyRequest) Descriptor() ([]byte, []int) {
-	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{2}
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetKeyRequest) GetAlias() string {
@@ -337,14 +1161,17 @@ type Key struct {
 	// Primary version (used by Sign and Timestamp); 0 when none.
 	PrimaryVersion uint32 `protobuf:"varint,4,opt,name=primary_version,json=primaryVersion,proto3" json:"primary_version,omitempty"`
 	// Versions, oldest first.
-	Versions      []*KeyVersion `protobuf:"bytes,5,rep,name=versions,proto3" json:"versions,omitempty"`
+	Versions []*KeyVersion `protobuf:"bytes,5,rep,name=versions,proto3" json:"versions,omitempty"`
+	// Set when the primary version's certificate expires within
+	// keys.expiry_warning_days (or has expired): a human-readable warning.
+	Warning       string `protobuf:"bytes,6,opt,name=warning,proto3" json:"warning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_pecet_v1_keys_proto_msgTypes[3]
+	mi := &file_pecet_v1_keys_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -356,7 +1183,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_pecet_v1_keys_proto_msgTypes[3]
+	mi := &file_pecet_v1_keys_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -369,7 +1196,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{3}
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Key) GetAlias() string {
@@ -407,6 +1234,13 @@ func (x *Key) GetVersions() []*KeyVersion {
 	return nil
 }
 
+func (x *Key) GetWarning() string {
+	if x != nil {
+		return x.Warning
+	}
+	return ""
+}
+
 // KeyVersion is one key pair on the token and its certificate.
 type KeyVersion struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -423,13 +1257,17 @@ type KeyVersion struct {
 	NotAfter  *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=not_after,json=notAfter,proto3" json:"not_after,omitempty"`
 	// SHA-256 of the SubjectPublicKeyInfo, lowercase hex.
 	PublicKeySha256 string `protobuf:"bytes,8,opt,name=public_key_sha256,json=publicKeySha256,proto3" json:"public_key_sha256,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// SHA-256 of the leaf certificate (DER), lowercase hex; empty while pending.
+	CertificateSha256 string `protobuf:"bytes,9,opt,name=certificate_sha256,json=certificateSha256,proto3" json:"certificate_sha256,omitempty"`
+	// When the version was generated.
+	Created       *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created,proto3" json:"created,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KeyVersion) Reset() {
 	*x = KeyVersion{}
-	mi := &file_pecet_v1_keys_proto_msgTypes[4]
+	mi := &file_pecet_v1_keys_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -441,7 +1279,7 @@ func (x *KeyVersion) String() string {
 func (*KeyVersion) ProtoMessage() {}
 
 func (x *KeyVersion) ProtoReflect() protoreflect.Message {
-	mi := &file_pecet_v1_keys_proto_msgTypes[4]
+	mi := &file_pecet_v1_keys_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -454,7 +1292,7 @@ func (x *KeyVersion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyVersion.ProtoReflect.Descriptor instead.
 func (*KeyVersion) Descriptor() ([]byte, []int) {
-	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{4}
+	return file_pecet_v1_keys_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *KeyVersion) GetVersion() uint32 {
@@ -513,22 +1351,86 @@ func (x *KeyVersion) GetPublicKeySha256() string {
 	return ""
 }
 
+func (x *KeyVersion) GetCertificateSha256() string {
+	if x != nil {
+		return x.CertificateSha256
+	}
+	return ""
+}
+
+func (x *KeyVersion) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
 var File_pecet_v1_keys_proto protoreflect.FileDescriptor
 
 const file_pecet_v1_keys_proto_rawDesc = "" +
 	"\n" +
-	"\x13pecet/v1/keys.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x11\n" +
+	"\x13pecet/v1/keys.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8e\x01\n" +
+	"\x10CreateKeyRequest\x12\x14\n" +
+	"\x05alias\x18\x01 \x01(\tR\x05alias\x12.\n" +
+	"\apurpose\x18\x02 \x01(\x0e2\x14.pecet.v1.KeyPurposeR\apurpose\x124\n" +
+	"\talgorithm\x18\x03 \x01(\x0e2\x16.pecet.v1.KeyAlgorithmR\talgorithm\"(\n" +
+	"\x10RotateKeyRequest\x12\x14\n" +
+	"\x05alias\x18\x01 \x01(\tR\x05alias\"\x88\x01\n" +
+	"\x10CreateCSRRequest\x12\x14\n" +
+	"\x05alias\x18\x01 \x01(\tR\x05alias\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\x12\x18\n" +
+	"\asubject\x18\x03 \x01(\tR\asubject\x12*\n" +
+	"\x11subject_alt_names\x18\x04 \x03(\tR\x0fsubjectAltNames\"?\n" +
+	"\x11CreateCSRResponse\x12\x10\n" +
+	"\x03csr\x18\x01 \x01(\fR\x03csr\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\"`\n" +
+	"\x18ImportCertificateRequest\x12\x14\n" +
+	"\x05alias\x18\x01 \x01(\tR\x05alias\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\x12\x14\n" +
+	"\x05chain\x18\x03 \x03(\fR\x05chain\"J\n" +
+	"\x18SetPrimaryVersionRequest\x12\x14\n" +
+	"\x05alias\x18\x01 \x01(\tR\x05alias\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\"J\n" +
+	"\x18DisableKeyVersionRequest\x12\x14\n" +
+	"\x05alias\x18\x01 \x01(\tR\x05alias\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\"I\n" +
+	"\x17EnableKeyVersionRequest\x12\x14\n" +
+	"\x05alias\x18\x01 \x01(\tR\x05alias\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\"J\n" +
+	"\x18DestroyKeyVersionRequest\x12\x14\n" +
+	"\x05alias\x18\x01 \x01(\tR\x05alias\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\"\x89\x01\n" +
+	"\tKeyChange\x12\x1f\n" +
+	"\x03key\x18\x01 \x01(\v2\r.pecet.v1.KeyR\x03key\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\x12A\n" +
+	"\x0fpending_request\x18\x03 \x01(\v2\x18.pecet.v1.PendingRequestR\x0ependingRequest\"\xe3\x02\n" +
+	"\x0ePendingRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
+	"\toperation\x18\x02 \x01(\tR\toperation\x12\x14\n" +
+	"\x05alias\x18\x03 \x01(\tR\x05alias\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\rR\aversion\x12.\n" +
+	"\apurpose\x18\x05 \x01(\x0e2\x14.pecet.v1.KeyPurposeR\apurpose\x124\n" +
+	"\talgorithm\x18\x06 \x01(\x0e2\x16.pecet.v1.KeyAlgorithmR\talgorithm\x12!\n" +
+	"\frequested_by\x18\a \x01(\tR\vrequestedBy\x124\n" +
+	"\acreated\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x124\n" +
+	"\aexpires\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"\x15\n" +
+	"\x13ListRequestsRequest\"L\n" +
+	"\x14ListRequestsResponse\x124\n" +
+	"\brequests\x18\x01 \x03(\v2\x18.pecet.v1.PendingRequestR\brequests\"'\n" +
+	"\x15ApproveRequestRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x11\n" +
 	"\x0fListKeysRequest\"5\n" +
 	"\x10ListKeysResponse\x12!\n" +
 	"\x04keys\x18\x01 \x03(\v2\r.pecet.v1.KeyR\x04keys\"%\n" +
 	"\rGetKeyRequest\x12\x14\n" +
-	"\x05alias\x18\x01 \x01(\tR\x05alias\"\xdc\x01\n" +
+	"\x05alias\x18\x01 \x01(\tR\x05alias\"\xf6\x01\n" +
 	"\x03Key\x12\x14\n" +
 	"\x05alias\x18\x01 \x01(\tR\x05alias\x12.\n" +
 	"\apurpose\x18\x02 \x01(\x0e2\x14.pecet.v1.KeyPurposeR\apurpose\x124\n" +
 	"\talgorithm\x18\x03 \x01(\x0e2\x16.pecet.v1.KeyAlgorithmR\talgorithm\x12'\n" +
 	"\x0fprimary_version\x18\x04 \x01(\rR\x0eprimaryVersion\x120\n" +
-	"\bversions\x18\x05 \x03(\v2\x14.pecet.v1.KeyVersionR\bversions\"\xe8\x02\n" +
+	"\bversions\x18\x05 \x03(\v2\x14.pecet.v1.KeyVersionR\bversions\x12\x18\n" +
+	"\awarning\x18\x06 \x01(\tR\awarning\"\xcd\x03\n" +
 	"\n" +
 	"KeyVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12(\n" +
@@ -539,7 +1441,10 @@ const file_pecet_v1_keys_proto_rawDesc = "" +
 	"\n" +
 	"not_before\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tnotBefore\x127\n" +
 	"\tnot_after\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bnotAfter\x12*\n" +
-	"\x11public_key_sha256\x18\b \x01(\tR\x0fpublicKeySha256*O\n" +
+	"\x11public_key_sha256\x18\b \x01(\tR\x0fpublicKeySha256\x12-\n" +
+	"\x12certificate_sha256\x18\t \x01(\tR\x11certificateSha256\x124\n" +
+	"\acreated\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\acreated*O\n" +
 	"\n" +
 	"KeyPurpose\x12\x1b\n" +
 	"\x17KEY_PURPOSE_UNSPECIFIED\x10\x00\x12\b\n" +
@@ -558,11 +1463,21 @@ const file_pecet_v1_keys_proto_rawDesc = "" +
 	"\x13PENDING_CERTIFICATE\x10\x01\x12\v\n" +
 	"\aENABLED\x10\x02\x12\f\n" +
 	"\bDISABLED\x10\x03\x12\r\n" +
-	"\tDESTROYED\x10\x042\x81\x01\n" +
+	"\tDESTROYED\x10\x042\xde\x06\n" +
 	"\n" +
 	"KeyService\x12A\n" +
 	"\bListKeys\x12\x19.pecet.v1.ListKeysRequest\x1a\x1a.pecet.v1.ListKeysResponse\x120\n" +
-	"\x06GetKey\x12\x17.pecet.v1.GetKeyRequest\x1a\r.pecet.v1.KeyB1Z/github.com/pecet-hsm/pecet/api/pecet/v1;pecetv1b\x06proto3"
+	"\x06GetKey\x12\x17.pecet.v1.GetKeyRequest\x1a\r.pecet.v1.Key\x12<\n" +
+	"\tCreateKey\x12\x1a.pecet.v1.CreateKeyRequest\x1a\x13.pecet.v1.KeyChange\x12<\n" +
+	"\tRotateKey\x12\x1a.pecet.v1.RotateKeyRequest\x1a\x13.pecet.v1.KeyChange\x12D\n" +
+	"\tCreateCSR\x12\x1a.pecet.v1.CreateCSRRequest\x1a\x1b.pecet.v1.CreateCSRResponse\x12L\n" +
+	"\x11ImportCertificate\x12\".pecet.v1.ImportCertificateRequest\x1a\x13.pecet.v1.KeyChange\x12L\n" +
+	"\x11SetPrimaryVersion\x12\".pecet.v1.SetPrimaryVersionRequest\x1a\x13.pecet.v1.KeyChange\x12L\n" +
+	"\x11DisableKeyVersion\x12\".pecet.v1.DisableKeyVersionRequest\x1a\x13.pecet.v1.KeyChange\x12J\n" +
+	"\x10EnableKeyVersion\x12!.pecet.v1.EnableKeyVersionRequest\x1a\x13.pecet.v1.KeyChange\x12L\n" +
+	"\x11DestroyKeyVersion\x12\".pecet.v1.DestroyKeyVersionRequest\x1a\x13.pecet.v1.KeyChange\x12M\n" +
+	"\fListRequests\x12\x1d.pecet.v1.ListRequestsRequest\x1a\x1e.pecet.v1.ListRequestsResponse\x12F\n" +
+	"\x0eApproveRequest\x12\x1f.pecet.v1.ApproveRequestRequest\x1a\x13.pecet.v1.KeyChangeB1Z/github.com/pecet-hsm/pecet/api/pecet/v1;pecetv1b\x06proto3"
 
 var (
 	file_pecet_v1_keys_proto_rawDescOnce sync.Once
@@ -577,35 +1492,79 @@ func file_pecet_v1_keys_proto_rawDescGZIP() []byte {
 }
 
 var file_pecet_v1_keys_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_pecet_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_pecet_v1_keys_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_pecet_v1_keys_proto_goTypes = []any{
-	(KeyPurpose)(0),               // 0: pecet.v1.KeyPurpose
-	(KeyAlgorithm)(0),             // 1: pecet.v1.KeyAlgorithm
-	(KeyState)(0),                 // 2: pecet.v1.KeyState
-	(*ListKeysRequest)(nil),       // 3: pecet.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),      // 4: pecet.v1.ListKeysResponse
-	(*GetKeyRequest)(nil),         // 5: pecet.v1.GetKeyRequest
-	(*Key)(nil),                   // 6: pecet.v1.Key
-	(*KeyVersion)(nil),            // 7: pecet.v1.KeyVersion
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(KeyPurpose)(0),                  // 0: pecet.v1.KeyPurpose
+	(KeyAlgorithm)(0),                // 1: pecet.v1.KeyAlgorithm
+	(KeyState)(0),                    // 2: pecet.v1.KeyState
+	(*CreateKeyRequest)(nil),         // 3: pecet.v1.CreateKeyRequest
+	(*RotateKeyRequest)(nil),         // 4: pecet.v1.RotateKeyRequest
+	(*CreateCSRRequest)(nil),         // 5: pecet.v1.CreateCSRRequest
+	(*CreateCSRResponse)(nil),        // 6: pecet.v1.CreateCSRResponse
+	(*ImportCertificateRequest)(nil), // 7: pecet.v1.ImportCertificateRequest
+	(*SetPrimaryVersionRequest)(nil), // 8: pecet.v1.SetPrimaryVersionRequest
+	(*DisableKeyVersionRequest)(nil), // 9: pecet.v1.DisableKeyVersionRequest
+	(*EnableKeyVersionRequest)(nil),  // 10: pecet.v1.EnableKeyVersionRequest
+	(*DestroyKeyVersionRequest)(nil), // 11: pecet.v1.DestroyKeyVersionRequest
+	(*KeyChange)(nil),                // 12: pecet.v1.KeyChange
+	(*PendingRequest)(nil),           // 13: pecet.v1.PendingRequest
+	(*ListRequestsRequest)(nil),      // 14: pecet.v1.ListRequestsRequest
+	(*ListRequestsResponse)(nil),     // 15: pecet.v1.ListRequestsResponse
+	(*ApproveRequestRequest)(nil),    // 16: pecet.v1.ApproveRequestRequest
+	(*ListKeysRequest)(nil),          // 17: pecet.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),         // 18: pecet.v1.ListKeysResponse
+	(*GetKeyRequest)(nil),            // 19: pecet.v1.GetKeyRequest
+	(*Key)(nil),                      // 20: pecet.v1.Key
+	(*KeyVersion)(nil),               // 21: pecet.v1.KeyVersion
+	(*timestamppb.Timestamp)(nil),    // 22: google.protobuf.Timestamp
 }
 var file_pecet_v1_keys_proto_depIdxs = []int32{
-	6, // 0: pecet.v1.ListKeysResponse.keys:type_name -> pecet.v1.Key
-	0, // 1: pecet.v1.Key.purpose:type_name -> pecet.v1.KeyPurpose
-	1, // 2: pecet.v1.Key.algorithm:type_name -> pecet.v1.KeyAlgorithm
-	7, // 3: pecet.v1.Key.versions:type_name -> pecet.v1.KeyVersion
-	2, // 4: pecet.v1.KeyVersion.state:type_name -> pecet.v1.KeyState
-	8, // 5: pecet.v1.KeyVersion.not_before:type_name -> google.protobuf.Timestamp
-	8, // 6: pecet.v1.KeyVersion.not_after:type_name -> google.protobuf.Timestamp
-	3, // 7: pecet.v1.KeyService.ListKeys:input_type -> pecet.v1.ListKeysRequest
-	5, // 8: pecet.v1.KeyService.GetKey:input_type -> pecet.v1.GetKeyRequest
-	4, // 9: pecet.v1.KeyService.ListKeys:output_type -> pecet.v1.ListKeysResponse
-	6, // 10: pecet.v1.KeyService.GetKey:output_type -> pecet.v1.Key
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	0,  // 0: pecet.v1.CreateKeyRequest.purpose:type_name -> pecet.v1.KeyPurpose
+	1,  // 1: pecet.v1.CreateKeyRequest.algorithm:type_name -> pecet.v1.KeyAlgorithm
+	20, // 2: pecet.v1.KeyChange.key:type_name -> pecet.v1.Key
+	13, // 3: pecet.v1.KeyChange.pending_request:type_name -> pecet.v1.PendingRequest
+	0,  // 4: pecet.v1.PendingRequest.purpose:type_name -> pecet.v1.KeyPurpose
+	1,  // 5: pecet.v1.PendingRequest.algorithm:type_name -> pecet.v1.KeyAlgorithm
+	22, // 6: pecet.v1.PendingRequest.created:type_name -> google.protobuf.Timestamp
+	22, // 7: pecet.v1.PendingRequest.expires:type_name -> google.protobuf.Timestamp
+	13, // 8: pecet.v1.ListRequestsResponse.requests:type_name -> pecet.v1.PendingRequest
+	20, // 9: pecet.v1.ListKeysResponse.keys:type_name -> pecet.v1.Key
+	0,  // 10: pecet.v1.Key.purpose:type_name -> pecet.v1.KeyPurpose
+	1,  // 11: pecet.v1.Key.algorithm:type_name -> pecet.v1.KeyAlgorithm
+	21, // 12: pecet.v1.Key.versions:type_name -> pecet.v1.KeyVersion
+	2,  // 13: pecet.v1.KeyVersion.state:type_name -> pecet.v1.KeyState
+	22, // 14: pecet.v1.KeyVersion.not_before:type_name -> google.protobuf.Timestamp
+	22, // 15: pecet.v1.KeyVersion.not_after:type_name -> google.protobuf.Timestamp
+	22, // 16: pecet.v1.KeyVersion.created:type_name -> google.protobuf.Timestamp
+	17, // 17: pecet.v1.KeyService.ListKeys:input_type -> pecet.v1.ListKeysRequest
+	19, // 18: pecet.v1.KeyService.GetKey:input_type -> pecet.v1.GetKeyRequest
+	3,  // 19: pecet.v1.KeyService.CreateKey:input_type -> pecet.v1.CreateKeyRequest
+	4,  // 20: pecet.v1.KeyService.RotateKey:input_type -> pecet.v1.RotateKeyRequest
+	5,  // 21: pecet.v1.KeyService.CreateCSR:input_type -> pecet.v1.CreateCSRRequest
+	7,  // 22: pecet.v1.KeyService.ImportCertificate:input_type -> pecet.v1.ImportCertificateRequest
+	8,  // 23: pecet.v1.KeyService.SetPrimaryVersion:input_type -> pecet.v1.SetPrimaryVersionRequest
+	9,  // 24: pecet.v1.KeyService.DisableKeyVersion:input_type -> pecet.v1.DisableKeyVersionRequest
+	10, // 25: pecet.v1.KeyService.EnableKeyVersion:input_type -> pecet.v1.EnableKeyVersionRequest
+	11, // 26: pecet.v1.KeyService.DestroyKeyVersion:input_type -> pecet.v1.DestroyKeyVersionRequest
+	14, // 27: pecet.v1.KeyService.ListRequests:input_type -> pecet.v1.ListRequestsRequest
+	16, // 28: pecet.v1.KeyService.ApproveRequest:input_type -> pecet.v1.ApproveRequestRequest
+	18, // 29: pecet.v1.KeyService.ListKeys:output_type -> pecet.v1.ListKeysResponse
+	20, // 30: pecet.v1.KeyService.GetKey:output_type -> pecet.v1.Key
+	12, // 31: pecet.v1.KeyService.CreateKey:output_type -> pecet.v1.KeyChange
+	12, // 32: pecet.v1.KeyService.RotateKey:output_type -> pecet.v1.KeyChange
+	6,  // 33: pecet.v1.KeyService.CreateCSR:output_type -> pecet.v1.CreateCSRResponse
+	12, // 34: pecet.v1.KeyService.ImportCertificate:output_type -> pecet.v1.KeyChange
+	12, // 35: pecet.v1.KeyService.SetPrimaryVersion:output_type -> pecet.v1.KeyChange
+	12, // 36: pecet.v1.KeyService.DisableKeyVersion:output_type -> pecet.v1.KeyChange
+	12, // 37: pecet.v1.KeyService.EnableKeyVersion:output_type -> pecet.v1.KeyChange
+	12, // 38: pecet.v1.KeyService.DestroyKeyVersion:output_type -> pecet.v1.KeyChange
+	15, // 39: pecet.v1.KeyService.ListRequests:output_type -> pecet.v1.ListRequestsResponse
+	12, // 40: pecet.v1.KeyService.ApproveRequest:output_type -> pecet.v1.KeyChange
+	29, // [29:41] is the sub-list for method output_type
+	17, // [17:29] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_pecet_v1_keys_proto_init() }
@@ -619,7 +1578,7 @@ func file_pecet_v1_keys_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pecet_v1_keys_proto_rawDesc), len(file_pecet_v1_keys_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   5,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

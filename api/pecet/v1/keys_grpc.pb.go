@@ -21,21 +21,80 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	KeyService_ListKeys_FullMethodName = "/pecet.v1.KeyService/ListKeys"
-	KeyService_GetKey_FullMethodName   = "/pecet.v1.KeyService/GetKey"
+	KeyService_ListKeys_FullMethodName          = "/pecet.v1.KeyService/ListKeys"
+	KeyService_GetKey_FullMethodName            = "/pecet.v1.KeyService/GetKey"
+	KeyService_CreateKey_FullMethodName         = "/pecet.v1.KeyService/CreateKey"
+	KeyService_RotateKey_FullMethodName         = "/pecet.v1.KeyService/RotateKey"
+	KeyService_CreateCSR_FullMethodName         = "/pecet.v1.KeyService/CreateCSR"
+	KeyService_ImportCertificate_FullMethodName = "/pecet.v1.KeyService/ImportCertificate"
+	KeyService_SetPrimaryVersion_FullMethodName = "/pecet.v1.KeyService/SetPrimaryVersion"
+	KeyService_DisableKeyVersion_FullMethodName = "/pecet.v1.KeyService/DisableKeyVersion"
+	KeyService_EnableKeyVersion_FullMethodName  = "/pecet.v1.KeyService/EnableKeyVersion"
+	KeyService_DestroyKeyVersion_FullMethodName = "/pecet.v1.KeyService/DestroyKeyVersion"
+	KeyService_ListRequests_FullMethodName      = "/pecet.v1.KeyService/ListRequests"
+	KeyService_ApproveRequest_FullMethodName    = "/pecet.v1.KeyService/ApproveRequest"
 )
 
 // KeyServiceClient is the client API for KeyService service.
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
-// KeyService lists and shows keys. Write calls (create, rotate, certify,
-// disable, destroy) are for the officer role.
+// KeyService lists and shows keys, and lets security officers manage them.
+// Write calls are for the officer role only; each is written to the audit
+// log before it runs and with its outcome after.
+//
+// Dual control: config (keys.dual_control) can require a second officer for
+// CreateKey, RotateKey, SetPrimaryVersion and DestroyKeyVersion on chosen
+// aliases. Such a call changes nothing yet: it checks what can be checked,
+// stores a request on the token (visible to every replica) and answers OK
+// with `pending_request` set in the KeyChange. Another officer then calls
+// ApproveRequest with its id, which carries the operation out. Requests
+// expire (keys.dual_control.request_ttl); the requester cannot approve
+// their own (PermissionDenied).
 type KeyServiceClient interface {
 	// ListKeys lists every key on the token the caller may see. Roles: all.
 	ListKeys(ctx context.Context, in *ListKeysRequest, opts ...grpc.CallOption) (*ListKeysResponse, error)
 	// GetKey shows one key with its versions. Roles: all, for keys they may use.
 	GetKey(ctx context.Context, in *GetKeyRequest, opts ...grpc.CallOption) (*Key, error)
+	// CreateKey generates version 1 of a new alias on the token, state
+	// PENDING_CERTIFICATE. Decrypt keys are RSA only. Role: officer.
+	// AlreadyExists for a taken alias.
+	CreateKey(ctx context.Context, in *CreateKeyRequest, opts ...grpc.CallOption) (*KeyChange, error)
+	// RotateKey generates version n+1 (PENDING_CERTIFICATE) with the alias's
+	// purpose and algorithm; the primary is unchanged. Role: officer.
+	RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*KeyChange, error)
+	// CreateCSR returns a PKCS#10 certification request for a version,
+	// signed on the token by that version's key (proof of possession), for
+	// an accredited CA. Any state but DESTROYED. Role: officer.
+	CreateCSR(ctx context.Context, in *CreateCSRRequest, opts ...grpc.CallOption) (*CreateCSRResponse, error)
+	// ImportCertificate stores a version's certificate chain (leaf first) and
+	// makes a pending version ENABLED (and primary when the alias has none).
+	// Refused (InvalidArgument) unless the leaf holds the version's public
+	// key, each certificate is issued by the next, and the leaf's key usage
+	// fits the purpose: SIGN digitalSignature or nonRepudiation, DECRYPT
+	// keyEncipherment, TIMESTAMP exactly one critical timeStamping EKU.
+	// Role: officer.
+	ImportCertificate(ctx context.Context, in *ImportCertificateRequest, opts ...grpc.CallOption) (*KeyChange, error)
+	// SetPrimaryVersion makes an ENABLED version the one Sign and Timestamp
+	// use. Role: officer.
+	SetPrimaryVersion(ctx context.Context, in *SetPrimaryVersionRequest, opts ...grpc.CallOption) (*KeyChange, error)
+	// DisableKeyVersion stops an ENABLED version (not the primary) from being
+	// used. Role: officer.
+	DisableKeyVersion(ctx context.Context, in *DisableKeyVersionRequest, opts ...grpc.CallOption) (*KeyChange, error)
+	// EnableKeyVersion turns a DISABLED version back on. Role: officer.
+	EnableKeyVersion(ctx context.Context, in *EnableKeyVersionRequest, opts ...grpc.CallOption) (*KeyChange, error)
+	// DestroyKeyVersion removes a version's key objects from the token; its
+	// certificate and a DESTROYED record remain so old signatures still
+	// verify. Refused (FailedPrecondition) for the primary and for an ENABLED
+	// version: disable it first. Role: officer.
+	DestroyKeyVersion(ctx context.Context, in *DestroyKeyVersionRequest, opts ...grpc.CallOption) (*KeyChange, error)
+	// ListRequests lists the pending dual-control requests that have not
+	// expired. Role: officer.
+	ListRequests(ctx context.Context, in *ListRequestsRequest, opts ...grpc.CallOption) (*ListRequestsResponse, error)
+	// ApproveRequest carries out a pending request made by another officer.
+	// NotFound for an unknown or already approved id, FailedPrecondition for
+	// an expired one, PermissionDenied for one's own. Role: officer.
+	ApproveRequest(ctx context.Context, in *ApproveRequestRequest, opts ...grpc.CallOption) (*KeyChange, error)
 }
 
 type keyServiceClient struct {
@@ -66,17 +125,166 @@ func (c *keyServiceClient) GetKey(ctx context.Context, in *GetKeyRequest, opts .
 	return out, nil
 }
 
+func (c *keyServiceClient) CreateKey(ctx context.Context, in *CreateKeyRequest, opts ...grpc.CallOption) (*KeyChange, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyChange)
+	err := c.cc.Invoke(ctx, KeyService_CreateKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) RotateKey(ctx context.Context, in *RotateKeyRequest, opts ...grpc.CallOption) (*KeyChange, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyChange)
+	err := c.cc.Invoke(ctx, KeyService_RotateKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) CreateCSR(ctx context.Context, in *CreateCSRRequest, opts ...grpc.CallOption) (*CreateCSRResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateCSRResponse)
+	err := c.cc.Invoke(ctx, KeyService_CreateCSR_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) ImportCertificate(ctx context.Context, in *ImportCertificateRequest, opts ...grpc.CallOption) (*KeyChange, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyChange)
+	err := c.cc.Invoke(ctx, KeyService_ImportCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) SetPrimaryVersion(ctx context.Context, in *SetPrimaryVersionRequest, opts ...grpc.CallOption) (*KeyChange, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyChange)
+	err := c.cc.Invoke(ctx, KeyService_SetPrimaryVersion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) DisableKeyVersion(ctx context.Context, in *DisableKeyVersionRequest, opts ...grpc.CallOption) (*KeyChange, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyChange)
+	err := c.cc.Invoke(ctx, KeyService_DisableKeyVersion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) EnableKeyVersion(ctx context.Context, in *EnableKeyVersionRequest, opts ...grpc.CallOption) (*KeyChange, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyChange)
+	err := c.cc.Invoke(ctx, KeyService_EnableKeyVersion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) DestroyKeyVersion(ctx context.Context, in *DestroyKeyVersionRequest, opts ...grpc.CallOption) (*KeyChange, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyChange)
+	err := c.cc.Invoke(ctx, KeyService_DestroyKeyVersion_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) ListRequests(ctx context.Context, in *ListRequestsRequest, opts ...grpc.CallOption) (*ListRequestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListRequestsResponse)
+	err := c.cc.Invoke(ctx, KeyService_ListRequests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *keyServiceClient) ApproveRequest(ctx context.Context, in *ApproveRequestRequest, opts ...grpc.CallOption) (*KeyChange, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(KeyChange)
+	err := c.cc.Invoke(ctx, KeyService_ApproveRequest_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // KeyServiceServer is the server API for KeyService service.
 // All implementations must embed UnimplementedKeyServiceServer
 // for forward compatibility.
 //
-// KeyService lists and shows keys. Write calls (create, rotate, certify,
-// disable, destroy) are for the officer role.
+// KeyService lists and shows keys, and lets security officers manage them.
+// Write calls are for the officer role only; each is written to the audit
+// log before it runs and with its outcome after.
+//
+// Dual control: config (keys.dual_control) can require a second officer for
+// CreateKey, RotateKey, SetPrimaryVersion and DestroyKeyVersion on chosen
+// aliases. Such a call changes nothing yet: it checks what can be checked,
+// stores a request on the token (visible to every replica) and answers OK
+// with `pending_request` set in the KeyChange. Another officer then calls
+// ApproveRequest with its id, which carries the operation out. Requests
+// expire (keys.dual_control.request_ttl); the requester cannot approve
+// their own (PermissionDenied).
 type KeyServiceServer interface {
 	// ListKeys lists every key on the token the caller may see. Roles: all.
 	ListKeys(context.Context, *ListKeysRequest) (*ListKeysResponse, error)
 	// GetKey shows one key with its versions. Roles: all, for keys they may use.
 	GetKey(context.Context, *GetKeyRequest) (*Key, error)
+	// CreateKey generates version 1 of a new alias on the token, state
+	// PENDING_CERTIFICATE. Decrypt keys are RSA only. Role: officer.
+	// AlreadyExists for a taken alias.
+	CreateKey(context.Context, *CreateKeyRequest) (*KeyChange, error)
+	// RotateKey generates version n+1 (PENDING_CERTIFICATE) with the alias's
+	// purpose and algorithm; the primary is unchanged. Role: officer.
+	RotateKey(context.Context, *RotateKeyRequest) (*KeyChange, error)
+	// CreateCSR returns a PKCS#10 certification request for a version,
+	// signed on the token by that version's key (proof of possession), for
+	// an accredited CA. Any state but DESTROYED. Role: officer.
+	CreateCSR(context.Context, *CreateCSRRequest) (*CreateCSRResponse, error)
+	// ImportCertificate stores a version's certificate chain (leaf first) and
+	// makes a pending version ENABLED (and primary when the alias has none).
+	// Refused (InvalidArgument) unless the leaf holds the version's public
+	// key, each certificate is issued by the next, and the leaf's key usage
+	// fits the purpose: SIGN digitalSignature or nonRepudiation, DECRYPT
+	// keyEncipherment, TIMESTAMP exactly one critical timeStamping EKU.
+	// Role: officer.
+	ImportCertificate(context.Context, *ImportCertificateRequest) (*KeyChange, error)
+	// SetPrimaryVersion makes an ENABLED version the one Sign and Timestamp
+	// use. Role: officer.
+	SetPrimaryVersion(context.Context, *SetPrimaryVersionRequest) (*KeyChange, error)
+	// DisableKeyVersion stops an ENABLED version (not the primary) from being
+	// used. Role: officer.
+	DisableKeyVersion(context.Context, *DisableKeyVersionRequest) (*KeyChange, error)
+	// EnableKeyVersion turns a DISABLED version back on. Role: officer.
+	EnableKeyVersion(context.Context, *EnableKeyVersionRequest) (*KeyChange, error)
+	// DestroyKeyVersion removes a version's key objects from the token; its
+	// certificate and a DESTROYED record remain so old signatures still
+	// verify. Refused (FailedPrecondition) for the primary and for an ENABLED
+	// version: disable it first. Role: officer.
+	DestroyKeyVersion(context.Context, *DestroyKeyVersionRequest) (*KeyChange, error)
+	// ListRequests lists the pending dual-control requests that have not
+	// expired. Role: officer.
+	ListRequests(context.Context, *ListRequestsRequest) (*ListRequestsResponse, error)
+	// ApproveRequest carries out a pending request made by another officer.
+	// NotFound for an unknown or already approved id, FailedPrecondition for
+	// an expired one, PermissionDenied for one's own. Role: officer.
+	ApproveRequest(context.Context, *ApproveRequestRequest) (*KeyChange, error)
 	mustEmbedUnimplementedKeyServiceServer()
 }
 
@@ -92,6 +300,36 @@ func (UnimplementedKeyServiceServer) ListKeys(context.Context, *ListKeysRequest)
 }
 func (UnimplementedKeyServiceServer) GetKey(context.Context, *GetKeyRequest) (*Key, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetKey not implemented")
+}
+func (UnimplementedKeyServiceServer) CreateKey(context.Context, *CreateKeyRequest) (*KeyChange, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateKey not implemented")
+}
+func (UnimplementedKeyServiceServer) RotateKey(context.Context, *RotateKeyRequest) (*KeyChange, error) {
+	return nil, status.Error(codes.Unimplemented, "method RotateKey not implemented")
+}
+func (UnimplementedKeyServiceServer) CreateCSR(context.Context, *CreateCSRRequest) (*CreateCSRResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateCSR not implemented")
+}
+func (UnimplementedKeyServiceServer) ImportCertificate(context.Context, *ImportCertificateRequest) (*KeyChange, error) {
+	return nil, status.Error(codes.Unimplemented, "method ImportCertificate not implemented")
+}
+func (UnimplementedKeyServiceServer) SetPrimaryVersion(context.Context, *SetPrimaryVersionRequest) (*KeyChange, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPrimaryVersion not implemented")
+}
+func (UnimplementedKeyServiceServer) DisableKeyVersion(context.Context, *DisableKeyVersionRequest) (*KeyChange, error) {
+	return nil, status.Error(codes.Unimplemented, "method DisableKeyVersion not implemented")
+}
+func (UnimplementedKeyServiceServer) EnableKeyVersion(context.Context, *EnableKeyVersionRequest) (*KeyChange, error) {
+	return nil, status.Error(codes.Unimplemented, "method EnableKeyVersion not implemented")
+}
+func (UnimplementedKeyServiceServer) DestroyKeyVersion(context.Context, *DestroyKeyVersionRequest) (*KeyChange, error) {
+	return nil, status.Error(codes.Unimplemented, "method DestroyKeyVersion not implemented")
+}
+func (UnimplementedKeyServiceServer) ListRequests(context.Context, *ListRequestsRequest) (*ListRequestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListRequests not implemented")
+}
+func (UnimplementedKeyServiceServer) ApproveRequest(context.Context, *ApproveRequestRequest) (*KeyChange, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApproveRequest not implemented")
 }
 func (UnimplementedKeyServiceServer) mustEmbedUnimplementedKeyServiceServer() {}
 func (UnimplementedKeyServiceServer) testEmbeddedByValue()                    {}
@@ -150,6 +388,186 @@ func _KeyService_GetKey_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _KeyService_CreateKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).CreateKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_CreateKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).CreateKey(ctx, req.(*CreateKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_RotateKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).RotateKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_RotateKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).RotateKey(ctx, req.(*RotateKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_CreateCSR_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateCSRRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).CreateCSR(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_CreateCSR_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).CreateCSR(ctx, req.(*CreateCSRRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_ImportCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ImportCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).ImportCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_ImportCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).ImportCertificate(ctx, req.(*ImportCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_SetPrimaryVersion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPrimaryVersionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).SetPrimaryVersion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_SetPrimaryVersion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).SetPrimaryVersion(ctx, req.(*SetPrimaryVersionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_DisableKeyVersion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DisableKeyVersionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).DisableKeyVersion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_DisableKeyVersion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).DisableKeyVersion(ctx, req.(*DisableKeyVersionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_EnableKeyVersion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnableKeyVersionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).EnableKeyVersion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_EnableKeyVersion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).EnableKeyVersion(ctx, req.(*EnableKeyVersionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_DestroyKeyVersion_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DestroyKeyVersionRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).DestroyKeyVersion(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_DestroyKeyVersion_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).DestroyKeyVersion(ctx, req.(*DestroyKeyVersionRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_ListRequests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListRequestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).ListRequests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_ListRequests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).ListRequests(ctx, req.(*ListRequestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _KeyService_ApproveRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApproveRequestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(KeyServiceServer).ApproveRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: KeyService_ApproveRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(KeyServiceServer).ApproveRequest(ctx, req.(*ApproveRequestRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // KeyService_ServiceDesc is the grpc.ServiceDesc for KeyService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -164,6 +582,46 @@ var KeyService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetKey",
 			Handler:    _KeyService_GetKey_Handler,
+		},
+		{
+			MethodName: "CreateKey",
+			Handler:    _KeyService_CreateKey_Handler,
+		},
+		{
+			MethodName: "RotateKey",
+			Handler:    _KeyService_RotateKey_Handler,
+		},
+		{
+			MethodName: "CreateCSR",
+			Handler:    _KeyService_CreateCSR_Handler,
+		},
+		{
+			MethodName: "ImportCertificate",
+			Handler:    _KeyService_ImportCertificate_Handler,
+		},
+		{
+			MethodName: "SetPrimaryVersion",
+			Handler:    _KeyService_SetPrimaryVersion_Handler,
+		},
+		{
+			MethodName: "DisableKeyVersion",
+			Handler:    _KeyService_DisableKeyVersion_Handler,
+		},
+		{
+			MethodName: "EnableKeyVersion",
+			Handler:    _KeyService_EnableKeyVersion_Handler,
+		},
+		{
+			MethodName: "DestroyKeyVersion",
+			Handler:    _KeyService_DestroyKeyVersion_Handler,
+		},
+		{
+			MethodName: "ListRequests",
+			Handler:    _KeyService_ListRequests_Handler,
+		},
+		{
+			MethodName: "ApproveRequest",
+			Handler:    _KeyService_ApproveRequest_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

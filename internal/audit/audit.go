@@ -1,0 +1,441 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Phases of an event.
+const (
+	PhaseBegin   = "begin"   // before a key operation: who asks for what
+	PhaseEnd     = "end"     // its outcome
+	PhaseDenied  = "denied"  // refused by authorisation before any handler ran
+	PhaseRotated = "rotated" // first line of a file after rotation
+	PhaseStart   = "start"   // the process opened the log
+	PhaseStop    = "stop"    // the process closes the log (graceful shutdown)
+)
+
+// Outcomes.
+const (
+	OutcomeOK      = "ok"
+	OutcomeError   = "error"
+	OutcomeDenied  = "denied"
+	OutcomePending = "pending" // dual control: waiting for a second officer
+)
+
+// Event is one audit line's content. Time, Seq and Prev are set by Write.
+type Event struct {
+	Time  time.Time `json:"time"`
+	Seq   uint64    `json:"seq"`
+	Phase string    `json:"phase"`
+	// Call ties a begin line to its end line.
+	Call   string `json:"call,omitempty"`
+	Caller string `json:"caller,omitempty"`
+	Role   string `json:"role,omitempty"`
+	RPC    string `json:"rpc,omitempty"`
+	Key    string `json:"key,omitempty"`
+	// Version is the key version; 0 when none or not yet known (primary).
+	Version int `json:"version,omitempty"`
+	// InputSHA256 is the hex SHA-256 of the operation's input (data,
+	// digest, certificate chain, …), never the input.
+	InputSHA256 string `json:"input_sha256,omitempty"`
+	// Request is a dual-control request id.
+	Request string `json:"request,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
+	// Code is the gRPC status code name of a failed call.
+	Code string `json:"code,omitempty"`
+	Prev string `json:"prev"`
+}
+
+// Genesis is prev of the first line of a log.
+const Genesis = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// MaxLine bounds one line; longer lines are refused by Write and by Verify.
+// Events hold short strings only (identities, aliases, hex digests).
+const MaxLine = 16 << 10
+
+// Sync policies.
+type SyncPolicy string
+
+const (
+	// SyncEvent fsyncs before Write returns (shared between concurrent
+	// writers). The default.
+	SyncEvent SyncPolicy = "event"
+	// SyncNone leaves flushing to the kernel.
+	SyncNone SyncPolicy = "none"
+)
+
+// ErrUnavailable wraps every failure to write an event: the caller must
+// refuse the operation it was about to audit.
+var ErrUnavailable = errors.New("audit: log cannot be written")
+
+// Options configure a Log.
+type Options struct {
+	// File is the log file; empty means no file (events go to Mirror only:
+	// library tests and servers built without a log).
+	File string
+	// Sync is the fsync policy (default SyncEvent).
+	Sync SyncPolicy
+	// MaxBytes rotates the file when it grows past this size (0: never).
+	MaxBytes int64
+	// Mirror receives every event as a slog record (stderr JSON in pecetd).
+	Mirror *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Log appends events to one file.
+type Log struct {
+	o       Options
+	hasFile bool
+
+	mu      sync.Mutex // guards the fields below and the file's tail
+	f       *os.File
+	size    int64
+	seq     uint64
+	prev    string
+	written uint64 // lines written by this process
+	err     error  // sticky: once a write failed, every later one fails
+
+	smu    sync.Mutex // one fsync at a time
+	synced uint64     // lines known durable
+	serr   error
+}
+
+// Open opens (or creates) the log file, takes its lock and finds where the
+// chain stands. A file that ends in a partial line is refused.
+func Open(o Options) (*Log, error) {
+	if o.Sync == "" {
+		o.Sync = SyncEvent
+	}
+	if o.Sync != SyncEvent && o.Sync != SyncNone {
+		return nil, fmt.Errorf("audit: unknown sync policy %q (event, none)", o.Sync)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	l := &Log{o: o, prev: Genesis}
+	if o.File == "" {
+		return l, nil
+	}
+	f, err := openLocked(o.File)
+	if err != nil {
+		return nil, err
+	}
+	l.f, l.hasFile = f, true
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	l.size = st.Size()
+	src := o.File
+	if l.size == 0 {
+		// A fresh file after a rotation (or a crash right after one): the
+		// chain goes on from the newest rotated file.
+		if n := lastRotated(o.File); n > 0 {
+			src = rotatedName(o.File, n)
+		}
+	}
+	last, err := lastLine(src)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if last != nil {
+		ev, hash, err := ParseLine(last)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("audit: last line of %s: %w: check it with `pecet audit verify`", src, err)
+		}
+		l.seq, l.prev = ev.Seq, hash
+	}
+	return l, nil
+}
+
+func openLocked(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit: open %s: %w", path, err)
+	}
+	// One writer per file: a second process would fork the chain.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit: %s is in use by another process (each pecetd needs its own audit file): %w", path, err)
+	}
+	return f, nil
+}
+
+// lastLine returns the last line of a file without its newline, nil for an
+// empty or absent file, and an error when the file does not end in '\n'.
+func lastLine(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	if st.Size() == 0 {
+		return nil, nil
+	}
+	n := min(st.Size(), int64(MaxLine)+1)
+	buf := make([]byte, n)
+	if _, err := f.ReadAt(buf, st.Size()-n); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("audit: read %s: %w", path, err)
+	}
+	if buf[len(buf)-1] != '\n' {
+		return nil, fmt.Errorf("audit: %s ends with an incomplete line (a crash while writing?): check it with `pecet audit verify` and move it aside", path)
+	}
+	buf = buf[:len(buf)-1]
+	i := bytes.LastIndexByte(buf, '\n')
+	if i < 0 && n == st.Size() {
+		return buf, nil
+	}
+	if i < 0 {
+		return nil, fmt.Errorf("audit: %s: last line longer than %d bytes", path, MaxLine)
+	}
+	return buf[i+1:], nil
+}
+
+func rotatedName(file string, n int) string { return file + "." + strconv.Itoa(n) }
+
+// lastRotated returns the highest n for which FILE.n exists (0 if none).
+func lastRotated(file string) int {
+	matches, _ := filepath.Glob(file + ".*")
+	best := 0
+	for _, m := range matches {
+		n, err := strconv.Atoi(strings.TrimPrefix(m, file+"."))
+		if err == nil && n > best {
+			best = n
+		}
+	}
+	return best
+}
+
+// Write appends one event and, with SyncEvent, returns once it is durable.
+// Time, Seq and Prev are filled in here. An error (always wrapping
+// ErrUnavailable) means the event is not in the log and the operation it
+// describes must not run or must not be reported as done.
+func (l *Log) Write(e Event) error { return l.write(e, l.o.Sync == SyncEvent) }
+
+// Append is Write without waiting for fsync: the line is in the file (one
+// write(2), so it survives a crash of the process) but not necessarily on
+// disk. The server uses it for "begin" lines: the "end" line that follows
+// is written with Write, and its fsync makes both durable before any result
+// leaves the service, at the cost of one fsync per operation, not two.
+func (l *Log) Append(e Event) error { return l.write(e, false) }
+
+func (l *Log) write(e Event, sync bool) error {
+	l.mu.Lock()
+	if l.err != nil {
+		err := l.err
+		l.mu.Unlock()
+		return err
+	}
+	e.Time = l.o.Now().UTC()
+	e.Seq = l.seq + 1
+	e.Prev = l.prev
+	line, hash, err := encode(e)
+	if err != nil {
+		l.mu.Unlock()
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	if l.f != nil {
+		if _, err := l.f.Write(line); err != nil {
+			l.err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			l.mu.Unlock()
+			return l.err
+		}
+	}
+	l.seq, l.prev = e.Seq, hash
+	l.size += int64(len(line))
+	l.written++
+	mine := l.written
+	rotate := l.f != nil && l.o.MaxBytes > 0 && l.size >= l.o.MaxBytes
+	l.mu.Unlock()
+
+	l.mirror(e, hash)
+	if !l.hasFile {
+		return nil
+	}
+	if sync {
+		if err := l.syncTo(mine); err != nil {
+			return err
+		}
+	}
+	if rotate {
+		return l.rotate()
+	}
+	return nil
+}
+
+// syncTo returns once line n (counted by written) is durable. An fsync
+// that began after line n was written covers it; whoever finds none runs
+// one for everybody written so far (group commit).
+func (l *Log) syncTo(n uint64) error {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	if l.synced >= n {
+		return l.serr
+	}
+	l.mu.Lock()
+	target, f := l.written, l.f
+	l.mu.Unlock()
+	if err := f.Sync(); err != nil {
+		l.mu.Lock()
+		l.err = fmt.Errorf("%w: fsync: %w", ErrUnavailable, err)
+		l.serr = l.err
+		l.mu.Unlock()
+		return l.serr
+	}
+	l.synced = target
+	return nil
+}
+
+// rotate renames the full file to FILE.n and starts a new one whose first
+// line carries the chain on.
+func (l *Log) rotate() error {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	l.mu.Lock()
+	if l.err != nil || l.o.MaxBytes == 0 || l.size < l.o.MaxBytes {
+		err := l.err
+		l.mu.Unlock()
+		return err // another writer rotated already, or the log is broken
+	}
+	fail := func(err error) error {
+		l.err = fmt.Errorf("%w: rotate: %w", ErrUnavailable, err)
+		l.mu.Unlock()
+		return l.err
+	}
+	if err := l.f.Sync(); err != nil {
+		return fail(err)
+	}
+	next := rotatedName(l.o.File, lastRotated(l.o.File)+1)
+	if err := os.Rename(l.o.File, next); err != nil {
+		return fail(err)
+	}
+	old := l.f
+	f, err := openLocked(l.o.File)
+	if err != nil {
+		return fail(err)
+	}
+	old.Close()
+	l.f, l.size = f, 0
+	l.synced = l.written
+	e := Event{Time: l.o.Now().UTC(), Seq: l.seq + 1, Phase: PhaseRotated, Prev: l.prev}
+	line, hash, err := encode(e)
+	if err != nil {
+		return fail(err)
+	}
+	if _, err := f.Write(line); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	l.seq, l.prev, l.size = e.Seq, hash, int64(len(line))
+	l.written++
+	l.synced = l.written
+	l.mu.Unlock()
+	l.mirror(e, hash)
+	return nil
+}
+
+func (l *Log) mirror(e Event, hash string) {
+	if l.o.Mirror == nil {
+		return
+	}
+	attrs := []slog.Attr{slog.Uint64("seq", e.Seq), slog.String("phase", e.Phase)}
+	add := func(k, v string) {
+		if v != "" {
+			attrs = append(attrs, slog.String(k, v))
+		}
+	}
+	add("call", e.Call)
+	add("caller", e.Caller)
+	add("role", e.Role)
+	add("rpc", e.RPC)
+	add("key", e.Key)
+	if e.Version != 0 {
+		attrs = append(attrs, slog.Int("version", e.Version))
+	}
+	add("input_sha256", e.InputSHA256)
+	add("request", e.Request)
+	add("outcome", e.Outcome)
+	add("code", e.Code)
+	add("prev", e.Prev)
+	add("hash", hash)
+	l.o.Mirror.LogAttrs(context.Background(), slog.LevelInfo, "audit", attrs...)
+}
+
+// Close syncs and closes the file (graceful shutdown).
+func (l *Log) Close() error {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := errors.Join(l.f.Sync(), l.f.Close())
+	l.f = nil
+	if l.err == nil {
+		l.err = fmt.Errorf("%w: closed", ErrUnavailable)
+	}
+	return err
+}
+
+// Head returns the sequence number and hash of the last line written.
+func (l *Log) Head() (uint64, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seq, l.prev
+}
+
+const hashKey = `,"hash":"`
+
+// encode makes the line (with '\n') and its hash.
+func encode(e Event) ([]byte, string, error) {
+	body, err := json.Marshal(e)
+	if err != nil {
+		return nil, "", err
+	}
+	sum := sha256.Sum256(body)
+	hash := hex.EncodeToString(sum[:])
+	line := make([]byte, 0, len(body)+len(hashKey)+len(hash)+3)
+	line = append(line, body[:len(body)-1]...)
+	line = append(line, hashKey...)
+	line = append(line, hash...)
+	line = append(line, '"', '}', '\n')
+	if len(line) > MaxLine {
+		return nil, "", fmt.Errorf("audit: event of %d bytes exceeds %d", len(line), MaxLine)
+	}
+	return line, hash, nil
+}
+
+// InputHash is the hex SHA-256 of an operation's input, as events carry it.
+func InputHash(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,235 @@
+package audit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openT(t *testing.T, o Options) *Log {
+	t.Helper()
+	l, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func writeN(t *testing.T, l *Log, n int) {
+	t.Helper()
+	for i := range n {
+		if err := l.Write(Event{Phase: PhaseBegin, Caller: "officer", Role: "officer", RPC: "/pecet.v1.KeyService/RotateKey",
+			Key: "client-sign", Version: i, InputSHA256: InputHash([]byte{byte(i)})}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func verifyFiles(paths ...string) (Result, error) {
+	var fs []File
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return Result{}, err
+		}
+		fs = append(fs, File{Name: filepath.Base(p), R: bytes.NewReader(b)})
+	}
+	return Verify(fs...)
+}
+
+func lines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+}
+
+func TestChainAndTamper(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	l := openT(t, Options{File: path})
+	writeN(t, l, 6)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := verifyFiles(path)
+	if err != nil || res.Lines != 6 || res.FirstSeq != 1 || res.LastSeq != 6 {
+		t.Fatalf("Verify = %+v, %v", res, err)
+	}
+	orig := lines(t, path)
+	for i := range orig {
+		orig[i] = strings.TrimSuffix(orig[i], "\n")
+	}
+	edit := func(s string) string { return strings.Replace(s, `"version":2`, `"version":3`, 1) }
+	cases := []struct {
+		name     string
+		lines    []string
+		wantLine int
+		want     string
+	}{
+		{"removed line", []string{orig[0], orig[1], orig[3], orig[4], orig[5]}, 3, "removed or reordered"},
+		{"removed first line", orig[1:], 0, ""}, // a later start is a valid (partial) chain
+		{"reordered", []string{orig[0], orig[2], orig[1], orig[3], orig[4], orig[5]}, 2, "removed or reordered"},
+		{"edited line", []string{orig[0], orig[1], edit(orig[2]), orig[3], orig[4], orig[5]}, 3, "edited"},
+		{"edited with recomputed hash", []string{orig[0], orig[1], rehash(t, edit(orig[2])), orig[3], orig[4], orig[5]}, 4, "does not follow"},
+		{"garbage line", []string{orig[0], "not json", orig[2]}, 2, "malformed"},
+		{"seq rewritten", []string{orig[0], rehash(t, strings.Replace(orig[1], `"seq":2`, `"seq":1`, 1))}, 2, "follows seq 1"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, "tampered.log")
+			if err := os.WriteFile(p, []byte(strings.Join(c.lines, "\n")+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := verifyFiles(p)
+			if c.wantLine == 0 {
+				if err != nil {
+					t.Fatalf("want ok, got %v", err)
+				}
+				return
+			}
+			var be *BrokenError
+			if !errors.As(err, &be) || be.Line != c.wantLine || !strings.Contains(be.Error(), c.want) {
+				t.Fatalf("want line %d %q, got %v", c.wantLine, c.want, err)
+			}
+		})
+	}
+}
+
+// rehash recomputes a line's own hash, as a careful forger would.
+func rehash(t *testing.T, line string) string {
+	t.Helper()
+	i := strings.LastIndex(line, hashKey)
+	body := line[:i] + "}"
+	return line[:i] + hashKey + InputHash([]byte(body)) + `"}`
+}
+
+func TestRestartContinuesChain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l := openT(t, Options{File: path})
+	writeN(t, l, 3)
+	// A second writer on the same file is refused while the first holds it.
+	if _, err := Open(Options{File: path}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second Open: %v", err)
+	}
+	l.Close()
+	l2 := openT(t, Options{File: path})
+	writeN(t, l2, 2)
+	l2.Close()
+	if res, err := verifyFiles(path); err != nil || res.Lines != 5 {
+		t.Fatalf("after restart: %+v %v", res, err)
+	}
+	// A partial last line (crash mid-write) stops the next start.
+	f, _ := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"time":"`)
+	f.Close()
+	if _, err := Open(Options{File: path}); err == nil || !strings.Contains(err.Error(), "incomplete line") {
+		t.Fatalf("partial line: %v", err)
+	}
+}
+
+func TestRotationKeepsChain(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "audit.log")
+	l := openT(t, Options{File: path, MaxBytes: 1500})
+	writeN(t, l, 12)
+	l.Close()
+	// Restart with an empty current file continues from the newest rotated one.
+	n := lastRotated(path)
+	if n < 2 {
+		t.Fatalf("expected at least 2 rotations, got %d", n)
+	}
+	l2 := openT(t, Options{File: path, MaxBytes: 1500})
+	writeN(t, l2, 1)
+	l2.Close()
+	var files []string
+	for i := 1; i <= lastRotated(path); i++ {
+		files = append(files, rotatedName(path, i))
+	}
+	files = append(files, path)
+	res, err := verifyFiles(files...)
+	if err != nil || res.FirstSeq != 1 {
+		t.Fatalf("rotated chain: %+v, %v", res, err)
+	}
+	if first := lines(t, rotatedName(path, 2))[0]; !strings.Contains(first, `"phase":"rotated"`) {
+		t.Errorf("second file does not begin with a rotated line: %s", first)
+	}
+	// Files out of order, or one left out, break the chain at the first line
+	// of the file that does not follow.
+	swapped := append([]string{files[1], files[0]}, files[2:]...)
+	var be *BrokenError
+	if _, err := verifyFiles(swapped...); !errors.As(err, &be) || be.Line != 1 || be.File != filepath.Base(files[0]) {
+		t.Errorf("swapped files: %v", err)
+	}
+	if _, err := verifyFiles(append([]string{files[0]}, files[2:]...)...); !errors.As(err, &be) || be.Line != 1 {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestFailClosed: a log that cannot be written refuses every event, and
+// keeps refusing.
+func TestFailClosed(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	l, err := Open(Options{File: "/dev/full"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for range 2 {
+		if err := l.Write(Event{Phase: PhaseBegin}); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("write to a full disk: %v", err)
+		}
+	}
+	if _, err := Open(Options{File: filepath.Join(t.TempDir(), "no", "such", "dir")}); err == nil {
+		t.Error("Open in a missing directory succeeded")
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l := openT(t, Options{File: path, MaxBytes: 20000})
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 40 {
+				if err := l.Write(Event{Phase: PhaseEnd, Call: fmt.Sprint(g, "-", i), Outcome: OutcomeOK}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	l.Close()
+	var files []string
+	for i := 1; i <= lastRotated(path); i++ {
+		files = append(files, rotatedName(path, i))
+	}
+	res, err := verifyFiles(append(files, path)...)
+	if err != nil || res.LastSeq != uint64(320+len(files)) {
+		t.Fatalf("%+v %v", res, err)
+	}
+}
+
+func TestNoFileMirrorsOnly(t *testing.T) {
+	l := openT(t, Options{Now: func() time.Time { return time.Unix(0, 0) }})
+	if err := l.Write(Event{Phase: PhaseDenied}); err != nil {
+		t.Fatal(err)
+	}
+	if seq, _ := l.Head(); seq != 1 {
+		t.Errorf("seq %d", seq)
+	}
+}

@@ -1,0 +1,67 @@
+// Package audit writes pecet's tamper-evident audit log: one JSON line per
+// security-relevant event (a key operation before it runs and its outcome
+// after, every key lifecycle change, every denied call), each line carrying
+// the SHA-256 of the line before it, and checks such logs (Verify).
+//
+// # Line format
+//
+// A line is a JSON object (RFC 8259) whose members come in a fixed order and
+// whose last member is "hash":
+//
+//	{"time":"2026-05-01T10:00:00.123Z","seq":7,"phase":"begin","call":"…",
+//	 "caller":"officer","role":"officer","rpc":"/pecet.v1.KeyService/RotateKey",
+//	 "key":"client-sign","version":2,"input_sha256":"…","outcome":"","code":"",
+//	 "prev":"<hash of line 6>","hash":"<SHA-256 of this line without ,"hash":…>"}
+//
+// hash is the lowercase hex SHA-256 of the line with its final
+// `,"hash":"…"` member removed (the bytes up to it, then "}"). prev is the
+// hash of the previous line; the very first line of a log has 64 zeros.
+// seq counts lines from 1 across files. So an edited line fails its own
+// hash (or, if the hash was recomputed, the next line's prev), a removed
+// or reordered line breaks seq and prev, and Verify names the first line
+// that does not fit. The chain does not protect the end of the log: a
+// truncated tail is a valid shorter log. That is why every line is also
+// mirrored to stderr as slog JSON (with its hash) for shipping off the
+// host: the shipped copy pins the tail.
+//
+// Never in a line: the input itself, PINs, birth numbers (rodná čísla) or
+// any other content. Only its SHA-256, the key alias and version, the
+// caller's identity and role, the RPC, the outcome and the gRPC code.
+//
+// # Durability (fsync policy)
+//
+// Each event is written with one write(2) on an O_APPEND file (no user-space
+// buffer to lose: a crash of the process loses no complete line). With
+// SyncEvent (the default) Write also returns only once the line is on disk
+// (fsync(2)); Append does not wait. The server appends the "begin" line of
+// an operation and writes its "end" line, so one fsync per operation makes
+// both durable before any result (a signature, a plaintext, a changed key)
+// leaves the service. Concurrent writers share fsyncs (group commit): a
+// Write waits for one fsync that began after its line was written, and
+// many lines ride on one fsync.
+//
+// BenchmarkWrite measured on the 2-core development VM (ext4 on a virtual
+// disk), next to a raw EC P-256 signature on SoftHSM (about 7000/s): an
+// fsynced event costs about 0.4 ms alone (2.9 raw signatures) and about
+// 0.1 ms per event with 16 concurrent writers (0.8 raw signatures); without
+// fsync an event costs 5 µs (0.03). A real HSM signs far slower than
+// SoftHSM, so the share shrinks there; SyncNone (page cache only: a machine
+// crash may lose the last lines) is for tests and for hosts whose storage
+// is battery-backed, configured as audit.sync: none.
+//
+// A Write that fails (disk full, file removed, I/O error) makes the Log
+// fail every later Write too, until the process restarts: the chain's state
+// is then unknown, and the server refuses key operations (fail closed,
+// Unavailable) rather than run them unaudited.
+//
+// # Files and rotation
+//
+// One process writes one file, holding an exclusive flock(2) on it, so two
+// pecetd processes configured with the same file refuse to start rather
+// than interleave two chains. With MaxBytes set, a full file is renamed to
+// FILE.1, FILE.2, … (higher is newer) and a new FILE begins with a
+// "rotated" line whose prev is the hash of the old file's last line; a
+// restart continues the chain from the last line of FILE, or of the newest
+// FILE.n when FILE is empty. Verify takes the files oldest first
+// (`pecet audit verify audit.log.1 audit.log.2 audit.log`).
+package audit

@@ -1,0 +1,271 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/audit"
+	"github.com/pecet-hsm/pecet/internal/authz"
+	"github.com/pecet-hsm/pecet/internal/grpcerr"
+)
+
+// How a service gets its RPCs audited (for the services still to come:
+// envelope Decrypt, tsa Timestamp, …):
+//
+//  1. Add one line to auditSpecs below: the full method name and a function
+//     that says, from the request alone, which key and version the call is
+//     about and what its input is (the bytes whose SHA-256 goes in the log;
+//     never log the bytes themselves).
+//  2. In the handler, once it knows more than the request said (the
+//     primary version a Sign resolved to, the key version a Decrypt found
+//     in the RecipientInfo), call auditKey(ctx, alias, version).
+//
+// The interceptor then writes a "begin" line before the handler runs and an
+// "end" line with the outcome and gRPC code after it; if either cannot be
+// written, the call fails with Unavailable and its result is dropped (fail
+// closed). Denied calls of any method are audited without a spec.
+
+// auditInfo is what a request says about itself for the audit log.
+type auditInfo struct {
+	Key     string
+	Version int
+	// Input is hashed (SHA-256 over the parts in order), never logged.
+	Input [][]byte
+}
+
+// auditSpecs lists the audited RPCs. Read-only calls (Verify, ListKeys,
+// GetKey, ListRequests) touch no key and are not here; their denials are
+// still audited.
+var auditSpecs = map[string]func(req any) auditInfo{
+	"/pecet.v1.SignService/Sign": func(req any) auditInfo {
+		r := req.(*pecetv1.SignRequest)
+		in := r.GetData()
+		if d := r.GetDigest(); d != nil {
+			in = d
+		}
+		return auditInfo{Key: r.GetKey(), Version: int(r.GetVersion()), Input: [][]byte{in}}
+	},
+	// Decrypt: the key version is found in the RecipientInfo; the handler
+	// reports it with auditKey. Encrypt uses no private key (denials of it
+	// are still audited).
+	"/pecet.v1.EnvelopeService/Decrypt": func(req any) auditInfo {
+		r := req.(*pecetv1.DecryptRequest)
+		return auditInfo{Key: r.GetKey(), Input: [][]byte{r.GetEnveloped()}}
+	},
+	// Timestamp signs with the configured TSA key's primary version; the
+	// input is the client's digest. POST /tsa is audited by auditHTTP.
+	"/pecet.v1.TimestampService/Timestamp": func(req any) auditInfo {
+		return auditInfo{Input: [][]byte{req.(*pecetv1.TimestampRequest).GetDigest()}}
+	},
+	"/pecet.v1.KeyService/CreateKey": func(req any) auditInfo {
+		r := req.(*pecetv1.CreateKeyRequest)
+		return auditInfo{Key: r.GetAlias(), Input: [][]byte{[]byte(r.GetPurpose().String()), []byte(r.GetAlgorithm().String())}}
+	},
+	"/pecet.v1.KeyService/RotateKey": func(req any) auditInfo {
+		return auditInfo{Key: req.(*pecetv1.RotateKeyRequest).GetAlias()}
+	},
+	"/pecet.v1.KeyService/CreateCSR": func(req any) auditInfo {
+		r := req.(*pecetv1.CreateCSRRequest)
+		in := [][]byte{[]byte(r.GetSubject())}
+		for _, san := range r.GetSubjectAltNames() {
+			in = append(in, []byte(san))
+		}
+		return auditInfo{Key: r.GetAlias(), Version: int(r.GetVersion()), Input: in}
+	},
+	"/pecet.v1.KeyService/ImportCertificate": func(req any) auditInfo {
+		r := req.(*pecetv1.ImportCertificateRequest)
+		return auditInfo{Key: r.GetAlias(), Version: int(r.GetVersion()), Input: r.GetChain()}
+	},
+	"/pecet.v1.KeyService/SetPrimaryVersion": func(req any) auditInfo {
+		r := req.(*pecetv1.SetPrimaryVersionRequest)
+		return auditInfo{Key: r.GetAlias(), Version: int(r.GetVersion())}
+	},
+	"/pecet.v1.KeyService/DisableKeyVersion": func(req any) auditInfo {
+		r := req.(*pecetv1.DisableKeyVersionRequest)
+		return auditInfo{Key: r.GetAlias(), Version: int(r.GetVersion())}
+	},
+	"/pecet.v1.KeyService/EnableKeyVersion": func(req any) auditInfo {
+		r := req.(*pecetv1.EnableKeyVersionRequest)
+		return auditInfo{Key: r.GetAlias(), Version: int(r.GetVersion())}
+	},
+	"/pecet.v1.KeyService/DestroyKeyVersion": func(req any) auditInfo {
+		r := req.(*pecetv1.DestroyKeyVersionRequest)
+		return auditInfo{Key: r.GetAlias(), Version: int(r.GetVersion())}
+	},
+	"/pecet.v1.KeyService/ApproveRequest": func(req any) auditInfo {
+		return auditInfo{Input: [][]byte{[]byte(req.(*pecetv1.ApproveRequestRequest).GetId())}}
+	},
+}
+
+// callRecord is what a handler adds to its call's audit lines.
+type callRecord struct {
+	mu      sync.Mutex
+	key     string
+	version int
+	request string // dual-control request id
+	pending bool   // the call only made a request
+}
+
+type recordKey struct{}
+
+// auditKey records the key and version a call actually used (e.g. the
+// primary version that Sign resolved to) for its "end" line.
+func auditKey(ctx context.Context, alias string, version int) {
+	if r, ok := ctx.Value(recordKey{}).(*callRecord); ok {
+		r.mu.Lock()
+		r.key, r.version = alias, version
+		r.mu.Unlock()
+	}
+}
+
+// auditRequest records a dual-control request id; pending says the call
+// made the request rather than carrying one out.
+func auditRequest(ctx context.Context, id string, pending bool) {
+	if r, ok := ctx.Value(recordKey{}).(*callRecord); ok {
+		r.mu.Lock()
+		r.request, r.pending = id, pending
+		r.mu.Unlock()
+	}
+}
+
+func inputHash(parts [][]byte) string {
+	if len(parts) == 0 {
+		return ""
+	}
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write(p)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func callID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func rolesOf(c *authz.Caller) string {
+	if c == nil {
+		return ""
+	}
+	return strings.Join(c.Roles, ",")
+}
+
+// auditDenied records a call refused by authorisation. A failure to write
+// it changes nothing for the caller, who is denied either way.
+func (s *Server) auditDenied(method string, caller *authz.Caller, err error) {
+	ev := audit.Event{Phase: audit.PhaseDenied, Caller: identityOf(caller), Role: rolesOf(caller), RPC: method,
+		Outcome: audit.OutcomeDenied, Code: status.Code(grpcerr.Status(err)).String()}
+	if werr := s.d.Audit.Write(ev); werr != nil {
+		s.d.Log.Error("audit log cannot be written", "err", werr)
+	}
+}
+
+// audited runs an authorised handler between its begin and end lines.
+func (s *Server) audited(ctx context.Context, req any, method string, caller *authz.Caller, spec func(any) auditInfo, handler grpc.UnaryHandler) (any, error) {
+	info := spec(req)
+	rec := &callRecord{key: info.Key, version: info.Version}
+	ev := audit.Event{Phase: audit.PhaseBegin, Call: callID(), Caller: caller.Identity, Role: rolesOf(caller), RPC: method,
+		Key: info.Key, Version: info.Version, InputSHA256: inputHash(info.Input)}
+	if err := s.d.Audit.Append(ev); err != nil {
+		s.d.Log.Error("audit log cannot be written: call refused", "method", method, "err", err)
+		return nil, grpcerr.Status(err)
+	}
+	resp, err := s.safeHandler(context.WithValue(ctx, recordKey{}, rec), req, method, handler)
+	if err != nil {
+		if _, isStatus := status.FromError(err); !isStatus {
+			s.d.Log.Warn("call failed", "method", method, "caller", caller.Identity, "err", err)
+		}
+		err = grpcerr.Status(err)
+	}
+	code := status.Code(err)
+	rec.mu.Lock()
+	ev.Phase, ev.Key, ev.Version, ev.Request = audit.PhaseEnd, rec.key, rec.version, rec.request
+	switch {
+	case code == codes.OK && rec.pending:
+		ev.Outcome = audit.OutcomePending
+	case code == codes.OK:
+		ev.Outcome = audit.OutcomeOK
+	case code == codes.PermissionDenied:
+		ev.Outcome, ev.Code = audit.OutcomeDenied, code.String()
+	default:
+		ev.Outcome, ev.Code = audit.OutcomeError, code.String()
+	}
+	rec.mu.Unlock()
+	ev.InputSHA256 = ""
+	if werr := s.d.Audit.Write(ev); werr != nil {
+		// The operation ran, but no result leaves without its record.
+		s.d.Log.Error("audit log cannot be written: result withheld", "method", method, "err", werr)
+		return nil, grpcerr.Status(werr)
+	}
+	return resp, err
+}
+
+// safeHandler turns a panic into Internal so that the end line is written.
+func (s *Server) safeHandler(ctx context.Context, req any, method string, handler grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.d.Log.Error("panic in handler", "method", method, "panic", p, "stack", string(debug.Stack()))
+			resp, err = nil, status.Error(codes.Internal, "internal error; the server log has the details")
+		}
+	}()
+	return handler(ctx, req)
+}
+
+// auditHTTP writes begin and end lines around an HTTP key operation (POST
+// /tsa, which has no client certificate: the caller is the peer address).
+// The request body is read here (at most limit bytes, the handler's own
+// bound) so that its SHA-256 goes into the begin line; a larger body is
+// passed on cut at limit+1 bytes for the handler to refuse. If the log
+// cannot be written the request gets 503 and the handler never runs.
+func (s *Server) auditHTTP(rpc string, limit int64, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+		if err != nil {
+			http.Error(w, "cannot read the request", http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		ev := audit.Event{Phase: audit.PhaseBegin, Call: callID(), Caller: "http:" + r.RemoteAddr, RPC: rpc, InputSHA256: inputHash([][]byte{body})}
+		if err := s.d.Audit.Append(ev); err != nil {
+			s.d.Log.Error("audit log cannot be written: call refused", "rpc", rpc, "err", err)
+			http.Error(w, "the audit log cannot be written; retry later", http.StatusServiceUnavailable)
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		h.ServeHTTP(rec, r)
+		ev.Phase, ev.InputSHA256, ev.Outcome = audit.PhaseEnd, "", audit.OutcomeOK
+		if rec.code >= 400 {
+			ev.Outcome, ev.Code = audit.OutcomeError, http.StatusText(rec.code)
+		}
+		if err := s.d.Audit.Write(ev); err != nil {
+			// The response may be on its way already; the log says why the
+			// end line is missing.
+			s.d.Log.Error("audit log cannot be written after the call", "rpc", rpc, "err", err)
+		}
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
