@@ -36,6 +36,12 @@ func runAudit(args []string) int {
 	fs := flag.NewFlagSet("pecet audit verify", flag.ContinueOnError)
 	jsonOut := fs.Bool("json", false, "machine-readable JSON output")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), auditUsage) }
+	if probe != nil {
+		// Completion reads the flags; parse cannot be used here because
+		// it refuses the FILE arguments.
+		probe(fs)
+		return exitOK
+	}
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK

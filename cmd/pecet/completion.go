@@ -51,6 +51,7 @@ type cmdSpec struct {
 	flags         []flagSpec
 	subs          []cmdSpec // subcommands: keys list, keys show …
 	args          []string  // fixed positional words (completion: the shells)
+	fileArgs      bool      // takes FILE arguments (audit verify FILE...)
 }
 
 type flagSpec struct {
@@ -76,13 +77,13 @@ func commandSpecs() []cmdSpec {
 			s.flags = flagsOf(fs)
 		} else {
 			for _, sub := range subcommandsIn(usage, c.name) {
-				sfs, _ := probeCommand(c.run, []string{sub})
+				sfs, _ := probeCommand(c.run, []string{sub.name})
 				if sfs == nil {
 					// A subcommand that takes a positional argument
 					// before its flags (policy show NAME).
-					sfs, _ = probeCommand(c.run, []string{sub, "NAME"})
+					sfs, _ = probeCommand(c.run, []string{sub.name, "NAME"})
 				}
-				ss := cmdSpec{name: sub}
+				ss := cmdSpec{name: sub.name, fileArgs: sub.fileArgs}
 				if sfs != nil {
 					ss.flags = flagsOf(sfs)
 				}
@@ -123,17 +124,39 @@ func capture(f func()) string {
 	return buf.String()
 }
 
-func subcommandsIn(usage, cmd string) []string {
+// subcommand is a subcommand named in a dispatcher's usage.
+type subcommand struct {
+	name     string
+	fileArgs bool // a usage line gives it a FILE argument of its own
+}
+
+func subcommandsIn(usage, cmd string) []subcommand {
 	// "pecet keys list", "`pecet chain verify --cert FILE`", "pecet policy
-	// list | pecet policy show NAME": lower-case words after the command.
-	re := regexp.MustCompile(`(?:^|[\s\x60|(])pecet ` + regexp.QuoteMeta(cmd) + ` ([a-z][a-z0-9-]*)`)
-	var subs []string
+	// list | pecet policy show NAME": lower-case words after the command;
+	// the rest of the line shows whether FILE arguments follow.
+	re := regexp.MustCompile(`(?:^|[\s\x60|(])pecet ` + regexp.QuoteMeta(cmd) + ` ([a-z][a-z0-9-]*)([^\n\x60|]*)`)
+	var subs []subcommand
 	for _, m := range re.FindAllStringSubmatch(usage, -1) {
-		if !slices.Contains(subs, m[1]) {
-			subs = append(subs, m[1])
+		i := slices.IndexFunc(subs, func(s subcommand) bool { return s.name == m[1] })
+		if i < 0 {
+			subs = append(subs, subcommand{name: m[1]})
+			i = len(subs) - 1
 		}
+		subs[i].fileArgs = subs[i].fileArgs || takesFileArgs(m[2])
 	}
 	return subs
+}
+
+// takesFileArgs: the rest of a usage line has a FILE (or FILE...) that is
+// not the value of a flag ("--out FILE" is the flag's).
+func takesFileArgs(rest string) bool {
+	words := strings.Fields(strings.NewReplacer("[", " ", "]", " ").Replace(rest))
+	for i, w := range words {
+		if strings.TrimSuffix(w, "...") == "FILE" && (i == 0 || !strings.HasPrefix(words[i-1], "-")) {
+			return true
+		}
+	}
+	return false
 }
 
 func flagsOf(fs *flag.FlagSet) []flagSpec {
@@ -307,7 +330,12 @@ complete -c pecet -f
 		case len(s.subs) > 0:
 			fmt.Fprintf(w, "complete -c pecet -n '__pecet_at 2; and __pecet_using %s' -a '%s'\n", s.name, names(s.subs))
 			for _, sub := range s.subs {
-				fishFlags(w, "__pecet_using "+s.name+" "+sub.name, sub.flags)
+				cond := "__pecet_using " + s.name + " " + sub.name
+				fishFlags(w, cond, sub.flags)
+				if sub.fileArgs {
+					// complete -f above turned file names off for pecet.
+					fmt.Fprintf(w, "complete -c pecet -n '%s' -F\n", cond)
+				}
 			}
 		default:
 			fishFlags(w, "__pecet_using "+s.name, s.flags)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,14 +24,34 @@ func completionScript(t *testing.T, shell string) string {
 // code defines appears in every script.
 func TestCompletionCoversCommands(t *testing.T) {
 	specs := commandSpecs()
-	var keys *cmdSpec
-	for i, s := range specs {
-		if s.name == "keys" {
-			keys = &specs[i]
+	// Discovery against what the dispatchers accept (runKeys, runAudit,
+	// runChain, runPolicy): a subcommand missing here is one no shell
+	// would offer.
+	for _, want := range []struct {
+		cmd, subs string
+		fileArgs  string // the subcommands that take FILE arguments
+	}{
+		{"keys", "list show create rotate csr import-cert set-primary disable enable destroy requests approve", ""},
+		{"audit", "verify", "verify"},
+		{"chain", "verify", ""},
+		{"policy", "list show", ""},
+	} {
+		s := specFor(t, specs, want.cmd)
+		if got := names(s.subs); got != want.subs {
+			t.Errorf("%s subcommands discovered: %q, want %q", want.cmd, got, want.subs)
+		}
+		var files []string
+		for _, sub := range s.subs {
+			if sub.fileArgs {
+				files = append(files, sub.name)
+			}
+		}
+		if got := strings.Join(files, " "); got != want.fileArgs {
+			t.Errorf("%s subcommands with FILE arguments: %q, want %q", want.cmd, got, want.fileArgs)
 		}
 	}
-	if keys == nil || names(keys.subs) != "list show" {
-		t.Fatalf("keys subcommands not discovered: %+v", keys)
+	if got := flagWords(specFor(t, specs, "audit").subs[0].flags, false); got != "--json" {
+		t.Errorf("audit verify flags: %q, want --json", got)
 	}
 	// Every command has flags or subcommands with flags, except the
 	// completion command itself.
@@ -55,7 +76,14 @@ func TestCompletionCoversCommands(t *testing.T) {
 			}
 		}
 		for _, s := range specs {
-			for _, f := range s.flags {
+			flags := s.flags
+			for _, sub := range s.subs {
+				if !strings.Contains(script, sub.name) {
+					t.Errorf("%s script lacks subcommand %s %s", shell, s.name, sub.name)
+				}
+				flags = append(flags, sub.flags...)
+			}
+			for _, f := range flags {
 				want := "--" + f.name
 				if shell == "fish" {
 					want = "-l " + f.name
@@ -66,6 +94,34 @@ func TestCompletionCoversCommands(t *testing.T) {
 			}
 		}
 	}
+}
+
+func specFor(t *testing.T, specs []cmdSpec, name string) cmdSpec {
+	t.Helper()
+	for _, s := range specs {
+		if s.name == name {
+			return s
+		}
+	}
+	t.Fatalf("command %s not in the completion specs", name)
+	return cmdSpec{}
+}
+
+// keysSubs: what "pecet keys " should complete to, from the discovered
+// specs (TestCompletionCoversCommands checks those against the dispatcher).
+func keysSubs(t *testing.T, sorted bool) string {
+	t.Helper()
+	var subs []string
+	for _, s := range specFor(t, commandSpecs(), "keys").subs {
+		subs = append(subs, s.name)
+	}
+	if len(subs) == 0 {
+		t.Fatal("no keys subcommands discovered")
+	}
+	if sorted {
+		slices.Sort(subs)
+	}
+	return strings.Join(subs, " ")
 }
 
 // TestCompletionSyntax: each shell parses its script (bash -n, zsh -n,
@@ -104,8 +160,13 @@ func TestBashCompletes(t *testing.T) {
 		{[]string{"pecet", "si"}, "sign"},
 		{[]string{"pecet", "ver"}, "verify version"},
 		{[]string{"pecet", "sign", "--ke"}, "--key --key-file"},
-		{[]string{"pecet", "keys", ""}, "list show"},
+		{[]string{"pecet", "keys", ""}, keysSubs(t, false)},
 		{[]string{"pecet", "keys", "show", "--al"}, "--alias"},
+		{[]string{"pecet", "keys", "set-"}, "set-primary"},
+		{[]string{"pecet", "keys", "destroy", "--ver"}, "--version"},
+		{[]string{"pecet", "audit", ""}, "verify"},
+		{[]string{"pecet", "audit", "verify", "--j"}, "--json"},
+		{[]string{"pecet", "audit", "verify", ""}, ""}, // log files: left to readline
 		{[]string{"pecet", "completion", "f"}, "fish"},
 		{[]string{"pecet", "sign", "--in", ""}, ""}, // a file name: left to readline
 	}
@@ -147,14 +208,26 @@ func TestFishCompletes(t *testing.T) {
 	if err := os.WriteFile(script, []byte(completionScript(t, "fish")), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A folder with one file, so file-name completion has a known answer.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "audit.log"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct{ line, want string }{
-		{"pecet keys ", "list show"},
+		{"pecet keys ", keysSubs(t, true)},
 		{"pecet keys show --al", "--alias"},
+		{"pecet keys approve --j", "--json"},
+		{"pecet audit ", "verify"},
+		{"pecet audit verify --j", "--json"},
+		{"pecet audit verify ", "audit.log"},
+		{"pecet keys list ", ""}, // no file names where none are taken
 		{"pecet completion ", "bash fish zsh"},
 		{"pecet sign --pe", "--pem"},
 	}
 	for _, c := range cases {
-		out, err := exec.Command("fish", "--no-config", "-c", "source "+script+"; complete -C '"+c.line+"'").CombinedOutput()
+		cmd := exec.Command("fish", "--no-config", "-c", "source "+script+"; complete -C '"+c.line+"'")
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("fish: %v\n%s", err, out)
 		}
