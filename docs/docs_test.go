@@ -76,6 +76,10 @@ var (
 	grpcurlLine = regexp.MustCompile("(?m)^grpcurl .*$")
 	methodRe    = regexp.MustCompile(`\s((?:pecet\.v1|grpc\.health\.v1)\.[A-Za-z]+/[A-Za-z]+)\s*(?:#.*)?$`)
 	shellVar    = regexp.MustCompile(`\$[A-Z]+`)
+	// The dev folder's client certificates, as api.md's first block
+	// defines them: client, gateway, officer and the second officer.
+	certVars = []string{"$TLS", "$GW", "$OFF", "$OFF2"}
+	certVar  = regexp.MustCompile(`\$(?:TLS|GW|OFF2?)\b`)
 )
 
 // payload extracts the -d argument of a grpcurl line: '…' verbatim, or
@@ -130,8 +134,10 @@ func TestAPIExamples(t *testing.T) {
 		if err := (protojson.UnmarshalOptions{}).Unmarshal([]byte(payload(t, line)), req); err != nil {
 			t.Errorf("%s: the JSON is not a %s: %v", line, md.Input().FullName(), err)
 		}
-		if !strings.Contains(line, "$TLS") && !strings.Contains(line, "$GW") {
-			t.Errorf("%s: no client certificate ($TLS or $GW)", line)
+		if cert := certVar.FindString(line); cert == "" {
+			t.Errorf("%s: no client certificate (%s)", line, strings.Join(certVars, ", "))
+		} else if !strings.Contains(doc, "\n"+cert[1:]+`="-cacert `) {
+			t.Errorf("%s: %s is not defined at the top of api.md", line, cert)
 		}
 	}
 	protoregistry.GlobalFiles.RangeFilesByPackage("pecet.v1", func(f protoreflect.FileDescriptor) bool {
