@@ -195,6 +195,27 @@ func TestManifestsMatchPecetd(t *testing.T) {
 			t.Errorf("the Secret has no key %s", filepath.Base(f))
 		}
 	}
+	// pecetd refuses to start without an audit log, and the root file
+	// system is read-only: the file must be on a writable volume of the
+	// pod's own (one process per file).
+	if cfg.Audit.File == "" {
+		t.Error("the ConfigMap sets no audit.file: pecetd would refuse to start")
+	} else {
+		var vm *corev1.VolumeMount
+		for i := range c.VolumeMounts {
+			if c.VolumeMounts[i].MountPath == filepath.Dir(cfg.Audit.File) {
+				vm = &c.VolumeMounts[i]
+			}
+		}
+		switch {
+		case vm == nil:
+			t.Errorf("audit.file %s is not in a mounted volume (the root file system is read-only)", cfg.Audit.File)
+		case vm.ReadOnly:
+			t.Errorf("audit.file %s is in a read-only mount", cfg.Audit.File)
+		case vols[vm.Name].EmptyDir == nil:
+			t.Errorf("audit volume %s is shared or persistent: each replica needs a file of its own", vm.Name)
+		}
+	}
 	if m.secret.StringData["pin"] != "" {
 		t.Error("the example Secret carries a PIN")
 	}
