@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/client"
+	"github.com/pecet-hsm/pecet/envelope"
 	"github.com/pecet-hsm/pecet/internal/config"
 	"github.com/pecet-hsm/pecet/internal/loadgen"
 	"github.com/pecet-hsm/pecet/keystore"
@@ -25,25 +27,32 @@ import (
 // signature to verify), call runs in the loop.
 type benchOp struct {
 	role    string           // dev role certificate the op needs
+	key     string           // default key alias (a dev key)
 	purpose keystore.Purpose // key purpose for the baseline
 	bytes   bool             // MB/s is meaningful
-	prepare func(ctx context.Context, cc *client.Conn, key string, body []byte) (func(ctx context.Context, cc *client.Conn) error, error)
+	prepare func(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) (func(ctx context.Context, cc *client.Conn) error, error)
+}
+
+// benchOpts are the flags some operations take.
+type benchOpts struct {
+	cipher    string // cipherNames key
+	transport string // transportNames key
 }
 
 var benchOps = map[string]benchOp{
-	"sign": {role: "client", purpose: keystore.PurposeSign, bytes: true,
-		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte) (func(context.Context, *client.Conn) error, error) {
+	"sign": {role: "client", key: "client-sign", purpose: keystore.PurposeSign, bytes: true,
+		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte, _ benchOpts) (func(context.Context, *client.Conn) error, error) {
 			req := &pecetv1.SignRequest{Key: key, Input: &pecetv1.SignRequest_Data{Data: body}}
 			return func(ctx context.Context, cc *client.Conn) error { _, err := cc.Sign.Sign(ctx, req); return err }, nil
 		}},
-	"sign-digest": {role: "client", purpose: keystore.PurposeSign,
-		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte) (func(context.Context, *client.Conn) error, error) {
+	"sign-digest": {role: "client", key: "client-sign", purpose: keystore.PurposeSign,
+		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte, _ benchOpts) (func(context.Context, *client.Conn) error, error) {
 			sum := sha256.Sum256(body)
 			req := &pecetv1.SignRequest{Key: key, Input: &pecetv1.SignRequest_Digest{Digest: sum[:]}}
 			return func(ctx context.Context, cc *client.Conn) error { _, err := cc.Sign.Sign(ctx, req); return err }, nil
 		}},
-	"verify": {role: "client", bytes: true,
-		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte) (func(context.Context, *client.Conn) error, error) {
+	"verify": {role: "client", key: "client-sign", bytes: true,
+		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte, _ benchOpts) (func(context.Context, *client.Conn) error, error) {
 			resp, err := cc.Sign.Sign(ctx, &pecetv1.SignRequest{Key: key, Input: &pecetv1.SignRequest_Data{Data: body}})
 			if err != nil {
 				return nil, fmt.Errorf("making the signature to verify: %w", err)
@@ -59,8 +68,8 @@ var benchOps = map[string]benchOp{
 		}},
 	// --key names the TSA key only for --baseline (pecetd signs with its
 	// configured one): pecet bench --op timestamp --key tsa --baseline.
-	"timestamp": {role: "client", purpose: keystore.PurposeTimestamp,
-		prepare: func(_ context.Context, _ *client.Conn, _ string, body []byte) (func(context.Context, *client.Conn) error, error) {
+	"timestamp": {role: "client", key: "tsa", purpose: keystore.PurposeTimestamp,
+		prepare: func(_ context.Context, _ *client.Conn, _ string, body []byte, _ benchOpts) (func(context.Context, *client.Conn) error, error) {
 			sum := sha256.Sum256(body)
 			req := &pecetv1.TimestampRequest{Digest: sum[:], Nonce: []byte{1, 2, 3, 4, 5, 6, 7, 8}, CertReq: true}
 			return func(ctx context.Context, cc *client.Conn) error {
@@ -70,6 +79,41 @@ var benchOps = map[string]benchOp{
 				}
 				return err
 			}, nil
+		}},
+	// encrypt: the key's primary certificate is the recipient; the token
+	// takes no part (RSA encryption is public), so there is no baseline.
+	"encrypt": {role: "client", key: "gateway-decrypt", bytes: true,
+		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte, o benchOpts) (func(context.Context, *client.Conn) error, error) {
+			req := &pecetv1.EncryptRequest{Data: body, RecipientKeys: []string{key},
+				Cipher: cipherNames[o.cipher], KeyTransport: transportNames[o.transport]}
+			return func(ctx context.Context, cc *client.Conn) error { _, err := cc.Envelope.Encrypt(ctx, req); return err }, nil
+		}},
+	// decrypt: one message encrypted here, once, to the key's primary
+	// certificate (read with GetKey), then decrypted in the loop.
+	"decrypt": {role: "gateway", key: "gateway-decrypt", purpose: keystore.PurposeDecrypt, bytes: true,
+		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) (func(context.Context, *client.Conn) error, error) {
+			k, err := cc.Keys.GetKey(ctx, &pecetv1.GetKeyRequest{Alias: key})
+			if err != nil {
+				return nil, fmt.Errorf("reading the key's certificate: %w", err)
+			}
+			var cert *x509.Certificate
+			for _, v := range k.GetVersions() {
+				if v.GetPrimary() && len(v.GetCertificateChain()) > 0 {
+					if cert, err = x509.ParseCertificate(v.GetCertificateChain()[0]); err != nil {
+						return nil, fmt.Errorf("key %s: primary certificate: %w", key, err)
+					}
+				}
+			}
+			if cert == nil {
+				return nil, fmt.Errorf("key %s has no primary version with a certificate", key)
+			}
+			der, err := envelope.Encrypt(body, []*x509.Certificate{cert}, envelope.Options{
+				Cipher: envelope.Cipher(o.cipher), KeyTransport: envelope.KeyTransport(o.transport)})
+			if err != nil {
+				return nil, fmt.Errorf("encrypting the message to decrypt: %w", err)
+			}
+			req := &pecetv1.DecryptRequest{Enveloped: der, Key: key}
+			return func(ctx context.Context, cc *client.Conn) error { _, err := cc.Envelope.Decrypt(ctx, req); return err }, nil
 		}},
 }
 
@@ -85,8 +129,10 @@ func benchOpNames() string {
 func runBench(args []string) int {
 	fs, c := newFlags("bench", "bench --op OP --key ALIAS [--size 1k] [--concurrency 16] [--duration 20s] [--connections N] [--baseline] [--json]", "")
 	op := fs.String("op", "sign-digest", "operation: "+benchOpNames())
-	key := fs.String("key", "client-sign", "key `alias` the operation uses")
-	size := fs.String("size", "1k", "body `size` (bytes, or with k/m suffix)")
+	key := fs.String("key", "", "key `alias` the operation uses (default: client-sign, for encrypt and decrypt gateway-decrypt)")
+	size := fs.String("size", "1k", "body `size` (bytes, or with k/m suffix; at most 10m)")
+	cipher := fs.String("cipher", "aes256-cbc", "content cipher for encrypt and decrypt: aes256-cbc|aes128-cbc|aes256-gcm|aes128-gcm")
+	transport := fs.String("transport", "rsa-oaep", "key transport for encrypt and decrypt: rsa-oaep|rsa-oaep-sha1|rsa-pkcs1")
 	conc := fs.Int("concurrency", 16, "concurrent callers")
 	dur := fs.Duration("duration", 20*time.Second, "measured `duration`")
 	warm := fs.Duration("warmup", 2*time.Second, "unmeasured warm-up `duration`")
@@ -103,6 +149,18 @@ func runBench(args []string) int {
 	n, err := parseSize(*size)
 	if err != nil {
 		return usageErr(fs, "--size: %v", err)
+	}
+	if _, ok := cipherNames[*cipher]; !ok {
+		return usageErr(fs, "--cipher %q: use aes256-cbc, aes128-cbc, aes256-gcm or aes128-gcm", *cipher)
+	}
+	if _, ok := transportNames[*transport]; !ok {
+		return usageErr(fs, "--transport %q: use rsa-oaep, rsa-oaep-sha1 or rsa-pkcs1", *transport)
+	}
+	if *key == "" {
+		*key = bo.key
+	}
+	if *baseline && bo.purpose == "" {
+		return usageErr(fs, "--baseline: %s has no token operation to compare with", *op)
 	}
 	if *conc < 1 || *conns < 1 || *dur <= 0 {
 		return usageErr(fs, "--concurrency, --connections and --duration must be positive")
@@ -123,7 +181,7 @@ func runBench(args []string) int {
 	}
 	setupCtx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	call, err := bo.prepare(setupCtx, ccs[0], *key, body)
+	call, err := bo.prepare(setupCtx, ccs[0], *key, body, benchOpts{cipher: *cipher, transport: *transport})
 	if err == nil {
 		err = call(setupCtx, ccs[0]) // one call first: a wrong key or role fails here, clearly
 	}
@@ -154,9 +212,6 @@ func runBench(args []string) int {
 		out["mb_per_s"] = res.Rate() * float64(n) / 1e6
 	}
 	if *baseline {
-		if bo.purpose == "" {
-			return usageErr(fs, "--baseline: %s has no token operation to compare with", *op)
-		}
 		raw, err := rawBaseline(c.opts.DevDir, *cfgPath, *key, bo.purpose, *conc, *dur)
 		if err != nil {
 			return fail("bench --baseline", err)
@@ -188,6 +243,10 @@ func runBench(args []string) int {
 	return exitOK
 }
 
+// maxBenchSize keeps a body and its envelope within pecetd's default
+// message limit (24 MiB) with room for the CMS framing.
+const maxBenchSize = 10 << 20
+
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func parseSize(s string) (int, error) {
@@ -199,8 +258,8 @@ func parseSize(s string) (int, error) {
 		mult, s = 1<<20, s[:len(s)-1]
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 64<<20/mult {
-		return 0, fmt.Errorf("%q is not a size between 1 and 64m", s)
+	if err != nil || n < 1 || n > maxBenchSize/mult {
+		return 0, fmt.Errorf("%q is not a size between 1 and 10m", s)
 	}
 	return n * mult, nil
 }
@@ -239,6 +298,15 @@ func rawBaseline(devDir, cfgPath, alias string, p keystore.Purpose, conc int, d 
 		return 0, err
 	}
 	defer ks.Close()
+	if p == keystore.PurposeDecrypt {
+		// The raw RSA private-key operation (CKM_RSA_X_509): what one
+		// envelope decryption needs of the token.
+		k, err := ks.Decrypter(ctx, alias, 0)
+		if err != nil {
+			return 0, err
+		}
+		return k.Baseline(ctx, conc, d)
+	}
 	k, err := ks.Signer(ctx, alias, 0, p)
 	if err != nil {
 		return 0, err
