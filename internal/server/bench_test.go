@@ -12,8 +12,8 @@ import (
 	"time"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
-	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/envelope"
+	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/pki"
 	"github.com/pecet-hsm/pecet/keystore"
 )
