@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -188,6 +189,23 @@ func runBench(args []string) int {
 	if err != nil {
 		return fail("bench", err)
 	}
+	// The raw rate is measured for half the duration before the load and
+	// half after, on a token opened now: the ratio then compares phases
+	// that bracket the same minutes, and the two halves' spread shows how
+	// much the machine's other load moved meanwhile.
+	var raw func(time.Duration) (float64, error)
+	var rawBefore float64
+	if *baseline {
+		var closeRaw func()
+		raw, closeRaw, err = rawBaseline(c.opts.DevDir, *cfgPath, *key, bo.purpose, *conc)
+		if err == nil {
+			defer closeRaw()
+			rawBefore, err = raw(*dur / 2)
+		}
+		if err != nil {
+			return fail("bench --baseline", err)
+		}
+	}
 	progress := func(el time.Duration, ops, errs int64) {
 		if !c.json {
 			fmt.Fprintf(os.Stderr, "\r%5.1fs  %8d ops  %8.0f/s  errors %d   ", el.Seconds(), ops, float64(ops)/el.Seconds(), errs)
@@ -212,12 +230,16 @@ func runBench(args []string) int {
 		out["mb_per_s"] = res.Rate() * float64(n) / 1e6
 	}
 	if *baseline {
-		raw, err := rawBaseline(c.opts.DevDir, *cfgPath, *key, bo.purpose, *conc, *dur)
+		rawAfter, err := raw(*dur / 2)
 		if err != nil {
 			return fail("bench --baseline", err)
 		}
-		out["baseline_ops_per_s"] = raw
-		out["ratio"] = res.Rate() / raw
+		mean := (rawBefore + rawAfter) / 2
+		out["baseline_ops_per_s"] = mean
+		out["baseline_before_ops_per_s"] = rawBefore
+		out["baseline_after_ops_per_s"] = rawAfter
+		out["baseline_spread"] = math.Abs(rawBefore-rawAfter) / mean
+		out["ratio"] = res.Rate() / mean
 	}
 	if c.json {
 		printJSON(out)
@@ -234,7 +256,8 @@ func runBench(args []string) int {
 			fmt.Printf("errors    %v\n", res.Errors)
 		}
 		if *baseline {
-			fmt.Printf("baseline  %.1f/s raw token rate, same key, concurrency %d, in-process\nratio     %.3f\n", out["baseline_ops_per_s"], *conc, out["ratio"])
+			fmt.Printf("baseline  %.1f/s raw token rate, same key, concurrency %d, in-process (%.1f before, %.1f after the load)\nratio     %.3f\n",
+				out["baseline_ops_per_s"], *conc, out["baseline_before_ops_per_s"], out["baseline_after_ops_per_s"], out["ratio"])
 		}
 	}
 	if res.ErrorCount() > 0 {
@@ -265,9 +288,10 @@ func parseSize(s string) (int, error) {
 }
 
 // rawBaseline opens the token the way pecetd does (its config, or the dev
-// folder's) and measures the raw rate of the same key with direct PKCS#11
-// calls on sessions of its own: the physical limit pecetd is compared to.
-func rawBaseline(devDir, cfgPath, alias string, p keystore.Purpose, conc int, d time.Duration) (float64, error) {
+// folder's) and returns a measurement of the raw rate of the same key with
+// direct PKCS#11 calls on sessions of its own: the physical limit pecetd is
+// compared to.
+func rawBaseline(devDir, cfgPath, alias string, p keystore.Purpose, conc int) (func(time.Duration) (float64, error), func(), error) {
 	if cfgPath == "" {
 		dir := devDir
 		if dir == "" {
@@ -278,38 +302,40 @@ func rawBaseline(devDir, cfgPath, alias string, p keystore.Purpose, conc int, d 
 		}
 		cfgPath = filepath.Join(dir, "pecet.yaml")
 		if _, err := softhsm.EnsureEnv(dir); err != nil {
-			return 0, err
+			return nil, nil, err
 		}
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
 	if !filepath.IsAbs(cfg.Token.PINFile) && cfg.Token.PINFile != "" {
 		cfg.Token.PINFile = filepath.Join(filepath.Dir(cfgPath), cfg.Token.PINFile)
 	}
 	pin, err := cfg.Token.PIN()
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
 	ctx := context.Background()
 	ks, err := keystore.Open(ctx, keystore.Config{ModulePath: cfg.Token.Module, TokenLabel: cfg.Token.Label, TokenSerial: cfg.Token.Serial, Slot: cfg.Token.Slot, PIN: pin, MaxSessions: conc})
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	defer ks.Close()
+	closeKS := func() { ks.Close() }
 	if p == keystore.PurposeDecrypt {
 		// The raw RSA private-key operation (CKM_RSA_X_509): what one
 		// envelope decryption needs of the token.
 		k, err := ks.Decrypter(ctx, alias, 0)
 		if err != nil {
-			return 0, err
+			closeKS()
+			return nil, nil, err
 		}
-		return k.Baseline(ctx, conc, d)
+		return func(d time.Duration) (float64, error) { return k.Baseline(ctx, conc, d) }, closeKS, nil
 	}
 	k, err := ks.Signer(ctx, alias, 0, p)
 	if err != nil {
-		return 0, err
+		closeKS()
+		return nil, nil, err
 	}
-	return k.Baseline(ctx, conc, d)
+	return func(d time.Duration) (float64, error) { return k.Baseline(ctx, conc, d) }, closeKS, nil
 }
