@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"runtime"
+	"sync"
 )
 
 // Key is a recipient's RSA private key as Decrypt needs it: the raw
@@ -249,13 +251,52 @@ func decryptContent(m *Message, cek []byte) ([]byte, bool) {
 		return nil, false
 	}
 	pt := make([]byte, len(ct))
-	cipher.NewCBCDecrypter(block, m.IV).CryptBlocks(pt, ct)
+	cbcDecrypt(block, m.IV, pt, ct)
 	n, good := unpadPKCS7(pt)
 	if good != 1 {
 		clear(pt)
 		return nil, false
 	}
 	return pt[:n], true
+}
+
+// cbcParallelChunk is the least ciphertext a goroutine of cbcDecrypt
+// takes: below it the goroutine costs more than it saves.
+const cbcParallelChunk = 1 << 20
+
+// cbcDecrypt is CBC decryption spread over the CPUs for large bodies. Go's
+// CBC decrypter takes one block at a time (no pipelined AES-NI on amd64):
+// ≈ 24 ms of the ≈ 74 ms a 10 MB Decrypt took through the service. Unlike
+// encryption, CBC decryption parallelises: each plaintext block needs only
+// its ciphertext block and the one before it, so a chunk starting at block
+// i decrypts on its own with ciphertext block i-1 as its IV.
+func cbcDecrypt(block cipher.Block, iv, pt, ct []byte) {
+	cbcDecryptN(block, iv, pt, ct, min(runtime.GOMAXPROCS(0), len(ct)/cbcParallelChunk))
+}
+
+// cbcDecryptN decrypts in n chunks of whole blocks (n < 2: in one).
+func cbcDecryptN(block cipher.Block, iv, pt, ct []byte, n int) {
+	n = min(n, len(ct)/aes.BlockSize)
+	if n < 2 {
+		cipher.NewCBCDecrypter(block, iv).CryptBlocks(pt, ct)
+		return
+	}
+	per := len(ct) / aes.BlockSize / n * aes.BlockSize
+	var wg sync.WaitGroup
+	for i := range n {
+		start, end := i*per, (i+1)*per
+		if i == n-1 {
+			end = len(ct)
+		}
+		chunkIV := iv
+		if start > 0 {
+			chunkIV = ct[start-aes.BlockSize : start]
+		}
+		wg.Go(func() {
+			cipher.NewCBCDecrypter(block, chunkIV).CryptBlocks(pt[start:end], ct[start:end])
+		})
+	}
+	wg.Wait()
 }
 
 // unpadPKCS7 checks the CBC padding (RFC 5652 6.3) in time independent of
