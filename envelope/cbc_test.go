@@ -2,9 +2,11 @@ package envelope
 
 import (
 	"bytes"
+	"context"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/x509"
 	"fmt"
 	"testing"
 )
@@ -33,7 +35,41 @@ func TestCBCDecryptChunks(t *testing.T) {
 				if !bytes.Equal(got, pt) {
 					t.Fatal("plaintext differs")
 				}
+				inPlace := bytes.Clone(ct)
+				cbcDecryptN(block, iv, inPlace, inPlace, n)
+				if !bytes.Equal(inPlace, pt) {
+					t.Fatal("plaintext decrypted in place differs")
+				}
 			})
+		}
+	}
+}
+
+// TestDecryptInPlace: with InPlace the plaintext comes back right (small
+// and chunked bodies) and occupies the input's memory; without it the
+// input is left as it was.
+func TestDecryptInPlace(t *testing.T) {
+	k := rsaKey(t, 2048, 0)
+	cert := selfSigned(t, k, "in place", certOpts{})
+	find := finderOf(recipient{softKey{k}, cert})
+	for _, size := range []int{1, 4096, 3<<20 + 5} {
+		data := make([]byte, size)
+		rand.Read(data)
+		der, err := Encrypt(data, []*x509.Certificate{cert}, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig := bytes.Clone(der)
+		res, err := Decrypt(context.Background(), der, find, DecryptOptions{})
+		if err != nil || !bytes.Equal(res.Plaintext, data) || !bytes.Equal(der, orig) {
+			t.Fatalf("%d bytes: copy: err %v, plaintext ok %v, input kept %v", size, err, err == nil && bytes.Equal(res.Plaintext, data), bytes.Equal(der, orig))
+		}
+		res, err = Decrypt(context.Background(), der, find, DecryptOptions{InPlace: true})
+		if err != nil || !bytes.Equal(res.Plaintext, data) {
+			t.Fatalf("%d bytes: in place: err %v", size, err)
+		}
+		if !bytes.Contains(der, res.Plaintext[:min(size, 64)]) {
+			t.Errorf("%d bytes: the plaintext is not in the input's memory", size)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/aes"
@@ -71,6 +72,12 @@ type DecryptOptions struct {
 	OAEP OAEPMode
 	// Rand gives the implicit-rejection keys (default crypto/rand).
 	Rand io.Reader
+	// InPlace lets CBC decryption write the plaintext over the message's
+	// ciphertext (which shares memory with the input given to Parse when
+	// that was DER) instead of a new body-sized buffer: for a caller that
+	// owns the input and reads it no more, e.g. a server request. The
+	// input is garbage afterwards, on failure too.
+	InPlace bool
 }
 
 // Result is a decrypted message.
@@ -126,7 +133,7 @@ func (m *Message) Decrypt(ctx context.Context, find Finder, opts DecryptOptions)
 		if err != nil {
 			return nil, err
 		}
-		pt, ok := decryptContent(m, cek)
+		pt, ok := decryptContent(m, cek, opts.InPlace)
 		clear(cek)
 		if !ok {
 			return nil, ErrDecrypt
@@ -228,7 +235,7 @@ func rsaBlock(ctx context.Context, key Key, pub *rsa.PublicKey, r Recipient, h c
 }
 
 // decryptContent decrypts the content with cek; ok is 0 on any failure.
-func decryptContent(m *Message, cek []byte) ([]byte, bool) {
+func decryptContent(m *Message, cek []byte, inPlace bool) ([]byte, bool) {
 	block, err := aes.NewCipher(cek)
 	if err != nil {
 		return nil, false
@@ -250,7 +257,10 @@ func decryptContent(m *Message, cek []byte) ([]byte, bool) {
 	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
 		return nil, false
 	}
-	pt := make([]byte, len(ct))
+	pt := ct
+	if !inPlace {
+		pt = make([]byte, len(ct))
+	}
 	cbcDecrypt(block, m.IV, pt, ct)
 	n, good := unpadPKCS7(pt)
 	if good != 1 {
@@ -282,16 +292,20 @@ func cbcDecryptN(block cipher.Block, iv, pt, ct []byte, n int) {
 		return
 	}
 	per := len(ct) / aes.BlockSize / n * aes.BlockSize
+	// Each chunk's IV is the ciphertext block before it, copied before any
+	// chunk starts: decrypting in place (pt == ct) overwrites it.
+	ivs := make([][]byte, n)
+	ivs[0] = iv
+	for i := 1; i < n; i++ {
+		ivs[i] = bytes.Clone(ct[i*per-aes.BlockSize : i*per])
+	}
 	var wg sync.WaitGroup
 	for i := range n {
 		start, end := i*per, (i+1)*per
 		if i == n-1 {
 			end = len(ct)
 		}
-		chunkIV := iv
-		if start > 0 {
-			chunkIV = ct[start-aes.BlockSize : start]
-		}
+		chunkIV := ivs[i]
 		wg.Go(func() {
 			cipher.NewCBCDecrypter(block, chunkIV).CryptBlocks(pt[start:end], ct[start:end])
 		})
