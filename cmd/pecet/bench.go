@@ -128,7 +128,7 @@ func benchOpNames() string {
 }
 
 func runBench(args []string) int {
-	fs, c := newFlags("bench", "bench --op OP --key ALIAS [--size 1k] [--concurrency 16] [--duration 20s] [--connections N] [--baseline] [--json]", "")
+	fs, c := newFlags("bench", "bench --op OP [--key ALIAS] [--size 1k] [--cipher C] [--transport T] [--concurrency 16] [--duration 20s] [--connections N] [--baseline] [--json]", "")
 	op := fs.String("op", "sign-digest", "operation: "+benchOpNames())
 	key := fs.String("key", "", "key `alias` the operation uses (default: client-sign, for encrypt and decrypt gateway-decrypt)")
 	size := fs.String("size", "1k", "body `size` (bytes, or with k/m suffix; at most 10m)")
