@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -22,6 +27,7 @@ import (
 	"github.com/pecet-hsm/pecet/internal/loadgen"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/softhsm"
+	"github.com/pecet-hsm/pecet/tsa"
 )
 
 // benchOp prepares one operation against pecetd: setup runs once (e.g. a
@@ -38,6 +44,8 @@ type benchOp struct {
 type benchOpts struct {
 	cipher    string // cipherNames key
 	transport string // transportNames key
+	tsaURL    string // timestamp-http: pecetd's POST /tsa
+	conc      int    // callers, for the HTTP client's idle connections
 }
 
 var benchOps = map[string]benchOp{
@@ -79,6 +87,44 @@ var benchOps = map[string]benchOp{
 					return errors.New("time-stamp not granted: " + r.GetFailureInfo())
 				}
 				return err
+			}, nil
+		}},
+	// timestamp-http: RFC 3161 over HTTP (POST /tsa on pecetd's HTTP
+	// listener), keep-alive connections, one per caller.
+	"timestamp-http": {role: "client", key: "tsa", purpose: keystore.PurposeTimestamp,
+		prepare: func(_ context.Context, _ *client.Conn, _ string, body []byte, o benchOpts) (func(context.Context, *client.Conn) error, error) {
+			sum := sha256.Sum256(body)
+			q, err := tsa.NewRequest(sum[:], crypto.SHA256, true, true)
+			if err != nil {
+				return nil, err
+			}
+			der, err := q.Marshal()
+			if err != nil {
+				return nil, err
+			}
+			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.conc, MaxIdleConns: o.conc}}
+			return func(ctx context.Context, _ *client.Conn) error {
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.tsaURL, bytes.NewReader(der))
+				if err != nil {
+					return err
+				}
+				req.Header.Set("Content-Type", tsa.ContentTypeQuery)
+				resp, err := hc.Do(req)
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+				if err != nil {
+					return err
+				}
+				if resp.StatusCode != http.StatusOK {
+					return fmt.Errorf("POST %s: %s", o.tsaURL, resp.Status)
+				}
+				if r, err := tsa.ParseResponse(out); err != nil || r.Status != tsa.StatusGranted {
+					return fmt.Errorf("time-stamp not granted: %v", err)
+				}
+				return nil
 			}, nil
 		}},
 	// encrypt: the key's primary certificate is the recipient; the token
@@ -134,6 +180,7 @@ func runBench(args []string) int {
 	size := fs.String("size", "1k", "body `size` (bytes, or with k/m suffix; at most 10m)")
 	cipher := fs.String("cipher", "aes256-cbc", "content cipher for encrypt and decrypt: aes256-cbc|aes128-cbc|aes256-gcm|aes128-gcm")
 	transport := fs.String("transport", "rsa-oaep", "key transport for encrypt and decrypt: rsa-oaep|rsa-oaep-sha1|rsa-pkcs1")
+	tsaURL := fs.String("tsa-url", "", "`URL` of pecetd's POST /tsa for timestamp-http (default: the dev folder's HTTP address, else http://127.0.0.1:7080/tsa)")
 	conc := fs.Int("concurrency", 16, "concurrent callers")
 	dur := fs.Duration("duration", 20*time.Second, "measured `duration`")
 	warm := fs.Duration("warmup", 2*time.Second, "unmeasured warm-up `duration`")
@@ -182,7 +229,10 @@ func runBench(args []string) int {
 	}
 	setupCtx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	call, err := bo.prepare(setupCtx, ccs[0], *key, body, benchOpts{cipher: *cipher, transport: *transport})
+	if *tsaURL == "" {
+		*tsaURL = devTSAURL(c.opts.DevDir)
+	}
+	call, err := bo.prepare(setupCtx, ccs[0], *key, body, benchOpts{cipher: *cipher, transport: *transport, tsaURL: *tsaURL, conc: *conc})
 	if err == nil {
 		err = call(setupCtx, ccs[0]) // one call first: a wrong key or role fails here, clearly
 	}
@@ -264,6 +314,24 @@ func runBench(args []string) int {
 		return exitService
 	}
 	return exitOK
+}
+
+// devTSAURL is POST /tsa on the HTTP address pecetd --dev wrote to the dev
+// folder (PECET_DEV_DIR, else ./.pecet-dev), else on the default address.
+func devTSAURL(dir string) string {
+	if dir == "" {
+		dir = os.Getenv("PECET_DEV_DIR")
+	}
+	if dir == "" {
+		dir = client.DefaultDevDir
+	}
+	var ep struct {
+		HTTP string `json:"http"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "pecetd.addr")); err == nil && json.Unmarshal(b, &ep) == nil && ep.HTTP != "" {
+		return "http://" + ep.HTTP + "/tsa"
+	}
+	return "http://" + config.DefaultHTTPAddr + "/tsa"
 }
 
 // maxBenchSize keeps a body and its envelope within pecetd's default
