@@ -10,10 +10,13 @@ import (
 // No rate is asserted: speed is reported, not tested.
 func TestBench(t *testing.T) {
 	d := startDev(t)
-	for _, op := range []string{"sign", "sign-digest", "verify"} {
+	// Operations without a token operation of their own have no baseline:
+	// verify works on public keys, encrypt too.
+	noBaseline := map[string]bool{"verify": true, "encrypt": true}
+	for _, op := range []string{"sign", "sign-digest", "verify", "encrypt", "decrypt", "timestamp", "timestamp-http"} {
 		t.Run(op, func(t *testing.T) {
 			args := []string{"bench", "--op", op, "--duration", "500ms", "--warmup", "0s", "--concurrency", "2", "--connections", "2", "--json"}
-			if op != "verify" {
+			if !noBaseline[op] {
 				args = append(args, "--baseline")
 			}
 			out, errs, code := d.run(t, args...)
@@ -32,12 +35,37 @@ func TestBench(t *testing.T) {
 			if r.Ops == 0 || r.Rate <= 0 || len(r.Errors) != 0 {
 				t.Fatalf("result %+v", r)
 			}
-			if op != "verify" && (r.Ratio == nil || *r.Ratio <= 0) {
+			if !noBaseline[op] && (r.Ratio == nil || *r.Ratio <= 0) {
 				t.Fatalf("no ratio: %s", out)
 			}
 		})
 	}
-	if _, _, code := d.run(t, "bench", "--op", "nope"); code != 2 {
-		t.Errorf("unknown op: exit %d, want 2", code)
+	// A large body through both envelope directions, GCM this time: the
+	// decrypted body must come back whole, or the call fails.
+	t.Run("decrypt-large", func(t *testing.T) {
+		out, errs, code := d.run(t, "bench", "--op", "decrypt", "--size", "2m", "--cipher", "aes256-gcm", "--duration", "1s", "--warmup", "0s", "--concurrency", "2", "--json")
+		if code != 0 {
+			t.Fatalf("exit %d\n%s%s", code, out, errs)
+		}
+		var r struct {
+			Size int     `json:"size"`
+			MBs  float64 `json:"mb_per_s"`
+		}
+		if err := json.Unmarshal([]byte(out), &r); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		if r.Size != 2<<20 || r.MBs <= 0 {
+			t.Fatalf("result %s", out)
+		}
+	})
+	for _, bad := range [][]string{
+		{"--op", "nope"},
+		{"--op", "encrypt", "--baseline"},
+		{"--op", "decrypt", "--size", "11m"},
+		{"--op", "decrypt", "--cipher", "des"},
+	} {
+		if _, _, code := d.run(t, append([]string{"bench"}, bad...)...); code != 2 {
+			t.Errorf("bench %v: exit %d, want 2", bad, code)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package envelope
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/aes"
@@ -12,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"runtime"
+	"sync"
 )
 
 // Key is a recipient's RSA private key as Decrypt needs it: the raw
@@ -69,6 +72,12 @@ type DecryptOptions struct {
 	OAEP OAEPMode
 	// Rand gives the implicit-rejection keys (default crypto/rand).
 	Rand io.Reader
+	// InPlace lets CBC decryption write the plaintext over the message's
+	// ciphertext (which shares memory with the input given to Parse when
+	// that was DER) instead of a new body-sized buffer: for a caller that
+	// owns the input and reads it no more, e.g. a server request. The
+	// input is garbage afterwards, on failure too.
+	InPlace bool
 }
 
 // Result is a decrypted message.
@@ -124,7 +133,7 @@ func (m *Message) Decrypt(ctx context.Context, find Finder, opts DecryptOptions)
 		if err != nil {
 			return nil, err
 		}
-		pt, ok := decryptContent(m, cek)
+		pt, ok := decryptContent(m, cek, opts.InPlace)
 		clear(cek)
 		if !ok {
 			return nil, ErrDecrypt
@@ -226,7 +235,7 @@ func rsaBlock(ctx context.Context, key Key, pub *rsa.PublicKey, r Recipient, h c
 }
 
 // decryptContent decrypts the content with cek; ok is 0 on any failure.
-func decryptContent(m *Message, cek []byte) ([]byte, bool) {
+func decryptContent(m *Message, cek []byte, inPlace bool) ([]byte, bool) {
 	block, err := aes.NewCipher(cek)
 	if err != nil {
 		return nil, false
@@ -248,14 +257,60 @@ func decryptContent(m *Message, cek []byte) ([]byte, bool) {
 	if len(ct) == 0 || len(ct)%aes.BlockSize != 0 {
 		return nil, false
 	}
-	pt := make([]byte, len(ct))
-	cipher.NewCBCDecrypter(block, m.IV).CryptBlocks(pt, ct)
+	pt := ct
+	if !inPlace {
+		pt = make([]byte, len(ct))
+	}
+	cbcDecrypt(block, m.IV, pt, ct)
 	n, good := unpadPKCS7(pt)
 	if good != 1 {
 		clear(pt)
 		return nil, false
 	}
 	return pt[:n], true
+}
+
+// cbcParallelChunk is the least ciphertext a goroutine of cbcDecrypt
+// takes: below it the goroutine costs more than it saves.
+const cbcParallelChunk = 1 << 20
+
+// cbcDecrypt is CBC decryption spread over the CPUs for large bodies. Go's
+// CBC decrypter takes one block at a time (no pipelined AES-NI on amd64):
+// ≈ 24 ms of the ≈ 74 ms a 10 MB Decrypt took through the service. Unlike
+// encryption, CBC decryption parallelises: each plaintext block needs only
+// its ciphertext block and the one before it, so a chunk starting at block
+// i decrypts on its own with ciphertext block i-1 as its IV.
+func cbcDecrypt(block cipher.Block, iv, pt, ct []byte) {
+	cbcDecryptN(block, iv, pt, ct, min(runtime.GOMAXPROCS(0), len(ct)/cbcParallelChunk))
+}
+
+// cbcDecryptN decrypts in n chunks of whole blocks (n < 2: in one).
+func cbcDecryptN(block cipher.Block, iv, pt, ct []byte, n int) {
+	n = min(n, len(ct)/aes.BlockSize)
+	if n < 2 {
+		cipher.NewCBCDecrypter(block, iv).CryptBlocks(pt, ct)
+		return
+	}
+	per := len(ct) / aes.BlockSize / n * aes.BlockSize
+	// Each chunk's IV is the ciphertext block before it, copied before any
+	// chunk starts: decrypting in place (pt == ct) overwrites it.
+	ivs := make([][]byte, n)
+	ivs[0] = iv
+	for i := 1; i < n; i++ {
+		ivs[i] = bytes.Clone(ct[i*per-aes.BlockSize : i*per])
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		start, end := i*per, (i+1)*per
+		if i == n-1 {
+			end = len(ct)
+		}
+		chunkIV := ivs[i]
+		wg.Go(func() {
+			cipher.NewCBCDecrypter(block, chunkIV).CryptBlocks(pt[start:end], ct[start:end])
+		})
+	}
+	wg.Wait()
 }
 
 // unpadPKCS7 checks the CBC padding (RFC 5652 6.3) in time independent of

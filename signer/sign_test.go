@@ -485,3 +485,35 @@ func joinSigners(t *testing.T, sigs ...[]byte) []byte {
 	})
 	return b.BytesOrPanic()
 }
+
+// TestECDSACheckSampled: with a Sampler, one ECDSA signature in Every is
+// verified (the first included), so a token that keeps returning wrong
+// signatures is still caught; RSA is verified every time regardless.
+func TestECDSACheckSampled(t *testing.T) {
+	ec := newSigner(t, p256)
+	s := &Sampler{Every: 4}
+	caught := 0
+	for i := range 8 {
+		_, err := Sign([]byte("x"), brokenSigner{ec.key}, ec.chain(), Options{ECDSACheck: s})
+		if err != nil {
+			caught++
+			if i%4 != 0 {
+				t.Errorf("signature %d verified, want only every 4th", i)
+			}
+		}
+	}
+	if caught != 2 {
+		t.Errorf("%d of 8 wrong ECDSA signatures caught, want 2", caught)
+	}
+	for range 3 { // the sampled-out good signatures are still good
+		if _, err := Sign([]byte("x"), ec.key, ec.chain(), Options{ECDSACheck: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := newSigner(t, rsa2048)
+	for i := range 4 {
+		if _, err := Sign([]byte("x"), brokenSigner{r.key}, r.chain(), Options{ECDSACheck: &Sampler{Every: 1 << 20}}); err == nil {
+			t.Fatalf("wrong RSA signature %d not caught", i)
+		}
+	}
+}

@@ -56,6 +56,11 @@ type Options struct {
 	// OmitCertificates leaves the certificates out of the SignedData (a
 	// time-stamp token whose request did not ask for them, RFC 3161 2.4.1).
 	OmitCertificates bool
+	// ECDSACheck, when set, samples the verification of the key's own
+	// ECDSA signatures before they are handed out (nil: every signature
+	// is verified). RSA signatures are always verified: that check is the
+	// countermeasure against RSA-CRT fault attacks and costs little.
+	ECDSACheck *Sampler
 }
 
 // TimestampVerifier verifies a CAdES-T signature time-stamp token (the

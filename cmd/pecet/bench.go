@@ -1,11 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,35 +22,46 @@ import (
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/client"
+	"github.com/pecet-hsm/pecet/envelope"
 	"github.com/pecet-hsm/pecet/internal/config"
 	"github.com/pecet-hsm/pecet/internal/loadgen"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/softhsm"
+	"github.com/pecet-hsm/pecet/tsa"
 )
 
 // benchOp prepares one operation against pecetd: setup runs once (e.g. a
 // signature to verify), call runs in the loop.
 type benchOp struct {
 	role    string           // dev role certificate the op needs
+	key     string           // default key alias (a dev key)
 	purpose keystore.Purpose // key purpose for the baseline
 	bytes   bool             // MB/s is meaningful
-	prepare func(ctx context.Context, cc *client.Conn, key string, body []byte) (func(ctx context.Context, cc *client.Conn) error, error)
+	prepare func(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) (func(ctx context.Context, cc *client.Conn) error, error)
+}
+
+// benchOpts are the flags some operations take.
+type benchOpts struct {
+	cipher    string // cipherNames key
+	transport string // transportNames key
+	tsaURL    string // timestamp-http: pecetd's POST /tsa
+	conc      int    // callers, for the HTTP client's idle connections
 }
 
 var benchOps = map[string]benchOp{
-	"sign": {role: "client", purpose: keystore.PurposeSign, bytes: true,
-		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte) (func(context.Context, *client.Conn) error, error) {
+	"sign": {role: "client", key: "client-sign", purpose: keystore.PurposeSign, bytes: true,
+		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte, _ benchOpts) (func(context.Context, *client.Conn) error, error) {
 			req := &pecetv1.SignRequest{Key: key, Input: &pecetv1.SignRequest_Data{Data: body}}
 			return func(ctx context.Context, cc *client.Conn) error { _, err := cc.Sign.Sign(ctx, req); return err }, nil
 		}},
-	"sign-digest": {role: "client", purpose: keystore.PurposeSign,
-		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte) (func(context.Context, *client.Conn) error, error) {
+	"sign-digest": {role: "client", key: "client-sign", purpose: keystore.PurposeSign,
+		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte, _ benchOpts) (func(context.Context, *client.Conn) error, error) {
 			sum := sha256.Sum256(body)
 			req := &pecetv1.SignRequest{Key: key, Input: &pecetv1.SignRequest_Digest{Digest: sum[:]}}
 			return func(ctx context.Context, cc *client.Conn) error { _, err := cc.Sign.Sign(ctx, req); return err }, nil
 		}},
-	"verify": {role: "client", bytes: true,
-		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte) (func(context.Context, *client.Conn) error, error) {
+	"verify": {role: "client", key: "client-sign", bytes: true,
+		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte, _ benchOpts) (func(context.Context, *client.Conn) error, error) {
 			resp, err := cc.Sign.Sign(ctx, &pecetv1.SignRequest{Key: key, Input: &pecetv1.SignRequest_Data{Data: body}})
 			if err != nil {
 				return nil, fmt.Errorf("making the signature to verify: %w", err)
@@ -59,8 +77,8 @@ var benchOps = map[string]benchOp{
 		}},
 	// --key names the TSA key only for --baseline (pecetd signs with its
 	// configured one): pecet bench --op timestamp --key tsa --baseline.
-	"timestamp": {role: "client", purpose: keystore.PurposeTimestamp,
-		prepare: func(_ context.Context, _ *client.Conn, _ string, body []byte) (func(context.Context, *client.Conn) error, error) {
+	"timestamp": {role: "client", key: "tsa", purpose: keystore.PurposeTimestamp,
+		prepare: func(_ context.Context, _ *client.Conn, _ string, body []byte, _ benchOpts) (func(context.Context, *client.Conn) error, error) {
 			sum := sha256.Sum256(body)
 			req := &pecetv1.TimestampRequest{Digest: sum[:], Nonce: []byte{1, 2, 3, 4, 5, 6, 7, 8}, CertReq: true}
 			return func(ctx context.Context, cc *client.Conn) error {
@@ -70,6 +88,79 @@ var benchOps = map[string]benchOp{
 				}
 				return err
 			}, nil
+		}},
+	// timestamp-http: RFC 3161 over HTTP (POST /tsa on pecetd's HTTP
+	// listener), keep-alive connections, one per caller.
+	"timestamp-http": {role: "client", key: "tsa", purpose: keystore.PurposeTimestamp,
+		prepare: func(_ context.Context, _ *client.Conn, _ string, body []byte, o benchOpts) (func(context.Context, *client.Conn) error, error) {
+			sum := sha256.Sum256(body)
+			q, err := tsa.NewRequest(sum[:], crypto.SHA256, true, true)
+			if err != nil {
+				return nil, err
+			}
+			der, err := q.Marshal()
+			if err != nil {
+				return nil, err
+			}
+			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.conc, MaxIdleConns: o.conc}}
+			return func(ctx context.Context, _ *client.Conn) error {
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.tsaURL, bytes.NewReader(der))
+				if err != nil {
+					return err
+				}
+				req.Header.Set("Content-Type", tsa.ContentTypeQuery)
+				resp, err := hc.Do(req)
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				out, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+				if err != nil {
+					return err
+				}
+				if resp.StatusCode != http.StatusOK {
+					return fmt.Errorf("POST %s: %s", o.tsaURL, resp.Status)
+				}
+				if r, err := tsa.ParseResponse(out); err != nil || r.Status != tsa.StatusGranted {
+					return fmt.Errorf("time-stamp not granted: %v", err)
+				}
+				return nil
+			}, nil
+		}},
+	// encrypt: the key's primary certificate is the recipient; the token
+	// takes no part (RSA encryption is public), so there is no baseline.
+	"encrypt": {role: "client", key: "gateway-decrypt", bytes: true,
+		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte, o benchOpts) (func(context.Context, *client.Conn) error, error) {
+			req := &pecetv1.EncryptRequest{Data: body, RecipientKeys: []string{key},
+				Cipher: cipherNames[o.cipher], KeyTransport: transportNames[o.transport]}
+			return func(ctx context.Context, cc *client.Conn) error { _, err := cc.Envelope.Encrypt(ctx, req); return err }, nil
+		}},
+	// decrypt: one message encrypted here, once, to the key's primary
+	// certificate (read with GetKey), then decrypted in the loop.
+	"decrypt": {role: "gateway", key: "gateway-decrypt", purpose: keystore.PurposeDecrypt, bytes: true,
+		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) (func(context.Context, *client.Conn) error, error) {
+			k, err := cc.Keys.GetKey(ctx, &pecetv1.GetKeyRequest{Alias: key})
+			if err != nil {
+				return nil, fmt.Errorf("reading the key's certificate: %w", err)
+			}
+			var cert *x509.Certificate
+			for _, v := range k.GetVersions() {
+				if v.GetPrimary() && len(v.GetCertificateChain()) > 0 {
+					if cert, err = x509.ParseCertificate(v.GetCertificateChain()[0]); err != nil {
+						return nil, fmt.Errorf("key %s: primary certificate: %w", key, err)
+					}
+				}
+			}
+			if cert == nil {
+				return nil, fmt.Errorf("key %s has no primary version with a certificate", key)
+			}
+			der, err := envelope.Encrypt(body, []*x509.Certificate{cert}, envelope.Options{
+				Cipher: envelope.Cipher(o.cipher), KeyTransport: envelope.KeyTransport(o.transport)})
+			if err != nil {
+				return nil, fmt.Errorf("encrypting the message to decrypt: %w", err)
+			}
+			req := &pecetv1.DecryptRequest{Enveloped: der, Key: key}
+			return func(ctx context.Context, cc *client.Conn) error { _, err := cc.Envelope.Decrypt(ctx, req); return err }, nil
 		}},
 }
 
@@ -83,10 +174,13 @@ func benchOpNames() string {
 }
 
 func runBench(args []string) int {
-	fs, c := newFlags("bench", "bench --op OP --key ALIAS [--size 1k] [--concurrency 16] [--duration 20s] [--connections N] [--baseline] [--json]", "")
+	fs, c := newFlags("bench", "bench --op OP [--key ALIAS] [--size 1k] [--cipher C] [--transport T] [--concurrency 16] [--duration 20s] [--connections N] [--baseline] [--json]", "")
 	op := fs.String("op", "sign-digest", "operation: "+benchOpNames())
-	key := fs.String("key", "client-sign", "key `alias` the operation uses")
-	size := fs.String("size", "1k", "body `size` (bytes, or with k/m suffix)")
+	key := fs.String("key", "", "key `alias` the operation uses (default: client-sign, for encrypt and decrypt gateway-decrypt)")
+	size := fs.String("size", "1k", "body `size` (bytes, or with k/m suffix; at most 10m)")
+	cipher := fs.String("cipher", "aes256-cbc", "content cipher for encrypt and decrypt: aes256-cbc|aes128-cbc|aes256-gcm|aes128-gcm")
+	transport := fs.String("transport", "rsa-oaep", "key transport for encrypt and decrypt: rsa-oaep|rsa-oaep-sha1|rsa-pkcs1")
+	tsaURL := fs.String("tsa-url", "", "`URL` of pecetd's POST /tsa for timestamp-http (default: the dev folder's HTTP address, else http://127.0.0.1:7080/tsa)")
 	conc := fs.Int("concurrency", 16, "concurrent callers")
 	dur := fs.Duration("duration", 20*time.Second, "measured `duration`")
 	warm := fs.Duration("warmup", 2*time.Second, "unmeasured warm-up `duration`")
@@ -103,6 +197,18 @@ func runBench(args []string) int {
 	n, err := parseSize(*size)
 	if err != nil {
 		return usageErr(fs, "--size: %v", err)
+	}
+	if _, ok := cipherNames[*cipher]; !ok {
+		return usageErr(fs, "--cipher %q: use aes256-cbc, aes128-cbc, aes256-gcm or aes128-gcm", *cipher)
+	}
+	if _, ok := transportNames[*transport]; !ok {
+		return usageErr(fs, "--transport %q: use rsa-oaep, rsa-oaep-sha1 or rsa-pkcs1", *transport)
+	}
+	if *key == "" {
+		*key = bo.key
+	}
+	if *baseline && bo.purpose == "" {
+		return usageErr(fs, "--baseline: %s has no token operation to compare with", *op)
 	}
 	if *conc < 1 || *conns < 1 || *dur <= 0 {
 		return usageErr(fs, "--concurrency, --connections and --duration must be positive")
@@ -123,12 +229,32 @@ func runBench(args []string) int {
 	}
 	setupCtx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	call, err := bo.prepare(setupCtx, ccs[0], *key, body)
+	if *tsaURL == "" {
+		*tsaURL = devTSAURL(c.opts.DevDir)
+	}
+	call, err := bo.prepare(setupCtx, ccs[0], *key, body, benchOpts{cipher: *cipher, transport: *transport, tsaURL: *tsaURL, conc: *conc})
 	if err == nil {
 		err = call(setupCtx, ccs[0]) // one call first: a wrong key or role fails here, clearly
 	}
 	if err != nil {
 		return fail("bench", err)
+	}
+	// The raw rate is measured for half the duration before the load and
+	// half after, on a token opened now: the ratio then compares phases
+	// that bracket the same minutes, and the two halves' spread shows how
+	// much the machine's other load moved meanwhile.
+	var raw func(time.Duration) (float64, error)
+	var rawBefore float64
+	if *baseline {
+		var closeRaw func()
+		raw, closeRaw, err = rawBaseline(c.opts.DevDir, *cfgPath, *key, bo.purpose, *conc)
+		if err == nil {
+			defer closeRaw()
+			rawBefore, err = raw(*dur / 2)
+		}
+		if err != nil {
+			return fail("bench --baseline", err)
+		}
 	}
 	progress := func(el time.Duration, ops, errs int64) {
 		if !c.json {
@@ -154,15 +280,16 @@ func runBench(args []string) int {
 		out["mb_per_s"] = res.Rate() * float64(n) / 1e6
 	}
 	if *baseline {
-		if bo.purpose == "" {
-			return usageErr(fs, "--baseline: %s has no token operation to compare with", *op)
-		}
-		raw, err := rawBaseline(c.opts.DevDir, *cfgPath, *key, bo.purpose, *conc, *dur)
+		rawAfter, err := raw(*dur / 2)
 		if err != nil {
 			return fail("bench --baseline", err)
 		}
-		out["baseline_ops_per_s"] = raw
-		out["ratio"] = res.Rate() / raw
+		mean := (rawBefore + rawAfter) / 2
+		out["baseline_ops_per_s"] = mean
+		out["baseline_before_ops_per_s"] = rawBefore
+		out["baseline_after_ops_per_s"] = rawAfter
+		out["baseline_spread"] = math.Abs(rawBefore-rawAfter) / mean
+		out["ratio"] = res.Rate() / mean
 	}
 	if c.json {
 		printJSON(out)
@@ -179,7 +306,8 @@ func runBench(args []string) int {
 			fmt.Printf("errors    %v\n", res.Errors)
 		}
 		if *baseline {
-			fmt.Printf("baseline  %.1f/s raw token rate, same key, concurrency %d, in-process\nratio     %.3f\n", out["baseline_ops_per_s"], *conc, out["ratio"])
+			fmt.Printf("baseline  %.1f/s raw token rate, same key, concurrency %d, in-process (%.1f before, %.1f after the load)\nratio     %.3f\n",
+				out["baseline_ops_per_s"], *conc, out["baseline_before_ops_per_s"], out["baseline_after_ops_per_s"], out["ratio"])
 		}
 	}
 	if res.ErrorCount() > 0 {
@@ -187,6 +315,28 @@ func runBench(args []string) int {
 	}
 	return exitOK
 }
+
+// devTSAURL is POST /tsa on the HTTP address pecetd --dev wrote to the dev
+// folder (PECET_DEV_DIR, else ./.pecet-dev), else on the default address.
+func devTSAURL(dir string) string {
+	if dir == "" {
+		dir = os.Getenv("PECET_DEV_DIR")
+	}
+	if dir == "" {
+		dir = client.DefaultDevDir
+	}
+	var ep struct {
+		HTTP string `json:"http"`
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "pecetd.addr")); err == nil && json.Unmarshal(b, &ep) == nil && ep.HTTP != "" {
+		return "http://" + ep.HTTP + "/tsa"
+	}
+	return "http://" + config.DefaultHTTPAddr + "/tsa"
+}
+
+// maxBenchSize keeps a body and its envelope within pecetd's default
+// message limit (24 MiB) with room for the CMS framing.
+const maxBenchSize = 10 << 20
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
@@ -199,16 +349,17 @@ func parseSize(s string) (int, error) {
 		mult, s = 1<<20, s[:len(s)-1]
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n < 1 || n > 64<<20/mult {
-		return 0, fmt.Errorf("%q is not a size between 1 and 64m", s)
+	if err != nil || n < 1 || n > maxBenchSize/mult {
+		return 0, fmt.Errorf("%q is not a size between 1 and 10m", s)
 	}
 	return n * mult, nil
 }
 
 // rawBaseline opens the token the way pecetd does (its config, or the dev
-// folder's) and measures the raw rate of the same key with direct PKCS#11
-// calls on sessions of its own: the physical limit pecetd is compared to.
-func rawBaseline(devDir, cfgPath, alias string, p keystore.Purpose, conc int, d time.Duration) (float64, error) {
+// folder's) and returns a measurement of the raw rate of the same key with
+// direct PKCS#11 calls on sessions of its own: the physical limit pecetd is
+// compared to.
+func rawBaseline(devDir, cfgPath, alias string, p keystore.Purpose, conc int) (func(time.Duration) (float64, error), func(), error) {
 	if cfgPath == "" {
 		dir := devDir
 		if dir == "" {
@@ -219,29 +370,40 @@ func rawBaseline(devDir, cfgPath, alias string, p keystore.Purpose, conc int, d 
 		}
 		cfgPath = filepath.Join(dir, "pecet.yaml")
 		if _, err := softhsm.EnsureEnv(dir); err != nil {
-			return 0, err
+			return nil, nil, err
 		}
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
 	if !filepath.IsAbs(cfg.Token.PINFile) && cfg.Token.PINFile != "" {
 		cfg.Token.PINFile = filepath.Join(filepath.Dir(cfgPath), cfg.Token.PINFile)
 	}
 	pin, err := cfg.Token.PIN()
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
 	ctx := context.Background()
 	ks, err := keystore.Open(ctx, keystore.Config{ModulePath: cfg.Token.Module, TokenLabel: cfg.Token.Label, TokenSerial: cfg.Token.Serial, Slot: cfg.Token.Slot, PIN: pin, MaxSessions: conc})
 	if err != nil {
-		return 0, err
+		return nil, nil, err
 	}
-	defer ks.Close()
+	closeKS := func() { ks.Close() }
+	if p == keystore.PurposeDecrypt {
+		// The raw RSA private-key operation (CKM_RSA_X_509): what one
+		// envelope decryption needs of the token.
+		k, err := ks.Decrypter(ctx, alias, 0)
+		if err != nil {
+			closeKS()
+			return nil, nil, err
+		}
+		return func(d time.Duration) (float64, error) { return k.Baseline(ctx, conc, d) }, closeKS, nil
+	}
 	k, err := ks.Signer(ctx, alias, 0, p)
 	if err != nil {
-		return 0, err
+		closeKS()
+		return nil, nil, err
 	}
-	return k.Baseline(ctx, conc, d)
+	return func(d time.Duration) (float64, error) { return k.Baseline(ctx, conc, d) }, closeKS, nil
 }

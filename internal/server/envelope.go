@@ -161,7 +161,10 @@ func (es *envelopeService) Decrypt(ctx context.Context, req *pecetv1.DecryptRequ
 		}
 		return nil, nil
 	}
-	res, err := m.Decrypt(ctx, find, envelope.DecryptOptions{OAEP: es.s.d.OAEP})
+	// In place: the request is this call's own copy, read no more, and a
+	// body-sized buffer less per call is what peak memory under
+	// concurrent large decryptions is made of (docs/performance.md).
+	res, err := m.Decrypt(ctx, find, envelope.DecryptOptions{OAEP: es.s.d.OAEP, InPlace: true})
 	if err != nil {
 		if errors.Is(err, envelope.ErrDecrypt) {
 			// The one place the reason could leak is the log: say only

@@ -108,7 +108,15 @@ type Server struct {
 	// draining is set by Shutdown: /readyz then says 503 so that load
 	// balancers and Kubernetes stop sending new calls during the drain.
 	draining atomic.Bool
+	// ecdsaCheck samples the self-check of ECDSA signatures: verifying
+	// every one took half of pecet's CPU per P-256 signature
+	// (docs/performance.md); one in 64 still catches a token that keeps
+	// returning wrong signatures. RSA is verified every time (signer).
+	ecdsaCheck *signer.Sampler
 }
+
+// ecdsaCheckEvery is the ECDSA self-check sampling rate.
+const ecdsaCheckEvery = 64
 
 // New checks deps and builds a Server.
 func New(d Deps) *Server {
@@ -127,7 +135,7 @@ func New(d Deps) *Server {
 	if d.KeyPolicy.DualControl.RequestTTL == 0 {
 		d.KeyPolicy.DualControl.RequestTTL = config.DefaultRequestTTL
 	}
-	return &Server{d: d, health: health.NewServer()}
+	return &Server{d: d, health: health.NewServer(), ecdsaCheck: &signer.Sampler{Every: ecdsaCheckEvery}}
 }
 
 // GRPC builds the gRPC server with mTLS credentials, interceptors, the

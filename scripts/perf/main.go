@@ -1,0 +1,115 @@
+// Command perf is the tooling behind docs/performance.md. It has no
+// dependencies beyond the repository's and the standard library.
+//
+//	go run ./scripts/perf eckey --dev-dir DIR
+//	    makes a P-256 SIGN key "bench-ec" on the dev token, certified by the
+//	    dev CA, and writes DIR/pecet-bench.yaml: the dev config with the
+//	    client identity allowed to use it (the dev keys are all RSA).
+//	go run ./scripts/perf sweep --out docs/perf-sweep.png [--op OP] [--key K]
+//	    [--concurrency 1,2,4,8,16,32] [--duration 5s] [-- extra pecet flags]
+//	    runs `pecet bench --json` at each concurrency against a running
+//	    pecetd and draws ops/s and p99 latency against concurrency as a PNG
+//	    (image/png, no plotting library); the table goes to stdout.
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pecet-hsm/pecet/internal/config"
+	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/keystore"
+	"github.com/pecet-hsm/pecet/softhsm"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: perf eckey --dev-dir DIR | perf sweep [flags]")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "eckey":
+		err = ecKey(os.Args[2:])
+	case "sweep":
+		err = sweep(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "perf:", err)
+		os.Exit(1)
+	}
+}
+
+// benchKey is the ECDSA key eckey makes.
+const benchKey = "bench-ec"
+
+func ecKey(args []string) error {
+	if len(args) != 2 || args[0] != "--dev-dir" {
+		return errors.New("usage: perf eckey --dev-dir DIR")
+	}
+	dir := args[1]
+	if _, err := softhsm.EnsureEnv(dir); err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(dir, "pecet.yaml")
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	pinFile := cfg.Token.PINFile
+	if !filepath.IsAbs(pinFile) {
+		cfg.Token.PINFile = filepath.Join(dir, pinFile)
+	}
+	pin, err := cfg.Token.PIN()
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	ks, err := keystore.Open(ctx, keystore.Config{ModulePath: cfg.Token.Module, TokenLabel: cfg.Token.Label, PIN: pin})
+	if err != nil {
+		return err
+	}
+	defer ks.Close()
+	if _, err := ks.GetKey(ctx, benchKey); errors.Is(err, keystore.ErrKeyNotFound) {
+		now := time.Now()
+		ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), now)
+		if err != nil {
+			return err
+		}
+		v, err := ks.CreateKey(ctx, benchKey, keystore.PurposeSign, keystore.ECP256)
+		if err != nil {
+			return err
+		}
+		cert, err := ca.Issue(benchKey, pki.CMSSign, v.Public, now)
+		if err != nil {
+			return err
+		}
+		if _, err := ks.ImportCertificate(ctx, benchKey, v.Version, []*x509.Certificate{cert, ca.Cert}); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return err
+	}
+	old := "keys: [client-sign, gateway-decrypt]"
+	if !strings.Contains(string(b), old) {
+		return fmt.Errorf("%s: the client's key list is not the dev one", cfgPath)
+	}
+	out := strings.Replace(string(b), old, "keys: [client-sign, gateway-decrypt, "+benchKey+"]", 1)
+	if err := os.WriteFile(filepath.Join(dir, "pecet-bench.yaml"), []byte(out), 0o600); err != nil {
+		return err
+	}
+	fmt.Printf("%s ready; config %s\n", benchKey, filepath.Join(dir, "pecet-bench.yaml"))
+	return nil
+}
