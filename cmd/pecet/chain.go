@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
 // maxPEMFile bounds a certificate or CRL file read by the CLI.
@@ -101,29 +102,25 @@ func readCertFile(path string) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out [][]byte
 	if !bytes.Contains(b, []byte("-----BEGIN")) {
 		if _, err := x509.ParseCertificate(b); err != nil {
 			return nil, fmt.Errorf("%s: neither PEM nor a DER certificate: %v", path, err)
 		}
 		return [][]byte{b}, nil
 	}
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
-			return nil, fmt.Errorf("%s: certificate %d: %v", path, len(out)+1, err)
-		}
-		out = append(out, blk.Bytes)
+	return parsePEMCerts(path, b)
+}
+
+// parsePEMCerts returns the DER of every certificate of PEM data, each
+// checked to parse; errors name the file.
+func parsePEMCerts(path string, b []byte) ([][]byte, error) {
+	certs, err := pki.ParseCertificates(path, b)
+	if err != nil {
+		return nil, err
 	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no PEM certificates", path)
+	out := make([][]byte, len(certs))
+	for i, c := range certs {
+		out[i] = c.Raw
 	}
 	return out, nil
 }

@@ -117,9 +117,20 @@ func readInput(path string, limit int64) ([]byte, error) {
 		return nil, err
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes: sign a digest instead (--digest)", path, limit)
+		return nil, &tooLargeError{path: path, limit: limit}
 	}
 	return b, nil
+}
+
+// tooLargeError is readInput's refusal of an oversized input, a type so that
+// a command that has a way around it (sign --digest) can say so.
+type tooLargeError struct {
+	path  string
+	limit int64
+}
+
+func (e *tooLargeError) Error() string {
+	return fmt.Sprintf("%s is larger than %d bytes", e.path, e.limit)
 }
 
 // writeOutput writes to a file (mode 0644), or stdout for "-" or "".

@@ -5,11 +5,11 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
 // listFlag collects a repeatable flag.
@@ -40,30 +40,9 @@ func nameOf[T comparable](m map[string]T, v T) string {
 	return "?"
 }
 
-// readBounded reads a file (or stdin for "-") of at most limit bytes.
-func readBounded(path string, limit int64) ([]byte, error) {
-	var r io.Reader = os.Stdin
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		r = f
-	}
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return b, nil
-}
-
 // readCerts reads every certificate of a PEM file (or one DER certificate).
 func readCerts(path string) ([][]byte, error) {
-	b, err := readBounded(path, 1<<20)
+	b, err := readInput(path, 1<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -73,17 +52,7 @@ func readCerts(path string) ([][]byte, error) {
 		}
 		return [][]byte{b}, nil
 	}
-	var out [][]byte
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type == "CERTIFICATE" {
-			out = append(out, blk.Bytes)
-		}
-	}
+	out := pki.CertificateBlocks(b)
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s: no CERTIFICATE in the PEM file", path)
 	}
@@ -127,7 +96,7 @@ func runEncrypt(args []string) int {
 		}
 		req.RecipientCertificates = append(req.RecipientCertificates, certs...)
 	}
-	data, err := readBounded(*in, int64(c.opts.MaxMessageBytesOrDefault()-256<<10))
+	data, err := readInput(*in, int64(c.opts.MaxMessageBytesOrDefault()-256<<10))
 	if err != nil {
 		return usageErr(fs, "%v", err)
 	}
@@ -169,7 +138,7 @@ func runDecrypt(args []string) int {
 	if *in == "" {
 		return usageErr(fs, "--in FILE is required")
 	}
-	b, err := readBounded(*in, int64(c.opts.MaxMessageBytesOrDefault()-64<<10))
+	b, err := readInput(*in, int64(c.opts.MaxMessageBytesOrDefault()-64<<10))
 	if err != nil {
 		return usageErr(fs, "%v", err)
 	}

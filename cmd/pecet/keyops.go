@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/x509"
 	"encoding/pem"
 	"flag"
 	"fmt"
@@ -165,23 +164,9 @@ func keysImport(args []string) int {
 	if err != nil {
 		return usageErr(fs, "%v", err)
 	}
-	var chain [][]byte
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
-			return usageErr(fs, "%s: certificate %d: %v", *in, len(chain)+1, err)
-		}
-		chain = append(chain, blk.Bytes)
-	}
-	if len(chain) == 0 {
-		return usageErr(fs, "%s holds no PEM certificates", *in)
+	chain, err := parsePEMCerts(*in, b)
+	if err != nil {
+		return usageErr(fs, "%v", err)
 	}
 	cc, ctx, done, err := c.dial()
 	if err != nil {

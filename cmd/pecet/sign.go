@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -50,6 +51,9 @@ func runSign(args []string) int {
 	req := &pecetv1.SignRequest{Key: *alias, Version: uint32(*version), Hash: h, Attached: *attached, Timestamp: *stampIt}
 	if *in != "" {
 		data, err := readInput(*in, int64(c.opts.MaxMessageBytesOrDefault()-64<<10))
+		if tl := (*tooLargeError)(nil); errors.As(err, &tl) {
+			return usageErr(fs, "%v: sign a digest instead (--digest)", err)
+		}
 		if err != nil {
 			return usageErr(fs, "%v", err)
 		}

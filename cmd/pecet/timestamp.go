@@ -7,7 +7,6 @@ import (
 	"crypto/sha512"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"math/big"
@@ -19,6 +18,7 @@ import (
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/client"
+	"github.com/pecet-hsm/pecet/internal/pki"
 	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/tsa"
 )
@@ -198,7 +198,7 @@ func runTimestampVerify(args []string) int {
 	}
 	opts := tsa.VerifyOptions{}
 	if *anchors != "" {
-		certs, err := readPEMCerts(*anchors)
+		certs, err := pki.ReadCertificates(*anchors)
 		if err != nil {
 			return usageErr(fs, "--anchors: %v", err)
 		}
@@ -209,7 +209,7 @@ func runTimestampVerify(args []string) int {
 		opts.Validator = policy.Basic{Roots: pool}
 	}
 	if *tsaCert != "" {
-		if opts.TSACertificates, err = readPEMCerts(*tsaCert); err != nil {
+		if opts.TSACertificates, err = pki.ReadCertificates(*tsaCert); err != nil {
 			return usageErr(fs, "--tsa-cert: %v", err)
 		}
 	}
@@ -258,31 +258,4 @@ func runTimestampVerify(args []string) int {
 		fmt.Printf("serial:        %s\npolicy:        %s\n", info.Serial.Text(16), info.Policy)
 	}
 	return printVerdict(pv, *asJSON)
-}
-
-func readPEMCerts(path string) ([]*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no PEM certificates", path)
-	}
-	return out, nil
 }

@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +26,7 @@ import (
 	"github.com/pecet-hsm/pecet/internal/config"
 	"github.com/pecet-hsm/pecet/internal/devmode"
 	"github.com/pecet-hsm/pecet/internal/metrics"
+	"github.com/pecet-hsm/pecet/internal/pki"
 	"github.com/pecet-hsm/pecet/internal/ratelimit"
 	"github.com/pecet-hsm/pecet/internal/sdnotify"
 	"github.com/pecet-hsm/pecet/internal/server"
@@ -275,7 +275,7 @@ func buildTSA(ctx context.Context, c *config.TSA, ks *keystore.Store) (*tsa.Auth
 	if err := a.Check(ctx); err != nil {
 		return nil, nil, nil, fmt.Errorf("TSA key %q: %w", c.Key, err)
 	}
-	certs, err := readCerts(c.Certificates)
+	certs, err := pki.ReadCertificates(c.Certificates...)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("tsa.certificates: %w", err)
 	}
@@ -297,7 +297,7 @@ func serverTLS(t config.TLS) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server certificate: %w", err)
 	}
-	pool, err := loadPool([]string{t.ClientCA})
+	pool, err := pki.ReadPool(t.ClientCA)
 	if err != nil {
 		return nil, fmt.Errorf("client CA: %w", err)
 	}
@@ -307,41 +307,6 @@ func serverTLS(t config.TLS) (*tls.Config, error) {
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS12,
 	}, nil
-}
-
-// loadPool reads PEM certificates from files into a pool; nil for no files.
-func loadPool(files []string) (*x509.CertPool, error) {
-	if len(files) == 0 {
-		return nil, nil
-	}
-	pool := x509.NewCertPool()
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		n := 0
-		for {
-			var blk *pem.Block
-			blk, b = pem.Decode(b)
-			if blk == nil {
-				break
-			}
-			if blk.Type != "CERTIFICATE" {
-				continue
-			}
-			c, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", f, err)
-			}
-			pool.AddCert(c)
-			n++
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("%s: no PEM certificates", f)
-		}
-	}
-	return pool, nil
 }
 
 func writeEndpoints(dir string, ep Endpoints) error {

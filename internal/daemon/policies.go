@@ -3,13 +3,11 @@ package daemon
 import (
 	"crypto"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"os"
 	"time"
 
 	"github.com/pecet-hsm/pecet/internal/config"
+	"github.com/pecet-hsm/pecet/internal/pki"
 	"github.com/pecet-hsm/pecet/policy"
 )
 
@@ -22,7 +20,7 @@ func BuildEngine(cfg *config.Config) (*policy.Engine, error) {
 	def := cfg.DefaultPolicy
 	var maxTimeout time.Duration
 	if len(cfg.Policies) == 0 {
-		anchors, err := readCerts(cfg.Trust.Anchors)
+		anchors, err := pki.ReadCertificates(cfg.Trust.Anchors...)
 		if err != nil {
 			return nil, fmt.Errorf("trust anchors: %w", err)
 		}
@@ -77,18 +75,18 @@ func buildPolicy(name string, pc config.Policy) (*policy.Policy, error) {
 		ClockTolerance:       pc.ClockTolerance,
 	}
 	var err error
-	if p.Anchors, err = readCerts(pc.Anchors); err != nil {
+	if p.Anchors, err = pki.ReadCertificates(pc.Anchors...); err != nil {
 		return nil, fmt.Errorf("anchors: %w", err)
 	}
-	if p.Intermediates, err = readCerts(pc.Intermediates); err != nil {
+	if p.Intermediates, err = pki.ReadCertificates(pc.Intermediates...); err != nil {
 		return nil, fmt.Errorf("intermediates: %w", err)
 	}
 	if tl := pc.TrustedList; tl != nil {
-		signers, err := readCerts([]string{tl.Signer})
+		signers, err := pki.ReadCertificates(tl.Signer)
 		if err != nil {
 			return nil, fmt.Errorf("trusted list signer: %w", err)
 		}
-		data, err := readBounded(tl.File, policy.MaxTrustedListBytes)
+		data, err := pki.ReadFile(tl.File, policy.MaxTrustedListBytes)
 		if err != nil {
 			return nil, fmt.Errorf("trusted list: %w", err)
 		}
@@ -97,7 +95,7 @@ func buildPolicy(name string, pc config.Policy) (*policy.Policy, error) {
 		}
 	}
 	for _, f := range pc.Revocation.CRLs {
-		data, err := readBounded(f, policy.MaxCRLBytes)
+		data, err := pki.ReadFile(f, policy.MaxCRLBytes)
 		if err != nil {
 			return nil, fmt.Errorf("CRL: %w", err)
 		}
@@ -113,7 +111,7 @@ func buildPolicy(name string, pc config.Policy) (*policy.Policy, error) {
 		rules.Hashes = append(rules.Hashes, hashNames[h])
 	}
 	if a.Suite != "" {
-		data, err := readBounded(a.Suite, 1<<20)
+		data, err := pki.ReadFile(a.Suite, 1<<20)
 		if err != nil {
 			return nil, fmt.Errorf("algorithm suite: %w", err)
 		}
@@ -144,56 +142,4 @@ func buildPolicy(name string, pc config.Policy) (*policy.Policy, error) {
 		}
 	}
 	return p, nil
-}
-
-func readBounded(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	// Refuse an oversized file by its size before reading it.
-	if st, err := f.Stat(); err == nil && st.Size() > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, limit)
-	}
-	return data, nil
-}
-
-// readCerts reads every CERTIFICATE block of PEM files.
-func readCerts(files []string) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for _, f := range files {
-		b, err := readBounded(f, 16<<20)
-		if err != nil {
-			return nil, err
-		}
-		n := 0
-		for {
-			var blk *pem.Block
-			blk, b = pem.Decode(b)
-			if blk == nil {
-				break
-			}
-			if blk.Type != "CERTIFICATE" {
-				continue
-			}
-			c, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", f, err)
-			}
-			out = append(out, c)
-			n++
-		}
-		if n == 0 {
-			return nil, fmt.Errorf("%s: no PEM certificates", f)
-		}
-	}
-	return out, nil
 }

@@ -1,7 +1,9 @@
 // Package pki issues the development certificates: a dev CA with a software
 // key, TLS server and client certificates, and certificates for keys on the
 // token. It is for --dev and for tests; production certificates come from
-// accredited CAs.
+// accredited CAs. It also holds the one reader of PEM certificate files
+// (ReadCertificates, ReadPool), which pecetd and pecet use for any certificate
+// file, dev or production.
 package pki
 
 import (
@@ -194,15 +196,11 @@ func WriteCerts(path string, certs ...*x509.Certificate) error {
 
 // ReadCert reads the first PEM certificate of a file.
 func ReadCert(path string) (*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
+	certs, err := ReadCertificates(path)
 	if err != nil {
 		return nil, err
 	}
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("%s: no PEM certificate", path)
-	}
-	return x509.ParseCertificate(blk.Bytes)
+	return certs[0], nil
 }
 
 func readKey(path string) (crypto.Signer, error) {
