@@ -9,36 +9,16 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
+	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/softhsm"
 )
 
 // OpenSSL 3 is the interoperability peer both ways: what we write it must
 // decrypt, what it writes (DER and streamed BER) we must decrypt, for every
 // cipher and key transport, with one and with two recipients.
-
-func openssl(t testing.TB) string {
-	t.Helper()
-	p, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("openssl is required in CI: %v", err)
-		}
-		t.Skip("openssl binary not found; install openssl to run the interop tests")
-	}
-	return p
-}
-
-func runOpenSSL(t testing.TB, args ...string) {
-	t.Helper()
-	out, err := exec.Command(openssl(t), args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("openssl %v: %v\n%s", args, err, out)
-	}
-}
 
 type opensslPeer struct {
 	key             *rsa.PrivateKey
@@ -79,7 +59,7 @@ func keyopts(kt KeyTransport) []string {
 }
 
 func TestOpenSSLInterop(t *testing.T) {
-	openssl(t)
+	testtool.OpenSSL(t)
 	dir := t.TempDir()
 	a := newPeer(t, dir, "a", rsaKey(t, 2048, 0))
 	b := newPeer(t, dir, "b", rsaKey(t, 3072, 0))
@@ -102,7 +82,7 @@ func TestOpenSSLInterop(t *testing.T) {
 					in := write(t, filepath.Join(t.TempDir(), "m.p7m"), der)
 					for i, p := range peers {
 						out := filepath.Join(t.TempDir(), fmt.Sprint("out", i))
-						runOpenSSL(t, "cms", "-decrypt", "-binary", "-inform", "DER", "-in", in, "-recip", p.certPEM, "-inkey", p.keyPEM, "-out", out)
+						testtool.RunOpenSSL(t, "cms", "-decrypt", "-binary", "-inform", "DER", "-in", in, "-recip", p.certPEM, "-inkey", p.keyPEM, "-out", out)
 						if got, _ := os.ReadFile(out); !bytes.Equal(got, data) {
 							t.Fatalf("openssl decrypted %d bytes, want %d", len(got), len(data))
 						}
@@ -122,7 +102,7 @@ func TestOpenSSLInterop(t *testing.T) {
 							args = append(args, "-recip", p.certPEM)
 							args = append(args, keyopts(kt)...)
 						}
-						runOpenSSL(t, args...)
+						testtool.RunOpenSSL(t, args...)
 						der, _ := os.ReadFile(out)
 						for _, p := range peers {
 							res, err := Decrypt(context.Background(), der, finderOf(recipient{softKey{p.key}, p.cert}), DecryptOptions{})
@@ -143,7 +123,7 @@ func TestOpenSSLInterop(t *testing.T) {
 // TestOpenSSLLargeBodyToken: a 20 MB binary body both ways, decrypted
 // with a key on SoftHSM (OAEP-SHA256: raw RSA on the token, unpadded here).
 func TestOpenSSLLargeBodyToken(t *testing.T) {
-	openssl(t)
+	testtool.OpenSSL(t)
 	dir := t.TempDir()
 	s := softhsm.NewToken(t)
 	key := rsaKey(t, 2048, 0)
@@ -157,7 +137,7 @@ func TestOpenSSLLargeBodyToken(t *testing.T) {
 	dataFile := write(t, filepath.Join(dir, "data"), data)
 
 	out := filepath.Join(dir, "in.p7m")
-	runOpenSSL(t, append([]string{"cms", "-encrypt", "-binary", "-outform", "DER", "-stream", "-in", dataFile, "-out", out, "-aes-256-gcm", "-recip", p.certPEM}, keyopts(RSAOAEP)...)...)
+	testtool.RunOpenSSL(t, append([]string{"cms", "-encrypt", "-binary", "-outform", "DER", "-stream", "-in", dataFile, "-out", out, "-aes-256-gcm", "-recip", p.certPEM}, keyopts(RSAOAEP)...)...)
 	der, _ := os.ReadFile(out)
 	res, err := Decrypt(context.Background(), der, finderOf(recipient{d, cert}), DecryptOptions{})
 	if err != nil {
@@ -173,7 +153,7 @@ func TestOpenSSLLargeBodyToken(t *testing.T) {
 	}
 	in := write(t, filepath.Join(dir, "ours.p7m"), der)
 	got := filepath.Join(dir, "got")
-	runOpenSSL(t, "cms", "-decrypt", "-binary", "-inform", "DER", "-in", in, "-recip", p.certPEM, "-inkey", p.keyPEM, "-out", got)
+	testtool.RunOpenSSL(t, "cms", "-decrypt", "-binary", "-inform", "DER", "-in", in, "-recip", p.certPEM, "-inkey", p.keyPEM, "-out", got)
 	if b, _ := os.ReadFile(got); !bytes.Equal(b, data) {
 		t.Fatal("openssl: large body differs")
 	}

@@ -13,7 +13,6 @@ import (
 	"encoding/pem"
 	"math/big"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -162,39 +161,6 @@ func keyPEM(t testing.TB, key crypto.Signer) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-}
-
-// openssl returns the openssl binary. Without it the interop tests skip,
-// except in CI, where they must run.
-func openssl(t testing.TB) string {
-	t.Helper()
-	p, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("openssl is required in CI: %v", err)
-		}
-		t.Skip("openssl binary not found; install openssl to run the interop tests")
-	}
-	return p
-}
-
-// runOpenSSL runs openssl and fails the test with its output on error.
-func runOpenSSL(t testing.TB, args ...string) []byte {
-	t.Helper()
-	out, err := tryOpenSSL(t, args...)
-	if err != nil {
-		t.Fatalf("openssl %v: %v\n%s", args, err, out)
-	}
-	return out
-}
-
-func tryOpenSSL(t testing.TB, args ...string) ([]byte, error) {
-	t.Helper()
-	cmd := exec.Command(openssl(t), args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.Bytes(), err
 }
 
 func hasReason(v policy.Verdict, c policy.Code) bool {

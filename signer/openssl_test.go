@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/policy"
 )
 
@@ -17,7 +18,7 @@ import (
 // is, in the end, either OpenSSL or checked against it.
 
 func TestOpenSSLVerifiesOurs(t *testing.T) {
-	openssl(t)
+	testtool.OpenSSL(t)
 	content := []byte("Přehled o příjmech a výdajích\r\n\x00binary\xff")
 	for _, k := range []keyKind{rsa2048, p256, p384} {
 		f := newSigner(t, k)
@@ -35,13 +36,13 @@ func TestOpenSSLVerifiesOurs(t *testing.T) {
 					if m != attached {
 						args = append(args, "-content", dataFile)
 					}
-					runOpenSSL(t, args...)
+					testtool.RunOpenSSL(t, args...)
 					got, err := os.ReadFile(outFile)
 					if err != nil || !bytes.Equal(got, content) {
 						t.Fatalf("openssl returned other content (%v)", err)
 					}
 
-					printed := string(runOpenSSL(t, "cms", "-cmsout", "-print", "-inform", "DER", "-in", sigFile))
+					printed := string(testtool.RunOpenSSL(t, "cms", "-cmsout", "-print", "-inform", "DER", "-in", sigFile))
 					// OpenSSL 3.0 names the attribute; older versions print the OID.
 					if !strings.Contains(printed, "signingCertificateV2") && !strings.Contains(printed, "1.2.840.113549.1.9.16.2.47") {
 						t.Errorf("no signingCertificateV2 attribute in:\n%s", printed)
@@ -53,11 +54,11 @@ func TestOpenSSLVerifiesOurs(t *testing.T) {
 }
 
 func TestOpenSSLVerifyRejectsTampered(t *testing.T) {
-	openssl(t)
+	testtool.OpenSSL(t)
 	f := newSigner(t, p256)
 	dir := t.TempDir()
 	sig := signIn(t, detached, []byte("original"), f, crypto.SHA256, time.Time{})
-	out, err := tryOpenSSL(t, "cms", "-verify", "-binary", "-inform", "DER",
+	out, err := testtool.TryOpenSSL(t, "cms", "-verify", "-binary", "-inform", "DER",
 		"-in", writeFile(t, dir, "sig.p7s", sig), "-content", writeFile(t, dir, "data", []byte("0riginal")),
 		"-CAfile", writeFile(t, dir, "ca.pem", certPEM(f.ca.cert)), "-purpose", "any", "-out", os.DevNull)
 	if err == nil {
@@ -69,7 +70,7 @@ func TestOpenSSLVerifyRejectsTampered(t *testing.T) {
 // writes them: DER, BER when streaming, PEM, with and without CAdES and
 // signed attributes, RSA PKCS#1 v1.5 and PSS, ECDSA.
 func TestWeVerifyOpenSSL(t *testing.T) {
-	openssl(t)
+	testtool.OpenSSL(t)
 	tests := []struct {
 		name     string
 		key      keyKind
@@ -118,7 +119,7 @@ func TestWeVerifyOpenSSL(t *testing.T) {
 			} else {
 				args = append(args, "-outform", "DER")
 			}
-			runOpenSSL(t, args...)
+			testtool.RunOpenSSL(t, args...)
 			sig, err := os.ReadFile(outFile)
 			if err != nil {
 				t.Fatal(err)

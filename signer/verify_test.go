@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/policy"
 )
 
@@ -193,14 +194,14 @@ func mutate(b []byte, i int, x byte) []byte {
 }
 
 func TestWeakAlgorithmsReported(t *testing.T) {
-	openssl(t)
+	testtool.OpenSSL(t)
 	f := newSigner(t, rsa2048)
 	content := []byte("legacy")
 	dir := t.TempDir()
 	for _, args := range [][]string{{"-md", "sha1"}, {"-md", "sha1", "-cades"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			out := dir + "/sig" + args[len(args)-1]
-			runOpenSSL(t, append([]string{"cms", "-sign", "-binary", "-outform", "DER", "-in", writeFile(t, dir, "data", content),
+			testtool.RunOpenSSL(t, append([]string{"cms", "-sign", "-binary", "-outform", "DER", "-in", writeFile(t, dir, "data", content),
 				"-signer", writeFile(t, dir, "cert.pem", certPEM(f.cert)), "-inkey", writeFile(t, dir, "key.pem", keyPEM(t, f.key)),
 				"-out", out}, args...)...)
 			v, err := Verify(readFile(t, out), VerifyOptions{Content: content, Validator: f.ca.validator()})

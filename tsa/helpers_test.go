@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -105,36 +104,6 @@ func stamp(t testing.TB, a *Authority, req *Request) (*Response, Result) {
 		t.Fatalf("our own response does not parse: %v", err)
 	}
 	return r, res
-}
-
-func openssl(t testing.TB) string {
-	t.Helper()
-	p, err := exec.LookPath("openssl")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("openssl is required in CI: %v", err)
-		}
-		t.Skip("openssl binary not found; install openssl to run the interop tests")
-	}
-	return p
-}
-
-func runOpenSSL(t testing.TB, args ...string) []byte {
-	t.Helper()
-	out, err := tryOpenSSL(t, args...)
-	if err != nil {
-		t.Fatalf("openssl %v: %v\n%s", args, err, out)
-	}
-	return out
-}
-
-func tryOpenSSL(t testing.TB, args ...string) ([]byte, error) {
-	t.Helper()
-	cmd := exec.Command(openssl(t), args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	return out.Bytes(), err
 }
 
 func writeFile(t testing.TB, dir, name string, b []byte) string {

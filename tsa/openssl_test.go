@@ -8,12 +8,14 @@ import (
 	"testing"
 
 	"github.com/digitorus/timestamp"
+
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
 // TestOpenSSLInterop is the user's path from issue 4: openssl ts -query,
 // POST to /tsa over a real loopback HTTP server, openssl ts -verify.
 func TestOpenSSLInterop(t *testing.T) {
-	openssl(t)
+	testtool.OpenSSL(t)
 	f := newFixture(t, nil)
 	url := f.server(t)
 	dir := t.TempDir()
@@ -38,15 +40,15 @@ func TestOpenSSLInterop(t *testing.T) {
 			if !strings.Contains(strings.Join(tc.query, " "), "-sha") {
 				args = append(args, "-sha256")
 			}
-			runOpenSSL(t, append(args, "-out", q)...)
+			testtool.RunOpenSSL(t, append(args, "-out", q)...)
 			qb, err := os.ReadFile(q)
 			if err != nil {
 				t.Fatal(err)
 			}
 			r := writeFile(t, d, "r.tsr", post(t, url, qb))
-			runOpenSSL(t, "ts", "-verify", "-in", r, "-queryfile", q, "-CAfile", caFile, "-untrusted", tsaFile)
-			runOpenSSL(t, "ts", "-verify", "-in", r, "-data", data, "-CAfile", caFile, "-untrusted", tsaFile)
-			text := string(runOpenSSL(t, "ts", "-reply", "-in", r, "-text"))
+			testtool.RunOpenSSL(t, "ts", "-verify", "-in", r, "-queryfile", q, "-CAfile", caFile, "-untrusted", tsaFile)
+			testtool.RunOpenSSL(t, "ts", "-verify", "-in", r, "-data", data, "-CAfile", caFile, "-untrusted", tsaFile)
+			text := string(testtool.RunOpenSSL(t, "ts", "-reply", "-in", r, "-text"))
 			for _, want := range []string{"Status: Granted.", "Accuracy: 0x01 seconds, 0x01F4 millis", "Ordering: no"} {
 				if !strings.Contains(text, want) {
 					t.Errorf("openssl -text lacks %q:\n%s", want, text)
@@ -71,17 +73,17 @@ func TestOpenSSLInterop(t *testing.T) {
 	t.Run("wrong data fails", func(t *testing.T) {
 		d := t.TempDir()
 		q := filepath.Join(d, "q.tsq")
-		runOpenSSL(t, "ts", "-query", "-data", data, "-sha256", "-cert", "-out", q)
+		testtool.RunOpenSSL(t, "ts", "-query", "-data", data, "-sha256", "-cert", "-out", q)
 		r := writeFile(t, d, "r.tsr", post(t, url, mustRead(t, q)))
 		other := writeFile(t, d, "other", []byte("something else"))
-		if out, err := tryOpenSSL(t, "ts", "-verify", "-in", r, "-data", other, "-CAfile", caFile, "-untrusted", tsaFile); err == nil {
+		if out, err := testtool.TryOpenSSL(t, "ts", "-verify", "-in", r, "-data", other, "-CAfile", caFile, "-untrusted", tsaFile); err == nil {
 			t.Fatalf("openssl accepted a token for other data:\n%s", out)
 		}
 	})
 
 	t.Run("openssl query parses and round-trips", func(t *testing.T) {
 		q := filepath.Join(t.TempDir(), "q.tsq")
-		runOpenSSL(t, "ts", "-query", "-data", data, "-sha256", "-cert", "-out", q)
+		testtool.RunOpenSSL(t, "ts", "-query", "-data", data, "-sha256", "-cert", "-out", q)
 		qb := mustRead(t, q)
 		req, err := ParseRequest(qb)
 		if err != nil {
@@ -101,15 +103,15 @@ func TestOpenSSLInterop(t *testing.T) {
 // TestOpenSSLReadsFailures: openssl decodes our failure bits to the names
 // RFC 3161 gives them.
 func TestOpenSSLReadsFailures(t *testing.T) {
-	openssl(t)
+	testtool.OpenSSL(t)
 	f := newFixture(t, nil)
 	url := f.server(t)
 	d := t.TempDir()
 	data := writeFile(t, d, "data", []byte("x"))
 	q := filepath.Join(d, "q.tsq")
-	runOpenSSL(t, "ts", "-query", "-data", data, "-sha1", "-out", q)
+	testtool.RunOpenSSL(t, "ts", "-query", "-data", data, "-sha1", "-out", q)
 	r := writeFile(t, d, "r.tsr", post(t, url, mustRead(t, q)))
-	text := string(runOpenSSL(t, "ts", "-reply", "-in", r, "-text"))
+	text := string(testtool.RunOpenSSL(t, "ts", "-reply", "-in", r, "-text"))
 	if !strings.Contains(text, "Status: Rejected.") || !strings.Contains(text, "unrecognized or unsupported algorithm identifier") {
 		t.Fatalf("openssl reads:\n%s", text)
 	}
