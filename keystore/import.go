@@ -47,23 +47,14 @@ func (s *Store) ImportKey(ctx context.Context, alias string, p Purpose, key *rsa
 		return Version{}, fmt.Errorf("%w: invalid RSA key: %w", ErrUnsupportedAlgorithm, err)
 	}
 	key.Precompute()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	// Runs to its end once started, as CreateKey does: abandoning it would
-	// release s.mu while the token is still being written.
-	err := s.withSession(context.WithoutCancel(ctx), func(sh pkcs11.SessionHandle) error {
-		hs, err := findObjects(s.p, sh, []*pkcs11.Attribute{attr(pkcs11.CKA_LABEL, alias)})
-		if err != nil {
-			return err
-		}
-		if len(hs) > 0 {
-			return fmt.Errorf("%w: %q", ErrKeyExists, alias)
-		}
+	// The pair is written with C_CreateObject in one session; createAlias
+	// adds the metadata and takes the pair away again if that fails.
+	return s.createAlias(ctx, alias, p, a, func(sh pkcs11.SessionHandle) (pub, priv pkcs11.ObjectHandle, err error) {
 		sign := p == PurposeSign || p == PurposeTimestamp
 		decrypt := p == PurposeDecrypt
 		id := versionID(1)
 		e := big.NewInt(int64(key.E)).Bytes()
-		pub, err := s.p.CreateObject(sh, []*pkcs11.Attribute{
+		pub, err = s.p.CreateObject(sh, []*pkcs11.Attribute{
 			attr(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
 			attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
 			attr(pkcs11.CKA_TOKEN, true),
@@ -77,9 +68,9 @@ func (s *Store) ImportKey(ctx context.Context, alias string, p Purpose, key *rsa
 			attr(pkcs11.CKA_PUBLIC_EXPONENT, e),
 		})
 		if err != nil {
-			return p11Error("C_CreateObject(public key)", err)
+			return 0, 0, p11Error("C_CreateObject(public key)", err)
 		}
-		priv, err := s.p.CreateObject(sh, []*pkcs11.Attribute{
+		priv, err = s.p.CreateObject(sh, []*pkcs11.Attribute{
 			attr(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
 			attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
 			attr(pkcs11.CKA_TOKEN, true),
@@ -103,22 +94,10 @@ func (s *Store) ImportKey(ctx context.Context, alias string, p Purpose, key *rsa
 		})
 		if err != nil {
 			_ = s.p.DestroyObject(sh, pub)
-			return p11Error("C_CreateObject(private key)", err)
+			return 0, 0, p11Error("C_CreateObject(private key)", err)
 		}
-		m := &meta{Format: metaFormat, Generation: 1, Purpose: p, Algorithm: a, Versions: []metaVersion{
-			{Version: 1, State: StatePendingCertificate, Created: now()}}}
-		if _, err := createMeta(s.p, sh, alias, m); err != nil {
-			_ = s.p.DestroyObject(sh, priv)
-			_ = s.p.DestroyObject(sh, pub)
-			return err
-		}
-		return nil
+		return pub, priv, nil
 	})
-	s.cache.invalidate(alias)
-	if err != nil {
-		return Version{}, err
-	}
-	return s.versionAfterChange(ctx, alias, 1)
 }
 
 // Baseline measures the raw token RSA decryption rate of this key version,

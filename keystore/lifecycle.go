@@ -26,6 +26,16 @@ func (s *Store) CreateKey(ctx context.Context, alias string, p Purpose, a Algori
 	if err := checkPurposeAlgorithm(p, a); err != nil {
 		return Version{}, err
 	}
+	return s.createAlias(ctx, alias, p, a, func(sh pkcs11.SessionHandle) (pub, priv pkcs11.ObjectHandle, err error) {
+		return generate(s.p, sh, alias, 1, p, a)
+	})
+}
+
+// createAlias makes version 1 of a new alias, PENDING_CERTIFICATE, for
+// CreateKey and ImportKey: keys puts the key pair on the token (generated or
+// imported), then the metadata object is written; if that fails the pair is
+// destroyed again, so that no half-made alias is left.
+func (s *Store) createAlias(ctx context.Context, alias string, p Purpose, a Algorithm, keys func(pkcs11.SessionHandle) (pub, priv pkcs11.ObjectHandle, err error)) (Version, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// A change runs to its end once started, whatever the caller's deadline:
@@ -41,7 +51,7 @@ func (s *Store) CreateKey(ctx context.Context, alias string, p Purpose, a Algori
 		if len(hs) > 0 {
 			return fmt.Errorf("%w: %q", ErrKeyExists, alias)
 		}
-		pub, priv, err := generate(s.p, sh, alias, 1, p, a)
+		pub, priv, err := keys(sh)
 		if err != nil {
 			return err
 		}
