@@ -180,54 +180,49 @@ func (ks *keyService) RotateKey(ctx context.Context, req *pecetv1.RotateKeyReque
 }
 
 func (ks *keyService) SetPrimaryVersion(ctx context.Context, req *pecetv1.SetPrimaryVersionRequest) (*pecetv1.KeyChange, error) {
-	if err := needAlias(req.GetAlias()); err != nil {
-		return nil, err
-	}
-	if err := needVersion(req.GetVersion()); err != nil {
-		return nil, err
-	}
-	r := dualcontrol.Request{Operation: config.OpSetPrimary, Alias: req.GetAlias(), Version: int(req.GetVersion())}
-	if ks.needsApproval(r) {
-		// Refuse now what the approval would refuse anyway.
-		k, err := ks.s.d.Keys.GetKey(ctx, r.Alias)
-		if err != nil {
-			return nil, err
-		}
-		v, err := versionOf(k, r.Version)
-		if err != nil {
-			return nil, err
-		}
+	return ks.versionOp(ctx, config.OpSetPrimary, req.GetAlias(), req.GetVersion(), func(r dualcontrol.Request, v keystore.Version) error {
 		if v.State != keystore.StateEnabled {
-			return nil, fmt.Errorf("%w: %q version %d is %s", keystore.ErrKeyNotEnabled, r.Alias, r.Version, v.State)
+			return fmt.Errorf("%w: %q version %d is %s", keystore.ErrKeyNotEnabled, r.Alias, r.Version, v.State)
 		}
-		return ks.request(ctx, r)
-	}
-	return ks.execute(ctx, r)
+		return nil
+	})
 }
 
 func (ks *keyService) DestroyKeyVersion(ctx context.Context, req *pecetv1.DestroyKeyVersionRequest) (*pecetv1.KeyChange, error) {
-	if err := needAlias(req.GetAlias()); err != nil {
-		return nil, err
-	}
-	if err := needVersion(req.GetVersion()); err != nil {
-		return nil, err
-	}
-	r := dualcontrol.Request{Operation: config.OpDestroy, Alias: req.GetAlias(), Version: int(req.GetVersion())}
-	if ks.needsApproval(r) {
-		k, err := ks.s.d.Keys.GetKey(ctx, r.Alias)
-		if err != nil {
-			return nil, err
-		}
-		v, err := versionOf(k, r.Version)
-		if err != nil {
-			return nil, err
-		}
+	return ks.versionOp(ctx, config.OpDestroy, req.GetAlias(), req.GetVersion(), func(r dualcontrol.Request, v keystore.Version) error {
 		if v.Primary || (v.State != keystore.StateDisabled && v.State != keystore.StatePendingCertificate) {
-			return nil, fmt.Errorf("%w: %q version %d is %s (primary %v)", keystore.ErrInvalidState, r.Alias, r.Version, v.State, v.Primary)
+			return fmt.Errorf("%w: %q version %d is %s (primary %v)", keystore.ErrInvalidState, r.Alias, r.Version, v.State, v.Primary)
 		}
-		return ks.request(ctx, r)
+		return nil
+	})
+}
+
+// versionOp runs an operation on one key version that may need dual
+// control: executed at once, or, when it needs approval, filed as a request
+// after precheck has refused now what the approval would refuse anyway.
+func (ks *keyService) versionOp(ctx context.Context, op, alias string, version uint32, precheck func(dualcontrol.Request, keystore.Version) error) (*pecetv1.KeyChange, error) {
+	if err := needAlias(alias); err != nil {
+		return nil, err
 	}
-	return ks.execute(ctx, r)
+	if err := needVersion(version); err != nil {
+		return nil, err
+	}
+	r := dualcontrol.Request{Operation: op, Alias: alias, Version: int(version)}
+	if !ks.needsApproval(r) {
+		return ks.execute(ctx, r)
+	}
+	k, err := ks.s.d.Keys.GetKey(ctx, r.Alias)
+	if err != nil {
+		return nil, err
+	}
+	v, err := versionOf(k, r.Version)
+	if err != nil {
+		return nil, err
+	}
+	if err := precheck(r, v); err != nil {
+		return nil, err
+	}
+	return ks.request(ctx, r)
 }
 
 func (ks *keyService) DisableKeyVersion(ctx context.Context, req *pecetv1.DisableKeyVersionRequest) (*pecetv1.KeyChange, error) {
