@@ -23,8 +23,8 @@ import (
 // throughput is quoted against as a ratio, measured in the same run on the
 // same token.
 func (k *KeySigner) Baseline(ctx context.Context, concurrency int, d time.Duration) (float64, error) {
-	if concurrency < 1 || d <= 0 {
-		return 0, errors.New("keystore: baseline needs concurrency ≥ 1 and a positive duration")
+	if err := checkBaseline(concurrency, d); err != nil {
+		return 0, err
 	}
 	v := k.v
 	digest := sha256.Sum256([]byte("pecet baseline"))
@@ -39,6 +39,30 @@ func (k *KeySigner) Baseline(ctx context.Context, concurrency int, d time.Durati
 	default:
 		return 0, fmt.Errorf("%w: key type %T", ErrUnsupportedAlgorithm, v.Public)
 	}
+	mechs := []*pkcs11.Mechanism{mech}
+	return k.s.rawRate(ctx, concurrency, d, func(sh pkcs11.SessionHandle) error {
+		if err := k.s.p.SignInit(sh, mechs, k.h); err != nil {
+			return p11Error("C_SignInit", err)
+		}
+		if _, err := k.s.p.Sign(sh, data); err != nil {
+			return p11Error("C_Sign", err)
+		}
+		return nil
+	})
+}
+
+func checkBaseline(concurrency int, d time.Duration) error {
+	if concurrency < 1 || d <= 0 {
+		return errors.New("keystore: baseline needs concurrency ≥ 1 and a positive duration")
+	}
+	return nil
+}
+
+// rawRate runs op over and over in concurrency goroutines, each on a
+// session of its own outside the pool (object handles are valid in every
+// session of the application), until d has passed, and returns the rate in
+// operations per second. op is one raw token operation and nothing else.
+func (s *Store) rawRate(ctx context.Context, concurrency int, d time.Duration, op func(pkcs11.SessionHandle) error) (float64, error) {
 	var (
 		count    atomic.Int64
 		firstErr error
@@ -51,8 +75,7 @@ func (k *KeySigner) Baseline(ctx context.Context, concurrency int, d time.Durati
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := k.rawSignLoop(ctx, mech, data, deadline, &count)
-			if err != nil {
+			if err := s.rawLoop(ctx, deadline, &count, op); err != nil {
 				errOnce.Do(func() { firstErr = err })
 			}
 		}()
@@ -64,22 +87,15 @@ func (k *KeySigner) Baseline(ctx context.Context, concurrency int, d time.Durati
 	return float64(count.Load()) / time.Since(start).Seconds(), nil
 }
 
-// rawSignLoop signs on a session of its own (object handles are valid in
-// every session of the application) until the deadline.
-func (k *KeySigner) rawSignLoop(ctx context.Context, mech *pkcs11.Mechanism, data []byte, deadline time.Time, count *atomic.Int64) error {
-	p := k.s.p
-	sh, err := p.OpenSession(k.s.slot, pkcs11.CKF_SERIAL_SESSION)
+func (s *Store) rawLoop(ctx context.Context, deadline time.Time, count *atomic.Int64, op func(pkcs11.SessionHandle) error) error {
+	sh, err := s.p.OpenSession(s.slot, pkcs11.CKF_SERIAL_SESSION)
 	if err != nil {
 		return p11Error("C_OpenSession", err)
 	}
-	defer p.CloseSession(sh)
-	mechs := []*pkcs11.Mechanism{mech}
+	defer s.p.CloseSession(sh)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if err := p.SignInit(sh, mechs, k.h); err != nil {
-			return p11Error("C_SignInit", err)
-		}
-		if _, err := p.Sign(sh, data); err != nil {
-			return p11Error("C_Sign", err)
+		if err := op(sh); err != nil {
+			return err
 		}
 		count.Add(1)
 	}

@@ -3,11 +3,8 @@ package keystore
 import (
 	"context"
 	"crypto/rsa"
-	"errors"
 	"fmt"
 	"math/big"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/miekg/pkcs11"
@@ -107,8 +104,8 @@ func (s *Store) ImportKey(ctx context.Context, alias string, p Purpose, key *rsa
 // block for the duration d and nothing else. Envelope decryption is quoted
 // against it as a ratio.
 func (k *KeyDecrypter) Baseline(ctx context.Context, concurrency int, d time.Duration) (float64, error) {
-	if concurrency < 1 || d <= 0 {
-		return 0, errors.New("keystore: baseline needs concurrency ≥ 1 and a positive duration")
+	if err := checkBaseline(concurrency, d); err != nil {
+		return 0, err
 	}
 	pub, ok := k.v.Public.(*rsa.PublicKey)
 	if !ok {
@@ -121,45 +118,13 @@ func (k *KeyDecrypter) Baseline(ctx context.Context, concurrency int, d time.Dur
 	}
 	block[1] = 0x02
 	mech := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_X_509, nil)}
-	var (
-		count    atomic.Int64
-		firstErr error
-		errOnce  sync.Once
-		wg       sync.WaitGroup
-	)
-	deadline := time.Now().Add(d)
-	start := time.Now()
-	for range concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := k.rawDecryptLoop(ctx, mech, block, deadline, &count); err != nil {
-				errOnce.Do(func() { firstErr = err })
-			}
-		}()
-	}
-	wg.Wait()
-	if firstErr != nil {
-		return 0, firstErr
-	}
-	return float64(count.Load()) / time.Since(start).Seconds(), nil
-}
-
-func (k *KeyDecrypter) rawDecryptLoop(ctx context.Context, mech []*pkcs11.Mechanism, block []byte, deadline time.Time, count *atomic.Int64) error {
-	p := k.s.p
-	sh, err := p.OpenSession(k.s.slot, pkcs11.CKF_SERIAL_SESSION)
-	if err != nil {
-		return p11Error("C_OpenSession", err)
-	}
-	defer p.CloseSession(sh)
-	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if err := p.DecryptInit(sh, mech, k.h); err != nil {
+	return k.s.rawRate(ctx, concurrency, d, func(sh pkcs11.SessionHandle) error {
+		if err := k.s.p.DecryptInit(sh, mech, k.h); err != nil {
 			return p11Error("C_DecryptInit", err)
 		}
-		if _, err := p.Decrypt(sh, block); err != nil {
+		if _, err := k.s.p.Decrypt(sh, block); err != nil {
 			return p11Error("C_Decrypt", err)
 		}
-		count.Add(1)
-	}
-	return nil
+		return nil
+	})
 }
