@@ -3,11 +3,12 @@ package envelope
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
 func opensslCorpus(t testing.TB) []string {
@@ -40,22 +41,6 @@ func opensslCorpus(t testing.TB) []string {
 func fuzzFinder(t testing.TB) Finder {
 	k := rsaKey(t, 2048, 0)
 	return func(context.Context, RecipientID) (Key, error) { return softKey{k}, nil }
-}
-
-func checkErr(t testing.TB, err error, allowed ...error) {
-	t.Helper()
-	if err == nil {
-		return
-	}
-	for _, a := range allowed {
-		if errors.Is(err, a) {
-			if len(err.Error()) > 300 {
-				t.Fatalf("error message of %d bytes: %.300s", len(err.Error()), err)
-			}
-			return
-		}
-	}
-	t.Fatalf("undocumented error: %v", err)
 }
 
 func ourSeeds(t testing.TB) [][]byte {
@@ -92,7 +77,7 @@ func FuzzDecrypt(f *testing.F) {
 	find := fuzzFinder(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Parse(data, Limits{})
-		checkErr(t, err, ErrMalformed, ErrTooLarge, ErrUnsupported)
+		testtool.CheckErr(t, err, ErrMalformed, ErrTooLarge, ErrUnsupported)
 		if err != nil {
 			return
 		}
@@ -100,7 +85,7 @@ func FuzzDecrypt(f *testing.F) {
 			t.Fatalf("%d recipients", len(m.Recipients))
 		}
 		_, err = m.Decrypt(context.Background(), find, DecryptOptions{})
-		checkErr(t, err, ErrDecrypt, ErrNoRecipient, ErrUnsupported)
+		testtool.CheckErr(t, err, ErrDecrypt, ErrNoRecipient, ErrUnsupported)
 	})
 }
 
@@ -122,11 +107,11 @@ func TestOpenSSLCorpus(t *testing.T) {
 		}
 		start := time.Now()
 		m, err := Parse(b, Limits{})
-		checkErr(t, err, ErrMalformed, ErrTooLarge, ErrUnsupported)
+		testtool.CheckErr(t, err, ErrMalformed, ErrTooLarge, ErrUnsupported)
 		if err == nil {
 			parsed++
 			_, err = m.Decrypt(context.Background(), find, DecryptOptions{})
-			checkErr(t, err, ErrDecrypt, ErrNoRecipient, ErrUnsupported)
+			testtool.CheckErr(t, err, ErrDecrypt, ErrNoRecipient, ErrUnsupported)
 		}
 		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("%s took %v", filepath.Base(p), d)

@@ -2,13 +2,13 @@ package signer
 
 import (
 	"crypto"
-	"errors"
 	"os"
 	"path/filepath"
 	"sort"
 	"testing"
 	"time"
 
+	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/policy"
 )
 
@@ -82,30 +82,13 @@ func seeds(f *testing.F) [][]byte {
 	return append(out, corpusFiles(f)...)
 }
 
-// checkErr fails unless err is nil or one of the documented errors, with a
-// message short enough not to echo the input.
-func checkErr(t *testing.T, err error, allowed ...error) {
-	if err == nil {
-		return
-	}
-	for _, a := range allowed {
-		if errors.Is(err, a) {
-			if len(err.Error()) > 300 {
-				t.Fatalf("error message of %d bytes: %.300s", len(err.Error()), err)
-			}
-			return
-		}
-	}
-	t.Fatalf("undocumented error: %v", err)
-}
-
 func FuzzParse(f *testing.F) {
 	for _, s := range seeds(f) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sd, err := Parse(data)
-		checkErr(t, err, ErrMalformed, ErrTooLarge)
+		testtool.CheckErr(t, err, ErrMalformed, ErrTooLarge)
 		if err == nil && len(sd.SignerInfos) > DefaultLimits().MaxSigners {
 			t.Fatalf("%d signer infos", len(sd.SignerInfos))
 		}
@@ -121,7 +104,7 @@ func FuzzVerify(f *testing.F) {
 	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		v, err := Verify(data, VerifyOptions{Content: content, Validator: ca, Now: func() time.Time { return at }})
-		checkErr(t, err, ErrMalformed, ErrTooLarge)
+		testtool.CheckErr(t, err, ErrMalformed, ErrTooLarge)
 		if err == nil {
 			checkVerdict(t, v)
 		}
@@ -187,8 +170,8 @@ func TestOpenSSLFuzzCorpus(t *testing.T) {
 		if alloc > maxAlloc {
 			t.Errorf("%s: %d bytes allocated for %d input bytes", e.Name(), alloc, len(data))
 		}
-		checkErr(t, perr, ErrMalformed, ErrTooLarge)
-		checkErr(t, verr, ErrMalformed, ErrTooLarge)
+		testtool.CheckErr(t, perr, ErrMalformed, ErrTooLarge)
+		testtool.CheckErr(t, verr, ErrMalformed, ErrTooLarge)
 		switch {
 		case perr != nil:
 			stats["parse error"]++

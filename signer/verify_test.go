@@ -178,7 +178,7 @@ func TestMutations(t *testing.T) {
 		for i := range in {
 			for _, m := range [][]byte{in[:i], mutate(in, i, 0xff), mutate(in, i, 0x80), mutate(in, i, 0x01)} {
 				v, err := Verify(m, VerifyOptions{Content: content, Validator: f.ca.validator()})
-				checkErr(t, err, ErrMalformed, ErrTooLarge)
+				testtool.CheckErr(t, err, ErrMalformed, ErrTooLarge)
 				if err == nil {
 					checkVerdict(t, v)
 				}
