@@ -9,8 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,33 +71,7 @@ func benchTimestamp(b *testing.B, transport string, conc int) {
 			return err
 		}
 	}
-	if err := call(); err != nil { // warm connections and the key cache
-		b.Fatal(err)
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, conc)
-	b.ResetTimer()
-	start := time.Now()
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(b.N) {
-				if err := call(); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+	elapsed := runConc(b, conc, func(context.Context) error { return call() })
 	k, err := f.store.Signer(ctx, "tsa", 0, keystore.PurposeTimestamp)
 	if err != nil {
 		b.Fatal(err)
