@@ -47,39 +47,20 @@ func (s *Store) ImportKey(ctx context.Context, alias string, p Purpose, key *rsa
 	// The pair is written with C_CreateObject in one session; createAlias
 	// adds the metadata and takes the pair away again if that fails.
 	return s.createAlias(ctx, alias, p, a, func(sh pkcs11.SessionHandle) (pub, priv pkcs11.ObjectHandle, err error) {
-		sign := p == PurposeSign || p == PurposeTimestamp
 		decrypt := p == PurposeDecrypt
-		id := versionID(1)
+		pubT, privT := keyTemplates(alias, 1, p)
 		e := big.NewInt(int64(key.E)).Bytes()
-		pub, err = s.p.CreateObject(sh, []*pkcs11.Attribute{
-			attr(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+		pub, err = s.p.CreateObject(sh, append(pubT,
 			attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
-			attr(pkcs11.CKA_TOKEN, true),
-			attr(pkcs11.CKA_PRIVATE, false),
-			attr(pkcs11.CKA_LABEL, alias),
-			attr(pkcs11.CKA_ID, id),
-			attr(pkcs11.CKA_VERIFY, sign),
 			attr(pkcs11.CKA_ENCRYPT, decrypt),
-			attr(pkcs11.CKA_WRAP, false),
 			attr(pkcs11.CKA_MODULUS, key.N.Bytes()),
 			attr(pkcs11.CKA_PUBLIC_EXPONENT, e),
-		})
+		))
 		if err != nil {
 			return 0, 0, p11Error("C_CreateObject(public key)", err)
 		}
-		priv, err = s.p.CreateObject(sh, []*pkcs11.Attribute{
-			attr(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+		priv, err = s.p.CreateObject(sh, append(privT,
 			attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA),
-			attr(pkcs11.CKA_TOKEN, true),
-			attr(pkcs11.CKA_PRIVATE, true),
-			attr(pkcs11.CKA_SENSITIVE, true),
-			attr(pkcs11.CKA_EXTRACTABLE, false),
-			attr(pkcs11.CKA_LABEL, alias),
-			attr(pkcs11.CKA_ID, id),
-			attr(pkcs11.CKA_SIGN, sign),
-			attr(pkcs11.CKA_DECRYPT, decrypt),
-			attr(pkcs11.CKA_UNWRAP, false),
-			attr(pkcs11.CKA_DERIVE, false),
 			attr(pkcs11.CKA_MODULUS, key.N.Bytes()),
 			attr(pkcs11.CKA_PUBLIC_EXPONENT, e),
 			attr(pkcs11.CKA_PRIVATE_EXPONENT, key.D.Bytes()),
@@ -88,7 +69,7 @@ func (s *Store) ImportKey(ctx context.Context, alias string, p Purpose, key *rsa
 			attr(pkcs11.CKA_EXPONENT_1, key.Precomputed.Dp.Bytes()),
 			attr(pkcs11.CKA_EXPONENT_2, key.Precomputed.Dq.Bytes()),
 			attr(pkcs11.CKA_COEFFICIENT, key.Precomputed.Qinv.Bytes()),
-		})
+		))
 		if err != nil {
 			_ = s.p.DestroyObject(sh, pub)
 			return 0, 0, p11Error("C_CreateObject(private key)", err)

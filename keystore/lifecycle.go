@@ -294,31 +294,8 @@ func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
 // object, sensitive and never extractable; it may only do what its purpose
 // needs (CKA_SIGN or CKA_DECRYPT, never both, never unwrap or derive).
 func generate(p p11, sh pkcs11.SessionHandle, alias string, version int, purpose Purpose, a Algorithm) (pub, priv pkcs11.ObjectHandle, err error) {
-	sign := purpose == PurposeSign || purpose == PurposeTimestamp
 	decrypt := purpose == PurposeDecrypt
-	id := versionID(version)
-	pubT := []*pkcs11.Attribute{
-		attr(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
-		attr(pkcs11.CKA_TOKEN, true),
-		attr(pkcs11.CKA_PRIVATE, false),
-		attr(pkcs11.CKA_LABEL, alias),
-		attr(pkcs11.CKA_ID, id),
-		attr(pkcs11.CKA_VERIFY, sign),
-		attr(pkcs11.CKA_WRAP, false),
-	}
-	privT := []*pkcs11.Attribute{
-		attr(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
-		attr(pkcs11.CKA_TOKEN, true),
-		attr(pkcs11.CKA_PRIVATE, true),
-		attr(pkcs11.CKA_SENSITIVE, true),
-		attr(pkcs11.CKA_EXTRACTABLE, false),
-		attr(pkcs11.CKA_LABEL, alias),
-		attr(pkcs11.CKA_ID, id),
-		attr(pkcs11.CKA_SIGN, sign),
-		attr(pkcs11.CKA_DECRYPT, decrypt),
-		attr(pkcs11.CKA_UNWRAP, false),
-		attr(pkcs11.CKA_DERIVE, false),
-	}
+	pubT, privT := keyTemplates(alias, version, purpose)
 	var mech uint
 	if bits := rsaBits(a); bits > 0 {
 		mech = pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN
@@ -342,6 +319,39 @@ func generate(p p11, sh pkcs11.SessionHandle, alias string, version int, purpose
 		return 0, 0, p11Error("C_GenerateKeyPair", err)
 	}
 	return pub, priv, nil
+}
+
+// keyTemplates are the attributes of every key pair of a version, generated
+// (generate) or imported (ImportKey), before the key type's own: token
+// objects labelled alias and identified by the version, the private key
+// sensitive, never extractable, and able to do only what purpose needs.
+func keyTemplates(alias string, version int, purpose Purpose) (pubT, privT []*pkcs11.Attribute) {
+	sign := purpose == PurposeSign || purpose == PurposeTimestamp
+	decrypt := purpose == PurposeDecrypt
+	id := versionID(version)
+	pubT = []*pkcs11.Attribute{
+		attr(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY),
+		attr(pkcs11.CKA_TOKEN, true),
+		attr(pkcs11.CKA_PRIVATE, false),
+		attr(pkcs11.CKA_LABEL, alias),
+		attr(pkcs11.CKA_ID, id),
+		attr(pkcs11.CKA_VERIFY, sign),
+		attr(pkcs11.CKA_WRAP, false),
+	}
+	privT = []*pkcs11.Attribute{
+		attr(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY),
+		attr(pkcs11.CKA_TOKEN, true),
+		attr(pkcs11.CKA_PRIVATE, true),
+		attr(pkcs11.CKA_SENSITIVE, true),
+		attr(pkcs11.CKA_EXTRACTABLE, false),
+		attr(pkcs11.CKA_LABEL, alias),
+		attr(pkcs11.CKA_ID, id),
+		attr(pkcs11.CKA_SIGN, sign),
+		attr(pkcs11.CKA_DECRYPT, decrypt),
+		attr(pkcs11.CKA_UNWRAP, false),
+		attr(pkcs11.CKA_DERIVE, false),
+	}
+	return pubT, privT
 }
 
 // createMeta makes the alias's metadata object. It is private (readable
