@@ -156,7 +156,30 @@ func (n *normaliser) element(in []byte, off, depth int) (int, bool, error) {
 	}
 	changed := h.nonMinimal || h.length < 0 || flatten
 
-	// Children: up to the definite length, or up to end-of-contents.
+	used, err := children(in, h, off, func(child []byte, childOff int) (int, error) {
+		if flatten {
+			return n.chunk(child, childOff, depth+1)
+		}
+		used, ch, err := n.element(child, childOff, depth+1)
+		changed = changed || ch
+		return used, err
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	if n.emit {
+		n.insertLength(start)
+	}
+	return used, changed, nil
+}
+
+// children walks the contents of a constructed element whose header is h:
+// up to its definite length, or up to its end-of-contents octets. each
+// handles one child and says how many bytes it used. It returns the bytes
+// the whole element used, header and end-of-contents included. Both the
+// element and the string-segment walks go through here, so the one place
+// that checks lengths against the input is this one.
+func children(in []byte, h header, off int, each func(child []byte, childOff int) (int, error)) (int, error) {
 	body := in[h.hdrLen:]
 	if h.length >= 0 {
 		body = body[:h.length]
@@ -164,32 +187,20 @@ func (n *normaliser) element(in []byte, off, depth int) (int, bool, error) {
 	pos := 0
 	for {
 		if h.length >= 0 && pos == len(body) {
-			break
+			return h.hdrLen + pos, nil
 		}
 		if h.length < 0 && isEOC(body[pos:]) {
-			pos += 2
-			break
+			return h.hdrLen + pos + 2, nil
 		}
-		if h.length < 0 && pos == len(body) {
-			return 0, false, malformedf("missing end-of-contents for the element at offset %d", off)
+		if pos == len(body) {
+			return 0, malformedf("missing end-of-contents for the element at offset %d", off)
 		}
-		var used int
-		var ch bool
-		if flatten {
-			used, err = n.chunk(body[pos:], off+h.hdrLen+pos, depth+1)
-		} else {
-			used, ch, err = n.element(body[pos:], off+h.hdrLen+pos, depth+1)
-		}
+		used, err := each(body[pos:], off+h.hdrLen+pos)
 		if err != nil {
-			return 0, false, err
+			return 0, err
 		}
-		changed = changed || ch
 		pos += used
 	}
-	if n.emit {
-		n.insertLength(start)
-	}
-	return h.hdrLen + pos, changed, nil
 }
 
 // chunk appends the content of one segment of a constructed string; the
@@ -213,27 +224,9 @@ func (n *normaliser) chunk(in []byte, off, depth int) (int, error) {
 	default:
 		return 0, malformedf("segment of a constructed string at offset %d is not an OCTET STRING", off)
 	}
-	body := in[h.hdrLen:]
-	if h.length >= 0 {
-		body = body[:h.length]
-	}
-	pos := 0
-	for {
-		if h.length >= 0 && pos == len(body) {
-			return h.hdrLen + pos, nil
-		}
-		if h.length < 0 && isEOC(body[pos:]) {
-			return h.hdrLen + pos + 2, nil
-		}
-		if pos == len(body) {
-			return 0, malformedf("missing end-of-contents for the element at offset %d", off)
-		}
-		used, err := n.chunk(body[pos:], off+h.hdrLen+pos, depth+1)
-		if err != nil {
-			return 0, err
-		}
-		pos += used
-	}
+	return children(in, h, off, func(child []byte, childOff int) (int, error) {
+		return n.chunk(child, childOff, depth+1)
+	})
 }
 
 // insertLength puts the definite length of out[start:] in front of it. The
