@@ -191,11 +191,12 @@ func (p *parser) value() (string, error) {
 	}
 	var b []byte
 	trail := 0 // unescaped trailing spaces written to b
+loop:
 	for !p.eof() {
 		c := p.s[p.i]
 		switch c {
 		case ',', ';', '+':
-			return string(b[:len(b)-trail]), nil
+			break loop
 		case '"', '<', '>', 0:
 			return "", fmt.Errorf("%w: %q at byte %d must be escaped with '\\'", ErrSubject, c, p.i)
 		case '\\':
@@ -223,6 +224,8 @@ func (p *parser) value() (string, error) {
 		b = append(b, c)
 		p.i++
 	}
+	// One exit, so the UTF-8 check covers a value ended by a separator as
+	// well as one ended by the end of the string.
 	v := string(b[:len(b)-trail])
 	if !utf8.ValidString(v) {
 		return "", fmt.Errorf("%w: hex escapes do not form UTF-8", ErrSubject)

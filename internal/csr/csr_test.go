@@ -42,6 +42,7 @@ func TestParseSubject(t *testing.T) {
 		{`CN=a\`, "", "at the end"},
 		{`CN=\zz`, "", "bad escape"},
 		{`CN=\FF`, "", "UTF-8"},
+		{`CN=\80,C=AA`, "", "UTF-8"}, // found by FuzzParseSubject: a value ended by a separator
 		{"CN=#0403", "", "#hex"},
 		{"CN=a,,O=b", "", "no '='"},
 		{"1.2=x", "", ""},
