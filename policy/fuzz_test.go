@@ -2,10 +2,13 @@ package policy
 
 import (
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ocsp"
 )
 
 // addCorpus seeds f with OpenSSL's X.509 fuzzing corpus when present (the
@@ -67,6 +70,37 @@ func FuzzTrustedList(f *testing.F) {
 		TrustedListSigners(data)
 		if n, err := parseXMLTree(data); err == nil {
 			excC14N(n, nil)
+		}
+	})
+}
+
+// FuzzOCSPResponse: checkOCSP (what every fetched OCSP response goes
+// through) never panics, and accepts nothing as "good" or "revoked" that
+// the issuer or its authorised responder did not sign for this certificate.
+func FuzzOCSPResponse(f *testing.F) {
+	root := issue(f, nil, tmpl("Fuzz OCSP root", true), nil)
+	leaf := issue(f, root, tmpl("Fuzz OCSP leaf", false), nil)
+	nonce := []byte{1, 2, 3, 4, 5, 6, 7, 8}
+	for _, status := range []int{ocsp.Good, ocsp.Revoked, ocsp.Unknown} {
+		tpl := ocsp.Response{Status: status, SerialNumber: leaf.cert.SerialNumber, ThisUpdate: testNow.Add(-time.Minute),
+			NextUpdate: testNow.Add(time.Hour), RevokedAt: testNow.Add(-time.Hour),
+			ExtraExtensions: []pkix.Extension{{Id: oidOCSPNonce, Value: nonce}}}
+		der, err := ocsp.CreateResponse(root.cert, root.cert, tpl, root.key)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(der)
+	}
+	f.Add([]byte{0x30, 0x03, 0x0a, 0x01, 0x06}) // unauthorized
+	f.Fuzz(func(t *testing.T, data []byte) {
+		st, err := checkOCSP(data, leaf.cert, root.cert, nonce, testNow, testNow)
+		if err != nil {
+			return
+		}
+		// Whatever was accepted speaks of this certificate.
+		r, perr := ocsp.ParseResponseForCert(data, leaf.cert, root.cert)
+		if perr != nil || r.SerialNumber.Cmp(leaf.cert.SerialNumber) != 0 {
+			t.Fatalf("accepted (%+v) a response not about the leaf: %v", st, perr)
 		}
 	})
 }

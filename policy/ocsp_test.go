@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"io"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -24,6 +25,7 @@ func TestOCSP(t *testing.T) {
 		status int
 		signer *testCA
 		nonce  []byte
+		serial *big.Int // answer for this serial instead of the one asked
 	}
 	var ans answer
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -33,7 +35,11 @@ func TestOCSP(t *testing.T) {
 			http.Error(w, "bad request", 400)
 			return
 		}
-		tpl := ocsp.Response{Status: ans.status, SerialNumber: req.SerialNumber, ThisUpdate: testNow.Add(-time.Minute), NextUpdate: testNow.Add(time.Hour), RevokedAt: testNow.Add(-time.Hour)}
+		serial := req.SerialNumber
+		if ans.serial != nil {
+			serial = ans.serial
+		}
+		tpl := ocsp.Response{Status: ans.status, SerialNumber: serial, ThisUpdate: testNow.Add(-time.Minute), NextUpdate: testNow.Add(time.Hour), RevokedAt: testNow.Add(-time.Hour)}
 		if ans.signer != root {
 			tpl.Certificate = ans.signer.cert
 		}
@@ -63,13 +69,17 @@ func TestOCSP(t *testing.T) {
 		status Status
 		code   Code
 	}{
-		{"good, signed by the CA", answer{ocsp.Good, root, nil}, Valid, ""},
-		{"revoked", answer{ocsp.Revoked, root, nil}, Invalid, CodeRevoked},
-		{"good, authorised responder", answer{ocsp.Good, responder, nil}, Valid, ""},
-		{"responder without OCSPSigning", answer{ocsp.Good, noEKU, nil}, Indeterminate, CodeRevocationUnknown},
-		{"signed by a stranger", answer{ocsp.Good, otherRoot, nil}, Indeterminate, CodeRevocationUnknown},
-		{"wrong nonce", answer{ocsp.Good, root, []byte{4, 2, 1, 2}}, Indeterminate, CodeRevocationUnknown},
-		{"unknown", answer{ocsp.Unknown, root, nil}, Indeterminate, CodeRevocationUnknown},
+		{"good, signed by the CA", answer{ocsp.Good, root, nil, nil}, Valid, ""},
+		{"revoked", answer{ocsp.Revoked, root, nil, nil}, Invalid, CodeRevoked},
+		{"good, authorised responder", answer{ocsp.Good, responder, nil, nil}, Valid, ""},
+		{"responder without OCSPSigning", answer{ocsp.Good, noEKU, nil, nil}, Indeterminate, CodeRevocationUnknown},
+		{"signed by a stranger", answer{ocsp.Good, otherRoot, nil, nil}, Indeterminate, CodeRevocationUnknown},
+		{"wrong nonce", answer{ocsp.Good, root, []byte{4, 2, 1, 2}, nil}, Indeterminate, CodeRevocationUnknown},
+		{"unknown", answer{ocsp.Unknown, root, nil, nil}, Indeterminate, CodeRevocationUnknown},
+		// A genuine "good" for another certificate of the same CA must not
+		// vouch for this one (checkOCSP relies on ParseResponseForCert
+		// matching the serial; this row keeps it honest).
+		{"good for another serial", answer{ocsp.Good, root, nil, big.NewInt(424242)}, Indeterminate, CodeRevocationUnknown},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -214,3 +214,24 @@ func TestDualControl(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParse: the strict YAML decoder, the defaults and Validate never panic
+// on any bytes; what they accept validates again (Validate is idempotent).
+func FuzzParse(f *testing.F) {
+	f.Add([]byte("grpc:\n  addr: 127.0.0.1:7443\n"))
+	f.Add([]byte("token:\n  uri: \"pkcs11:token=pecet;pin-source=file:/tmp/pin\"\n"))
+	f.Add([]byte("a: &a [*a, *a]\n"))
+	f.Add([]byte("limits:\n  rate_per_client: 10\n  burst: 5\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error outside ErrInvalid: %v", err)
+			}
+			return
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("accepted, then invalid: %v", err)
+		}
+	})
+}
