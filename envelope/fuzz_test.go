@@ -13,17 +13,10 @@ import (
 
 func opensslCorpus(t testing.TB) []string {
 	t.Helper()
-	dir := os.Getenv("PECET_CMS_CORPUS")
-	if dir == "" {
-		// shared/ stands beside the repository (CI and every checkout).
-		dir = filepath.Join("..", "..", "shared", "vectors", "openssl-fuzz", "cms")
-	}
+	dir := testtool.Vectors(t, "openssl-fuzz", "cms")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("OpenSSL CMS corpus: %v", err)
-		}
-		return nil
+		t.Fatalf("OpenSSL CMS corpus: %v", err)
 	}
 	var out []string
 	for _, e := range entries {
@@ -94,7 +87,7 @@ func FuzzDecrypt(f *testing.F) {
 func TestOpenSSLCorpus(t *testing.T) {
 	files := opensslCorpus(t)
 	if len(files) == 0 {
-		t.Skip("OpenSSL CMS corpus not found (set PECET_CMS_CORPUS)")
+		t.Fatal("the OpenSSL CMS corpus is empty")
 	}
 	find := fuzzFinder(t)
 	parsed := 0

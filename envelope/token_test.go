@@ -15,9 +15,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/softhsm"
 )
@@ -95,7 +95,7 @@ type wycheFile struct {
 
 func loadWycheproof(t testing.TB, name string) wycheFile {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "shared", "vectors", "wycheproof", name))
+	b, err := os.ReadFile(testtool.Vectors(t, "wycheproof", name))
 	if err != nil {
 		t.Fatalf("Wycheproof vectors: %v", err)
 	}

@@ -18,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
 var testNow = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -293,7 +295,7 @@ func TestHostileChains(t *testing.T) {
 }
 
 func TestAlgorithmSuite(t *testing.T) {
-	data, err := os.ReadFile("../../shared/vectors/etsi-ts-119-312-crypto-suite.xml")
+	data, err := os.ReadFile(testtool.Vectors(t, "etsi-ts-119-312-crypto-suite.xml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,14 +9,16 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ocsp"
+
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
-// addCorpus seeds f with OpenSSL's X.509 fuzzing corpus when present (the
-// checked-in seeds in testdata/fuzz always run).
+// addCorpus seeds f with up to max files of OpenSSL's X.509 fuzzing corpus
+// (beside the checked-in seeds in testdata/fuzz).
 func addCorpus(f *testing.F, dir string, max int) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return
+		f.Fatal(err)
 	}
 	for i, e := range entries {
 		if i >= max {
@@ -33,7 +35,7 @@ func addCorpus(f *testing.F, dir string, max int) {
 // readers (names, name constraints, distribution points, QCStatements) and
 // one path validation with the input as leaf, anchor and CRL.
 func FuzzCertificateAndCRL(f *testing.F) {
-	addCorpus(f, "../../shared/vectors/openssl-fuzz/x509", 300)
+	addCorpus(f, testtool.Vectors(f, "openssl-fuzz", "x509"), 300)
 	root := issue(f, nil, tmpl("Fuzz root", true), nil)
 	f.Add(root.cert.Raw)
 	f.Add(root.crl(f, nil, testNow.Add(time.Hour)).RL.Raw)

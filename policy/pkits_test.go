@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-const pkitsDir = "../../shared/vectors/nist-pkits"
+	"github.com/pecet-hsm/pecet/internal/testtool"
+)
 
 // pkitsDeviations are the PKITS cases whose outcome differs from the
 // suite's, each with the reason. docs/pkits.md explains them at length.
@@ -38,14 +38,7 @@ type pkitsCase struct {
 var pkitsTime = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 
 func pkitsDirPath(t testing.TB) string {
-	dir := pkitsDir
-	if env := os.Getenv("PECET_VECTORS"); env != "" {
-		dir = filepath.Join(env, "nist-pkits")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "vectors.json")); err != nil {
-		t.Fatalf("PKITS vectors missing at %s: %v", dir, err)
-	}
-	return dir
+	return filepath.Dir(testtool.Vectors(t, "nist-pkits", "vectors.json"))
 }
 
 func TestPKITS(t *testing.T) {

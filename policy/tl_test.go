@@ -6,17 +6,16 @@ import (
 	"encoding/base64"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-const tlDir = "../../shared/vectors/trusted-lists"
+	"github.com/pecet-hsm/pecet/internal/testtool"
+)
 
 func readTL(t testing.TB, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(tlDir, name))
+	b, err := os.ReadFile(testtool.Vectors(t, "trusted-lists", name))
 	if err != nil {
 		t.Fatalf("trusted list vectors missing: %v", err)
 	}

@@ -12,41 +12,16 @@ import (
 	"github.com/pecet-hsm/pecet/policy"
 )
 
-// The OpenSSL project's fuzzing corpus for its CMS parser: 1,389 real and
-// mutated CMS messages, kept beside the repository in the shared vectors.
-// PECET_CMS_CORPUS names another directory.
-func opensslCorpus(t testing.TB) (string, bool) {
+// opensslCorpus is the OpenSSL project's fuzzing corpus for its CMS parser:
+// 1,389 real and mutated CMS messages, kept in the shared vectors.
+func opensslCorpus(t testing.TB) string {
 	t.Helper()
-	if d := os.Getenv("PECET_CMS_CORPUS"); d != "" {
-		return d, true
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
-	d := filepath.Join(dir, "..", "shared", "vectors", "openssl-fuzz", "cms")
-	if _, err := os.Stat(d); err != nil {
-		return "", false
-	}
-	return d, true
+	return testtool.Vectors(t, "openssl-fuzz", "cms")
 }
 
 func corpusFiles(t testing.TB) [][]byte {
 	t.Helper()
-	dir, ok := opensslCorpus(t)
-	if !ok {
-		return nil
-	}
+	dir := opensslCorpus(t)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -130,13 +105,7 @@ func checkVerdict(t *testing.T, v policy.Verdict) {
 // corpus to Parse and Verify: no panic, each quickly and within a memory
 // bound.
 func TestOpenSSLFuzzCorpus(t *testing.T) {
-	dir, ok := opensslCorpus(t)
-	if !ok {
-		if os.Getenv("CI") != "" {
-			t.Fatal("the OpenSSL CMS corpus is required in CI (../shared/vectors/openssl-fuzz/cms or PECET_CMS_CORPUS)")
-		}
-		t.Skip("OpenSSL CMS corpus not found (../shared/vectors/openssl-fuzz/cms); set PECET_CMS_CORPUS")
-	}
+	dir := opensslCorpus(t)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)

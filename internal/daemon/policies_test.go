@@ -9,16 +9,15 @@ import (
 
 	"github.com/pecet-hsm/pecet/internal/config"
 	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/policy"
 )
-
-const vectors = "../../../shared/vectors"
 
 // TestBuildEngineCZ loads a cz-qualified policy from the real Czech trusted
 // list, with its signer certificate configured, and lists its anchors.
 func TestBuildEngineCZ(t *testing.T) {
 	dir := t.TempDir()
-	list := filepath.Join(vectors, "trusted-lists", "CZ.xml")
+	list := testtool.Vectors(t, "trusted-lists", "CZ.xml")
 	data, err := os.ReadFile(list)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +33,7 @@ func TestBuildEngineCZ(t *testing.T) {
 	cfg := &config.Config{DefaultPolicy: "cz-qualified", Policies: map[string]config.Policy{
 		"cz-qualified": {
 			TrustedList:          &config.TrustedList{File: list, Signer: signer},
-			Algorithms:           config.Algorithms{Suite: filepath.Join(vectors, "etsi-ts-119-312-crypto-suite.xml"), MinRSABits: 2048, MinECBits: 256},
+			Algorithms:           config.Algorithms{Suite: testtool.Vectors(t, "etsi-ts-119-312-crypto-suite.xml"), MinRSABits: 2048, MinECBits: 256},
 			RequiredQCStatements: []string{"compliance"},
 			Revocation:           config.Revocation{Mode: "require", FetchCRLs: true},
 		},
@@ -59,7 +58,7 @@ func TestBuildEngineCZ(t *testing.T) {
 	}
 
 	// The broken list is refused at start-up, naming the file.
-	cfg.Policies["cz-qualified"] = config.Policy{TrustedList: &config.TrustedList{File: filepath.Join(vectors, "trusted-lists", "CZ_broken-sig.xml"), Signer: signer}}
+	cfg.Policies["cz-qualified"] = config.Policy{TrustedList: &config.TrustedList{File: testtool.Vectors(t, "trusted-lists", "CZ_broken-sig.xml"), Signer: signer}}
 	if _, err := BuildEngine(cfg); err == nil || !strings.Contains(err.Error(), "CZ_broken-sig.xml") {
 		t.Fatalf("broken list: %v", err)
 	}

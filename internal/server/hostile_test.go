@@ -16,6 +16,7 @@ import (
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/envelope"
+	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/signer"
 	"github.com/pecet-hsm/pecet/tsa"
@@ -86,33 +87,12 @@ func hostileEntryPoints(roots *x509.CertPool) []entryPoint {
 	}
 }
 
-// vectorsDir finds /work/shared/vectors (PECET_VECTORS, else a "shared/vectors"
-// folder beside some parent of the working directory).
-func vectorsDir(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("PECET_VECTORS"); d != "" {
-		if _, err := os.Stat(d); err != nil {
-			t.Fatalf("PECET_VECTORS: %v", err)
-		}
-		return d
-	}
-	dir, _ := os.Getwd()
-	for ; dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
-		d := filepath.Join(filepath.Dir(dir), "shared", "vectors")
-		if st, err := os.Stat(filepath.Join(d, "openssl-fuzz")); err == nil && st.IsDir() {
-			return d
-		}
-	}
-	t.Skip("outside test vectors not found: set PECET_VECTORS to the shared/vectors folder (see its README)")
-	return ""
-}
-
 // TestHostileInputs feeds every file of OpenSSL's CMS and X.509 fuzzing
 // corpora to every entry point: no panic (the in-process server would
 // answer Internal; the libraries would crash the test), each input answered
 // within a second and with at most 64 MiB allocated.
 func TestHostileInputs(t *testing.T) {
-	dir := vectorsDir(t)
+	dir := testtool.Vectors(t)
 	var files []string
 	for _, sub := range []string{"cms", "x509"} {
 		fs, err := filepath.Glob(filepath.Join(dir, "openssl-fuzz", sub, "*"))
