@@ -66,6 +66,12 @@ type Policy struct {
 	// TrustedList, when set, adds the CA/QC services granted at the
 	// validation time as anchors, and makes qualification meaningful.
 	TrustedList *TrustedList
+	// TrustedListGrace is how long after the list's NextUpdate it is still
+	// relied on. Past it a path to one of the list's anchors is
+	// INDETERMINATE (TRUSTED_LIST_EXPIRED): a list that was due to be
+	// replaced may no longer say which services are granted (ETSI TS 119
+	// 612 5.3.15; TS 119 615 has the relying party check it is current).
+	TrustedListGrace time.Duration
 	// Intermediates are configured CA certificates offered to path
 	// building besides those a request carries.
 	Intermediates []*x509.Certificate
@@ -290,6 +296,11 @@ func (e *Engine) Validate(r Request) Verdict {
 	for _, q := range p.RequiredQCStatements {
 		if !qc.Has(q) {
 			v.Add(Invalid, CodeMissingQCStatement, fmt.Sprintf("the certificate lacks the QC statement %s the policy requires", q))
+		}
+	}
+	if tlAnchor[path.Anchor] {
+		if nu := p.TrustedList.NextUpdate; !nu.IsZero() && now.After(nu.Add(p.TrustedListGrace)) {
+			v.Add(Indeterminate, CodeTrustedListExpired, fmt.Sprintf("the trusted list (%s, sequence %s) was due to be replaced at %s: load a current list", p.TrustedList.Territory, p.TrustedList.SequenceNumber, nu.UTC().Format(time.RFC3339)))
 		}
 	}
 	v.Qualification = qc.Qualification()

@@ -90,3 +90,45 @@ func TestTrustedListRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestTrustedListExpired: a path to an anchor of a trusted list past its
+// NextUpdate (plus the policy's grace) is INDETERMINATE with
+// TRUSTED_LIST_EXPIRED; before it, and for PEM anchors, nothing changes.
+func TestTrustedListExpired(t *testing.T) {
+	root := issue(t, nil, tmpl("TL root", true), nil)
+	leaf := issue(t, root, tmpl("TL leaf", false), nil)
+	pemRoot := issue(t, nil, tmpl("PEM root", true), nil)
+	pemLeaf := issue(t, pemRoot, tmpl("PEM leaf", false), nil)
+	list := &TrustedList{Territory: "XX", SequenceNumber: "7", NextUpdate: testNow,
+		Services: []TrustService{{Provider: "P", Name: "S", Type: svcCAQC, Certs: []*x509.Certificate{root.cert},
+			History: []ServiceStatus{{Status: grantedStatuses[0], Start: testNow.AddDate(-5, 0, 0)}}}}}
+	tests := []struct {
+		name  string
+		now   time.Time
+		grace time.Duration
+		leaf  *x509.Certificate
+		want  Status
+	}{
+		{"before NextUpdate", testNow.Add(-time.Hour), 0, leaf.cert, Valid},
+		{"past NextUpdate", testNow.Add(time.Hour), 0, leaf.cert, Indeterminate},
+		{"within grace", testNow.Add(time.Hour), 2 * time.Hour, leaf.cert, Valid},
+		{"past grace", testNow.Add(3 * time.Hour), 2 * time.Hour, leaf.cert, Indeterminate},
+		{"PEM anchor, list past NextUpdate", testNow.Add(time.Hour), 0, pemLeaf.cert, Valid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := NewEngine("p", &Policy{Name: "p", Anchors: []*x509.Certificate{pemRoot.cert}, TrustedList: list, TrustedListGrace: tc.grace, Revocation: RevocationOff})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.Now = func() time.Time { return tc.now }
+			v := e.Validate(Request{Leaf: tc.leaf, At: testNow.Add(-time.Hour)})
+			if v.Status != tc.want {
+				t.Fatalf("%s %v, want %s", v.Status, v.Reasons, tc.want)
+			}
+			if tc.want == Indeterminate && (len(v.Reasons) != 1 || v.Reasons[0].Code != CodeTrustedListExpired || !strings.Contains(v.Reasons[0].Message, "sequence 7")) {
+				t.Fatalf("reasons %v", v.Reasons)
+			}
+		})
+	}
+}

@@ -80,4 +80,5 @@ const (
 	CodeMissingQCStatement       Code = "QC_STATEMENT"
 	CodePathBound                Code = "PATH_BOUND"
 	CodeUnknownPolicy            Code = "UNKNOWN_POLICY"
+	CodeTrustedListExpired       Code = "TRUSTED_LIST_EXPIRED"
 )

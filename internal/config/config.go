@@ -169,6 +169,10 @@ type Policy struct {
 type TrustedList struct {
 	File   string `yaml:"file"`
 	Signer string `yaml:"signer"`
+	// Grace is how long past the list's NextUpdate it is still relied on
+	// (default 0: a list due to be replaced makes paths to its anchors
+	// INDETERMINATE until a current list is loaded).
+	Grace time.Duration `yaml:"grace"`
 }
 
 // Algorithms are the algorithm rules of a policy.
@@ -707,6 +711,9 @@ func (c *Config) validatePolicies(bad func(string, ...any)) {
 		}
 		if p.Algorithms.MinRSABits < 0 || p.Algorithms.MinECBits < 0 || p.ClockTolerance < 0 {
 			bad("policies.%s: negative bounds", name)
+		}
+		if p.TrustedList != nil && p.TrustedList.Grace < 0 {
+			bad("policies.%s.trusted_list.grace must not be negative", name)
 		}
 	}
 }

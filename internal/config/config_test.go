@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const valid = `
@@ -145,7 +146,7 @@ func TestLoadBounded(t *testing.T) {
 const withPolicies = valid + `default_policy: cz-qualified
 policies:
   cz-qualified:
-    trusted_list: {file: CZ.xml, signer: cz-signer.pem}
+    trusted_list: {file: CZ.xml, signer: cz-signer.pem, grace: 72h}
     algorithms: {min_rsa_bits: 2048, min_ec_bits: 256, hashes: [SHA256, SHA384, SHA512]}
     required_qc_statements: [compliance, sscd]
     revocation: {mode: require, crls: [a.crl], fetch_crls: true, ocsp: true, timeout: 5s}
@@ -162,7 +163,7 @@ func TestParsePolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := c.Policies["cz-qualified"]
-	if c.DefaultPolicy != "cz-qualified" || p.Revocation.Mode != "require" || p.TrustedList.Signer != "cz-signer.pem" || len(c.Policies) != 2 {
+	if c.DefaultPolicy != "cz-qualified" || p.Revocation.Mode != "require" || p.TrustedList.Signer != "cz-signer.pem" || p.TrustedList.Grace != 72*time.Hour || len(c.Policies) != 2 {
 		t.Errorf("policies not read: %+v", c.Policies)
 	}
 }
@@ -176,6 +177,7 @@ func TestParsePoliciesRejects(t *testing.T) {
 		{"bad qc", strings.Replace(withPolicies, "[compliance, sscd]", "[qualified]", 1), `unknown "qualified"`},
 		{"sha1", strings.Replace(withPolicies, "[SHA256, SHA384, SHA512]", "[SHA1]", 1), `"SHA1" is not allowed`},
 		{"unsigned list", strings.Replace(withPolicies, ", signer: cz-signer.pem", "", 1), "signer are both required"},
+		{"negative grace", strings.Replace(withPolicies, "grace: 72h", "grace: -1h", 1), "grace must not be negative"},
 		{"no anchors", strings.Replace(withPolicies, "    anchors: [ca.pem]\n", "", 1), "anchors or trusted_list"},
 		{"bad purpose", strings.Replace(withPolicies, "{signing:", "{sealing:", 1), `unknown purpose "sealing"`},
 	}

@@ -93,6 +93,7 @@ func buildPolicy(name string, pc config.Policy) (*policy.Policy, error) {
 		if p.TrustedList, err = policy.LoadTrustedList(data, signers); err != nil {
 			return nil, fmt.Errorf("trusted list %s: %w", tl.File, err)
 		}
+		p.TrustedListGrace = tl.Grace
 	}
 	for _, f := range pc.Revocation.CRLs {
 		data, err := pki.ReadFile(f, policy.MaxCRLBytes)

@@ -268,7 +268,8 @@ type Reason struct {
 	// WEAK_ALGORITHM, SIGNATURE_MISMATCH, DIGEST_MISMATCH, REVOCATION_UNKNOWN,
 	// MALFORMED, SIGNER_CERTIFICATE_MISSING, CHAIN_INVALID, NAME_CONSTRAINTS,
 	// POLICY, UNKNOWN_CRITICAL_EXTENSION, NOT_QUALIFIED, QC_STATEMENT,
-	// PATH_BOUND, UNKNOWN_POLICY, SIGNING_CERTIFICATE_MISMATCH.
+	// PATH_BOUND, UNKNOWN_POLICY, SIGNING_CERTIFICATE_MISMATCH,
+	// TRUSTED_LIST_EXPIRED.
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	// Explanation for a person.
 	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
