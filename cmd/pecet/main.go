@@ -52,7 +52,9 @@ const usageTail = `
 pecet finds the dev folder by itself (./.pecet-dev, or --dev-dir, or
 PECET_DEV_DIR) and uses the client certificate of the role the command
 needs (--as client|gateway|officer|officer-2 to choose). Otherwise give --server,
---cert, --key and --ca (or PECET_SERVER, PECET_CERT, PECET_KEY, PECET_CA).
+--cert, --key-file and --ca (or PECET_SERVER, PECET_CERT, PECET_KEY, PECET_CA);
+--key names a key on the HSM. (chain verify and timestamp take the TLS client
+certificate as --client-cert: there --cert is the certificate judged.)
 
 Exit status: 0 success or VALID, 1 INVALID, 2 usage error,
 3 INDETERMINATE, 4 service error (unavailable, denied, not found,
