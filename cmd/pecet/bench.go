@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto"
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"os"
@@ -34,10 +36,11 @@ import (
 // signature to verify), call runs in the loop.
 type benchOp struct {
 	role    string           // dev role certificate the op needs
+	role2   string           // a second dev role some calls need (mix: decrypt as gateway)
 	key     string           // default key alias (a dev key)
 	purpose keystore.Purpose // key purpose for the baseline
 	bytes   bool             // MB/s is meaningful
-	prepare func(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) (func(ctx context.Context, cc *client.Conn) error, error)
+	prepare func(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) (benchCall, error)
 }
 
 // benchOpts are the flags some operations take.
@@ -46,31 +49,37 @@ type benchOpts struct {
 	transport string // transportNames key
 	tsaURL    string // timestamp-http: pecetd's POST /tsa
 	conc      int    // callers, for the HTTP client's idle connections
+	// second are connections with role2's certificate.
+	second []*client.Conn
+	// notes[w] is what worker w's last call tells the record.
+	notes []callNote
+	// record records a call made outside the load (setup).
+	record func(phase string, w int, n callNote, start, end time.Time, err error)
 }
 
 var benchOps = map[string]benchOp{
 	"sign": {role: "client", key: "client-sign", purpose: keystore.PurposeSign, bytes: true,
-		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte, _ benchOpts) (func(context.Context, *client.Conn) error, error) {
+		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte, _ benchOpts) (benchCall, error) {
 			req := &pecetv1.SignRequest{Key: key, Input: &pecetv1.SignRequest_Data{Data: body}}
-			return func(ctx context.Context, cc *client.Conn) error { _, err := cc.Sign.Sign(ctx, req); return err }, nil
+			return func(ctx context.Context, cc *client.Conn, _ int) error { _, err := cc.Sign.Sign(ctx, req); return err }, nil
 		}},
 	"sign-digest": {role: "client", key: "client-sign", purpose: keystore.PurposeSign,
-		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte, _ benchOpts) (func(context.Context, *client.Conn) error, error) {
+		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte, _ benchOpts) (benchCall, error) {
 			sum := sha256.Sum256(body)
 			req := &pecetv1.SignRequest{Key: key, Input: &pecetv1.SignRequest_Digest{Digest: sum[:]}}
-			return func(ctx context.Context, cc *client.Conn) error { _, err := cc.Sign.Sign(ctx, req); return err }, nil
+			return func(ctx context.Context, cc *client.Conn, _ int) error { _, err := cc.Sign.Sign(ctx, req); return err }, nil
 		}},
 	"verify": {role: "client", key: "client-sign", bytes: true,
-		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte, _ benchOpts) (func(context.Context, *client.Conn) error, error) {
+		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte, _ benchOpts) (benchCall, error) {
 			resp, err := cc.Sign.Sign(ctx, &pecetv1.SignRequest{Key: key, Input: &pecetv1.SignRequest_Data{Data: body}})
 			if err != nil {
 				return nil, fmt.Errorf("making the signature to verify: %w", err)
 			}
 			req := &pecetv1.VerifyRequest{Signature: resp.GetSignature(), Detached: &pecetv1.VerifyRequest_Content{Content: body}}
-			return func(ctx context.Context, cc *client.Conn) error {
+			return func(ctx context.Context, cc *client.Conn, _ int) error {
 				r, err := cc.Sign.Verify(ctx, req)
 				if err == nil && r.GetVerdict().GetStatus() != pecetv1.Verdict_VALID {
-					return errors.New("verdict not VALID")
+					return loadgen.Wrong("verdict %v, want VALID", r.GetVerdict().GetStatus())
 				}
 				return err
 			}, nil
@@ -78,21 +87,26 @@ var benchOps = map[string]benchOp{
 	// --key names the TSA key only for --baseline (pecetd signs with its
 	// configured one): pecet bench --op timestamp --key tsa --baseline.
 	"timestamp": {role: "client", key: "tsa", purpose: keystore.PurposeTimestamp,
-		prepare: func(_ context.Context, _ *client.Conn, _ string, body []byte, _ benchOpts) (func(context.Context, *client.Conn) error, error) {
+		prepare: func(_ context.Context, _ *client.Conn, _ string, body []byte, _ benchOpts) (benchCall, error) {
 			sum := sha256.Sum256(body)
 			req := &pecetv1.TimestampRequest{Digest: sum[:], Nonce: []byte{1, 2, 3, 4, 5, 6, 7, 8}, CertReq: true}
-			return func(ctx context.Context, cc *client.Conn) error {
+			return func(ctx context.Context, cc *client.Conn, _ int) error {
 				r, err := cc.Timestamp.Timestamp(ctx, req)
-				if err == nil && r.GetStatus() != pecetv1.TimestampResponse_GRANTED {
-					return errors.New("time-stamp not granted: " + r.GetFailureInfo())
+				switch {
+				case err != nil:
+					return err
+				case r.GetStatus() == pecetv1.TimestampResponse_REJECTION && r.GetFailureInfo() == tsa.FailSystemFailure.String():
+					return &loadgen.Refused{Code: r.GetFailureInfo(), Msg: r.GetStatusText()}
+				case r.GetStatus() != pecetv1.TimestampResponse_GRANTED:
+					return loadgen.Wrong("time-stamp not granted: %s", r.GetFailureInfo())
 				}
-				return err
+				return nil
 			}, nil
 		}},
 	// timestamp-http: RFC 3161 over HTTP (POST /tsa on pecetd's HTTP
 	// listener), keep-alive connections, one per caller.
 	"timestamp-http": {role: "client", key: "tsa", purpose: keystore.PurposeTimestamp,
-		prepare: func(_ context.Context, _ *client.Conn, _ string, body []byte, o benchOpts) (func(context.Context, *client.Conn) error, error) {
+		prepare: func(_ context.Context, _ *client.Conn, _ string, body []byte, o benchOpts) (benchCall, error) {
 			sum := sha256.Sum256(body)
 			q, err := tsa.NewRequest(sum[:], crypto.SHA256, true, true)
 			if err != nil {
@@ -103,7 +117,7 @@ var benchOps = map[string]benchOp{
 				return nil, err
 			}
 			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.conc, MaxIdleConns: o.conc}}
-			return func(ctx context.Context, _ *client.Conn) error {
+			return func(ctx context.Context, _ *client.Conn, _ int) error {
 				req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.tsaURL, bytes.NewReader(der))
 				if err != nil {
 					return err
@@ -121,8 +135,12 @@ var benchOps = map[string]benchOp{
 				if resp.StatusCode != http.StatusOK {
 					return fmt.Errorf("POST %s: %s", o.tsaURL, resp.Status)
 				}
-				if r, err := tsa.ParseResponse(out); err != nil || r.Status != tsa.StatusGranted {
-					return fmt.Errorf("time-stamp not granted: %v", err)
+				r, err := tsa.ParseResponse(out)
+				switch {
+				case err == nil && r.Status == tsa.StatusRejection && r.Fail == tsa.FailSystemFailure:
+					return &loadgen.Refused{Code: r.Fail.String(), Msg: strings.Join(r.StatusText, " ")}
+				case err != nil || r.Status != tsa.StatusGranted:
+					return loadgen.Wrong("time-stamp not granted: %v", err)
 				}
 				return nil
 			}, nil
@@ -130,29 +148,21 @@ var benchOps = map[string]benchOp{
 	// encrypt: the key's primary certificate is the recipient; the token
 	// takes no part (RSA encryption is public), so there is no baseline.
 	"encrypt": {role: "client", key: "gateway-decrypt", bytes: true,
-		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte, o benchOpts) (func(context.Context, *client.Conn) error, error) {
+		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte, o benchOpts) (benchCall, error) {
 			req := &pecetv1.EncryptRequest{Data: body, RecipientKeys: []string{key},
 				Cipher: cipherNames[o.cipher], KeyTransport: transportNames[o.transport]}
-			return func(ctx context.Context, cc *client.Conn) error { _, err := cc.Envelope.Encrypt(ctx, req); return err }, nil
+			return func(ctx context.Context, cc *client.Conn, _ int) error {
+				_, err := cc.Envelope.Encrypt(ctx, req)
+				return err
+			}, nil
 		}},
 	// decrypt: one message encrypted here, once, to the key's primary
 	// certificate (read with GetKey), then decrypted in the loop.
 	"decrypt": {role: "gateway", key: "gateway-decrypt", purpose: keystore.PurposeDecrypt, bytes: true,
-		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) (func(context.Context, *client.Conn) error, error) {
-			k, err := cc.Keys.GetKey(ctx, &pecetv1.GetKeyRequest{Alias: key})
+		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) (benchCall, error) {
+			cert, err := primaryCert(ctx, cc, key)
 			if err != nil {
-				return nil, fmt.Errorf("reading the key's certificate: %w", err)
-			}
-			var cert *x509.Certificate
-			for _, v := range k.GetVersions() {
-				if v.GetPrimary() && len(v.GetCertificateChain()) > 0 {
-					if cert, err = x509.ParseCertificate(v.GetCertificateChain()[0]); err != nil {
-						return nil, fmt.Errorf("key %s: primary certificate: %w", key, err)
-					}
-				}
-			}
-			if cert == nil {
-				return nil, fmt.Errorf("key %s has no primary version with a certificate", key)
+				return nil, err
 			}
 			der, err := envelope.Encrypt(body, []*x509.Certificate{cert}, envelope.Options{
 				Cipher: envelope.Cipher(o.cipher), KeyTransport: envelope.KeyTransport(o.transport)})
@@ -160,8 +170,17 @@ var benchOps = map[string]benchOp{
 				return nil, fmt.Errorf("encrypting the message to decrypt: %w", err)
 			}
 			req := &pecetv1.DecryptRequest{Enveloped: der, Key: key}
-			return func(ctx context.Context, cc *client.Conn) error { _, err := cc.Envelope.Decrypt(ctx, req); return err }, nil
+			return func(ctx context.Context, cc *client.Conn, _ int) error {
+				r, err := cc.Envelope.Decrypt(ctx, req)
+				if err == nil && !bytes.Equal(r.GetData(), body) {
+					return loadgen.Wrong("decryption returned %d bytes other than the %d encrypted", len(r.GetData()), len(body))
+				}
+				return err
+			}, nil
 		}},
+	// mix: sign, verify, encrypt, decrypt and timestamp in turn, every
+	// answer checked (benchmix.go); for soaks (--rate, --record).
+	"mix": {role: "client", role2: "gateway", bytes: true, prepare: prepareMix},
 }
 
 func benchOpNames() string {
@@ -174,7 +193,7 @@ func benchOpNames() string {
 }
 
 func runBench(args []string) int {
-	fs, c := newFlags("bench", "bench --op OP [--key ALIAS] [--size 1k] [--cipher C] [--transport T] [--concurrency 16] [--duration 20s] [--connections N] [--baseline] [--json]", "")
+	fs, c := newFlags("bench", "bench --op OP [--key ALIAS] [--size 1k] [--cipher C] [--transport T] [--concurrency 16] [--duration 20s] [--connections N] [--rate N] [--record FILE] [--baseline] [--json]", "")
 	op := fs.String("op", "sign-digest", "operation: "+benchOpNames())
 	key := fs.String("key", "", "key `alias` the operation uses (default: client-sign, for encrypt and decrypt gateway-decrypt)")
 	size := fs.String("size", "1k", "body `size` (bytes, or with k/m suffix; at most 10m)")
@@ -187,6 +206,8 @@ func runBench(args []string) int {
 	conns := fs.Int("connections", 1, "gRPC connections the callers share round-robin")
 	baseline := fs.Bool("baseline", false, "also measure the raw token rate of the same key in-process (needs the token: dev folder or --config) and print the ratio")
 	cfgPath := fs.String("config", "", "pecetd config `file` for --baseline (default: the dev folder's pecet.yaml)")
+	rate := fs.Float64("rate", 0, "open loop: start this many calls per `second` whatever the answers take, on at most --concurrency at once (0: closed loop, each caller back to back)")
+	recordPath := fs.String("record", "", "write every call (operation, audit input_sha256, start, end, gRPC code, wrong answer) to `file` as JSON lines")
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -210,8 +231,19 @@ func runBench(args []string) int {
 	if *baseline && bo.purpose == "" {
 		return usageErr(fs, "--baseline: %s has no token operation to compare with", *op)
 	}
-	if *conc < 1 || *conns < 1 || *dur <= 0 {
-		return usageErr(fs, "--concurrency, --connections and --duration must be positive")
+	if *conc < 1 || *conns < 1 || *dur <= 0 || *rate < 0 {
+		return usageErr(fs, "--concurrency, --connections and --duration must be positive, --rate not negative")
+	}
+	var rec *recorder
+	if *recordPath != "" {
+		f, err := os.Create(*recordPath)
+		if err != nil {
+			return fail("bench --record", err)
+		}
+		defer f.Close()
+		bw := bufio.NewWriterSize(f, 1<<16)
+		defer bw.Flush()
+		rec = newRecorder(bw)
 	}
 	if c.opts.Role == "" {
 		c.opts.Role = bo.role
@@ -227,16 +259,44 @@ func runBench(args []string) int {
 		defer cc.Close()
 		ccs[i] = cc
 	}
+	var second []*client.Conn
+	if bo.role2 != "" {
+		// The dev folder's certificate of that role; explicit --cert
+		// files must then carry both roles.
+		o2 := c.opts
+		if o2.Cert == "" {
+			o2.Role = bo.role2
+		}
+		for range *conns {
+			cc, err := client.Dial(o2)
+			if err != nil {
+				return fail("bench", err)
+			}
+			defer cc.Close()
+			second = append(second, cc)
+		}
+	}
 	setupCtx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
 	if *tsaURL == "" {
 		*tsaURL = devTSAURL(c.opts.DevDir)
 	}
-	call, err := bo.prepare(setupCtx, ccs[0], *key, body, benchOpts{cipher: *cipher, transport: *transport, tsaURL: *tsaURL, conc: *conc})
-	if err == nil {
-		err = call(setupCtx, ccs[0]) // one call first: a wrong key or role fails here, clearly
-	}
+	notes := make([]callNote, *conc)
+	bopts := benchOpts{cipher: *cipher, transport: *transport, tsaURL: *tsaURL, conc: *conc, second: second, notes: notes, record: rec.add}
+	raw0, err := bo.prepare(setupCtx, ccs[0], *key, body, bopts)
 	if err != nil {
+		return fail("bench", err)
+	}
+	// Every call, setup and load, goes to --record with what it noted.
+	call := func(ctx context.Context, phase string, w int) error {
+		notes[w] = callNote{Op: *op}
+		start := time.Now()
+		err := raw0(ctx, ccs[w%len(ccs)], w)
+		rec.add(phase, w, notes[w], start, time.Now(), err)
+		return err
+	}
+	// One call first: a wrong key or role fails here, clearly.
+	if err := call(setupCtx, "setup", 0); err != nil {
 		return fail("bench", err)
 	}
 	// The raw rate is measured for half the duration before the load and
@@ -261,11 +321,11 @@ func runBench(args []string) int {
 			fmt.Fprintf(os.Stderr, "\r%5.1fs  %8d ops  %8.0f/s  errors %d   ", el.Seconds(), ops, float64(ops)/el.Seconds(), errs)
 		}
 	}
-	res := loadgen.Run(context.Background(), loadgen.Config{Concurrency: *conc, Duration: *dur, Warmup: *warm, Progress: progress},
+	res := loadgen.Run(context.Background(), loadgen.Config{Concurrency: *conc, Duration: *dur, Warmup: *warm, Rate: *rate, Progress: progress},
 		func(ctx context.Context, w int) error {
 			cctx, cancel := context.WithTimeout(ctx, c.timeout)
 			defer cancel()
-			return call(cctx, ccs[w%len(ccs)])
+			return call(cctx, "", w)
 		})
 	if !c.json {
 		fmt.Fprintln(os.Stderr)
@@ -274,7 +334,10 @@ func runBench(args []string) int {
 		"op": *op, "key": *key, "size": n, "concurrency": *conc, "connections": *conns,
 		"duration_s": res.Elapsed.Seconds(), "ops": res.Ops, "ops_per_s": res.Rate(),
 		"latency_ms": map[string]float64{"p50": ms(res.P50), "p90": ms(res.P90), "p99": ms(res.P99), "max": ms(res.Max)},
-		"errors":     res.Errors,
+		"errors":     res.Errors, "errors_by_second": res.ErrorsBySecond, "wrong": res.Wrong,
+	}
+	if *rate > 0 {
+		out["rate"], out["skipped"] = *rate, res.Skipped
 	}
 	if bo.bytes {
 		out["mb_per_s"] = res.Rate() * float64(n) / 1e6
@@ -300,21 +363,38 @@ func runBench(args []string) int {
 			fmt.Printf("   MB/s %.2f", out["mb_per_s"])
 		}
 		fmt.Printf("\nlatency   p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms\n", ms(res.P50), ms(res.P90), ms(res.P99), ms(res.Max))
+		if *rate > 0 {
+			fmt.Printf("rate      %.1f/s asked, %d starts skipped (every caller busy)\n", *rate, res.Skipped)
+		}
 		if len(res.Errors) == 0 {
 			fmt.Println("errors    none")
 		} else {
 			fmt.Printf("errors    %v\n", res.Errors)
+			fmt.Printf("          by second of the run: %s\n", bySecond(res.ErrorsBySecond))
 		}
+		fmt.Printf("wrong     %d\n", res.Wrong)
 		if *baseline {
 			fmt.Printf("baseline  %.1f/s raw token rate, same key, concurrency %d, in-process (%.1f before, %.1f after the load)\nratio     %.3f\n",
 				out["baseline_ops_per_s"], *conc, out["baseline_before_ops_per_s"], out["baseline_after_ops_per_s"], out["ratio"])
 		}
 	}
-	if res.ErrorCount() > 0 {
+	if res.ErrorCount() > 0 || res.Wrong > 0 {
 		return exitService
 	}
 	return exitOK
 }
+
+// bySecond lists error counts as "SECONDs:N" in time order.
+func bySecond(m map[int]int64) string {
+	secs := slices.Sorted(maps.Keys(m))
+	parts := make([]string, len(secs))
+	for i, s := range secs {
+		parts[i] = fmt.Sprintf("%ds:%d", s, m[s])
+	}
+	return strings.Join(parts, " ")
+}
+
+func isWrong(err error) bool { return errors.Is(err, loadgen.ErrWrong) }
 
 // devTSAURL is POST /tsa on the HTTP address pecetd --dev wrote to the dev
 // folder (PECET_DEV_DIR, else ./.pecet-dev), else on the default address.

@@ -95,7 +95,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err := al.Write(audit.Event{Phase: audit.PhaseStart}); err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
-	ks, err := keystore.Open(ctx, keystore.Config{
+	ks, err := openStore(ctx, keystore.Config{
 		ModulePath:  cfg.Token.Module,
 		TokenLabel:  cfg.Token.Label,
 		TokenSerial: cfg.Token.Serial,
@@ -104,7 +104,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		MaxSessions: cfg.Token.MaxSessions,
 		CacheTTL:    cfg.Token.CacheTTL,
 		Logger:      log,
-	})
+	}, log)
 	if err != nil {
 		return fmt.Errorf("open token: %w", err)
 	}
@@ -280,6 +280,13 @@ func buildTSA(ctx context.Context, c *config.TSA, ks *keystore.Store) (*tsa.Auth
 		return nil, nil, nil, fmt.Errorf("tsa.certificates: %w", err)
 	}
 	return a, certs, guard, nil
+}
+
+// openStore opens the token. A build with -tags faultinject (the soak's
+// pecetd, never a release) replaces it with one that injects token faults
+// on a schedule: faultinject.go.
+var openStore = func(ctx context.Context, cfg keystore.Config, _ *slog.Logger) (*keystore.Store, error) {
+	return keystore.Open(ctx, cfg)
 }
 
 func loadConfig(o Options) (*config.Config, error) {

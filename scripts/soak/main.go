@@ -1,0 +1,91 @@
+// Command soak runs issue 8's soak against a real pecetd process
+// (internal/soak; docs/reliability.md, "Soak"):
+//
+//	go run ./scripts/soak [--duration 10m] [--dir DIR] [--faults 3s] [--fraction 0.8] [--json FILE]
+//
+// It builds pecetd with -tags faultinject (the fault hook a release build
+// lacks) and pecet into DIR/bin, measures the peak of `pecet bench --op
+// mix` on a fresh dev folder, restarts pecetd with a fault every few
+// seconds, runs the mix at the fraction of the peak, samples pecetd's RSS,
+// and prints a summary. Exit 0 when every invariant held, 1 when one broke
+// (the summary says which), 2 when the soak could not run. DIR (default a
+// new temporary folder) keeps the logs, the records and the audit log.
+// Other engineers share the machine: run it under `flock /tmp/perf.lock`.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/pecet-hsm/pecet/internal/soak"
+)
+
+func main() {
+	var o soak.Options
+	flag.DurationVar(&o.Duration, "duration", 10*time.Minute, "duration of the mixed load")
+	flag.DurationVar(&o.PeakDuration, "peak-duration", 20*time.Second, "duration of the peak measurement")
+	flag.Float64Var(&o.Fraction, "fraction", 0.8, "fraction of the peak rate the load runs at")
+	flag.StringVar(&o.Faults, "faults", "3s", "PECET_FAULTS for pecetd: INTERVAL[:KIND,...] (kinds session, sessions2, remove, slow)")
+	flag.IntVar(&o.Concurrency, "concurrency", 512, "calls in flight at most")
+	flag.DurationVar(&o.Timeout, "timeout", 5*time.Second, "deadline of each call")
+	flag.DurationVar(&o.SampleEvery, "sample", 5*time.Second, "RSS sampling interval")
+	flag.StringVar(&o.Dir, "dir", "", "work `folder` (default: a new temporary one); kept")
+	jsonOut := flag.String("json", "", "also write the report as JSON to `file`")
+	flag.Parse()
+	if err := run(o, *jsonOut); err != nil {
+		fmt.Fprintln(os.Stderr, "soak:", err)
+		os.Exit(2)
+	}
+}
+
+func run(o soak.Options, jsonOut string) error {
+	if o.Dir == "" {
+		d, err := os.MkdirTemp("", "pecet-soak-")
+		if err != nil {
+			return err
+		}
+		o.Dir = d
+	}
+	bin := filepath.Join(o.Dir, "bin")
+	o.Pecetd, o.Pecet = filepath.Join(bin, "pecetd-faultinject"), filepath.Join(bin, "pecet")
+	for _, b := range [][]string{
+		{"build", "-tags", "faultinject", "-o", o.Pecetd, "./cmd/pecetd"},
+		{"build", "-o", o.Pecet, "./cmd/pecet"},
+	} {
+		cmd := exec.Command("go", b...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go %v: %w", b, err)
+		}
+	}
+	o.Progress = os.Stderr
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(os.Stderr, "soak: work folder %s\n", o.Dir)
+	rep, err := soak.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Print(rep.Summary())
+	if jsonOut != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	if len(rep.Failures()) > 0 {
+		os.Exit(1)
+	}
+	return nil
+}
