@@ -10,6 +10,7 @@ import (
 // No rate is asserted: speed is reported, not tested.
 func TestBench(t *testing.T) {
 	d := startDev(t)
+	t.Run("mix", func(t *testing.T) { benchMixAudited(t, d) })
 	// Operations without a token operation of their own have no baseline:
 	// verify works on public keys, encrypt too.
 	noBaseline := map[string]bool{"verify": true, "encrypt": true}
