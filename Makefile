@@ -9,7 +9,7 @@ MODULE := github.com/pecet-hsm/pecet
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null)
 LDFLAGS := -X $(MODULE)/internal/version.Version=$(VERSION)
 
-.PHONY: run test deps build generate check-generate vet fuzz fuzz-ci bench clean
+.PHONY: run test deps build generate check-generate vet fuzz fuzz-ci bench soak clean
 
 ## run: install what is missing, build, and start pecetd --dev on a local SoftHSM token
 run: deps build
@@ -58,6 +58,11 @@ fuzz-ci:
 
 bench:
 	$(GO) test -run '^$$' -bench . ./...
+
+## soak: the soak of docs/reliability.md against a real pecetd built with -tags faultinject (SOAK=10m)
+SOAK ?= 10m
+soak: deps
+	$(GO) run ./scripts/soak --duration $(SOAK)
 
 clean:
 	rm -rf $(BIN)
