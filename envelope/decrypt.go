@@ -110,37 +110,58 @@ func Decrypt(ctx context.Context, der []byte, find Finder, opts DecryptOptions) 
 // RSA block yields a random content key (RFC 3218 2.3.2) that then fails
 // to decrypt the content like any other wrong key.
 func (m *Message) Decrypt(ctx context.Context, find Finder, opts DecryptOptions) (*Result, error) {
-	mode, err := ParseOAEPMode(string(opts.OAEP))
+	o, err := openRecipient(ctx, m.Recipients, m.Cipher, find, opts)
 	if err != nil {
 		return nil, err
+	}
+	pt, ok := decryptContent(m, o.cek, opts.InPlace)
+	clear(o.cek)
+	if !ok {
+		return nil, ErrDecrypt
+	}
+	return &Result{Plaintext: pt, ContentType: m.ContentType, Cipher: m.Cipher, KeyTransport: o.kt, Recipient: o.index, Key: o.key}, nil
+}
+
+// opened is the content key recovered from one RecipientInfo (the caller
+// clears cek), and which recipient and key gave it.
+type opened struct {
+	cek   []byte
+	index int
+	kt    KeyTransport
+	key   Key
+}
+
+// openRecipient finds the first recipient for which find returns a key
+// and recovers the content key of c from it: the one path from
+// RecipientInfo to content key for Decrypt and the streaming
+// DecryptReader. A bad RSA block gives a random key, never an error.
+func openRecipient(ctx context.Context, recipients []Recipient, c Cipher, find Finder, opts DecryptOptions) (opened, error) {
+	mode, err := ParseOAEPMode(string(opts.OAEP))
+	if err != nil {
+		return opened{}, err
 	}
 	rnd := opts.Rand
 	if rnd == nil {
 		rnd = rand.Reader
 	}
-	for i, r := range m.Recipients {
+	for i, r := range recipients {
 		key, err := find(ctx, r.ID)
 		if err != nil {
-			return nil, err
+			return opened{}, err
 		}
 		if key == nil {
 			continue
 		}
 		if r.KeyTransport == "" {
-			return nil, fmt.Errorf("%w: the recipientInfo for this key uses a key transport pecet does not decrypt (RSA-OAEP with SHA-1 or SHA-256, RSA PKCS#1 v1.5)", ErrUnsupported)
+			return opened{}, fmt.Errorf("%w: the recipientInfo for this key uses a key transport pecet does not decrypt (RSA-OAEP with SHA-1 or SHA-256, RSA PKCS#1 v1.5)", ErrUnsupported)
 		}
-		cek, err := unwrapKey(ctx, key, r, m.Cipher.keyLen(), mode, rnd)
+		cek, err := unwrapKey(ctx, key, r, c.keyLen(), mode, rnd)
 		if err != nil {
-			return nil, err
+			return opened{}, err
 		}
-		pt, ok := decryptContent(m, cek, opts.InPlace)
-		clear(cek)
-		if !ok {
-			return nil, ErrDecrypt
-		}
-		return &Result{Plaintext: pt, ContentType: m.ContentType, Cipher: m.Cipher, KeyTransport: r.KeyTransport, Recipient: i, Key: key}, nil
+		return opened{cek: cek, index: i, kt: r.KeyTransport, key: key}, nil
 	}
-	return nil, ErrNoRecipient
+	return opened{}, ErrNoRecipient
 }
 
 // unwrapKey recovers the content key of keyLen bytes from one

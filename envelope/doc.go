@@ -65,6 +65,36 @@
 // attributes are checked before the work they guard, and OpenSSL's
 // streamed BER (indefinite lengths, chunked encryptedContent) is read.
 //
+// # Streaming (EncryptWriter, DecryptReader)
+//
+// Bodies above the unary bounds (20 MiB, the gRPC message limit) are
+// encrypted and decrypted as streams that hold O(chunk) bytes, never the
+// body (64 KiB by default; Limits.MaxStream bounds a stream, 1 GiB by
+// default). EncryptWriter writes EnvelopedData as BER with indefinite
+// lengths and the encryptedContent as a constructed OCTET STRING of
+// segments, the shape `openssl cms -encrypt -stream` writes.
+// DecryptReader reads definite or indefinite lengths and a primitive or
+// constructed encryptedContent (nested segments too), with the nesting
+// depth, the segment count, the bytes before the content (RecipientInfos,
+// originatorInfo: Limits.MaxHeader) and the whole stream bounded; it
+// shares the RecipientInfo parser, the key transport and the
+// implicit-rejection unwrapping with Decrypt, and runs the token operation
+// once, before the content, so no token session is held while the content
+// flows. It holds back the last plaintext block until the content ends and
+// then checks the CBC padding in constant time; a bad padding is
+// ErrDecrypt like every other failure. Plaintext is released before the
+// end, which CBC allows (it is unauthenticated anyway): a caller that sees
+// an error must discard what it read.
+//
+// AES-GCM (AuthEnvelopedData) is not streamed, either way (ErrStreamGCM).
+// Its tag is checked only after the last byte, so streaming decryption
+// would have to release unauthenticated plaintext, which is what GCM
+// exists to prevent, or buffer the whole body, which is what streaming
+// exists to avoid and what the unary Decrypt already does up to the
+// message limit. pecet writes GCM only through the unary Encrypt (at most
+// 20 MiB), so every GCM message pecet makes can be opened by the unary
+// Decrypt.
+//
 // It does not: do key agreement (ECDH) or KEK/password recipients (they are
 // skipped when reading), write subject-key-identifier recipients, handle
 // detached encrypted content, or check the recipient's certificate chain

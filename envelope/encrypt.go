@@ -72,19 +72,9 @@ func subject(c *x509.Certificate) string {
 // issuer and serial number. The content key is erased before returning.
 func Encrypt(data []byte, recipients []*x509.Certificate, opts Options) ([]byte, error) {
 	lim := opts.Limits.WithDefaults()
-	c := opts.Cipher
-	if c == "" {
-		c = AES256CBC
-	}
-	if c != AES256CBC && c != AES128CBC && c != AES256GCM && c != AES128GCM {
-		return nil, fmt.Errorf("%w: cipher %q", ErrUnsupported, short(string(c)))
-	}
-	kt := opts.KeyTransport
-	if kt == "" {
-		kt = RSAOAEP
-	}
-	if kt != RSAOAEP && kt != RSAOAEPSHA1 && kt != RSAPKCS1 {
-		return nil, fmt.Errorf("%w: key transport %q", ErrUnsupported, short(string(kt)))
+	c, kt, err := algorithms(opts)
+	if err != nil {
+		return nil, err
 	}
 	if len(data) == 0 {
 		return nil, ErrEmptyContent
@@ -92,52 +82,12 @@ func Encrypt(data []byte, recipients []*x509.Certificate, opts Options) ([]byte,
 	if len(data) > lim.MaxBody {
 		return nil, tooLargef("body of %d bytes exceeds the limit of %d", len(data), lim.MaxBody)
 	}
-	if len(recipients) == 0 {
-		return nil, ErrNoRecipients
+	sl, err := seal(c, kt, recipients, opts)
+	if err != nil {
+		return nil, err
 	}
-	if len(recipients) > lim.MaxRecipients {
-		return nil, tooLargef("%d recipients exceed the limit of %d", len(recipients), lim.MaxRecipients)
-	}
-	now := opts.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	for i, cert := range recipients {
-		if cert == nil {
-			return nil, fmt.Errorf("%w: recipient %d is nil", ErrNoRecipients, i)
-		}
-		if opts.AllowLegacy {
-			pub, ok := cert.PublicKey.(*rsa.PublicKey)
-			if !ok {
-				return nil, fmt.Errorf("%w: %s has a %T key", ErrUnsupportedKey, subject(cert), cert.PublicKey)
-			}
-			if pub.N.BitLen() < 1024 {
-				return nil, fmt.Errorf("%w: %s has RSA-%d", ErrWeakKey, subject(cert), pub.N.BitLen())
-			}
-			continue
-		}
-		if err := CheckRecipient(cert, now); err != nil {
-			return nil, fmt.Errorf("recipient %d: %w", i, err)
-		}
-	}
-	rnd := opts.Rand
-	if rnd == nil {
-		rnd = rand.Reader
-	}
-
-	cek := make([]byte, c.keyLen())
-	defer clear(cek)
-	if _, err := io.ReadFull(rnd, cek); err != nil {
-		return nil, fmt.Errorf("envelope: random content key: %w", err)
-	}
-	ris := make([][]byte, 0, len(recipients))
-	for i, cert := range recipients {
-		ri, err := keyTransRecipientInfo(cert, cek, kt, rnd)
-		if err != nil {
-			return nil, fmt.Errorf("recipient %d: %w", i, err)
-		}
-		ris = append(ris, ri)
-	}
+	defer clear(sl.cek)
+	cek, ris, rnd := sl.cek, sl.ris, sl.rnd
 
 	block, err := aes.NewCipher(cek)
 	if err != nil {
@@ -170,6 +120,87 @@ func Encrypt(data []byte, recipients []*x509.Certificate, opts Options) ([]byte,
 	}
 
 	return marshalMessage(c, ris, iv, ct, tag)
+}
+
+// algorithms resolves the cipher and key transport of opts (defaults:
+// AES-256-CBC, RSA-OAEP-SHA256) and refuses what is not written.
+func algorithms(opts Options) (Cipher, KeyTransport, error) {
+	c := opts.Cipher
+	if c == "" {
+		c = AES256CBC
+	}
+	if c != AES256CBC && c != AES128CBC && c != AES256GCM && c != AES128GCM {
+		return "", "", fmt.Errorf("%w: cipher %q", ErrUnsupported, short(string(c)))
+	}
+	kt := opts.KeyTransport
+	if kt == "" {
+		kt = RSAOAEP
+	}
+	if kt != RSAOAEP && kt != RSAOAEPSHA1 && kt != RSAPKCS1 {
+		return "", "", fmt.Errorf("%w: key transport %q", ErrUnsupported, short(string(kt)))
+	}
+	return c, kt, nil
+}
+
+// sealed is a fresh content key (the caller clears it) and its encoded
+// RecipientInfos.
+type sealed struct {
+	cek []byte
+	ris [][]byte
+	rnd io.Reader
+}
+
+// seal checks the recipients, draws a content key for c and encrypts it
+// to each recipient with kt: the part of Encrypt that the streaming
+// EncryptWriter shares.
+func seal(c Cipher, kt KeyTransport, recipients []*x509.Certificate, opts Options) (sealed, error) {
+	lim := opts.Limits.WithDefaults()
+	if len(recipients) == 0 {
+		return sealed{}, ErrNoRecipients
+	}
+	if len(recipients) > lim.MaxRecipients {
+		return sealed{}, tooLargef("%d recipients exceed the limit of %d", len(recipients), lim.MaxRecipients)
+	}
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	for i, cert := range recipients {
+		if cert == nil {
+			return sealed{}, fmt.Errorf("%w: recipient %d is nil", ErrNoRecipients, i)
+		}
+		if opts.AllowLegacy {
+			pub, ok := cert.PublicKey.(*rsa.PublicKey)
+			if !ok {
+				return sealed{}, fmt.Errorf("%w: %s has a %T key", ErrUnsupportedKey, subject(cert), cert.PublicKey)
+			}
+			if pub.N.BitLen() < 1024 {
+				return sealed{}, fmt.Errorf("%w: %s has RSA-%d", ErrWeakKey, subject(cert), pub.N.BitLen())
+			}
+			continue
+		}
+		if err := CheckRecipient(cert, now); err != nil {
+			return sealed{}, fmt.Errorf("recipient %d: %w", i, err)
+		}
+	}
+	rnd := opts.Rand
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	cek := make([]byte, c.keyLen())
+	if _, err := io.ReadFull(rnd, cek); err != nil {
+		return sealed{}, fmt.Errorf("envelope: random content key: %w", err)
+	}
+	ris := make([][]byte, 0, len(recipients))
+	for i, cert := range recipients {
+		ri, err := keyTransRecipientInfo(cert, cek, kt, rnd)
+		if err != nil {
+			clear(cek)
+			return sealed{}, fmt.Errorf("recipient %d: %w", i, err)
+		}
+		ris = append(ris, ri)
+	}
+	return sealed{cek: cek, ris: ris, rnd: rnd}, nil
 }
 
 // marshalMessage writes the ContentInfo around encrypted content and

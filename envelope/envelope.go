@@ -128,11 +128,23 @@ type Limits struct {
 	MaxRecipients int
 	// MaxAttributes bounds authenticated and unprotected attributes (default 64).
 	MaxAttributes int
+	// MaxStream bounds the content an EncryptWriter takes and the bytes a
+	// DecryptReader reads (default 1 GiB). MaxBytes and MaxBody are the
+	// unary bounds and do not apply to streams.
+	MaxStream int64
+	// MaxHeader bounds the bytes a DecryptReader reads up front before the
+	// content (RecipientInfos, originatorInfo) and after it (attributes)
+	// (default 256 KiB: 16 recipients take about 10 KiB).
+	MaxHeader int
+	// MaxSegments bounds the encryptedContent segments a DecryptReader
+	// reads (default 1<<22: 1 GiB in 256-byte segments).
+	MaxSegments int
 }
 
 // DefaultLimits returns the limits used when a field is zero.
 func DefaultLimits() Limits {
-	return Limits{MaxBytes: 32 << 20, MaxBody: 20 << 20, MaxDepth: 32, MaxRecipients: 16, MaxAttributes: 64}
+	return Limits{MaxBytes: 32 << 20, MaxBody: 20 << 20, MaxDepth: 32, MaxRecipients: 16, MaxAttributes: 64,
+		MaxStream: 1 << 30, MaxHeader: 256 << 10, MaxSegments: 1 << 22}
 }
 
 // WithDefaults returns l with every zero field set to its default.
@@ -144,12 +156,19 @@ func (l Limits) WithDefaults() Limits {
 		}
 		return v
 	}
+	streamMax := l.MaxStream
+	if streamMax <= 0 {
+		streamMax = d.MaxStream
+	}
 	return Limits{
 		MaxBytes:      pick(l.MaxBytes, d.MaxBytes),
 		MaxBody:       pick(l.MaxBody, d.MaxBody),
 		MaxDepth:      pick(l.MaxDepth, d.MaxDepth),
 		MaxRecipients: pick(l.MaxRecipients, d.MaxRecipients),
 		MaxAttributes: pick(l.MaxAttributes, d.MaxAttributes),
+		MaxStream:     streamMax,
+		MaxHeader:     pick(l.MaxHeader, d.MaxHeader),
+		MaxSegments:   pick(l.MaxSegments, d.MaxSegments),
 	}
 }
 

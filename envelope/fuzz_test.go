@@ -1,11 +1,14 @@
 package envelope
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/pecet-hsm/pecet/internal/testtool"
@@ -109,4 +112,39 @@ func TestOpenSSLCorpus(t *testing.T) {
 		}
 	}
 	t.Logf("%d corpus files, %d parsed as enveloped data", len(files), parsed)
+}
+
+// FuzzDecryptStream feeds arbitrary input to the incremental parser of
+// DecryptReader, read in small pieces: it must never panic, return only
+// documented errors, and what it decrypts the unary Decrypt must decrypt
+// to the same bytes. Seeds: streamed and DER messages of ours and
+// testdata/fuzz/FuzzDecryptStream (OpenSSL's -stream BER among them).
+func FuzzDecryptStream(f *testing.F) {
+	for _, s := range ourSeeds(f) {
+		f.Add(s)
+	}
+	k := rsaKey(f, 2048, 0)
+	cert := selfSigned(f, k, "fuzz", certOpts{})
+	f.Add(streamEncrypt(f, []byte("streamed seed, three segments of 16"), []*x509.Certificate{cert}, Options{}, 16, 5))
+	find := fuzzFinder(f)
+	lim := Limits{MaxStream: 1 << 20, MaxSegments: 1 << 10, MaxHeader: 16 << 10}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dr, err := NewDecryptReader(context.Background(), iotest.OneByteReader(bytes.NewReader(data)), find, DecryptOptions{Limits: lim}, 32)
+		testtool.CheckErr(t, err, ErrMalformed, ErrTooLarge, ErrUnsupported, ErrStreamGCM, ErrNoRecipient, ErrDecrypt)
+		if err != nil {
+			return
+		}
+		pt, err := io.ReadAll(dr)
+		testtool.CheckErr(t, err, ErrMalformed, ErrTooLarge, ErrDecrypt)
+		if err != nil {
+			return
+		}
+		res, err := Decrypt(context.Background(), data, find, DecryptOptions{})
+		if err != nil {
+			t.Fatalf("the stream decrypted %d bytes, the unary Decrypt failed: %v", len(pt), err)
+		}
+		if !bytes.Equal(res.Plaintext, pt) {
+			t.Fatal("stream and unary plaintexts differ")
+		}
+	})
 }

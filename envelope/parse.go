@@ -138,62 +138,20 @@ func (m *Message) parseBody(s cryptobyte.String, lim Limits) error {
 	if !s.ReadASN1(&ris, cbasn1.SET) {
 		return malformedf("bad recipientInfos")
 	}
-	n := 0
-	for !ris.Empty() {
-		if n++; n > lim.MaxRecipients {
-			return tooLargef("more than %d recipientInfos", lim.MaxRecipients)
-		}
-		var ri cryptobyte.String
-		var tag cbasn1.Tag
-		if !ris.ReadAnyASN1(&ri, &tag) {
-			return malformedf("recipientInfo %d: bad encoding", n)
-		}
-		if tag != cbasn1.SEQUENCE {
-			continue // kari [1], kekri [2], pwri [3], ori [4]
-		}
-		r, err := parseKTRI(ri)
-		if err != nil {
-			return malformedf("recipientInfo %d: %s", n, err)
-		}
-		m.Recipients = append(m.Recipients, r)
-	}
-	if n == 0 {
-		return malformedf("no recipientInfos")
+	var err error
+	if m.Recipients, err = parseRecipientInfos(ris, lim); err != nil {
+		return err
 	}
 	var eci cryptobyte.String
 	if !s.ReadASN1(&eci, cbasn1.SEQUENCE) || !eci.ReadASN1ObjectIdentifier(&m.ContentType) {
 		return malformedf("bad encryptedContentInfo")
 	}
-	var alg, params cryptobyte.String
-	var algID asn1.ObjectIdentifier
-	if !eci.ReadASN1(&alg, cbasn1.SEQUENCE) || !alg.ReadASN1ObjectIdentifier(&algID) {
+	var alg cryptobyte.String
+	if !eci.ReadASN1(&alg, cbasn1.SEQUENCE) {
 		return malformedf("bad contentEncryptionAlgorithm")
 	}
-	c, ok := cipherFromOID(algID)
-	if !ok {
-		return unsupportedf("content encryption algorithm %s (AES-CBC and AES-GCM are read)", shortOID(algID))
-	}
-	if c.gcm() != m.Authenticated {
-		return malformedf("%s in the wrong content type (GCM belongs in AuthEnvelopedData)", c)
-	}
-	m.Cipher = c
-	if c.gcm() {
-		// GCMParameters ::= SEQUENCE { aes-nonce OCTET STRING, aes-ICVlen INTEGER DEFAULT 12 }
-		m.TagLen = 12
-		if !alg.ReadASN1(&params, cbasn1.SEQUENCE) || !params.ReadASN1Bytes(&m.IV, cbasn1.OCTET_STRING) {
-			return malformedf("bad GCMParameters")
-		}
-		if !params.Empty() && (!params.ReadASN1Integer(&m.TagLen) || !params.Empty()) {
-			return malformedf("bad GCM ICV length")
-		}
-		if len(m.IV) != 12 || m.TagLen < 12 || m.TagLen > 16 {
-			return malformedf("GCM nonce of %d bytes or tag of %d bytes (12 and 12-16 expected)", len(m.IV), m.TagLen)
-		}
-	} else if !alg.ReadASN1Bytes(&m.IV, cbasn1.OCTET_STRING) || len(m.IV) != 16 {
-		return malformedf("bad CBC IV")
-	}
-	if !alg.Empty() {
-		return malformedf("trailing data in contentEncryptionAlgorithm")
+	if m.Cipher, m.IV, m.TagLen, err = parseContentAlg(alg, m.Authenticated); err != nil {
+		return err
 	}
 	// encryptedContent [0] IMPLICIT OCTET STRING: primitive, or (BER as
 	// OpenSSL streams it) constructed from OCTET STRING chunks, which the
@@ -253,6 +211,74 @@ func (m *Message) parseBody(s cryptobyte.String, lim Limits) error {
 		return malformedf("trailing data")
 	}
 	return nil
+}
+
+// parseRecipientInfos reads the contents of the RecipientInfos SET: the
+// key-transport ones are returned in order, the others counted against
+// the limit and skipped. Shared by Parse and the streaming DecryptReader.
+func parseRecipientInfos(ris cryptobyte.String, lim Limits) ([]Recipient, error) {
+	var out []Recipient
+	n := 0
+	for !ris.Empty() {
+		if n++; n > lim.MaxRecipients {
+			return nil, tooLargef("more than %d recipientInfos", lim.MaxRecipients)
+		}
+		var ri cryptobyte.String
+		var tag cbasn1.Tag
+		if !ris.ReadAnyASN1(&ri, &tag) {
+			return nil, malformedf("recipientInfo %d: bad encoding", n)
+		}
+		if tag != cbasn1.SEQUENCE {
+			continue // kari [1], kekri [2], pwri [3], ori [4]
+		}
+		r, err := parseKTRI(ri)
+		if err != nil {
+			return nil, malformedf("recipientInfo %d: %s", n, err)
+		}
+		out = append(out, r)
+	}
+	if n == 0 {
+		return nil, malformedf("no recipientInfos")
+	}
+	return out, nil
+}
+
+// parseContentAlg reads the contents of a contentEncryptionAlgorithm
+// AlgorithmIdentifier (after the SEQUENCE tag): the cipher, its IV or GCM
+// nonce and the GCM tag length. authenticated says the message is
+// AuthEnvelopedData, where only GCM belongs.
+func parseContentAlg(alg cryptobyte.String, authenticated bool) (c Cipher, iv []byte, tagLen int, err error) {
+	var algID asn1.ObjectIdentifier
+	var params cryptobyte.String
+	if !alg.ReadASN1ObjectIdentifier(&algID) {
+		return "", nil, 0, malformedf("bad contentEncryptionAlgorithm")
+	}
+	c, ok := cipherFromOID(algID)
+	if !ok {
+		return "", nil, 0, unsupportedf("content encryption algorithm %s (AES-CBC and AES-GCM are read)", shortOID(algID))
+	}
+	if c.gcm() != authenticated {
+		return "", nil, 0, malformedf("%s in the wrong content type (GCM belongs in AuthEnvelopedData)", c)
+	}
+	if c.gcm() {
+		// GCMParameters ::= SEQUENCE { aes-nonce OCTET STRING, aes-ICVlen INTEGER DEFAULT 12 }
+		tagLen = 12
+		if !alg.ReadASN1(&params, cbasn1.SEQUENCE) || !params.ReadASN1Bytes(&iv, cbasn1.OCTET_STRING) {
+			return "", nil, 0, malformedf("bad GCMParameters")
+		}
+		if !params.Empty() && (!params.ReadASN1Integer(&tagLen) || !params.Empty()) {
+			return "", nil, 0, malformedf("bad GCM ICV length")
+		}
+		if len(iv) != 12 || tagLen < 12 || tagLen > 16 {
+			return "", nil, 0, malformedf("GCM nonce of %d bytes or tag of %d bytes (12 and 12-16 expected)", len(iv), tagLen)
+		}
+	} else if !alg.ReadASN1Bytes(&iv, cbasn1.OCTET_STRING) || len(iv) != 16 {
+		return "", nil, 0, malformedf("bad CBC IV")
+	}
+	if !alg.Empty() {
+		return "", nil, 0, malformedf("trailing data in contentEncryptionAlgorithm")
+	}
+	return c, iv, tagLen, nil
 }
 
 func countAttrs(raw cryptobyte.String, lim Limits) error {
