@@ -45,6 +45,9 @@ var methodRoles = map[string][]string{
 	// the DECRYPT keys config gives it.
 	"/pecet.v1.EnvelopeService/Encrypt": {RoleClient},
 	"/pecet.v1.EnvelopeService/Decrypt": {RoleGateway},
+	// The streaming forms: the same roles as the unary calls.
+	"/pecet.v1.EnvelopeService/EncryptStream": {RoleClient},
+	"/pecet.v1.EnvelopeService/DecryptStream": {RoleGateway},
 	// The TSA key is not the caller's key: time-stamps are a service to
 	// whoever may call, as on the open HTTP endpoint.
 	"/pecet.v1.TimestampService/Timestamp": {RoleClient, RoleGateway},

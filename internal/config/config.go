@@ -33,6 +33,8 @@ const (
 	DefaultMaxRecipients = 16
 	// DefaultMaxBodyBytes is the current ISDS message limit.
 	DefaultMaxBodyBytes = 20 << 20
+	// DefaultStreamMaxBytes bounds one EncryptStream or DecryptStream.
+	DefaultStreamMaxBytes = 1 << 30
 )
 
 // Config is pecetd's whole configuration.
@@ -115,6 +117,11 @@ type Envelope struct {
 	// MaxBodyBytes bounds the data Encrypt takes (default 20 MiB, the
 	// current ISDS limit).
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// StreamMaxBytes bounds one EncryptStream (its data) or DecryptStream
+	// (its CMS input) (default 1 GiB); above it ResourceExhausted. Memory
+	// per stream does not grow with it (O(64 KiB) plus one request): it
+	// bounds the time and token-free CPU one call may take.
+	StreamMaxBytes int64 `yaml:"stream_max_bytes"`
 }
 
 // Limits bound what one request or one client may cost. Each is checked
@@ -407,6 +414,9 @@ func (c *Config) applyDefaults() {
 	if c.Envelope.MaxRecipients == 0 {
 		c.Envelope.MaxRecipients = DefaultMaxRecipients
 	}
+	if c.Envelope.StreamMaxBytes == 0 {
+		c.Envelope.StreamMaxBytes = DefaultStreamMaxBytes
+	}
 	if c.Envelope.MaxBodyBytes == 0 {
 		c.Envelope.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -556,6 +566,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Envelope.MaxBodyBytes < 1 || c.Envelope.MaxBodyBytes > 1<<30 {
 		bad("envelope.max_body_bytes must be between 1 and 1 GiB")
+	}
+	if c.Envelope.StreamMaxBytes < 1<<10 || c.Envelope.StreamMaxBytes > 1<<40 {
+		bad("envelope.stream_max_bytes must be between 1 KiB and 1 TiB")
 	}
 	seen := map[string]bool{}
 	for i, cl := range c.Clients {

@@ -30,7 +30,8 @@ func TestParseDefaults(t *testing.T) {
 	if c.GRPC.Addr != DefaultGRPCAddr || c.HTTP.Addr != DefaultHTTPAddr {
 		t.Errorf("addresses: %s %s", c.GRPC.Addr, c.HTTP.Addr)
 	}
-	if c.GRPC.MaxMessageBytes != 24<<20 || c.Token.MaxSessions != DefaultMaxSessions || c.ShutdownGrace != DefaultShutdownGrace {
+	if c.GRPC.MaxMessageBytes != 24<<20 || c.Token.MaxSessions != DefaultMaxSessions || c.ShutdownGrace != DefaultShutdownGrace ||
+		c.Envelope.StreamMaxBytes != 1<<30 {
 		t.Errorf("defaults not applied: %+v", c)
 	}
 }
@@ -43,6 +44,16 @@ func TestParseLimits(t *testing.T) {
 	want := Limits{RatePerClient: 2.5, Burst: 5, CMSMaxDepth: 16, CMSMaxCertificates: 8}
 	if c.Limits != want {
 		t.Errorf("limits = %+v, want %+v", c.Limits, want)
+	}
+}
+
+func TestParseStreamLimit(t *testing.T) {
+	c, err := Parse([]byte(valid + "envelope: {stream_max_bytes: 4294967296}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Envelope.StreamMaxBytes != 4<<30 {
+		t.Errorf("stream_max_bytes = %d", c.Envelope.StreamMaxBytes)
 	}
 }
 
@@ -80,6 +91,8 @@ func TestParseRejects(t *testing.T) {
 		{"deep CMS", valid + "limits: {cms_max_depth: 1000}\n", "cms_max_depth"},
 		{"many certificates", valid + "limits: {cms_max_certificates: -2}\n", "cms_max_certificates"},
 		{"unknown limit", valid + "limits: {recipients: 3}\n", "recipients"},
+		{"tiny stream limit", valid + "envelope: {stream_max_bytes: 100}\n", "envelope.stream_max_bytes"},
+		{"stream limit unknown key", valid + "envelope: {stream_max: 100}\n", "stream_max"},
 		{"tsa without key", valid + tsaConf("key: tsa", ""), "tsa.key"},
 		{"tsa bad policy", valid + tsaConf("policy: 1.2.3.4.1", "policy: tsa-policy-1"), "tsa.policy"},
 		{"tsa ordering", valid + tsaConf("key: tsa", "key: tsa\n  ordering: true"), "tsa.ordering"},

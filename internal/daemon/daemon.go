@@ -163,7 +163,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		CMSLimits:       signer.Limits{MaxDepth: cfg.Limits.CMSMaxDepth, MaxCertificates: cfg.Limits.CMSMaxCertificates},
 		Limiter:         ratelimit.New(cfg.Limits.RatePerClient, cfg.Limits.Burst, nil),
 		RequiredKeys:    required,
-		Envelope:        envelope.Limits{MaxRecipients: cfg.Envelope.MaxRecipients, MaxBody: cfg.Envelope.MaxBodyBytes, MaxDepth: cfg.Limits.CMSMaxDepth},
+		Envelope:        envelope.Limits{MaxRecipients: cfg.Envelope.MaxRecipients, MaxBody: cfg.Envelope.MaxBodyBytes, MaxDepth: cfg.Limits.CMSMaxDepth, MaxStream: cfg.Envelope.StreamMaxBytes},
 		OAEP:            envelope.OAEPMode(cfg.Token.OAEP),
 	})
 	grpcLn, err := net.Listen("tcp", cfg.GRPC.Addr)

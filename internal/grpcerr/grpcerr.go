@@ -67,6 +67,7 @@ var table = []mapping{
 	{policy.ErrMalformedCRL, codes.InvalidArgument, "a CRL is not a well-formed DER X.509 CRL (or is too large)"},
 	// One status and message for every decryption failure: no oracle.
 	{envelope.ErrDecrypt, codes.InvalidArgument, "decryption failed"},
+	{envelope.ErrStreamGCM, codes.FailedPrecondition, "AES-GCM (AuthEnvelopedData) is not streamed: its tag is checked only at the end; use the unary Encrypt or Decrypt (up to the message limit), or AES-CBC"},
 	{envelope.ErrNoRecipient, codes.FailedPrecondition, "the message is not encrypted to any enabled DECRYPT key you may use"},
 	{envelope.ErrTooLarge, codes.ResourceExhausted, "the message exceeds the limits (body size, recipients or CMS structure)"},
 	{envelope.ErrMalformed, codes.InvalidArgument, "the input is not a well-formed CMS EnvelopedData or AuthEnvelopedData"},

@@ -15,6 +15,9 @@ type Metrics struct {
 	Latency  *prometheus.HistogramVec
 	// TSA counts time-stamp answers (HTTP, gRPC and CAdES-T alike).
 	TSA *prometheus.CounterVec
+	// StreamBytes counts the bytes EncryptStream and DecryptStream take in
+	// and send out.
+	StreamBytes *prometheus.CounterVec
 }
 
 // PoolStats reports the PKCS#11 session pool.
@@ -39,8 +42,12 @@ func New(pool PoolStats) *Metrics {
 			Name: "pecet_tsa_responses_total",
 			Help: "Time-stamp responses, by transport, PKIStatus and failure info.",
 		}, []string{"transport", "status", "fail_info"}),
+		StreamBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pecet_stream_bytes_total",
+			Help: "Bytes taken in and sent out by the streaming RPCs, by method and direction (in, out).",
+		}, []string{"method", "direction"}),
 	}
-	m.Registry.MustRegister(m.Calls, m.Latency, m.TSA,
+	m.Registry.MustRegister(m.Calls, m.Latency, m.TSA, m.StreamBytes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

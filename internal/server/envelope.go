@@ -63,15 +63,32 @@ func (es *envelopeService) Encrypt(ctx context.Context, req *pecetv1.EncryptRequ
 		return nil, grpcerr.InvalidArgument("data is empty: nothing to encrypt")
 	}
 	lim := es.s.d.Envelope
-	n := len(req.GetRecipientCertificates()) + len(req.GetRecipientKeys())
+	certs, err := es.recipients(ctx, req.GetRecipientCertificates(), req.GetRecipientKeys())
+	if err != nil {
+		return nil, err
+	}
+	der, err := envelope.Encrypt(req.GetData(), certs, envelope.Options{
+		Cipher: c, KeyTransport: kt, AllowLegacy: req.GetAllowLegacy(), Now: es.s.d.Now(), Limits: lim,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &pecetv1.EncryptResponse{Enveloped: der}, nil
+}
+
+// recipients are the certificates Encrypt and EncryptStream encrypt to:
+// those given, and the primary certificates of the DECRYPT keys named
+// (each alias allowed to the caller).
+func (es *envelopeService) recipients(ctx context.Context, ders [][]byte, aliases []string) ([]*x509.Certificate, error) {
+	n := len(ders) + len(aliases)
 	if n == 0 {
 		return nil, grpcerr.InvalidArgument("at least one recipient is required: a certificate or the alias of a DECRYPT key")
 	}
-	if max := lim.WithDefaults().MaxRecipients; n > max {
+	if max := es.s.d.Envelope.WithDefaults().MaxRecipients; n > max {
 		return nil, envelope.ErrTooLarge
 	}
 	certs := make([]*x509.Certificate, 0, n)
-	for _, der := range req.GetRecipientCertificates() {
+	for _, der := range ders {
 		cert, err := x509.ParseCertificate(der)
 		if err != nil {
 			return nil, grpcerr.InvalidArgument("a recipient certificate is not a DER X.509 certificate")
@@ -79,7 +96,7 @@ func (es *envelopeService) Encrypt(ctx context.Context, req *pecetv1.EncryptRequ
 		certs = append(certs, cert)
 	}
 	caller := authz.CallerFrom(ctx)
-	for _, alias := range req.GetRecipientKeys() {
+	for _, alias := range aliases {
 		if !caller.MayUseKey(alias) {
 			return nil, authz.ErrDenied
 		}
@@ -96,13 +113,7 @@ func (es *envelopeService) Encrypt(ctx context.Context, req *pecetv1.EncryptRequ
 		}
 		certs = append(certs, cert)
 	}
-	der, err := envelope.Encrypt(req.GetData(), certs, envelope.Options{
-		Cipher: c, KeyTransport: kt, AllowLegacy: req.GetAllowLegacy(), Now: es.s.d.Now(), Limits: lim,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return &pecetv1.EncryptResponse{Enveloped: der}, nil
+	return certs, nil
 }
 
 func primaryCert(k keystore.Key) *x509.Certificate {
@@ -126,40 +137,9 @@ func (es *envelopeService) Decrypt(ctx context.Context, req *pecetv1.DecryptRequ
 	if err != nil {
 		return nil, err
 	}
-	// The candidates: ENABLED versions of the DECRYPT keys the caller may
-	// use (or the one alias asked for), read once per call.
-	var keys []keystore.Key
-	if a := req.GetKey(); a != "" {
-		k, err := es.s.d.Keys.GetKey(ctx, a)
-		if err != nil {
-			return nil, err
-		}
-		if k.Purpose != keystore.PurposeDecrypt {
-			return nil, keystore.ErrWrongPurpose
-		}
-		keys = []keystore.Key{k}
-	} else {
-		all, err := es.s.d.Keys.ListKeys(ctx)
-		if err != nil {
-			return nil, err
-		}
-		for _, k := range all {
-			if k.Purpose == keystore.PurposeDecrypt && caller.MayUseKey(k.Alias) {
-				keys = append(keys, k)
-			}
-		}
-	}
-	call := ctx // the audit record lives in the call's context
-	find := func(ctx context.Context, id envelope.RecipientID) (envelope.Key, error) {
-		for _, k := range keys {
-			for _, v := range k.Versions {
-				if v.State == keystore.StateEnabled && id.Matches(v.Certificate()) {
-					auditKey(call, k.Alias, v.Version)
-					return es.s.d.Keys.Decrypter(ctx, k.Alias, v.Version)
-				}
-			}
-		}
-		return nil, nil
+	find, err := es.finder(ctx, req.GetKey())
+	if err != nil {
+		return nil, err
 	}
 	// In place: the request is this call's own copy, read no more, and a
 	// body-sized buffer less per call is what peak memory under
@@ -180,5 +160,46 @@ func (es *envelopeService) Decrypt(ctx context.Context, req *pecetv1.DecryptRequ
 		Version:      uint32(v.Version),
 		Cipher:       cipherProto(res.Cipher),
 		KeyTransport: transportProto(res.KeyTransport),
+	}, nil
+}
+
+// finder is Decrypt's and DecryptStream's key lookup: the ENABLED
+// versions of the DECRYPT keys the caller may use (or the one alias asked
+// for, already authorised), read once per call. The version a
+// RecipientInfo names goes into the call's audit record.
+func (es *envelopeService) finder(ctx context.Context, alias string) (envelope.Finder, error) {
+	caller := authz.CallerFrom(ctx)
+	var keys []keystore.Key
+	if alias != "" {
+		k, err := es.s.d.Keys.GetKey(ctx, alias)
+		if err != nil {
+			return nil, err
+		}
+		if k.Purpose != keystore.PurposeDecrypt {
+			return nil, keystore.ErrWrongPurpose
+		}
+		keys = []keystore.Key{k}
+	} else {
+		all, err := es.s.d.Keys.ListKeys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, k := range all {
+			if k.Purpose == keystore.PurposeDecrypt && caller.MayUseKey(k.Alias) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	call := ctx // the audit record lives in the call's context
+	return func(ctx context.Context, id envelope.RecipientID) (envelope.Key, error) {
+		for _, k := range keys {
+			for _, v := range k.Versions {
+				if v.State == keystore.StateEnabled && id.Matches(v.Certificate()) {
+					auditKey(call, k.Alias, v.Version)
+					return es.s.d.Keys.Decrypter(ctx, k.Alias, v.Version)
+				}
+			}
+		}
+		return nil, nil
 	}, nil
 }

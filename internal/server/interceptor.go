@@ -81,22 +81,55 @@ func isOpen(method string) bool {
 }
 
 // streamInterceptor authorises streaming calls the same way (reflection and
-// health Watch are open; every other stream needs a role).
-func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if isOpen(info.FullMethod) {
+// health Watch are open; every other stream needs a role), records the
+// same metrics and log line as a unary call, and audits the streams in
+// streamAuditSpecs.
+func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	method := info.FullMethod
+	if isOpen(method) {
 		return handler(srv, ss)
 	}
-	caller, err := s.d.Auth.Authorize(ss.Context(), info.FullMethod)
+	start := time.Now()
+	var caller *authz.Caller
+	defer func() {
+		if p := recover(); p != nil {
+			s.d.Log.Error("panic in handler", "method", method, "panic", p, "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error; the server log has the details")
+		}
+		code := status.Code(err)
+		s.d.Metrics.Calls.WithLabelValues(method, code.String()).Inc()
+		s.d.Metrics.Latency.WithLabelValues(method).Observe(time.Since(start).Seconds())
+		attrs := []any{"method", method, "code", code.String(), "ms", float64(time.Since(start).Microseconds()) / 1000}
+		if caller != nil {
+			attrs = append(attrs, "caller", caller.Identity)
+		}
+		lvl := slog.LevelDebug
+		if code != codes.OK {
+			lvl = slog.LevelInfo
+		}
+		s.d.Log.Log(ss.Context(), lvl, "call", attrs...)
+	}()
+	caller, err = s.d.Auth.Authorize(ss.Context(), method)
 	if err != nil {
-		s.d.Log.Warn("denied", "method", info.FullMethod, "caller", identityOf(caller), "err", err)
-		s.auditDenied(info.FullMethod, caller, err)
+		s.d.Log.Warn("denied", "method", method, "caller", identityOf(caller), "err", err)
+		s.auditDenied(method, caller, err)
 		return grpcerr.Status(err)
 	}
 	if err := s.d.Limiter.Allow(caller.Identity); err != nil {
-		s.d.Log.Warn("rate limited", "method", info.FullMethod, "caller", caller.Identity)
+		s.d.Log.Warn("rate limited", "method", method, "caller", caller.Identity)
 		return grpcerr.Status(err)
 	}
-	return grpcerr.Status(handler(srv, &callerStream{ServerStream: ss, ctx: authz.WithCaller(ss.Context(), caller)}))
+	cs := &callerStream{ServerStream: ss, ctx: authz.WithCaller(ss.Context(), caller)}
+	if spec, ok := streamAuditSpecs[method]; ok {
+		return s.auditedStream(cs, method, caller, spec, handler, srv)
+	}
+	err = handler(srv, cs)
+	if err != nil {
+		if _, isStatus := status.FromError(err); !isStatus {
+			s.d.Log.Warn("call failed", "method", method, "caller", caller.Identity, "err", err)
+		}
+	}
+	return grpcerr.Status(err)
 }
 
 type callerStream struct {

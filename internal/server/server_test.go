@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/asn1"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -340,6 +341,20 @@ func TestAuthorizationMatrix(t *testing.T) {
 			_, err := pecetv1.NewTimestampServiceClient(cc).Timestamp(ctx, &pecetv1.TimestampRequest{Digest: make([]byte, 32)})
 			return err
 		},
+		"/pecet.v1.EnvelopeService/EncryptStream": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			st, err := pecetv1.NewEnvelopeServiceClient(cc).EncryptStream(ctx)
+			if err != nil {
+				return err
+			}
+			return drainStream(st, &pecetv1.EncryptStreamRequest{Data: data, RecipientCertificates: [][]byte{{0x30, 0x00}}}, new(pecetv1.EncryptStreamResponse))
+		},
+		"/pecet.v1.EnvelopeService/DecryptStream": func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			st, err := pecetv1.NewEnvelopeServiceClient(cc).DecryptStream(ctx)
+			if err != nil {
+				return err
+			}
+			return drainStream(st, &pecetv1.DecryptStreamRequest{Enveloped: []byte{0x30, 0x00}}, new(pecetv1.DecryptStreamResponse))
+		},
 	}
 	// Every method in the role table has a call here, and nothing else.
 	for _, m := range authz.Methods() {
@@ -360,8 +375,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 			"/pecet.v1.PolicyService/ValidateCertificate": codes.InvalidArgument, "/pecet.v1.PolicyService/ListPolicies": codes.OK,
 			// Malformed recipient certificate / CMS: InvalidArgument proves
 			// authorisation passed.
-			"/pecet.v1.EnvelopeService/Encrypt":    codes.InvalidArgument,
-			"/pecet.v1.TimestampService/Timestamp": codes.OK,
+			"/pecet.v1.EnvelopeService/Encrypt":       codes.InvalidArgument,
+			"/pecet.v1.EnvelopeService/EncryptStream": codes.InvalidArgument,
+			"/pecet.v1.TimestampService/Timestamp":    codes.OK,
 		},
 		"gateway": {
 			// A malformed signature: InvalidArgument proves authorisation passed.
@@ -372,6 +388,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			"/pecet.v1.PolicyService/ValidateCertificate": codes.InvalidArgument,
 			"/pecet.v1.PolicyService/ListPolicies":        codes.OK,
 			"/pecet.v1.EnvelopeService/Decrypt":           codes.InvalidArgument,
+			"/pecet.v1.EnvelopeService/DecryptStream":     codes.InvalidArgument,
 			"/pecet.v1.TimestampService/Timestamp":        codes.OK,
 		},
 		"officer": {
@@ -410,6 +427,24 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 	for k := range denied {
 		t.Errorf("denied call not audited as denied: %s", k)
+	}
+}
+
+// drainStream sends one request on a client stream, half-closes, and
+// reads the responses until the stream ends: nil for OK, else its status.
+func drainStream(st grpc.ClientStream, req, resp any) error {
+	if err := st.SendMsg(req); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	if err := st.CloseSend(); err != nil {
+		return err
+	}
+	for {
+		if err := st.RecvMsg(resp); errors.Is(err, io.EOF) {
+			return nil
+		} else if err != nil {
+			return err
+		}
 	}
 }
 

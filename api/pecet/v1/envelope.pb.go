@@ -421,6 +421,288 @@ func (x *DecryptResponse) GetKeyTransport() KeyTransport {
 	return KeyTransport_KEY_TRANSPORT_UNSPECIFIED
 }
 
+// EncryptStreamRequest: the parameters (first request only) and a piece
+// of the data.
+type EncryptStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Recipient certificates, DER (first request only); as in EncryptRequest.
+	RecipientCertificates [][]byte `protobuf:"bytes,1,rep,name=recipient_certificates,json=recipientCertificates,proto3" json:"recipient_certificates,omitempty"`
+	// Aliases of pecet DECRYPT keys (first request only); as in
+	// EncryptRequest.
+	RecipientKeys []string `protobuf:"bytes,2,rep,name=recipient_keys,json=recipientKeys,proto3" json:"recipient_keys,omitempty"`
+	// Content cipher (first request only): AES_256_CBC (unspecified) or
+	// AES_128_CBC; GCM is not streamed.
+	Cipher ContentCipher `protobuf:"varint,3,opt,name=cipher,proto3,enum=pecet.v1.ContentCipher" json:"cipher,omitempty"`
+	// Key transport (first request only); unspecified means RSA_OAEP.
+	KeyTransport KeyTransport `protobuf:"varint,4,opt,name=key_transport,json=keyTransport,proto3,enum=pecet.v1.KeyTransport" json:"key_transport,omitempty"`
+	// Skip the recipient certificate checks (first request only).
+	AllowLegacy bool `protobuf:"varint,5,opt,name=allow_legacy,json=allowLegacy,proto3" json:"allow_legacy,omitempty"`
+	// The next piece of the data (64 KiB to 1 MiB recommended). The whole
+	// data must not be empty.
+	Data          []byte `protobuf:"bytes,6,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncryptStreamRequest) Reset() {
+	*x = EncryptStreamRequest{}
+	mi := &file_pecet_v1_envelope_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncryptStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncryptStreamRequest) ProtoMessage() {}
+
+func (x *EncryptStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_envelope_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncryptStreamRequest.ProtoReflect.Descriptor instead.
+func (*EncryptStreamRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_envelope_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *EncryptStreamRequest) GetRecipientCertificates() [][]byte {
+	if x != nil {
+		return x.RecipientCertificates
+	}
+	return nil
+}
+
+func (x *EncryptStreamRequest) GetRecipientKeys() []string {
+	if x != nil {
+		return x.RecipientKeys
+	}
+	return nil
+}
+
+func (x *EncryptStreamRequest) GetCipher() ContentCipher {
+	if x != nil {
+		return x.Cipher
+	}
+	return ContentCipher_CONTENT_CIPHER_UNSPECIFIED
+}
+
+func (x *EncryptStreamRequest) GetKeyTransport() KeyTransport {
+	if x != nil {
+		return x.KeyTransport
+	}
+	return KeyTransport_KEY_TRANSPORT_UNSPECIFIED
+}
+
+func (x *EncryptStreamRequest) GetAllowLegacy() bool {
+	if x != nil {
+		return x.AllowLegacy
+	}
+	return false
+}
+
+func (x *EncryptStreamRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+// EncryptStreamResponse carries the next piece of the CMS message.
+type EncryptStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Consecutive bytes of the CMS ContentInfo (BER); concatenated, the
+	// responses are the message.
+	Enveloped     []byte `protobuf:"bytes,1,opt,name=enveloped,proto3" json:"enveloped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EncryptStreamResponse) Reset() {
+	*x = EncryptStreamResponse{}
+	mi := &file_pecet_v1_envelope_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EncryptStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EncryptStreamResponse) ProtoMessage() {}
+
+func (x *EncryptStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_envelope_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EncryptStreamResponse.ProtoReflect.Descriptor instead.
+func (*EncryptStreamResponse) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_envelope_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *EncryptStreamResponse) GetEnveloped() []byte {
+	if x != nil {
+		return x.Enveloped
+	}
+	return nil
+}
+
+// DecryptStreamRequest: optionally the key (first request only) and the
+// next piece of the CMS message.
+type DecryptStreamRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Alias of the DECRYPT key to use (first request only); empty means any
+	// the caller may use.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The next bytes of the CMS ContentInfo (64 KiB to 1 MiB recommended).
+	Enveloped     []byte `protobuf:"bytes,2,opt,name=enveloped,proto3" json:"enveloped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecryptStreamRequest) Reset() {
+	*x = DecryptStreamRequest{}
+	mi := &file_pecet_v1_envelope_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecryptStreamRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecryptStreamRequest) ProtoMessage() {}
+
+func (x *DecryptStreamRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_envelope_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecryptStreamRequest.ProtoReflect.Descriptor instead.
+func (*DecryptStreamRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_envelope_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DecryptStreamRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *DecryptStreamRequest) GetEnveloped() []byte {
+	if x != nil {
+		return x.Enveloped
+	}
+	return nil
+}
+
+// DecryptStreamResponse carries plaintext or, in the last response, the
+// key version that opened the message.
+type DecryptStreamResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The next piece of plaintext (empty in the last response).
+	Data []byte `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	// Alias of the key used (last response only).
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// Version of the key used (last response only).
+	Version uint32 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// Content cipher of the message (last response only).
+	Cipher ContentCipher `protobuf:"varint,4,opt,name=cipher,proto3,enum=pecet.v1.ContentCipher" json:"cipher,omitempty"`
+	// Key transport of the RecipientInfo used (last response only).
+	KeyTransport  KeyTransport `protobuf:"varint,5,opt,name=key_transport,json=keyTransport,proto3,enum=pecet.v1.KeyTransport" json:"key_transport,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecryptStreamResponse) Reset() {
+	*x = DecryptStreamResponse{}
+	mi := &file_pecet_v1_envelope_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecryptStreamResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecryptStreamResponse) ProtoMessage() {}
+
+func (x *DecryptStreamResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_envelope_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecryptStreamResponse.ProtoReflect.Descriptor instead.
+func (*DecryptStreamResponse) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_envelope_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DecryptStreamResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *DecryptStreamResponse) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *DecryptStreamResponse) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *DecryptStreamResponse) GetCipher() ContentCipher {
+	if x != nil {
+		return x.Cipher
+	}
+	return ContentCipher_CONTENT_CIPHER_UNSPECIFIED
+}
+
+func (x *DecryptStreamResponse) GetKeyTransport() KeyTransport {
+	if x != nil {
+		return x.KeyTransport
+	}
+	return KeyTransport_KEY_TRANSPORT_UNSPECIFIED
+}
+
 var File_pecet_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_pecet_v1_envelope_proto_rawDesc = "" +
@@ -443,6 +725,24 @@ const file_pecet_v1_envelope_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\rR\aversion\x12/\n" +
 	"\x06cipher\x18\x04 \x01(\x0e2\x17.pecet.v1.ContentCipherR\x06cipher\x12;\n" +
+	"\rkey_transport\x18\x05 \x01(\x0e2\x16.pecet.v1.KeyTransportR\fkeyTransport\"\x99\x02\n" +
+	"\x14EncryptStreamRequest\x125\n" +
+	"\x16recipient_certificates\x18\x01 \x03(\fR\x15recipientCertificates\x12%\n" +
+	"\x0erecipient_keys\x18\x02 \x03(\tR\rrecipientKeys\x12/\n" +
+	"\x06cipher\x18\x03 \x01(\x0e2\x17.pecet.v1.ContentCipherR\x06cipher\x12;\n" +
+	"\rkey_transport\x18\x04 \x01(\x0e2\x16.pecet.v1.KeyTransportR\fkeyTransport\x12!\n" +
+	"\fallow_legacy\x18\x05 \x01(\bR\vallowLegacy\x12\x12\n" +
+	"\x04data\x18\x06 \x01(\fR\x04data\"5\n" +
+	"\x15EncryptStreamResponse\x12\x1c\n" +
+	"\tenveloped\x18\x01 \x01(\fR\tenveloped\"F\n" +
+	"\x14DecryptStreamRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n" +
+	"\tenveloped\x18\x02 \x01(\fR\tenveloped\"\xc5\x01\n" +
+	"\x15DecryptStreamResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\rR\aversion\x12/\n" +
+	"\x06cipher\x18\x04 \x01(\x0e2\x17.pecet.v1.ContentCipherR\x06cipher\x12;\n" +
 	"\rkey_transport\x18\x05 \x01(\x0e2\x16.pecet.v1.KeyTransportR\fkeyTransport*s\n" +
 	"\rContentCipher\x12\x1e\n" +
 	"\x1aCONTENT_CIPHER_UNSPECIFIED\x10\x00\x12\x0f\n" +
@@ -454,10 +754,12 @@ const file_pecet_v1_envelope_proto_rawDesc = "" +
 	"\x19KEY_TRANSPORT_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bRSA_OAEP\x10\x01\x12\x11\n" +
 	"\rRSA_OAEP_SHA1\x10\x02\x12\r\n" +
-	"\tRSA_PKCS1\x10\x032\x91\x01\n" +
+	"\tRSA_PKCS1\x10\x032\xbd\x02\n" +
 	"\x0fEnvelopeService\x12>\n" +
 	"\aEncrypt\x12\x18.pecet.v1.EncryptRequest\x1a\x19.pecet.v1.EncryptResponse\x12>\n" +
-	"\aDecrypt\x12\x18.pecet.v1.DecryptRequest\x1a\x19.pecet.v1.DecryptResponseB1Z/github.com/pecet-hsm/pecet/api/pecet/v1;pecetv1b\x06proto3"
+	"\aDecrypt\x12\x18.pecet.v1.DecryptRequest\x1a\x19.pecet.v1.DecryptResponse\x12T\n" +
+	"\rEncryptStream\x12\x1e.pecet.v1.EncryptStreamRequest\x1a\x1f.pecet.v1.EncryptStreamResponse(\x010\x01\x12T\n" +
+	"\rDecryptStream\x12\x1e.pecet.v1.DecryptStreamRequest\x1a\x1f.pecet.v1.DecryptStreamResponse(\x010\x01B1Z/github.com/pecet-hsm/pecet/api/pecet/v1;pecetv1b\x06proto3"
 
 var (
 	file_pecet_v1_envelope_proto_rawDescOnce sync.Once
@@ -472,29 +774,41 @@ func file_pecet_v1_envelope_proto_rawDescGZIP() []byte {
 }
 
 var file_pecet_v1_envelope_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pecet_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_pecet_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_pecet_v1_envelope_proto_goTypes = []any{
-	(ContentCipher)(0),      // 0: pecet.v1.ContentCipher
-	(KeyTransport)(0),       // 1: pecet.v1.KeyTransport
-	(*EncryptRequest)(nil),  // 2: pecet.v1.EncryptRequest
-	(*EncryptResponse)(nil), // 3: pecet.v1.EncryptResponse
-	(*DecryptRequest)(nil),  // 4: pecet.v1.DecryptRequest
-	(*DecryptResponse)(nil), // 5: pecet.v1.DecryptResponse
+	(ContentCipher)(0),            // 0: pecet.v1.ContentCipher
+	(KeyTransport)(0),             // 1: pecet.v1.KeyTransport
+	(*EncryptRequest)(nil),        // 2: pecet.v1.EncryptRequest
+	(*EncryptResponse)(nil),       // 3: pecet.v1.EncryptResponse
+	(*DecryptRequest)(nil),        // 4: pecet.v1.DecryptRequest
+	(*DecryptResponse)(nil),       // 5: pecet.v1.DecryptResponse
+	(*EncryptStreamRequest)(nil),  // 6: pecet.v1.EncryptStreamRequest
+	(*EncryptStreamResponse)(nil), // 7: pecet.v1.EncryptStreamResponse
+	(*DecryptStreamRequest)(nil),  // 8: pecet.v1.DecryptStreamRequest
+	(*DecryptStreamResponse)(nil), // 9: pecet.v1.DecryptStreamResponse
 }
 var file_pecet_v1_envelope_proto_depIdxs = []int32{
-	0, // 0: pecet.v1.EncryptRequest.cipher:type_name -> pecet.v1.ContentCipher
-	1, // 1: pecet.v1.EncryptRequest.key_transport:type_name -> pecet.v1.KeyTransport
-	0, // 2: pecet.v1.DecryptResponse.cipher:type_name -> pecet.v1.ContentCipher
-	1, // 3: pecet.v1.DecryptResponse.key_transport:type_name -> pecet.v1.KeyTransport
-	2, // 4: pecet.v1.EnvelopeService.Encrypt:input_type -> pecet.v1.EncryptRequest
-	4, // 5: pecet.v1.EnvelopeService.Decrypt:input_type -> pecet.v1.DecryptRequest
-	3, // 6: pecet.v1.EnvelopeService.Encrypt:output_type -> pecet.v1.EncryptResponse
-	5, // 7: pecet.v1.EnvelopeService.Decrypt:output_type -> pecet.v1.DecryptResponse
-	6, // [6:8] is the sub-list for method output_type
-	4, // [4:6] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	0,  // 0: pecet.v1.EncryptRequest.cipher:type_name -> pecet.v1.ContentCipher
+	1,  // 1: pecet.v1.EncryptRequest.key_transport:type_name -> pecet.v1.KeyTransport
+	0,  // 2: pecet.v1.DecryptResponse.cipher:type_name -> pecet.v1.ContentCipher
+	1,  // 3: pecet.v1.DecryptResponse.key_transport:type_name -> pecet.v1.KeyTransport
+	0,  // 4: pecet.v1.EncryptStreamRequest.cipher:type_name -> pecet.v1.ContentCipher
+	1,  // 5: pecet.v1.EncryptStreamRequest.key_transport:type_name -> pecet.v1.KeyTransport
+	0,  // 6: pecet.v1.DecryptStreamResponse.cipher:type_name -> pecet.v1.ContentCipher
+	1,  // 7: pecet.v1.DecryptStreamResponse.key_transport:type_name -> pecet.v1.KeyTransport
+	2,  // 8: pecet.v1.EnvelopeService.Encrypt:input_type -> pecet.v1.EncryptRequest
+	4,  // 9: pecet.v1.EnvelopeService.Decrypt:input_type -> pecet.v1.DecryptRequest
+	6,  // 10: pecet.v1.EnvelopeService.EncryptStream:input_type -> pecet.v1.EncryptStreamRequest
+	8,  // 11: pecet.v1.EnvelopeService.DecryptStream:input_type -> pecet.v1.DecryptStreamRequest
+	3,  // 12: pecet.v1.EnvelopeService.Encrypt:output_type -> pecet.v1.EncryptResponse
+	5,  // 13: pecet.v1.EnvelopeService.Decrypt:output_type -> pecet.v1.DecryptResponse
+	7,  // 14: pecet.v1.EnvelopeService.EncryptStream:output_type -> pecet.v1.EncryptStreamResponse
+	9,  // 15: pecet.v1.EnvelopeService.DecryptStream:output_type -> pecet.v1.DecryptStreamResponse
+	12, // [12:16] is the sub-list for method output_type
+	8,  // [8:12] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_pecet_v1_envelope_proto_init() }
@@ -508,7 +822,7 @@ func file_pecet_v1_envelope_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pecet_v1_envelope_proto_rawDesc), len(file_pecet_v1_envelope_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   4,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,8 +23,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	EnvelopeService_Encrypt_FullMethodName = "/pecet.v1.EnvelopeService/Encrypt"
-	EnvelopeService_Decrypt_FullMethodName = "/pecet.v1.EnvelopeService/Decrypt"
+	EnvelopeService_Encrypt_FullMethodName       = "/pecet.v1.EnvelopeService/Encrypt"
+	EnvelopeService_Decrypt_FullMethodName       = "/pecet.v1.EnvelopeService/Decrypt"
+	EnvelopeService_EncryptStream_FullMethodName = "/pecet.v1.EnvelopeService/EncryptStream"
+	EnvelopeService_DecryptStream_FullMethodName = "/pecet.v1.EnvelopeService/DecryptStream"
 )
 
 // EnvelopeServiceClient is the client API for EnvelopeService service.
@@ -44,6 +46,43 @@ type EnvelopeServiceClient interface {
 	// (InvalidArgument, "decryption failed") whatever went wrong, so the
 	// service is no padding oracle. Roles: gateway.
 	Decrypt(ctx context.Context, in *DecryptRequest, opts ...grpc.CallOption) (*DecryptResponse, error)
+	// EncryptStream encrypts a body of any size up to the server's
+	// envelope.stream_max_bytes (default 1 GiB) without holding it: the
+	// first request carries the parameters (recipients, cipher, key
+	// transport) and may carry data, the following ones data only; the
+	// client half-closes after the last. The responses are consecutive
+	// pieces of one CMS EnvelopedData, BER with indefinite lengths and the
+	// encryptedContent in segments (the shape of `openssl cms -encrypt
+	// -stream`); the message is complete when the stream ends with OK.
+	// AES-CBC only: AES_*_GCM is FailedPrecondition (use Encrypt). Roles:
+	// client.
+	//
+	// Chunk sizes: send data in pieces of 64 KiB to 1 MiB (each request is
+	// bounded by the gRPC message limit); responses are at most 256 KiB.
+	// The server reads the next request only after it has sent the output
+	// of the previous one, so HTTP/2 flow control keeps a stream's memory
+	// at one request plus O(64 KiB), whatever the body size: a client that
+	// stops reading responses stops its own sending.
+	EncryptStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[EncryptStreamRequest, EncryptStreamResponse], error)
+	// DecryptStream decrypts a CMS EnvelopedData (AES-CBC) of any size up to
+	// envelope.stream_max_bytes without holding it: DER or BER (definite or
+	// indefinite lengths, the encryptedContent primitive or in segments, as
+	// `openssl cms -encrypt -stream` writes it). The first request may name
+	// the key; every request carries the next piece of the message, in
+	// order. The responses carry plaintext as it is decrypted and, last, one
+	// response with the key version used and no data. The last plaintext
+	// block is held until the end, where the padding is checked: every
+	// failure to decrypt is InvalidArgument "decryption failed", as for
+	// Decrypt, and then everything received must be discarded (AES-CBC is
+	// not authenticated; a client keeps the output only when the stream
+	// ends with OK and the final response). AuthEnvelopedData (AES-GCM) is
+	// FailedPrecondition: its tag is checked only at the end, so no
+	// plaintext could be released before it; use Decrypt (up to the message
+	// limit, which covers every GCM message pecet writes). The key operation
+	// on the token runs once, before the content, and holds no session while
+	// the content flows. Chunk sizes and memory as for EncryptStream.
+	// Roles: gateway.
+	DecryptStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DecryptStreamRequest, DecryptStreamResponse], error)
 }
 
 type envelopeServiceClient struct {
@@ -74,6 +113,32 @@ func (c *envelopeServiceClient) Decrypt(ctx context.Context, in *DecryptRequest,
 	return out, nil
 }
 
+func (c *envelopeServiceClient) EncryptStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[EncryptStreamRequest, EncryptStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &EnvelopeService_ServiceDesc.Streams[0], EnvelopeService_EncryptStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[EncryptStreamRequest, EncryptStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EnvelopeService_EncryptStreamClient = grpc.BidiStreamingClient[EncryptStreamRequest, EncryptStreamResponse]
+
+func (c *envelopeServiceClient) DecryptStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DecryptStreamRequest, DecryptStreamResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &EnvelopeService_ServiceDesc.Streams[1], EnvelopeService_DecryptStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[DecryptStreamRequest, DecryptStreamResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EnvelopeService_DecryptStreamClient = grpc.BidiStreamingClient[DecryptStreamRequest, DecryptStreamResponse]
+
 // EnvelopeServiceServer is the server API for EnvelopeService service.
 // All implementations must embed UnimplementedEnvelopeServiceServer
 // for forward compatibility.
@@ -91,6 +156,43 @@ type EnvelopeServiceServer interface {
 	// (InvalidArgument, "decryption failed") whatever went wrong, so the
 	// service is no padding oracle. Roles: gateway.
 	Decrypt(context.Context, *DecryptRequest) (*DecryptResponse, error)
+	// EncryptStream encrypts a body of any size up to the server's
+	// envelope.stream_max_bytes (default 1 GiB) without holding it: the
+	// first request carries the parameters (recipients, cipher, key
+	// transport) and may carry data, the following ones data only; the
+	// client half-closes after the last. The responses are consecutive
+	// pieces of one CMS EnvelopedData, BER with indefinite lengths and the
+	// encryptedContent in segments (the shape of `openssl cms -encrypt
+	// -stream`); the message is complete when the stream ends with OK.
+	// AES-CBC only: AES_*_GCM is FailedPrecondition (use Encrypt). Roles:
+	// client.
+	//
+	// Chunk sizes: send data in pieces of 64 KiB to 1 MiB (each request is
+	// bounded by the gRPC message limit); responses are at most 256 KiB.
+	// The server reads the next request only after it has sent the output
+	// of the previous one, so HTTP/2 flow control keeps a stream's memory
+	// at one request plus O(64 KiB), whatever the body size: a client that
+	// stops reading responses stops its own sending.
+	EncryptStream(grpc.BidiStreamingServer[EncryptStreamRequest, EncryptStreamResponse]) error
+	// DecryptStream decrypts a CMS EnvelopedData (AES-CBC) of any size up to
+	// envelope.stream_max_bytes without holding it: DER or BER (definite or
+	// indefinite lengths, the encryptedContent primitive or in segments, as
+	// `openssl cms -encrypt -stream` writes it). The first request may name
+	// the key; every request carries the next piece of the message, in
+	// order. The responses carry plaintext as it is decrypted and, last, one
+	// response with the key version used and no data. The last plaintext
+	// block is held until the end, where the padding is checked: every
+	// failure to decrypt is InvalidArgument "decryption failed", as for
+	// Decrypt, and then everything received must be discarded (AES-CBC is
+	// not authenticated; a client keeps the output only when the stream
+	// ends with OK and the final response). AuthEnvelopedData (AES-GCM) is
+	// FailedPrecondition: its tag is checked only at the end, so no
+	// plaintext could be released before it; use Decrypt (up to the message
+	// limit, which covers every GCM message pecet writes). The key operation
+	// on the token runs once, before the content, and holds no session while
+	// the content flows. Chunk sizes and memory as for EncryptStream.
+	// Roles: gateway.
+	DecryptStream(grpc.BidiStreamingServer[DecryptStreamRequest, DecryptStreamResponse]) error
 	mustEmbedUnimplementedEnvelopeServiceServer()
 }
 
@@ -106,6 +208,12 @@ func (UnimplementedEnvelopeServiceServer) Encrypt(context.Context, *EncryptReque
 }
 func (UnimplementedEnvelopeServiceServer) Decrypt(context.Context, *DecryptRequest) (*DecryptResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Decrypt not implemented")
+}
+func (UnimplementedEnvelopeServiceServer) EncryptStream(grpc.BidiStreamingServer[EncryptStreamRequest, EncryptStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method EncryptStream not implemented")
+}
+func (UnimplementedEnvelopeServiceServer) DecryptStream(grpc.BidiStreamingServer[DecryptStreamRequest, DecryptStreamResponse]) error {
+	return status.Error(codes.Unimplemented, "method DecryptStream not implemented")
 }
 func (UnimplementedEnvelopeServiceServer) mustEmbedUnimplementedEnvelopeServiceServer() {}
 func (UnimplementedEnvelopeServiceServer) testEmbeddedByValue()                         {}
@@ -164,6 +272,20 @@ func _EnvelopeService_Decrypt_Handler(srv interface{}, ctx context.Context, dec 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EnvelopeService_EncryptStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(EnvelopeServiceServer).EncryptStream(&grpc.GenericServerStream[EncryptStreamRequest, EncryptStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EnvelopeService_EncryptStreamServer = grpc.BidiStreamingServer[EncryptStreamRequest, EncryptStreamResponse]
+
+func _EnvelopeService_DecryptStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(EnvelopeServiceServer).DecryptStream(&grpc.GenericServerStream[DecryptStreamRequest, DecryptStreamResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type EnvelopeService_DecryptStreamServer = grpc.BidiStreamingServer[DecryptStreamRequest, DecryptStreamResponse]
+
 // EnvelopeService_ServiceDesc is the grpc.ServiceDesc for EnvelopeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -180,6 +302,19 @@ var EnvelopeService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _EnvelopeService_Decrypt_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "EncryptStream",
+			Handler:       _EnvelopeService_EncryptStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "DecryptStream",
+			Handler:       _EnvelopeService_DecryptStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "pecet/v1/envelope.proto",
 }
