@@ -20,6 +20,7 @@ type conn struct {
 	opts    client.Options
 	timeout time.Duration
 	json    bool
+	fs      *flag.FlagSet // the command's flags (which were given)
 }
 
 func newFlags(name, synopsis, defaultRole string) (*flag.FlagSet, *conn) {
@@ -33,7 +34,7 @@ func newFlags(name, synopsis, defaultRole string) (*flag.FlagSet, *conn) {
 // certificate), so there the TLS one is --client-cert too.
 func newFlagsCert(name, synopsis, defaultRole, certFlag string) (*flag.FlagSet, *conn) {
 	fs := flag.NewFlagSet("pecet "+name, flag.ContinueOnError)
-	c := &conn{}
+	c := &conn{fs: fs}
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: pecet %s\n\nFlags:\n", synopsis)
 		fs.PrintDefaults()

@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"time"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/client"
 	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
@@ -61,7 +67,7 @@ func readCerts(path string) ([][]byte, error) {
 }
 
 func runEncrypt(args []string) int {
-	fs, c := newFlags("encrypt", "encrypt (--to CERT.pem | --to-key ALIAS)... --in FILE [--out FILE] [--cipher C] [--key-transport T] [--pem]", "client")
+	fs, c := newFlags("encrypt", "encrypt (--to CERT.pem | --to-key ALIAS)... --in FILE [--out FILE] [--cipher C] [--key-transport T] [--pem] [--stream auto|always|never]\n\n"+streamHelp, "client")
 	var to, toKey listFlag
 	fs.Var(&to, "to", "recipient certificate `file` (PEM or DER; repeatable)")
 	fs.Var(&toKey, "to-key", "`alias` of a pecet DECRYPT key whose primary certificate is a recipient (repeatable)")
@@ -71,8 +77,12 @@ func runEncrypt(args []string) int {
 	kt := fs.String("key-transport", "rsa-oaep", "`transport`: rsa-oaep (OAEP with SHA-256), rsa-oaep-sha1, rsa-pkcs1 (legacy receivers)")
 	asPEM := fs.Bool("pem", false, "write PEM (-----BEGIN CMS-----) instead of DER")
 	legacy := fs.Bool("allow-legacy", false, "encrypt even to certificates without keyEncipherment, with RSA under 2048 bits, or expired (tests against legacy receivers)")
+	stream := fs.String("stream", "auto", "`mode`: auto (EncryptStream above the one-message limit), always, never")
 	if code := parse(fs, args); code >= 0 {
 		return code
+	}
+	if err := checkStreamMode(*stream); err != nil {
+		return usageErr(fs, "%v", err)
 	}
 	if *in == "" {
 		return usageErr(fs, "--in FILE is required")
@@ -96,11 +106,23 @@ func runEncrypt(args []string) int {
 		}
 		req.RecipientCertificates = append(req.RecipientCertificates, certs...)
 	}
-	data, err := readInput(*in, int64(c.opts.MaxMessageBytesOrDefault()-256<<10))
+	limit := int64(c.opts.MaxMessageBytesOrDefault() - 256<<10)
+	src, err := openInput(*in, *stream, limit)
 	if err != nil {
 		return usageErr(fs, "%v", err)
 	}
-	req.Data = data
+	defer src.close()
+	n := len(req.RecipientCertificates) + len(toKey)
+	if src.stream {
+		if ci == pecetv1.ContentCipher_AES_256_GCM || ci == pecetv1.ContentCipher_AES_128_GCM {
+			return usageErr(fs, "--cipher %s is not streamed (its tag is checked only at the end): inputs above %d bytes, or --stream always, need aes256-cbc or aes128-cbc", *cipher, limit)
+		}
+		if *asPEM {
+			return usageErr(fs, "--pem is not written for streamed output (inputs above %d bytes or --stream always); the DER is what openssl cms -inform DER reads", limit)
+		}
+		return encryptStreamed(c, req, src, *out, n, ci, tr)
+	}
+	req.Data = src.prefix
 	cc, ctx, done, err := c.dial()
 	if err != nil {
 		return fail("encrypt", err)
@@ -118,7 +140,6 @@ func runEncrypt(args []string) int {
 		fmt.Fprintf(os.Stderr, "pecet encrypt: %v\n", err)
 		return exitService
 	}
-	n := len(req.RecipientCertificates) + len(toKey)
 	if c.json {
 		printJSON(map[string]any{"recipients": n, "cipher": nameOf(cipherNames, ci), "key_transport": nameOf(transportNames, tr), "bytes": len(der), "out": *out})
 	} else if *out != "-" {
@@ -128,20 +149,29 @@ func runEncrypt(args []string) int {
 }
 
 func runDecrypt(args []string) int {
-	fs, c := newFlags("decrypt", "decrypt --in FILE.p7m [--out FILE] [--key ALIAS]", "gateway")
+	fs, c := newFlags("decrypt", "decrypt --in FILE.p7m [--out FILE] [--key ALIAS] [--stream auto|always|never]\n\n"+streamHelp, "gateway")
 	in := fs.String("in", "", "CMS EnvelopedData `file` (DER, BER or PEM), - for stdin (required)")
 	out := fs.String("out", "-", "plaintext output `file`, - for stdout")
 	alias := fs.String("key", "", "`alias` of the DECRYPT key to use (default: whichever enabled version the message names)")
+	stream := fs.String("stream", "auto", "`mode`: auto (DecryptStream above the one-message limit), always, never")
 	if code := parse(fs, args); code >= 0 {
 		return code
+	}
+	if err := checkStreamMode(*stream); err != nil {
+		return usageErr(fs, "%v", err)
 	}
 	if *in == "" {
 		return usageErr(fs, "--in FILE is required")
 	}
-	b, err := readInput(*in, int64(c.opts.MaxMessageBytesOrDefault()-64<<10))
+	src, err := openInput(*in, *stream, int64(c.opts.MaxMessageBytesOrDefault()-64<<10))
 	if err != nil {
 		return usageErr(fs, "%v", err)
 	}
+	defer src.close()
+	if src.stream {
+		return decryptStreamed(c, *alias, src, *in, *out)
+	}
+	b := src.prefix
 	if bytes.HasPrefix(bytes.TrimSpace(b), []byte("-----BEGIN")) {
 		blk, _ := pem.Decode(b)
 		if blk == nil {
@@ -171,4 +201,114 @@ func runDecrypt(args []string) int {
 			nameOf(cipherNames, resp.GetCipher()), nameOf(transportNames, resp.GetKeyTransport()), *out)
 	}
 	return exitOK
+}
+
+// streamHelp is the part of encrypt's and decrypt's --help on streaming.
+const streamHelp = `Inputs larger than one gRPC message (24 MiB by default, less room for the
+request) go through the streaming RPCs (EncryptStream, DecryptStream) with
+--stream auto, the default: a file by its size, stdin after reading up to
+the limit; --stream always streams any input, --stream never refuses larger
+ones. Streams are AES-CBC only (AES-GCM is checked only at its end: use it
+for inputs that fit one message), write DER/BER (no --pem), and keep memory
+at a few 256 KiB chunks whatever the size. Without --timeout a stream has
+one hour. A streamed --out FILE is written beside FILE and renamed only on
+success; on stdout, a non-zero exit means the output must be discarded
+(AES-CBC padding is checked only at the end).
+`
+
+// streamTimeout is a stream's deadline when --timeout is not given: the
+// 30-second default of one call is too short for a gigabyte.
+const streamTimeout = time.Hour
+
+func (c *conn) dialStream() (*client.Conn, context.Context, context.CancelFunc, error) {
+	set := false
+	c.fs.Visit(func(f *flag.Flag) { set = set || f.Name == "timeout" })
+	if !set {
+		c.timeout = streamTimeout
+	}
+	return c.dial()
+}
+
+func encryptStreamed(c *conn, req *pecetv1.EncryptRequest, src *input, outPath string, n int, ci pecetv1.ContentCipher, tr pecetv1.KeyTransport) int {
+	out, err := createOutput(outPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pecet encrypt: %v\n", err)
+		return exitService
+	}
+	cc, ctx, done, err := c.dialStream()
+	if err != nil {
+		out.abort()
+		return fail("encrypt", err)
+	}
+	defer done()
+	first := &pecetv1.EncryptStreamRequest{RecipientCertificates: req.RecipientCertificates, RecipientKeys: req.RecipientKeys,
+		Cipher: ci, KeyTransport: tr, AllowLegacy: req.AllowLegacy}
+	cw := &countWriter{w: out}
+	read, err := cc.EncryptStream(ctx, first, src.reader(), cw)
+	if err != nil {
+		out.abort()
+		return fail("encrypt", err)
+	}
+	if err := out.commit(); err != nil {
+		fmt.Fprintf(os.Stderr, "pecet encrypt: %v\n", err)
+		return exitService
+	}
+	if c.json {
+		printJSON(map[string]any{"recipients": n, "cipher": nameOf(cipherNames, ci), "key_transport": nameOf(transportNames, tr),
+			"bytes": cw.n, "in_bytes": read, "streamed": true, "out": outPath})
+	} else if outPath != "-" {
+		fmt.Fprintf(os.Stderr, "encrypted %d bytes (streamed) to %d recipient(s) with %s, %s -> %s\n", read, n, nameOf(cipherNames, ci), nameOf(transportNames, tr), outPath)
+	}
+	return exitOK
+}
+
+func decryptStreamed(c *conn, alias string, src *input, inPath, outPath string) int {
+	r := bufio.NewReaderSize(src.reader(), 64<<10)
+	if head, _ := r.Peek(64); bytes.HasPrefix(bytes.TrimSpace(head), []byte("-----BEGIN")) {
+		fmt.Fprintf(os.Stderr, "pecet decrypt: %s: PEM is not streamed; convert it to DER first (openssl cms -cmsout -inform PEM -outform DER)\n", inPath)
+		return exitUsage
+	}
+	out, err := createOutput(outPath)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "pecet decrypt: %v\n", err)
+		return exitService
+	}
+	cc, ctx, done, err := c.dialStream()
+	if err != nil {
+		out.abort()
+		return fail("decrypt", err)
+	}
+	defer done()
+	cw := &countWriter{w: out}
+	resp, err := cc.DecryptStream(ctx, alias, r, cw)
+	if err != nil {
+		out.abort()
+		if outPath == "-" || outPath == "" {
+			fmt.Fprintln(os.Stderr, "pecet decrypt: the stream failed: discard what was written to stdout")
+		}
+		return fail("decrypt", err)
+	}
+	if err := out.commit(); err != nil {
+		fmt.Fprintf(os.Stderr, "pecet decrypt: %v\n", err)
+		return exitService
+	}
+	if c.json {
+		printJSON(map[string]any{"key": resp.GetKey(), "version": resp.GetVersion(), "cipher": nameOf(cipherNames, resp.GetCipher()),
+			"key_transport": nameOf(transportNames, resp.GetKeyTransport()), "bytes": cw.n, "streamed": true, "out": outPath})
+	} else if outPath != "-" {
+		fmt.Fprintf(os.Stderr, "decrypted %d bytes (streamed) with %s version %d (%s, %s) -> %s\n", cw.n, resp.GetKey(), resp.GetVersion(),
+			nameOf(cipherNames, resp.GetCipher()), nameOf(transportNames, resp.GetKeyTransport()), outPath)
+	}
+	return exitOK
+}
+
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

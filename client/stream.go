@@ -1,0 +1,165 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/protobuf/proto"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+)
+
+// StreamChunk is the data one request of EncryptStream or DecryptStream
+// carries: within the 64 KiB to 1 MiB the proto recommends.
+const StreamChunk = 256 << 10
+
+// ErrIncomplete: a DecryptStream ended without its final response (the
+// key version used), so the output must not be trusted.
+var ErrIncomplete = errors.New("client: the stream ended without its final response; discard the output")
+
+// EncryptStream sends first (the recipients, cipher and key transport;
+// its Data is ignored) and then everything read from r to EncryptStream,
+// and writes the CMS EnvelopedData (BER) to w as it arrives. It returns
+// the bytes read from r. Memory stays at a few chunks whatever the size.
+// On an error what reached w is not a message and must be discarded.
+func (c *Conn) EncryptStream(ctx context.Context, first *pecetv1.EncryptStreamRequest, r io.Reader, w io.Writer) (int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := c.Envelope.EncryptStream(ctx)
+	if err != nil {
+		return 0, err
+	}
+	req := proto.Clone(first).(*pecetv1.EncryptStreamRequest)
+	sent := pump(ctx, cancel, r, func(b []byte, firstMsg bool) error {
+		if !firstMsg {
+			return st.Send(&pecetv1.EncryptStreamRequest{Data: b})
+		}
+		req.Data = b
+		return st.Send(req)
+	}, st.CloseSend)
+	for {
+		resp, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			cancel()
+			return 0, sent.wait(err)
+		}
+		if _, err := w.Write(resp.GetEnveloped()); err != nil {
+			cancel()
+			return 0, sent.wait(err)
+		}
+	}
+	n, err := sent.result()
+	return n, err
+}
+
+// DecryptStream sends key (may be empty) and everything read from r (a CMS
+// EnvelopedData, DER or BER) to DecryptStream and writes the plaintext to
+// w as it arrives. It returns the final response, which names the key
+// version used. AES-CBC is not authenticated and the padding is checked
+// only at the end: on any error, what reached w must be discarded.
+func (c *Conn) DecryptStream(ctx context.Context, key string, r io.Reader, w io.Writer) (*pecetv1.DecryptStreamResponse, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := c.Envelope.DecryptStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sent := pump(ctx, cancel, r, func(b []byte, firstMsg bool) error {
+		req := &pecetv1.DecryptStreamRequest{Enveloped: b}
+		if firstMsg {
+			req.Key = key
+		}
+		return st.Send(req)
+	}, st.CloseSend)
+	var last *pecetv1.DecryptStreamResponse
+	for {
+		resp, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			cancel()
+			return nil, sent.wait(err)
+		}
+		if last != nil {
+			return nil, fmt.Errorf("client: data after the final response: %w", ErrIncomplete)
+		}
+		if resp.GetKey() != "" {
+			last = resp
+			continue
+		}
+		if _, err := w.Write(resp.GetData()); err != nil {
+			cancel()
+			return nil, sent.wait(err)
+		}
+	}
+	if _, err := sent.result(); err != nil {
+		return nil, err
+	}
+	if last == nil {
+		return nil, ErrIncomplete
+	}
+	return last, nil
+}
+
+// sender is the goroutine that reads the input and sends it.
+type sender struct {
+	done chan struct{}
+	n    int64
+	err  error // a read error of the input (a send error shows in Recv)
+}
+
+// pump reads r in StreamChunk pieces and sends each (the first one, empty
+// if r is, carries the parameters), then half-closes. A read error
+// cancels the stream so that Recv returns.
+func pump(ctx context.Context, cancel context.CancelFunc, r io.Reader, send func([]byte, bool) error, closeSend func() error) *sender {
+	s := &sender{done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		buf := make([]byte, StreamChunk)
+		first := true
+		for {
+			n, err := io.ReadFull(r, buf)
+			if n > 0 || first {
+				if serr := send(buf[:n], first); serr != nil {
+					return // Recv reports why
+				}
+				s.n += int64(n)
+				first = false
+			}
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				_ = closeSend()
+				return
+			}
+			if err != nil {
+				s.err = fmt.Errorf("client: reading the input: %w", err)
+				cancel()
+				return
+			}
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+	return s
+}
+
+// wait returns the input's read error if there was one (the cause of a
+// cancelled stream), else err.
+func (s *sender) wait(err error) error {
+	<-s.done
+	if s.err != nil {
+		return s.err
+	}
+	return err
+}
+
+func (s *sender) result() (int64, error) {
+	<-s.done
+	return s.n, s.err
+}
