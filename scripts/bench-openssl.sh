@@ -12,7 +12,9 @@
 # operation is < 1 % of a 10 MB body either way), RSA-OAEP-SHA256, run N
 # times back to back; the time per body includes OpenSSL's process start
 # and file I/O, as a user of `openssl cms` pays them. Prints seconds per
-# body for each, and the load average before each part.
+# body for each, and the load average before each part. OPS lists the
+# pecet bench operations (default "encrypt decrypt"; the streaming RPCs:
+# OPS="decrypt decrypt-stream encrypt-stream").
 set -eu
 size=${1:-10}
 cipher=${2:-aes256-cbc}
@@ -44,7 +46,7 @@ dec
 cmp -s "$tmp/body" "$tmp/out" || { echo "openssl round trip failed" >&2; exit 1; }
 l=$(load); t=$(per_body enc); echo "openssl cms -encrypt $cipher ${size}MB: $t s/body (load $l, $n runs)"
 l=$(load); t=$(per_body dec); echo "openssl cms -decrypt $cipher ${size}MB: $t s/body (load $l, $n runs)"
-for op in encrypt decrypt; do
+for op in ${OPS:-encrypt decrypt}; do
 	l=$(load)
 	# shellcheck disable=SC2086
 	"$pecet" bench --op $op --size ${size}m --cipher "$cipher" --concurrency 1 --duration "${DURATION:-5s}" --warmup 1s --json ${PECET_BENCH_FLAGS:-} 2>/dev/null |

@@ -178,6 +178,37 @@ var benchOps = map[string]benchOp{
 				return err
 			}, nil
 		}},
+	// encrypt-stream and decrypt-stream: encrypt and decrypt through
+	// EncryptStream and DecryptStream (AES-CBC only), the body sent in
+	// client.StreamChunk requests; decrypt-stream checks the plaintext.
+	"encrypt-stream": {role: "client", key: "gateway-decrypt", bytes: true,
+		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte, o benchOpts) (benchCall, error) {
+			first := &pecetv1.EncryptStreamRequest{RecipientKeys: []string{key}, Cipher: cipherNames[o.cipher], KeyTransport: transportNames[o.transport]}
+			return func(ctx context.Context, cc *client.Conn, _ int) error {
+				_, err := cc.EncryptStream(ctx, first, bytes.NewReader(body), io.Discard)
+				return err
+			}, nil
+		}},
+	"decrypt-stream": {role: "gateway", key: "gateway-decrypt", purpose: keystore.PurposeDecrypt, bytes: true,
+		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) (benchCall, error) {
+			cert, err := primaryCert(ctx, cc, key)
+			if err != nil {
+				return nil, err
+			}
+			der, err := envelope.Encrypt(body, []*x509.Certificate{cert}, envelope.Options{
+				Cipher: envelope.Cipher(o.cipher), KeyTransport: envelope.KeyTransport(o.transport)})
+			if err != nil {
+				return nil, fmt.Errorf("encrypting the message to decrypt: %w", err)
+			}
+			return func(ctx context.Context, cc *client.Conn, _ int) error {
+				cmp := &compareWriter{want: body}
+				_, err := cc.DecryptStream(ctx, key, bytes.NewReader(der), cmp)
+				if err == nil && (cmp.bad || len(cmp.want) != 0) {
+					return loadgen.Wrong("the stream's plaintext differs from the %d bytes encrypted", len(body))
+				}
+				return err
+			}, nil
+		}},
 	// mix: sign, verify, encrypt, decrypt and timestamp in turn, every
 	// answer checked (benchmix.go); for soaks (--rate, --record).
 	"mix": {role: "client", role2: "gateway", bytes: true, prepare: prepareMix},
@@ -195,9 +226,9 @@ func benchOpNames() string {
 func runBench(args []string) int {
 	fs, c := newFlags("bench", "bench --op OP [--key ALIAS] [--size 1k] [--cipher C] [--transport T] [--concurrency 16] [--duration 20s] [--connections N] [--rate N] [--record FILE] [--baseline] [--json]", "")
 	op := fs.String("op", "sign-digest", "operation: "+benchOpNames())
-	key := fs.String("key", "", "key `alias` the operation uses (default: client-sign, for encrypt and decrypt gateway-decrypt)")
+	key := fs.String("key", "", "key `alias` the operation uses (default: client-sign, for encrypt, decrypt and their -stream forms gateway-decrypt)")
 	size := fs.String("size", "1k", "body `size` (bytes, or with k/m suffix; at most 10m)")
-	cipher := fs.String("cipher", "aes256-cbc", "content cipher for encrypt and decrypt: aes256-cbc|aes128-cbc|aes256-gcm|aes128-gcm")
+	cipher := fs.String("cipher", "aes256-cbc", "content cipher for encrypt and decrypt: aes256-cbc|aes128-cbc|aes256-gcm|aes128-gcm (the -stream forms: CBC only)")
 	transport := fs.String("transport", "rsa-oaep", "key transport for encrypt and decrypt: rsa-oaep|rsa-oaep-sha1|rsa-pkcs1")
 	tsaURL := fs.String("tsa-url", "", "`URL` of pecetd's POST /tsa for timestamp-http (default: the dev folder's HTTP address, else http://127.0.0.1:7080/tsa)")
 	conc := fs.Int("concurrency", 16, "concurrent callers")
@@ -486,4 +517,19 @@ func rawBaseline(devDir, cfgPath, alias string, p keystore.Purpose, conc int) (f
 		return nil, nil, err
 	}
 	return func(d time.Duration) (float64, error) { return k.Baseline(ctx, conc, d) }, closeKS, nil
+}
+
+// compareWriter checks what is written against want, holding nothing.
+type compareWriter struct {
+	want []byte
+	bad  bool
+}
+
+func (c *compareWriter) Write(p []byte) (int, error) {
+	if len(p) > len(c.want) || !bytes.Equal(p, c.want[:len(p)]) {
+		c.bad = true
+		return len(p), nil
+	}
+	c.want = c.want[len(p):]
+	return len(p), nil
 }
