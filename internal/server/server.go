@@ -115,6 +115,13 @@ type Server struct {
 	ecdsaCheck *signer.Sampler
 }
 
+// HTTP/2 flow-control windows (see GRPC): per stream, and per connection
+// (the sum a client may have in flight over all its streams).
+const (
+	streamWindowBytes = 1 << 20
+	connWindowBytes   = 16 << 20
+)
+
 // ecdsaCheckEvery is the ECDSA self-check sampling rate.
 const ecdsaCheckEvery = 64
 
@@ -146,6 +153,15 @@ func (s *Server) GRPC(tlsConf *tls.Config) *grpc.Server {
 		grpc.MaxSendMsgSize(s.d.MaxMessageBytes),
 		grpc.ChainUnaryInterceptor(s.unaryInterceptor),
 		grpc.ChainStreamInterceptor(s.streamInterceptor),
+		// Fixed HTTP/2 flow-control windows instead of gRPC's dynamic
+		// (BDP) ones, which grow to 16 MiB per stream: what a client has
+		// sent and the handler has not read yet waits in the transport, so
+		// the stream window is what bounds a streaming call's memory
+		// (EncryptStream, DecryptStream); with BDP windows 16 concurrent
+		// 10 MB DecryptStreams held most of their bodies there. 1 MiB per
+		// stream still fills a LAN (docs/performance.md).
+		grpc.InitialWindowSize(streamWindowBytes),
+		grpc.InitialConnWindowSize(connWindowBytes),
 		// Clients keep connections open (a TLS handshake costs more than a
 		// signature); allow their keepalive pings.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
