@@ -12,6 +12,11 @@
 // server defaults to 127.0.0.1:7443. Without a certificate, key and CA from
 // any of these, Resolve returns ErrNoCredentials.
 //
+// Conn.EncryptStream and Conn.DecryptStream drive the streaming envelope
+// RPCs from an io.Reader to an io.Writer, sending and receiving at once
+// (a bidirectional stream whose two directions do not run together stalls
+// on flow control) and holding a few 256 KiB chunks whatever the size.
+//
 // DialAll spreads calls over several replicas with gRPC's round_robin
 // balancer.
 //

@@ -301,7 +301,6 @@ type DecryptReader struct {
 	held      bool // last is the last plaintext block, not yet released
 	last      [aes.BlockSize]byte
 	out       []byte
-	total     int64
 	err       error
 }
 
@@ -550,7 +549,6 @@ func (d *DecryptReader) fill() {
 			return
 		}
 		d.ctLen += n
-		d.total += int64(n)
 	}
 	whole := d.ctLen / aes.BlockSize * aes.BlockSize
 	start := 0
