@@ -1,9 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"errors"
+	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -39,6 +45,11 @@ type entryPoint struct {
 
 func hostileEntryPoints(roots *x509.CertPool) []entryPoint {
 	validator := policy.Basic{Roots: roots}
+	pk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	anyKey := func(context.Context, envelope.RecipientID) (envelope.Key, error) { return rawKey{pk}, nil }
 	return []entryPoint{
 		{"signer.Parse", func(_ context.Context, _ *grpc.ClientConn, in []byte) error {
 			_, err := signer.Parse(in)
@@ -58,6 +69,16 @@ func hostileEntryPoints(roots *x509.CertPool) []entryPoint {
 		}},
 		{"envelope.Parse", func(_ context.Context, _ *grpc.ClientConn, in []byte) error {
 			_, err := envelope.Parse(in, envelope.Limits{})
+			return err
+		}},
+		// DecryptStream's incremental reader, with a key that every
+		// RecipientInfo opens (to a random content key, mostly), so that
+		// the content is read too.
+		{"envelope.NewDecryptReader", func(ctx context.Context, _ *grpc.ClientConn, in []byte) error {
+			dr, err := envelope.NewDecryptReader(ctx, bytes.NewReader(in), anyKey, envelope.DecryptOptions{}, 0)
+			if err == nil {
+				_, err = io.Copy(io.Discard, dr)
+			}
 			return err
 		}},
 		// The TSA: requests from POST /tsa, responses and tokens given to
@@ -137,6 +158,17 @@ func TestHostileInputs(t *testing.T) {
 }
 
 var errTooSlow = errors.New("no answer in time")
+
+// rawKey opens every RecipientInfo it is given: raw RSA in software, as
+// the token's CKM_RSA_X_509 would do it.
+type rawKey struct{ k *rsa.PrivateKey }
+
+func (r rawKey) Public() crypto.PublicKey { return &r.k.PublicKey }
+
+func (r rawKey) DecryptRaw(_ context.Context, c []byte) ([]byte, error) {
+	m := new(big.Int).Exp(new(big.Int).SetBytes(c), r.k.D, r.k.N)
+	return m.FillBytes(make([]byte, r.k.Size())), nil
+}
 
 // measure runs one input through one entry point and reports how long it
 // took and how many bytes the process allocated meanwhile (TotalAlloc: all
