@@ -109,35 +109,40 @@ func (c *Conn) DecryptStream(ctx context.Context, key string, r io.Reader, w io.
 
 // sender is the goroutine that reads the input and sends it.
 type sender struct {
-	done chan struct{}
-	n    int64
-	err  error // a read error of the input (a send error shows in Recv)
+	done   chan struct{}
+	failed chan struct{} // closed, after err is set, before the stream is cancelled
+	n      int64
+	err    error // a read error of the input (a send error shows in Recv)
 }
 
-// pump reads r in StreamChunk pieces and sends each (the first one, empty
-// if r is, carries the parameters), then half-closes. A read error
-// cancels the stream so that Recv returns.
+// pump sends the parameters at once (so that the server can refuse them
+// before any input is read), then reads r and sends what each Read gives,
+// at most StreamChunk (a pipe's Read returns what is there: waiting to
+// fill a chunk would hold back a slow producer's data), then half-closes.
+// A read error cancels the stream so that Recv returns.
 func pump(ctx context.Context, cancel context.CancelFunc, r io.Reader, send func([]byte, bool) error, closeSend func() error) *sender {
-	s := &sender{done: make(chan struct{})}
+	s := &sender{done: make(chan struct{}), failed: make(chan struct{})}
 	go func() {
 		defer close(s.done)
+		if send(nil, true) != nil {
+			return // Recv reports why
+		}
 		buf := make([]byte, StreamChunk)
-		first := true
 		for {
-			n, err := io.ReadFull(r, buf)
-			if n > 0 || first {
-				if serr := send(buf[:n], first); serr != nil {
-					return // Recv reports why
+			n, err := r.Read(buf)
+			if n > 0 {
+				if send(buf[:n], false) != nil {
+					return
 				}
 				s.n += int64(n)
-				first = false
 			}
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			if errors.Is(err, io.EOF) {
 				_ = closeSend()
 				return
 			}
 			if err != nil {
 				s.err = fmt.Errorf("client: reading the input: %w", err)
+				close(s.failed)
 				cancel()
 				return
 			}
@@ -150,13 +155,16 @@ func pump(ctx context.Context, cancel context.CancelFunc, r io.Reader, send func
 }
 
 // wait returns the input's read error if there was one (the cause of a
-// cancelled stream), else err.
+// cancelled stream), else err. It does not wait for the sender, which may
+// be blocked reading a pipe that has nothing more to say; the stream is
+// cancelled, so its next Send fails and it ends.
 func (s *sender) wait(err error) error {
-	<-s.done
-	if s.err != nil {
+	select {
+	case <-s.failed:
 		return s.err
+	default:
+		return err
 	}
-	return err
 }
 
 func (s *sender) result() (int64, error) {

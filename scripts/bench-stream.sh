@@ -11,7 +11,9 @@
 # the load average next to every figure.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
-D=${1:-$(mktemp -d)}/dev
+base=${1:-$(mktemp -d)}
+mkdir -p "$base"
+D=$base/dev
 export PECET_DEV_DIR=$D
 load() { cut -d' ' -f1-3 /proc/loadavg; }
 start() {
