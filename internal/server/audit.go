@@ -38,6 +38,9 @@ import (
 // "end" line with the outcome and gRPC code after it; if either cannot be
 // written, the call fails with Unavailable and its result is dropped (fail
 // closed). Denied calls of any method are audited without a spec.
+// Streaming RPCs go in streamAuditSpecs instead: the begin line is written
+// at the first request (the parameters), the end line carries the SHA-256
+// of all the input.
 
 // auditInfo is what a request says about itself for the audit log.
 type auditInfo struct {
