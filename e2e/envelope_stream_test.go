@@ -15,7 +15,8 @@ import (
 // TestEnvelopeStreamLarge: a 25 MiB body, above the 24 MiB message limit,
 // through `pecet encrypt` and `pecet decrypt` against pecetd --dev: files
 // (streamed by size), stdin to stdout (streamed after reading up to the
-// limit), OpenSSL's -stream output decrypted by pecet, and a tampered
+// limit), OpenSSL's -stream output decrypted by pecet and pecet's streamed
+// output decrypted by OpenSSL, and a tampered
 // message that leaves no output file behind.
 func TestEnvelopeStreamLarge(t *testing.T) {
 	d := startDev(t)
@@ -63,6 +64,23 @@ func TestEnvelopeStreamLarge(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "from-openssl")
 		if _, errs, code := d.run(t, "decrypt", "--in", o, "--out", out); code != 0 {
 			t.Fatalf("decrypt: exit %d: %s", code, errs)
+		}
+		same(t, out)
+	})
+	t.Run("pecet encrypts (EncryptStream), openssl decrypts", func(t *testing.T) {
+		dir := t.TempDir()
+		key, cert := filepath.Join(dir, "r-key.pem"), filepath.Join(dir, "r.pem")
+		if out, err := openssl(t, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-subj", "/CN=receiver",
+			"-days", "2", "-addext", "keyUsage=keyEncipherment"); err != nil {
+			t.Fatalf("openssl req: %v\n%s", err, out)
+		}
+		enc := filepath.Join(dir, "to-openssl.p7m")
+		if _, errs, code := d.run(t, "encrypt", "--to", cert, "--in", in, "--out", enc); code != 0 || !strings.Contains(errs, "(streamed)") {
+			t.Fatalf("encrypt: exit %d: %s", code, errs)
+		}
+		out := filepath.Join(dir, "by-openssl")
+		if o, err := openssl(t, "cms", "-decrypt", "-binary", "-inform", "DER", "-in", enc, "-recip", cert, "-inkey", key, "-out", out); err != nil {
+			t.Fatalf("openssl decrypt: %v\n%s", err, o)
 		}
 		same(t, out)
 	})
