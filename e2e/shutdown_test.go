@@ -82,9 +82,11 @@ func TestShutdownDrainsCalls(t *testing.T) {
 	}
 }
 
-// TestSecondSignalForces: a stream that never ends holds the graceful stop;
-// after SIGTERM pecetd reports NOT_SERVING and refuses new connections, and a
-// second SIGTERM ends it at once with status 1.
+// TestSecondSignalForces: a stream the client never finishes (an
+// EncryptStream waiting for more input) holds the graceful stop; after
+// SIGTERM pecetd reports NOT_SERVING and ends health Watch streams (they must
+// not hold the drain), refuses new connections, and a second SIGTERM ends
+// it at once with status 1.
 func TestSecondSignalForces(t *testing.T) {
 	d := startDev(t)
 	c := dialDev(t, d, "client")
@@ -97,11 +99,26 @@ func TestSecondSignalForces(t *testing.T) {
 	if r, err := w.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("Watch: %v %v", r, err)
 	}
+	es, err := c.Envelope.EncryptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := es.Send(&pecetv1.EncryptStreamRequest{RecipientKeys: []string{"gateway-decrypt"}, Data: []byte("half a filing")}); err != nil {
+		t.Fatal(err)
+	}
+	// HTTP/2 frames arrive in order on one connection: once a later call on
+	// it has been answered, pecetd has opened the stream.
+	if _, err := c.Keys.ListKeys(ctx, &pecetv1.ListKeysRequest{}); err != nil {
+		t.Fatal(err)
+	}
 	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	if r, err := w.Recv(); err != nil || r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 		t.Fatalf("Watch after SIGTERM: %v %v, want NOT_SERVING", r, err)
+	}
+	if _, err := w.Recv(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("Watch during the drain: %v, want it ended with Unavailable", err)
 	}
 	select {
 	case err := <-d.done:

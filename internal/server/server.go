@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -108,6 +109,9 @@ type Server struct {
 	// draining is set by Shutdown: /readyz then says 503 so that load
 	// balancers and Kubernetes stop sending new calls during the drain.
 	draining atomic.Bool
+	// drained is closed by Shutdown; it ends the health Watch streams.
+	drained   chan struct{}
+	drainOnce sync.Once
 	// ecdsaCheck samples the self-check of ECDSA signatures: verifying
 	// every one took half of pecet's CPU per P-256 signature
 	// (docs/performance.md); one in 64 still catches a token that keeps
@@ -142,7 +146,7 @@ func New(d Deps) *Server {
 	if d.KeyPolicy.DualControl.RequestTTL == 0 {
 		d.KeyPolicy.DualControl.RequestTTL = config.DefaultRequestTTL
 	}
-	return &Server{d: d, health: health.NewServer(), ecdsaCheck: &signer.Sampler{Every: ecdsaCheckEvery}}
+	return &Server{d: d, health: health.NewServer(), drained: make(chan struct{}), ecdsaCheck: &signer.Sampler{Every: ecdsaCheckEvery}}
 }
 
 // GRPC builds the gRPC server with mTLS credentials, interceptors, the
@@ -175,7 +179,7 @@ func (s *Server) GRPC(tlsConf *tls.Config) *grpc.Server {
 	pecetv1.RegisterPolicyServiceServer(g, &policyService{s: s})
 	pecetv1.RegisterEnvelopeServiceServer(g, &envelopeService{s: s})
 	pecetv1.RegisterTimestampServiceServer(g, &timestampService{s: s})
-	healthpb.RegisterHealthServer(g, s.health)
+	healthpb.RegisterHealthServer(g, &drainingHealth{Server: s.health, drain: s.drained})
 	reflection.Register(g)
 	return g
 }
@@ -192,10 +196,12 @@ func (s *Server) SetServing(ok bool) {
 	}
 }
 
-// Shutdown marks every service NOT_SERVING, so load balancers drain us.
+// Shutdown marks every service NOT_SERVING, so load balancers drain us,
+// and ends the health Watch streams once they have said so (drainingHealth).
 func (s *Server) Shutdown() {
 	s.draining.Store(true)
 	s.health.Shutdown()
+	s.drainOnce.Do(func() { close(s.drained) })
 }
 
 // HTTP serves /healthz (liveness: the process answers; never the token),
