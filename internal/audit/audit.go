@@ -111,9 +111,20 @@ type Log struct {
 	written uint64 // lines written by this process
 	err     error  // sticky: once a write failed, every later one fails
 
-	smu    sync.Mutex // one fsync at a time
-	synced uint64     // lines known durable
-	serr   error
+	// Group commit: at most one fsync runs at a time (syncing); when it
+	// ends, every writer it covered is woken at once (scond) and one
+	// writer not covered starts the next fsync for all lines written so
+	// far. A mutex handed from waiter to waiter instead kept writers that
+	// the last fsync had covered queued behind the next one (5 events per
+	// fsync with 16 writers, where a broadcast gives most of 16).
+	smu     sync.Mutex // guards syncing, synced and serr
+	scond   *sync.Cond // on smu: an fsync or a rotation ended
+	syncing bool       // an fsync or a rotation is under way
+	synced  uint64     // lines known durable
+	serr    error
+	// syncFile makes a file's written lines durable (tests replace it to
+	// watch or fail fsyncs).
+	syncFile func(*os.File) error
 }
 
 // Open opens (or creates) the log file, takes its lock and finds where the
@@ -129,6 +140,8 @@ func Open(o Options) (*Log, error) {
 		o.Now = time.Now
 	}
 	l := &Log{o: o, prev: Genesis}
+	l.scond = sync.NewCond(&l.smu)
+	l.syncFile = (*os.File).Sync
 	if o.File == "" {
 		return l, nil
 	}
@@ -290,33 +303,58 @@ func (l *Log) write(e Event, sync bool) error {
 }
 
 // syncTo returns once line n (counted by written) is durable. An fsync
-// that began after line n was written covers it; whoever finds none runs
-// one for everybody written so far (group commit).
+// that began after line n was written covers it; a writer that finds none
+// under way starts one for everybody written so far, and the others wait
+// for it (group commit).
 func (l *Log) syncTo(n uint64) error {
 	l.smu.Lock()
 	defer l.smu.Unlock()
-	if l.synced >= n {
-		return l.serr
-	}
-	l.mu.Lock()
-	target, f := l.written, l.f
-	l.mu.Unlock()
-	if err := f.Sync(); err != nil {
+	for {
+		if l.serr != nil {
+			return l.serr
+		}
+		if l.synced >= n {
+			return nil
+		}
+		if l.syncing {
+			l.scond.Wait()
+			continue
+		}
+		l.syncing = true
 		l.mu.Lock()
-		l.err = fmt.Errorf("%w: fsync: %w", ErrUnavailable, err)
-		l.serr = l.err
+		target, f := l.written, l.f
 		l.mu.Unlock()
-		return l.serr
+		l.smu.Unlock()
+		err := l.syncFile(f)
+		l.smu.Lock()
+		l.syncing = false
+		if err != nil {
+			l.mu.Lock()
+			l.err = fmt.Errorf("%w: fsync: %w", ErrUnavailable, err)
+			l.serr = l.err
+			l.mu.Unlock()
+		} else if target > l.synced {
+			l.synced = target
+		}
+		l.scond.Broadcast()
 	}
-	l.synced = target
-	return nil
+}
+
+// waitIdle takes smu once no fsync is under way (rotate and Close run
+// with smu held, so no fsync starts meanwhile).
+func (l *Log) waitIdle() {
+	l.smu.Lock()
+	for l.syncing {
+		l.scond.Wait()
+	}
 }
 
 // rotate renames the full file to FILE.n and starts a new one whose first
 // line carries the chain on.
 func (l *Log) rotate() error {
-	l.smu.Lock()
+	l.waitIdle()
 	defer l.smu.Unlock()
+	defer l.scond.Broadcast()
 	l.mu.Lock()
 	if l.err != nil || l.o.MaxBytes == 0 || l.size < l.o.MaxBytes {
 		err := l.err
@@ -391,14 +429,19 @@ func (l *Log) mirror(e Event, hash string) {
 
 // Close syncs and closes the file (graceful shutdown).
 func (l *Log) Close() error {
-	l.smu.Lock()
+	l.waitIdle()
 	defer l.smu.Unlock()
+	defer l.scond.Broadcast()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
 		return nil
 	}
-	err := errors.Join(l.f.Sync(), l.f.Close())
+	serr := l.f.Sync()
+	if serr == nil {
+		l.synced = l.written
+	}
+	err := errors.Join(serr, l.f.Close())
 	l.f = nil
 	if l.err == nil {
 		l.err = fmt.Errorf("%w: closed", ErrUnavailable)

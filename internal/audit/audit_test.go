@@ -233,3 +233,82 @@ func TestNoFileMirrorsOnly(t *testing.T) {
 		t.Errorf("seq %d", seq)
 	}
 }
+
+// TestGroupCommit: with concurrent writers sharing fsyncs, no Write returns
+// before an fsync that began after its line was in the file, fsyncs are
+// shared, and a failed fsync fails every writer waiting on it and every
+// later Write (fail closed).
+func TestGroupCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l := openT(t, Options{File: path})
+	var mu sync.Mutex
+	durable, syncs, failAt := int64(0), 0, 0
+	l.syncFile = func(f *os.File) error {
+		st, err := f.Stat() // what this fsync covers: the file as it is now
+		if err != nil {
+			return err
+		}
+		time.Sleep(time.Millisecond) // let writers pile up behind it
+		mu.Lock()
+		defer mu.Unlock()
+		syncs++
+		if failAt > 0 && syncs >= failAt {
+			return errors.New("injected fsync failure")
+		}
+		durable = max(durable, st.Size())
+		return nil
+	}
+	const writers, each = 8, 30
+	var wg sync.WaitGroup
+	for g := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				call := fmt.Sprintf(`"call":"%d-%d"`, g, i)
+				if err := l.Write(Event{Phase: PhaseEnd, Call: fmt.Sprint(g, "-", i), Outcome: OutcomeOK}); err != nil {
+					t.Error(err)
+					return
+				}
+				b, err := os.ReadFile(path)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				at := bytes.Index(b, []byte(call))
+				end := at + bytes.IndexByte(b[at:], '\n') + 1
+				mu.Lock()
+				d := durable
+				mu.Unlock()
+				if at < 0 || int64(end) > d {
+					t.Errorf("Write of %s returned before an fsync covered it (line ends at %d, durable %d)", call, end, d)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if syncs >= writers*each {
+		t.Errorf("%d fsyncs for %d events: none shared", syncs, writers*each)
+	}
+	t.Logf("%d events, %d fsyncs", writers*each, syncs)
+
+	mu.Lock()
+	failAt = syncs + 1
+	mu.Unlock()
+	errs := make(chan error, writers)
+	for range writers {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs <- l.Write(Event{Phase: PhaseEnd}) }()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Write during a failing fsync: %v", err)
+		}
+	}
+	if err := l.Append(Event{Phase: PhaseBegin}); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Append after a failed fsync: %v", err)
+	}
+}
