@@ -141,7 +141,7 @@ func Open(o Options) (*Log, error) {
 	}
 	l := &Log{o: o, prev: Genesis}
 	l.scond = sync.NewCond(&l.smu)
-	l.syncFile = (*os.File).Sync
+	l.syncFile = dataSync
 	if o.File == "" {
 		return l, nil
 	}

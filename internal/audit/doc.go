@@ -33,7 +33,9 @@
 // Each event is written with one write(2) on an O_APPEND file (no user-space
 // buffer to lose: a crash of the process loses no complete line). With
 // SyncEvent (the default) Write also returns only once the line is on disk
-// (fsync(2)); Append does not wait. The server appends the "begin" line of
+// (fdatasync(2) on Linux, fsync(2) elsewhere: for an appended line both
+// flush the data and the new file size; fdatasync skips the modification
+// time, which reading the line back does not need); Append does not wait. The server appends the "begin" line of
 // an operation and writes its "end" line, so one fsync per operation makes
 // both durable before any result (a signature, a plaintext, a changed key)
 // leaves the service. Concurrent writers share fsyncs (group commit): a
