@@ -169,6 +169,9 @@ func (s *Server) GRPC(tlsConf *tls.Config) *grpc.Server {
 		// Clients keep connections open (a TLS handshake costs more than a
 		// signature); allow their keepalive pings.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// Large bodies are copied once on the way in and not at all on the
+		// way out (codec.go).
+		grpc.ForceServerCodecV2(newBodyCodec()),
 	}
 	if tlsConf != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tlsConf)))
