@@ -141,6 +141,15 @@ type Limits struct {
 	// CMSMaxCertificates bounds the certificates in one CMS message, and so
 	// the length of a chain a client can make pecet build (default 32).
 	CMSMaxCertificates int `yaml:"cms_max_certificates"`
+	// MemoryLimitMB is a soft limit on pecetd's memory in MiB
+	// (runtime/debug.SetMemoryLimit, as GOMEMLIMIT): near it the garbage
+	// collector runs more often instead of letting the heap grow to twice
+	// what is live, which is most of the peak under concurrent large
+	// bodies (docs/performance.md). Soft: no allocation fails because of
+	// it; the collector's CPU is capped at about half, so a limit below
+	// what is live costs CPU, not errors. 0 (the default) leaves the
+	// runtime's own setting (GOMEMLIMIT, else none).
+	MemoryLimitMB int `yaml:"memory_limit_mb"`
 }
 
 // Trust lists the trust anchors Verify judges signer chains against.
@@ -552,6 +561,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Limits.CMSMaxDepth < 0 || c.Limits.CMSMaxDepth > 256 {
 		bad("limits.cms_max_depth must be between 1 and 256 (0 for the default, 32)")
+	}
+	if c.Limits.MemoryLimitMB != 0 && (c.Limits.MemoryLimitMB < 64 || c.Limits.MemoryLimitMB > 1<<20) {
+		bad("limits.memory_limit_mb must be 0 (none) or between 64 and 1048576 (MiB)")
 	}
 	if c.Limits.CMSMaxCertificates < 0 || c.Limits.CMSMaxCertificates > 1024 {
 		bad("limits.cms_max_certificates must be between 1 and 1024 (0 for the default, 32)")

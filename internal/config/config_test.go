@@ -37,11 +37,11 @@ func TestParseDefaults(t *testing.T) {
 }
 
 func TestParseLimits(t *testing.T) {
-	c, err := Parse([]byte(valid + "limits: {rate_per_client: 2.5, burst: 5, cms_max_depth: 16, cms_max_certificates: 8}\n"))
+	c, err := Parse([]byte(valid + "limits: {rate_per_client: 2.5, burst: 5, cms_max_depth: 16, cms_max_certificates: 8, memory_limit_mb: 512}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Limits{RatePerClient: 2.5, Burst: 5, CMSMaxDepth: 16, CMSMaxCertificates: 8}
+	want := Limits{RatePerClient: 2.5, Burst: 5, CMSMaxDepth: 16, CMSMaxCertificates: 8, MemoryLimitMB: 512}
 	if c.Limits != want {
 		t.Errorf("limits = %+v, want %+v", c.Limits, want)
 	}
@@ -93,6 +93,7 @@ func TestParseRejects(t *testing.T) {
 		{"unknown limit", valid + "limits: {recipients: 3}\n", "recipients"},
 		{"tiny stream limit", valid + "envelope: {stream_max_bytes: 100}\n", "envelope.stream_max_bytes"},
 		{"stream limit unknown key", valid + "envelope: {stream_max: 100}\n", "stream_max"},
+		{"tiny memory limit", valid + "limits: {memory_limit_mb: 10}\n", "memory_limit_mb"},
 		{"tsa without key", valid + tsaConf("key: tsa", ""), "tsa.key"},
 		{"tsa bad policy", valid + tsaConf("policy: 1.2.3.4.1", "policy: tsa-policy-1"), "tsa.policy"},
 		{"tsa ordering", valid + tsaConf("key: tsa", "key: tsa\n  ordering: true"), "tsa.ordering"},

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/pecet-hsm/pecet/envelope"
@@ -72,6 +73,12 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 	if o.HTTPAddr != "" {
 		cfg.HTTP.Addr = o.HTTPAddr
+	}
+	if mb := cfg.Limits.MemoryLimitMB; mb > 0 {
+		// A soft limit: the collector works harder near it rather than
+		// letting the heap double under large bodies (docs/performance.md).
+		debug.SetMemoryLimit(int64(mb) << 20)
+		log.Info("memory limit", "mib", mb)
 	}
 	if cfg.Audit.File == "" {
 		return errors.New("config: audit.file is required: every key operation is audited, and without a file pecetd would have nowhere to write (dev mode uses DIR/audit.log)")
