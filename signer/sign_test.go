@@ -517,3 +517,32 @@ func TestECDSACheckSampled(t *testing.T) {
 		}
 	}
 }
+
+// TestRSACheckSampled: RSA signatures are all verified unless RSACheck
+// samples them (a token that checks its own CRT results); then one in
+// Every is, the first included.
+func TestRSACheckSampled(t *testing.T) {
+	r := newSigner(t, rsa2048)
+	for _, every := range []uint64{0, 1, 3} {
+		var s *Sampler
+		if every > 0 {
+			s = &Sampler{Every: every}
+		}
+		caught := 0
+		for i := range 6 {
+			_, err := Sign([]byte("x"), brokenSigner{r.key}, r.chain(), Options{RSACheck: s, ECDSACheck: &Sampler{Every: 1 << 20}})
+			if err != nil {
+				caught++
+			}
+			if want := every < 2 || i%int(every) == 0; (err != nil) != want {
+				t.Errorf("every %d: signature %d caught %v, want %v", every, i, err != nil, want)
+			}
+		}
+		if want := map[uint64]int{0: 6, 1: 6, 3: 2}[every]; caught != want {
+			t.Errorf("every %d: %d of 6 wrong RSA signatures caught, want %d", every, caught, want)
+		}
+		if _, err := Sign([]byte("x"), r.key, r.chain(), Options{RSACheck: s}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

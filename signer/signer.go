@@ -58,9 +58,15 @@ type Options struct {
 	OmitCertificates bool
 	// ECDSACheck, when set, samples the verification of the key's own
 	// ECDSA signatures before they are handed out (nil: every signature
-	// is verified). RSA signatures are always verified: that check is the
-	// countermeasure against RSA-CRT fault attacks and costs little.
+	// is verified).
 	ECDSACheck *Sampler
+	// RSACheck, when set, samples the verification of the key's own RSA
+	// signatures (nil, the default: every one is verified). That check is
+	// the countermeasure against RSA-CRT fault attacks, where one faulty
+	// signature gives the key away; sample it only for a token that
+	// verifies its own CRT results before returning a signature (OpenSSL,
+	// and so SoftHSM on it, does; so do certified HSMs). See sign.go.
+	RSACheck *Sampler
 }
 
 // TimestampVerifier verifies a CAdES-T signature time-stamp token (the

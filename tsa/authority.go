@@ -55,6 +55,11 @@ type Config struct {
 	Clock *ClockGuard
 	// Rand feeds the serial numbers; nil means crypto/rand.
 	Rand io.Reader
+	// RSACheckEvery samples the verification of the token's RSA
+	// signatures: one in RSACheckEvery (0 or 1: every one, the default).
+	// Only for a token that verifies its own RSA-CRT results
+	// (signer.Options.RSACheck).
+	RSACheckEvery int
 }
 
 // Authority issues time-stamp tokens. It is safe for concurrent use.
@@ -68,6 +73,7 @@ type Authority struct {
 	// pecetd's Sign does: verifying each one was 43 % of the handler's CPU
 	// per P-256 token (docs/performance.md). RSA is verified every time.
 	ecdsaCheck *signer.Sampler
+	rsaCheck   *signer.Sampler
 }
 
 // ecdsaCheckEvery is the ECDSA self-check sampling rate.
@@ -115,7 +121,11 @@ func New(c Config) (*Authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Authority{c: c, serials: s, ecdsaCheck: &signer.Sampler{Every: ecdsaCheckEvery}}, nil
+	a := &Authority{c: c, serials: s, ecdsaCheck: &signer.Sampler{Every: ecdsaCheckEvery}}
+	if c.RSACheckEvery > 1 {
+		a.rsaCheck = &signer.Sampler{Every: uint64(c.RSACheckEvery)}
+	}
+	return a, nil
 }
 
 // Check fetches the key and checks its certificate as CheckCertificate
@@ -281,6 +291,7 @@ func (a *Authority) token(ctx context.Context, req *Request) ([]byte, *TSTInfo, 
 		ContentType:      OIDContentTypeTSTInfo,
 		OmitCertificates: !req.CertReq,
 		ECDSACheck:       a.ecdsaCheck,
+		RSACheck:         a.rsaCheck,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("tsa: signing the token: %w", err)

@@ -93,6 +93,7 @@ func TestParseRejects(t *testing.T) {
 		{"unknown limit", valid + "limits: {recipients: 3}\n", "recipients"},
 		{"tiny stream limit", valid + "envelope: {stream_max_bytes: 100}\n", "envelope.stream_max_bytes"},
 		{"stream limit unknown key", valid + "envelope: {stream_max: 100}\n", "stream_max"},
+		{"RSA check off", strings.Replace(valid, "label: pecet\n", "label: pecet\n  rsa_check_every: -1\n", 1), "rsa_check_every"},
 		{"tiny memory limit", valid + "limits: {memory_limit_mb: 10}\n", "memory_limit_mb"},
 		{"tsa without key", valid + tsaConf("key: tsa", ""), "tsa.key"},
 		{"tsa bad policy", valid + tsaConf("policy: 1.2.3.4.1", "policy: tsa-policy-1"), "tsa.policy"},

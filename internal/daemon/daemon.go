@@ -147,7 +147,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	authority, tsaCerts, guard, err := buildTSA(ctx, cfg.TSA, ks)
+	authority, tsaCerts, guard, err := buildTSA(ctx, cfg.TSA, cfg.Token.RSACheckEvery, ks)
 	if err != nil {
 		return err
 	}
@@ -158,6 +158,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	srv := server.New(server.Deps{
 		TSA:             authority,
 		TSACertificates: tsaCerts,
+		RSACheckEvery:   cfg.Token.RSACheckEvery,
 		Keys:            ks,
 		Validator:       engine,
 		Policies:        engine,
@@ -247,7 +248,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 // buildTSA makes the time-stamping authority from config, checks its key
 // and certificate (pecetd refuses to start otherwise, saying which), and
 // reads the configured TSA certificates. nil when no TSA is configured.
-func buildTSA(ctx context.Context, c *config.TSA, ks *keystore.Store) (*tsa.Authority, []*x509.Certificate, *tsa.ClockGuard, error) {
+func buildTSA(ctx context.Context, c *config.TSA, rsaCheckEvery int, ks *keystore.Store) (*tsa.Authority, []*x509.Certificate, *tsa.ClockGuard, error) {
 	if c == nil {
 		return nil, nil, nil, nil
 	}
@@ -275,6 +276,7 @@ func buildTSA(ctx context.Context, c *config.TSA, ks *keystore.Store) (*tsa.Auth
 		Hashes:           hashes,
 		IncludeTSAName:   *c.IncludeTSAName,
 		Clock:            guard,
+		RSACheckEvery:    rsaCheckEvery,
 	})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("tsa: %w", err)

@@ -100,6 +100,10 @@ type Deps struct {
 	// TSACertificates are known TSA certificates for verifying CAdES-T
 	// time-stamps that carry none.
 	TSACertificates []*x509.Certificate
+	// RSACheckEvery samples the self-check of RSA signatures (config
+	// token.rsa_check_every): one in RSACheckEvery; 0 or 1, the default,
+	// verifies every one (signer.Options.RSACheck says when to sample).
+	RSACheckEvery int
 }
 
 // Server implements the pecet.v1 services.
@@ -117,6 +121,9 @@ type Server struct {
 	// (docs/performance.md); one in 64 still catches a token that keeps
 	// returning wrong signatures. RSA is verified every time (signer).
 	ecdsaCheck *signer.Sampler
+	// rsaCheck is nil (every RSA signature verified) unless
+	// token.rsa_check_every says the token checks its own CRT results.
+	rsaCheck *signer.Sampler
 }
 
 // HTTP/2 flow-control windows (see GRPC): per stream, and per connection
@@ -146,7 +153,11 @@ func New(d Deps) *Server {
 	if d.KeyPolicy.DualControl.RequestTTL == 0 {
 		d.KeyPolicy.DualControl.RequestTTL = config.DefaultRequestTTL
 	}
-	return &Server{d: d, health: health.NewServer(), drained: make(chan struct{}), ecdsaCheck: &signer.Sampler{Every: ecdsaCheckEvery}}
+	s := &Server{d: d, health: health.NewServer(), drained: make(chan struct{}), ecdsaCheck: &signer.Sampler{Every: ecdsaCheckEvery}}
+	if d.RSACheckEvery > 1 {
+		s.rsaCheck = &signer.Sampler{Every: uint64(d.RSACheckEvery)}
+	}
+	return s
 }
 
 // GRPC builds the gRPC server with mTLS credentials, interceptors, the

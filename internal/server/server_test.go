@@ -588,3 +588,21 @@ func TestConcurrentSigns(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestRSACheckEvery: RSA self-checks are all done unless the config says
+// the token checks its own CRT results (token.rsa_check_every).
+func TestRSACheckEvery(t *testing.T) {
+	for _, tt := range []struct {
+		every int
+		want  uint64 // 0: no sampler, every signature verified
+	}{{0, 0}, {1, 0}, {64, 64}} {
+		s := New(Deps{RSACheckEvery: tt.every})
+		got := uint64(0)
+		if s.rsaCheck != nil {
+			got = s.rsaCheck.Every
+		}
+		if got != tt.want {
+			t.Errorf("RSACheckEvery %d: sampler every %d, want %d", tt.every, got, tt.want)
+		}
+	}
+}
