@@ -1,0 +1,73 @@
+package audit
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func sameAsJSON(t *testing.T, e Event) {
+	t.Helper()
+	want, werr := json.Marshal(e)
+	got, ok := appendEvent(nil, &e)
+	if !ok {
+		// The fallback: encode must then give json.Marshal's bytes.
+		line, _, err := encode(e)
+		if (err != nil) != (werr != nil) {
+			t.Fatalf("encode: %v, json.Marshal: %v", err, werr)
+		}
+		if err == nil && string(line[:len(want)-1]) != string(want[:len(want)-1]) {
+			t.Fatalf("encode fallback\n got %s\nwant %s", line, want)
+		}
+		return
+	}
+	if werr != nil || string(got) != string(want) {
+		t.Fatalf("appendEvent\n got %s\nwant %s (%v)", got, want, werr)
+	}
+}
+
+// TestAppendEventMatchesJSON: the hand-written encoder writes what
+// json.Marshal writes, or leaves the event to it.
+func TestAppendEventMatchesJSON(t *testing.T) {
+	at := time.Date(2026, 5, 1, 10, 0, 0, 123000000, time.UTC)
+	full := Event{Time: at, Seq: 7, Phase: PhaseEnd, Call: "dc0f66bdda653be2", Caller: "officer", Role: "officer,client",
+		RPC: "/pecet.v1.KeyService/RotateKey", Key: "client-sign", Version: 2, InputSHA256: InputHash([]byte("x")),
+		Request: "r1", Outcome: OutcomeOK, Code: "OK", Prev: Genesis}
+	for _, tt := range []struct {
+		name string
+		e    Event
+	}{
+		{"all members", full},
+		{"only the required", Event{Time: at, Seq: 1, Phase: PhaseStart, Prev: Genesis}},
+		{"empty", Event{}},
+		{"whole seconds", Event{Time: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC), Seq: 1, Phase: "begin"}},
+		{"negative version", Event{Time: at, Seq: 1 << 62, Phase: "begin", Version: -3}},
+		{"offset zone", Event{Time: at.In(time.FixedZone("CET", 3600)), Seq: 2, Phase: "begin"}},
+		{"zone with seconds", Event{Time: at.In(time.FixedZone("LMT", 3601)), Seq: 2, Phase: "begin"}},
+		{"year 10000", Event{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Seq: 2, Phase: "begin"}},
+		{"quote", Event{Time: at, Seq: 3, Phase: "begin", Caller: `a"b`}},
+		{"backslash", Event{Time: at, Seq: 3, Phase: "begin", Key: `a\b`}},
+		{"html", Event{Time: at, Seq: 3, Phase: "begin", Caller: "<a&b>"}},
+		{"control", Event{Time: at, Seq: 3, Phase: "begin", Caller: "a\nb\x01"}},
+		{"non-ASCII", Event{Time: at, Seq: 3, Phase: "begin", Caller: "Jiří Novák"}},
+		{"invalid UTF-8", Event{Time: at, Seq: 3, Phase: "begin", Caller: "\xff\xfe"}},
+		{"line separator", Event{Time: at, Seq: 3, Phase: "begin", Caller: "a\u2028b"}},
+		{"DEL", Event{Time: at, Seq: 3, Phase: "begin", Caller: "a\x7fb"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) { sameAsJSON(t, tt.e) })
+	}
+	if _, ok := appendEvent(nil, &full); !ok {
+		t.Error("a plain event fell back to json.Marshal")
+	}
+}
+
+// FuzzAppendEvent: for any strings and numbers, appendEvent writes
+// json.Marshal's bytes or leaves the event to it.
+func FuzzAppendEvent(f *testing.F) {
+	f.Add("officer", "client-sign", "/pecet.v1.SignService/Sign", "end", int64(1777629600123000000), 7, 3)
+	f.Add(`a"<\`, "\xff", "\u2028", "", int64(0), 0, -1)
+	f.Fuzz(func(t *testing.T, caller, key, rpc, phase string, nanos int64, offMin, version int) {
+		at := time.Unix(0, nanos).In(time.FixedZone("", (offMin%1440)*60))
+		sameAsJSON(t, Event{Time: at, Seq: uint64(nanos), Phase: phase, Caller: caller, Key: key, RPC: rpc, Version: version, Prev: Genesis})
+	})
+}
