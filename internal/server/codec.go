@@ -25,10 +25,14 @@ import (
 //     oneof) into it; the rest of the message goes through proto.Unmarshal
 //     as usual. The buffer is the call's own: the server may decrypt in
 //     place in it.
-//   - Marshal encodes the message without its large bytes fields and sends
-//     each of them as it is after its tag and length, without copying. A
-//     protobuf parser accepts fields in any order (the encoding guide:
-//     "parsers must be able to parse fields in any order").
+//   - Marshal encodes a unary response (zeroCopyResponses) without its
+//     large bytes fields and sends each of them as it is after its tag and
+//     length, without copying. A protobuf parser accepts fields in any
+//     order (the encoding guide: "parsers must be able to parse fields in
+//     any order"). Only unary responses: gRPC writes a message after
+//     SendMsg has returned, and a streaming handler that reuses its buffer
+//     for the next message would change one not yet sent; a unary handler
+//     has returned and touches its response no more.
 //
 // Smaller messages, and anything that is not a protobuf message, go
 // through gRPC's codec unchanged.
@@ -40,6 +44,14 @@ type bodyCodec struct {
 
 // bodyAliasMin: below this, one more copy costs less than the reflection.
 const bodyAliasMin = 64 << 10
+
+// zeroCopyResponses are the unary responses whose large bodies Marshal
+// sends without copying (see bodyCodec).
+var zeroCopyResponses = map[protoreflect.FullName]bool{
+	"pecet.v1.DecryptResponse": true,
+	"pecet.v1.EncryptResponse": true,
+	"pecet.v1.SignResponse":    true,
+}
 
 func newBodyCodec() bodyCodec {
 	return bodyCodec{base: encoding.GetCodecV2(grpcproto.Name), min: bodyAliasMin}
@@ -110,7 +122,7 @@ func (c bodyCodec) Unmarshal(data mem.BufferSlice, v any) error {
 // Marshal: see bodyCodec.
 func (c bodyCodec) Marshal(v any) (mem.BufferSlice, error) {
 	m, ok := v.(proto.Message)
-	if !ok {
+	if !ok || !zeroCopyResponses[m.ProtoReflect().Descriptor().FullName()] {
 		return c.base.Marshal(v)
 	}
 	r := m.ProtoReflect()

@@ -102,6 +102,18 @@ func TestBodyCodec(t *testing.T) {
 	if !shared || !bytes.Equal(resp.Data, big) || resp.Key != "gateway-decrypt" {
 		t.Errorf("Marshal copied the body or changed the message: shared %v, %v", shared, resp)
 	}
+	// Other messages (requests, streaming messages) are copied as gRPC's
+	// codec copies them.
+	req2 := &pecetv1.EncryptRequest{Data: big}
+	out, err = c.Marshal(req2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range out {
+		if d := b.ReadOnlyData(); len(d) >= len(big) && &d[len(d)-len(big)] == &req2.Data[0] {
+			t.Error("Marshal of a request shares its body")
+		}
+	}
 	// Not a protobuf message: gRPC's codec says why.
 	if _, err := c.Marshal(struct{}{}); err == nil {
 		t.Error("Marshal of a non-message succeeded")
