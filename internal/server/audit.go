@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"hash"
 	"io"
 	"net/http"
@@ -43,6 +44,22 @@ import (
 // of all the input.
 
 // auditInfo is what a request says about itself for the audit log.
+// maxAuditAlias is the longest key alias an audit line carries as given. A
+// valid alias has at most 64 bytes (keystore.CheckAlias); a longer one is
+// refused by the handler, but its begin line is written first, and it must
+// not push the line past audit.MaxLine (the call would fail as if the audit
+// log were unavailable).
+const maxAuditAlias = 64
+
+// auditAlias is the alias as an audit line records it: as given, or, when
+// longer than any valid alias, its start and its length.
+func auditAlias(k string) string {
+	if len(k) <= maxAuditAlias {
+		return k
+	}
+	return fmt.Sprintf("%s…(%d bytes)", strings.ToValidUTF8(k[:maxAuditAlias], ""), len(k))
+}
+
 type auditInfo struct {
 	Key     string
 	Version int
@@ -182,6 +199,7 @@ func (s *Server) auditDenied(method string, caller *authz.Caller, err error) {
 // audited runs an authorised handler between its begin and end lines.
 func (s *Server) audited(ctx context.Context, req any, method string, caller *authz.Caller, spec func(any) auditInfo, handler grpc.UnaryHandler) (any, error) {
 	info := spec(req)
+	info.Key = auditAlias(info.Key)
 	rec := &callRecord{key: info.Key, version: info.Version}
 	ev := audit.Event{Phase: audit.PhaseBegin, Call: callID(), Caller: caller.Identity, Role: rolesOf(caller), RPC: method,
 		Key: info.Key, Version: info.Version, InputSHA256: inputHash(info.Input)}
@@ -372,6 +390,7 @@ func (a *auditStream) RecvMsg(m any) error {
 	if !a.began {
 		a.began = true
 		info := a.spec.first(m)
+		info.Key = auditAlias(info.Key)
 		a.ev.Key, a.ev.Version = info.Key, info.Version
 		a.rec.mu.Lock()
 		a.rec.key, a.rec.version = info.Key, info.Version

@@ -425,3 +425,27 @@ func TestAuditTimestamp(t *testing.T) {
 		t.Fatalf("timestamp audit lines: %v", got)
 	}
 }
+
+// TestAuditOverlongAlias: an alias longer than any valid one is refused as
+// InvalidArgument, not as an unavailable audit log (its begin line would
+// have exceeded audit.MaxLine), and the audit records its start and length.
+func TestAuditOverlongAlias(t *testing.T) {
+	f := newFixture(t)
+	long := strings.Repeat("a", 20000)
+	_, err := pecetv1.NewSignServiceClient(f.dial(t, "wide-client")).Sign(ctxT(t), &pecetv1.SignRequest{Key: long, Input: &pecetv1.SignRequest_Data{Data: []byte("x")}})
+	if status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("Sign with a 20000-byte alias: %v, want InvalidArgument", err)
+	}
+	var seen bool
+	for _, e := range auditEvents(t, f.auditFile) {
+		if e.RPC == "/pecet.v1.SignService/Sign" && e.Phase == audit.PhaseBegin {
+			seen = true
+			if e.Key != strings.Repeat("a", 64)+"…(20000 bytes)" {
+				t.Fatalf("begin line key %q", e.Key)
+			}
+		}
+	}
+	if !seen {
+		t.Fatal("no begin line for the call")
+	}
+}
