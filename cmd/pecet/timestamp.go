@@ -3,12 +3,13 @@ package main
 import (
 	"crypto"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/sha512"
+	_ "crypto/sha256" // registers the hashes digestOfFile uses
+	_ "crypto/sha512"
 	"crypto/x509"
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"io"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -34,17 +35,23 @@ func hashOf(s string) (crypto.Hash, pecetv1.HashAlgorithm, bool) {
 	return crypto.SHA256, h, ok
 }
 
-func digestOf(h crypto.Hash, data []byte) []byte {
-	switch h {
-	case crypto.SHA384:
-		s := sha512.Sum384(data)
-		return s[:]
-	case crypto.SHA512:
-		s := sha512.Sum512(data)
-		return s[:]
+// digestOfFile hashes a file (or stdin for "-") as it reads it: only the
+// digest goes to the TSA, so the file is never held in memory whole.
+func digestOfFile(h crypto.Hash, path string) ([]byte, error) {
+	r := io.Reader(os.Stdin)
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
 	}
-	s := sha256.Sum256(data)
-	return s[:]
+	d := h.New()
+	if _, err := io.Copy(d, r); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return d.Sum(nil), nil
 }
 
 func runTimestamp(args []string) int {
@@ -71,11 +78,11 @@ func runTimestamp(args []string) int {
 	}
 	req := &pecetv1.TimestampRequest{Hash: ph, CertReq: *certReq, Policy: *pol}
 	if *in != "" {
-		data, err := readInput(*in, 1<<40)
+		d, err := digestOfFile(h, *in)
 		if err != nil {
 			return usageErr(fs, "%v", err)
 		}
-		req.Digest = digestOf(h, data)
+		req.Digest = d
 	} else {
 		d, err := hex.DecodeString(*digest)
 		if err != nil {
