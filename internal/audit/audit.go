@@ -75,9 +75,20 @@ const (
 	// SyncEvent fsyncs before Write returns (shared between concurrent
 	// writers). The default.
 	SyncEvent SyncPolicy = "event"
+	// SyncBegin (write-ahead) starts an fsync of a key operation's begin
+	// line in the background as Begin writes it, so that it runs while the
+	// token works; End waits for it and appends the end line without
+	// waiting: that line is made durable by the next fsync, at the latest
+	// FlushInterval later. Write (denied, lifecycle, start and stop lines)
+	// still waits for its fsync, as with SyncEvent.
+	SyncBegin SyncPolicy = "begin"
 	// SyncNone leaves flushing to the kernel.
 	SyncNone SyncPolicy = "none"
 )
+
+// DefaultFlushInterval bounds how long an end line written under SyncBegin
+// waits for an fsync when no later begin line brings one.
+const DefaultFlushInterval = 100 * time.Millisecond
 
 // ErrUnavailable wraps every failure to write an event: the caller must
 // refuse the operation it was about to audit.
@@ -96,6 +107,14 @@ type Options struct {
 	Mirror *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// FlushInterval: with SyncBegin, lines not yet durable are fsynced at
+	// most this long after they were written (default
+	// DefaultFlushInterval). Unused by the other policies.
+	FlushInterval time.Duration
+	// SyncFile replaces fdatasync(2) (nil: fdatasync): a seam for tests
+	// that watch, delay or fail fsyncs. It must make every line written to
+	// the file before it was called durable, or fail.
+	SyncFile func(*os.File) error
 }
 
 // Log appends events to one file.
@@ -125,6 +144,11 @@ type Log struct {
 	// syncFile makes a file's written lines durable (tests replace it to
 	// watch or fail fsyncs).
 	syncFile func(*os.File) error
+
+	// SyncBegin's background flush of end lines (stopped by Close).
+	stopFlush chan struct{}
+	flushDone chan struct{}
+	closeOnce sync.Once
 }
 
 // Open opens (or creates) the log file, takes its lock and finds where the
@@ -133,8 +157,14 @@ func Open(o Options) (*Log, error) {
 	if o.Sync == "" {
 		o.Sync = SyncEvent
 	}
-	if o.Sync != SyncEvent && o.Sync != SyncNone {
-		return nil, fmt.Errorf("audit: unknown sync policy %q (event, none)", o.Sync)
+	if o.Sync != SyncEvent && o.Sync != SyncBegin && o.Sync != SyncNone {
+		return nil, fmt.Errorf("audit: unknown sync policy %q (event, begin, none)", o.Sync)
+	}
+	if o.FlushInterval < 0 {
+		return nil, fmt.Errorf("audit: negative flush interval %v", o.FlushInterval)
+	}
+	if o.FlushInterval == 0 {
+		o.FlushInterval = DefaultFlushInterval
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -142,6 +172,9 @@ func Open(o Options) (*Log, error) {
 	l := &Log{o: o, prev: Genesis}
 	l.scond = sync.NewCond(&l.smu)
 	l.syncFile = dataSync
+	if o.SyncFile != nil {
+		l.syncFile = o.SyncFile
+	}
 	if o.File == "" {
 		return l, nil
 	}
@@ -177,7 +210,34 @@ func Open(o Options) (*Log, error) {
 		}
 		l.seq, l.prev = ev.Seq, hash
 	}
+	if o.Sync == SyncBegin {
+		l.stopFlush, l.flushDone = make(chan struct{}), make(chan struct{})
+		go l.flushLoop()
+	}
 	return l, nil
+}
+
+// flushLoop makes lines that nobody waits for (SyncBegin's end lines)
+// durable every FlushInterval, if any are pending. A failed fsync fails
+// the Log (syncTo), and the next call is refused.
+func (l *Log) flushLoop() {
+	defer close(l.flushDone)
+	t := time.NewTicker(l.o.FlushInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stopFlush:
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		n, broken := l.written, l.err != nil
+		l.mu.Unlock()
+		if broken {
+			return
+		}
+		_ = l.syncTo(n) // returns at once when line n is durable already
+	}
 }
 
 func openLocked(path string) (*os.File, error) {
@@ -245,25 +305,90 @@ func lastRotated(file string) int {
 	return best
 }
 
-// Write appends one event and, with SyncEvent, returns once it is durable.
-// Time, Seq and Prev are filled in here. An error (always wrapping
-// ErrUnavailable) means the event is not in the log and the operation it
-// describes must not run or must not be reported as done.
-func (l *Log) Write(e Event) error { return l.write(e, l.o.Sync == SyncEvent) }
+// Write appends one event and, with SyncEvent or SyncBegin, returns once it
+// is durable. Time, Seq and Prev are filled in here. An error (always
+// wrapping ErrUnavailable) means the event is not in the log and the
+// operation it describes must not run or must not be reported as done.
+func (l *Log) Write(e Event) error { return l.write(e, l.o.Sync != SyncNone) }
 
 // Append is Write without waiting for fsync: the line is in the file (one
 // write(2), so it survives a crash of the process) but not necessarily on
-// disk. The server uses it for "begin" lines: the "end" line that follows
-// is written with Write, and its fsync makes both durable before any result
-// leaves the service, at the cost of one fsync per operation, not two.
+// disk. The server uses it for the begin lines of key lifecycle calls,
+// whose end line is written with Write: its fsync makes both durable
+// before the result leaves the service. Key operations use Begin and End.
 func (l *Log) Append(e Event) error { return l.write(e, false) }
 
+// Begun is a begin line written by Begin: Wait says when it is durable.
+type Begun struct {
+	l    *Log
+	n    uint64        // the line's number (counted by written); 0: no wait
+	done chan struct{} // closed when the background fsync ended (SyncBegin)
+	err  error         // its result, set before done is closed
+}
+
+// Begin writes the begin line of a key operation, before the operation
+// runs. With SyncBegin it also starts, in the background, an fsync covering
+// the line (shared with other writers), so that the fsync runs while the
+// token works; the result must not leave the service before Wait (or End)
+// returned nil. With SyncEvent and SyncNone it is Append: the end line's
+// Write makes both lines durable (SyncEvent).
+func (l *Log) Begin(e Event) (*Begun, error) {
+	n, err := l.put(e)
+	if err != nil {
+		return nil, err
+	}
+	b := &Begun{l: l}
+	if l.o.Sync == SyncBegin && l.hasFile {
+		b.n, b.done = n, make(chan struct{})
+		go func() {
+			b.err = l.syncTo(n)
+			close(b.done)
+		}()
+	}
+	return b, nil
+}
+
+// Wait returns once the begin line is durable (SyncBegin; at once with the
+// other policies), or the error that stops it from being (always wrapping
+// ErrUnavailable: the operation's result must not leave the service).
+func (b *Begun) Wait() error {
+	if b == nil || b.done == nil {
+		return nil
+	}
+	<-b.done
+	return b.err
+}
+
+// End writes the end line of the operation begun by b. With SyncEvent it is
+// Write (both lines durable when it returns); with SyncBegin it appends the
+// line without waiting for it (a later fsync covers it, at the latest
+// FlushInterval later) and returns once b's begin line is durable; with
+// SyncNone it appends. An error (wrapping ErrUnavailable) means the result
+// must not leave the service.
+func (l *Log) End(b *Begun, e Event) error {
+	err := l.write(e, l.o.Sync == SyncEvent)
+	if werr := b.Wait(); werr != nil {
+		return werr
+	}
+	return err
+}
+
 func (l *Log) write(e Event, sync bool) error {
+	mine, err := l.put(e)
+	if err != nil || !l.hasFile || !sync {
+		return err
+	}
+	return l.syncTo(mine)
+}
+
+// put appends one line (one write(2)), rotates the file if it is full, and
+// returns the line's number (counted by written).
+func (l *Log) put(e Event) (uint64, error) {
 	l.mu.Lock()
 	if l.err != nil {
 		err := l.err
 		l.mu.Unlock()
-		return err
+		return 0, err
 	}
 	e.Time = l.o.Now().UTC()
 	e.Seq = l.seq + 1
@@ -271,13 +396,13 @@ func (l *Log) write(e Event, sync bool) error {
 	line, hash, err := encode(e)
 	if err != nil {
 		l.mu.Unlock()
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if l.f != nil {
 		if _, err := l.f.Write(line); err != nil {
 			l.err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 			l.mu.Unlock()
-			return l.err
+			return 0, l.err
 		}
 	}
 	l.seq, l.prev = e.Seq, hash
@@ -288,18 +413,14 @@ func (l *Log) write(e Event, sync bool) error {
 	l.mu.Unlock()
 
 	l.mirror(e, hash)
-	if !l.hasFile {
-		return nil
-	}
-	if sync {
-		if err := l.syncTo(mine); err != nil {
-			return err
+	if rotate {
+		// The rotation fsyncs the full file, which makes this line and
+		// every earlier one durable.
+		if err := l.rotate(); err != nil {
+			return 0, err
 		}
 	}
-	if rotate {
-		return l.rotate()
-	}
-	return nil
+	return mine, nil
 }
 
 // syncTo returns once line n (counted by written) is durable. An fsync
@@ -429,6 +550,12 @@ func (l *Log) mirror(e Event, hash string) {
 
 // Close syncs and closes the file (graceful shutdown).
 func (l *Log) Close() error {
+	l.closeOnce.Do(func() {
+		if l.stopFlush != nil {
+			close(l.stopFlush)
+			<-l.flushDone
+		}
+	})
 	l.waitIdle()
 	defer l.smu.Unlock()
 	defer l.scond.Broadcast()

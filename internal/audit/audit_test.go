@@ -312,3 +312,227 @@ func TestGroupCommit(t *testing.T) {
 		t.Errorf("Append after a failed fsync: %v", err)
 	}
 }
+
+// gatedSync is an fsync for tests: it records how much of the file each
+// completed fsync covered (the size when it began), can be held (gate) and
+// can fail.
+type gatedSync struct {
+	mu      sync.Mutex
+	durable int64
+	syncs   int
+	gate    chan struct{} // nil: no hold; else each fsync waits for a value
+	started chan struct{} // receives when a held fsync begins
+	fail    error
+}
+
+func (g *gatedSync) sync(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	gate, fail := g.gate, g.fail
+	g.mu.Unlock()
+	if gate != nil {
+		g.started <- struct{}{}
+		<-gate
+	}
+	if fail != nil {
+		return fail
+	}
+	if err := dataSync(f); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	g.syncs++
+	g.durable = max(g.durable, st.Size())
+	g.mu.Unlock()
+	return nil
+}
+
+// release lets the held fsync go on, and later ones run freely.
+func (g *gatedSync) release() {
+	g.mu.Lock()
+	gate := g.gate
+	g.gate = nil
+	g.mu.Unlock()
+	close(gate)
+}
+
+func (g *gatedSync) covered() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.durable
+}
+
+func fileSize(t *testing.T, path string) int64 {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
+
+// TestBeginWaitsForItsFsync: under SyncBegin, End does not return while the
+// fsync that covers the begin line is held, and returns once it completed;
+// the end line is in the file (write(2)) before that.
+func TestBeginWaitsForItsFsync(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	g := &gatedSync{gate: make(chan struct{}), started: make(chan struct{}, 4)}
+	l := openT(t, Options{File: path, Sync: SyncBegin, FlushInterval: time.Hour, SyncFile: g.sync})
+	released := false
+	defer func() {
+		if !released { // a failed check must not leave Close waiting on the held fsync
+			g.release()
+		}
+	}()
+	b, err := l.Begin(Event{Phase: PhaseBegin, Call: "c1", Caller: "client", RPC: "/pecet.v1.SignService/Sign"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	afterBegin := fileSize(t, path)
+	<-g.started // the begin line's fsync started without anybody waiting for it
+	done := make(chan error, 1)
+	go func() { done <- l.End(b, Event{Phase: PhaseEnd, Call: "c1", Outcome: OutcomeOK}) }()
+	select {
+	case err := <-done:
+		t.Fatalf("End returned (%v) while the begin line's fsync was held", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	if fileSize(t, path) <= afterBegin {
+		t.Error("the end line is not in the file while End waits")
+	}
+	g.release()
+	released = true
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if c := g.covered(); c < afterBegin {
+		t.Fatalf("End returned with %d bytes durable, begin line ends at %d", c, afterBegin)
+	}
+}
+
+// TestBeginEndLineFlushed: under SyncBegin an end line nobody waits for is
+// durable within the flush interval without any further call, and Close
+// makes everything durable.
+func TestBeginEndLineFlushed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	g := &gatedSync{}
+	l := openT(t, Options{File: path, Sync: SyncBegin, FlushInterval: 20 * time.Millisecond, SyncFile: g.sync})
+	b, err := l.Begin(Event{Phase: PhaseBegin, Call: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.End(b, Event{Phase: PhaseEnd, Call: "c1", Outcome: OutcomeOK}); err != nil {
+		t.Fatal(err)
+	}
+	size := fileSize(t, path)
+	deadline := time.Now().Add(5 * time.Second) // 20 ms expected; a loaded machine may be slow
+	for g.covered() < size {
+		if time.Now().After(deadline) {
+			t.Fatalf("end line not durable after 5 s (durable %d of %d bytes)", g.covered(), size)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	// Nothing pending: the flush loop does not fsync for nothing.
+	g.mu.Lock()
+	n := g.syncs
+	g.mu.Unlock()
+	time.Sleep(100 * time.Millisecond)
+	g.mu.Lock()
+	if g.syncs != n {
+		t.Errorf("%d fsyncs with nothing to flush", g.syncs-n)
+	}
+	g.mu.Unlock()
+
+	// Close flushes what the interval has not reached yet.
+	l2path := filepath.Join(t.TempDir(), "audit.log")
+	g2 := &gatedSync{}
+	l2 := openT(t, Options{File: l2path, Sync: SyncBegin, FlushInterval: time.Hour, SyncFile: g2.sync})
+	b, _ = l2.Begin(Event{Phase: PhaseBegin, Call: "c2"})
+	if err := b.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.End(b, Event{Phase: PhaseEnd, Call: "c2", Outcome: OutcomeOK}); err != nil {
+		t.Fatal(err)
+	}
+	if g2.covered() >= fileSize(t, l2path) {
+		t.Fatal("the end line was waited for (SyncBegin must not wait for it)")
+	}
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := verifyFiles(l2path); err != nil || res.Lines != 2 {
+		t.Fatalf("after Close: %+v %v", res, err)
+	}
+}
+
+// TestBeginFsyncFailure: under SyncBegin a failed background fsync fails the
+// call waiting for it and every later write (fail closed).
+func TestBeginFsyncFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	g := &gatedSync{fail: errors.New("injected fsync failure")}
+	l := openT(t, Options{File: path, Sync: SyncBegin, FlushInterval: time.Hour, SyncFile: g.sync})
+	b, err := l.Begin(Event{Phase: PhaseBegin, Call: "c1"})
+	if err != nil {
+		t.Fatal(err) // the write(2) succeeded; the fsync runs in the background
+	}
+	if err := b.Wait(); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Wait after a failed fsync: %v", err)
+	}
+	if err := l.End(b, Event{Phase: PhaseEnd, Call: "c1"}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("End after a failed fsync: %v", err)
+	}
+	if _, err := l.Begin(Event{Phase: PhaseBegin, Call: "c2"}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Begin after a failed fsync: %v", err)
+	}
+	if err := l.Write(Event{Phase: PhaseDenied}); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Write after a failed fsync: %v", err)
+	}
+}
+
+// TestBeginConcurrentChain: many concurrent begin/end pairs under SyncBegin,
+// with rotation, keep one intact chain; every End returned after an fsync
+// that covered its begin line; fsyncs are shared.
+func TestBeginConcurrentChain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	g := &gatedSync{}
+	l := openT(t, Options{File: path, Sync: SyncBegin, MaxBytes: 20000, FlushInterval: 10 * time.Millisecond, SyncFile: g.sync})
+	const writers, each = 8, 30
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				call := fmt.Sprint(w, "-", i)
+				b, err := l.Begin(Event{Phase: PhaseBegin, Call: call})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if err := l.End(b, Event{Phase: PhaseEnd, Call: call, Outcome: OutcomeOK}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	g.mu.Lock()
+	syncs := g.syncs
+	g.mu.Unlock()
+	if syncs >= writers*each {
+		t.Errorf("%d fsyncs for %d begin lines: none shared", syncs, writers*each)
+	}
+	l.Close()
+	var files []string
+	for i := 1; i <= lastRotated(path); i++ {
+		files = append(files, rotatedName(path, i))
+	}
+	res, err := verifyFiles(append(files, path)...)
+	if err != nil || res.LastSeq != uint64(2*writers*each+len(files)) {
+		t.Fatalf("%+v %v", res, err)
+	}
+}

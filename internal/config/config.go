@@ -29,6 +29,9 @@ const (
 	DefaultMaxMessageBytes = 24 << 20
 	DefaultMaxSessions     = 16
 	DefaultShutdownGrace   = 20 * time.Second
+	// DefaultAuditFlushInterval: audit.sync: begin fsyncs end lines at
+	// most this long after they were written.
+	DefaultAuditFlushInterval = 100 * time.Millisecond
 	// DefaultMaxRecipients bounds the recipients of one CMS message.
 	DefaultMaxRecipients = 16
 	// DefaultMaxBodyBytes is the current ISDS message limit.
@@ -271,9 +274,16 @@ type Client struct {
 type Audit struct {
 	// File is the log; each pecetd process needs its own (it is locked).
 	File string `yaml:"file"`
-	// Sync is the fsync policy: "event" (default: durable before a result
-	// leaves the service) or "none" (page cache; battery-backed storage).
+	// Sync is the fsync policy: "event" (default: a key operation's begin
+	// and end lines are durable before its result leaves the service),
+	// "begin" (write-ahead: the begin line is durable before the result
+	// leaves, its fsync runs while the token works; the end line is
+	// durable at most FlushInterval later) or "none" (page cache;
+	// battery-backed storage).
 	Sync string `yaml:"sync"`
+	// FlushInterval: with sync: begin, how long an end line may wait for
+	// its fsync (default 100ms; at most 1s).
+	FlushInterval time.Duration `yaml:"flush_interval"`
 	// MaxBytes rotates the file at this size (FILE.1, FILE.2, …); 0 never.
 	MaxBytes int64 `yaml:"max_bytes"`
 }
@@ -444,6 +454,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Audit.Sync == "" {
 		c.Audit.Sync = "event"
+	}
+	if c.Audit.FlushInterval == 0 {
+		c.Audit.FlushInterval = DefaultAuditFlushInterval
 	}
 	if c.Keys.ExpiryWarningDays == 0 {
 		c.Keys.ExpiryWarningDays = DefaultExpiryWarningDays
@@ -617,8 +630,11 @@ func (c *Config) Validate() error {
 	if c.TSA != nil {
 		c.TSA.validate(bad)
 	}
-	if c.Audit.Sync != "event" && c.Audit.Sync != "none" {
-		bad("audit.sync must be event or none")
+	if c.Audit.Sync != "event" && c.Audit.Sync != "begin" && c.Audit.Sync != "none" {
+		bad("audit.sync must be event, begin or none")
+	}
+	if c.Audit.FlushInterval < time.Millisecond || c.Audit.FlushInterval > time.Second {
+		bad("audit.flush_interval must be between 1ms and 1s (the most outcome lines a machine crash may lose with sync: begin)")
 	}
 	if c.Audit.MaxBytes < 0 || (c.Audit.MaxBytes > 0 && c.Audit.MaxBytes < 64<<10) {
 		bad("audit.max_bytes must be 0 (no rotation) or at least 65536")

@@ -103,6 +103,7 @@ func TestParseRejects(t *testing.T) {
 		{"tsa two references", valid + tsaConf("key: tsa", "key: tsa\n  time_reference: {http_date_url: http://x, offset_file: /o}"), "exactly one of http_date_url"},
 		{"tsa accuracy", valid + tsaConf("key: tsa", "key: tsa\n  accuracy: 2h"), "tsa.accuracy"},
 		{"audit sync", valid + "audit: {file: a.log, sync: sometimes}\n", "audit.sync"},
+		{"audit flush interval", valid + "audit: {file: a.log, sync: begin, flush_interval: 5s}\n", "audit.flush_interval"},
 		{"audit small rotation", valid + "audit: {file: a.log, max_bytes: 10}\n", "audit.max_bytes"},
 		{"bad glob", valid + "keys: {dual_control: {aliases: [\"[\"]}}\n", "not a valid glob"},
 		{"unknown dual-control operation", valid + "keys: {dual_control: {aliases: [x], operations: [sign]}}\n", `unknown "sign"`},

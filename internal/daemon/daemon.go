@@ -89,7 +89,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 	// The audit log opens before the token: a log that cannot be written
 	// stops pecetd at start-up rather than failing every call later.
-	al, err := audit.Open(audit.Options{File: cfg.Audit.File, Sync: audit.SyncPolicy(cfg.Audit.Sync), MaxBytes: cfg.Audit.MaxBytes, Mirror: log})
+	al, err := audit.Open(audit.Options{File: cfg.Audit.File, Sync: audit.SyncPolicy(cfg.Audit.Sync), FlushInterval: cfg.Audit.FlushInterval, MaxBytes: cfg.Audit.MaxBytes, Mirror: log})
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -38,7 +39,11 @@ import (
 // The interceptor then writes a "begin" line before the handler runs and an
 // "end" line with the outcome and gRPC code after it; if either cannot be
 // written, the call fails with Unavailable and its result is dropped (fail
-// closed). Denied calls of any method are audited without a spec.
+// closed). With audit.sync: begin the begin line's fsync runs while the
+// handler works and the result waits for it; the end line is not waited
+// for (audit.Log.Begin, End), except for KeyService calls, whose end line
+// is durable before the result leaves under every fsync policy but none.
+// Denied calls of any method are audited without a spec.
 // Streaming RPCs go in streamAuditSpecs instead: the begin line is written
 // at the first request (the parameters), the end line carries the SHA-256
 // of all the input.
@@ -196,6 +201,14 @@ func (s *Server) auditDenied(method string, caller *authz.Caller, err error) {
 	}
 }
 
+// lifecycleRPC says whether a method changes keys or dual-control requests
+// (KeyService): its end line is durable before the result leaves under
+// audit.sync: begin too, because after a machine crash the log must say
+// whether a key version was created, disabled or destroyed, not only that
+// it may have been. These calls are rare; the fsync they wait for costs
+// nothing that matters.
+func lifecycleRPC(method string) bool { return strings.HasPrefix(method, "/pecet.v1.KeyService/") }
+
 // audited runs an authorised handler between its begin and end lines.
 func (s *Server) audited(ctx context.Context, req any, method string, caller *authz.Caller, spec func(any) auditInfo, handler grpc.UnaryHandler) (any, error) {
 	info := spec(req)
@@ -203,7 +216,15 @@ func (s *Server) audited(ctx context.Context, req any, method string, caller *au
 	rec := &callRecord{key: info.Key, version: info.Version}
 	ev := audit.Event{Phase: audit.PhaseBegin, Call: callID(), Caller: caller.Identity, Role: rolesOf(caller), RPC: method,
 		Key: info.Key, Version: info.Version, InputSHA256: inputHash(info.Input)}
-	if err := s.d.Audit.Append(ev); err != nil {
+	lifecycle := lifecycleRPC(method)
+	var begun *audit.Begun
+	var err error
+	if lifecycle {
+		err = s.d.Audit.Append(ev) // the end line's Write makes both durable
+	} else {
+		begun, err = s.d.Audit.Begin(ev)
+	}
+	if err != nil {
 		s.d.Log.Error("audit log cannot be written: call refused", "method", method, "err", err)
 		return nil, grpcerr.Status(err)
 	}
@@ -229,7 +250,13 @@ func (s *Server) audited(ctx context.Context, req any, method string, caller *au
 	}
 	rec.mu.Unlock()
 	ev.InputSHA256 = ""
-	if werr := s.d.Audit.Write(ev); werr != nil {
+	var werr error
+	if lifecycle {
+		werr = s.d.Audit.Write(ev)
+	} else {
+		werr = s.d.Audit.End(begun, ev)
+	}
+	if werr != nil {
 		// The operation ran, but no result leaves without its record.
 		s.d.Log.Error("audit log cannot be written: result withheld", "method", method, "err", werr)
 		return nil, grpcerr.Status(werr)
@@ -253,7 +280,9 @@ func (s *Server) safeHandler(ctx context.Context, req any, method string, handle
 // The request body is read here (at most limit bytes, the handler's own
 // bound) so that its SHA-256 goes into the begin line; a larger body is
 // passed on cut at limit+1 bytes for the handler to refuse. If the log
-// cannot be written the request gets 503 and the handler never runs.
+// cannot be written the request gets 503 and the handler never runs. The
+// response's status line waits until the begin line is durable
+// (audit.sync: begin); if it cannot be, the response is a 503 instead.
 func (s *Server) auditHTTP(rpc string, limit int64, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
@@ -263,18 +292,20 @@ func (s *Server) auditHTTP(rpc string, limit int64, h http.Handler) http.Handler
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		ev := audit.Event{Phase: audit.PhaseBegin, Call: callID(), Caller: "http:" + r.RemoteAddr, RPC: rpc, InputSHA256: inputHash([][]byte{body})}
-		if err := s.d.Audit.Append(ev); err != nil {
+		begun, err := s.d.Audit.Begin(ev)
+		if err != nil {
 			s.d.Log.Error("audit log cannot be written: call refused", "rpc", rpc, "err", err)
 			http.Error(w, "the audit log cannot be written; retry later", http.StatusServiceUnavailable)
 			return
 		}
-		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK, begun: begun, s: s, rpc: rpc}
 		h.ServeHTTP(rec, r)
+		rec.WriteHeader(rec.code) // a handler that wrote nothing still waits
 		ev.Phase, ev.InputSHA256, ev.Outcome = audit.PhaseEnd, "", audit.OutcomeOK
 		if rec.code >= 400 {
 			ev.Outcome, ev.Code = audit.OutcomeError, http.StatusText(rec.code)
 		}
-		if err := s.d.Audit.Write(ev); err != nil {
+		if err := s.d.Audit.End(begun, ev); err != nil {
 			// The response may be on its way already; the log says why the
 			// end line is missing.
 			s.d.Log.Error("audit log cannot be written after the call", "rpc", rpc, "err", err)
@@ -282,14 +313,41 @@ func (s *Server) auditHTTP(rpc string, limit int64, h http.Handler) http.Handler
 	})
 }
 
+// statusRecorder keeps the response's status for the end line and holds
+// the response back until the begin line is durable.
+var errAuditWithheld = errors.New("audit log cannot be written: response withheld")
+
 type statusRecorder struct {
 	http.ResponseWriter
-	code int
+	code    int
+	begun   *audit.Begun
+	s       *Server
+	rpc     string
+	started bool // the status line was passed on
+	failed  bool // the begin line could not be made durable: 503 sent
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
+	if s.started {
+		return
+	}
+	s.started = true
 	s.code = code
+	if err := s.begun.Wait(); err != nil {
+		s.s.d.Log.Error("audit log cannot be written: result withheld", "rpc", s.rpc, "err", err)
+		s.failed, s.code = true, http.StatusServiceUnavailable
+		http.Error(s.ResponseWriter, "the audit log cannot be written; retry later", http.StatusServiceUnavailable)
+		return
+	}
 	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.WriteHeader(s.code)
+	if s.failed {
+		return 0, errAuditWithheld
+	}
+	return s.ResponseWriter.Write(b)
 }
 
 // streamAuditSpec says how a streaming RPC is audited: first reads the key
@@ -349,7 +407,7 @@ func (s *Server) auditedStream(cs *callerStream, method string, caller *authz.Ca
 	default:
 		ev.Outcome, ev.Code = audit.OutcomeError, code.String()
 	}
-	if werr := s.d.Audit.Write(ev); werr != nil {
+	if werr := s.d.Audit.End(as.begun, ev); werr != nil {
 		s.d.Log.Error("audit log cannot be written after the stream", "method", method, "err", werr)
 		return grpcerr.Status(werr)
 	}
@@ -377,7 +435,22 @@ type auditStream struct {
 	ev       audit.Event
 	h        hash.Hash
 	began    bool
+	begun    *audit.Begun
 	beginErr error
+	sent     bool // a response went out (after the begin line was durable)
+}
+
+// SendMsg holds the stream's first output back until its begin line is
+// durable (audit.sync: begin; the other policies do not wait here).
+func (a *auditStream) SendMsg(m any) error {
+	if !a.sent {
+		if err := a.begun.Wait(); err != nil {
+			a.s.d.Log.Error("audit log cannot be written: stream output withheld", "method", a.ev.RPC, "err", err)
+			return grpcerr.Status(err)
+		}
+		a.sent = true
+	}
+	return a.callerStream.SendMsg(m)
 }
 
 func (a *auditStream) RecvMsg(m any) error {
@@ -395,7 +468,9 @@ func (a *auditStream) RecvMsg(m any) error {
 		a.rec.mu.Lock()
 		a.rec.key, a.rec.version = info.Key, info.Version
 		a.rec.mu.Unlock()
-		if err := a.s.d.Audit.Append(a.ev); err != nil {
+		begun, err := a.s.d.Audit.Begin(a.ev)
+		a.begun = begun
+		if err != nil {
 			a.s.d.Log.Error("audit log cannot be written: stream refused", "method", a.ev.RPC, "err", err)
 			a.beginErr = grpcerr.Status(err)
 			return a.beginErr

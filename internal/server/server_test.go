@@ -78,6 +78,10 @@ type fixtureOpts struct {
 	// auditSync is the audit fsync policy (default none: tests need no
 	// durability; benchmarks measure both).
 	auditSync audit.SyncPolicy
+	// auditSyncFile replaces the audit log's fdatasync (fault injection).
+	auditSyncFile func(*os.File) error
+	// auditFlush is the audit flush interval (audit.sync: begin).
+	auditFlush time.Duration
 }
 
 var clientsConf = []config.Client{
@@ -162,7 +166,7 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	if o.auditSync == "" {
 		o.auditSync = audit.SyncNone
 	}
-	al, err := audit.Open(audit.Options{File: o.auditFile, Sync: o.auditSync, Now: clock.Now})
+	al, err := audit.Open(audit.Options{File: o.auditFile, Sync: o.auditSync, Now: clock.Now, SyncFile: o.auditSyncFile, FlushInterval: o.auditFlush})
 	if err != nil {
 		t.Fatal(err)
 	}
