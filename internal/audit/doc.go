@@ -35,10 +35,10 @@
 // SyncEvent (the default) Write also returns only once the line is on disk
 // (fdatasync(2) on Linux, fsync(2) elsewhere: for an appended line both
 // flush the data and the new file size; fdatasync skips the modification
-// time, which reading the line back does not need); Append does not wait. The server appends the "begin" line of
-// an operation and writes its "end" line, so one fsync per operation makes
-// both durable before any result (a signature, a plaintext, a changed key)
-// leaves the service. Concurrent writers share fsyncs (group commit): a
+// time, which reading the line back does not need); Append does not wait.
+// Under SyncEvent the server's Begin is Append and its End is Write, so one
+// fsync per operation makes both lines durable before any result (a
+// signature, a plaintext, a changed key) leaves the service. Concurrent writers share fsyncs (group commit): a
 // Write waits for one fsync that began after its line was written, and
 // many lines ride on one fsync. At most one fsync runs at a time; when it
 // ends, all the writers it covered return at once and one of the others
@@ -53,10 +53,45 @@
 // crash may lose the last lines) is for tests and for hosts whose storage
 // is battery-backed, configured as audit.sync: none.
 //
+// # Write-ahead (SyncBegin, audit.sync: begin)
+//
+// With SyncEvent a call pays a whole fsync after its token operation. With
+// SyncBegin the server writes a key operation's begin line with Begin,
+// which also starts an fsync covering it in the background (group commit
+// as above), so the fsync runs while the token works; End appends the end
+// line (one write(2): it survives a crash of pecetd) without waiting for
+// it, and returns once the begin line is durable, which by then it usually
+// is. The end line becomes durable with the next fsync: a later Begin's,
+// or a flush that runs every FlushInterval (default 100 ms) when lines are
+// pending, or Close. What is guaranteed:
+//
+//   - No result of a key operation (a signature, a plaintext, a time-stamp
+//     token, a DecryptStream's first output) leaves pecetd unless the line
+//     recording who asked for which operation, with which key, on which
+//     input (its SHA-256) is on disk.
+//   - After a machine crash (power loss, kernel panic) the end lines
+//     written in at most the last FlushInterval may be missing: a begin
+//     line without its end line means the operation may have completed and
+//     its result may have been returned. A crash of pecetd alone loses no
+//     written line under any policy.
+//   - Denied lines, start and stop lines, rotated lines and every line of
+//     a KeyService call (the server writes its end line with Write) are
+//     durable before Write returns, as with SyncEvent: a key's lifecycle
+//     must be known after a crash, not only that it may have changed.
+//
+// With SyncEvent (the default) both lines of a key operation are durable
+// before its result leaves. The stream handlers send output while they
+// run: under SyncBegin their first output waits for the begin line; under
+// SyncEvent output may leave before the begin line is durable, and the
+// final status (the client keeps the output only on OK) waits for the end
+// line's fsync, which covers both.
+//
 // A Write that fails (disk full, file removed, I/O error) makes the Log
 // fail every later Write too, until the process restarts: the chain's state
 // is then unknown, and the server refuses key operations (fail closed,
-// Unavailable) rather than run them unaudited.
+// Unavailable) rather than run them unaudited. Under SyncBegin a failed
+// background fsync fails the call waiting for it (End or Begun.Wait) the
+// same way, and a failed flush fails the next call.
 //
 // # Files and rotation
 //

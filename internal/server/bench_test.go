@@ -32,10 +32,11 @@ var benchConcs = []int{1, 16}
 // BenchmarkSign signs over a client digest with an RSA-2048 and an ECDSA
 // P-256 key. Every signature writes two audit lines; "fsync" runs with the
 // production policy (audit.sync: event, one shared fsync per operation),
-// "nosync" with page-cache writes only.
+// "begin" with the write-ahead policy (the begin line's fsync runs during
+// the signature), "nosync" with page-cache writes only.
 func BenchmarkSign(b *testing.B) {
-	for _, pol := range []audit.SyncPolicy{audit.SyncNone, audit.SyncEvent} {
-		polName := map[audit.SyncPolicy]string{audit.SyncNone: "nosync", audit.SyncEvent: "fsync"}[pol]
+	for _, pol := range []audit.SyncPolicy{audit.SyncNone, audit.SyncEvent, audit.SyncBegin} {
+		polName := map[audit.SyncPolicy]string{audit.SyncNone: "nosync", audit.SyncEvent: "fsync", audit.SyncBegin: "begin"}[pol]
 		f := newFixtureOpts(b, fixtureOpts{auditSync: pol})
 		addSignKey(b, f, "rsa-sign", keystore.RSA2048)
 		sc := pecetv1.NewSignServiceClient(f.dial(b, "wide-client"))
