@@ -320,9 +320,7 @@ func (l *Log) Append(e Event) error { return l.write(e, false) }
 
 // Begun is a begin line written by Begin: Wait says when it is durable.
 type Begun struct {
-	l    *Log
-	n    uint64        // the line's number (counted by written); 0: no wait
-	done chan struct{} // closed when the background fsync ended (SyncBegin)
+	done chan struct{} // closed when the background fsync ended (SyncBegin); nil: no wait
 	err  error         // its result, set before done is closed
 }
 
@@ -337,9 +335,9 @@ func (l *Log) Begin(e Event) (*Begun, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := &Begun{l: l}
+	b := &Begun{}
 	if l.o.Sync == SyncBegin && l.hasFile {
-		b.n, b.done = n, make(chan struct{})
+		b.done = make(chan struct{})
 		go func() {
 			b.err = l.syncTo(n)
 			close(b.done)

@@ -70,7 +70,8 @@
 //     recording who asked for which operation, with which key, on which
 //     input (its SHA-256) is on disk.
 //   - After a machine crash (power loss, kernel panic) the end lines
-//     written in at most the last FlushInterval may be missing: a begin
+//     written in at most the last FlushInterval (plus the time of the fsync
+//     under way) may be missing: a begin
 //     line without its end line means the operation may have completed and
 //     its result may have been returned. A crash of pecetd alone loses no
 //     written line under any policy.
