@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -313,10 +314,10 @@ func (s *Server) auditHTTP(rpc string, limit int64, h http.Handler) http.Handler
 	})
 }
 
-// statusRecorder keeps the response's status for the end line and holds
-// the response back until the begin line is durable.
 var errAuditWithheld = errors.New("audit log cannot be written: response withheld")
 
+// statusRecorder keeps the response's status for the end line and holds
+// the response back until the begin line is durable.
 type statusRecorder struct {
 	http.ResponseWriter
 	code    int
@@ -407,7 +408,7 @@ func (s *Server) auditedStream(cs *callerStream, method string, caller *authz.Ca
 	default:
 		ev.Outcome, ev.Code = audit.OutcomeError, code.String()
 	}
-	if werr := s.d.Audit.End(as.begun, ev); werr != nil {
+	if werr := s.d.Audit.End(as.begun.Load(), ev); werr != nil {
 		s.d.Log.Error("audit log cannot be written after the stream", "method", method, "err", werr)
 		return grpcerr.Status(werr)
 	}
@@ -429,13 +430,15 @@ func (s *Server) safeStream(ss grpc.ServerStream, method string, handler grpc.St
 // input of every request.
 type auditStream struct {
 	*callerStream
-	s        *Server
-	spec     streamAuditSpec
-	rec      *callRecord
-	ev       audit.Event
-	h        hash.Hash
-	began    bool
-	begun    *audit.Begun
+	s     *Server
+	spec  streamAuditSpec
+	rec   *callRecord
+	ev    audit.Event
+	h     hash.Hash
+	began bool
+	// begun is set by RecvMsg and read by SendMsg, which a handler may
+	// call from another goroutine.
+	begun    atomic.Pointer[audit.Begun]
 	beginErr error
 	sent     bool // a response went out (after the begin line was durable)
 }
@@ -444,7 +447,7 @@ type auditStream struct {
 // durable (audit.sync: begin; the other policies do not wait here).
 func (a *auditStream) SendMsg(m any) error {
 	if !a.sent {
-		if err := a.begun.Wait(); err != nil {
+		if err := a.begun.Load().Wait(); err != nil {
 			a.s.d.Log.Error("audit log cannot be written: stream output withheld", "method", a.ev.RPC, "err", err)
 			return grpcerr.Status(err)
 		}
@@ -469,7 +472,7 @@ func (a *auditStream) RecvMsg(m any) error {
 		a.rec.key, a.rec.version = info.Key, info.Version
 		a.rec.mu.Unlock()
 		begun, err := a.s.d.Audit.Begin(a.ev)
-		a.begun = begun
+		a.begun.Store(begun)
 		if err != nil {
 			a.s.d.Log.Error("audit log cannot be written: stream refused", "method", a.ev.RPC, "err", err)
 			a.beginErr = grpcerr.Status(err)
