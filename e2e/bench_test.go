@@ -16,28 +16,29 @@ func TestBench(t *testing.T) {
 	t.Run("mix", func(t *testing.T) { benchMixAudited(t, d) })
 	// The same reconciliation with the write-ahead fsync policy: a restart
 	// with audit.sync: begin on a fresh audit file (the event policy's log
-	// is kept aside, verified).
+	// is kept aside, verified). The restart belongs to the whole test (its
+	// cleanup stops pecetd at the end), and the subtests below use it.
+	d.stop(t)
+	cfg := filepath.Join(d.dir, "pecet.yaml")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withBegin := strings.Replace(string(b), "  file: audit.log", "  sync: begin\n  flush_interval: 50ms\n  file: audit.log", 1)
+	if withBegin == string(b) {
+		t.Fatal("dev config has no audit.file line to extend")
+	}
+	if err := os.WriteFile(cfg, []byte(withBegin), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := d.mustRun(t, 0, "audit", "verify", filepath.Join(d.dir, "audit.log")); !strings.HasPrefix(out, "OK") {
+		t.Fatalf("audit verify (event): %s", out)
+	}
+	if err := os.Rename(filepath.Join(d.dir, "audit.log"), filepath.Join(d.dir, "audit-event.log")); err != nil {
+		t.Fatal(err)
+	}
+	d = restartDev(t, d)
 	t.Run("mix-sync-begin", func(t *testing.T) {
-		d.stop(t)
-		cfg := filepath.Join(d.dir, "pecet.yaml")
-		b, err := os.ReadFile(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		withBegin := strings.Replace(string(b), "  file: audit.log", "  sync: begin\n  flush_interval: 50ms\n  file: audit.log", 1)
-		if withBegin == string(b) {
-			t.Fatal("dev config has no audit.file line to extend")
-		}
-		if err := os.WriteFile(cfg, []byte(withBegin), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if out, _ := d.mustRun(t, 0, "audit", "verify", filepath.Join(d.dir, "audit.log")); !strings.HasPrefix(out, "OK") {
-			t.Fatalf("audit verify (event): %s", out)
-		}
-		if err := os.Rename(filepath.Join(d.dir, "audit.log"), filepath.Join(d.dir, "audit-event.log")); err != nil {
-			t.Fatal(err)
-		}
-		d = restartDev(t, d)
 		benchMixAudited(t, d)
 		if out, _ := d.mustRun(t, 0, "audit", "verify", filepath.Join(d.dir, "audit.log")); !strings.HasPrefix(out, "OK") {
 			t.Fatalf("audit verify (begin): %s", out)
