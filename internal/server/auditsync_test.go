@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -201,4 +202,58 @@ func TestAuditSyncBeginFsyncFails(t *testing.T) {
 	digest := sha256.Sum256([]byte("d"))
 	_, err := pecetv1.NewTimestampServiceClient(f.dial(t, "client")).Timestamp(context.Background(), &pecetv1.TimestampRequest{Digest: digest[:]})
 	wantCode(t, "timestamp", err, codes.Unavailable)
+}
+
+// TestAuditSyncBeginHoldsStreamOutput: with audit.sync: begin, a
+// DecryptStream sends no plaintext (not only no final status) while the
+// fsync of its begin line is held.
+func TestAuditSyncBeginHoldsStreamOutput(t *testing.T) {
+	h := &heldSync{}
+	f := newFixtureOpts(t, fixtureOpts{auditSync: audit.SyncBegin, auditSyncFile: h.sync})
+	ctx := ctxT(t)
+	data := bytes.Repeat([]byte("filing "), 100<<10) // several output messages
+	er, err := pecetv1.NewEnvelopeServiceClient(f.dial(t, "wide-client")).Encrypt(ctx, &pecetv1.EncryptRequest{Data: data, RecipientKeys: []string{"gateway-decrypt"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.set(true, nil)
+	defer h.set(false, nil)
+	st, err := pecetv1.NewEnvelopeServiceClient(f.dial(t, "gateway")).DecryptStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&pecetv1.DecryptStreamRequest{Enveloped: er.GetEnveloped()}); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.CloseSend()
+	first := make(chan error, 1)
+	var got []byte
+	go func() {
+		r, err := st.Recv()
+		got = append(got, r.GetData()...)
+		first <- err
+	}()
+	<-h.started
+	select {
+	case err := <-first:
+		t.Fatalf("stream output (or its end: %v) arrived while the begin line's fsync was held", err)
+	case <-time.After(150 * time.Millisecond):
+	}
+	h.set(false, nil)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for {
+		r, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r.GetData()...)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatalf("decrypted %d bytes, want %d", len(got), len(data))
+	}
 }
