@@ -38,9 +38,9 @@
 // time, which reading the line back does not need); Append does not wait.
 // Under SyncEvent the server's Begin is Append and its End is Write, so one
 // fsync per operation makes both lines durable before any result (a
-// signature, a plaintext, a changed key) leaves the service. Concurrent writers share fsyncs (group commit): a
-// Write waits for one fsync that began after its line was written, and
-// many lines ride on one fsync. At most one fsync runs at a time; when it
+// signature, a plaintext, a changed key) leaves the service. Concurrent
+// writers share fsyncs (group commit): a Write waits for one fsync that
+// began after its line was written, and many lines ride on one fsync. At most one fsync runs at a time; when it
 // ends, all the writers it covered return at once and one of the others
 // starts the next fsync for every line written by then.
 //
@@ -71,21 +71,30 @@
 //     input (its SHA-256) is on disk.
 //   - After a machine crash (power loss, kernel panic) the end lines
 //     written in at most the last FlushInterval (plus the time of the fsync
-//     under way) may be missing: a begin
-//     line without its end line means the operation may have completed and
-//     its result may have been returned. A crash of pecetd alone loses no
-//     written line under any policy.
+//     under way) may be missing: a begin line without its end line means
+//     the operation may have completed and its result may have been
+//     returned. A crash of pecetd alone loses no written line under any
+//     policy.
 //   - Denied lines, start and stop lines, rotated lines and every line of
 //     a KeyService call (the server writes its end line with Write) are
 //     durable before Write returns, as with SyncEvent: a key's lifecycle
 //     must be known after a crash, not only that it may have changed.
 //
 // With SyncEvent (the default) both lines of a key operation are durable
-// before its result leaves. The stream handlers send output while they
-// run: under SyncBegin their first output waits for the begin line; under
-// SyncEvent output may leave before the begin line is durable, and the
-// final status (the client keeps the output only on OK) waits for the end
-// line's fsync, which covers both.
+// before its result leaves. Two results leave while their handler runs:
+// a DecryptStream's output and a POST /tsa response. Under SyncBegin both
+// wait for the begin line; under SyncEvent they may leave before any fsync,
+// and what waits for the fsync that covers both lines is the stream's
+// final status (the client keeps the output only on OK) and, for POST
+// /tsa, only net/http's response buffer (a response larger than it may
+// leave before the fsync; as before SyncBegin existed).
+//
+// Measured (docs/performance.md, "audit.sync: begin"): SyncBegin saves
+// part of a call's latency where the token operation is longer than an
+// fsync (RSA-2048: ratio to the raw rate 0.43 → 0.49 at one caller, 0.58
+// → 0.64 at 16); for P-256 at 16 callers, where an fsync is under way all
+// the time, it gains nothing measurable: it hides fsyncs, it does not
+// remove them. SyncEvent stays the default.
 //
 // A Write that fails (disk full, file removed, I/O error) makes the Log
 // fail every later Write too, until the process restarts: the chain's state
