@@ -330,13 +330,22 @@ type Begun struct {
 // token works; the result must not leave the service before Wait (or End)
 // returned nil. With SyncEvent and SyncNone it is Append: the end line's
 // Write makes both lines durable (SyncEvent).
-func (l *Log) Begin(e Event) (*Begun, error) {
+func (l *Log) Begin(e Event) (*Begun, error) { return l.begin(e, l.o.Sync == SyncBegin) }
+
+// BeginAhead is Begin that starts the begin line's fsync at once under
+// SyncEvent too. It is for operations whose result leaves in parts before
+// the end line is written (a stream's output, an HTTP body larger than the
+// server's buffer): holding the first part until Wait returns keeps
+// SyncEvent's promise that no result leaves unaudited on disk.
+func (l *Log) BeginAhead(e Event) (*Begun, error) { return l.begin(e, l.o.Sync != SyncNone) }
+
+func (l *Log) begin(e Event, ahead bool) (*Begun, error) {
 	n, err := l.put(e)
 	if err != nil {
 		return nil, err
 	}
 	b := &Begun{}
-	if l.o.Sync == SyncBegin && l.hasFile {
+	if ahead && l.hasFile {
 		b.done = make(chan struct{})
 		go func() {
 			b.err = l.syncTo(n)

@@ -82,12 +82,13 @@
 //
 // With SyncEvent (the default) both lines of a key operation are durable
 // before its result leaves. Two results leave while their handler runs:
-// a DecryptStream's output and a POST /tsa response. Under SyncBegin both
-// wait for the begin line; under SyncEvent they may leave before any fsync,
-// and what waits for the fsync that covers both lines is the stream's
-// final status (the client keeps the output only on OK) and, for POST
-// /tsa, only net/http's response buffer (a response larger than it may
-// leave before the fsync; as before SyncBegin existed).
+// a DecryptStream's output and a POST /tsa response. A stream's begin line
+// is written with BeginAhead, so under SyncEvent too its first output
+// waits until the begin line is on disk (the end line's fsync then holds
+// the final status, without which the client discards the output). Under
+// SyncBegin a POST /tsa response waits for its begin line; under SyncEvent
+// only net/http's response buffer holds it until the end line's fsync (a
+// response larger than that buffer may leave before it).
 //
 // Measured (docs/performance.md, "audit.sync: begin"): SyncBegin saves
 // part of a call's latency where the token operation is longer than an

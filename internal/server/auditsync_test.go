@@ -204,12 +204,20 @@ func TestAuditSyncBeginFsyncFails(t *testing.T) {
 	wantCode(t, "timestamp", err, codes.Unavailable)
 }
 
-// TestAuditSyncBeginHoldsStreamOutput: with audit.sync: begin, a
+// TestAuditSyncBeginHoldsStreamOutput: with audit.sync: begin or event, a
 // DecryptStream sends no plaintext (not only no final status) while the
 // fsync of its begin line is held.
 func TestAuditSyncBeginHoldsStreamOutput(t *testing.T) {
+	// Under event too: a stream's output leaves before its end line, so its
+	// begin line is written with BeginAhead.
+	for _, policy := range []audit.SyncPolicy{audit.SyncBegin, audit.SyncEvent} {
+		t.Run(string(policy), func(t *testing.T) { holdsStreamOutput(t, policy) })
+	}
+}
+
+func holdsStreamOutput(t *testing.T, policy audit.SyncPolicy) {
 	h := &heldSync{}
-	f := newFixtureOpts(t, fixtureOpts{auditSync: audit.SyncBegin, auditSyncFile: h.sync})
+	f := newFixtureOpts(t, fixtureOpts{auditSync: policy, auditSyncFile: h.sync})
 	ctx := ctxT(t)
 	data := bytes.Repeat([]byte("filing "), 100<<10) // several output messages
 	er, err := pecetv1.NewEnvelopeServiceClient(f.dial(t, "wide-client")).Encrypt(ctx, &pecetv1.EncryptRequest{Data: data, RecipientKeys: []string{"gateway-decrypt"}})
