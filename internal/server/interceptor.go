@@ -29,18 +29,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 			s.d.Log.Error("panic in handler", "method", method, "panic", p, "stack", string(debug.Stack()))
 			resp, err = nil, status.Error(codes.Internal, "internal error; the server log has the details")
 		}
-		code := status.Code(err)
-		s.d.Metrics.Calls.WithLabelValues(method, code.String()).Inc()
-		s.d.Metrics.Latency.WithLabelValues(method).Observe(time.Since(start).Seconds())
-		attrs := []any{"method", method, "code", code.String(), "ms", float64(time.Since(start).Microseconds()) / 1000}
-		if caller != nil {
-			attrs = append(attrs, "caller", caller.Identity)
-		}
-		lvl := slog.LevelDebug
-		if code != codes.OK {
-			lvl = slog.LevelInfo
-		}
-		s.d.Log.Log(ctx, lvl, "call", attrs...)
+		s.callDone(ctx, method, caller, start, err)
 	}()
 	if isOpen(method) {
 		return handler(ctx, req)
@@ -96,18 +85,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 			s.d.Log.Error("panic in handler", "method", method, "panic", p, "stack", string(debug.Stack()))
 			err = status.Error(codes.Internal, "internal error; the server log has the details")
 		}
-		code := status.Code(err)
-		s.d.Metrics.Calls.WithLabelValues(method, code.String()).Inc()
-		s.d.Metrics.Latency.WithLabelValues(method).Observe(time.Since(start).Seconds())
-		attrs := []any{"method", method, "code", code.String(), "ms", float64(time.Since(start).Microseconds()) / 1000}
-		if caller != nil {
-			attrs = append(attrs, "caller", caller.Identity)
-		}
-		lvl := slog.LevelDebug
-		if code != codes.OK {
-			lvl = slog.LevelInfo
-		}
-		s.d.Log.Log(ss.Context(), lvl, "call", attrs...)
+		s.callDone(ss.Context(), method, caller, start, err)
 	}()
 	caller, err = s.d.Auth.Authorize(ss.Context(), method)
 	if err != nil {
@@ -144,4 +122,21 @@ func identityOf(c *authz.Caller) string {
 		return ""
 	}
 	return c.Identity
+}
+
+// callDone records a finished call, unary or stream: the calls and latency
+// metrics, and one log line (Debug when OK, Info otherwise).
+func (s *Server) callDone(ctx context.Context, method string, caller *authz.Caller, start time.Time, err error) {
+	code := status.Code(err)
+	s.d.Metrics.Calls.WithLabelValues(method, code.String()).Inc()
+	s.d.Metrics.Latency.WithLabelValues(method).Observe(time.Since(start).Seconds())
+	attrs := []any{"method", method, "code", code.String(), "ms", float64(time.Since(start).Microseconds()) / 1000}
+	if caller != nil {
+		attrs = append(attrs, "caller", caller.Identity)
+	}
+	lvl := slog.LevelDebug
+	if code != codes.OK {
+		lvl = slog.LevelInfo
+	}
+	s.d.Log.Log(ctx, lvl, "call", attrs...)
 }
