@@ -43,15 +43,10 @@ check-generate: generate
 vet:
 	$(GO) vet ./...
 
-## fuzz: every Fuzz target for FUZZTIME each (default 10s); fuzz-ci: the same at 10 s each, what CI runs (issue 8)
+## fuzz: every Fuzz target for FUZZTIME each (default 10s; scripts/fuzz.sh); fuzz-ci: 10 s each, what CI runs (issue 8)
 FUZZTIME ?= 10s
 fuzz:
-	@set -e; for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
-	  for f in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
-	    echo "fuzz $$dir $$f ($(FUZZTIME))"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime=$(FUZZTIME) $$dir; \
-	  done; \
-	done
+	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 fuzz-ci:
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
