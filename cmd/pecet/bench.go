@@ -160,14 +160,9 @@ var benchOps = map[string]benchOp{
 	// certificate (read with GetKey), then decrypted in the loop.
 	"decrypt": {role: "gateway", key: "gateway-decrypt", purpose: keystore.PurposeDecrypt, bytes: true,
 		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) (benchCall, error) {
-			cert, err := primaryCert(ctx, cc, key)
+			der, err := messageFor(ctx, cc, key, body, o)
 			if err != nil {
 				return nil, err
-			}
-			der, err := envelope.Encrypt(body, []*x509.Certificate{cert}, envelope.Options{
-				Cipher: envelope.Cipher(o.cipher), KeyTransport: envelope.KeyTransport(o.transport)})
-			if err != nil {
-				return nil, fmt.Errorf("encrypting the message to decrypt: %w", err)
 			}
 			req := &pecetv1.DecryptRequest{Enveloped: der, Key: key}
 			return func(ctx context.Context, cc *client.Conn, _ int) error {
@@ -191,14 +186,9 @@ var benchOps = map[string]benchOp{
 		}},
 	"decrypt-stream": {role: "gateway", key: "gateway-decrypt", purpose: keystore.PurposeDecrypt, bytes: true,
 		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) (benchCall, error) {
-			cert, err := primaryCert(ctx, cc, key)
+			der, err := messageFor(ctx, cc, key, body, o)
 			if err != nil {
 				return nil, err
-			}
-			der, err := envelope.Encrypt(body, []*x509.Certificate{cert}, envelope.Options{
-				Cipher: envelope.Cipher(o.cipher), KeyTransport: envelope.KeyTransport(o.transport)})
-			if err != nil {
-				return nil, fmt.Errorf("encrypting the message to decrypt: %w", err)
 			}
 			return func(ctx context.Context, cc *client.Conn, _ int) error {
 				cmp := &compareWriter{want: body}
@@ -532,4 +522,19 @@ func (c *compareWriter) Write(p []byte) (int, error) {
 	}
 	c.want = c.want[len(p):]
 	return len(p), nil
+}
+
+// messageFor encrypts body here, once, to the primary certificate of key
+// (read with GetKey): the message the decrypt operations open in the loop.
+func messageFor(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) ([]byte, error) {
+	cert, err := primaryCert(ctx, cc, key)
+	if err != nil {
+		return nil, err
+	}
+	der, err := envelope.Encrypt(body, []*x509.Certificate{cert}, envelope.Options{
+		Cipher: envelope.Cipher(o.cipher), KeyTransport: envelope.KeyTransport(o.transport)})
+	if err != nil {
+		return nil, fmt.Errorf("encrypting the message to decrypt: %w", err)
+	}
+	return der, nil
 }

@@ -24,14 +24,20 @@ const (
 
 var errNoFirstRequest = grpcerr.InvalidArgument("the stream ended before its first request: send the parameters, then the data")
 
+// recvFirst reads a stream's first request, the one with the parameters.
+func recvFirst[T any](recv func() (*T, error)) (*T, error) {
+	first, err := recv()
+	if errors.Is(err, io.EOF) {
+		return nil, errNoFirstRequest
+	}
+	return first, err
+}
+
 // EncryptStream: see the proto. The next request is read only after the
 // output of the previous one is sent, so flow control bounds the memory.
 func (es *envelopeService) EncryptStream(stream pecetv1.EnvelopeService_EncryptStreamServer) error {
 	ctx := stream.Context()
-	first, err := stream.Recv()
-	if errors.Is(err, io.EOF) {
-		return errNoFirstRequest
-	}
+	first, err := recvFirst(stream.Recv)
 	if err != nil {
 		return err
 	}
@@ -92,10 +98,7 @@ func (es *envelopeService) EncryptStream(stream pecetv1.EnvelopeService_EncryptS
 // DecryptStream: see the proto.
 func (es *envelopeService) DecryptStream(stream pecetv1.EnvelopeService_DecryptStreamServer) error {
 	ctx := stream.Context()
-	first, err := stream.Recv()
-	if errors.Is(err, io.EOF) {
-		return errNoFirstRequest
-	}
+	first, err := recvFirst(stream.Recv)
 	if err != nil {
 		return err
 	}
