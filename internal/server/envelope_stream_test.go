@@ -210,7 +210,13 @@ func TestEnvelopeStreamErrors(t *testing.T) {
 			_ = st.CloseSend()
 			_, err := st.Recv()
 			return err
-		}, codes.InvalidArgument, ""},
+		}, codes.InvalidArgument, "the stream ended before its first request: send the parameters, then the data"},
+		{"no request, encrypt", func() error {
+			st, _ := pecetv1.NewEnvelopeServiceClient(enc).EncryptStream(ctx)
+			_ = st.CloseSend()
+			_, err := st.Recv()
+			return err
+		}, codes.InvalidArgument, "the stream ended before its first request: send the parameters, then the data"},
 		{"empty data", func() error {
 			_, err := encryptStream(ctx, enc, &pecetv1.EncryptStreamRequest{RecipientKeys: []string{"gateway-decrypt"}}, nil, 1000)
 			return err
