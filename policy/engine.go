@@ -267,7 +267,7 @@ func (e *Engine) Validate(r Request) Verdict {
 	}
 	var rev revocationChecker
 	if mode != RevocationOff {
-		rev = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: r.CRLs, at: at, now: now, opts: o}
+		rev = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: r.CRLs, at: at, now: now, opts: o, kcAny: r.KeyCompromiseAnyTime}
 	}
 	path, findings := findPath(r.Leaf, o, rev)
 	if path != nil {
@@ -354,6 +354,7 @@ type engineRevocation struct {
 	at    time.Time
 	now   time.Time
 	opts  PathOptions
+	kcAny bool
 }
 
 func (r *engineRevocation) revocation(path *Path, i int) *finding {
@@ -362,14 +363,21 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 	if r.p.FetchCRLs && r.e.Fetcher != nil {
 		crls = append(crls, r.e.Fetcher.CRLsFor(r.ctx, c)...)
 	}
-	k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts}
+	k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts, kcAny: r.kcAny}
 	st := k.check(path, i)
 	if st.unknown != "" && r.p.OCSP && r.e.Fetcher != nil {
 		issuer := path.Anchor
 		if i > 0 {
 			issuer = path.Certs[i-1]
 		}
-		if ost, ok := r.e.Fetcher.OCSPStatus(r.ctx, c, issuer, r.at); ok {
+		ocspAt := r.at
+		if r.kcAny {
+			ocspAt = r.now // to see a later keyCompromise revocation
+		}
+		if ost, ok := r.e.Fetcher.OCSPStatus(r.ctx, c, issuer, ocspAt); ok {
+			if ost.revoked && ost.when.After(r.at) && ost.reason != reasonKeyCompromise {
+				ost = revStatus{} // revoked after at for another reason: good then
+			}
 			st = ost
 		} else if ost.unknown != "" {
 			st.unknown += "; OCSP: " + ost.unknown
