@@ -220,6 +220,17 @@ func TestVerifyFindings(t *testing.T) {
 			t.Fatalf("err %v", err)
 		}
 	})
+	t.Run("the token alone, when asked", func(t *testing.T) {
+		info, v, err := Verify(r.Token, VerifyOptions{Validator: f.validator(), NoImprint: true})
+		if err != nil || v.Status != policy.Valid || !bytes.Equal(info.Digest, req.Digest) || info.Hash != crypto.SHA256 {
+			t.Fatalf("%v %v %x", err, v, info.Digest)
+		}
+		// Everything but the imprint still counts.
+		_, v, err = Verify(r.Token, VerifyOptions{Validator: f.validator(), NoImprint: true, Nonce: big.NewInt(42)})
+		if err != nil || v.Status != policy.Invalid {
+			t.Fatalf("%v %v", err, v)
+		}
+	})
 	t.Run("not a token", func(t *testing.T) {
 		if _, _, err := Verify([]byte{0x30, 0x00}, VerifyOptions{Data: []byte("x")}); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("err %v", err)
