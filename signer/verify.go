@@ -203,7 +203,7 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 	}
 
 	if opts.TimestampVerifier != nil {
-		checkTimestamps(si, opts.TimestampVerifier, &v)
+		checkTimestamps(si, sd.Certificates, opts.TimestampVerifier, &v)
 	}
 	// The chain is judged at a trusted time (DESIGN.md, decree 212/2012):
 	// the caller's, else a verified time-stamp's, else now. The
@@ -248,14 +248,23 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 // value (ETSI EN 319 122-1 5.3) over the signature value. The earliest
 // time of a VALID token becomes the verdict's TimestampTime: that token
 // proves the signature existed then. A token that is not VALID lowers the
-// verdict with its reasons, each marked as the time-stamp's.
-func checkTimestamps(si *SignerInfo, tv TimestampVerifier, v *policy.Verdict) {
+// verdict with its reasons, each marked as the time-stamp's. Other unsigned
+// attributes (archive time-stamps, validation data) are not verified and
+// do not change the verdict.
+func checkTimestamps(si *SignerInfo, certs []*x509.Certificate, tv TimestampVerifier, v *policy.Verdict) {
 	for _, a := range si.UnsignedAttrs {
 		if !is(a.Type, OIDSignatureTimeStampToken) {
 			continue
 		}
 		for _, tok := range a.Values {
-			at, tvv, err := tv.VerifyTimestamp(tok, si.Signature)
+			var at time.Time
+			var tvv policy.Verdict
+			var err error
+			if tc, ok := tv.(TimestampVerifierWithCertificates); ok {
+				at, tvv, err = tc.VerifyTimestampWithCertificates(tok, si.Signature, certs)
+			} else {
+				at, tvv, err = tv.VerifyTimestamp(tok, si.Signature)
+			}
 			if err != nil {
 				v.Add(policy.Invalid, policy.CodeMalformed, "signature time-stamp: "+err.Error())
 				continue

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"slices"
 	"time"
 
 	"github.com/pecet-hsm/pecet/policy"
@@ -254,8 +255,17 @@ type Verifier struct {
 
 // VerifyTimestamp implements signer.TimestampVerifier.
 func (tv Verifier) VerifyTimestamp(token, signatureValue []byte) (time.Time, policy.Verdict, error) {
+	return tv.VerifyTimestampWithCertificates(token, signatureValue, nil)
+}
+
+// VerifyTimestampWithCertificates implements
+// signer.TimestampVerifierWithCertificates: the signature's certificates
+// are offered to path building (and the signer search) after the token's
+// own and the configured TSA certificates.
+func (tv Verifier) VerifyTimestampWithCertificates(token, signatureValue []byte, certs []*x509.Certificate) (time.Time, policy.Verdict, error) {
+	extra := append(slices.Clip(tv.TSACertificates), certs...)
 	info, v, err := Verify(token, VerifyOptions{
-		Validator: tv.Validator, Policy: tv.Policy, TSACertificates: tv.TSACertificates,
+		Validator: tv.Validator, Policy: tv.Policy, TSACertificates: extra,
 		At: tv.At, Now: tv.Now, Data: signatureValue,
 	})
 	if err != nil {
@@ -264,4 +274,7 @@ func (tv Verifier) VerifyTimestamp(token, signatureValue []byte) (time.Time, pol
 	return info.GenTime, v, nil
 }
 
-var _ signer.TimestampVerifier = Verifier{}
+var (
+	_ signer.TimestampVerifier                 = Verifier{}
+	_ signer.TimestampVerifierWithCertificates = Verifier{}
+)
