@@ -279,13 +279,9 @@ func (e *Engine) Validate(r Request) Verdict {
 	if path == nil || v.Status == Invalid {
 		return v
 	}
-	for _, msg := range p.Algorithms.checkPath(path, at) {
-		v.Add(Invalid, CodeWeakAlgorithm, msg)
-	}
+	addAlgProblems(&v, p.Algorithms.checkPath(path, at))
 	if p.Algorithms != nil {
-		for _, msg := range p.Algorithms.checkKey(fmt.Sprintf("%q", r.Leaf.Subject.String()), r.Leaf.PublicKey, at) {
-			v.Add(Invalid, CodeWeakAlgorithm, msg)
-		}
+		addAlgProblems(&v, p.Algorithms.checkKey(fmt.Sprintf("%q", r.Leaf.Subject.String()), r.Leaf.PublicKey, at))
 	}
 	e.checkPurpose(&v, p, r.Leaf, r.Purpose)
 	qc, err := ParseQC(r.Leaf)
