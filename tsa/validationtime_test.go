@@ -7,7 +7,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +122,87 @@ func TestTokenJudgedAtValidationTime(t *testing.T) {
 			}
 			if v.Status != tc.status || (tc.code != "" && !hasReason(v, tc.code)) {
 				t.Fatalf("got %v %v, want %v %v", v.Status, v.Reasons, tc.status, tc.code)
+			}
+		})
+	}
+}
+
+// TestTokenNameChaining: a token signed by a TSA whose issuing CA is
+// absent does not verify against a self-signed anchor that merely carries
+// the TSA's (or the issuing CA's) subject name: the token path builds and
+// checks paths as the signature path does (RFC 5280 6.1.3 (a): issuer name
+// and signature). OpenSSL says "unable to get local issuer certificate"
+// (issue 17 item 4).
+func TestTokenNameChaining(t *testing.T) {
+	now := time.Now()
+	root, err := pki.NewCA("root", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuingKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "issuing CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign},
+		root.Cert, issuingKey.Public(), root.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuingCert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuing := &pki.CA{Cert: issuingCert, Key: issuingKey}
+	tsaKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tsaCert, err := issuing.Issue("TSU 1", pki.TSA, tsaKey.Public(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(Config{Key: StaticKey(tsaKey, []*x509.Certificate{tsaCert}), Policy: testPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("filing")
+	sum := sha256.Sum256(data)
+	id, _ := HashOID(crypto.SHA256)
+	r, _ := stamp(t, a, &Request{Hash: crypto.SHA256, HashOID: id, Digest: sum[:], CertReq: true})
+
+	selfSigned := func(subject []byte, key *ecdsa.PrivateKey) *x509.Certificate {
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), RawSubject: subject, NotBefore: now.Add(-time.Hour), NotAfter: now.AddDate(1, 0, 0),
+			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	for _, tc := range []struct {
+		name   string
+		anchor *x509.Certificate
+		tsa    []*x509.Certificate
+		status policy.Status
+	}{
+		{"anchor with the TSA's name", selfSigned(tsaCert.RawSubject, other), nil, policy.Indeterminate},
+		{"anchor with the TSA's name and key", selfSigned(tsaCert.RawSubject, tsaKey), nil, policy.Indeterminate},
+		{"anchor with the TSA's name and key, also as TSA certificate", selfSigned(tsaCert.RawSubject, tsaKey), nil, policy.Indeterminate},
+		{"anchor with the issuing CA's name", selfSigned(issuingCert.RawSubject, other), nil, policy.Invalid},
+		{"the real root, issuing CA absent", root.Cert, nil, policy.Indeterminate},
+		{"the real root, issuing CA known", root.Cert, []*x509.Certificate{issuingCert}, policy.Valid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tsaCerts := tc.tsa
+			if strings.HasSuffix(tc.name, "also as TSA certificate") {
+				tsaCerts = []*x509.Certificate{tc.anchor}
+			}
+			_, v, err := Verify(r.Token, VerifyOptions{Validator: engineFor(t, policy.RevocationOff, nil, tc.anchor), Data: data, TSACertificates: tsaCerts})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Status != tc.status {
+				t.Fatalf("got %v %v, want %v", v.Status, v.Reasons, tc.status)
 			}
 		})
 	}
