@@ -245,7 +245,11 @@ func (e *Engine) Validate(r Request) Verdict {
 	anchors := slices.Clone(p.Anchors)
 	tlAnchor := map[*x509.Certificate]bool{}
 	if p.TrustedList != nil {
-		for _, a := range p.TrustedList.AnchorsAt(at) {
+		tl := p.TrustedList.AnchorsAt(at)
+		if r.Purpose == PurposeTimestamping {
+			tl = append(tl, p.TrustedList.TimestampAnchorsAt(at)...)
+		}
+		for _, a := range tl {
 			anchors = append(anchors, a.Cert)
 			tlAnchor[a.Cert] = true
 		}
