@@ -56,6 +56,10 @@ func TestDevTimestamp(t *testing.T) {
 		if out, err := openssl(t, "ts", "-verify", "-in", tsr, "-data", in, "-CAfile", ca, "-untrusted", tsaPEM); err != nil {
 			t.Fatalf("openssl ts -verify of pecet timestamp: %v\n%s", err, out)
 		}
+		// The token alone: signature, chain and genTime, and the imprint it covers.
+		if out, errs, code := d.run(t, "timestamp", "verify", "--in", tsr); code != 0 || !strings.Contains(out, "imprint:       SHA-256 ") {
+			t.Fatalf("timestamp verify without data: exit %d\n%s%s", code, out, errs)
+		}
 		other := write(t, work, "other.xml", strings.Replace(filing, "Jana", "Jane", 1))
 		if out, _, code := d.run(t, "timestamp", "verify", "--in", tsr, "--data", other); code != 1 || !strings.Contains(out, "DIGEST_MISMATCH") {
 			t.Fatalf("other data: exit %d\n%s", code, out)

@@ -194,21 +194,41 @@ func keyParams(pub any) (kind string, bits int, params map[string]int) {
 	return "unknown", 0, nil
 }
 
+// algProblem is one algorithm finding; suite says it comes from the
+// suite's dates (INDETERMINATE without a proof of existence, EN 319 102-1
+// CRYPTO_CONSTRAINTS_FAILURE_NO_POE) rather than from a fixed rule
+// (INVALID, WEAK_ALGORITHM).
+type algProblem struct {
+	msg   string
+	suite bool
+}
+
+// add records the problems as a verdict's reasons.
+func addAlgProblems(v *Verdict, ps []algProblem) {
+	for _, p := range ps {
+		if p.suite {
+			v.Add(Indeterminate, CodeCryptoConstraintsNoPOE, p.msg+"; no proof of existence shows it was used before then")
+		} else {
+			v.Add(Invalid, CodeWeakAlgorithm, p.msg)
+		}
+	}
+}
+
 // checkKey gives the problems with a public key.
-func (r *AlgorithmRules) checkKey(who string, pub any, at time.Time) []string {
-	var out []string
+func (r *AlgorithmRules) checkKey(who string, pub any, at time.Time) []algProblem {
+	var out []algProblem
 	kind, bits, params := keyParams(pub)
 	switch {
 	case kind == "RSA" && bits < r.MinRSABits:
-		out = append(out, fmt.Sprintf("%s: RSA key of %d bits, the policy requires at least %d", who, bits, r.MinRSABits))
+		out = append(out, algProblem{msg: fmt.Sprintf("%s: RSA key of %d bits, the policy requires at least %d", who, bits, r.MinRSABits)})
 	case kind == "EC" && bits < r.MinECBits:
-		out = append(out, fmt.Sprintf("%s: EC key of %d bits, the policy requires at least %d", who, bits, r.MinECBits))
+		out = append(out, algProblem{msg: fmt.Sprintf("%s: EC key of %d bits, the policy requires at least %d", who, bits, r.MinECBits)})
 	case kind == "unknown":
-		out = append(out, fmt.Sprintf("%s: unsupported public key algorithm", who))
+		out = append(out, algProblem{msg: fmt.Sprintf("%s: unsupported public key algorithm", who)})
 	}
 	if r.Suite != nil && kind == "EC" {
 		if msg := r.Suite.check("1.2.840.10045.2.1", params, at); msg != "" {
-			out = append(out, who+": "+msg)
+			out = append(out, algProblem{who + ": " + msg, true})
 		}
 	}
 	return out
@@ -216,43 +236,55 @@ func (r *AlgorithmRules) checkKey(who string, pub any, at time.Time) []string {
 
 // checkSignature gives the problems with a certificate's signature made
 // with signerKey.
-func (r *AlgorithmRules) checkSignature(who string, alg x509.SignatureAlgorithm, signerKey any, at time.Time) []string {
+func (r *AlgorithmRules) checkSignature(who string, alg x509.SignatureAlgorithm, signerKey any, at time.Time) []algProblem {
 	info, ok := sigAlgs[alg]
 	if !ok {
-		return []string{fmt.Sprintf("%s: unsupported signature algorithm %v", who, alg)}
+		return []algProblem{{msg: fmt.Sprintf("%s: unsupported signature algorithm %v", who, alg)}}
 	}
-	var out []string
+	var out []algProblem
 	hashes := r.Hashes
 	if len(hashes) == 0 {
 		hashes = []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512}
 	}
-	if info.hash != 0 && !slices.Contains(hashes, info.hash) {
+	// A hash the suite dates is judged by the suite at the time judged
+	// (historical SHA-1 with a proof of existence before its end date);
+	// without a suite the list refuses it whatever the time.
+	if info.hash != 0 && !slices.Contains(hashes, info.hash) && !r.Suite.dates(info.hashOID) {
 		if info.hash == crypto.SHA1 || info.hash == crypto.MD5 {
-			out = append(out, fmt.Sprintf("%s: signed with %v, which is refused for new signatures (collisions)", who, info.hash))
+			out = append(out, algProblem{msg: fmt.Sprintf("%s: signed with %v, which is refused for new signatures (collisions)", who, info.hash)})
 		} else {
-			out = append(out, fmt.Sprintf("%s: signed with %v, which the policy does not allow", who, info.hash))
+			out = append(out, algProblem{msg: fmt.Sprintf("%s: signed with %v, which the policy does not allow", who, info.hash)})
 		}
 	}
 	if r.Suite != nil {
 		if info.hashOID != "" {
 			if msg := r.Suite.check(info.hashOID, nil, at); msg != "" {
-				out = append(out, who+": "+msg)
+				out = append(out, algProblem{who + ": " + msg, true})
 			}
 		}
 		_, _, params := keyParams(signerKey)
 		if msg := r.Suite.check(info.oid, params, at); msg != "" {
-			out = append(out, who+": "+msg)
+			out = append(out, algProblem{who + ": " + msg, true})
 		}
 	}
 	return out
 }
 
+// dates reports whether the suite lists the algorithm (nil: no suite).
+func (s *AlgorithmSuite) dates(oid string) bool {
+	if s == nil || oid == "" {
+		return false
+	}
+	_, ok := s.byOID[oid]
+	return ok
+}
+
 // checkPath applies the rules to every signature and key of a path.
-func (r *AlgorithmRules) checkPath(p *Path, at time.Time) []string {
+func (r *AlgorithmRules) checkPath(p *Path, at time.Time) []algProblem {
 	if r == nil {
 		return nil
 	}
-	var out []string
+	var out []algProblem
 	signer := p.Anchor
 	if p.Anchor != nil {
 		out = append(out, r.checkKey(fmt.Sprintf("trust anchor %q", p.Anchor.Subject.String()), p.Anchor.PublicKey, at)...)

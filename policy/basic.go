@@ -38,6 +38,11 @@ type Request struct {
 	// Context bounds network fetches (CRL distribution points, OCSP);
 	// nil means context.Background.
 	Context context.Context
+	// KeyCompromiseAnyTime counts a revocation for keyCompromise even
+	// when it is dated after At: a compromised key could have made
+	// anything dated before its revocation (a TSA's tokens, RFC 3161 4.1;
+	// docs/security.md "Time-stamps"). Basic ignores it.
+	KeyCompromiseAnyTime bool
 }
 
 // Validator judges a certificate chain. It is the seam where the accredited-CA

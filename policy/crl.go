@@ -22,6 +22,7 @@ const MaxCRLBytes = 32 << 20
 
 // CRL reason codes used here (RFC 5280 5.3.1).
 const (
+	reasonKeyCompromise   = 1
 	reasonCertificateHold = 6
 	reasonRemoveFromCRL   = 8
 	allReasons            = 0x1fe // bits 1..8 of ReasonFlags
@@ -139,6 +140,9 @@ type crlChecker struct {
 	tol   time.Duration
 	opts  PathOptions
 	depth int
+	// kcAny: a keyCompromise revocation counts even after at
+	// (Request.KeyCompromiseAnyTime).
+	kcAny bool
 }
 
 // revocation implements revocationChecker for PKITS-style "require" use.
@@ -413,7 +417,7 @@ func (k *crlChecker) lookup(crl *CRL, certIssuer string, c *x509.Certificate, p 
 		}
 		break
 	}
-	if st.revoked && st.when.After(k.at) {
+	if st.revoked && st.when.After(k.at) && !(k.kcAny && st.reason == reasonKeyCompromise) {
 		// Revoked after the time we judge at: good at that time.
 		return revStatus{}
 	}

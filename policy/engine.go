@@ -245,7 +245,11 @@ func (e *Engine) Validate(r Request) Verdict {
 	anchors := slices.Clone(p.Anchors)
 	tlAnchor := map[*x509.Certificate]bool{}
 	if p.TrustedList != nil {
-		for _, a := range p.TrustedList.AnchorsAt(at) {
+		tl := p.TrustedList.AnchorsAt(at)
+		if r.Purpose == PurposeTimestamping {
+			tl = append(tl, p.TrustedList.TimestampAnchorsAt(at)...)
+		}
+		for _, a := range tl {
 			anchors = append(anchors, a.Cert)
 			tlAnchor[a.Cert] = true
 		}
@@ -267,7 +271,7 @@ func (e *Engine) Validate(r Request) Verdict {
 	}
 	var rev revocationChecker
 	if mode != RevocationOff {
-		rev = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: r.CRLs, at: at, now: now, opts: o}
+		rev = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: r.CRLs, at: at, now: now, opts: o, kcAny: r.KeyCompromiseAnyTime}
 	}
 	path, findings := findPath(r.Leaf, o, rev)
 	if path != nil {
@@ -279,13 +283,9 @@ func (e *Engine) Validate(r Request) Verdict {
 	if path == nil || v.Status == Invalid {
 		return v
 	}
-	for _, msg := range p.Algorithms.checkPath(path, at) {
-		v.Add(Invalid, CodeWeakAlgorithm, msg)
-	}
+	addAlgProblems(&v, p.Algorithms.checkPath(path, at))
 	if p.Algorithms != nil {
-		for _, msg := range p.Algorithms.checkKey(fmt.Sprintf("%q", r.Leaf.Subject.String()), r.Leaf.PublicKey, at) {
-			v.Add(Invalid, CodeWeakAlgorithm, msg)
-		}
+		addAlgProblems(&v, p.Algorithms.checkKey(fmt.Sprintf("%q", r.Leaf.Subject.String()), r.Leaf.PublicKey, at))
 	}
 	e.checkPurpose(&v, p, r.Leaf, r.Purpose)
 	qc, err := ParseQC(r.Leaf)
@@ -354,6 +354,7 @@ type engineRevocation struct {
 	at    time.Time
 	now   time.Time
 	opts  PathOptions
+	kcAny bool
 }
 
 func (r *engineRevocation) revocation(path *Path, i int) *finding {
@@ -362,14 +363,21 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 	if r.p.FetchCRLs && r.e.Fetcher != nil {
 		crls = append(crls, r.e.Fetcher.CRLsFor(r.ctx, c)...)
 	}
-	k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts}
+	k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts, kcAny: r.kcAny}
 	st := k.check(path, i)
 	if st.unknown != "" && r.p.OCSP && r.e.Fetcher != nil {
 		issuer := path.Anchor
 		if i > 0 {
 			issuer = path.Certs[i-1]
 		}
-		if ost, ok := r.e.Fetcher.OCSPStatus(r.ctx, c, issuer, r.at); ok {
+		ocspAt := r.at
+		if r.kcAny {
+			ocspAt = r.now // to see a later keyCompromise revocation
+		}
+		if ost, ok := r.e.Fetcher.OCSPStatus(r.ctx, c, issuer, ocspAt); ok {
+			if ost.revoked && ost.when.After(r.at) && ost.reason != reasonKeyCompromise {
+				ost = revStatus{} // revoked after at for another reason: good then
+			}
 			st = ost
 		} else if ost.unknown != "" {
 			st.unknown += "; OCSP: " + ost.unknown

@@ -31,6 +31,9 @@ const (
 	nsTSL   = "http://uri.etsi.org/02231/v2#"
 	nsDSig  = "http://www.w3.org/2000/09/xmldsig#"
 	svcCAQC = "http://uri.etsi.org/TrstSvc/Svctype/CA/QC"
+	// svcTSAQTST is a qualified time-stamping service; its digital
+	// identity is the TSU certificate.
+	svcTSAQTST = "http://uri.etsi.org/TrstSvc/Svctype/TSA/QTST"
 )
 
 // grantedStatuses are the service statuses under which a CA/QC service
@@ -87,13 +90,22 @@ func (s TrustService) StatusAt(t time.Time) string {
 }
 
 // AnchorsAt lists the certificates of CA/QC services granted at t.
-func (l *TrustedList) AnchorsAt(t time.Time) []TrustedAnchor {
+func (l *TrustedList) AnchorsAt(t time.Time) []TrustedAnchor { return l.anchorsAt(svcCAQC, t) }
+
+// TimestampAnchorsAt lists the TSU certificates of TSA/QTST services
+// granted at t: anchors for time-stamping only (docs/security.md
+// "Time-stamps").
+func (l *TrustedList) TimestampAnchorsAt(t time.Time) []TrustedAnchor {
+	return l.anchorsAt(svcTSAQTST, t)
+}
+
+func (l *TrustedList) anchorsAt(typ string, t time.Time) []TrustedAnchor {
 	if l == nil {
 		return nil
 	}
 	var out []TrustedAnchor
 	for _, s := range l.Services {
-		if s.Type != svcCAQC || !slices.Contains(grantedStatuses, s.StatusAt(t)) {
+		if s.Type != typ || !slices.Contains(grantedStatuses, s.StatusAt(t)) {
 			continue
 		}
 		for _, c := range s.Certs {

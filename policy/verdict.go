@@ -81,4 +81,9 @@ const (
 	CodePathBound                Code = "PATH_BOUND"
 	CodeUnknownPolicy            Code = "UNKNOWN_POLICY"
 	CodeTrustedListExpired       Code = "TRUSTED_LIST_EXPIRED"
+	// CodeCryptoConstraintsNoPOE: the policy's algorithm suite no longer
+	// accepts an algorithm at the time judged, and no proof of existence
+	// (a time-stamp, or a time the caller asserts) shows it was used while
+	// it was suitable (ETSI EN 319 102-1 CRYPTO_CONSTRAINTS_FAILURE_NO_POE).
+	CodeCryptoConstraintsNoPOE Code = "CRYPTO_CONSTRAINTS_FAILURE_NO_POE"
 )

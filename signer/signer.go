@@ -77,6 +77,15 @@ type TimestampVerifier interface {
 	VerifyTimestamp(token, signatureValue []byte) (genTime time.Time, v policy.Verdict, err error)
 }
 
+// TimestampVerifierWithCertificates is a TimestampVerifier that also takes
+// the certificates of the signature around the token: a TSA's issuing CA
+// often travels there rather than in the token (a path needs it; it is
+// trusted no more than any intermediate). Verify prefers it when
+// implemented.
+type TimestampVerifierWithCertificates interface {
+	VerifyTimestampWithCertificates(token, signatureValue []byte, certs []*x509.Certificate) (genTime time.Time, v policy.Verdict, err error)
+}
+
 // Sign makes a CMS SignedData (DER) over content with signed attributes
 // content-type, message-digest, signing-time and signing-certificate-v2. The
 // chain is leaf first; every certificate in it is included, in the order

@@ -133,7 +133,14 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 	if err != nil {
 		return v, err
 	}
-	if weak(si.Hash) {
+	// A policy whose algorithm suite dates the digest (historical SHA-1)
+	// judges it below, at the time a proof of existence gives.
+	judge, _ := opts.Validator.(policy.AlgorithmJudge)
+	suiteJudges := false
+	if weak(si.Hash) && judge != nil {
+		_, suiteJudges = judge.JudgeSignatureAlgorithm(opts.Policy.Policy, si.Hash, 0, nil, time.Time{})
+	}
+	if weak(si.Hash) && !suiteJudges {
 		v.Add(policy.Invalid, policy.CodeWeakAlgorithm, fmt.Sprintf("digest algorithm %v is too weak for signatures", si.Hash))
 	}
 	sigUsable := true
@@ -203,7 +210,7 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 	}
 
 	if opts.TimestampVerifier != nil {
-		checkTimestamps(si, opts.TimestampVerifier, &v)
+		checkTimestamps(si, sd.Certificates, opts.TimestampVerifier, &v)
 	}
 	// The chain is judged at a trusted time (DESIGN.md, decree 212/2012):
 	// the caller's, else a verified time-stamp's, else now. The
@@ -214,6 +221,13 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 	}
 	if at.IsZero() {
 		at = now()
+	}
+	if suiteJudges {
+		if jv, ok := judge.JudgeSignatureAlgorithm(opts.Policy.Policy, si.Hash, sc.x509Algorithm(), cert.PublicKey, at); ok {
+			for _, r := range jv.Reasons {
+				v.Add(jv.Status, r.Code, r.Message)
+			}
+		}
 	}
 	if opts.Validator == nil {
 		v.ValidatedAt = at
@@ -248,14 +262,23 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 // value (ETSI EN 319 122-1 5.3) over the signature value. The earliest
 // time of a VALID token becomes the verdict's TimestampTime: that token
 // proves the signature existed then. A token that is not VALID lowers the
-// verdict with its reasons, each marked as the time-stamp's.
-func checkTimestamps(si *SignerInfo, tv TimestampVerifier, v *policy.Verdict) {
+// verdict with its reasons, each marked as the time-stamp's. Other unsigned
+// attributes (archive time-stamps, validation data) are not verified and
+// do not change the verdict.
+func checkTimestamps(si *SignerInfo, certs []*x509.Certificate, tv TimestampVerifier, v *policy.Verdict) {
 	for _, a := range si.UnsignedAttrs {
 		if !is(a.Type, OIDSignatureTimeStampToken) {
 			continue
 		}
 		for _, tok := range a.Values {
-			at, tvv, err := tv.VerifyTimestamp(tok, si.Signature)
+			var at time.Time
+			var tvv policy.Verdict
+			var err error
+			if tc, ok := tv.(TimestampVerifierWithCertificates); ok {
+				at, tvv, err = tc.VerifyTimestampWithCertificates(tok, si.Signature, certs)
+			} else {
+				at, tvv, err = tv.VerifyTimestamp(tok, si.Signature)
+			}
 			if err != nil {
 				v.Add(policy.Invalid, policy.CodeMalformed, "signature time-stamp: "+err.Error())
 				continue
@@ -402,6 +425,22 @@ type scheme struct {
 	kind    schemeKind
 	hash    crypto.Hash
 	saltLen int // PSS only
+}
+
+// x509Algorithm names the scheme as crypto/x509 does, for the policy's
+// algorithm rules; 0 when it has no such name.
+func (sc scheme) x509Algorithm() x509.SignatureAlgorithm {
+	type k struct {
+		kind schemeKind
+		hash crypto.Hash
+	}
+	return map[k]x509.SignatureAlgorithm{
+		{rsaPKCS1, crypto.MD5}: x509.MD5WithRSA, {rsaPKCS1, crypto.SHA1}: x509.SHA1WithRSA,
+		{rsaPKCS1, crypto.SHA256}: x509.SHA256WithRSA, {rsaPKCS1, crypto.SHA384}: x509.SHA384WithRSA, {rsaPKCS1, crypto.SHA512}: x509.SHA512WithRSA,
+		{rsaPSS, crypto.SHA256}: x509.SHA256WithRSAPSS, {rsaPSS, crypto.SHA384}: x509.SHA384WithRSAPSS, {rsaPSS, crypto.SHA512}: x509.SHA512WithRSAPSS,
+		{ecdsaSig, crypto.SHA1}: x509.ECDSAWithSHA1, {ecdsaSig, crypto.SHA256}: x509.ECDSAWithSHA256,
+		{ecdsaSig, crypto.SHA384}: x509.ECDSAWithSHA384, {ecdsaSig, crypto.SHA512}: x509.ECDSAWithSHA512,
+	}[k{sc.kind, sc.hash}]
 }
 
 // signatureScheme resolves a signatureAlgorithm. Algorithms that carry no

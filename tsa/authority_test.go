@@ -185,12 +185,12 @@ func TestVerifyFindings(t *testing.T) {
 		{"other data", r.Token, VerifyOptions{Validator: f.validator(), Data: []byte("filinG")}, policy.Invalid, policy.CodeDigestMismatch},
 		{"digest of another hash", r.Token, VerifyOptions{Validator: f.validator(), Digest: make([]byte, 48), DigestHash: crypto.SHA384}, policy.Invalid, policy.CodeDigestMismatch},
 		{"wrong nonce", r.Token, VerifyOptions{Validator: f.validator(), Data: []byte("filing"), Nonce: big.NewInt(42)}, policy.Invalid, CodeNonceMismatch},
-		{"untrusted TSA", r.Token, VerifyOptions{Validator: policy.Basic{Roots: otherRoots}, Data: []byte("filing")}, policy.Indeterminate, policy.CodeUntrustedRoot},
+		{"untrusted TSA", r.Token, VerifyOptions{Validator: engineFor(t, policy.RevocationOff, nil, otherCA.Cert), Data: []byte("filing")}, policy.Indeterminate, policy.CodeUntrustedRoot},
 		{"no anchors", r.Token, VerifyOptions{Data: []byte("filing")}, policy.Indeterminate, policy.CodeUntrustedRoot},
 		{"no certificates, none configured", rNoCert.Token, VerifyOptions{Validator: f.validator(), Data: []byte("filing")}, policy.Indeterminate, policy.CodeSignerNotFound},
 		{"no certificates, TSA configured", rNoCert.Token, VerifyOptions{Validator: f.validator(), Data: []byte("filing"), TSACertificates: []*x509.Certificate{f.cert}}, policy.Valid, ""},
-		{"after the TSA certificate expired, judged at genTime", r.Token, VerifyOptions{Validator: policy.Basic{Roots: f.roots}, Data: []byte("filing"), Now: func() time.Time { return time.Now().AddDate(5, 0, 0) }}, policy.Valid, ""},
-		{"judged when expired", r.Token, VerifyOptions{Validator: f.validator(), Data: []byte("filing"), At: time.Now().AddDate(5, 0, 0)}, policy.Invalid, policy.CodeExpired},
+		{"after the TSA certificate expired: no proof of existence", r.Token, VerifyOptions{Validator: f.validator(), Data: []byte("filing"), Now: func() time.Time { return time.Now().AddDate(5, 0, 0) }}, policy.Indeterminate, CodeOutOfBoundsNoPOE},
+		{"judged when expired", r.Token, VerifyOptions{Validator: f.validator(), Data: []byte("filing"), At: time.Now().AddDate(5, 0, 0)}, policy.Indeterminate, CodeOutOfBoundsNoPOE},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, v, err := Verify(tc.token, tc.opts)
@@ -218,6 +218,17 @@ func TestVerifyFindings(t *testing.T) {
 	t.Run("needs data", func(t *testing.T) {
 		if _, _, err := Verify(r.Token, VerifyOptions{}); !errors.Is(err, ErrNoImprint) {
 			t.Fatalf("err %v", err)
+		}
+	})
+	t.Run("the token alone, when asked", func(t *testing.T) {
+		info, v, err := Verify(r.Token, VerifyOptions{Validator: f.validator(), NoImprint: true})
+		if err != nil || v.Status != policy.Valid || !bytes.Equal(info.Digest, req.Digest) || info.Hash != crypto.SHA256 {
+			t.Fatalf("%v %v %x", err, v, info.Digest)
+		}
+		// Everything but the imprint still counts.
+		_, v, err = Verify(r.Token, VerifyOptions{Validator: f.validator(), NoImprint: true, Nonce: big.NewInt(42)})
+		if err != nil || v.Status != policy.Invalid {
+			t.Fatalf("%v %v", err, v)
 		}
 	})
 	t.Run("not a token", func(t *testing.T) {

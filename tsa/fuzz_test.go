@@ -77,8 +77,6 @@ func FuzzParseToken(f *testing.F) {
 // certificate embedded or configured, and fail for other data.
 func TestVerifyOpenSSLToken(t *testing.T) {
 	ca, tsaCert := readCert(t, "testdata/openssl-ca.pem"), readCert(t, "testdata/openssl-tsa.pem")
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
 	data, err := os.ReadFile("testdata/openssl-data.xml")
 	if err != nil {
 		t.Fatal(err)
@@ -93,7 +91,7 @@ func TestVerifyOpenSSLToken(t *testing.T) {
 			if err != nil || resp.Status != StatusGranted {
 				t.Fatalf("%v %+v", err, resp)
 			}
-			opts := VerifyOptions{Validator: policy.Basic{Roots: roots}, Data: data, TSACertificates: []*x509.Certificate{tsaCert}}
+			opts := VerifyOptions{Validator: engineFor(t, policy.RevocationOff, nil, ca), Data: data, TSACertificates: []*x509.Certificate{tsaCert}}
 			info, v, err := Verify(resp.Token, opts)
 			if err != nil {
 				t.Fatal(err)

@@ -67,7 +67,15 @@ func newFixture(t testing.TB, mod func(*Config)) *fixture {
 	return f
 }
 
-func (f *fixture) validator() policy.Validator { return policy.Basic{Roots: f.roots} }
+// validator is the policy engine over the fixture's CA, as pecetd judges
+// tokens (never crypto/x509's verifier).
+func (f *fixture) validator() policy.Validator {
+	e, err := policy.NewEngine("test", &policy.Policy{Name: "test", Anchors: []*x509.Certificate{f.ca.Cert}, Revocation: policy.RevocationOff})
+	if err != nil {
+		panic(err)
+	}
+	return e
+}
 
 // server is the Authority behind a real loopback HTTP server.
 func (f *fixture) server(t testing.TB) string {

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	_ "crypto/sha256" // registers the hashes digestOfFile uses
 	_ "crypto/sha512"
-	"crypto/x509"
 	"encoding/hex"
 	"flag"
 	"fmt"
@@ -144,10 +143,13 @@ func timestampProto(t time.Time) *timestamppb.Timestamp { return timestamppb.New
 func runTimestampVerify(args []string) int {
 	fs := flag.NewFlagSet("pecet timestamp verify", flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: pecet timestamp verify --in FILE.tsr (--data FILE | --digest HEX [--hash ALG]) [--anchors ca.pem] [--tsa-cert tsa.pem] [--nonce HEX] [--at RFC3339] [--json]\n\n"+
+		fmt.Fprintf(fs.Output(), "Usage: pecet timestamp verify --in FILE.tsr [--data FILE | --digest HEX [--hash ALG]] [--anchors ca.pem] [--tsa-cert tsa.pem] [--nonce HEX] [--at RFC3339] [--json]\n\n"+
 			"Verifies locally, without pecetd: the token's signature, the TSA certificate's\n"+
-			"timeStamping EKU and chain under the anchors (at genTime), the imprint, the\n"+
-			"nonce when given, and the ESS signing-certificate attribute. --in may be a\n"+
+			"timeStamping EKU and its chain under the anchors with pecet's policy engine, at\n"+
+			"the validation time (now, or --at; never the token's own genTime), that genTime\n"+
+			"lies in the TSA certificate's validity, the imprint, the nonce when given, and\n"+
+			"the ESS signing-certificate attribute. Without --data and --digest the token\n"+
+			"alone is checked and the imprint it covers is printed. --in may be a\n"+
 			"TimeStampResp (.tsr) or a bare token.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -158,7 +160,7 @@ func runTimestampVerify(args []string) int {
 	anchors := fs.String("anchors", "", "PEM trust anchors `file` (default: the dev folder's ca.pem)")
 	tsaCert := fs.String("tsa-cert", "", "PEM TSA certificate `file`, for tokens without certificates (default: the dev folder's tsa.pem)")
 	nonceHex := fs.String("nonce", "", "`hex` nonce the request sent; the token must carry it")
-	at := fs.String("at", "", "judge the TSA certificate as of this `time` (RFC 3339) instead of genTime")
+	at := fs.String("at", "", "validation `time` (RFC 3339) to judge the TSA certificate at, instead of now (e.g. a time an archive time-stamp proves)")
 	devDir := fs.String("dev-dir", "", "dev folder `DIR` (PECET_DEV_DIR; default ./.pecet-dev when present)")
 	asJSON := fs.Bool("json", false, "machine-readable JSON output")
 	if code := parse(fs, args); code >= 0 {
@@ -167,8 +169,8 @@ func runTimestampVerify(args []string) int {
 	if *in == "" {
 		return usageErr(fs, "--in FILE.tsr is required")
 	}
-	if (*data == "") == (*digest == "") {
-		return usageErr(fs, "give exactly one of --data FILE and --digest HEX")
+	if *data != "" && *digest != "" {
+		return usageErr(fs, "give at most one of --data FILE and --digest HEX")
 	}
 	raw, err := readInput(*in, 1<<20)
 	if err != nil {
@@ -209,22 +211,28 @@ func runTimestampVerify(args []string) int {
 		if err != nil {
 			return usageErr(fs, "--anchors: %v", err)
 		}
-		pool := x509.NewCertPool()
-		for _, c := range certs {
-			pool.AddCert(c)
+		// The policy engine, as pecetd judges tokens; never crypto/x509's
+		// verifier, whose EKU nesting refuses TSAs OpenSSL accepts
+		// (docs/security.md "Time-stamps").
+		e, err := policy.NewEngine("anchors", &policy.Policy{Name: "anchors", Description: "the --anchors file", Anchors: certs, Revocation: policy.RevocationOff})
+		if err != nil {
+			return usageErr(fs, "--anchors: %v", err)
 		}
-		opts.Validator = policy.Basic{Roots: pool}
+		opts.Validator = e
 	}
 	if *tsaCert != "" {
 		if opts.TSACertificates, err = pki.ReadCertificates(*tsaCert); err != nil {
 			return usageErr(fs, "--tsa-cert: %v", err)
 		}
 	}
-	if *data != "" {
+	switch {
+	case *data != "":
 		if opts.Data, err = readInput(*data, 1<<40); err != nil {
 			return usageErr(fs, "%v", err)
 		}
-	} else {
+	case *digest == "":
+		opts.NoImprint = true // the token alone; its imprint is printed
+	default:
 		if opts.Digest, err = hex.DecodeString(*digest); err != nil {
 			return usageErr(fs, "--digest is not hex: %v", err)
 		}
@@ -261,8 +269,21 @@ func runTimestampVerify(args []string) int {
 	for _, r := range v.Reasons {
 		pv.Reasons = append(pv.Reasons, &pecetv1.Reason{Code: string(r.Code), Message: r.Message})
 	}
-	if !*asJSON {
+	hashName := info.Hash.String()
+	if info.Hash == 0 {
+		hashName = info.HashOID.String()
+	}
+	imprint := hex.EncodeToString(info.Digest)
+	if *asJSON {
+		if opts.NoImprint {
+			printJSON(map[string]any{"serial": info.Serial.Text(16), "policy": info.Policy.String(),
+				"imprint": map[string]any{"hash": hashName, "digest": imprint, "checked": false}})
+		}
+	} else {
 		fmt.Printf("serial:        %s\npolicy:        %s\n", info.Serial.Text(16), info.Policy)
+		if opts.NoImprint {
+			fmt.Printf("imprint:       %s %s (not compared: no --data or --digest)\n", hashName, imprint)
+		}
 	}
 	return printVerdict(pv, *asJSON)
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto"
+	"crypto/x509"
 	"slices"
 	"time"
 
@@ -125,7 +126,7 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 	if err != nil {
 		return nil, err
 	}
-	opts := signer.VerifyOptions{Validator: ss.s.d.Validator, Now: ss.s.d.Now, Policy: preq, Limits: ss.s.d.CMSLimits, TimestampVerifier: ss.s.timestampVerifier(ctx)}
+	opts := signer.VerifyOptions{Validator: ss.s.d.Validator, Now: ss.s.d.Now, Policy: preq, Limits: ss.s.d.CMSLimits}
 	switch d := req.GetDetached().(type) {
 	case *pecetv1.VerifyRequest_Content:
 		opts.Content = d.Content
@@ -142,6 +143,9 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 		}
 		opts.At = req.GetAt().AsTime()
 	}
+	// Signature time-stamps are judged under the signature's policy and
+	// per-call anchors, at the same validation time.
+	opts.TimestampVerifier = ss.s.timestampVerifier(ctx, preq, opts.At)
 	v, err := signer.Verify(req.GetSignature(), opts)
 	if err != nil {
 		return nil, err
@@ -149,26 +153,33 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 	return &pecetv1.VerifyResponse{Verdict: verdictProto(v)}, nil
 }
 
-// timestampVerifier checks CAdES-T time-stamps with the same trust anchors
-// as signatures, knowing the configured TSA certificates and this TSA's
-// own, so tokens without certificates are verifiable (never accepted
-// unverified). The TSA key's chain is looked up only when a signature
-// actually carries a time-stamp.
-func (s *Server) timestampVerifier(ctx context.Context) signer.TimestampVerifier {
-	return lazyVerifier{s: s, ctx: ctx}
+// timestampVerifier checks CAdES-T time-stamps under the signature's
+// policy request (policy, per-call anchors and CRLs, revocation mode) at
+// the validation time at (zero: now), knowing the configured TSA
+// certificates and this TSA's own, so tokens without certificates are
+// verifiable (never accepted unverified). The TSA key's chain is looked up
+// only when a signature actually carries a time-stamp.
+func (s *Server) timestampVerifier(ctx context.Context, preq policy.Request, at time.Time) signer.TimestampVerifier {
+	return lazyVerifier{s: s, ctx: ctx, preq: preq, at: at}
 }
 
 type lazyVerifier struct {
-	s   *Server
-	ctx context.Context
+	s    *Server
+	ctx  context.Context
+	preq policy.Request
+	at   time.Time
 }
 
 func (l lazyVerifier) VerifyTimestamp(token, sigValue []byte) (time.Time, policy.Verdict, error) {
+	return l.VerifyTimestampWithCertificates(token, sigValue, nil)
+}
+
+func (l lazyVerifier) VerifyTimestampWithCertificates(token, sigValue []byte, sigCerts []*x509.Certificate) (time.Time, policy.Verdict, error) {
 	certs := l.s.d.TSACertificates
 	if l.s.d.TSA != nil {
 		if _, chain, err := l.s.d.TSA.KeySource()(l.ctx); err == nil {
 			certs = append(slices.Clip(certs), chain...)
 		}
 	}
-	return tsa.Verifier{Validator: l.s.d.Validator, TSACertificates: certs, Now: l.s.d.Now}.VerifyTimestamp(token, sigValue)
+	return tsa.Verifier{Validator: l.s.d.Validator, Policy: l.preq, TSACertificates: certs, At: l.at, Now: l.s.d.Now}.VerifyTimestampWithCertificates(token, sigValue, sigCerts)
 }
