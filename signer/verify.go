@@ -16,6 +16,11 @@ import (
 	"github.com/pecet-hsm/pecet/policy"
 )
 
+// CodeContentMismatch: the content (or digest) the caller supplied with an
+// attached signature is not the content embedded in it (docs/security.md,
+// "Attached signatures and the content the caller supplies").
+const CodeContentMismatch policy.Code = "CONTENT_MISMATCH"
+
 // CodeSigningCertificateMismatch: the ESS signing-certificate(-v2) signed
 // attribute names another certificate than the one that verifies the
 // signature (RFC 5035 5.4).
@@ -54,34 +59,62 @@ func (c *contentSource) digestFor(h crypto.Hash) ([]byte, string) {
 	return d, ""
 }
 
-func verify(der []byte, opts VerifyOptions) (policy.Verdict, error) {
+func verify(der []byte, opts VerifyOptions) (Report, error) {
 	sd, err := ParseWithLimits(der, opts.Limits)
 	if err != nil {
-		return policy.Verdict{}, err
+		return Report{}, err
 	}
 	if len(sd.SignerInfos) == 0 {
-		return policy.Verdict{}, malformedf("no signer infos (a certificates-only message is not a signature)")
+		return Report{}, malformedf("no signer infos (a certificates-only message is not a signature)")
+	}
+	givenHash := opts.DigestHash
+	if opts.Digest != nil {
+		if givenHash == 0 {
+			givenHash = crypto.SHA256
+		}
+		if _, ok := digestOID(givenHash); !ok {
+			return Report{}, fmt.Errorf("%w: %v", ErrUnsupportedHash, givenHash)
+		}
+		if len(opts.Digest) != givenHash.Size() {
+			return Report{}, fmt.Errorf("%w: %d bytes for %v", ErrDigestLength, len(opts.Digest), givenHash)
+		}
 	}
 	src := &contentSource{cache: map[crypto.Hash][]byte{}}
+	rep := Report{}
+	// mismatch is set when the caller supplied content or a digest with an
+	// attached signature and it is not the embedded content: the signature
+	// is still verified over what it embeds, and the verdict is INVALID.
+	var mismatch string
 	switch {
 	case !sd.Detached:
 		src.content, src.hasContent = sd.Content, true
+		rep.Content = VerifiedContent{Source: ContentEmbedded, Embedded: sd.Content}
+		switch {
+		case opts.Content != nil:
+			rep.Content.Compared = ContentGiven
+			if !bytes.Equal(opts.Content, sd.Content) {
+				mismatch = fmt.Sprintf("the content given (%d bytes) is not the content embedded in the signature (%d bytes)", len(opts.Content), len(sd.Content))
+			}
+		case opts.Digest != nil:
+			rep.Content.Compared = DigestGiven
+			if d, _ := src.digestFor(givenHash); !bytes.Equal(d, opts.Digest) {
+				mismatch = fmt.Sprintf("the %v digest given is not the digest of the content embedded in the signature", givenHash)
+			}
+		}
 	case opts.Content != nil:
 		src.content, src.hasContent = opts.Content, true
+		rep.Content.Source = ContentGiven
 	case opts.Digest != nil:
-		h := opts.DigestHash
-		if h == 0 {
-			h = crypto.SHA256
-		}
-		if _, ok := digestOID(h); !ok {
-			return policy.Verdict{}, fmt.Errorf("%w: %v", ErrUnsupportedHash, h)
-		}
-		if len(opts.Digest) != h.Size() {
-			return policy.Verdict{}, fmt.Errorf("%w: %d bytes for %v", ErrDigestLength, len(opts.Digest), h)
-		}
-		src.digest, src.digestHash = opts.Digest, h
+		src.digest, src.digestHash = opts.Digest, givenHash
+		rep.Content = VerifiedContent{Source: DigestGiven, Digest: opts.Digest, Hash: givenHash}
 	default:
-		return policy.Verdict{}, ErrContentMissing
+		return Report{}, ErrContentMissing
+	}
+	if src.hasContent {
+		// The digest the report names is the first signer's.
+		h := sd.SignerInfos[0].Hash
+		rep.Content.Digest, _ = src.digestFor(h)
+		rep.Content.Hash = h
 	}
 	now := time.Now
 	if opts.Now != nil {
@@ -91,23 +124,27 @@ func verify(der []byte, opts VerifyOptions) (policy.Verdict, error) {
 	verdicts := make([]policy.Verdict, len(sd.SignerInfos))
 	for i := range sd.SignerInfos {
 		if verdicts[i], err = verifySigner(sd, &sd.SignerInfos[i], src, opts, now); err != nil {
-			return policy.Verdict{}, within(fmt.Sprintf("signer info %d", i+1), err)
+			return Report{}, within(fmt.Sprintf("signer info %d", i+1), err)
 		}
 	}
-	if len(verdicts) == 1 {
-		return verdicts[0], nil
-	}
-	// All signers must verify: the verdict is the worst, the signer details
-	// are the first signer's, the reasons everyone's, each saying whose.
 	out := verdicts[0]
-	out.Reasons = nil
-	for i, v := range verdicts {
-		out.Status = worse(out.Status, v.Status)
-		for _, r := range v.Reasons {
-			out.Reasons = append(out.Reasons, policy.Reason{Code: r.Code, Message: fmt.Sprintf("signer %d: %s", i+1, r.Message)})
+	if len(verdicts) > 1 {
+		// All signers must verify: the verdict is the worst, the signer
+		// details are the first signer's, the reasons everyone's, each
+		// saying whose.
+		out.Reasons = nil
+		for i, v := range verdicts {
+			out.Status = worse(out.Status, v.Status)
+			for _, r := range v.Reasons {
+				out.Reasons = append(out.Reasons, policy.Reason{Code: r.Code, Message: fmt.Sprintf("signer %d: %s", i+1, r.Message)})
+			}
 		}
 	}
-	return out, nil
+	if mismatch != "" {
+		out.Add(policy.Invalid, CodeContentMismatch, mismatch)
+	}
+	rep.Verdict = out
+	return rep, nil
 }
 
 // worse returns the lower of two statuses.
