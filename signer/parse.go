@@ -32,6 +32,12 @@ type Limits struct {
 	MaxAttributes int
 	// MaxCRLs bounds the revocation information (default 16).
 	MaxCRLs int
+	// MaxTimestamps bounds the signature-time-stamp tokens of each signer
+	// (CAdES-T unsigned attributes, counted over all of them; default 4).
+	// Each token costs a CMS verification and a chain validation, so they
+	// are counted while parsing, before any is verified. The attributes of
+	// a token are bounded by MaxAttributes when it is parsed in turn.
+	MaxTimestamps int
 }
 
 // DefaultLimits returns the limits Parse uses.
@@ -43,6 +49,7 @@ func DefaultLimits() Limits {
 		MaxSigners:      8,
 		MaxAttributes:   64,
 		MaxCRLs:         16,
+		MaxTimestamps:   4,
 	}
 }
 
@@ -64,6 +71,7 @@ func (l Limits) withDefaults() Limits {
 		MaxSigners:      pick(l.MaxSigners, d.MaxSigners),
 		MaxAttributes:   pick(l.MaxAttributes, d.MaxAttributes),
 		MaxCRLs:         pick(l.MaxCRLs, d.MaxCRLs),
+		MaxTimestamps:   pick(l.MaxTimestamps, d.MaxTimestamps),
 	}
 }
 
@@ -361,6 +369,7 @@ func parseAttributes(s cryptobyte.String, lim Limits, kind string) ([]Attribute,
 		return nil, err
 	}
 	attrs := make([]Attribute, 0, n)
+	timestamps := 0
 	for i := 1; !s.Empty(); i++ {
 		var a, vals cryptobyte.String
 		var attr Attribute
@@ -371,6 +380,11 @@ func parseAttributes(s cryptobyte.String, lim Limits, kind string) ([]Attribute,
 		nv, err := count(vals, lim.MaxAttributes, "values of "+kind+" attribute "+shortOID(attr.Type))
 		if err != nil {
 			return nil, err
+		}
+		if is(attr.Type, OIDSignatureTimeStampToken) {
+			if timestamps += nv; timestamps > lim.MaxTimestamps {
+				return nil, tooLargef("more than %d signature time-stamps", lim.MaxTimestamps)
+			}
 		}
 		attr.Values = make([][]byte, 0, nv)
 		for !vals.Empty() {

@@ -2,10 +2,22 @@ package server
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"math/big"
 	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/signer"
 )
 
 // TestVerifyAttachedWithOtherContent: an attached signature over A sent
@@ -73,5 +85,47 @@ func TestVerifyAttachedWithOtherContent(t *testing.T) {
 	if err != nil || resp.GetVerdict().GetStatus() != pecetv1.Verdict_VALID || resp.GetContentSource() != pecetv1.VerifyResponse_GIVEN_CONTENT ||
 		resp.GetContent() != nil || !bytes.Equal(resp.GetContentDigest(), sumA[:]) {
 		t.Fatalf("detached: %v %v", resp, err)
+	}
+}
+
+// TestVerifyTimestampFlood: a signature carrying 64 signature-time-stamp
+// attributes of 64 tokens each (within the attribute bounds) is refused
+// with ResourceExhausted before any token is verified; before, the
+// server's real time-stamp verifier ran 4096 times for one request
+// (docs/security.md, "Work budget per verification").
+func TestVerifyTimestampFlood(t *testing.T) {
+	fx := newFixture(t)
+	sc := pecetv1.NewSignServiceClient(fx.dial(t, "client"))
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "flood"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(certDER)
+	tsOID := asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 14}
+	token := []byte{0x30, 0x03, 0x02, 0x01, 0x01}
+	sig, err := signer.Sign([]byte("x"), key, []*x509.Certificate{cert}, signer.Options{Attached: true,
+		UnsignedAttributes: func([]byte) ([]signer.Attribute, error) {
+			attrs := make([]signer.Attribute, 64)
+			for i := range attrs {
+				attrs[i] = signer.Attribute{Type: tsOID, Values: bytes.Split(bytes.Repeat(append(token, ','), 64), []byte{','})[:64]}
+			}
+			return attrs, nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = sc.Verify(ctxT(t), &pecetv1.VerifyRequest{Signature: sig})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Fatalf("got %v, want ResourceExhausted", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the refusal took %v", took)
 	}
 }
