@@ -110,6 +110,16 @@ func TestDevTour(t *testing.T) {
 		}
 	})
 
+	// A real signature with its signed attributes out of DER order and a
+	// certificate crypto/x509 refuses (EU DSS's sample): a verdict, exit 3,
+	// never exit 4 (docs/security.md, "Signed attributes out of DER order").
+	t.Run("unsorted attributes, real sample", func(t *testing.T) {
+		out, errs, code := d.run(t, "verify", "--in", filepath.Join("..", "signer", "testdata", "realworld", "DER_reordered_prova.txt.p7m"))
+		if code != 3 || !strings.HasPrefix(out, "INDETERMINATE\n") || !strings.Contains(out, "CERTIFICATE_UNREADABLE") || strings.Contains(out, "SIGNATURE_MISMATCH") {
+			t.Fatalf("want INDETERMINATE exit 3 with CERTIFICATE_UNREADABLE, got exit %d:\n%s%s", code, out, errs)
+		}
+	})
+
 	t.Run("pecet verifies openssl's signature", func(t *testing.T) {
 		key := filepath.Join(work, "o-key.pem")
 		csr := filepath.Join(work, "o.csr")

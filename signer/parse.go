@@ -102,9 +102,22 @@ type SignedData struct {
 	// Certificates are the X.509 certificates in the order of the message;
 	// other certificate choices (attribute certificates) are skipped.
 	Certificates []*x509.Certificate
+	// UnparsedCertificates are the X.509 certificates crypto/x509 refuses
+	// (real CAs issued some with a BER length inside an extension), as
+	// they came. They build no chain; a signer whose certificate is one of
+	// them is verified with its public key and gets an INDETERMINATE
+	// verdict (CodeCertificateUnreadable) rather than the whole message
+	// being malformed.
+	UnparsedCertificates []UnparsedCertificate
 	// CRLs are the revocation information choices, undecoded.
 	CRLs        [][]byte
 	SignerInfos []SignerInfo
+}
+
+// UnparsedCertificate is a certificate crypto/x509 refuses, and why.
+type UnparsedCertificate struct {
+	Raw []byte
+	Err error
 }
 
 // SignerInfo is one signer (RFC 5652 5.3).
@@ -216,7 +229,7 @@ func parseSignedData(s cryptobyte.String, lim Limits) (*SignedData, error) {
 		return nil, malformedf("SignedData: bad certificates")
 	}
 	if present {
-		if sd.Certificates, err = parseCertificates(certs, lim); err != nil {
+		if sd.Certificates, sd.UnparsedCertificates, err = parseCertificates(certs, lim); err != nil {
 			return nil, err
 		}
 	}
@@ -277,13 +290,14 @@ func count(s cryptobyte.String, max int, what string) (int, error) {
 	return n, nil
 }
 
-func parseCertificates(s cryptobyte.String, lim Limits) ([]*x509.Certificate, error) {
+func parseCertificates(s cryptobyte.String, lim Limits) ([]*x509.Certificate, []UnparsedCertificate, error) {
 	n, err := count(s, lim.MaxCertificates, "certificates")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	certs := make([]*x509.Certificate, 0, n)
-	for i := 1; !s.Empty(); i++ {
+	var unparsed []UnparsedCertificate
+	for !s.Empty() {
 		var el cryptobyte.String
 		var tag cbasn1.Tag
 		s.ReadAnyASN1Element(&el, &tag)
@@ -292,11 +306,14 @@ func parseCertificates(s cryptobyte.String, lim Limits) ([]*x509.Certificate, er
 		}
 		c, err := x509.ParseCertificate(el)
 		if err != nil {
-			return nil, &parseError{kind: ErrMalformed, msg: fmt.Sprintf("certificate %d: %v", i, err), cause: err}
+			// Kept for the signer's public key: refusing the message
+			// would turn a readable signature into no verdict at all.
+			unparsed = append(unparsed, UnparsedCertificate{Raw: el, Err: err})
+			continue
 		}
 		certs = append(certs, c)
 	}
-	return certs, nil
+	return certs, unparsed, nil
 }
 
 func parseSignerInfo(s cryptobyte.String, lim Limits) (SignerInfo, error) {

@@ -27,6 +27,13 @@ const CodeContentMismatch policy.Code = "CONTENT_MISMATCH"
 // signature may be sound, pecet cannot tell.
 const CodeUnsupportedAlgorithm policy.Code = "UNSUPPORTED_ALGORITHM"
 
+// CodeCertificateUnreadable: the signer's certificate is in the message
+// but crypto/x509 refuses it (real CAs issued certificates with a BER
+// length inside an extension). The signature is checked with its public
+// key; its chain cannot be judged, so the verdict is at best
+// INDETERMINATE.
+const CodeCertificateUnreadable policy.Code = "CERTIFICATE_UNREADABLE"
+
 // CodeSigningCertificateMismatch: the ESS signing-certificate(-v2) signed
 // attribute names another certificate than the one that verifies the
 // signature (RFC 5035 5.4).
@@ -195,6 +202,10 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 		certs = append(slices.Clip(certs), opts.ExtraCertificates...)
 	}
 	cert := findSigner(certs, si)
+	var unreadable error
+	if cert == nil {
+		cert, unreadable = findUnparsedSigner(sd.UnparsedCertificates, si)
+	}
 	if cert != nil {
 		v.Subject = cert.Subject.String()
 	}
@@ -227,12 +238,19 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 		return v, nil
 	case !sigUsable || signed == nil:
 		// Already INVALID; nothing meaningful to verify.
+	case cert.PublicKey == nil:
+		// An unreadable certificate whose key does not parse either:
+		// nothing to verify with; CodeCertificateUnreadable follows.
 	default:
 		code, msg := checkSignature(cert.PublicKey, sc, signed, si.Signature)
 		if code == policy.CodeSignatureMismatch && si.RawSignedAttrs != nil {
-			// Some producers sign their attributes unsorted while OpenSSL
-			// verifies over the DER re-encoding, which sorts them; accept
-			// the sorted form too.
+			// The rule (docs/security.md, "Signed attributes out of DER
+			// order"): the signature verifies over the attributes as
+			// encoded (above), or over their DER SET OF order, which is
+			// what OpenSSL and Bouncy Castle compute whatever the order in
+			// the message. Both forms hold the same attributes, the ones
+			// checked above, so accepting either changes nothing about
+			// what was signed.
 			if alt := sortedSignedAttrs(si); alt != nil {
 				h := si.Hash.New()
 				h.Write(alt)
@@ -261,6 +279,15 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 	}
 	if at.IsZero() {
 		at = now()
+	}
+	if unreadable != nil {
+		v.ValidatedAt = at
+		msg := "the signer's certificate cannot be read (" + unreadable.Error() + "): the signature was checked with its public key, its chain cannot be judged"
+		if cert.PublicKey == nil {
+			msg = "the signer's certificate cannot be read (" + unreadable.Error() + "), nor its public key: neither the signature nor the chain can be checked"
+		}
+		v.Add(policy.Indeterminate, CodeCertificateUnreadable, msg)
+		return v, nil
 	}
 	if opts.Validator == nil {
 		v.ValidatedAt = at
