@@ -21,7 +21,7 @@ func (c countingTimestamps) VerifyTimestamp(token, sigValue []byte) (time.Time, 
 // TestTimestampCountBound: the signature-time-stamps of a signer are
 // counted while parsing, over all the attributes that carry them, and more
 // than Limits.MaxTimestamps is ErrTooLarge before any is verified
-// (docs/security.md, "Work budget per verification"). Before, 64
+// (docs/reliability.md, "Limits"). Before, 64
 // attributes of 64 tokens each passed the attribute bounds and were
 // verified one by one: 4096 CMS verifications for one request.
 func TestTimestampCountBound(t *testing.T) {

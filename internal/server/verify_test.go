@@ -92,7 +92,7 @@ func TestVerifyAttachedWithOtherContent(t *testing.T) {
 // attributes of 64 tokens each (within the attribute bounds) is refused
 // with ResourceExhausted before any token is verified; before, the
 // server's real time-stamp verifier ran 4096 times for one request
-// (docs/security.md, "Work budget per verification").
+// (docs/reliability.md, "Limits").
 func TestVerifyTimestampFlood(t *testing.T) {
 	fx := newFixture(t)
 	sc := pecetv1.NewSignServiceClient(fx.dial(t, "client"))
