@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -80,6 +83,40 @@ func TestDevTour(t *testing.T) {
 		}
 		if out, errs, code := d.run(t, "verify", "--in", pemSig); code != 0 {
 			t.Fatalf("pecet verify attached: exit %d\n%s%s", code, out, errs)
+		}
+	})
+
+	// An attached signature sent with other content: OpenSSL says "content
+	// verify error", pecet INVALID (CONTENT_MISMATCH), exit 1; never VALID
+	// for content the signature does not cover (docs/security.md).
+	t.Run("attached with other content", func(t *testing.T) {
+		att := filepath.Join(work, "a.p7s")
+		if _, errs, code := d.run(t, "sign", "--key", "client-sign", "--in", in, "--out", att, "--attached"); code != 0 {
+			t.Fatalf("sign --attached: exit %d: %s", code, errs)
+		}
+		other := write(t, work, "b.xml", strings.Replace(filing, "Jana", "Jane", 1))
+		out, errs, code := d.run(t, "verify", "--in", att, "--content", other)
+		if code != 1 || !strings.HasPrefix(out, "INVALID\n") || !strings.Contains(out, "CONTENT_MISMATCH") {
+			t.Fatalf("want INVALID exit 1 with CONTENT_MISMATCH, got exit %d:\n%s%s", code, out, errs)
+		}
+		sum := sha256.Sum256([]byte(filing))
+		out, errs, code = d.run(t, "verify", "--in", att, "--digest", hex.EncodeToString(sum[:]), "--out", filepath.Join(work, "embedded.xml"))
+		if code != 0 || !strings.Contains(out, "content:       embedded, "+strconv.Itoa(len(filing))+" bytes, SHA-256 "+hex.EncodeToString(sum[:])) ||
+			!strings.Contains(out, "compared with the digest given") {
+			t.Fatalf("verify --digest of the embedded content: exit %d\n%s%s", code, out, errs)
+		}
+		if b, _ := os.ReadFile(filepath.Join(work, "embedded.xml")); string(b) != filing {
+			t.Fatalf("--out wrote %q", b)
+		}
+	})
+
+	// A real signature with its signed attributes out of DER order and a
+	// certificate crypto/x509 refuses (EU DSS's sample): a verdict, exit 3,
+	// never exit 4 (docs/security.md, "Signed attributes out of DER order").
+	t.Run("unsorted attributes, real sample", func(t *testing.T) {
+		out, errs, code := d.run(t, "verify", "--in", filepath.Join("..", "signer", "testdata", "realworld", "DER_reordered_prova.txt.p7m"))
+		if code != 3 || !strings.HasPrefix(out, "INDETERMINATE\n") || !strings.Contains(out, "CERTIFICATE_UNREADABLE") || strings.Contains(out, "SIGNATURE_MISMATCH") {
+			t.Fatalf("want INDETERMINATE exit 3 with CERTIFICATE_UNREADABLE, got exit %d:\n%s%s", code, out, errs)
 		}
 	})
 

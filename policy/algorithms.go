@@ -156,6 +156,45 @@ type AlgorithmRules struct {
 	Hashes []crypto.Hash
 }
 
+// policyHashes are the hashes a policy's rules may name (config
+// `hashes:`), with their object identifiers (the ETSI TS 119 312 suite is
+// keyed by them). SHA-3 is there because TS 119 312 recommends it; Go's
+// crypto/x509 has no SHA-3 certificate signature algorithms, so today it
+// matters for CMS signatures (package signer) more than for paths.
+var policyHashes = [...]struct {
+	name string
+	hash crypto.Hash
+	oid  string
+}{
+	{"SHA256", crypto.SHA256, "2.16.840.1.101.3.4.2.1"},
+	{"SHA384", crypto.SHA384, "2.16.840.1.101.3.4.2.2"},
+	{"SHA512", crypto.SHA512, "2.16.840.1.101.3.4.2.3"},
+	{"SHA3-256", crypto.SHA3_256, "2.16.840.1.101.3.4.2.8"},
+	{"SHA3-384", crypto.SHA3_384, "2.16.840.1.101.3.4.2.9"},
+	{"SHA3-512", crypto.SHA3_512, "2.16.840.1.101.3.4.2.10"},
+}
+
+// HashByName returns the hash a policy names: SHA256, SHA384, SHA512,
+// SHA3-256, SHA3-384 or SHA3-512.
+func HashByName(name string) (crypto.Hash, bool) {
+	for _, h := range policyHashes {
+		if h.name == name {
+			return h.hash, true
+		}
+	}
+	return 0, false
+}
+
+// HashOID returns the object identifier of a hash HashByName knows, else "".
+func HashOID(h crypto.Hash) string {
+	for _, ph := range policyHashes {
+		if ph.hash == h {
+			return ph.oid
+		}
+	}
+	return ""
+}
+
 type sigAlgInfo struct {
 	oid, hashOID string
 	hash         crypto.Hash

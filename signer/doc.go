@@ -14,7 +14,8 @@
 // when it streams, within Limits fixed before any allocation-heavy work, so
 // hostile input cannot make it allocate much more than its own size. Verify
 // checks the content digest, the signed attributes, the signature (RSA
-// PKCS#1 v1.5, RSA-PSS, ECDSA) and the ESS signing-certificate attributes,
+// PKCS#1 v1.5, RSA-PSS, ECDSA; with SHA-2 or SHA-3, which ETSI TS 119 312
+// recommends) and the ESS signing-certificate attributes,
 // then asks a policy.Validator to judge the signer's chain, and returns a
 // policy.Verdict: a bad signature is a verdict, not an error.
 //

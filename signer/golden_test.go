@@ -63,7 +63,7 @@ func TestGolden(t *testing.T) {
 		{"openssl-detached.p7s", VerifyOptions{Digest: sum[:], At: at}},
 		{"openssl-detached.p7s", VerifyOptions{Content: content}}, // at the signing time
 		{"openssl-attached-ber.p7s", VerifyOptions{At: at}},
-		{"openssl-attached-ber.p7s", VerifyOptions{At: at, Content: []byte("ignored when attached")}},
+		{"openssl-attached-ber.p7s", VerifyOptions{At: at, Content: content}}, // must be the embedded content (TestAttachedContentGiven)
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	_ "crypto/md5" // verified (and reported WEAK_ALGORITHM), never signed with
 	_ "crypto/sha1"
 	_ "crypto/sha256"
+	_ "crypto/sha3" // registers SHA3-224/256/384/512 with crypto.Hash
 	_ "crypto/sha512"
 	"encoding/asn1"
 	"strconv"
@@ -38,6 +39,12 @@ const (
 	oidSHA384 oidName = "2.16.840.1.101.3.4.2.2"
 	oidSHA512 oidName = "2.16.840.1.101.3.4.2.3"
 
+	// SHA-3 (FIPS 202; NIST CSOR, RFC 8702), recommended by ETSI TS 119 312.
+	oidSHA3_224 oidName = "2.16.840.1.101.3.4.2.7"
+	oidSHA3_256 oidName = "2.16.840.1.101.3.4.2.8"
+	oidSHA3_384 oidName = "2.16.840.1.101.3.4.2.9"
+	oidSHA3_512 oidName = "2.16.840.1.101.3.4.2.10"
+
 	// RSA signature algorithms (RFC 8017, RFC 4055).
 	oidRSAEncryption oidName = "1.2.840.113549.1.1.1"
 	oidMD5WithRSA    oidName = "1.2.840.113549.1.1.4"
@@ -49,6 +56,13 @@ const (
 	oidSHA224WithRSA oidName = "1.2.840.113549.1.1.14"
 	oidMGF1          oidName = "1.2.840.113549.1.1.8"
 
+	// RSA PKCS #1 v1.5 with SHA-3 (NIST CSOR, RFC 8702 4.1 lists
+	// id-rsassa-pkcs1-v1_5-with-sha3-*).
+	oidRSAWithSHA3_224 oidName = "2.16.840.1.101.3.4.3.13"
+	oidRSAWithSHA3_256 oidName = "2.16.840.1.101.3.4.3.14"
+	oidRSAWithSHA3_384 oidName = "2.16.840.1.101.3.4.3.15"
+	oidRSAWithSHA3_512 oidName = "2.16.840.1.101.3.4.3.16"
+
 	// ECDSA (RFC 5758, RFC 5753). id-ecPublicKey is accepted as a signature
 	// algorithm because some older CMS producers write it there.
 	oidECPublicKey     oidName = "1.2.840.10045.2.1"
@@ -57,6 +71,12 @@ const (
 	oidECDSAWithSHA256 oidName = "1.2.840.10045.4.3.2"
 	oidECDSAWithSHA384 oidName = "1.2.840.10045.4.3.3"
 	oidECDSAWithSHA512 oidName = "1.2.840.10045.4.3.4"
+
+	// ECDSA with SHA-3 (NIST CSOR id-ecdsa-with-sha3-*, RFC 8702 3.2).
+	oidECDSAWithSHA3_224 oidName = "2.16.840.1.101.3.4.3.9"
+	oidECDSAWithSHA3_256 oidName = "2.16.840.1.101.3.4.3.10"
+	oidECDSAWithSHA3_384 oidName = "2.16.840.1.101.3.4.3.11"
+	oidECDSAWithSHA3_512 oidName = "2.16.840.1.101.3.4.3.12"
 
 	// Ed25519 (RFC 8419).
 	oidEd25519 oidName = "1.3.101.112"
@@ -176,6 +196,14 @@ func digestOID(h crypto.Hash) (oidName, bool) {
 		return oidSHA1, true
 	case crypto.MD5:
 		return oidMD5, true
+	case crypto.SHA3_224:
+		return oidSHA3_224, true
+	case crypto.SHA3_256:
+		return oidSHA3_256, true
+	case crypto.SHA3_384:
+		return oidSHA3_384, true
+	case crypto.SHA3_512:
+		return oidSHA3_512, true
 	}
 	return "", false
 }
@@ -183,7 +211,8 @@ func digestOID(h crypto.Hash) (oidName, bool) {
 // hashFromDigestOID maps a digest algorithm identifier to a hash; 0 when
 // unknown.
 func hashFromDigestOID(id asn1.ObjectIdentifier) crypto.Hash {
-	for _, h := range []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512, crypto.SHA224, crypto.SHA1, crypto.MD5} {
+	for _, h := range []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512, crypto.SHA224, crypto.SHA1, crypto.MD5,
+		crypto.SHA3_256, crypto.SHA3_384, crypto.SHA3_512, crypto.SHA3_224} {
 		if o, _ := digestOID(h); is(id, o) {
 			return h
 		}

@@ -32,6 +32,12 @@ type Limits struct {
 	MaxAttributes int
 	// MaxCRLs bounds the revocation information (default 16).
 	MaxCRLs int
+	// MaxTimestamps bounds the signature-time-stamp tokens of each signer
+	// (CAdES-T unsigned attributes, counted over all of them; default 4).
+	// Each token costs a CMS verification and a chain validation, so they
+	// are counted while parsing, before any is verified. The attributes of
+	// a token are bounded by MaxAttributes when it is parsed in turn.
+	MaxTimestamps int
 }
 
 // DefaultLimits returns the limits Parse uses.
@@ -43,6 +49,7 @@ func DefaultLimits() Limits {
 		MaxSigners:      8,
 		MaxAttributes:   64,
 		MaxCRLs:         16,
+		MaxTimestamps:   4,
 	}
 }
 
@@ -64,6 +71,7 @@ func (l Limits) withDefaults() Limits {
 		MaxSigners:      pick(l.MaxSigners, d.MaxSigners),
 		MaxAttributes:   pick(l.MaxAttributes, d.MaxAttributes),
 		MaxCRLs:         pick(l.MaxCRLs, d.MaxCRLs),
+		MaxTimestamps:   pick(l.MaxTimestamps, d.MaxTimestamps),
 	}
 }
 
@@ -94,9 +102,22 @@ type SignedData struct {
 	// Certificates are the X.509 certificates in the order of the message;
 	// other certificate choices (attribute certificates) are skipped.
 	Certificates []*x509.Certificate
+	// UnparsedCertificates are the X.509 certificates crypto/x509 refuses
+	// (real CAs issued some with a BER length inside an extension), as
+	// they came. They build no chain; a signer whose certificate is one of
+	// them is verified with its public key and gets an INDETERMINATE
+	// verdict (CodeCertificateUnreadable) rather than the whole message
+	// being malformed.
+	UnparsedCertificates []UnparsedCertificate
 	// CRLs are the revocation information choices, undecoded.
 	CRLs        [][]byte
 	SignerInfos []SignerInfo
+}
+
+// UnparsedCertificate is a certificate crypto/x509 refuses, and why.
+type UnparsedCertificate struct {
+	Raw []byte
+	Err error
 }
 
 // SignerInfo is one signer (RFC 5652 5.3).
@@ -208,7 +229,7 @@ func parseSignedData(s cryptobyte.String, lim Limits) (*SignedData, error) {
 		return nil, malformedf("SignedData: bad certificates")
 	}
 	if present {
-		if sd.Certificates, err = parseCertificates(certs, lim); err != nil {
+		if sd.Certificates, sd.UnparsedCertificates, err = parseCertificates(certs, lim); err != nil {
 			return nil, err
 		}
 	}
@@ -269,13 +290,14 @@ func count(s cryptobyte.String, max int, what string) (int, error) {
 	return n, nil
 }
 
-func parseCertificates(s cryptobyte.String, lim Limits) ([]*x509.Certificate, error) {
+func parseCertificates(s cryptobyte.String, lim Limits) ([]*x509.Certificate, []UnparsedCertificate, error) {
 	n, err := count(s, lim.MaxCertificates, "certificates")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	certs := make([]*x509.Certificate, 0, n)
-	for i := 1; !s.Empty(); i++ {
+	var unparsed []UnparsedCertificate
+	for !s.Empty() {
 		var el cryptobyte.String
 		var tag cbasn1.Tag
 		s.ReadAnyASN1Element(&el, &tag)
@@ -284,11 +306,14 @@ func parseCertificates(s cryptobyte.String, lim Limits) ([]*x509.Certificate, er
 		}
 		c, err := x509.ParseCertificate(el)
 		if err != nil {
-			return nil, &parseError{kind: ErrMalformed, msg: fmt.Sprintf("certificate %d: %v", i, err), cause: err}
+			// Kept for the signer's public key: refusing the message
+			// would turn a readable signature into no verdict at all.
+			unparsed = append(unparsed, UnparsedCertificate{Raw: el, Err: err})
+			continue
 		}
 		certs = append(certs, c)
 	}
-	return certs, nil
+	return certs, unparsed, nil
 }
 
 func parseSignerInfo(s cryptobyte.String, lim Limits) (SignerInfo, error) {
@@ -361,6 +386,7 @@ func parseAttributes(s cryptobyte.String, lim Limits, kind string) ([]Attribute,
 		return nil, err
 	}
 	attrs := make([]Attribute, 0, n)
+	timestamps := 0
 	for i := 1; !s.Empty(); i++ {
 		var a, vals cryptobyte.String
 		var attr Attribute
@@ -371,6 +397,11 @@ func parseAttributes(s cryptobyte.String, lim Limits, kind string) ([]Attribute,
 		nv, err := count(vals, lim.MaxAttributes, "values of "+kind+" attribute "+shortOID(attr.Type))
 		if err != nil {
 			return nil, err
+		}
+		if is(attr.Type, OIDSignatureTimeStampToken) {
+			if timestamps += nv; timestamps > lim.MaxTimestamps {
+				return nil, tooLargef("more than %d signature time-stamps", lim.MaxTimestamps)
+			}
 		}
 		attr.Values = make([][]byte, 0, nv)
 		for !vals.Empty() {

@@ -120,9 +120,13 @@ func SignDigest(digest []byte, key crypto.Signer, chain []*x509.Certificate, opt
 
 // VerifyOptions say what to verify against.
 type VerifyOptions struct {
-	// Content is the detached content; Digest (with DigestHash, zero meaning
-	// SHA-256) the client's digest of it, as an alternative. Ignored for
-	// attached signatures.
+	// Content is the signed content; Digest (with DigestHash, zero meaning
+	// SHA-256) the client's digest of it, as an alternative. A detached
+	// signature needs one of them. With an attached signature either is
+	// optional, and when given it must be the embedded content (Content
+	// byte for byte, Digest its digest), else the verdict is INVALID with
+	// CodeContentMismatch: the caller never gets VALID for content the
+	// signature does not cover (docs/security.md).
 	Content    []byte
 	Digest     []byte
 	DigestHash crypto.Hash
@@ -164,5 +168,50 @@ type VerifyOptions struct {
 // With several SignerInfos all must verify: the verdict is the worst of
 // theirs, with the first signer's subject, signing time and chain.
 func Verify(der []byte, opts VerifyOptions) (policy.Verdict, error) {
+	r, err := verify(der, opts)
+	return r.Verdict, err
+}
+
+// ContentSource says where the content a verdict is about came from.
+type ContentSource string
+
+// Content sources.
+const (
+	// ContentEmbedded: the eContent of an attached signature.
+	ContentEmbedded ContentSource = "EMBEDDED"
+	// ContentGiven: content the caller supplied (VerifyOptions.Content).
+	ContentGiven ContentSource = "GIVEN_CONTENT"
+	// DigestGiven: a digest the caller supplied (VerifyOptions.Digest).
+	DigestGiven ContentSource = "GIVEN_DIGEST"
+)
+
+// VerifiedContent says which content a verdict is about.
+type VerifiedContent struct {
+	// Source is where the content the signature was verified over came
+	// from.
+	Source ContentSource
+	// Compared is, for an attached signature, what the caller supplied and
+	// had compared with the embedded content (ContentGiven or DigestGiven;
+	// empty when nothing was supplied). A difference makes the verdict
+	// INVALID with CodeContentMismatch.
+	Compared ContentSource
+	// Embedded is the content of an attached signature (it shares memory
+	// with the input); nil for a detached one.
+	Embedded []byte
+	// Digest is the digest of the verified content with Hash: the first
+	// signer's digest algorithm, or the caller's for DigestGiven.
+	Digest []byte
+	Hash   crypto.Hash
+}
+
+// Report is a verdict together with the content it is about.
+type Report struct {
+	Verdict policy.Verdict
+	Content VerifiedContent
+}
+
+// VerifyReport is Verify that also says which content was verified and,
+// for an attached signature, returns it.
+func VerifyReport(der []byte, opts VerifyOptions) (Report, error) {
 	return verify(der, opts)
 }

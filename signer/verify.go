@@ -16,6 +16,24 @@ import (
 	"github.com/pecet-hsm/pecet/policy"
 )
 
+// CodeContentMismatch: the content (or digest) the caller supplied with an
+// attached signature is not the content embedded in it (docs/security.md,
+// "Attached signatures and the content the caller supplies").
+const CodeContentMismatch policy.Code = "CONTENT_MISMATCH"
+
+// CodeUnsupportedAlgorithm: a signature algorithm, or parameters of one,
+// that pecet cannot verify (an unknown OID, RSASSA-PSS with MGF1 over
+// another hash than the message's). The verdict is INDETERMINATE: the
+// signature may be sound, pecet cannot tell.
+const CodeUnsupportedAlgorithm policy.Code = "UNSUPPORTED_ALGORITHM"
+
+// CodeCertificateUnreadable: the signer's certificate is in the message
+// but crypto/x509 refuses it (real CAs issued certificates with a BER
+// length inside an extension). The signature is checked with its public
+// key; its chain cannot be judged, so the verdict is at best
+// INDETERMINATE.
+const CodeCertificateUnreadable policy.Code = "CERTIFICATE_UNREADABLE"
+
 // CodeSigningCertificateMismatch: the ESS signing-certificate(-v2) signed
 // attribute names another certificate than the one that verifies the
 // signature (RFC 5035 5.4).
@@ -54,34 +72,62 @@ func (c *contentSource) digestFor(h crypto.Hash) ([]byte, string) {
 	return d, ""
 }
 
-func verify(der []byte, opts VerifyOptions) (policy.Verdict, error) {
+func verify(der []byte, opts VerifyOptions) (Report, error) {
 	sd, err := ParseWithLimits(der, opts.Limits)
 	if err != nil {
-		return policy.Verdict{}, err
+		return Report{}, err
 	}
 	if len(sd.SignerInfos) == 0 {
-		return policy.Verdict{}, malformedf("no signer infos (a certificates-only message is not a signature)")
+		return Report{}, malformedf("no signer infos (a certificates-only message is not a signature)")
+	}
+	givenHash := opts.DigestHash
+	if opts.Digest != nil {
+		if givenHash == 0 {
+			givenHash = crypto.SHA256
+		}
+		if _, ok := digestOID(givenHash); !ok {
+			return Report{}, fmt.Errorf("%w: %v", ErrUnsupportedHash, givenHash)
+		}
+		if len(opts.Digest) != givenHash.Size() {
+			return Report{}, fmt.Errorf("%w: %d bytes for %v", ErrDigestLength, len(opts.Digest), givenHash)
+		}
 	}
 	src := &contentSource{cache: map[crypto.Hash][]byte{}}
+	rep := Report{}
+	// mismatch is set when the caller supplied content or a digest with an
+	// attached signature and it is not the embedded content: the signature
+	// is still verified over what it embeds, and the verdict is INVALID.
+	var mismatch string
 	switch {
 	case !sd.Detached:
 		src.content, src.hasContent = sd.Content, true
+		rep.Content = VerifiedContent{Source: ContentEmbedded, Embedded: sd.Content}
+		switch {
+		case opts.Content != nil:
+			rep.Content.Compared = ContentGiven
+			if !bytes.Equal(opts.Content, sd.Content) {
+				mismatch = fmt.Sprintf("the content given (%d bytes) is not the content embedded in the signature (%d bytes)", len(opts.Content), len(sd.Content))
+			}
+		case opts.Digest != nil:
+			rep.Content.Compared = DigestGiven
+			if d, _ := src.digestFor(givenHash); !bytes.Equal(d, opts.Digest) {
+				mismatch = fmt.Sprintf("the %v digest given is not the digest of the content embedded in the signature", givenHash)
+			}
+		}
 	case opts.Content != nil:
 		src.content, src.hasContent = opts.Content, true
+		rep.Content.Source = ContentGiven
 	case opts.Digest != nil:
-		h := opts.DigestHash
-		if h == 0 {
-			h = crypto.SHA256
-		}
-		if _, ok := digestOID(h); !ok {
-			return policy.Verdict{}, fmt.Errorf("%w: %v", ErrUnsupportedHash, h)
-		}
-		if len(opts.Digest) != h.Size() {
-			return policy.Verdict{}, fmt.Errorf("%w: %d bytes for %v", ErrDigestLength, len(opts.Digest), h)
-		}
-		src.digest, src.digestHash = opts.Digest, h
+		src.digest, src.digestHash = opts.Digest, givenHash
+		rep.Content = VerifiedContent{Source: DigestGiven, Digest: opts.Digest, Hash: givenHash}
 	default:
-		return policy.Verdict{}, ErrContentMissing
+		return Report{}, ErrContentMissing
+	}
+	if src.hasContent {
+		// The digest the report names is the first signer's.
+		h := sd.SignerInfos[0].Hash
+		rep.Content.Digest, _ = src.digestFor(h)
+		rep.Content.Hash = h
 	}
 	now := time.Now
 	if opts.Now != nil {
@@ -91,23 +137,27 @@ func verify(der []byte, opts VerifyOptions) (policy.Verdict, error) {
 	verdicts := make([]policy.Verdict, len(sd.SignerInfos))
 	for i := range sd.SignerInfos {
 		if verdicts[i], err = verifySigner(sd, &sd.SignerInfos[i], src, opts, now); err != nil {
-			return policy.Verdict{}, within(fmt.Sprintf("signer info %d", i+1), err)
+			return Report{}, within(fmt.Sprintf("signer info %d", i+1), err)
 		}
 	}
-	if len(verdicts) == 1 {
-		return verdicts[0], nil
-	}
-	// All signers must verify: the verdict is the worst, the signer details
-	// are the first signer's, the reasons everyone's, each saying whose.
 	out := verdicts[0]
-	out.Reasons = nil
-	for i, v := range verdicts {
-		out.Status = worse(out.Status, v.Status)
-		for _, r := range v.Reasons {
-			out.Reasons = append(out.Reasons, policy.Reason{Code: r.Code, Message: fmt.Sprintf("signer %d: %s", i+1, r.Message)})
+	if len(verdicts) > 1 {
+		// All signers must verify: the verdict is the worst, the signer
+		// details are the first signer's, the reasons everyone's, each
+		// saying whose.
+		out.Reasons = nil
+		for i, v := range verdicts {
+			out.Status = worse(out.Status, v.Status)
+			for _, r := range v.Reasons {
+				out.Reasons = append(out.Reasons, policy.Reason{Code: r.Code, Message: fmt.Sprintf("signer %d: %s", i+1, r.Message)})
+			}
 		}
 	}
-	return out, nil
+	if mismatch != "" {
+		out.Add(policy.Invalid, CodeContentMismatch, mismatch)
+	}
+	rep.Verdict = out
+	return rep, nil
 }
 
 // worse returns the lower of two statuses.
@@ -129,10 +179,6 @@ func worse(a, b policy.Status) policy.Status {
 
 func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts VerifyOptions, now func() time.Time) (policy.Verdict, error) {
 	v := policy.Verdict{Status: policy.Valid}
-	sc, err := signatureScheme(si.SignatureAlgorithm, si.Hash)
-	if err != nil {
-		return v, err
-	}
 	// A policy whose algorithm suite dates the digest (historical SHA-1)
 	// judges it below, at the time a proof of existence gives.
 	judge, _ := opts.Validator.(policy.AlgorithmJudge)
@@ -144,7 +190,15 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 		v.Add(policy.Invalid, policy.CodeWeakAlgorithm, fmt.Sprintf("digest algorithm %v is too weak for signatures", si.Hash))
 	}
 	sigUsable := true
-	if sc.hash != si.Hash {
+	sc, prob := signatureScheme(si.SignatureAlgorithm, si.Hash)
+	switch {
+	case prob != nil:
+		v.Add(prob.status, prob.code, prob.msg)
+		sigUsable = false
+	case sc.hash != si.Hash:
+		// RFC 5652 5.4 hashes the signed attributes with the digest
+		// algorithm; a signature algorithm with another hash cannot be
+		// over them (ETSI EN 319 122-1 requires the two to agree).
 		v.Add(policy.Invalid, policy.CodeSignatureMismatch,
 			fmt.Sprintf("signature algorithm %s uses %v, the digest algorithm is %v", sc.name, sc.hash, si.Hash))
 		sigUsable = false
@@ -155,6 +209,10 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 		certs = append(slices.Clip(certs), opts.ExtraCertificates...)
 	}
 	cert := findSigner(certs, si)
+	var unreadable error
+	if cert == nil {
+		cert, unreadable = findUnparsedSigner(sd.UnparsedCertificates, si)
+	}
 	if cert != nil {
 		v.Subject = cert.Subject.String()
 	}
@@ -187,12 +245,19 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 		return v, nil
 	case !sigUsable || signed == nil:
 		// Already INVALID; nothing meaningful to verify.
+	case cert.PublicKey == nil:
+		// An unreadable certificate whose key does not parse either:
+		// nothing to verify with; CodeCertificateUnreadable follows.
 	default:
 		code, msg := checkSignature(cert.PublicKey, sc, signed, si.Signature)
 		if code == policy.CodeSignatureMismatch && si.RawSignedAttrs != nil {
-			// Some producers sign their attributes unsorted while OpenSSL
-			// verifies over the DER re-encoding, which sorts them; accept
-			// the sorted form too.
+			// The rule (docs/security.md, "Signed attributes out of DER
+			// order"): the signature verifies over the attributes as
+			// encoded (above), or over their DER SET OF order, which is
+			// what OpenSSL and Bouncy Castle compute whatever the order in
+			// the message. Both forms hold the same attributes, the ones
+			// checked above, so accepting either changes nothing about
+			// what was signed.
 			if alt := sortedSignedAttrs(si); alt != nil {
 				h := si.Hash.New()
 				h.Write(alt)
@@ -228,6 +293,15 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 				v.Add(jv.Status, r.Code, r.Message)
 			}
 		}
+	}
+	if unreadable != nil {
+		v.ValidatedAt = at
+		msg := "the signer's certificate cannot be read (" + unreadable.Error() + "): the signature was checked with its public key, its chain cannot be judged"
+		if cert.PublicKey == nil {
+			msg = "the signer's certificate cannot be read (" + unreadable.Error() + "), nor its public key: neither the signature nor the chain can be checked"
+		}
+		v.Add(policy.Indeterminate, CodeCertificateUnreadable, msg)
+		return v, nil
 	}
 	if opts.Validator == nil {
 		v.ValidatedAt = at
@@ -443,92 +517,135 @@ func (sc scheme) x509Algorithm() x509.SignatureAlgorithm {
 	}[k{sc.kind, sc.hash}]
 }
 
-// signatureScheme resolves a signatureAlgorithm. Algorithms that carry no
-// hash (rsaEncryption, id-ecPublicKey) use the digest algorithm.
-func signatureScheme(a AlgorithmIdentifier, digest crypto.Hash) (scheme, error) {
-	id := a.Algorithm
-	switch {
-	case is(id, oidRSAEncryption):
-		return scheme{"rsaEncryption", rsaPKCS1, digest, 0}, nil
-	case is(id, oidSHA256WithRSA):
-		return scheme{"sha256WithRSAEncryption", rsaPKCS1, crypto.SHA256, 0}, nil
-	case is(id, oidSHA384WithRSA):
-		return scheme{"sha384WithRSAEncryption", rsaPKCS1, crypto.SHA384, 0}, nil
-	case is(id, oidSHA512WithRSA):
-		return scheme{"sha512WithRSAEncryption", rsaPKCS1, crypto.SHA512, 0}, nil
-	case is(id, oidSHA224WithRSA):
-		return scheme{"sha224WithRSAEncryption", rsaPKCS1, crypto.SHA224, 0}, nil
-	case is(id, oidSHA1WithRSA):
-		return scheme{"sha1WithRSAEncryption", rsaPKCS1, crypto.SHA1, 0}, nil
-	case is(id, oidMD5WithRSA):
-		return scheme{"md5WithRSAEncryption", rsaPKCS1, crypto.MD5, 0}, nil
-	case is(id, oidRSASSAPSS):
-		return pssScheme(a.Parameters)
-	case is(id, oidECPublicKey):
-		return scheme{"ecPublicKey", ecdsaSig, digest, 0}, nil
-	case is(id, oidECDSAWithSHA256):
-		return scheme{"ecdsa-with-SHA256", ecdsaSig, crypto.SHA256, 0}, nil
-	case is(id, oidECDSAWithSHA384):
-		return scheme{"ecdsa-with-SHA384", ecdsaSig, crypto.SHA384, 0}, nil
-	case is(id, oidECDSAWithSHA512):
-		return scheme{"ecdsa-with-SHA512", ecdsaSig, crypto.SHA512, 0}, nil
-	case is(id, oidECDSAWithSHA224):
-		return scheme{"ecdsa-with-SHA224", ecdsaSig, crypto.SHA224, 0}, nil
-	case is(id, oidECDSAWithSHA1):
-		return scheme{"ecdsa-with-SHA1", ecdsaSig, crypto.SHA1, 0}, nil
-	}
-	return scheme{}, malformedf("unknown signature algorithm %s", shortOID(id))
+// problem is a finding about a signature algorithm for the verdict.
+type problem struct {
+	status policy.Status
+	code   policy.Code
+	msg    string
 }
 
-// pssScheme decodes RSASSA-PSS-params (RFC 4055 3.1). crypto/rsa uses the
-// message hash for MGF1 too, so other MGF1 hashes are refused.
-func pssScheme(params []byte) (scheme, error) {
+// unsupported is an algorithm pecet cannot verify: INDETERMINATE.
+func unsupported(format string, args ...any) *problem {
+	return &problem{policy.Indeterminate, CodeUnsupportedAlgorithm, fmt.Sprintf(format, args...)}
+}
+
+// inconsistent is an algorithm identifier no conforming signer writes:
+// INVALID.
+func inconsistent(format string, args ...any) *problem {
+	return &problem{policy.Invalid, policy.CodeMalformed, fmt.Sprintf(format, args...)}
+}
+
+// signatureScheme resolves a signatureAlgorithm. Algorithms that carry no
+// hash (rsaEncryption, id-ecPublicKey) use the digest algorithm. An
+// algorithm pecet does not know, or RSASSA-PSS parameters it cannot use or
+// that contradict themselves, are a problem for the verdict, not a parse
+// error: the message is well-formed CMS, only its algorithm is not usable.
+func signatureScheme(a AlgorithmIdentifier, digest crypto.Hash) (scheme, *problem) {
+	id := a.Algorithm
+	for _, k := range knownSchemes {
+		if is(id, k.oid) {
+			sc := k.scheme
+			if sc.hash == 0 {
+				sc.hash = digest
+			}
+			return sc, nil
+		}
+	}
+	if is(id, oidRSASSAPSS) {
+		return pssScheme(a.Parameters)
+	}
+	return scheme{}, unsupported("unknown signature algorithm %s", shortOID(id))
+}
+
+// knownSchemes are the signature algorithms without parameters to decode;
+// hash 0 means the digest algorithm's.
+var knownSchemes = [...]struct {
+	oid    oidName
+	scheme scheme
+}{
+	{oidRSAEncryption, scheme{"rsaEncryption", rsaPKCS1, 0, 0}},
+	{oidSHA256WithRSA, scheme{"sha256WithRSAEncryption", rsaPKCS1, crypto.SHA256, 0}},
+	{oidSHA384WithRSA, scheme{"sha384WithRSAEncryption", rsaPKCS1, crypto.SHA384, 0}},
+	{oidSHA512WithRSA, scheme{"sha512WithRSAEncryption", rsaPKCS1, crypto.SHA512, 0}},
+	{oidSHA224WithRSA, scheme{"sha224WithRSAEncryption", rsaPKCS1, crypto.SHA224, 0}},
+	{oidSHA1WithRSA, scheme{"sha1WithRSAEncryption", rsaPKCS1, crypto.SHA1, 0}},
+	{oidMD5WithRSA, scheme{"md5WithRSAEncryption", rsaPKCS1, crypto.MD5, 0}},
+	{oidRSAWithSHA3_256, scheme{"id-rsassa-pkcs1-v1_5-with-sha3-256", rsaPKCS1, crypto.SHA3_256, 0}},
+	{oidRSAWithSHA3_384, scheme{"id-rsassa-pkcs1-v1_5-with-sha3-384", rsaPKCS1, crypto.SHA3_384, 0}},
+	{oidRSAWithSHA3_512, scheme{"id-rsassa-pkcs1-v1_5-with-sha3-512", rsaPKCS1, crypto.SHA3_512, 0}},
+	{oidRSAWithSHA3_224, scheme{"id-rsassa-pkcs1-v1_5-with-sha3-224", rsaPKCS1, crypto.SHA3_224, 0}},
+	{oidECPublicKey, scheme{"ecPublicKey", ecdsaSig, 0, 0}},
+	{oidECDSAWithSHA256, scheme{"ecdsa-with-SHA256", ecdsaSig, crypto.SHA256, 0}},
+	{oidECDSAWithSHA384, scheme{"ecdsa-with-SHA384", ecdsaSig, crypto.SHA384, 0}},
+	{oidECDSAWithSHA512, scheme{"ecdsa-with-SHA512", ecdsaSig, crypto.SHA512, 0}},
+	{oidECDSAWithSHA224, scheme{"ecdsa-with-SHA224", ecdsaSig, crypto.SHA224, 0}},
+	{oidECDSAWithSHA1, scheme{"ecdsa-with-SHA1", ecdsaSig, crypto.SHA1, 0}},
+	{oidECDSAWithSHA3_256, scheme{"id-ecdsa-with-sha3-256", ecdsaSig, crypto.SHA3_256, 0}},
+	{oidECDSAWithSHA3_384, scheme{"id-ecdsa-with-sha3-384", ecdsaSig, crypto.SHA3_384, 0}},
+	{oidECDSAWithSHA3_512, scheme{"id-ecdsa-with-sha3-512", ecdsaSig, crypto.SHA3_512, 0}},
+	{oidECDSAWithSHA3_224, scheme{"id-ecdsa-with-sha3-224", ecdsaSig, crypto.SHA3_224, 0}},
+}
+
+// pssScheme decodes RSASSA-PSS-params (RFC 4055 3.1; the SHA-3 hashes of
+// RFC 8702 3.1). crypto/rsa uses the message hash for MGF1 too, so MGF1
+// over another hash is unsupported (INDETERMINATE); parameters that break
+// RFC 4055 (absent, undecodable, a trailer field other than 1) are
+// INVALID.
+func pssScheme(params []byte) (scheme, *problem) {
 	sc := scheme{name: "RSASSA-PSS", kind: rsaPSS, hash: crypto.SHA1, saltLen: 20}
 	p, ok := oneElement(params, cbasn1.SEQUENCE)
 	if !ok {
-		return sc, malformedf("RSASSA-PSS without parameters")
+		return sc, inconsistent("RSASSA-PSS without parameters (RFC 4055 3.1 requires them)")
 	}
 	var el cryptobyte.String
 	var present bool
 	if !p.ReadOptionalASN1(&el, &present, cbasn1.Tag(0).Constructed().ContextSpecific()) {
-		return sc, malformedf("RSASSA-PSS: bad hashAlgorithm")
+		return sc, inconsistent("RSASSA-PSS: bad hashAlgorithm")
 	}
 	if present {
 		alg, err := readAlgorithm(&el)
 		if err != nil || !el.Empty() {
-			return sc, malformedf("RSASSA-PSS: bad hashAlgorithm")
+			return sc, inconsistent("RSASSA-PSS: bad hashAlgorithm")
 		}
 		if sc.hash = hashFromDigestOID(alg.Algorithm); sc.hash == 0 {
-			return sc, malformedf("RSASSA-PSS: unknown hash algorithm %s", shortOID(alg.Algorithm))
+			return sc, unsupported("RSASSA-PSS: unknown hash algorithm %s", shortOID(alg.Algorithm))
 		}
 	}
 	mgfHash := crypto.SHA1
 	if !p.ReadOptionalASN1(&el, &present, cbasn1.Tag(1).Constructed().ContextSpecific()) {
-		return sc, malformedf("RSASSA-PSS: bad maskGenAlgorithm")
+		return sc, inconsistent("RSASSA-PSS: bad maskGenAlgorithm")
 	}
 	if present {
 		mgf, err := readAlgorithm(&el)
-		if err != nil || !el.Empty() || !is(mgf.Algorithm, oidMGF1) {
-			return sc, malformedf("RSASSA-PSS: mask generation other than MGF1")
+		if err != nil || !el.Empty() {
+			return sc, inconsistent("RSASSA-PSS: bad maskGenAlgorithm")
+		}
+		if !is(mgf.Algorithm, oidMGF1) {
+			return sc, unsupported("RSASSA-PSS: mask generation %s, only MGF1 is supported", shortOID(mgf.Algorithm))
 		}
 		ps := cryptobyte.String(mgf.Parameters)
 		halg, err := readAlgorithm(&ps)
 		if err != nil || !ps.Empty() {
-			return sc, malformedf("RSASSA-PSS: bad MGF1 parameters")
+			return sc, inconsistent("RSASSA-PSS: bad MGF1 parameters")
 		}
-		mgfHash = hashFromDigestOID(halg.Algorithm)
+		if mgfHash = hashFromDigestOID(halg.Algorithm); mgfHash == 0 {
+			return sc, unsupported("RSASSA-PSS: MGF1 with unknown hash algorithm %s", shortOID(halg.Algorithm))
+		}
 	}
 	if mgfHash != sc.hash {
-		return sc, malformedf("RSASSA-PSS: MGF1 with another hash than the message's is not supported")
+		return sc, unsupported("RSASSA-PSS: MGF1 with %v while the message hash is %v is not supported", mgfHash, sc.hash)
 	}
 	salt := int64(20)
 	if !p.ReadOptionalASN1Integer(&salt, cbasn1.Tag(2).Constructed().ContextSpecific(), int64(20)) || salt < 0 || salt > 1024 {
-		return sc, malformedf("RSASSA-PSS: bad saltLength")
+		return sc, inconsistent("RSASSA-PSS: bad saltLength")
 	}
 	sc.saltLen = int(salt)
 	trailer := int64(1)
-	if !p.ReadOptionalASN1Integer(&trailer, cbasn1.Tag(3).Constructed().ContextSpecific(), int64(1)) || trailer != 1 || !p.Empty() {
-		return sc, malformedf("RSASSA-PSS: bad trailerField")
+	if !p.ReadOptionalASN1Integer(&trailer, cbasn1.Tag(3).Constructed().ContextSpecific(), int64(1)) || !p.Empty() {
+		return sc, inconsistent("RSASSA-PSS: bad trailerField")
+	}
+	if trailer != 1 {
+		return sc, inconsistent("RSASSA-PSS: trailerField %d, RFC 4055 allows only 1 (0xBC)", trailer)
 	}
 	return sc, nil
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"os"
 	"time"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
@@ -20,10 +21,11 @@ func decodeSignature(b []byte) []byte {
 }
 
 func runVerify(args []string) int {
-	fs, c := newFlags("verify", "verify --in SIG [--content FILE | --digest HEX [--hash ALG]] [--policy NAME] [--anchors FILE] [--crl FILE]... [--revocation MODE] [--at RFC3339] [--json]", "client")
+	fs, c := newFlags("verify", "verify --in SIG [--content FILE | --digest HEX [--hash ALG]] [--out FILE] [--policy NAME] [--anchors FILE] [--crl FILE]... [--revocation MODE] [--at RFC3339] [--json]", "client")
 	in := fs.String("in", "", "CMS signature `file` (DER or PEM), - for stdin (required)")
-	content := fs.String("content", "", "the signed content `file`, for a detached signature")
+	content := fs.String("content", "", "the signed content `file`: required for a detached signature; for an attached one it must be the embedded content, else INVALID (CONTENT_MISMATCH)")
 	digest := fs.String("digest", "", "`hex` digest of the signed content, instead of --content")
+	out := fs.String("out", "", "write the embedded content of an attached signature, the bytes it covers, to this `file` (only when VALID)")
 	hash := fs.String("hash", "sha256", "`algorithm` of --digest: sha256, sha384, sha512")
 	pf := addPolicyFlags(fs)
 	if code := parse(fs, args); code >= 0 {
@@ -34,6 +36,9 @@ func runVerify(args []string) int {
 	}
 	if *content != "" && *digest != "" {
 		return usageErr(fs, "give at most one of --content and --digest")
+	}
+	if *out == "-" {
+		return usageErr(fs, "--out needs a file: the verdict goes to stdout")
 	}
 	limit := int64(c.opts.MaxMessageBytesOrDefault() - 64<<10)
 	sig, err := readInput(*in, limit)
@@ -74,11 +79,71 @@ func runVerify(args []string) int {
 	if err != nil {
 		return fail("verify", err)
 	}
-	return printVerdict(resp.GetVerdict(), c.json)
+	if *out != "" {
+		// As openssl cms -verify: the content only of a VALID signature.
+		switch {
+		case resp.GetContentSource() != pecetv1.VerifyResponse_EMBEDDED:
+			fmt.Fprintf(os.Stderr, "pecet verify: --out: nothing written, the signature is detached\n")
+		case resp.GetVerdict().GetStatus() != pecetv1.Verdict_VALID:
+			fmt.Fprintf(os.Stderr, "pecet verify: --out: nothing written, the signature is not VALID\n")
+		default:
+			if err := writeOutput(*out, resp.GetContent()); err != nil {
+				return fail("verify", err)
+			}
+		}
+	}
+	return printVerdictFor(resp.GetVerdict(), c.json, verifiedContent(resp))
+}
+
+// verifiedContent says which content a signature's verdict is about, as a
+// line for people and a value for --json; never the content itself, which
+// may be personal data.
+func verifiedContent(r *pecetv1.VerifyResponse) extraField {
+	var text string
+	switch r.GetContentSource() {
+	case pecetv1.VerifyResponse_EMBEDDED:
+		text = fmt.Sprintf("embedded, %d bytes", len(r.GetContent()))
+	case pecetv1.VerifyResponse_GIVEN_CONTENT:
+		text = "the content given"
+	case pecetv1.VerifyResponse_GIVEN_DIGEST:
+		text = "the digest given"
+	default:
+		return extraField{}
+	}
+	if len(r.GetContentDigest()) > 0 {
+		text += fmt.Sprintf(", %s %x", r.GetContentDigestAlgorithm(), r.GetContentDigest())
+	}
+	switch r.GetCompared() {
+	case pecetv1.VerifyResponse_GIVEN_CONTENT:
+		text += "; compared with the content given"
+	case pecetv1.VerifyResponse_GIVEN_DIGEST:
+		text += "; compared with the digest given"
+	}
+	j := map[string]any{"source": r.GetContentSource().String(), "digest_algorithm": r.GetContentDigestAlgorithm(),
+		"digest": hex.EncodeToString(r.GetContentDigest())}
+	if r.GetContentSource() == pecetv1.VerifyResponse_EMBEDDED {
+		j["bytes"] = len(r.GetContent())
+	}
+	if r.GetCompared() != pecetv1.VerifyResponse_CONTENT_SOURCE_UNSPECIFIED {
+		j["compared"] = r.GetCompared().String()
+	}
+	return extraField{label: "content", text: text, json: j}
+}
+
+// extraField is one more line of a verdict (and key of its JSON).
+type extraField struct {
+	label, text string
+	json        any
 }
 
 // printVerdict prints a verdict and returns its exit code.
 func printVerdict(v *pecetv1.Verdict, asJSON bool) int {
+	return printVerdictFor(v, asJSON, extraField{})
+}
+
+// printVerdictFor prints a verdict with an extra field (none when its label
+// is empty) and returns the verdict's exit code.
+func printVerdictFor(v *pecetv1.Verdict, asJSON bool, extra extraField) int {
 	if asJSON {
 		out := map[string]any{"status": v.GetStatus().String(), "subject": v.GetSubject()}
 		if v.GetSigningTime() != nil {
@@ -108,6 +173,9 @@ func printVerdict(v *pecetv1.Verdict, asJSON bool) int {
 			reasons = append(reasons, map[string]string{"code": r.GetCode(), "message": r.GetMessage()})
 		}
 		out["reasons"] = reasons
+		if extra.label != "" {
+			out[extra.label] = extra.json
+		}
 		printJSON(out)
 	} else {
 		fmt.Println(v.GetStatus().String())
@@ -128,6 +196,9 @@ func printVerdict(v *pecetv1.Verdict, asJSON bool) int {
 		}
 		if v.GetQualification() != "" {
 			fmt.Printf("qualification: %s\n", v.GetQualification())
+		}
+		if extra.label != "" {
+			fmt.Printf("%-15s%s\n", extra.label+":", extra.text)
 		}
 		for i, der := range v.GetChain() {
 			if c, err := x509.ParseCertificate(der); err == nil {

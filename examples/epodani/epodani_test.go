@@ -146,10 +146,59 @@ func TestFiling(t *testing.T) {
 		}
 	})
 
+	// A filing whose attached signature covers another sentence than the
+	// body: the gateway passes the body as the content, and pecet must
+	// compare it with the embedded one rather than verify the embedded one
+	// alone (docs/security.md, "Attached signatures and the content the
+	// caller supplies").
+	t.Run("attached signature over another sentence", func(t *testing.T) {
+		dir := t.TempDir()
+		prihl, err := os.ReadFile("testdata/prihl.xml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		other := writeFile(t, dir, "other.xml", bytes.Replace(prihl, []byte("8553120103"), []byte("8553120104"), 1))
+		att, attOther := filepath.Join(dir, "att.xml"), filepath.Join(dir, "att-other.xml")
+		for _, c := range [][2]string{{"testdata/prihl.xml", att}, {other, attOther}} {
+			if out, code := run(t, client, "--dev-dir", dev, "--attached", "--in", c[0], "--out", c[1]); code != 0 {
+				t.Fatalf("client --attached: exit %d\n%s", code, out)
+			}
+		}
+		out, code := run(t, gateway, "--dev-dir", dev, "--in", att)
+		if code != 0 || !strings.Contains(out, "signature: VALID") || !strings.Contains(out, "content: embedded, compared with the sentence") {
+			t.Fatalf("attached filing: exit %d\n%s", code, out)
+		}
+		good, _ := os.ReadFile(att)
+		bad, _ := os.ReadFile(attOther)
+		fg, err := govtalk.Parse(bytes.NewReader(good))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fb, err := govtalk.Parse(bytes.NewReader(bad))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fg.Signature = fb.Signature // signed over the other sentence
+		spliced, _ := govtalk.Marshal(*fg)
+		out, code = run(t, gateway, "--dev-dir", dev, "--in", writeFile(t, dir, "spliced.xml", spliced))
+		if code != 1 || !strings.Contains(out, "signature: INVALID") || !strings.Contains(out, "CONTENT_MISMATCH") || strings.Contains(out, "employees:") {
+			t.Fatalf("spliced filing: exit %d\n%s", code, out)
+		}
+	})
+
 	t.Run("gzip bomb bound", func(t *testing.T) {
 		out, code := run(t, gateway, "--dev-dir", dev, "--in", filing, "--max-expanded", "100")
 		if code != 2 || !strings.Contains(out, "expands beyond") {
 			t.Fatalf("exit %d\n%s", code, out)
 		}
 	})
+}
+
+func writeFile(t *testing.T, dir, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -207,7 +207,7 @@ type Algorithms struct {
 	Suite      string   `yaml:"suite"`
 	MinRSABits int      `yaml:"min_rsa_bits"`
 	MinECBits  int      `yaml:"min_ec_bits"`
-	Hashes     []string `yaml:"hashes"` // SHA256, SHA384, SHA512
+	Hashes     []string `yaml:"hashes"` // SHA256, SHA384, SHA512, SHA3-256, SHA3-384, SHA3-512
 }
 
 // PurposeRule lists key usage and EKU names.
@@ -720,7 +720,7 @@ var (
 	RevocationModes = []string{"", "require", "prefer", "off"}
 	QCStatements    = []string{"compliance", "sscd", "esign", "eseal", "web"}
 	PurposeNames    = []string{"signing", "encryption", "timestamping"}
-	HashNames       = []string{"SHA256", "SHA384", "SHA512"}
+	HashNames       = []string{"SHA256", "SHA384", "SHA512", "SHA3-256", "SHA3-384", "SHA3-512"} // policy.HashByName
 )
 
 func (c *Config) validatePolicies(bad func(string, ...any)) {
@@ -760,7 +760,7 @@ func (c *Config) validatePolicies(bad func(string, ...any)) {
 		}
 		for _, h := range p.Algorithms.Hashes {
 			if !slices.Contains(HashNames, h) {
-				bad("policies.%s.algorithms.hashes: %q is not allowed (SHA256, SHA384, SHA512)", name, h)
+				bad("policies.%s.algorithms.hashes: %q is not allowed (SHA256, SHA384, SHA512, SHA3-256, SHA3-384, SHA3-512)", name, h)
 			}
 		}
 		if p.Algorithms.MinRSABits < 0 || p.Algorithms.MinECBits < 0 || p.ClockTolerance < 0 {

@@ -184,6 +184,18 @@ func TestParsePolicies(t *testing.T) {
 	}
 }
 
+// TestPolicyHashesSHA3: a policy may name the SHA-3 hashes ETSI TS 119 312
+// recommends.
+func TestPolicyHashesSHA3(t *testing.T) {
+	c, err := Parse([]byte(strings.Replace(withPolicies, "[SHA256, SHA384, SHA512]", "[SHA256, SHA3-256, SHA3-384, SHA3-512]", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Policies["cz-qualified"].Algorithms.Hashes; len(got) != 4 || got[1] != "SHA3-256" {
+		t.Fatalf("hashes %v", got)
+	}
+}
+
 func TestParsePoliciesRejects(t *testing.T) {
 	cases := []struct{ name, yaml, want string }{
 		{"unknown key", strings.Replace(withPolicies, "clock_tolerance: 2m", "clock_tolerance: 2m\n    colour: red", 1), "colour"},

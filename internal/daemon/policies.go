@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"crypto"
 	"crypto/x509"
 	"fmt"
 	"time"
@@ -61,8 +60,6 @@ var ekuNames = map[string]x509.ExtKeyUsage{
 	"codeSigning":     x509.ExtKeyUsageCodeSigning,
 }
 
-var hashNames = map[string]crypto.Hash{"SHA256": crypto.SHA256, "SHA384": crypto.SHA384, "SHA512": crypto.SHA512}
-
 func buildPolicy(name string, pc config.Policy) (*policy.Policy, error) {
 	p := &policy.Policy{
 		Name:                 name,
@@ -109,7 +106,11 @@ func buildPolicy(name string, pc config.Policy) (*policy.Policy, error) {
 	a := pc.Algorithms
 	rules := &policy.AlgorithmRules{MinRSABits: a.MinRSABits, MinECBits: a.MinECBits}
 	for _, h := range a.Hashes {
-		rules.Hashes = append(rules.Hashes, hashNames[h])
+		hh, ok := policy.HashByName(h)
+		if !ok {
+			return nil, fmt.Errorf("algorithms.hashes: unknown hash %q", h)
+		}
+		rules.Hashes = append(rules.Hashes, hh)
 	}
 	if a.Suite != "" {
 		data, err := pki.ReadFile(a.Suite, 1<<20)

@@ -146,11 +146,33 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 	// Signature time-stamps are judged under the signature's policy and
 	// per-call anchors, at the same validation time.
 	opts.TimestampVerifier = ss.s.timestampVerifier(ctx, preq, opts.At)
-	v, err := signer.Verify(req.GetSignature(), opts)
+	r, err := signer.VerifyReport(req.GetSignature(), opts)
 	if err != nil {
 		return nil, err
 	}
-	return &pecetv1.VerifyResponse{Verdict: verdictProto(v)}, nil
+	// Say which content the verdict is about, and return an attached
+	// signature's content: the bytes it covers (docs/security.md).
+	c := r.Content
+	return &pecetv1.VerifyResponse{
+		Verdict:                verdictProto(r.Verdict),
+		ContentSource:          contentSourceProto(c.Source),
+		Compared:               contentSourceProto(c.Compared),
+		Content:                c.Embedded,
+		ContentDigest:          c.Digest,
+		ContentDigestAlgorithm: c.Hash.String(),
+	}, nil
+}
+
+func contentSourceProto(s signer.ContentSource) pecetv1.VerifyResponse_ContentSource {
+	switch s {
+	case signer.ContentEmbedded:
+		return pecetv1.VerifyResponse_EMBEDDED
+	case signer.ContentGiven:
+		return pecetv1.VerifyResponse_GIVEN_CONTENT
+	case signer.DigestGiven:
+		return pecetv1.VerifyResponse_GIVEN_DIGEST
+	}
+	return pecetv1.VerifyResponse_CONTENT_SOURCE_UNSPECIFIED
 }
 
 // timestampVerifier checks CAdES-T time-stamps under the signature's

@@ -269,7 +269,8 @@ type Reason struct {
 	// MALFORMED, SIGNER_CERTIFICATE_MISSING, CHAIN_INVALID, NAME_CONSTRAINTS,
 	// POLICY, UNKNOWN_CRITICAL_EXTENSION, NOT_QUALIFIED, QC_STATEMENT,
 	// PATH_BOUND, UNKNOWN_POLICY, SIGNING_CERTIFICATE_MISMATCH,
-	// TRUSTED_LIST_EXPIRED.
+	// TRUSTED_LIST_EXPIRED, CONTENT_MISMATCH, UNSUPPORTED_ALGORITHM,
+	// CERTIFICATE_UNREADABLE.
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	// Explanation for a person.
 	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`

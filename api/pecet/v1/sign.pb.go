@@ -24,6 +24,62 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Where the content the signature was verified over came from.
+type VerifyResponse_ContentSource int32
+
+const (
+	VerifyResponse_CONTENT_SOURCE_UNSPECIFIED VerifyResponse_ContentSource = 0
+	// The content embedded in an attached signature.
+	VerifyResponse_EMBEDDED VerifyResponse_ContentSource = 1
+	// The request's content.
+	VerifyResponse_GIVEN_CONTENT VerifyResponse_ContentSource = 2
+	// The request's content_digest.
+	VerifyResponse_GIVEN_DIGEST VerifyResponse_ContentSource = 3
+)
+
+// Enum value maps for VerifyResponse_ContentSource.
+var (
+	VerifyResponse_ContentSource_name = map[int32]string{
+		0: "CONTENT_SOURCE_UNSPECIFIED",
+		1: "EMBEDDED",
+		2: "GIVEN_CONTENT",
+		3: "GIVEN_DIGEST",
+	}
+	VerifyResponse_ContentSource_value = map[string]int32{
+		"CONTENT_SOURCE_UNSPECIFIED": 0,
+		"EMBEDDED":                   1,
+		"GIVEN_CONTENT":              2,
+		"GIVEN_DIGEST":               3,
+	}
+)
+
+func (x VerifyResponse_ContentSource) Enum() *VerifyResponse_ContentSource {
+	p := new(VerifyResponse_ContentSource)
+	*p = x
+	return p
+}
+
+func (x VerifyResponse_ContentSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (VerifyResponse_ContentSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_pecet_v1_sign_proto_enumTypes[0].Descriptor()
+}
+
+func (VerifyResponse_ContentSource) Type() protoreflect.EnumType {
+	return &file_pecet_v1_sign_proto_enumTypes[0]
+}
+
+func (x VerifyResponse_ContentSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use VerifyResponse_ContentSource.Descriptor instead.
+func (VerifyResponse_ContentSource) EnumDescriptor() ([]byte, []int) {
+	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{3, 0}
+}
+
 // SignRequest: exactly one of data and digest.
 type SignRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -243,7 +299,9 @@ func (x *SignResponse) GetTimestampTime() *timestamppb.Timestamp {
 }
 
 // VerifyRequest: the signature and, for a detached one, the content or its
-// digest.
+// digest. With an attached signature content or content_digest is optional;
+// when given it must be the embedded content (or its digest), else the
+// verdict is INVALID with CONTENT_MISMATCH.
 type VerifyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// CMS ContentInfo(SignedData), DER or BER.
@@ -380,7 +438,8 @@ type isVerifyRequest_Detached interface {
 }
 
 type VerifyRequest_Content struct {
-	// The signed content, for a detached signature.
+	// The signed content: required for a detached signature, compared with
+	// the embedded content of an attached one.
 	Content []byte `protobuf:"bytes,2,opt,name=content,proto3,oneof"`
 }
 
@@ -393,12 +452,29 @@ func (*VerifyRequest_Content) isVerifyRequest_Detached() {}
 
 func (*VerifyRequest_ContentDigest) isVerifyRequest_Detached() {}
 
-// VerifyResponse wraps the verdict.
+// VerifyResponse wraps the verdict and says which content it is about.
 type VerifyResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Verdict       *Verdict               `protobuf:"bytes,1,opt,name=verdict,proto3" json:"verdict,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Verdict *Verdict               `protobuf:"bytes,1,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	// The content the verdict is about. For an attached signature it is
+	// always EMBEDDED: a content or content_digest in the request is compared
+	// with it, and a difference makes the verdict INVALID (CONTENT_MISMATCH).
+	ContentSource VerifyResponse_ContentSource `protobuf:"varint,20,opt,name=content_source,json=contentSource,proto3,enum=pecet.v1.VerifyResponse_ContentSource" json:"content_source,omitempty"`
+	// For an attached signature, what the request supplied and had compared
+	// with the embedded content (GIVEN_CONTENT, GIVEN_DIGEST), else
+	// unspecified.
+	Compared VerifyResponse_ContentSource `protobuf:"varint,21,opt,name=compared,proto3,enum=pecet.v1.VerifyResponse_ContentSource" json:"compared,omitempty"`
+	// For an attached signature, the embedded content: the bytes the
+	// signature covers. Empty for a detached one.
+	Content []byte `protobuf:"bytes,22,opt,name=content,proto3" json:"content,omitempty"`
+	// Digest of the verified content, with content_digest_algorithm: the
+	// first signer's digest algorithm, or the request's digest_hash for
+	// GIVEN_DIGEST.
+	ContentDigest []byte `protobuf:"bytes,23,opt,name=content_digest,json=contentDigest,proto3" json:"content_digest,omitempty"`
+	// Name of that hash: SHA-256, SHA-384, SHA-512, SHA3-256, ...
+	ContentDigestAlgorithm string `protobuf:"bytes,24,opt,name=content_digest_algorithm,json=contentDigestAlgorithm,proto3" json:"content_digest_algorithm,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *VerifyResponse) Reset() {
@@ -438,6 +514,41 @@ func (x *VerifyResponse) GetVerdict() *Verdict {
 	return nil
 }
 
+func (x *VerifyResponse) GetContentSource() VerifyResponse_ContentSource {
+	if x != nil {
+		return x.ContentSource
+	}
+	return VerifyResponse_CONTENT_SOURCE_UNSPECIFIED
+}
+
+func (x *VerifyResponse) GetCompared() VerifyResponse_ContentSource {
+	if x != nil {
+		return x.Compared
+	}
+	return VerifyResponse_CONTENT_SOURCE_UNSPECIFIED
+}
+
+func (x *VerifyResponse) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+func (x *VerifyResponse) GetContentDigest() []byte {
+	if x != nil {
+		return x.ContentDigest
+	}
+	return nil
+}
+
+func (x *VerifyResponse) GetContentDigestAlgorithm() string {
+	if x != nil {
+		return x.ContentDigestAlgorithm
+	}
+	return ""
+}
+
 var File_pecet_v1_sign_proto protoreflect.FileDescriptor
 
 const file_pecet_v1_sign_proto_rawDesc = "" +
@@ -472,9 +583,19 @@ const file_pecet_v1_sign_proto_rawDesc = "" +
 	"revocation\x18\t \x01(\x0e2\x18.pecet.v1.RevocationModeR\n" +
 	"revocationB\n" +
 	"\n" +
-	"\bdetached\"=\n" +
+	"\bdetached\"\xaf\x03\n" +
 	"\x0eVerifyResponse\x12+\n" +
-	"\averdict\x18\x01 \x01(\v2\x11.pecet.v1.VerdictR\averdict2\x81\x01\n" +
+	"\averdict\x18\x01 \x01(\v2\x11.pecet.v1.VerdictR\averdict\x12M\n" +
+	"\x0econtent_source\x18\x14 \x01(\x0e2&.pecet.v1.VerifyResponse.ContentSourceR\rcontentSource\x12B\n" +
+	"\bcompared\x18\x15 \x01(\x0e2&.pecet.v1.VerifyResponse.ContentSourceR\bcompared\x12\x18\n" +
+	"\acontent\x18\x16 \x01(\fR\acontent\x12%\n" +
+	"\x0econtent_digest\x18\x17 \x01(\fR\rcontentDigest\x128\n" +
+	"\x18content_digest_algorithm\x18\x18 \x01(\tR\x16contentDigestAlgorithm\"b\n" +
+	"\rContentSource\x12\x1e\n" +
+	"\x1aCONTENT_SOURCE_UNSPECIFIED\x10\x00\x12\f\n" +
+	"\bEMBEDDED\x10\x01\x12\x11\n" +
+	"\rGIVEN_CONTENT\x10\x02\x12\x10\n" +
+	"\fGIVEN_DIGEST\x10\x032\x81\x01\n" +
 	"\vSignService\x125\n" +
 	"\x04Sign\x12\x15.pecet.v1.SignRequest\x1a\x16.pecet.v1.SignResponse\x12;\n" +
 	"\x06Verify\x12\x17.pecet.v1.VerifyRequest\x1a\x18.pecet.v1.VerifyResponseB1Z/github.com/pecet-hsm/pecet/api/pecet/v1;pecetv1b\x06proto3"
@@ -491,34 +612,38 @@ func file_pecet_v1_sign_proto_rawDescGZIP() []byte {
 	return file_pecet_v1_sign_proto_rawDescData
 }
 
+var file_pecet_v1_sign_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_pecet_v1_sign_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_pecet_v1_sign_proto_goTypes = []any{
-	(*SignRequest)(nil),           // 0: pecet.v1.SignRequest
-	(*SignResponse)(nil),          // 1: pecet.v1.SignResponse
-	(*VerifyRequest)(nil),         // 2: pecet.v1.VerifyRequest
-	(*VerifyResponse)(nil),        // 3: pecet.v1.VerifyResponse
-	(HashAlgorithm)(0),            // 4: pecet.v1.HashAlgorithm
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(RevocationMode)(0),           // 6: pecet.v1.RevocationMode
-	(*Verdict)(nil),               // 7: pecet.v1.Verdict
+	(VerifyResponse_ContentSource)(0), // 0: pecet.v1.VerifyResponse.ContentSource
+	(*SignRequest)(nil),               // 1: pecet.v1.SignRequest
+	(*SignResponse)(nil),              // 2: pecet.v1.SignResponse
+	(*VerifyRequest)(nil),             // 3: pecet.v1.VerifyRequest
+	(*VerifyResponse)(nil),            // 4: pecet.v1.VerifyResponse
+	(HashAlgorithm)(0),                // 5: pecet.v1.HashAlgorithm
+	(*timestamppb.Timestamp)(nil),     // 6: google.protobuf.Timestamp
+	(RevocationMode)(0),               // 7: pecet.v1.RevocationMode
+	(*Verdict)(nil),                   // 8: pecet.v1.Verdict
 }
 var file_pecet_v1_sign_proto_depIdxs = []int32{
-	4, // 0: pecet.v1.SignRequest.hash:type_name -> pecet.v1.HashAlgorithm
-	5, // 1: pecet.v1.SignResponse.signing_time:type_name -> google.protobuf.Timestamp
-	5, // 2: pecet.v1.SignResponse.timestamp_time:type_name -> google.protobuf.Timestamp
-	4, // 3: pecet.v1.VerifyRequest.digest_hash:type_name -> pecet.v1.HashAlgorithm
-	5, // 4: pecet.v1.VerifyRequest.at:type_name -> google.protobuf.Timestamp
-	6, // 5: pecet.v1.VerifyRequest.revocation:type_name -> pecet.v1.RevocationMode
-	7, // 6: pecet.v1.VerifyResponse.verdict:type_name -> pecet.v1.Verdict
-	0, // 7: pecet.v1.SignService.Sign:input_type -> pecet.v1.SignRequest
-	2, // 8: pecet.v1.SignService.Verify:input_type -> pecet.v1.VerifyRequest
-	1, // 9: pecet.v1.SignService.Sign:output_type -> pecet.v1.SignResponse
-	3, // 10: pecet.v1.SignService.Verify:output_type -> pecet.v1.VerifyResponse
-	9, // [9:11] is the sub-list for method output_type
-	7, // [7:9] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	5,  // 0: pecet.v1.SignRequest.hash:type_name -> pecet.v1.HashAlgorithm
+	6,  // 1: pecet.v1.SignResponse.signing_time:type_name -> google.protobuf.Timestamp
+	6,  // 2: pecet.v1.SignResponse.timestamp_time:type_name -> google.protobuf.Timestamp
+	5,  // 3: pecet.v1.VerifyRequest.digest_hash:type_name -> pecet.v1.HashAlgorithm
+	6,  // 4: pecet.v1.VerifyRequest.at:type_name -> google.protobuf.Timestamp
+	7,  // 5: pecet.v1.VerifyRequest.revocation:type_name -> pecet.v1.RevocationMode
+	8,  // 6: pecet.v1.VerifyResponse.verdict:type_name -> pecet.v1.Verdict
+	0,  // 7: pecet.v1.VerifyResponse.content_source:type_name -> pecet.v1.VerifyResponse.ContentSource
+	0,  // 8: pecet.v1.VerifyResponse.compared:type_name -> pecet.v1.VerifyResponse.ContentSource
+	1,  // 9: pecet.v1.SignService.Sign:input_type -> pecet.v1.SignRequest
+	3,  // 10: pecet.v1.SignService.Verify:input_type -> pecet.v1.VerifyRequest
+	2,  // 11: pecet.v1.SignService.Sign:output_type -> pecet.v1.SignResponse
+	4,  // 12: pecet.v1.SignService.Verify:output_type -> pecet.v1.VerifyResponse
+	11, // [11:13] is the sub-list for method output_type
+	9,  // [9:11] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_pecet_v1_sign_proto_init() }
@@ -541,13 +666,14 @@ func file_pecet_v1_sign_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pecet_v1_sign_proto_rawDesc), len(file_pecet_v1_sign_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_pecet_v1_sign_proto_goTypes,
 		DependencyIndexes: file_pecet_v1_sign_proto_depIdxs,
+		EnumInfos:         file_pecet_v1_sign_proto_enumTypes,
 		MessageInfos:      file_pecet_v1_sign_proto_msgTypes,
 	}.Build()
 	File_pecet_v1_sign_proto = out.File

@@ -1,5 +1,5 @@
 // Command client is the sending side of the e-podání example: it signs the
-// PRIHL data sentence detached with a pecet SIGN key, gzips it (after
+// PRIHL data sentence detached (attached with --attached) with a pecet SIGN key, gzips it (after
 // signing, as ČSSZ requires), encrypts it to the office's certificate and
 // writes the ČSSZ <Message version="1.1"> inside a GovTalk envelope. It
 // uses only pecet's public gRPC API (package client).
@@ -29,14 +29,15 @@ func main() {
 	to := flag.String("to", "", "the office's encryption certificate, PEM (default: DEV-DIR/gateway-decrypt.pem)")
 	key := flag.String("key", "client-sign", "alias of the SIGN key")
 	out := flag.String("out", "filing.xml", "the filing to write")
+	attached := flag.Bool("attached", false, "embed the sentence in the signature (attached), as some filing clients do; default detached")
 	flag.Parse()
-	if err := run(*devDir, *in, *to, *key, *out); err != nil {
+	if err := run(*devDir, *in, *to, *key, *out, *attached); err != nil {
 		fmt.Fprintf(os.Stderr, "client: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(devDir, in, to, key, out string) error {
+func run(devDir, in, to, key, out string, attached bool) error {
 	opts, err := client.Options{DevDir: devDir, Role: "client"}.Resolve()
 	if err != nil {
 		return err
@@ -68,8 +69,8 @@ func run(devDir, in, to, key, out string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	// 1. Sign the sentence itself, detached.
-	sig, err := cc.Sign.Sign(ctx, &pecetv1.SignRequest{Key: key, Input: &pecetv1.SignRequest_Data{Data: sentence}})
+	// 1. Sign the sentence itself, detached (or attached with --attached).
+	sig, err := cc.Sign.Sign(ctx, &pecetv1.SignRequest{Key: key, Attached: attached, Input: &pecetv1.SignRequest_Data{Data: sentence}})
 	if err != nil {
 		return fmt.Errorf("sign: %w", err)
 	}

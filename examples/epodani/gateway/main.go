@@ -1,8 +1,9 @@
 // Command gateway is the receiving side of the e-podání example: it reads a
 // filing (GovTalk envelope with a ČSSZ message), has pecet decrypt the body
 // with the gateway's key on the HSM, gunzips it with a bound on the expanded
-// size, has pecet verify the signature against the sentence, and prints the
-// verdict and the number of employees. It never prints the sentence or
+// size, has pecet verify the signature against the sentence (detached, or
+// attached and compared with it), and prints the verdict and, when VALID, the
+// number of employees. It never prints the sentence or
 // anything from it but the count (birth numbers are personal data).
 //
 //	gateway --dev-dir .pecet-dev --in filing.xml
@@ -79,23 +80,34 @@ func run(devDir, in string, maxExpanded int64) (int, error) {
 			return 2, err
 		}
 	}
+	// The sentence always goes with the signature: pecet verifies a
+	// detached signature over it, and compares it with the content of an
+	// attached one (INVALID, CONTENT_MISMATCH, when they differ), so a
+	// VALID verdict is always about this sentence.
 	vr, err := cc.Sign.Verify(ctx, &pecetv1.VerifyRequest{Signature: filing.Signature, Detached: &pecetv1.VerifyRequest_Content{Content: sentence}})
 	if err != nil {
 		return 2, fmt.Errorf("verify: %w", err)
 	}
 	v := vr.GetVerdict()
 	fmt.Printf("signature: %s\nsigner: %s\n", v.GetStatus(), v.GetSubject())
+	switch vr.GetContentSource() {
+	case pecetv1.VerifyResponse_EMBEDDED:
+		fmt.Println("content: embedded, compared with the sentence")
+	case pecetv1.VerifyResponse_GIVEN_CONTENT:
+		fmt.Println("content: the sentence")
+	}
 	for _, r := range v.GetReasons() {
 		fmt.Printf("reason: %s: %s\n", r.GetCode(), r.GetMessage())
+	}
+	if v.GetStatus() != pecetv1.Verdict_VALID {
+		// Nothing from a sentence the signature does not vouch for.
+		return 1, nil
 	}
 	n, err := govtalk.CountEmployees(sentence, int(maxExpanded))
 	if err != nil {
 		return 2, err
 	}
 	fmt.Printf("employees: %d\n", n)
-	if v.GetStatus() != pecetv1.Verdict_VALID {
-		return 1, nil
-	}
 	return 0, nil
 }
 
