@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -110,11 +111,20 @@ func TestDevTour(t *testing.T) {
 		}
 	})
 
-	// A real signature with its signed attributes out of DER order and a
-	// certificate crypto/x509 refuses (EU DSS's sample): a verdict, exit 3,
-	// never exit 4 (docs/security.md, "Signed attributes out of DER order").
-	t.Run("unsorted attributes, real sample", func(t *testing.T) {
-		out, errs, code := d.run(t, "verify", "--in", filepath.Join("..", "signer", "testdata", "realworld", "DER_reordered_prova.txt.p7m"))
+	// A signature whose certificate crypto/x509 refuses (a negative serial
+	// number, as real CAs issued): a verdict, exit 3, never exit 4
+	// (docs/security.md, "Signed attributes out of DER order").
+	t.Run("certificate crypto/x509 refuses", func(t *testing.T) {
+		key, cert, msg := filepath.Join(work, "neg-key.pem"), filepath.Join(work, "neg.pem"), filepath.Join(work, "neg.p7s")
+		for _, args := range [][]string{
+			{"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-subj", "/CN=negative serial/C=IT", "-set_serial", "-5", "-days", "30"},
+			{"cms", "-sign", "-binary", "-nodetach", "-in", in, "-signer", cert, "-inkey", key, "-outform", "DER", "-out", msg},
+		} {
+			if out, err := exec.Command("openssl", args...).CombinedOutput(); err != nil {
+				t.Fatalf("openssl %v: %v\n%s", args[:2], err, out)
+			}
+		}
+		out, errs, code := d.run(t, "verify", "--in", msg)
 		if code != 3 || !strings.HasPrefix(out, "INDETERMINATE\n") || !strings.Contains(out, "CERTIFICATE_UNREADABLE") || strings.Contains(out, "SIGNATURE_MISMATCH") {
 			t.Fatalf("want INDETERMINATE exit 3 with CERTIFICATE_UNREADABLE, got exit %d:\n%s%s", code, out, errs)
 		}

@@ -54,19 +54,6 @@ func seeds(f *testing.F) [][]byte {
 		}
 		out = append(out, b)
 	}
-	// Real-world samples: unsorted attributes, a certificate crypto/x509
-	// refuses, SHA-3 and RSASSA-PSS (testdata/realworld/MANIFEST).
-	real, err := filepath.Glob(filepath.Join("testdata", "realworld", "*.p7m"))
-	if err != nil || len(real) == 0 {
-		f.Fatalf("realworld samples: %v", err)
-	}
-	for _, p := range real {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		out = append(out, b)
-	}
 	return append(out, corpusFiles(f)...)
 }
 
