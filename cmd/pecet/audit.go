@@ -13,10 +13,6 @@ import (
 	"github.com/pecet-hsm/pecet/internal/audit"
 )
 
-// exitIncomplete: `pecet audit verify` found an intact chain whose end is
-// not vouched for by a signed checkpoint (newer than --max-age).
-const exitIncomplete = 5
-
 const auditUsage = `Usage:
   pecet audit verify [--max-age 10m] [--json] --cert AUDIT.pem FILE...
   pecet audit verify [--json] --unsigned -- FILE...
