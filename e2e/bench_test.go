@@ -31,18 +31,14 @@ func TestBench(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(withBegin), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, _ := d.mustRun(t, 0, "audit", "verify", filepath.Join(d.dir, "audit.log")); !strings.HasPrefix(out, "OK") {
-		t.Fatalf("audit verify (event): %s", out)
-	}
+	d.verifyAudit(t, filepath.Join(d.dir, "audit.log"))
 	if err := os.Rename(filepath.Join(d.dir, "audit.log"), filepath.Join(d.dir, "audit-event.log")); err != nil {
 		t.Fatal(err)
 	}
 	d = restartDev(t, d)
 	t.Run("mix-sync-begin", func(t *testing.T) {
 		benchMixAudited(t, d)
-		if out, _ := d.mustRun(t, 0, "audit", "verify", filepath.Join(d.dir, "audit.log")); !strings.HasPrefix(out, "OK") {
-			t.Fatalf("audit verify (begin): %s", out)
-		}
+		d.verifyAudit(t, filepath.Join(d.dir, "audit.log"))
 	})
 	// Operations without a token operation of their own have no baseline:
 	// verify works on public keys, encrypt too.

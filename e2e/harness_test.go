@@ -92,10 +92,16 @@ func restartDev(t *testing.T, old *daemon) *daemon {
 // startDevIn starts pecetd --dev on dir with extra environment variables.
 func startDevIn(t *testing.T, dir string, env ...string) *daemon {
 	t.Helper()
+	return startDevFlags(t, dir, nil, env...)
+}
+
+// startDevFlags is startDevIn with extra pecetd flags.
+func startDevFlags(t *testing.T, dir string, flags []string, env ...string) *daemon {
+	t.Helper()
 	requireTools(t)
 	pecetd, pecet := binaries(t)
 	d := &daemon{dir: dir, pecet: pecet, stderr: &lockedWriter{w: &bytes.Buffer{}}, done: make(chan error, 1)}
-	d.cmd = exec.Command(pecetd, "--dev", "--dev-dir", dir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0")
+	d.cmd = exec.Command(pecetd, append([]string{"--dev", "--dev-dir", dir, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}, flags...)...)
 	d.cmd.Env = append(cleanEnv(), env...)
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
@@ -176,6 +182,20 @@ func (d *daemon) checkNoSecrets(t *testing.T) {
 			}
 		}
 	}
+}
+
+// verifyAudit runs `pecet audit verify --cert DIR/audit.pem` on log files.
+// A stopped pecetd's log must be OK; a running one's may end in lines the
+// next checkpoint will vouch for (INCOMPLETE, exit 5), but its chain and
+// every signature so far must hold.
+func (d *daemon) verifyAudit(t *testing.T, files ...string) string {
+	t.Helper()
+	out, errs, code := d.run(t, append([]string{"audit", "verify", "--cert", filepath.Join(d.dir, "audit.pem")}, files...)...)
+	live := !d.stopped && code == 5 && strings.Contains(out, "after the last signed checkpoint")
+	if !live && (code != 0 || !strings.HasPrefix(out, "OK")) {
+		t.Fatalf("audit verify %v: exit %d\nstdout: %s\nstderr: %s", files, code, out, errs)
+	}
+	return out
 }
 
 // run runs the pecet CLI against d and returns stdout, stderr and the exit code.

@@ -143,9 +143,6 @@ func TestReplicasShareToken(t *testing.T) {
 	}
 	// Each replica audited its own signatures in its own, intact chain.
 	for _, name := range []string{"2", "3"} {
-		out, _ := d.mustRun(t, 0, "audit", "verify", filepath.Join(d.dir, "audit-"+name+".log"))
-		if !strings.HasPrefix(out, "OK") {
-			t.Fatalf("audit-%s.log: %s", name, out)
-		}
+		d.verifyAudit(t, filepath.Join(d.dir, "audit-"+name+".log"))
 	}
 }

@@ -53,6 +53,10 @@ const (
 	PurposeSign      Purpose = "SIGN"
 	PurposeDecrypt   Purpose = "DECRYPT"
 	PurposeTimestamp Purpose = "TIMESTAMP"
+	// PurposeAudit signs the audit log's checkpoints (internal/audit) and
+	// nothing else: Sign and Timestamp refuse it, so no caller can have it
+	// sign a message of their choosing. docs/security.md "Audit log".
+	PurposeAudit Purpose = "AUDIT"
 )
 
 // Algorithm is a key-pair type the token generates.
@@ -137,7 +141,7 @@ type Key struct {
 
 // Errors added by the implementation.
 var (
-	// ErrInvalidPurpose: a purpose other than SIGN, DECRYPT, TIMESTAMP.
+	// ErrInvalidPurpose: a purpose other than SIGN, DECRYPT, TIMESTAMP, AUDIT.
 	ErrInvalidPurpose = errors.New("keystore: invalid purpose")
 	// ErrTokenExists: InitToken with a label a token already has.
 	ErrTokenExists = errors.New("keystore: token label already in use")

@@ -326,7 +326,7 @@ func generate(p p11, sh pkcs11.SessionHandle, alias string, version int, purpose
 // objects labelled alias and identified by the version, the private key
 // sensitive, never extractable, and able to do only what purpose needs.
 func keyTemplates(alias string, version int, purpose Purpose) (pubT, privT []*pkcs11.Attribute) {
-	sign := purpose == PurposeSign || purpose == PurposeTimestamp
+	sign := purpose == PurposeSign || purpose == PurposeTimestamp || purpose == PurposeAudit
 	decrypt := purpose == PurposeDecrypt
 	id := versionID(version)
 	pubT = []*pkcs11.Attribute{

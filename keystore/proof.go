@@ -101,6 +101,7 @@ var oidExtKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 37}
 //	SIGN       keyUsage digitalSignature or nonRepudiation
 //	DECRYPT    keyUsage keyEncipherment (RSA key transport, RFC 5652 §6.2.1)
 //	TIMESTAMP  exactly one EKU, id-kp-timeStamping, marked critical (RFC 3161 §2.3)
+//	AUDIT      keyUsage digitalSignature (audit checkpoints)
 //
 // ImportCertificate does not call it (library callers and tests certify
 // keys as they like); the KeyService does before every import.
@@ -112,6 +113,10 @@ func CheckCertificateUsage(p Purpose, c *x509.Certificate) error {
 	case PurposeSign:
 		if c.KeyUsage&(x509.KeyUsageDigitalSignature|x509.KeyUsageContentCommitment) == 0 {
 			return fmt.Errorf("%w: a SIGN key needs keyUsage digitalSignature or nonRepudiation", ErrCertificateUsage)
+		}
+	case PurposeAudit:
+		if c.KeyUsage&x509.KeyUsageDigitalSignature == 0 {
+			return fmt.Errorf("%w: an AUDIT key needs keyUsage digitalSignature", ErrCertificateUsage)
 		}
 	case PurposeDecrypt:
 		if c.KeyUsage&x509.KeyUsageKeyEncipherment == 0 {

@@ -196,3 +196,62 @@ func TestCheckCertificateUsage(t *testing.T) {
 		}
 	}
 }
+
+func TestAppState(t *testing.T) {
+	t.Parallel()
+	s := softhsm.NewToken(t)
+	ctx := context.Background()
+	if vs, err := s.GetAppState(ctx, "audit-x"); err != nil || len(vs) != 0 {
+		t.Fatalf("GetAppState before Put = %q, %v", vs, err)
+	}
+	for _, v := range []string{"one", "two"} {
+		if err := s.PutAppState(ctx, "audit-x", []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if vs, err := s.GetAppState(ctx, "audit-x"); err != nil || len(vs) != 1 || string(vs[0]) != "two" {
+		t.Fatalf("GetAppState = %q, %v; want [two]", vs, err)
+	}
+	// States are neither requests nor keys.
+	if rs, err := s.ListRequests(ctx); err != nil || len(rs) != 0 {
+		t.Fatalf("ListRequests sees states: %+v, %v", rs, err)
+	}
+	if ks, err := s.ListKeys(ctx); err != nil || len(ks) != 0 {
+		t.Fatalf("ListKeys sees states: %+v, %v", ks, err)
+	}
+	for _, bad := range []struct {
+		name  string
+		value []byte
+	}{{"A", []byte("x")}, {"ok", nil}, {"ok", make([]byte, keystore.MaxAppStateBytes+1)}} {
+		if err := s.PutAppState(ctx, bad.name, bad.value); !errors.Is(err, keystore.ErrInvalidAppState) {
+			t.Errorf("PutAppState(%q, %d bytes) = %v, want ErrInvalidAppState", bad.name, len(bad.value), err)
+		}
+	}
+}
+
+// An AUDIT key signs for the audit log only: asked for as a SIGN or
+// TIMESTAMP key it is refused, so no Sign or Timestamp call can make it
+// sign a message of the caller's choosing.
+func TestAuditPurposeIsolated(t *testing.T) {
+	t.Parallel()
+	s := softhsm.NewToken(t)
+	ctx := context.Background()
+	enabledKey(t, s, "audit", keystore.PurposeAudit, keystore.ECP256)
+	k, err := s.Signer(ctx, "audit", 0, keystore.PurposeAudit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sha256.Sum256([]byte("checkpoint"))
+	sig, err := k.Sign(nil, d[:], crypto.SHA256)
+	if err != nil || !ecdsa.VerifyASN1(k.Public().(*ecdsa.PublicKey), d[:], sig) {
+		t.Fatalf("AUDIT signature: %v", err)
+	}
+	for _, p := range []keystore.Purpose{keystore.PurposeSign, keystore.PurposeTimestamp} {
+		if _, err := s.Signer(ctx, "audit", 0, p); !errors.Is(err, keystore.ErrWrongPurpose) {
+			t.Errorf("Signer(audit, %s) = %v, want ErrWrongPurpose", p, err)
+		}
+	}
+	if _, err := s.CreateKey(ctx, "audit-rsa", keystore.PurposeAudit, keystore.RSA2048); err != nil {
+		t.Errorf("CreateKey(AUDIT, RSA-2048): %v", err)
+	}
+}

@@ -78,7 +78,7 @@ func checkAlias(alias string) error {
 
 func checkPurposeAlgorithm(p Purpose, a Algorithm) error {
 	switch p {
-	case PurposeSign, PurposeTimestamp, PurposeDecrypt:
+	case PurposeSign, PurposeTimestamp, PurposeDecrypt, PurposeAudit:
 	default:
 		return fmt.Errorf("%w: %q", ErrInvalidPurpose, p)
 	}

@@ -50,8 +50,8 @@ func TestCompletionCoversCommands(t *testing.T) {
 			t.Errorf("%s subcommands with FILE arguments: %q, want %q", want.cmd, got, want.fileArgs)
 		}
 	}
-	if got := flagWords(specFor(t, specs, "audit").subs[0].flags, false); got != "--json" {
-		t.Errorf("audit verify flags: %q, want --json", got)
+	if got := flagWords(specFor(t, specs, "audit").subs[0].flags, false); got != "--cert --json --max-age --unsigned" {
+		t.Errorf("audit verify flags: %q, want --cert --json --max-age --unsigned", got)
 	}
 	// Every command has flags or subcommands with flags, except the
 	// completion command itself.

@@ -13,6 +13,9 @@ const (
 	exitUsage         = 2 // usage error
 	exitIndeterminate = 3 // INDETERMINATE verdict
 	exitService       = 4 // service error: unavailable, denied, not found, invalid argument
+	// exitIncomplete: `pecet audit verify` found an intact chain whose end
+	// is not vouched for by a signed checkpoint (newer than --max-age).
+	exitIncomplete = 5
 )
 
 type command struct {
@@ -58,7 +61,8 @@ certificate as --client-cert: there --cert is the certificate judged.)
 
 Exit status: 0 success or VALID, 1 INVALID, 2 usage error,
 3 INDETERMINATE, 4 service error (unavailable, denied, not found,
-invalid argument).
+invalid argument), 5 INCOMPLETE (audit verify: the log's end is not
+vouched for by a signed checkpoint).
 
 Run 'pecet COMMAND --help' for a command's flags.
 `

@@ -23,6 +23,8 @@ const usage = `pecetd: signing, decryption and time-stamping with keys kept in a
 Usage:
   pecetd --config pecet.yaml [--grpc-addr ADDR] [--http-addr ADDR]
   pecetd --dev [--dev-dir DIR] [--grpc-addr ADDR] [--http-addr ADDR]
+  pecetd --config pecet.yaml --audit-new-log ...
+  pecetd --config pecet.yaml --init-audit-key > audit.pem
   pecetd --version
 
 --dev needs no config: the first start creates DIR (default ./.pecet-dev/)
@@ -38,6 +40,15 @@ stops accepting, drains in-flight calls within the grace period, closes
 the token's sessions, logs out and exits 0; a second signal during the
 drain exits at once with status 1. Under systemd with Type=notify, pecetd
 sends READY=1 once it serves and STOPPING=1 when it begins to drain.
+
+Every call is audited in audit.file; a key on the token (audit.key, purpose
+AUDIT) signs checkpoints of that log. pecetd refuses to start when the file
+does not match the last checkpoint the token recorded (cut, edited or
+replaced); --audit-new-log then moves it to FILE.broken-TIME and begins a
+new log whose first line, signed, records why (docs/operations.md).
+--init-audit-key creates the audit.key key on the token if it is missing
+(EC P-256, purpose AUDIT, a self-signed certificate made on the token),
+prints its certificate (PEM) and exits: archive it with the logs.
 
 Exit status: 0 after a clean shutdown, 1 when start-up fails (the message
 says what: config, PKCS#11 module, token, certificates, addresses) or a
@@ -63,6 +74,8 @@ func main() {
 	fs.StringVar(&o.DevDir, "dev-dir", devmode.DefaultDir, "dev folder `DIR`, with --dev")
 	fs.StringVar(&o.GRPCAddr, "grpc-addr", "", "gRPC listen `address` (default 127.0.0.1:7443)")
 	fs.StringVar(&o.HTTPAddr, "http-addr", "", "HTTP listen `address` (default 127.0.0.1:7080)")
+	fs.BoolVar(&o.AuditNewLog, "audit-new-log", false, "if the audit log does not match the token's last checkpoint, move it aside and start a new log with a signed note of the break")
+	initAuditKey := fs.Bool("init-audit-key", false, "create the audit.key key on the token if missing, print its certificate (PEM) and exit")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and commit, and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -93,6 +106,16 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go forceOnSecondSignal(ctx, log)
+	if *initAuditKey {
+		if err := daemon.InitAuditKey(ctx, o, os.Stdout, log); err != nil {
+			fmt.Fprintf(os.Stderr, "pecetd: %v\n", err)
+			if errors.Is(err, keystore.ErrPINIncorrect) || errors.Is(err, keystore.ErrPINLocked) {
+				os.Exit(exitPIN)
+			}
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if err := daemon.Run(ctx, o, log); err != nil {
 		log.Error("pecetd cannot start", "err", err.Error())
 		fmt.Fprintf(os.Stderr, "pecetd: %v\n", err)

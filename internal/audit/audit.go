@@ -27,6 +27,10 @@ const (
 	PhaseRotated = "rotated" // first line of a file after rotation
 	PhaseStart   = "start"   // the process opened the log
 	PhaseStop    = "stop"    // the process closes the log (graceful shutdown)
+	// Signed lines (checkpoint.go).
+	PhaseGenesis    = "genesis"    // first line of a new log
+	PhaseCheckpoint = "checkpoint" // vouches for the chain up to a line
+	PhaseBreak      = "break"      // first line of a log started after a refused resume
 )
 
 // Outcomes.
@@ -58,7 +62,17 @@ type Event struct {
 	Outcome string `json:"outcome,omitempty"`
 	// Code is the gRPC status code name of a failed call.
 	Code string `json:"code,omitempty"`
-	Prev string `json:"prev"`
+	// The members of a signed line (genesis, checkpoint, rotated, break;
+	// checkpoint.go): the log's id, the line the signature vouches for
+	// (its seq and hash), a note (break), the signing key's id and the
+	// signature.
+	Log    string `json:"log,omitempty"`
+	CPSeq  uint64 `json:"cp_seq,omitempty"`
+	CPHash string `json:"cp_hash,omitempty"`
+	Note   string `json:"note,omitempty"`
+	KeyID  string `json:"key_id,omitempty"`
+	Sig    string `json:"sig,omitempty"`
+	Prev   string `json:"prev"`
 }
 
 // Genesis is prev of the first line of a log.
@@ -115,6 +129,9 @@ type Options struct {
 	// that watch, delay or fail fsyncs. It must make every line written to
 	// the file before it was called durable, or fail.
 	SyncFile func(*os.File) error
+	// Checkpoint turns on signed checkpoints and the resume check
+	// (checkpoint.go); nil: the unkeyed chain alone (library tests).
+	Checkpoint *CheckpointOptions
 }
 
 // Log appends events to one file.
@@ -149,6 +166,13 @@ type Log struct {
 	stopFlush chan struct{}
 	flushDone chan struct{}
 	closeOnce sync.Once
+
+	// Signed checkpoints (Options.Checkpoint): the log's id, and the
+	// goroutine that signs checkpoints and rotates.
+	logID    string
+	rotateCh chan struct{} // put asks for a rotation (capacity 1)
+	stopCP   chan struct{}
+	cpDone   chan struct{}
 }
 
 // Open opens (or creates) the log file, takes its lock and finds where the
@@ -202,6 +226,13 @@ func Open(o Options) (*Log, error) {
 		f.Close()
 		return nil, err
 	}
+	if c := o.Checkpoint; c != nil {
+		if err := l.openSigned(src, last != nil); err != nil {
+			l.f.Close()
+			return nil, err
+		}
+		last = nil
+	}
 	if last != nil {
 		ev, hash, err := ParseLine(last)
 		if err != nil {
@@ -213,6 +244,10 @@ func Open(o Options) (*Log, error) {
 	if o.Sync == SyncBegin {
 		l.stopFlush, l.flushDone = make(chan struct{}), make(chan struct{})
 		go l.flushLoop()
+	}
+	if o.Checkpoint != nil {
+		l.rotateCh, l.stopCP, l.cpDone = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+		go l.checkpointLoop()
 	}
 	return l, nil
 }
@@ -391,25 +426,34 @@ func (l *Log) write(e Event, sync bool) error {
 // put appends one line (one write(2)), rotates the file if it is full, and
 // returns the line's number (counted by written).
 func (l *Log) put(e Event) (uint64, error) {
+	n, _, _, err := l.putLine(e)
+	return n, err
+}
+
+// putLine is put that also returns the line's seq and hash.
+func (l *Log) putLine(e Event) (n, seq uint64, hash string, err error) {
 	l.mu.Lock()
 	if l.err != nil {
 		err := l.err
 		l.mu.Unlock()
-		return 0, err
+		return 0, 0, "", err
 	}
-	e.Time = l.o.Now().UTC()
+	if e.Sig == "" {
+		e.Time = l.o.Now().UTC() // a signed line keeps the time it signed
+	}
 	e.Seq = l.seq + 1
 	e.Prev = l.prev
 	line, hash, err := encode(e)
 	if err != nil {
 		l.mu.Unlock()
-		return 0, fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return 0, 0, "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	if l.f != nil {
 		if _, err := l.f.Write(line); err != nil {
 			l.err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+			err := l.err
 			l.mu.Unlock()
-			return 0, l.err
+			return 0, 0, "", err
 		}
 	}
 	l.seq, l.prev = e.Seq, hash
@@ -420,14 +464,24 @@ func (l *Log) put(e Event) (uint64, error) {
 	l.mu.Unlock()
 
 	l.mirror(e, hash)
+	if rotate && l.rotateCh != nil {
+		// Signed rotation needs the token: the checkpoint goroutine does
+		// it, off the call path (the file grows a little past MaxBytes
+		// meanwhile).
+		select {
+		case l.rotateCh <- struct{}{}:
+		default:
+		}
+		rotate = false
+	}
 	if rotate {
 		// The rotation fsyncs the full file, which makes this line and
 		// every earlier one durable.
 		if err := l.rotate(); err != nil {
-			return 0, err
+			return 0, 0, "", err
 		}
 	}
-	return mine, nil
+	return mine, e.Seq, hash, nil
 }
 
 // syncTo returns once line n (counted by written) is durable. An fsync
@@ -562,6 +616,13 @@ func (l *Log) Close() error {
 			close(l.stopFlush)
 			<-l.flushDone
 		}
+		if l.stopCP != nil {
+			close(l.stopCP)
+			<-l.cpDone
+			// The last line of a log closed cleanly is a checkpoint that
+			// vouches for the line before it (the stop line).
+			l.checkpoint()
+		}
 	})
 	l.waitIdle()
 	defer l.smu.Unlock()
@@ -669,6 +730,15 @@ func appendEvent(b []byte, e *Event) ([]byte, bool) {
 	str("request", e.Request, true)
 	str("outcome", e.Outcome, true)
 	str("code", e.Code, true)
+	str("log", e.Log, true)
+	if e.CPSeq != 0 {
+		b = append(b, `,"cp_seq":`...)
+		b = strconv.AppendUint(b, e.CPSeq, 10)
+	}
+	str("cp_hash", e.CPHash, true)
+	str("note", e.Note, true)
+	str("key_id", e.KeyID, true)
+	str("sig", e.Sig, true)
 	str("prev", e.Prev, false)
 	if !ok {
 		return nil, false

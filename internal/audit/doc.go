@@ -1,7 +1,8 @@
 // Package audit writes pecet's tamper-evident audit log: one JSON line per
 // security-relevant event (a key operation before it runs and its outcome
 // after, every key lifecycle change, every denied call), each line carrying
-// the SHA-256 of the line before it, and checks such logs (Verify).
+// the SHA-256 of the line before it, with checkpoints signed by a key on the
+// token, and checks such logs (VerifySigned; Verify for the bare chain).
 //
 // # Line format
 //
@@ -19,10 +20,26 @@
 // seq counts lines from 1 across files. So an edited line fails its own
 // hash (or, if the hash was recomputed, the next line's prev), a removed
 // or reordered line breaks seq and prev, and Verify names the first line
-// that does not fit. The chain does not protect the end of the log: a
-// truncated tail is a valid shorter log. That is why every line is also
-// mirrored to stderr as slog JSON (with its hash) for shipping off the
-// host: the shipped copy pins the tail.
+// that does not fit. Whoever can write the file can recompute all of that,
+// though, and cut its tail: hence signed checkpoints.
+//
+// # Signed checkpoints (checkpoint.go, docs/security.md "Audit log")
+//
+// With Options.Checkpoint, signed lines carry the members log (the log's
+// random id), cp_seq and cp_hash (the line they vouch for; 0 and the
+// genesis hash for a log's first line), note (break lines), key_id and sig
+// (base64; ECDSA ASN.1 or RSA PKCS#1 v1.5 over signedDigest). A new log
+// starts with "genesis"; a "checkpoint" comes every Interval and at Close,
+// signed outside the lock for the line that was last when signing began; a
+// full file ends in a checkpoint that vouches for its last line and the
+// next starts with a signed "rotated" hand-over; "break" starts a log after
+// a refused resume. The token keeps the last signed line's seq and hash per
+// log, and Open refuses (ErrResume) a file that does not reach it or
+// differs at it. VerifySigned wants a log that starts at seq 1 or at a
+// signed hand-over (else *BrokenError) and ends in a checkpoint vouching
+// for the line before it, newer than MaxAge (else *IncompleteError). Every
+// line is also mirrored to stderr as slog JSON (with its hash) for
+// shipping off the host.
 //
 // Never in a line: the input itself, PINs, birth numbers (rodná čísla) or
 // any other content. Only its SHA-256, the key alias and version, the
@@ -110,8 +127,9 @@
 // pecetd processes configured with the same file refuse to start rather
 // than interleave two chains. With MaxBytes set, a full file is renamed to
 // FILE.1, FILE.2, … (higher is newer) and a new FILE begins with a
-// "rotated" line whose prev is the hash of the old file's last line; a
-// restart continues the chain from the last line of FILE, or of the newest
-// FILE.n when FILE is empty. Verify takes the files oldest first
+// "rotated" line whose prev is the hash of the old file's last line (with
+// checkpoints: signed, by the checkpoint goroutine, a moment after the
+// file passed MaxBytes); a restart continues the chain from the last line
+// of FILE, or of the newest FILE.n when FILE is empty. Verify takes the files oldest first
 // (`pecet audit verify audit.log.1 audit.log.2 audit.log`).
 package audit

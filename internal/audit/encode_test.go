@@ -41,6 +41,9 @@ func TestAppendEventMatchesJSON(t *testing.T) {
 		e    Event
 	}{
 		{"all members", full},
+		{"signed line", Event{Time: at, Seq: 9, Phase: PhaseCheckpoint, Log: "0123456789abcdef0123456789abcdef", CPSeq: 8,
+			CPHash: Genesis, KeyID: "0011223344556677", Sig: "MEUCIQ+/=", Prev: Genesis}},
+		{"break note", Event{Time: at, Seq: 1, Phase: PhaseBreak, Note: "the file ends at seq 3 <cut>", Prev: Genesis}},
 		{"only the required", Event{Time: at, Seq: 1, Phase: PhaseStart, Prev: Genesis}},
 		{"empty", Event{}},
 		{"whole seconds", Event{Time: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC), Seq: 1, Phase: "begin"}},

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -32,6 +33,8 @@ const (
 	// DefaultAuditFlushInterval: audit.sync: begin fsyncs end lines at
 	// most this long after they were written.
 	DefaultAuditFlushInterval = 100 * time.Millisecond
+	// DefaultAuditCheckpointInterval: a signed checkpoint a minute.
+	DefaultAuditCheckpointInterval = time.Minute
 	// DefaultMaxRecipients bounds the recipients of one CMS message.
 	DefaultMaxRecipients = 16
 	// DefaultMaxBodyBytes is the current ISDS message limit.
@@ -286,7 +289,18 @@ type Audit struct {
 	FlushInterval time.Duration `yaml:"flush_interval"`
 	// MaxBytes rotates the file at this size (FILE.1, FILE.2, …); 0 never.
 	MaxBytes int64 `yaml:"max_bytes"`
+	// Key is the alias of the AUDIT key on the token that signs the log's
+	// checkpoints; required outside dev mode (docs/security.md "Audit
+	// log").
+	Key string `yaml:"key"`
+	// CheckpointInterval: how often a signed checkpoint is written
+	// (default 1m; also at stop and rotation). `pecet audit verify
+	// --max-age` should allow at least this much.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
+
+// auditKeyRE is keystore's alias rule (keystore.CheckAlias).
+var auditKeyRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 
 // Keys configures the officers' key management.
 type Keys struct {
@@ -457,6 +471,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Audit.FlushInterval == 0 {
 		c.Audit.FlushInterval = DefaultAuditFlushInterval
+	}
+	if c.Audit.CheckpointInterval == 0 {
+		c.Audit.CheckpointInterval = DefaultAuditCheckpointInterval
 	}
 	if c.Keys.ExpiryWarningDays == 0 {
 		c.Keys.ExpiryWarningDays = DefaultExpiryWarningDays
@@ -638,6 +655,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Audit.MaxBytes < 0 || (c.Audit.MaxBytes > 0 && c.Audit.MaxBytes < 64<<10) {
 		bad("audit.max_bytes must be 0 (no rotation) or at least 65536")
+	}
+	if c.Audit.CheckpointInterval < time.Second || c.Audit.CheckpointInterval > time.Hour {
+		bad("audit.checkpoint_interval must be between 1s and 1h (the lines a cut tail can hide)")
+	}
+	if c.Audit.Key != "" && !auditKeyRE.MatchString(c.Audit.Key) {
+		bad("audit.key must be a key alias ([a-z0-9][a-z0-9._-]{0,63})")
 	}
 	if c.Keys.ExpiryWarningDays < 0 || c.Keys.ExpiryWarningDays > 3650 {
 		bad("keys.expiry_warning_days must be between 0 and 3650")

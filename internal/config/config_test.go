@@ -105,6 +105,8 @@ func TestParseRejects(t *testing.T) {
 		{"audit sync", valid + "audit: {file: a.log, sync: sometimes}\n", "audit.sync"},
 		{"audit flush interval", valid + "audit: {file: a.log, sync: begin, flush_interval: 5s}\n", "audit.flush_interval"},
 		{"audit small rotation", valid + "audit: {file: a.log, max_bytes: 10}\n", "audit.max_bytes"},
+		{"audit checkpoint interval", valid + "audit: {file: a.log, key: audit, checkpoint_interval: 100ms}\n", "audit.checkpoint_interval"},
+		{"audit key alias", valid + "audit: {file: a.log, key: Audit Key}\n", "audit.key"},
 		{"bad glob", valid + "keys: {dual_control: {aliases: [\"[\"]}}\n", "not a valid glob"},
 		{"unknown dual-control operation", valid + "keys: {dual_control: {aliases: [x], operations: [sign]}}\n", `unknown "sign"`},
 		{"short request ttl", valid + "keys: {dual_control: {aliases: [x], request_ttl: 1ms}}\n", "request_ttl"},

@@ -44,6 +44,10 @@ type Options struct {
 	DevDir     string
 	GRPCAddr   string
 	HTTPAddr   string
+	// AuditNewLog: when the audit log does not match the token's last
+	// checkpoint, move it aside and start a new log with a signed note of
+	// the break, instead of refusing to start (pecetd --audit-new-log).
+	AuditNewLog bool
 	// Out receives the dev-mode banner (stdout).
 	Out io.Writer
 }
@@ -83,24 +87,12 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if cfg.Audit.File == "" {
 		return errors.New("config: audit.file is required: every key operation is audited, and without a file pecetd would have nowhere to write (dev mode uses DIR/audit.log)")
 	}
+	if cfg.Audit.Key == "" {
+		return errors.New("config: audit.key is required: the alias of the AUDIT key on the token that signs the audit log's checkpoints (docs/operations.md \"The audit key\")")
+	}
 	pin, err := cfg.Token.PIN()
 	if err != nil {
 		return err
-	}
-	// The audit log opens before the token: a log that cannot be written
-	// stops pecetd at start-up rather than failing every call later.
-	al, err := audit.Open(audit.Options{File: cfg.Audit.File, Sync: audit.SyncPolicy(cfg.Audit.Sync), FlushInterval: cfg.Audit.FlushInterval, MaxBytes: cfg.Audit.MaxBytes, Mirror: log})
-	if err != nil {
-		return fmt.Errorf("audit log: %w", err)
-	}
-	defer func() {
-		_ = al.Write(audit.Event{Phase: audit.PhaseStop})
-		if err := al.Close(); err != nil {
-			log.Error("closing the audit log", "err", err)
-		}
-	}()
-	if err := al.Write(audit.Event{Phase: audit.PhaseStart}); err != nil {
-		return fmt.Errorf("audit log: %w", err)
 	}
 	ks, err := openStore(ctx, keystore.Config{
 		ModulePath:  cfg.Token.Module,
@@ -115,14 +107,47 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("open token: %w", err)
 	}
-	// Last to run: after the servers have drained, close the sessions, log
-	// out and finalise the module.
+	// Last to run: after the servers have drained and the audit log's
+	// final checkpoint is signed, close the sessions, log out and
+	// finalise the module.
 	defer func() {
 		if err := ks.Close(); err != nil {
 			log.Warn("closing the token", "err", err.Error())
 		}
 		log.Info("token closed")
 	}()
+	if o.Dev {
+		// Before the audit log: the dev audit key is one of these.
+		if err := devmode.Provision(ctx, ks, o.DevDir, time.Now()); err != nil {
+			return fmt.Errorf("dev keys: %w", err)
+		}
+	}
+	// The audit log opens before anything is served: a log that cannot be
+	// written, or does not match the token's last checkpoint, stops pecetd
+	// at start-up rather than failing every call later.
+	al, err := audit.Open(audit.Options{File: cfg.Audit.File, Sync: audit.SyncPolicy(cfg.Audit.Sync), FlushInterval: cfg.Audit.FlushInterval, MaxBytes: cfg.Audit.MaxBytes, Mirror: log,
+		Checkpoint: &audit.CheckpointOptions{
+			Key: audit.TokenKey(ks, cfg.Audit.Key), State: ks, Interval: cfg.Audit.CheckpointInterval, StartAfterBreak: o.AuditNewLog,
+			OnError: func(err error) { log.Error("audit checkpoint not made; the next one covers its lines", "err", err) },
+		}})
+	if errors.Is(err, audit.ErrResume) {
+		return fmt.Errorf("audit log: %w; check it with `pecet audit verify --cert AUDIT-KEY.pem FILE...`, then start once with --audit-new-log to move it aside and begin a new log (docs/operations.md \"A refused resume\")", err)
+	}
+	if errors.Is(err, keystore.ErrKeyNotFound) {
+		return fmt.Errorf("audit key %q is not on the token: create it with `pecetd --config FILE --init-audit-key > audit.pem` (docs/operations.md \"The audit key\"): %w", cfg.Audit.Key, err)
+	}
+	if err != nil {
+		return fmt.Errorf("audit log (key %q): %w", cfg.Audit.Key, err)
+	}
+	defer func() {
+		_ = al.Write(audit.Event{Phase: audit.PhaseStop})
+		if err := al.Close(); err != nil {
+			log.Error("closing the audit log", "err", err)
+		}
+	}()
+	if err := al.Write(audit.Event{Phase: audit.PhaseStart}); err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
 	// What an operator checks after pointing pecetd at a new HSM: which
 	// token it chose and which mechanisms that token lists.
 	ti, caps := ks.Token(), ks.Capabilities()
@@ -130,11 +155,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		"manufacturer", ti.Manufacturer, "model", ti.Model, "sessions", ti.Sessions,
 		"rsa_pkcs1", caps.RSAPKCS1v15, "rsa_pss", caps.RSAPSS, "rsa_oaep", caps.RSAOAEP,
 		"rsa_raw", caps.RSARaw, "ecdsa", caps.ECDSA)
-	required := cfg.Token.RequiredKeys
+	required := append(append([]string{}, cfg.Token.RequiredKeys...), cfg.Audit.Key)
 	if o.Dev {
-		if err := devmode.Provision(ctx, ks, o.DevDir, time.Now()); err != nil {
-			return fmt.Errorf("dev keys: %w", err)
-		}
 		for _, k := range devmode.Keys {
 			required = append(required, k.Alias)
 		}
@@ -342,8 +364,8 @@ pecetd --dev is serving
   gRPC (mTLS):  %s
   HTTP:         http://%s/healthz  /readyz  /metrics  POST /tsa (RFC 3161)
   dev folder:   %s  (token, dev CA ca.pem, role certificates, pecet.yaml)
-  keys:         client-sign (SIGN), gateway-decrypt (DECRYPT), tsa (TIMESTAMP)
-  audit log:    %s
+  keys:         client-sign (SIGN), gateway-decrypt (DECRYPT), tsa (TIMESTAMP), audit (AUDIT)
+  audit log:    %s  (pecet audit verify --cert %s FILE)
 
 Try, in another terminal:
   echo '<PRIHL/>' > filing.xml
@@ -353,5 +375,5 @@ Try, in another terminal:
   pecet timestamp --in filing.xml --out filing.tsr --cert
   pecet timestamp verify --in filing.tsr --data filing.xml
 
-`, ep.GRPC, ep.HTTP, dir, filepath.Join(dir, "audit.log"))
+`, ep.GRPC, ep.HTTP, dir, filepath.Join(dir, "audit.log"), filepath.Join(dir, "audit.pem"))
 }

@@ -47,7 +47,13 @@ var Keys = []DevKey{
 	{"client-sign", keystore.PurposeSign, keystore.RSA2048, pki.CMSSign},
 	{"gateway-decrypt", keystore.PurposeDecrypt, keystore.RSA2048, pki.CMSDecrypt},
 	{"tsa", keystore.PurposeTimestamp, keystore.RSA2048, pki.TSA},
+	// Signs the audit log's checkpoints (audit.key); its certificate,
+	// DIR/audit.pem, is what `pecet audit verify --cert` checks them with.
+	{AuditKey, keystore.PurposeAudit, keystore.ECP256, pki.Audit},
 }
+
+// AuditKey is the dev audit key's alias.
+const AuditKey = "audit"
 
 // Prepare creates (or reuses) the dev folder's token, PKI and config file and
 // returns the config. It sets SOFTHSM2_CONF for this process, which must
@@ -110,6 +116,11 @@ func Prepare(dir string, now time.Time) (*config.Config, error) {
 	if cfg.Audit.File == "" {
 		// A dev folder from before the audit log existed.
 		cfg.Audit.File = filepath.Join(dir, "audit.log")
+	}
+	if cfg.Audit.Key == "" {
+		// A dev folder from before signed checkpoints: Provision creates
+		// the key.
+		cfg.Audit.Key = AuditKey
 	}
 	return cfg, nil
 }
@@ -226,6 +237,8 @@ tsa:                     # RFC 3161: POST /tsa, TimestampService, pecet sign --t
   include_tsa_name: true
 audit:
   file: audit.log             # one per pecetd process (it is locked)
+  key: ` + AuditKey + `                  # AUDIT key on the token: signs checkpoints (certificate: audit.pem)
+  checkpoint_interval: 1m
 keys:
   expiry_warning_days: 30
   # dual_control:             # a second officer approves these (pecet keys approve ID)

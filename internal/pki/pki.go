@@ -106,6 +106,8 @@ const (
 	CMSSign
 	CMSDecrypt
 	TSA
+	// Audit: the audit key that signs the audit log's checkpoints.
+	Audit
 )
 
 // Issue certifies pub for cn, valid two years from an hour before now.
@@ -134,6 +136,8 @@ func (c *CA) Issue(cn string, kind Kind, pub crypto.PublicKey, now time.Time) (*
 		// signature, e-mail protection (what `openssl cms -verify` checks).
 		tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}
+	case Audit:
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	case CMSDecrypt:
 		tmpl.KeyUsage = x509.KeyUsageKeyEncipherment | x509.KeyUsageDataEncipherment
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}

@@ -192,11 +192,32 @@ func rolesOf(c *authz.Caller) string {
 	return strings.Join(c.Roles, ",")
 }
 
-// auditDenied records a call refused by authorisation. A failure to write
-// it changes nothing for the caller, who is denied either way.
-func (s *Server) auditDenied(method string, caller *authz.Caller, err error) {
+// deniedTarget is the key alias and version a request names (Sign's and
+// Decrypt's key, the KeyService calls' alias), for the denied line: what
+// was tried. The alias is cut as begin lines cut it (auditAlias). A stream
+// is refused before its first request is read, so its line names none.
+func deniedTarget(req any) (string, int) {
+	var key string
+	switch r := req.(type) {
+	case interface{ GetKey() string }:
+		key = r.GetKey()
+	case interface{ GetAlias() string }:
+		key = r.GetAlias()
+	}
+	var version int
+	if r, ok := req.(interface{ GetVersion() uint32 }); ok {
+		version = int(r.GetVersion())
+	}
+	return auditAlias(key), version
+}
+
+// auditDenied records a call refused by authorisation, with the key it
+// named (req: the unary request; nil for a stream). A failure to write it
+// changes nothing for the caller, who is denied either way.
+func (s *Server) auditDenied(method string, caller *authz.Caller, req any, err error) {
+	key, version := deniedTarget(req)
 	ev := audit.Event{Phase: audit.PhaseDenied, Caller: identityOf(caller), Role: rolesOf(caller), RPC: method,
-		Outcome: audit.OutcomeDenied, Code: status.Code(grpcerr.Status(err)).String()}
+		Key: key, Version: version, Outcome: audit.OutcomeDenied, Code: status.Code(grpcerr.Status(err)).String()}
 	if werr := s.d.Audit.Write(ev); werr != nil {
 		s.d.Log.Error("audit log cannot be written", "err", werr)
 	}

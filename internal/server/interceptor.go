@@ -37,7 +37,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	caller, err = s.d.Auth.Authorize(ctx, method)
 	if err != nil {
 		s.d.Log.Warn("denied", "method", method, "caller", identityOf(caller), "err", err)
-		s.auditDenied(method, caller, err)
+		s.auditDenied(method, caller, req, err)
 		return nil, grpcerr.Status(err)
 	}
 	// The rate is checked after authorisation, so the limiter's buckets
@@ -90,7 +90,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	caller, err = s.d.Auth.Authorize(ss.Context(), method)
 	if err != nil {
 		s.d.Log.Warn("denied", "method", method, "caller", identityOf(caller), "err", err)
-		s.auditDenied(method, caller, err)
+		s.auditDenied(method, caller, nil, err)
 		return grpcerr.Status(err)
 	}
 	if err := s.d.Limiter.Allow(caller.Identity); err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -447,5 +448,52 @@ func TestAuditOverlongAlias(t *testing.T) {
 	}
 	if !seen {
 		t.Fatal("no begin line for the call")
+	}
+}
+
+// TestAuditDeniedNamesTarget: a call refused by authorisation is audited
+// with the key alias and version it asked for (an overlong alias cut as
+// begin lines cut it), so that the log says what was tried.
+func TestAuditDeniedNamesTarget(t *testing.T) {
+	f := newFixture(t)
+	long := strings.Repeat("b", 5000)
+	cases := []struct {
+		name, rpc, key string
+		version        int
+		do             func(context.Context, *grpc.ClientConn) error
+	}{
+		{"sign as gateway", "/pecet.v1.SignService/Sign", "client-sign", 3, func(ctx context.Context, cc *grpc.ClientConn) error {
+			_, err := pecetv1.NewSignServiceClient(cc).Sign(ctx, &pecetv1.SignRequest{Key: "client-sign", Version: 3, Input: &pecetv1.SignRequest_Data{Data: []byte("x")}})
+			return err
+		}},
+		{"destroy as gateway", "/pecet.v1.KeyService/DestroyKeyVersion", "client-sign", 1, func(ctx context.Context, cc *grpc.ClientConn) error {
+			_, err := pecetv1.NewKeyServiceClient(cc).DestroyKeyVersion(ctx, &pecetv1.DestroyKeyVersionRequest{Alias: "client-sign", Version: 1})
+			return err
+		}},
+		{"decrypt with an overlong alias", "/pecet.v1.EnvelopeService/Decrypt", strings.Repeat("b", 64) + "…(5000 bytes)", 0, func(ctx context.Context, cc *grpc.ClientConn) error {
+			_, err := pecetv1.NewEnvelopeServiceClient(f.dial(t, "client")).Decrypt(ctx, &pecetv1.DecryptRequest{Key: long, Enveloped: []byte{0x30}})
+			return err
+		}},
+	}
+	cc := f.dial(t, "gateway")
+	for _, c := range cases {
+		if err := c.do(ctxT(t), cc); status.Code(err) != codes.PermissionDenied {
+			t.Fatalf("%s: %v, want PermissionDenied", c.name, err)
+		}
+	}
+	events := auditEvents(t, f.auditFile)
+	for _, c := range cases {
+		found := false
+		for _, e := range events {
+			if e.Phase == audit.PhaseDenied && e.RPC == c.rpc {
+				found = true
+				if e.Key != c.key || e.Version != c.version {
+					t.Errorf("%s: denied line names key %q version %d, want %q %d", c.name, e.Key, e.Version, c.key, c.version)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("%s: no denied line", c.name)
+		}
 	}
 }
