@@ -84,7 +84,16 @@ type Deps struct {
 	// defaults).
 	CMSLimits signer.Limits
 	// Limiter bounds each client identity's request rate; nil: no limit.
+	// Bound its table (ratelimit.NewBounded): denied callers' identities
+	// go through it too, before their denial is audited.
 	Limiter *ratelimit.Limiter
+	// HTTP is the HTTP listener's timeouts, body cap and POST /tsa rate
+	// limits (config http:); zero timeouts and cap take config's defaults,
+	// zero /tsa rates mean no limit (pecetd's config always has them).
+	HTTP config.HTTP
+	// GRPC holds the gRPC server's stream and keepalive settings (config
+	// grpc:; zero fields take config's defaults).
+	GRPC config.GRPC
 	// RequiredKeys must be on the token for readiness.
 	RequiredKeys []string
 	// Envelope bounds Encrypt and Decrypt (recipients, body, parsing);
@@ -124,6 +133,9 @@ type Server struct {
 	// rsaCheck is nil (every RSA signature verified) unless
 	// token.rsa_check_every says the token checks its own CRT results.
 	rsaCheck *signer.Sampler
+	// tsaClients and tsaAll limit POST /tsa per client address and for
+	// all clients (nil: no limit).
+	tsaClients, tsaAll *ratelimit.Limiter
 }
 
 // HTTP/2 flow-control windows (see GRPC): per stream, and per connection
@@ -153,7 +165,9 @@ func New(d Deps) *Server {
 	if d.KeyPolicy.DualControl.RequestTTL == 0 {
 		d.KeyPolicy.DualControl.RequestTTL = config.DefaultRequestTTL
 	}
+	d.HTTP, d.GRPC = d.HTTP.WithDefaults(), d.GRPC.WithDefaults()
 	s := &Server{d: d, health: health.NewServer(), drained: make(chan struct{}), ecdsaCheck: &signer.Sampler{Every: ecdsaCheckEvery}}
+	s.tsaClients, s.tsaAll = tsaLimiters(d.HTTP.TSA)
 	if d.RSACheckEvery > 1 {
 		s.rsaCheck = &signer.Sampler{Every: uint64(d.RSACheckEvery)}
 	}
@@ -242,9 +256,7 @@ func (s *Server) HTTP() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.d.Metrics.Registry, promhttp.HandlerOpts{}))
 	if s.d.TSA != nil {
-		mux.Handle("/tsa", s.auditHTTP("POST /tsa", tsa.MaxRequestBytes, tsa.Handler(s.d.TSA, func(r *http.Request, res tsa.Result) {
-			s.observeTSA(r.Context(), "http", res)
-		})))
+		mux.Handle("/tsa", s.tsaHTTP())
 	}
 	return mux
 }
