@@ -338,6 +338,7 @@ func TestParseNetRejects(t *testing.T) {
 		{"streams huge", grpc("max_concurrent_streams: 1000000"), "grpc.max_concurrent_streams"},
 		{"idle timeout tiny", grpc("stream_idle_timeout: 1ms"), "grpc.stream_idle_timeout"},
 		{"keepalive min time", grpc("keepalive: {min_time: 1ms}"), "grpc.keepalive.min_time"},
+		{"keepalive min time above the client's pings", grpc("keepalive: {min_time: 1m}"), "grpc.keepalive.min_time"},
 		{"connection age tiny", grpc("keepalive: {max_connection_age: 1s}"), "grpc.keepalive.max_connection_age"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

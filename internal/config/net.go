@@ -161,5 +161,7 @@ func (c *Config) validateNet(bad func(string, ...any)) {
 	between("grpc.keepalive.max_connection_idle", k.MaxConnectionIdle, time.Second, 7*24*time.Hour)
 	between("grpc.keepalive.max_connection_age", k.MaxConnectionAge, time.Minute, 30*24*time.Hour)
 	between("grpc.keepalive.max_connection_age_grace", k.MaxConnectionAgeGrace, time.Second, 24*time.Hour)
-	between("grpc.keepalive.min_time", k.MinTime, time.Second, time.Hour)
+	// The pecet client pings every 30 s; a larger min_time would have the
+	// server close its connections for pinging too often.
+	between("grpc.keepalive.min_time", k.MinTime, time.Second, 30*time.Second)
 }

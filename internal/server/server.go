@@ -177,6 +177,7 @@ func New(d Deps) *Server {
 // GRPC builds the gRPC server with mTLS credentials, interceptors, the
 // pecet.v1 services, health and reflection.
 func (s *Server) GRPC(tlsConf *tls.Config) *grpc.Server {
+	gc, k := s.d.GRPC, s.d.GRPC.Keepalive
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.d.MaxMessageBytes),
 		grpc.MaxSendMsgSize(s.d.MaxMessageBytes),
@@ -191,9 +192,20 @@ func (s *Server) GRPC(tlsConf *tls.Config) *grpc.Server {
 		// stream still fills a LAN (docs/performance.md).
 		grpc.InitialWindowSize(streamWindowBytes),
 		grpc.InitialConnWindowSize(connWindowBytes),
+		// At most this many calls in flight per connection; more wait in
+		// the client (the token has max_sessions sessions anyway).
+		grpc.MaxConcurrentStreams(uint32(gc.MaxConcurrentStreams)),
 		// Clients keep connections open (a TLS handshake costs more than a
-		// signature); allow their keepalive pings.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// signature); allow their keepalive pings (the pecet client pings
+		// every 30 s). The server pings idle connections and drops dead
+		// ones, closes connections without calls after MaxConnectionIdle,
+		// and every connection after MaxConnectionAge so that clients
+		// spread over new replicas (docs/operations.md "Network limits").
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: k.MinTime, PermitWithoutStream: *k.PermitWithoutStream}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: k.MaxConnectionIdle, MaxConnectionAge: k.MaxConnectionAge, MaxConnectionAgeGrace: k.MaxConnectionAgeGrace,
+			Time: k.Time, Timeout: k.Timeout,
+		}),
 		// Large bodies are copied once on the way in and not at all on the
 		// way out (codec.go).
 		grpc.ForceServerCodecV2(newBodyCodec()),
