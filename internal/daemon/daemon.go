@@ -155,6 +155,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		required = append(required, cfg.TSA.Key)
 	}
 	m := metrics.New(ks.PoolStats)
+	m.AuditDisk(cfg.Audit.File)
 	srv := server.New(server.Deps{
 		TSA:             authority,
 		TSACertificates: tsaCerts,
