@@ -506,8 +506,10 @@ func TestHTTPHandlerRefusals(t *testing.T) {
 	if !bytes.Equal(v2[2:5], []byte{2, 1, 1}) {
 		t.Fatalf("unexpected request encoding % x", v2[:5])
 	}
-	v2[4] = 2                                                                         // version 2: well-formed DER, not a version pecet speaks
-	chunked := func(b []byte) io.Reader { return io.MultiReader(bytes.NewReader(b)) } // no Content-Length
+	// Version 2: well-formed DER, not a version pecet speaks.
+	v2[4] = 2
+	// A reader of unknown length: the request has no Content-Length.
+	chunked := func(b []byte) io.Reader { return io.MultiReader(bytes.NewReader(b)) }
 	for _, tc := range []struct {
 		name, method, ctype string
 		body                io.Reader
