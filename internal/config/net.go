@@ -3,7 +3,7 @@ package config
 import "time"
 
 // Network defaults (docs/operations.md "Network limits"; docs/security.md
-// "Network exposure" says why each exists).
+// "Network, limits and identities" says why each exists).
 const (
 	// HTTP listener: a slow client holds a connection (and a goroutine)
 	// for at most these times. The HTTP port serves health, metrics and

@@ -31,8 +31,8 @@ func tsaLimiters(c config.HTTPTSA) (clients, all *ratelimit.Limiter) {
 // token. Everything turned away is counted by reason in
 // pecet_tsa_refused_total and never audited line by line: the endpoint has
 // no client certificate, and an audit line per request let anyone fill the
-// audit disk, which stops every key operation (docs/security.md "Network
-// exposure").
+// audit disk, which stops every key operation (docs/security.md "Network,
+// limits and identities").
 func (s *Server) tsaHTTP() http.Handler {
 	return tsa.NewHTTPHandler(s.d.TSA, tsa.HTTPOptions{
 		MaxBodyBytes: s.d.HTTP.MaxBodyBytes,
@@ -59,7 +59,7 @@ func (s *Server) tsaHTTP() http.Handler {
 // body a byte a minute (or never) held a connection and a goroutine for
 // ever; ReadTimeout bounds the whole request, WriteTimeout the response
 // (a reader that never reads), IdleTimeout a kept-alive connection that
-// sends nothing more (docs/security.md "Network exposure").
+// sends nothing more (docs/security.md "Network, limits and identities").
 func (s *Server) HTTPServer() *http.Server {
 	h := s.d.HTTP
 	mux := s.HTTP()

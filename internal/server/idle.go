@@ -16,7 +16,7 @@ import (
 // DeadlineExceeded, and the handler returns. Without it an EncryptStream
 // or DecryptStream that sent its first request (or nothing) and then
 // stopped held its stream, goroutine and buffers until the client's own
-// deadline, if any (docs/security.md "Network exposure"). Keepalive does
+// deadline, if any (docs/security.md "Network, limits and identities"). Keepalive does
 // not help: a stalled client still answers pings.
 //
 // gRPC cannot interrupt a blocked RecvMsg or SendMsg from the outside; the

@@ -71,7 +71,7 @@ func metricValue(t *testing.T, h http.Handler, sample string) float64 {
 // token and the audit log. Any other request to /tsa is answered (405,
 // 415, 413, or an RFC 3161 rejection) and counted by reason in
 // pecet_tsa_refused_total, and leaves no audit line (docs/security.md
-// "Network exposure").
+// "Network, limits and identities").
 func TestTSAMalformedNotAudited(t *testing.T) {
 	f := newFixture(t)
 	hs := httptest.NewServer(f.srv.HTTP())
