@@ -235,4 +235,11 @@ func TestHTTPSlowBodyCutOff(t *testing.T) {
 			}
 		})
 	}
+	// The cut-off body is counted, not audited.
+	if got := metricValue(t, f.srv.HTTP(), `pecet_tsa_refused_total{reason="body"}`); got != 1 {
+		t.Errorf(`pecet_tsa_refused_total{reason="body"} = %v, want 1`, got)
+	}
+	if n := tsaAuditLines(t, f); n != 0 {
+		t.Errorf("%d audit lines", n)
+	}
 }
