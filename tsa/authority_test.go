@@ -10,6 +10,7 @@ import (
 	"encoding/asn1"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -433,7 +434,7 @@ func TestHTTPHandler(t *testing.T) {
 		{"PUT", http.MethodPut, ContentTypeQuery, good, 405},
 		{"wrong media type", http.MethodPost, "application/octet-stream", good, 415},
 		{"no media type", http.MethodPost, "", good, 415},
-		{"over 64 KiB", http.MethodPost, ContentTypeQuery, make([]byte, MaxRequestBytes+1), 400},
+		{"over 64 KiB", http.MethodPost, ContentTypeQuery, make([]byte, MaxRequestBytes+1), 413},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tc.method, url, bytes.NewReader(tc.body))
@@ -478,5 +479,90 @@ func TestGenTimeEncoding(t *testing.T) {
 		if _, ok := parseGenTime(bad); ok {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestHTTPHandlerRefusals: each way a request is turned away before the
+// Authority is answered with its status and reported once with its reason;
+// only the request that parses reaches Wrap (the server's audit log) and
+// Observe. Admit runs first, whatever the method.
+func TestHTTPHandlerRefusals(t *testing.T) {
+	f := newFixture(t, nil)
+	good := der(t, sha256Req(t, "x"))
+	var refused []string
+	var wrapped, observed int
+	admit := true
+	h := NewHTTPHandler(f.a, HTTPOptions{
+		MaxBodyBytes: 1024,
+		Admit: func(*http.Request) error {
+			if !admit {
+				return errors.New("limited")
+			}
+			return nil
+		},
+		Refused: func(_ *http.Request, reason string) { refused = append(refused, reason) },
+		Wrap: func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				wrapped++
+				if b, _ := io.ReadAll(r.Body); !bytes.Equal(b, good) {
+					t.Error("Wrap's request body is not the TimeStampReq")
+				}
+				r.Body = io.NopCloser(bytes.NewReader(good))
+				next.ServeHTTP(w, r)
+			})
+		},
+		Observe: func(*http.Request, Result) { observed++ },
+	})
+	v2 := bytes.Clone(good)
+	if !bytes.Equal(v2[2:5], []byte{2, 1, 1}) {
+		t.Fatalf("unexpected request encoding % x", v2[:5])
+	}
+	// Version 2: well-formed DER, not a version pecet speaks.
+	v2[4] = 2
+	// A reader of unknown length: the request has no Content-Length.
+	chunked := func(b []byte) io.Reader { return io.MultiReader(bytes.NewReader(b)) }
+	for _, tc := range []struct {
+		name, method, ctype string
+		body                io.Reader
+		admit               bool
+		want                int
+		reason              string
+	}{
+		{"good", http.MethodPost, ContentTypeQuery, bytes.NewReader(good), true, 200, ""},
+		{"limited", http.MethodGet, "", nil, false, 429, RefusedRateLimited},
+		{"GET", http.MethodGet, "", nil, true, 405, RefusedMethod},
+		{"media type", http.MethodPost, "text/plain", bytes.NewReader(good), true, 415, RefusedContentType},
+		{"over the cap", http.MethodPost, ContentTypeQuery, bytes.NewReader(make([]byte, 1025)), true, 413, RefusedTooLarge},
+		{"over the cap, chunked", http.MethodPost, ContentTypeQuery, chunked(make([]byte, 1025)), true, 413, RefusedTooLarge},
+		{"junk", http.MethodPost, ContentTypeQuery, bytes.NewReader([]byte("junk")), true, 200, RefusedMalformed},
+		{"version 2", http.MethodPost, ContentTypeQuery, bytes.NewReader(v2), true, 200, RefusedMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			refused, wrapped, observed, admit = nil, 0, 0, tc.admit
+			req := httptest.NewRequest(tc.method, "/tsa", tc.body)
+			if tc.ctype != "" {
+				req.Header.Set("Content-Type", tc.ctype)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.want {
+				t.Fatalf("HTTP %d, want %d", rec.Code, tc.want)
+			}
+			if tc.reason == "" {
+				if len(refused) != 0 || wrapped != 1 || observed != 1 {
+					t.Fatalf("refused %v, wrapped %d, observed %d", refused, wrapped, observed)
+				}
+				return
+			}
+			if len(refused) != 1 || refused[0] != tc.reason || wrapped != 0 || observed != 0 {
+				t.Fatalf("refused %v (want %s), wrapped %d, observed %d", refused, tc.reason, wrapped, observed)
+			}
+			if tc.want == 200 {
+				r, err := ParseResponse(rec.Body.Bytes())
+				if err != nil || r.Status != StatusRejection {
+					t.Fatalf("%v %+v, want a rejection", err, r)
+				}
+			}
+		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -127,10 +128,10 @@ func TestManifestsMatchPecetd(t *testing.T) {
 		t.Errorf("replicas = %v, want 3", d.Spec.Replicas)
 	}
 	pod := d.Spec.Template
-	if len(pod.Spec.Containers) != 1 {
-		t.Fatalf("%d containers", len(pod.Spec.Containers))
+	if len(pod.Spec.Containers) != 2 {
+		t.Fatalf("%d containers, want pecetd and audit-prune", len(pod.Spec.Containers))
 	}
-	c := pod.Spec.Containers[0]
+	c := pecetd(t, m)
 	ports := map[string]int32{}
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
@@ -272,7 +273,7 @@ func TestProbePathsServed(t *testing.T) {
 	m := load(t)
 	ks := softhsm.NewToken(t)
 	srv := server.New(server.Deps{Keys: ks, Metrics: metrics.New(ks.PoolStats)})
-	c := m.deployment.Spec.Template.Spec.Containers[0]
+	c := pecetd(t, m)
 	for _, pr := range []*corev1.Probe{c.StartupProbe, c.LivenessProbe, c.ReadinessProbe} {
 		rec := httptest.NewRecorder()
 		srv.HTTP().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, pr.HTTPGet.Path, nil))
@@ -286,5 +287,113 @@ func TestProbePathsServed(t *testing.T) {
 	srv.HTTP().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
 	if rec.Code != http.StatusOK {
 		t.Errorf("GET %s = %d, want 200", path, rec.Code)
+	}
+}
+
+// container returns the pod's container of that name.
+func container(t *testing.T, m *manifests, name string) corev1.Container {
+	t.Helper()
+	for _, c := range m.deployment.Spec.Template.Spec.Containers {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no container %s", name)
+	return corev1.Container{}
+}
+
+func pecetd(t *testing.T, m *manifests) corev1.Container { return container(t, m, "pecetd") }
+
+// TestAuditVolumeBounded: the audit log cannot fill its volume. pecetd
+// rotates the file at audit.max_bytes and removes no rotated file; a full
+// volume stops every key operation (the log fails closed) or gets the pod
+// evicted. The audit-prune container keeps the newest AUDIT_KEEP rotated
+// files (the shipped stderr copy is the record to keep:
+// docs/operations.md "Logs and the audit log"), so the files never exceed
+// (AUDIT_KEEP + 1) × max_bytes, which must fit twice into the emptyDir's
+// sizeLimit. The pruning script itself runs here on a folder of files.
+func TestAuditVolumeBounded(t *testing.T) {
+	m := load(t)
+	cfg, err := config.Parse([]byte(m.configMap.Data["pecet.yaml"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Audit.MaxBytes <= 0 {
+		t.Fatal("audit.max_bytes is not set: the file grows until the volume is full")
+	}
+	p := container(t, m, "audit-prune")
+	var vol *corev1.Volume
+	for i, v := range m.deployment.Spec.Template.Spec.Volumes {
+		if v.Name == "audit" {
+			vol = &m.deployment.Spec.Template.Spec.Volumes[i]
+		}
+	}
+	if vol == nil || vol.EmptyDir == nil || vol.EmptyDir.SizeLimit == nil {
+		t.Fatal("the audit volume is not an emptyDir with a sizeLimit")
+	}
+	mounted := false
+	for _, vm := range p.VolumeMounts {
+		mounted = mounted || (vm.Name == "audit" && vm.MountPath == filepath.Dir(cfg.Audit.File) && !vm.ReadOnly)
+	}
+	if !mounted {
+		t.Errorf("audit-prune does not mount the audit volume writable at %s", filepath.Dir(cfg.Audit.File))
+	}
+	env := map[string]string{}
+	for _, e := range p.Env {
+		env[e.Name] = e.Value
+	}
+	keep, err := strconv.Atoi(env["AUDIT_KEEP"])
+	if err != nil || keep < 1 {
+		t.Fatalf("AUDIT_KEEP %q: keep at least the newest rotated file (the chain continues from it)", env["AUDIT_KEEP"])
+	}
+	if env["AUDIT_DIR"] != filepath.Dir(cfg.Audit.File) || env["AUDIT_FILE"] != filepath.Base(cfg.Audit.File) {
+		t.Errorf("AUDIT_DIR %q, AUDIT_FILE %q do not name audit.file %s", env["AUDIT_DIR"], env["AUDIT_FILE"], cfg.Audit.File)
+	}
+	if most := int64(keep+1) * cfg.Audit.MaxBytes; 2*most > vol.EmptyDir.SizeLimit.Value() {
+		t.Errorf("the audit files reach %d bytes, more than half the volume's %s", most, vol.EmptyDir.SizeLimit)
+	}
+	if p.Resources.Limits.Cpu().IsZero() || p.Resources.Limits.Memory().IsZero() {
+		t.Error("audit-prune has no cpu and memory limits")
+	}
+	if sc := p.SecurityContext; sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem ||
+		sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation {
+		t.Error("audit-prune must run with a read-only root file system and no privilege escalation")
+	}
+
+	// Run the script once on a folder: audit.log.1 … .10 and bystanders.
+	if len(p.Command) < 3 || p.Command[0] != "/bin/sh" || p.Command[1] != "-c" {
+		t.Fatalf("command %v: want /bin/sh -c SCRIPT", p.Command)
+	}
+	dir := t.TempDir()
+	names := []string{"audit.log", "audit.log.bak", "audit.log.1x", "other.log.1"}
+	for i := 1; i <= 10; i++ {
+		names = append(names, "audit.log."+strconv.Itoa(i))
+	}
+	for _, n := range names {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("/bin/sh", "-c", p.Command[2])
+	cmd.Env = append(os.Environ(), "AUDIT_DIR="+dir, "AUDIT_FILE=audit.log", "AUDIT_KEEP="+strconv.Itoa(keep), "PRUNE_ONCE=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("the pruning script: %v\n%s", err, out)
+	}
+	left, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range left {
+		got = append(got, e.Name())
+	}
+	want := []string{"audit.log", "audit.log.1x", "audit.log.bak", "other.log.1"}
+	for i := 10 - keep + 1; i <= 10; i++ {
+		want = append(want, "audit.log."+strconv.Itoa(i))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("after pruning: %v, want %v", got, want)
 	}
 }

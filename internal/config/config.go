@@ -71,6 +71,16 @@ type GRPC struct {
 	TLS  TLS    `yaml:"tls"`
 	// MaxMessageBytes bounds a request or response (ResourceExhausted above).
 	MaxMessageBytes int `yaml:"max_message_bytes"`
+	// MaxConcurrentStreams bounds the calls in flight on one connection
+	// (default 128; more wait in the client).
+	MaxConcurrentStreams int `yaml:"max_concurrent_streams"`
+	// StreamIdleTimeout ends an EncryptStream or DecryptStream that has
+	// neither received nor sent a message for this long (default 60s)
+	// with DeadlineExceeded.
+	StreamIdleTimeout time.Duration `yaml:"stream_idle_timeout"`
+	// Keepalive: server pings, connection idle and age limits, and how
+	// often clients may ping (net.go has the defaults).
+	Keepalive GRPCKeepalive `yaml:"keepalive"`
 }
 
 // TLS is the server's certificate and the CA that client certificates must
@@ -81,9 +91,21 @@ type TLS struct {
 	ClientCA string `yaml:"client_ca"`
 }
 
-// HTTP is the plain HTTP listener for health and metrics.
+// HTTP is the plain HTTP listener for health, metrics and POST /tsa.
 type HTTP struct {
 	Addr string `yaml:"addr"`
+	// Timeouts of one request (net/http.Server): its headers, the whole
+	// request with its body, writing the response, and a kept-alive
+	// connection's wait for the next request (defaults 5s, 10s, 30s, 60s).
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	// MaxBodyBytes bounds a request body (default and most 64 KiB); a
+	// larger one gets 413 unread.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// TSA limits the rate of POST /tsa (net.go has the defaults).
+	TSA HTTPTSA `yaml:"tsa"`
 }
 
 // Token selects the PKCS#11 token. The PIN comes from a file or an
@@ -445,6 +467,7 @@ func (c *Config) applyDefaults() {
 	if c.GRPC.MaxMessageBytes == 0 {
 		c.GRPC.MaxMessageBytes = DefaultMaxMessageBytes
 	}
+	c.applyNetDefaults()
 	if c.Token.MaxSessions == 0 {
 		c.Token.MaxSessions = DefaultMaxSessions
 	}
@@ -572,6 +595,7 @@ func (c *Config) Validate() error {
 	if c.GRPC.MaxMessageBytes < 1<<10 || c.GRPC.MaxMessageBytes > 1<<30 {
 		bad("grpc.max_message_bytes must be between 1 KiB and 1 GiB")
 	}
+	c.validateNet(bad)
 	if c.Token.Module == "" {
 		bad("token.module (the PKCS#11 library path) is required")
 	}

@@ -267,3 +267,102 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestParseNetDefaults: without any network keys, the HTTP timeouts, the
+// body cap, the /tsa limits and the gRPC stream and keepalive settings all
+// take their defaults (none is left zero, which would mean "none").
+func TestParseNetDefaults(t *testing.T) {
+	c, err := Parse([]byte(valid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, g := c.HTTP, c.GRPC
+	for _, z := range []struct {
+		name string
+		zero bool
+	}{
+		{"http.read_header_timeout", h.ReadHeaderTimeout != DefaultHTTPReadHeaderTimeout},
+		{"http.read_timeout", h.ReadTimeout != DefaultHTTPReadTimeout},
+		{"http.write_timeout", h.WriteTimeout != DefaultHTTPWriteTimeout},
+		{"http.idle_timeout", h.IdleTimeout != DefaultHTTPIdleTimeout},
+		{"http.max_body_bytes", h.MaxBodyBytes != DefaultHTTPMaxBodyBytes},
+		{"http.tsa", h.TSA != HTTPTSA{RatePerClient: DefaultTSARatePerClient, BurstPerClient: DefaultTSABurstPerClient, Rate: DefaultTSARate, Burst: DefaultTSABurst, MaxClients: DefaultTSAMaxClients}},
+		{"grpc.max_concurrent_streams", g.MaxConcurrentStreams != DefaultGRPCMaxConcurrentStreams},
+		{"grpc.stream_idle_timeout", g.StreamIdleTimeout != DefaultGRPCStreamIdleTimeout},
+		{"grpc.keepalive.time", g.Keepalive.Time != DefaultGRPCKeepaliveTime},
+		{"grpc.keepalive.timeout", g.Keepalive.Timeout != DefaultGRPCKeepaliveTimeout},
+		{"grpc.keepalive.max_connection_idle", g.Keepalive.MaxConnectionIdle != DefaultGRPCMaxConnectionIdle},
+		{"grpc.keepalive.max_connection_age", g.Keepalive.MaxConnectionAge != DefaultGRPCMaxConnectionAge},
+		{"grpc.keepalive.max_connection_age_grace", g.Keepalive.MaxConnectionAgeGrace != DefaultGRPCMaxConnectionAgeGrace},
+		{"grpc.keepalive.min_time", g.Keepalive.MinTime != DefaultGRPCKeepaliveMinTime},
+		{"grpc.keepalive.permit_without_stream", g.Keepalive.PermitWithoutStream == nil || !*g.Keepalive.PermitWithoutStream},
+	} {
+		if z.zero {
+			t.Errorf("%s: default not applied", z.name)
+		}
+	}
+}
+
+func TestParseNet(t *testing.T) {
+	c, err := Parse([]byte(strings.Replace(valid, "grpc:\n", `grpc:
+  max_concurrent_streams: 32
+  stream_idle_timeout: 5s
+  keepalive: {time: 1m, timeout: 5s, max_connection_idle: 2m, max_connection_age: 10m, max_connection_age_grace: 30s, min_time: 20s, permit_without_stream: false}
+`, 1) + `http:
+  read_header_timeout: 2s
+  read_timeout: 3s
+  write_timeout: 4s
+  idle_timeout: 5s
+  max_body_bytes: 4096
+  tsa: {rate_per_client: 1.5, burst_per_client: 3, rate: 50, burst: 60, max_clients: 100}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	no := false
+	wantG := GRPCKeepalive{Time: time.Minute, Timeout: 5 * time.Second, MaxConnectionIdle: 2 * time.Minute, MaxConnectionAge: 10 * time.Minute,
+		MaxConnectionAgeGrace: 30 * time.Second, MinTime: 20 * time.Second, PermitWithoutStream: &no}
+	k := c.GRPC.Keepalive
+	if c.GRPC.MaxConcurrentStreams != 32 || c.GRPC.StreamIdleTimeout != 5*time.Second || *k.PermitWithoutStream ||
+		k.Time != wantG.Time || k.Timeout != wantG.Timeout || k.MaxConnectionIdle != wantG.MaxConnectionIdle ||
+		k.MaxConnectionAge != wantG.MaxConnectionAge || k.MaxConnectionAgeGrace != wantG.MaxConnectionAgeGrace || k.MinTime != wantG.MinTime {
+		t.Errorf("grpc = %+v", c.GRPC)
+	}
+	wantH := HTTP{Addr: DefaultHTTPAddr, ReadHeaderTimeout: 2 * time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 4 * time.Second,
+		IdleTimeout: 5 * time.Second, MaxBodyBytes: 4096, TSA: HTTPTSA{RatePerClient: 1.5, BurstPerClient: 3, Rate: 50, Burst: 60, MaxClients: 100}}
+	if c.HTTP != wantH {
+		t.Errorf("http = %+v, want %+v", c.HTTP, wantH)
+	}
+}
+
+func TestParseNetRejects(t *testing.T) {
+	grpc := func(s string) string { return strings.Replace(valid, "grpc:\n", "grpc:\n  "+s+"\n", 1) }
+	for _, c := range []struct{ name, yaml, want string }{
+		{"unknown http key", valid + "http: {read_timout: 1s}\n", "read_timout"},
+		{"unknown tsa key", valid + "http: {tsa: {rate_per_ip: 1}}\n", "rate_per_ip"},
+		{"unknown keepalive key", grpc("keepalive: {interval: 1s}"), "interval"},
+		{"read timeout too short", valid + "http: {read_timeout: 1ms}\n", "http.read_timeout"},
+		{"header timeout above read timeout", valid + "http: {read_header_timeout: 20s, read_timeout: 10s}\n", "must not exceed http.read_timeout"},
+		{"write timeout too long", valid + "http: {write_timeout: 1h}\n", "http.write_timeout"},
+		{"body cap too large", valid + "http: {max_body_bytes: 1048576}\n", "http.max_body_bytes"},
+		{"tsa rate negative", valid + "http: {tsa: {rate: -1}}\n", "http.tsa.rate"},
+		{"tsa burst negative", valid + "http: {tsa: {burst_per_client: -1}}\n", "http.tsa.burst_per_client"},
+		{"tsa table tiny", valid + "http: {tsa: {max_clients: 2}}\n", "http.tsa.max_clients"},
+		{"streams negative", grpc("max_concurrent_streams: -1"), "max_concurrent_streams"},
+		{"streams huge", grpc("max_concurrent_streams: 1000000"), "grpc.max_concurrent_streams"},
+		{"idle timeout tiny", grpc("stream_idle_timeout: 1ms"), "grpc.stream_idle_timeout"},
+		{"keepalive min time", grpc("keepalive: {min_time: 1ms}"), "grpc.keepalive.min_time"},
+		{"keepalive min time above the client's pings", grpc("keepalive: {min_time: 1m}"), "grpc.keepalive.min_time"},
+		{"connection age tiny", grpc("keepalive: {max_connection_age: 1s}"), "grpc.keepalive.max_connection_age"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %q does not name %q", err, c.want)
+			}
+		})
+	}
+}

@@ -177,6 +177,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		required = append(required, cfg.TSA.Key)
 	}
 	m := metrics.New(ks.PoolStats)
+	m.AuditDisk(cfg.Audit.File)
 	srv := server.New(server.Deps{
 		TSA:             authority,
 		TSACertificates: tsaCerts,
@@ -191,7 +192,9 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Log:             log,
 		MaxMessageBytes: cfg.GRPC.MaxMessageBytes,
 		CMSLimits:       signer.Limits{MaxDepth: cfg.Limits.CMSMaxDepth, MaxCertificates: cfg.Limits.CMSMaxCertificates},
-		Limiter:         ratelimit.New(cfg.Limits.RatePerClient, cfg.Limits.Burst, nil),
+		Limiter:         ratelimit.NewBounded(cfg.Limits.RatePerClient, cfg.Limits.Burst, maxRateIdentities, nil),
+		HTTP:            cfg.HTTP,
+		GRPC:            cfg.GRPC,
 		RequiredKeys:    required,
 		Envelope:        envelope.Limits{MaxRecipients: cfg.Envelope.MaxRecipients, MaxBody: cfg.Envelope.MaxBodyBytes, MaxDepth: cfg.Limits.CMSMaxDepth, MaxStream: cfg.Envelope.StreamMaxBytes},
 		OAEP:            envelope.OAEPMode(cfg.Token.OAEP),
@@ -207,7 +210,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 	ep := Endpoints{GRPC: grpcLn.Addr().String(), HTTP: httpLn.Addr().String()}
 	g := srv.GRPC(tlsConf)
-	h := &http.Server{Handler: srv.HTTP(), ReadHeaderTimeout: 10 * time.Second}
+	h := srv.HTTPServer()
 	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(grpcLn) }()
 	go func() { errc <- h.Serve(httpLn) }()
@@ -266,6 +269,11 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	log.Info("stopped")
 	return nil
 }
+
+// maxRateIdentities bounds the gRPC rate limiter's table: denied callers
+// (any certificate the client CA issued) are limited before their denial
+// is audited, and their identities are theirs to choose.
+const maxRateIdentities = 10000
 
 // buildTSA makes the time-stamping authority from config, checks its key
 // and certificate (pecetd refuses to start otherwise, saying which), and

@@ -198,6 +198,11 @@ grpc:
     client_ca: ca.pem
 http:
   addr: ` + config.DefaultHTTPAddr + `
+  tsa:                          # POST /tsa limits, raised so that pecet bench measures the TSA
+    rate_per_client: 100000     # (production defaults: 10/s per address, 200/s in all)
+    burst_per_client: 1000
+    rate: 100000
+    burst: 1000
 token:
   module: ` + module + `
   label: ` + TokenLabel + `

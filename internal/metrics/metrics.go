@@ -15,6 +15,9 @@ type Metrics struct {
 	Latency  *prometheus.HistogramVec
 	// TSA counts time-stamp answers (HTTP, gRPC and CAdES-T alike).
 	TSA *prometheus.CounterVec
+	// TSARefused counts requests to /tsa answered without reaching the
+	// TSA, by reason (tsa.Refused*): they are not audited one by one.
+	TSARefused *prometheus.CounterVec
 	// StreamBytes counts the bytes EncryptStream and DecryptStream take in
 	// and send out.
 	StreamBytes *prometheus.CounterVec
@@ -42,12 +45,16 @@ func New(pool PoolStats) *Metrics {
 			Name: "pecet_tsa_responses_total",
 			Help: "Time-stamp responses, by transport, PKIStatus and failure info.",
 		}, []string{"transport", "status", "fail_info"}),
+		TSARefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pecet_tsa_refused_total",
+			Help: "Requests to /tsa refused before the TSA (not audited), by reason: rate_limited, method, content_type, too_large, body, malformed.",
+		}, []string{"reason"}),
 		StreamBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pecet_stream_bytes_total",
 			Help: "Bytes taken in and sent out by the streaming RPCs, by method and direction (in, out).",
 		}, []string{"method", "direction"}),
 	}
-	m.Registry.MustRegister(m.Calls, m.Latency, m.TSA, m.StreamBytes,
+	m.Registry.MustRegister(m.Calls, m.Latency, m.TSA, m.TSARefused, m.StreamBytes,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

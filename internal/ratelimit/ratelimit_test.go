@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -59,4 +60,47 @@ func TestLimiter(t *testing.T) {
 			t.Errorf("Allow over the limit = %v", err)
 		}
 	})
+}
+
+// TestLimiterBounded: with a maximum, the table never holds more than it
+// (plus the shared overflow bucket), however many identities call; idle
+// buckets are swept out so new identities get their own again, and while
+// the table is full of active ones the newcomers share one bucket.
+func TestLimiterBounded(t *testing.T) {
+	c := &fakeClock{t: time.Unix(1e9, 0)}
+	l := NewBounded(1, 2, 100, c.now)
+	for i := range 10000 {
+		_ = l.Allow(strconv.Itoa(i))
+	}
+	if n := l.Len(); n > 101 {
+		t.Fatalf("%d buckets for a maximum of 100", n)
+	}
+	// The overflow bucket is shared: new identities are limited together.
+	if allowed(l, "new-1", 5)+allowed(l, "new-2", 5) != 0 {
+		t.Error("newcomers got through a full table's exhausted overflow bucket")
+	}
+	// After the burst's refill time the old buckets are full, hence swept.
+	c.add(3 * time.Second)
+	if got := allowed(l, "later", 5); got != 2 {
+		t.Errorf("after the sweep a new identity got %d of its burst 2", got)
+	}
+	if n := l.Len(); n > 101 {
+		t.Fatalf("%d buckets after the sweep", n)
+	}
+}
+
+func TestAddrKey(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"192.0.2.1:4321", "192.0.2.1"},
+		{"192.0.2.1", "192.0.2.1"},
+		{"[::ffff:192.0.2.1]:80", "192.0.2.1"},
+		{"[2001:db8:1:2:3:4:5:6]:443", "2001:db8:1:2::/64"},
+		{"[2001:db8:1:2:ffff::1]:443", "2001:db8:1:2::/64"},
+		{"[fe80::1%eth0]:1", "fe80::/64"},
+		{"not an address", "not an address"},
+	} {
+		if got := AddrKey(c.in); got != c.want {
+			t.Errorf("AddrKey(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
 }

@@ -122,7 +122,7 @@ func TestAuditSyncBeginHoldsResults(t *testing.T) {
 			return err
 		}},
 		{"POST /tsa", func() error {
-			resp, err := http.Post(web.URL+"/tsa", "application/timestamp-query", bytes.NewReader([]byte("not a request")))
+			resp, err := http.Post(web.URL+"/tsa", "application/timestamp-query", bytes.NewReader(tsaQuery(t)))
 			if err == nil {
 				resp.Body.Close()
 			}

@@ -34,17 +34,8 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	if isOpen(method) {
 		return handler(ctx, req)
 	}
-	caller, err = s.d.Auth.Authorize(ctx, method)
-	if err != nil {
-		s.d.Log.Warn("denied", "method", method, "caller", identityOf(caller), "err", err)
-		s.auditDenied(method, caller, req, err)
-		return nil, grpcerr.Status(err)
-	}
-	// The rate is checked after authorisation, so the limiter's buckets
-	// are only the configured identities', and before any work.
-	if err = s.d.Limiter.Allow(caller.Identity); err != nil {
-		s.d.Log.Warn("rate limited", "method", method, "caller", caller.Identity)
-		return nil, grpcerr.Status(err)
+	if caller, err = s.authorize(ctx, method, req); err != nil {
+		return nil, err
 	}
 	ctx = authz.WithCaller(ctx, caller)
 	if spec, ok := auditSpecs[method]; ok {
@@ -59,6 +50,27 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 		err = grpcerr.Status(err)
 	}
 	return resp, err
+}
+
+// authorize identifies and authorises the caller and takes one request
+// from its rate, in that order, and audits a denial: a status error when
+// the call may not go on. The rate is checked before the denial is
+// audited, so neither an allowed nor a denied caller writes audit lines
+// faster than limits.rate_per_client (the limiter's table is bounded:
+// ratelimit.NewBounded, for denied identities are the caller's choice);
+// and before any work.
+func (s *Server) authorize(ctx context.Context, method string, req any) (*authz.Caller, error) {
+	caller, err := s.d.Auth.Authorize(ctx, method)
+	if lerr := s.d.Limiter.Allow(identityOf(caller)); lerr != nil {
+		s.d.Log.Warn("rate limited", "method", method, "caller", identityOf(caller))
+		return caller, grpcerr.Status(lerr)
+	}
+	if err != nil {
+		s.d.Log.Warn("denied", "method", method, "caller", identityOf(caller), "err", err)
+		s.auditDenied(method, caller, req, err)
+		return caller, grpcerr.Status(err)
+	}
+	return caller, nil
 }
 
 func isOpen(method string) bool {
@@ -78,6 +90,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	if isOpen(method) {
 		return handler(srv, ss)
 	}
+	ss = s.idleTimeout(ss)
 	start := time.Now()
 	var caller *authz.Caller
 	defer func() {
@@ -87,15 +100,8 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 		}
 		s.callDone(ss.Context(), method, caller, start, err)
 	}()
-	caller, err = s.d.Auth.Authorize(ss.Context(), method)
-	if err != nil {
-		s.d.Log.Warn("denied", "method", method, "caller", identityOf(caller), "err", err)
-		s.auditDenied(method, caller, nil, err)
-		return grpcerr.Status(err)
-	}
-	if err := s.d.Limiter.Allow(caller.Identity); err != nil {
-		s.d.Log.Warn("rate limited", "method", method, "caller", caller.Identity)
-		return grpcerr.Status(err)
+	if caller, err = s.authorize(ss.Context(), method, nil); err != nil {
+		return err
 	}
 	cs := &callerStream{ServerStream: ss, ctx: authz.WithCaller(ss.Context(), caller)}
 	if spec, ok := streamAuditSpecs[method]; ok {

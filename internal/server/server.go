@@ -84,7 +84,16 @@ type Deps struct {
 	// defaults).
 	CMSLimits signer.Limits
 	// Limiter bounds each client identity's request rate; nil: no limit.
+	// Bound its table (ratelimit.NewBounded): denied callers' identities
+	// go through it too, before their denial is audited.
 	Limiter *ratelimit.Limiter
+	// HTTP is the HTTP listener's timeouts, body cap and POST /tsa rate
+	// limits (config http:); zero timeouts and cap take config's defaults,
+	// zero /tsa rates mean no limit (pecetd's config always has them).
+	HTTP config.HTTP
+	// GRPC holds the gRPC server's stream and keepalive settings (config
+	// grpc:; zero fields take config's defaults).
+	GRPC config.GRPC
 	// RequiredKeys must be on the token for readiness.
 	RequiredKeys []string
 	// Envelope bounds Encrypt and Decrypt (recipients, body, parsing);
@@ -124,6 +133,9 @@ type Server struct {
 	// rsaCheck is nil (every RSA signature verified) unless
 	// token.rsa_check_every says the token checks its own CRT results.
 	rsaCheck *signer.Sampler
+	// tsaClients and tsaAll limit POST /tsa per client address and for
+	// all clients (nil: no limit).
+	tsaClients, tsaAll *ratelimit.Limiter
 }
 
 // HTTP/2 flow-control windows (see GRPC): per stream, and per connection
@@ -153,7 +165,9 @@ func New(d Deps) *Server {
 	if d.KeyPolicy.DualControl.RequestTTL == 0 {
 		d.KeyPolicy.DualControl.RequestTTL = config.DefaultRequestTTL
 	}
+	d.HTTP, d.GRPC = d.HTTP.WithDefaults(), d.GRPC.WithDefaults()
 	s := &Server{d: d, health: health.NewServer(), drained: make(chan struct{}), ecdsaCheck: &signer.Sampler{Every: ecdsaCheckEvery}}
+	s.tsaClients, s.tsaAll = tsaLimiters(d.HTTP.TSA)
 	if d.RSACheckEvery > 1 {
 		s.rsaCheck = &signer.Sampler{Every: uint64(d.RSACheckEvery)}
 	}
@@ -163,6 +177,7 @@ func New(d Deps) *Server {
 // GRPC builds the gRPC server with mTLS credentials, interceptors, the
 // pecet.v1 services, health and reflection.
 func (s *Server) GRPC(tlsConf *tls.Config) *grpc.Server {
+	gc, k := s.d.GRPC, s.d.GRPC.Keepalive
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.d.MaxMessageBytes),
 		grpc.MaxSendMsgSize(s.d.MaxMessageBytes),
@@ -177,9 +192,20 @@ func (s *Server) GRPC(tlsConf *tls.Config) *grpc.Server {
 		// stream still fills a LAN (docs/performance.md).
 		grpc.InitialWindowSize(streamWindowBytes),
 		grpc.InitialConnWindowSize(connWindowBytes),
+		// At most this many calls in flight per connection; more wait in
+		// the client (the token has max_sessions sessions anyway).
+		grpc.MaxConcurrentStreams(uint32(gc.MaxConcurrentStreams)),
 		// Clients keep connections open (a TLS handshake costs more than a
-		// signature); allow their keepalive pings.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// signature); allow their keepalive pings (the pecet client pings
+		// every 30 s). The server pings idle connections and drops dead
+		// ones, closes connections without calls after MaxConnectionIdle,
+		// and every connection after MaxConnectionAge so that clients
+		// spread over new replicas (docs/operations.md "Network limits").
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: k.MinTime, PermitWithoutStream: *k.PermitWithoutStream}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionIdle: k.MaxConnectionIdle, MaxConnectionAge: k.MaxConnectionAge, MaxConnectionAgeGrace: k.MaxConnectionAgeGrace,
+			Time: k.Time, Timeout: k.Timeout,
+		}),
 		// Large bodies are copied once on the way in and not at all on the
 		// way out (codec.go).
 		grpc.ForceServerCodecV2(newBodyCodec()),
@@ -242,9 +268,7 @@ func (s *Server) HTTP() http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.d.Metrics.Registry, promhttp.HandlerOpts{}))
 	if s.d.TSA != nil {
-		mux.Handle("/tsa", s.auditHTTP("POST /tsa", tsa.MaxRequestBytes, tsa.Handler(s.d.TSA, func(r *http.Request, res tsa.Result) {
-			s.observeTSA(r.Context(), "http", res)
-		})))
+		mux.Handle("/tsa", s.tsaHTTP())
 	}
 	return mux
 }
