@@ -181,7 +181,7 @@ func unwrapKey(ctx context.Context, key Key, r Recipient, keyLen int, mode OAEPM
 	}
 	// The secret is fetched for every block, valid or not, so the work
 	// does not depend on the padding (rejection.go).
-	secret, err := rejectionSecret(ctx, key, pub)
+	secret, err := rejectionSecret(ctx, key, pub, mode == OAEPToken)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package envelope
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/binary"
@@ -47,6 +48,14 @@ import (
 // The secret is computed once per key (by public key) per process and kept
 // in memory; rejectionSecret runs for every unwrap, valid or not, so the work
 // done does not depend on the padding.
+//
+// An HSM whose policy forbids raw RSA (CKM_RSA_X_509) runs with token.oaep:
+// token, and there the secret cannot be made on the token. In that mode
+// alone a refused raw operation falls back to a random secret per key and
+// process: a message is still rejected the same way every time by one
+// replica, but replicas differ, so repeating a CBC message across R
+// replicas meets up to R synthetic keys. GCM, the default cipher, never
+// opens under any of them (docs/security.md).
 
 // rejectionLabel and rejectionSecretLabel separate the derivations.
 const (
@@ -90,7 +99,10 @@ func rejectionPoint(pub *rsa.PublicKey) []byte {
 // rejectionSecret returns the implicit-rejection secret of key (see
 // above), from the cache or computed on the token. Its only errors are
 // token failures, which do not depend on any message.
-func rejectionSecret(ctx context.Context, key Key, pub *rsa.PublicKey) ([]byte, error) {
+//
+// local allows the per-process random secret when the token refuses the
+// raw operation (OAEPToken mode only, see above).
+func rejectionSecret(ctx context.Context, key Key, pub *rsa.PublicKey, local bool) ([]byte, error) {
 	id := pubID(pub)
 	rejectionSecrets.mu.Lock()
 	s, ok := rejectionSecrets.m[id]
@@ -99,17 +111,24 @@ func rejectionSecret(ctx context.Context, key Key, pub *rsa.PublicKey) ([]byte, 
 		return s, nil
 	}
 	sig, err := key.DecryptRaw(ctx, rejectionPoint(pub))
-	if err != nil {
+	switch {
+	case err != nil && local && ctx.Err() == nil:
+		s = make([]byte, sha256.Size)
+		if _, err := rand.Read(s); err != nil {
+			return nil, fmt.Errorf("envelope: implicit-rejection secret: %w", err)
+		}
+	case err != nil:
 		return nil, fmt.Errorf("envelope: implicit-rejection secret: raw RSA: %w", err)
-	}
-	defer clear(sig)
-	if len(sig) != pub.Size() {
+	case len(sig) != pub.Size():
+		clear(sig)
 		return nil, fmt.Errorf("envelope: implicit-rejection secret: raw RSA returned %d bytes for a %d-byte modulus", len(sig), pub.Size())
+	default:
+		h := sha256.New()
+		h.Write([]byte(rejectionSecretLabel))
+		h.Write(sig)
+		clear(sig)
+		s = h.Sum(nil)
 	}
-	h := sha256.New()
-	h.Write([]byte(rejectionSecretLabel))
-	h.Write(sig)
-	s = h.Sum(nil)
 	rejectionSecrets.mu.Lock()
 	if rejectionSecrets.m == nil || len(rejectionSecrets.m) >= maxRejectionSecrets {
 		rejectionSecrets.m = map[[sha256.Size]byte][]byte{}

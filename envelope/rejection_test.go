@@ -3,6 +3,7 @@ package envelope
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -177,7 +178,7 @@ func TestRejectionSecretBoundToKey(t *testing.T) {
 		rejectionSecrets.mu.Lock()
 		rejectionSecrets.m = nil
 		rejectionSecrets.mu.Unlock()
-		s, err := rejectionSecret(ctx, softKey{k}, &k.PublicKey)
+		s, err := rejectionSecret(ctx, softKey{k}, &k.PublicKey, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,7 +205,7 @@ func TestRejectionSecretBoundToKey(t *testing.T) {
 	}
 
 	// A token failure while deriving the secret is an error, not a key.
-	_, err := rejectionSecret(ctx, failingKey{softKey{k1}}, &rsaKey(t, 2048, 2).PublicKey)
+	_, err := rejectionSecret(ctx, failingKey{softKey{k1}}, &rsaKey(t, 2048, 2).PublicKey, false)
 	if !errors.Is(err, errTokenGone) {
 		t.Fatalf("failing token: %v, want errTokenGone", err)
 	}
@@ -216,3 +217,51 @@ var errTokenGone = errors.New("token gone")
 type failingKey struct{ softKey }
 
 func (failingKey) DecryptRaw(context.Context, []byte) ([]byte, error) { return nil, errTokenGone }
+
+// noRawKey decrypts OAEP itself but refuses raw RSA, like an HSM whose
+// policy forbids CKM_RSA_X_509 (run with token.oaep: token).
+type noRawKey struct{ softKey }
+
+func (noRawKey) DecryptRaw(context.Context, []byte) ([]byte, error) { return nil, errTokenGone }
+func (noRawKey) SupportsOAEP(crypto.Hash) bool                      { return true }
+func (k noRawKey) DecryptContext(_ context.Context, rnd io.Reader, msg []byte, opts crypto.DecrypterOpts) ([]byte, error) {
+	return k.k.Decrypt(rnd, msg, opts)
+}
+
+// TestRejectionWithoutRawRSA: with OAEPToken a token without raw RSA
+// still opens good messages and rejects a bad one the same way every time
+// (a per-process secret); the other modes need raw RSA and say so.
+func TestRejectionWithoutRawRSA(t *testing.T) {
+	ctx := context.Background()
+	k := rsaKey(t, 2048, 3)
+	cert := selfSigned(t, k, "noraw", certOpts{})
+	find := finderOf(recipient{noRawKey{softKey{k}}, cert})
+	good, err := Encrypt([]byte("hello"), []*x509.Certificate{cert}, Options{Cipher: AES256CBC})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []OAEPMode{OAEPAuto, OAEPRaw} {
+		if _, err := Decrypt(ctx, good, find, DecryptOptions{OAEP: mode}); !errors.Is(err, errTokenGone) {
+			t.Fatalf("%s: %v, want the token's error", mode, err)
+		}
+	}
+	res, err := Decrypt(ctx, good, find, DecryptOptions{OAEP: OAEPToken})
+	if err != nil || string(res.Plaintext) != "hello" {
+		t.Fatalf("token mode: %v", err)
+	}
+	for _, tc := range rejectionCases(t, cert, AES256CBC, RSAOAEP) {
+		var first outcome
+		for i := range 300 {
+			res, err := Decrypt(ctx, tc.der, find, DecryptOptions{OAEP: OAEPToken})
+			o := outcomeOf(nil, err)
+			if res != nil {
+				o = outcomeOf(res.Plaintext, err)
+			}
+			if i == 0 {
+				first = o
+			} else if o != first {
+				t.Fatalf("%s: repeat %d differs", tc.name, i)
+			}
+		}
+	}
+}
