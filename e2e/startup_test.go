@@ -3,12 +3,15 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
 // runPecetd runs pecetd to completion (it is expected to fail at start-up).
@@ -52,6 +55,15 @@ func TestStartupFailures(t *testing.T) {
 		return strings.ReplaceAll(s, "pin_file: pin", "pin_file: "+filepath.Join(d.dir, "pin"))
 	}
 	good := abs(string(base))
+	// Two client CAs (the dev CA and another) and clients without issuer
+	// pins: any of them could issue the dev clients' names.
+	other, err := pki.NewCA("other clients CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	devCA, _ := os.ReadFile(filepath.Join(d.dir, "ca.pem"))
+	twoCAs := write(t, work, "two-cas.pem", string(devCA)+string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Cert.Raw})))
+	notCRL := write(t, work, "clients.crl", "not a CRL\n")
 	cases := []struct {
 		name, yaml, want string
 		code             int
@@ -67,6 +79,8 @@ func TestStartupFailures(t *testing.T) {
 		{"no audit file", strings.ReplaceAll(good, "file: "+filepath.Join(d.dir, "audit.log"), "file: \"\""), "audit.file is required", 1},
 		{"audit file not writable", strings.ReplaceAll(good, "file: "+filepath.Join(d.dir, "audit.log"), "file: "+filepath.Join(work, "no-such-dir", "audit.log")), "audit log", 1},
 		{"missing PIN file", strings.ReplaceAll(good, filepath.Join(d.dir, "pin"), filepath.Join(work, "absent")), "PIN file", 1},
+		{"two client CAs, no issuer pins", strings.Replace(good, "client_ca: "+filepath.Join(d.dir, "ca.pem"), "client_ca: "+twoCAs, 1), "holds 2 certificates", 1},
+		{"client CRL not a CRL", strings.Replace(good, "client_ca: "+filepath.Join(d.dir, "ca.pem"), "client_ca: "+filepath.Join(d.dir, "ca.pem")+"\n    client_crl: "+notCRL, 1), "grpc.tls.client_crl", 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -84,6 +84,9 @@ func TestParseRejects(t *testing.T) {
 		{"PIN in both", strings.Replace(valid, "pin_file: /etc/pecet/pin", "pin_file: /etc/pecet/pin\n  pin_env: PIN", 1), "pin_file"},
 		{"unknown role", strings.Replace(valid, "roles: [gateway]", "roles: [admin]", 1), `unknown role "admin"`},
 		{"duplicate identity", valid + "  - identity: gateway\n    roles: [client]\n", "appears twice"},
+		{"two issuer pins", valid + "    issuer: ca.pem\n    issuer_spki_sha256: " + strings.Repeat("ab", 32) + "\n", "not both"},
+		{"short issuer hash", valid + "    issuer_spki_sha256: abcd\n", "issuer_spki_sha256 must be a SHA-256"},
+		{"bad key hash", valid + "    key_spki_sha256: " + strings.Repeat("zz", 32) + "\n", "key_spki_sha256 must be a SHA-256"},
 		{"tiny message limit", strings.Replace(valid, "grpc:\n", "grpc:\n  max_message_bytes: 10\n", 1), "max_message_bytes"},
 		{"not yaml", "grpc: [", "yaml"},
 		{"negative rate", valid + "limits: {rate_per_client: -1}\n", "rate_per_client"},
@@ -252,4 +255,27 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted, then invalid: %v", err)
 		}
 	})
+}
+
+// TestParseSHA256: fingerprints as sha256sum (lower case) and openssl
+// (upper case, colons) print them.
+func TestParseSHA256(t *testing.T) {
+	hexLower := strings.Repeat("0a", 32)
+	withColons := strings.TrimSuffix(strings.Repeat("0A:", 32), ":")
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{hexLower, true},
+		{withColons, true},
+		{hexLower[:62], false},
+		{hexLower + "00", false},
+		{"", false},
+		{strings.Repeat("g", 64), false},
+	} {
+		got, ok := ParseSHA256(tc.in)
+		if ok != tc.ok || ok && got[0] != 0x0a {
+			t.Errorf("%q: ok %v, want %v", tc.in, ok, tc.ok)
+		}
+	}
 }
