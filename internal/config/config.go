@@ -736,15 +736,36 @@ func (t *Token) applyURI() error {
 	return nil
 }
 
+// ErrPINFileMode: the PIN file may be read or written by group or others.
+var ErrPINFileMode = errors.New("config: the PIN file is accessible to group or others")
+
 // PIN reads the token PIN from the configured file or environment variable.
 // Trailing newlines in a PIN file are dropped.
+//
+// A PIN file that group or others may access (any of mode 0077) is refused,
+// in dev and production alike: it would hand the HSM login to every local
+// account. A PIN from the environment is removed from it once read
+// (os.Unsetenv, so child processes do not inherit it, and overwritten in
+// the process's original environment block, which /proc/self/environ
+// shows; that part is best effort). docs/security.md "Dev mode".
 func (t Token) PIN() (string, error) {
 	if t.PINEnv != "" {
 		pin, ok := os.LookupEnv(t.PINEnv)
 		if !ok || pin == "" {
 			return "", fmt.Errorf("config: the PIN environment variable %s is not set", t.PINEnv)
 		}
+		_ = os.Unsetenv(t.PINEnv)
+		scrubEnviron(t.PINEnv)
 		return pin, nil
+	}
+	// Stat follows symbolic links: a Kubernetes Secret's file is a link
+	// whose target carries defaultMode.
+	st, err := os.Stat(t.PINFile)
+	if err != nil {
+		return "", fmt.Errorf("config: read PIN file: %w", err)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("%w: %s has mode %04o; make it readable by pecetd's user only (chmod 600 %s, or 400)", ErrPINFileMode, t.PINFile, perm, t.PINFile)
 	}
 	b, err := os.ReadFile(t.PINFile)
 	if err != nil {

@@ -1,9 +1,13 @@
 package config
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -277,5 +281,94 @@ func TestParseSHA256(t *testing.T) {
 		if ok != tc.ok || ok && got[0] != 0x0a {
 			t.Errorf("%q: ok %v, want %v", tc.in, ok, tc.ok)
 		}
+	}
+}
+
+// TestPINFileMode: a PIN file group or others may access is refused with
+// a message naming the file and its mode; owner-only files, directly or
+// through a symbolic link (a Kubernetes Secret), are read.
+func TestPINFileMode(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		mode os.FileMode
+		link bool
+		ok   bool
+	}{
+		{0o600, false, true},
+		{0o400, false, true},
+		{0o400, true, true},
+		{0o644, false, false},
+		{0o640, false, false},
+		{0o604, false, false},
+		{0o620, false, false},
+		{0o644, true, false},
+	} {
+		name := fmt.Sprintf("%04o-link-%v", tc.mode, tc.link)
+		t.Run(name, func(t *testing.T) {
+			f := filepath.Join(dir, name)
+			if err := os.WriteFile(f, []byte("1234\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(f, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if tc.link {
+				l := f + ".link"
+				if err := os.Symlink(f, l); err != nil {
+					t.Fatal(err)
+				}
+				f = l
+			}
+			pin, err := (Token{PINFile: f}).PIN()
+			if tc.ok != (err == nil) {
+				t.Fatalf("err %v, want ok=%v", err, tc.ok)
+			}
+			if tc.ok && pin != "1234" {
+				t.Fatalf("pin %q", pin)
+			}
+			if !tc.ok && (!errors.Is(err, ErrPINFileMode) || !strings.Contains(err.Error(), fmt.Sprintf("%04o", tc.mode)) || strings.Contains(err.Error(), "1234")) {
+				t.Fatalf("error %q: want ErrPINFileMode naming mode %04o, without the PIN", err, tc.mode)
+			}
+		})
+	}
+}
+
+// TestPINEnvRemoved: once pin_env is read, the variable is gone from the
+// process environment, from what a child process inherits, and from
+// /proc/self/environ (the block the kernel set up at exec, which
+// os.Unsetenv does not touch). It runs in a child test process started
+// with the variable, as pecetd is.
+func TestPINEnvRemoved(t *testing.T) {
+	const secret = "s3cr3t-pin-4711"
+	if os.Getenv("PECET_PIN_ENV_CHILD") == "1" {
+		pin, err := (Token{PINEnv: "PECET_TEST_PIN_ENV"}).PIN()
+		if err != nil || pin != secret {
+			fmt.Printf("PIN: %q %v\n", pin, err)
+			return
+		}
+		if _, ok := os.LookupEnv("PECET_TEST_PIN_ENV"); ok {
+			fmt.Println("still in os.Environ")
+			return
+		}
+		child, err := exec.Command("env").Output()
+		if err != nil || bytes.Contains(child, []byte(secret)) {
+			fmt.Printf("inherited by a child process (%v)\n", err)
+			return
+		}
+		if runtime.GOOS == "linux" {
+			environ, err := os.ReadFile("/proc/self/environ")
+			if err != nil || bytes.Contains(environ, []byte(secret)) {
+				fmt.Printf("still in /proc/self/environ (%v)\n", err)
+				return
+			}
+		}
+		fmt.Println("PIN-ENV-GONE")
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPINEnvRemoved$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "PECET_PIN_ENV_CHILD=1", "PECET_TEST_PIN_ENV="+secret)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("PIN-ENV-GONE")) {
+		t.Fatalf("child: %v\n%s", err, out)
 	}
 }

@@ -44,6 +44,9 @@ type Options struct {
 	DevDir     string
 	GRPCAddr   string
 	HTTPAddr   string
+	// DevAllowRemote lets --dev listen on non-loopback addresses (with a
+	// warning); without it pecetd --dev refuses them.
+	DevAllowRemote bool
 	// Out receives the dev-mode banner (stdout).
 	Out io.Writer
 }
@@ -73,6 +76,15 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 	if o.HTTPAddr != "" {
 		cfg.HTTP.Addr = o.HTTPAddr
+	}
+	if o.Dev {
+		remote, err := devmode.CheckListen(cfg.GRPC.Addr, cfg.HTTP.Addr, o.DevAllowRemote)
+		if err != nil {
+			return err
+		}
+		if len(remote) > 0 {
+			log.Warn("dev mode reachable from other machines (--dev-allow-remote): the dev CA key and PIN are in the dev folder, POST /tsa and /metrics are open", "listen", remote, "dev_dir", o.DevDir)
+		}
 	}
 	if mb := cfg.Limits.MemoryLimitMB; mb > 0 {
 		// A soft limit: the collector works harder near it rather than
