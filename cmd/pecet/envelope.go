@@ -223,9 +223,8 @@ the limit; --stream always streams any input, --stream never refuses larger
 ones. Streams are AES-CBC only (AES-GCM is checked only at its end: use it
 for inputs that fit one message), so without --cipher encrypt writes
 AES-256-GCM (AuthEnvelopedData) into one message and AES-256-CBC into a
-stream. Streams write DER/BER (no --pem), and keep memory
-at a few 256 KiB chunks whatever the size. Without --timeout a stream has
-one hour. A streamed --out FILE is written beside FILE and renamed only on
+stream. Streams write DER/BER (no --pem) and keep memory at a few 256 KiB
+chunks whatever the size. Without --timeout a stream has one hour. A streamed --out FILE is written beside FILE and renamed only on
 success; on stdout, a non-zero exit means the output must be discarded
 (AES-CBC padding is checked only at the end).
 `
