@@ -34,7 +34,8 @@ func TestEnvelopeStreamLarge(t *testing.T) {
 		}
 	}
 	p7m := filepath.Join(work, "big.p7m")
-	if _, errs, code := d.run(t, "encrypt", "--to-key", "gateway-decrypt", "--in", in, "--out", p7m); code != 0 || !strings.Contains(errs, "(streamed)") {
+	// No --cipher: streamed, so AES-256-CBC (GCM is not streamed).
+	if _, errs, code := d.run(t, "encrypt", "--to-key", "gateway-decrypt", "--in", in, "--out", p7m); code != 0 || !strings.Contains(errs, "(streamed)") || !strings.Contains(errs, "with aes256-cbc") {
 		t.Fatalf("encrypt: exit %d: %s", code, errs)
 	}
 	t.Run("decrypt file", func(t *testing.T) {

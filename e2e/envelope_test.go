@@ -66,7 +66,8 @@ func TestEnvelope(t *testing.T) {
 			t.Fatalf("openssl req: %v\n%s", err, out)
 		}
 		p7m := filepath.Join(work, "to-openssl.pem")
-		if _, errs, code := d.run(t, "encrypt", "--to", cert, "--to", gwCert, "--in", in, "--out", p7m, "--pem"); code != 0 {
+		// No --cipher: AES-256-GCM (AuthEnvelopedData), which OpenSSL reads.
+		if _, errs, code := d.run(t, "encrypt", "--to", cert, "--to", gwCert, "--in", in, "--out", p7m, "--pem"); code != 0 || !strings.Contains(errs, "with aes256-gcm") {
 			t.Fatalf("encrypt: exit %d: %s", code, errs)
 		}
 		out := filepath.Join(work, "by-openssl")

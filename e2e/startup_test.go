@@ -3,12 +3,15 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
 // runPecetd runs pecetd to completion (it is expected to fail at start-up).
@@ -43,6 +46,10 @@ func TestStartupFailures(t *testing.T) {
 	}
 	work := t.TempDir()
 	wrongPIN := write(t, work, "wrong-pin", "000000\n")
+	if err := os.Chmod(wrongPIN, 0o600); err != nil { // a PIN file others may read is refused
+		t.Fatal(err)
+	}
+	openPIN := write(t, work, "open-pin", "000000\n") // 0644
 	abs := func(s string) string {
 		for _, f := range []string{"server.pem", "server-key.pem", "ca.pem"} {
 			s = strings.ReplaceAll(s, " "+f, " "+filepath.Join(d.dir, f))
@@ -52,6 +59,15 @@ func TestStartupFailures(t *testing.T) {
 		return strings.ReplaceAll(s, "pin_file: pin", "pin_file: "+filepath.Join(d.dir, "pin"))
 	}
 	good := abs(string(base))
+	// Two client CAs (the dev CA and another) and clients without issuer
+	// pins: any of them could issue the dev clients' names.
+	other, err := pki.NewCA("other clients CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	devCA, _ := os.ReadFile(filepath.Join(d.dir, "ca.pem"))
+	twoCAs := write(t, work, "two-cas.pem", string(devCA)+string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Cert.Raw})))
+	notCRL := write(t, work, "clients.crl", "not a CRL\n")
 	cases := []struct {
 		name, yaml, want string
 		code             int
@@ -67,6 +83,9 @@ func TestStartupFailures(t *testing.T) {
 		{"no audit file", strings.ReplaceAll(good, "file: "+filepath.Join(d.dir, "audit.log"), "file: \"\""), "audit.file is required", 1},
 		{"audit file not writable", strings.ReplaceAll(good, "file: "+filepath.Join(d.dir, "audit.log"), "file: "+filepath.Join(work, "no-such-dir", "audit.log")), "audit log", 1},
 		{"missing PIN file", strings.ReplaceAll(good, filepath.Join(d.dir, "pin"), filepath.Join(work, "absent")), "PIN file", 1},
+		{"PIN file readable by others", strings.ReplaceAll(good, filepath.Join(d.dir, "pin"), openPIN), "mode 0644", 1},
+		{"two client CAs, no issuer pins", strings.Replace(good, "client_ca: "+filepath.Join(d.dir, "ca.pem"), "client_ca: "+twoCAs, 1), "holds 2 certificates", 1},
+		{"client CRL not a CRL", strings.Replace(good, "client_ca: "+filepath.Join(d.dir, "ca.pem"), "client_ca: "+filepath.Join(d.dir, "ca.pem")+"\n    client_crl: "+notCRL, 1), "grpc.tls.client_crl", 1},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -79,6 +98,13 @@ func TestStartupFailures(t *testing.T) {
 	}
 	if _, code := runPecetd(t, nil, "--dev", "--config", "x"); code != 2 {
 		t.Errorf("--dev with --config: want usage exit 2, got %d", code)
+	}
+	// --dev on every interface: refused without --dev-allow-remote.
+	for _, addr := range []string{"0.0.0.0:0", ":0"} {
+		errs, code := runPecetd(t, nil, "--dev", "--dev-dir", d.dir, "--grpc-addr", addr, "--http-addr", "127.0.0.1:0")
+		if code != 1 || !strings.Contains(errs, "--dev-allow-remote") {
+			t.Errorf("--dev --grpc-addr %s: want exit 1 naming --dev-allow-remote, got exit %d:\n%s", addr, code, errs)
+		}
 	}
 }
 
@@ -101,7 +127,24 @@ func TestDevRestartReusesFolder(t *testing.T) {
 		t.Fatalf("keys show: exit %d", code)
 	}
 	d.stop(t)
+	// A folder loosened since (copied, unpacked, a loose umask) is made
+	// private again by the next start.
+	loose := map[string]os.FileMode{d.dir: 0o755, filepath.Join(d.dir, "pin"): 0o644, filepath.Join(d.dir, "ca-key.pem"): 0o644, filepath.Join(d.dir, "tokens"): 0o755}
+	for p, m := range loose {
+		if err := os.Chmod(p, m); err != nil {
+			t.Fatal(err)
+		}
+	}
 	d2 := restartDev(t, d)
+	for p, m := range loose {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := m &^ 0o077; st.Mode().Perm() != want {
+			t.Errorf("%s: mode %04o after restart, want %04o", p, st.Mode().Perm(), want)
+		}
+	}
 	second, _, code := d2.run(t, "keys", "show", "--alias", "client-sign", "--json")
 	if code != 0 {
 		t.Fatalf("keys show after restart: exit %d", code)

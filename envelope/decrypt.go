@@ -70,7 +70,9 @@ type DecryptOptions struct {
 	// v1.5 is always unpadded here: the token's CKM_RSA_PKCS reports bad
 	// padding as an error, which is the Bleichenbacher oracle.
 	OAEP OAEPMode
-	// Rand gives the implicit-rejection keys (default crypto/rand).
+	// Rand is the random source handed to a token's own OAEP decryption
+	// (default crypto/rand). Implicit rejection uses no randomness: its
+	// keys are derived from the message (rejection.go).
 	Rand io.Reader
 	// InPlace lets CBC decryption write the plaintext over the message's
 	// ciphertext (which shares memory with the input given to Parse when
@@ -107,8 +109,10 @@ func Decrypt(ctx context.Context, der []byte, find Finder, opts DecryptOptions) 
 // Every failure after a key is found (RSA padding, content-key length,
 // CBC padding, GCM tag, ciphertext length) is ErrDecrypt with nothing
 // added, and the work done does not depend on which check failed: a bad
-// RSA block yields a random content key (RFC 3218 2.3.2) that then fails
-// to decrypt the content like any other wrong key.
+// RSA block yields a synthetic content key (RFC 3218 2.3.2), derived from
+// the encrypted key and a secret bound to the private key, that then fails
+// to decrypt the content like any other wrong key, the same way on every
+// repeat (rejection.go).
 func (m *Message) Decrypt(ctx context.Context, find Finder, opts DecryptOptions) (*Result, error) {
 	o, err := openRecipient(ctx, m.Recipients, m.Cipher, find, opts)
 	if err != nil {
@@ -134,7 +138,7 @@ type opened struct {
 // openRecipient finds the first recipient for which find returns a key
 // and recovers the content key of c from it: the one path from
 // RecipientInfo to content key for Decrypt and the streaming
-// DecryptReader. A bad RSA block gives a random key, never an error.
+// DecryptReader. A bad RSA block gives the synthetic key, never an error.
 func openRecipient(ctx context.Context, recipients []Recipient, c Cipher, find Finder, opts DecryptOptions) (opened, error) {
 	mode, err := ParseOAEPMode(string(opts.OAEP))
 	if err != nil {
@@ -165,8 +169,9 @@ func openRecipient(ctx context.Context, recipients []Recipient, c Cipher, find F
 }
 
 // unwrapKey recovers the content key of keyLen bytes from one
-// RecipientInfo, or a random one when anything about the RSA block is
-// wrong. Its only errors are ones that do not depend on the ciphertext's
+// RecipientInfo, or the synthetic one (a PRF of the encrypted key under a
+// secret bound to the private key, rejection.go) when anything about the
+// RSA block is wrong. Its only errors are ones that do not depend on the ciphertext's
 // secret content: a key that is not RSA, a token that cannot do what the
 // configured mode demands, a token or random source that fails.
 func unwrapKey(ctx context.Context, key Key, r Recipient, keyLen int, mode OAEPMode, rnd io.Reader) ([]byte, error) {
@@ -174,11 +179,14 @@ func unwrapKey(ctx context.Context, key Key, r Recipient, keyLen int, mode OAEPM
 	if !ok {
 		return nil, fmt.Errorf("%w: the recipient key is not RSA", ErrUnsupported)
 	}
-	random := make([]byte, keyLen)
-	if _, err := io.ReadFull(rnd, random); err != nil {
-		return nil, fmt.Errorf("envelope: random content key: %w", err)
+	// The secret is fetched for every block, valid or not, so the work
+	// does not depend on the padding (rejection.go).
+	secret, err := rejectionSecret(ctx, key, pub, mode == OAEPToken)
+	if err != nil {
+		return nil, err
 	}
-	defer clear(random)
+	synthetic := syntheticKey(secret, r.KeyTransport, r.EncryptedKey, keyLen)
+	defer clear(synthetic)
 	var h crypto.Hash
 	switch r.KeyTransport {
 	case RSAOAEP:
@@ -201,16 +209,16 @@ func unwrapKey(ctx context.Context, key Key, r Recipient, keyLen int, mode OAEPM
 			}
 			msg, err := ok.DecryptContext(ctx, rnd, r.EncryptedKey, &rsa.OAEPOptions{Hash: h, MGFHash: h, Label: label})
 			if err != nil {
-				// The token's refusal is the padding check's answer: a
-				// random key, like any bad block. A deadline is the
+				// The token's refusal is the padding check's answer: the
+				// synthetic key, like any bad block. A deadline is the
 				// caller's and is reported as such.
 				if ctxErr := ctx.Err(); ctxErr != nil {
 					return nil, ctxErr
 				}
-				return sessionKey(nil, 0, 0, random), nil
+				return sessionKey(nil, 0, 0, synthetic), nil
 			}
 			defer clear(msg)
-			return sessionKey(msg, 1, 0, random), nil
+			return sessionKey(msg, 1, 0, synthetic), nil
 		}
 	}
 	block, valid, idx, err := rsaBlock(ctx, key, pub, r, h)
@@ -218,7 +226,7 @@ func unwrapKey(ctx context.Context, key Key, r Recipient, keyLen int, mode OAEPM
 		return nil, err
 	}
 	defer clear(block)
-	return sessionKey(block, valid, idx, random), nil
+	return sessionKey(block, valid, idx, synthetic), nil
 }
 
 // publicOK is the check on public data only (the modulus is public): an

@@ -27,9 +27,13 @@
 // fails. The RSA padding is removed here, in constant time (crypto/subtle,
 // no branch or index on secret bytes): PKCS#1 v1.5 always, OAEP by default
 // where the token cannot. When the padding or the key length is wrong, the
-// content is decrypted with a random key of the expected length instead
+// content is decrypted with a synthetic key of the expected length instead
 // (RFC 3218 2.3.2, implicit rejection), so the failure surfaces only as the
-// content decryption failing, exactly as it does for a wrong key. The token's
+// content decryption failing, exactly as it does for a wrong key. The
+// synthetic key is HMAC-SHA-256 of the encrypted key under a secret bound to
+// the private key and made on the token (rejection.go), never fresh
+// randomness: one message is rejected the same way every time it is sent,
+// so repeating it reveals nothing. The token's
 // CKM_RSA_PKCS is never used to decrypt: it reports bad padding as an error,
 // which is Bleichenbacher's oracle. What stays observable is public: whether
 // a RecipientInfo names one of our certificates (ErrNoRecipient), whether
@@ -39,9 +43,10 @@
 // AES-CBC content (EnvelopedData) is unauthenticated, so a receiver that
 // returns garbage plaintext for a tampered ciphertext where it would fail
 // on a bad CBC padding still leaks something; that is inherent to
-// EnvelopedData. Prefer AES-GCM where the receiver reads
-// AuthEnvelopedData, and always verify the signature of what was decrypted
-// (as the e-podání gateway does).
+// EnvelopedData. Encrypt therefore writes AES-256-GCM (AuthEnvelopedData)
+// unless told otherwise; CBC stays for receivers that need it and for
+// streams. Always verify the signature of what was decrypted (as the
+// e-podání gateway does).
 //
 // # RSA-OAEP on tokens that lack it (DecryptOptions.OAEP)
 //

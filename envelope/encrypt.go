@@ -16,11 +16,15 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
-// Options for Encrypt. The zero value writes AES-256-CBC in EnvelopedData
-// with RSA-OAEP-SHA256, which every CMS reader accepts.
+// Options for Encrypt. The zero value writes AES-256-GCM in
+// AuthEnvelopedData (RFC 5083) with RSA-OAEP-SHA256: authenticated content,
+// so a tampered message fails instead of decrypting to garbage. Give
+// AES256CBC for receivers that read only EnvelopedData. EncryptWriter's
+// zero value is AES-256-CBC: GCM is not streamed (ErrStreamGCM).
 type Options struct {
-	// Cipher is the content cipher (default AES256CBC). GCM ciphers are
-	// written as AuthEnvelopedData (RFC 5083).
+	// Cipher is the content cipher (default AES256GCM for Encrypt,
+	// AES256CBC for EncryptWriter). GCM ciphers are written as
+	// AuthEnvelopedData (RFC 5083), CBC as EnvelopedData.
 	Cipher Cipher
 	// KeyTransport is the RSA key transport (default RSAOAEP, SHA-256).
 	KeyTransport KeyTransport
@@ -72,7 +76,7 @@ func subject(c *x509.Certificate) string {
 // issuer and serial number. The content key is erased before returning.
 func Encrypt(data []byte, recipients []*x509.Certificate, opts Options) ([]byte, error) {
 	lim := opts.Limits.WithDefaults()
-	c, kt, err := algorithms(opts)
+	c, kt, err := algorithms(opts, AES256GCM)
 	if err != nil {
 		return nil, err
 	}
@@ -123,11 +127,11 @@ func Encrypt(data []byte, recipients []*x509.Certificate, opts Options) ([]byte,
 }
 
 // algorithms resolves the cipher and key transport of opts (defaults:
-// AES-256-CBC, RSA-OAEP-SHA256) and refuses what is not written.
-func algorithms(opts Options) (Cipher, KeyTransport, error) {
+// defCipher, RSA-OAEP-SHA256) and refuses what is not written.
+func algorithms(opts Options, defCipher Cipher) (Cipher, KeyTransport, error) {
 	c := opts.Cipher
 	if c == "" {
-		c = AES256CBC
+		c = defCipher
 	}
 	if c != AES256CBC && c != AES128CBC && c != AES256GCM && c != AES128GCM {
 		return "", "", fmt.Errorf("%w: cipher %q", ErrUnsupported, short(string(c)))

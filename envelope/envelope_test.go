@@ -62,8 +62,26 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Cipher != AES256CBC || m.Authenticated || m.Recipients[0].KeyTransport != RSAOAEP || m.Version != 0 {
+	// AES-256-GCM (AuthEnvelopedData, version 0) by default: CBC content
+	// is unauthenticated (docs/security.md, "Decryption without an oracle").
+	if m.Cipher != AES256GCM || !m.Authenticated || m.Recipients[0].KeyTransport != RSAOAEP || m.Version != 0 {
 		t.Fatalf("defaults: %s %v %s v%d", m.Cipher, m.Authenticated, m.Recipients[0].KeyTransport, m.Version)
+	}
+
+	// Streams cannot be GCM (ErrStreamGCM), so their default stays CBC.
+	var out bytes.Buffer
+	ew, err := NewEncryptWriter(&out, []*x509.Certificate{cert}, Options{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ew.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ew.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := Parse(out.Bytes(), Limits{}); err != nil || m.Cipher != AES256CBC || m.Authenticated {
+		t.Fatalf("stream default: %v %v", m, err)
 	}
 }
 
@@ -144,7 +162,7 @@ func TestBadCBCPaddingIsDecryptError(t *testing.T) {
 	// by dropping the padding block of a body of zeros (pad byte 0).
 	k := rsaKey(t, 2048, 0)
 	cert := selfSigned(t, k, "r", certOpts{})
-	der, err := Encrypt(make([]byte, 32), []*x509.Certificate{cert}, Options{})
+	der, err := Encrypt(make([]byte, 32), []*x509.Certificate{cert}, Options{Cipher: AES256CBC})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,9 @@ import (
 // padding is checked here, with no branch and no memory access that depends
 // on secret bytes, so neither the error nor the timing says whether the
 // padding was good. The caller then takes the content key from a fixed
-// position with subtle.ConstantTimeCopy, or a random key when the padding
-// or the length was wrong (RFC 3218 2.3.2, "implicit rejection").
+// position with subtle.ConstantTimeCopy, or the synthetic key (derived from
+// the encrypted key, rejection.go) when the padding or the length was wrong
+// (RFC 3218 2.3.2, "implicit rejection").
 
 // unpadPKCS1 checks EM = 0x00 || 0x02 || PS || 0x00 || M with at least 8
 // non-zero PS bytes. It returns valid (1 or 0) and the index of M's first
@@ -96,11 +97,11 @@ func mgf1XOR(out []byte, h hash.Hash, seed []byte) {
 // sessionKey returns the content key of keyLen bytes from a decrypted block
 // em whose padding check gave (valid, msgIndex): the last keyLen bytes of
 // em when the padding was valid and M is exactly keyLen bytes long, else
-// the random key. Constant time in everything but len(em) and keyLen.
-func sessionKey(em []byte, valid, msgIndex int, random []byte) []byte {
-	keyLen := len(random)
+// the synthetic key. Constant time in everything but len(em) and keyLen.
+func sessionKey(em []byte, valid, msgIndex int, synthetic []byte) []byte {
+	keyLen := len(synthetic)
 	out := make([]byte, keyLen)
-	copy(out, random)
+	copy(out, synthetic)
 	if keyLen > len(em) {
 		return out
 	}

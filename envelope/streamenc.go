@@ -53,13 +53,16 @@ var streamEOC = [10]byte{}
 
 // NewEncryptWriter checks the recipients and encrypts a fresh content key
 // to each, as Encrypt does (the same checks and options), and returns a
-// writer for the content. Only CBC ciphers are streamed (ErrStreamGCM).
+// writer for the content. Only CBC ciphers are streamed (ErrStreamGCM);
+// the zero opts.Cipher is AES256CBC.
 // opts.Limits.MaxStream bounds the content (ErrTooLarge); MaxBody does
 // not apply. chunk is the plaintext per segment (0: DefaultStreamChunk;
 // rounded down to whole AES blocks). Nothing is written before the first
 // Write or Close.
 func NewEncryptWriter(w io.Writer, recipients []*x509.Certificate, opts Options, chunk int) (*EncryptWriter, error) {
-	c, kt, err := algorithms(opts)
+	// The zero Cipher is AES-256-CBC here, not Encrypt's GCM: GCM cannot
+	// be streamed safely (ErrStreamGCM).
+	c, kt, err := algorithms(opts, AES256CBC)
 	if err != nil {
 		return nil, err
 	}

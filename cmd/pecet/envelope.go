@@ -73,7 +73,7 @@ func runEncrypt(args []string) int {
 	fs.Var(&toKey, "to-key", "`alias` of a pecet DECRYPT key whose primary certificate is a recipient (repeatable)")
 	in := fs.String("in", "", "`file` to encrypt, - for stdin (required)")
 	out := fs.String("out", "-", "output `file`, - for stdout")
-	cipher := fs.String("cipher", "aes256-cbc", "content `cipher`: aes256-cbc, aes128-cbc (EnvelopedData), aes256-gcm, aes128-gcm (AuthEnvelopedData)")
+	cipher := fs.String("cipher", "", "content `cipher`: aes256-gcm, aes128-gcm (AuthEnvelopedData; default aes256-gcm), aes256-cbc, aes128-cbc (EnvelopedData, for receivers that need it; streamed input is always CBC, default aes256-cbc)")
 	kt := fs.String("key-transport", "rsa-oaep", "`transport`: rsa-oaep (OAEP with SHA-256), rsa-oaep-sha1, rsa-pkcs1 (legacy receivers)")
 	asPEM := fs.Bool("pem", false, "write PEM (-----BEGIN CMS-----) instead of DER")
 	legacy := fs.Bool("allow-legacy", false, "encrypt even to certificates without keyEncipherment, with RSA under 2048 bits, or expired (tests against legacy receivers)")
@@ -90,9 +90,14 @@ func runEncrypt(args []string) int {
 	if len(to)+len(toKey) == 0 {
 		return usageErr(fs, "give at least one recipient: --to CERT.pem or --to-key ALIAS")
 	}
-	ci, ok := cipherNames[strings.ToLower(*cipher)]
+	// No --cipher: AES-256-GCM for one message, AES-256-CBC when the input
+	// is streamed (GCM is not streamed); decided once the input is open.
+	ci, ok := pecetv1.ContentCipher_CONTENT_CIPHER_UNSPECIFIED, true
+	if *cipher != "" {
+		ci, ok = cipherNames[strings.ToLower(*cipher)]
+	}
 	if !ok {
-		return usageErr(fs, "--cipher %q: use aes256-cbc, aes128-cbc, aes256-gcm or aes128-gcm", *cipher)
+		return usageErr(fs, "--cipher %q: use aes256-gcm, aes128-gcm, aes256-cbc or aes128-cbc", *cipher)
 	}
 	tr, ok := transportNames[strings.ToLower(*kt)]
 	if !ok {
@@ -113,6 +118,13 @@ func runEncrypt(args []string) int {
 	}
 	defer src.close()
 	n := len(req.RecipientCertificates) + len(toKey)
+	if ci == pecetv1.ContentCipher_CONTENT_CIPHER_UNSPECIFIED {
+		ci = pecetv1.ContentCipher_AES_256_GCM
+		if src.stream {
+			ci = pecetv1.ContentCipher_AES_256_CBC
+		}
+		req.Cipher = ci
+	}
 	if src.stream {
 		if ci == pecetv1.ContentCipher_AES_256_GCM || ci == pecetv1.ContentCipher_AES_128_GCM {
 			return usageErr(fs, "--cipher %s is not streamed (its tag is checked only at the end): inputs above %d bytes, or --stream always, need aes256-cbc or aes128-cbc", *cipher, limit)
@@ -209,9 +221,10 @@ request) go through the streaming RPCs (EncryptStream, DecryptStream) with
 --stream auto, the default: a file by its size, stdin after reading up to
 the limit; --stream always streams any input, --stream never refuses larger
 ones. Streams are AES-CBC only (AES-GCM is checked only at its end: use it
-for inputs that fit one message), write DER/BER (no --pem), and keep memory
-at a few 256 KiB chunks whatever the size. Without --timeout a stream has
-one hour. A streamed --out FILE is written beside FILE and renamed only on
+for inputs that fit one message), so without --cipher encrypt writes
+AES-256-GCM (AuthEnvelopedData) into one message and AES-256-CBC into a
+stream. Streams write DER/BER (no --pem) and keep memory at a few 256 KiB
+chunks whatever the size. Without --timeout a stream has one hour. A streamed --out FILE is written beside FILE and renamed only on
 success; on stdout, a non-zero exit means the output must be discarded
 (AES-CBC padding is checked only at the end).
 `

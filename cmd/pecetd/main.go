@@ -25,12 +25,16 @@ Usage:
   pecetd --dev [--dev-dir DIR] [--grpc-addr ADDR] [--http-addr ADDR]
   pecetd --config pecet.yaml --audit-new-log ...
   pecetd --config pecet.yaml --init-audit-key > audit.pem
+  pecetd --dev [--dev-dir DIR] [--grpc-addr ADDR] [--http-addr ADDR] [--dev-allow-remote]
   pecetd --version
 
 --dev needs no config: the first start creates DIR (default ./.pecet-dev/)
 with a SoftHSM2 token, a dev CA (ca.pem), server and role client
 certificates, the keys client-sign, gateway-decrypt and tsa certified by the
-dev CA, and pecet.yaml; later starts reuse it.
+dev CA, and pecet.yaml; later starts reuse it. Every start makes DIR 0700
+and its key and PIN files 0600. --dev listens on loopback addresses only:
+a non-loopback --grpc-addr or --http-addr (0.0.0.0, a LAN address) is
+refused unless --dev-allow-remote is given, and then logged as a warning.
 
 Listens on gRPC 127.0.0.1:7443 (mTLS) and HTTP 127.0.0.1:7080
 (GET /healthz, /readyz, /metrics) unless the config or the flags say
@@ -76,6 +80,7 @@ func main() {
 	fs.StringVar(&o.HTTPAddr, "http-addr", "", "HTTP listen `address` (default 127.0.0.1:7080)")
 	fs.BoolVar(&o.AuditNewLog, "audit-new-log", false, "if the audit log does not match the token's last checkpoint, move it aside and start a new log with a signed note of the break")
 	initAuditKey := fs.Bool("init-audit-key", false, "create the audit.key key on the token if missing, print its certificate (PEM) and exit")
+	fs.BoolVar(&o.DevAllowRemote, "dev-allow-remote", false, "with --dev, allow non-loopback --grpc-addr/--http-addr (refused otherwise: the dev CA key and PIN are on disk, /tsa and /metrics open)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and commit, and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {

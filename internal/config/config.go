@@ -4,6 +4,7 @@ package config
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -89,6 +90,11 @@ type TLS struct {
 	Cert     string `yaml:"cert"`
 	Key      string `yaml:"key"`
 	ClientCA string `yaml:"client_ca"`
+	// ClientCRL is a file of CRLs (PEM or one DER) issued by the client
+	// CAs: a listed client certificate fails the TLS handshake. Read at
+	// start and again when the file changes (internal/authz,
+	// docs/security.md "Client identities").
+	ClientCRL string `yaml:"client_crl"`
 }
 
 // HTTP is the plain HTTP listener for health, metrics and POST /tsa.
@@ -288,10 +294,34 @@ type TimeReference struct {
 
 // Client maps an identity (certificate subject CN or URI SAN) to roles and
 // to the key aliases it may use ("*" for all).
+//
+// A name alone is not an identity: any CA in grpc.tls.client_ca could
+// issue a certificate with it. So the client is pinned to the CA that
+// issues its certificate: Issuer (a PEM file with that CA's certificate)
+// or IssuerSPKISHA256 (the SHA-256 of that CA's SubjectPublicKeyInfo, hex);
+// without either, the issuer must be the one certificate of
+// grpc.tls.client_ca (a client_ca with several needs a pin per client).
+// KeySPKISHA256 optionally pins the client's own key. See internal/authz
+// and docs/security.md "Client identities".
 type Client struct {
-	Identity string   `yaml:"identity"`
-	Roles    []string `yaml:"roles"`
-	Keys     []string `yaml:"keys"`
+	Identity         string   `yaml:"identity"`
+	Roles            []string `yaml:"roles"`
+	Keys             []string `yaml:"keys"`
+	Issuer           string   `yaml:"issuer"`
+	IssuerSPKISHA256 string   `yaml:"issuer_spki_sha256"`
+	KeySPKISHA256    string   `yaml:"key_spki_sha256"`
+}
+
+// ParseSHA256 decodes a SHA-256 fingerprint in hex, with or without
+// colons, in either case (as openssl and sha256sum print them).
+func ParseSHA256(s string) ([32]byte, bool) {
+	var out [32]byte
+	b, err := hex.DecodeString(strings.ReplaceAll(s, ":", ""))
+	if err != nil || len(b) != len(out) {
+		return out, false
+	}
+	copy(out[:], b)
+	return out, true
 }
 
 // Audit is the audit log (internal/audit). pecetd refuses to start without
@@ -405,6 +435,10 @@ func (c *Config) ResolvePaths(dir string) {
 	abs(&c.GRPC.TLS.Cert)
 	abs(&c.GRPC.TLS.Key)
 	abs(&c.GRPC.TLS.ClientCA)
+	abs(&c.GRPC.TLS.ClientCRL)
+	for i := range c.Clients {
+		abs(&c.Clients[i].Issuer)
+	}
 	abs(&c.Token.PINFile)
 	abs(&c.Audit.File)
 	// A bare library name ("libsofthsm2.so") is for the dynamic loader's
@@ -666,6 +700,14 @@ func (c *Config) Validate() error {
 				bad("clients[%d] (%s): unknown role %q (client, gateway, officer)", i, cl.Identity, r)
 			}
 		}
+		if cl.Issuer != "" && cl.IssuerSPKISHA256 != "" {
+			bad("clients[%d] (%s): give issuer or issuer_spki_sha256, not both", i, cl.Identity)
+		}
+		for _, f := range [][2]string{{"issuer_spki_sha256", cl.IssuerSPKISHA256}, {"key_spki_sha256", cl.KeySPKISHA256}} {
+			if _, ok := ParseSHA256(f[1]); f[1] != "" && !ok {
+				bad("clients[%d] (%s): %s must be a SHA-256 in hex (64 digits; colons allowed)", i, cl.Identity, f[0])
+			}
+		}
 	}
 	c.validatePolicies(bad)
 	if c.TSA != nil {
@@ -741,15 +783,36 @@ func (t *Token) applyURI() error {
 	return nil
 }
 
+// ErrPINFileMode: the PIN file may be read or written by group or others.
+var ErrPINFileMode = errors.New("config: the PIN file is accessible to group or others")
+
 // PIN reads the token PIN from the configured file or environment variable.
 // Trailing newlines in a PIN file are dropped.
+//
+// A PIN file that group or others may access (any of mode 0077) is refused,
+// in dev and production alike: it would hand the HSM login to every local
+// account. A PIN from the environment is removed from it once read
+// (os.Unsetenv, so child processes do not inherit it, and overwritten in
+// the process's original environment block, which /proc/self/environ
+// shows; that part is best effort). docs/security.md "Dev mode".
 func (t Token) PIN() (string, error) {
 	if t.PINEnv != "" {
 		pin, ok := os.LookupEnv(t.PINEnv)
 		if !ok || pin == "" {
 			return "", fmt.Errorf("config: the PIN environment variable %s is not set", t.PINEnv)
 		}
+		_ = os.Unsetenv(t.PINEnv)
+		scrubEnviron(t.PINEnv)
 		return pin, nil
+	}
+	// Stat follows symbolic links: a Kubernetes Secret's file is a link
+	// whose target carries defaultMode.
+	st, err := os.Stat(t.PINFile)
+	if err != nil {
+		return "", fmt.Errorf("config: read PIN file: %w", err)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("%w: %s has mode %04o; make it readable by pecetd's user only (chmod 600 %s, or 400)", ErrPINFileMode, t.PINFile, perm, t.PINFile)
 	}
 	b, err := os.ReadFile(t.PINFile)
 	if err != nil {

@@ -1,9 +1,13 @@
 package config
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -84,6 +88,9 @@ func TestParseRejects(t *testing.T) {
 		{"PIN in both", strings.Replace(valid, "pin_file: /etc/pecet/pin", "pin_file: /etc/pecet/pin\n  pin_env: PIN", 1), "pin_file"},
 		{"unknown role", strings.Replace(valid, "roles: [gateway]", "roles: [admin]", 1), `unknown role "admin"`},
 		{"duplicate identity", valid + "  - identity: gateway\n    roles: [client]\n", "appears twice"},
+		{"two issuer pins", valid + "    issuer: ca.pem\n    issuer_spki_sha256: " + strings.Repeat("ab", 32) + "\n", "not both"},
+		{"short issuer hash", valid + "    issuer_spki_sha256: abcd\n", "issuer_spki_sha256 must be a SHA-256"},
+		{"bad key hash", valid + "    key_spki_sha256: " + strings.Repeat("zz", 32) + "\n", "key_spki_sha256 must be a SHA-256"},
 		{"tiny message limit", strings.Replace(valid, "grpc:\n", "grpc:\n  max_message_bytes: 10\n", 1), "max_message_bytes"},
 		{"not yaml", "grpc: [", "yaml"},
 		{"negative rate", valid + "limits: {rate_per_client: -1}\n", "rate_per_client"},
@@ -364,5 +371,117 @@ func TestParseNetRejects(t *testing.T) {
 				t.Errorf("error %q does not name %q", err, c.want)
 			}
 		})
+	}
+}
+
+// TestParseSHA256: fingerprints as sha256sum (lower case) and openssl
+// (upper case, colons) print them.
+func TestParseSHA256(t *testing.T) {
+	hexLower := strings.Repeat("0a", 32)
+	withColons := strings.TrimSuffix(strings.Repeat("0A:", 32), ":")
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{hexLower, true},
+		{withColons, true},
+		{hexLower[:62], false},
+		{hexLower + "00", false},
+		{"", false},
+		{strings.Repeat("g", 64), false},
+	} {
+		got, ok := ParseSHA256(tc.in)
+		if ok != tc.ok || ok && got[0] != 0x0a {
+			t.Errorf("%q: ok %v, want %v", tc.in, ok, tc.ok)
+		}
+	}
+}
+
+// TestPINFileMode: a PIN file group or others may access is refused with
+// a message naming the file and its mode; owner-only files, directly or
+// through a symbolic link (a Kubernetes Secret), are read.
+func TestPINFileMode(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		mode os.FileMode
+		link bool
+		ok   bool
+	}{
+		{0o600, false, true},
+		{0o400, false, true},
+		{0o400, true, true},
+		{0o644, false, false},
+		{0o640, false, false},
+		{0o604, false, false},
+		{0o620, false, false},
+		{0o644, true, false},
+	} {
+		name := fmt.Sprintf("%04o-link-%v", tc.mode, tc.link)
+		t.Run(name, func(t *testing.T) {
+			f := filepath.Join(dir, name)
+			if err := os.WriteFile(f, []byte("1234\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(f, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			if tc.link {
+				l := f + ".link"
+				if err := os.Symlink(f, l); err != nil {
+					t.Fatal(err)
+				}
+				f = l
+			}
+			pin, err := (Token{PINFile: f}).PIN()
+			if tc.ok != (err == nil) {
+				t.Fatalf("err %v, want ok=%v", err, tc.ok)
+			}
+			if tc.ok && pin != "1234" {
+				t.Fatalf("pin %q", pin)
+			}
+			if !tc.ok && (!errors.Is(err, ErrPINFileMode) || !strings.Contains(err.Error(), fmt.Sprintf("%04o", tc.mode)) || strings.Contains(err.Error(), "1234")) {
+				t.Fatalf("error %q: want ErrPINFileMode naming mode %04o, without the PIN", err, tc.mode)
+			}
+		})
+	}
+}
+
+// TestPINEnvRemoved: once pin_env is read, the variable is gone from the
+// process environment, from what a child process inherits, and from
+// /proc/self/environ (the block the kernel set up at exec, which
+// os.Unsetenv does not touch). It runs in a child test process started
+// with the variable, as pecetd is.
+func TestPINEnvRemoved(t *testing.T) {
+	const secret = "s3cr3t-pin-4711"
+	if os.Getenv("PECET_PIN_ENV_CHILD") == "1" {
+		pin, err := (Token{PINEnv: "PECET_TEST_PIN_ENV"}).PIN()
+		if err != nil || pin != secret {
+			fmt.Printf("PIN: %q %v\n", pin, err)
+			return
+		}
+		if _, ok := os.LookupEnv("PECET_TEST_PIN_ENV"); ok {
+			fmt.Println("still in os.Environ")
+			return
+		}
+		child, err := exec.Command("env").Output()
+		if err != nil || bytes.Contains(child, []byte(secret)) {
+			fmt.Printf("inherited by a child process (%v)\n", err)
+			return
+		}
+		if runtime.GOOS == "linux" {
+			environ, err := os.ReadFile("/proc/self/environ")
+			if err != nil || bytes.Contains(environ, []byte(secret)) {
+				fmt.Printf("still in /proc/self/environ (%v)\n", err)
+				return
+			}
+		}
+		fmt.Println("PIN-ENV-GONE")
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPINEnvRemoved$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "PECET_PIN_ENV_CHILD=1", "PECET_TEST_PIN_ENV="+secret)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("PIN-ENV-GONE")) {
+		t.Fatalf("child: %v\n%s", err, out)
 	}
 }

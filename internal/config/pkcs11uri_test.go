@@ -138,13 +138,15 @@ func TestLoadResolvesRelativePaths(t *testing.T) {
 	dir := t.TempDir()
 	yaml := `
 grpc:
-  tls: {cert: tls/server.pem, key: /abs/server-key.pem, client_ca: ca.pem}
+  tls: {cert: tls/server.pem, key: /abs/server-key.pem, client_ca: ca.pem, client_crl: clients.crl}
 token:
   module: ./lib/libvendor.so
   label: pecet
   pin_file: pin
 trust:
   anchors: [anchors/a.pem, /etc/pecet/b.pem]
+clients:
+  - {identity: gateway, roles: [gateway], issuer: cas/gw-ca.pem}
 `
 	p := filepath.Join(dir, "pecet.yaml")
 	if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
@@ -161,6 +163,8 @@ trust:
 		{c.GRPC.TLS.Cert, filepath.Join(dir, "tls/server.pem")},
 		{c.GRPC.TLS.Key, "/abs/server-key.pem"},
 		{c.GRPC.TLS.ClientCA, filepath.Join(dir, "ca.pem")},
+		{c.GRPC.TLS.ClientCRL, filepath.Join(dir, "clients.crl")},
+		{c.Clients[0].Issuer, filepath.Join(dir, "cas/gw-ca.pem")},
 		{c.Token.PINFile, filepath.Join(dir, "pin")},
 		{c.Token.Module, filepath.Join(dir, "lib/libvendor.so")},
 		{c.Trust.Anchors[0], filepath.Join(dir, "anchors/a.pem")},

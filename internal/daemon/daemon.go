@@ -48,6 +48,9 @@ type Options struct {
 	// checkpoint, move it aside and start a new log with a signed note of
 	// the break, instead of refusing to start (pecetd --audit-new-log).
 	AuditNewLog bool
+	// DevAllowRemote lets --dev listen on non-loopback addresses (with a
+	// warning); without it pecetd --dev refuses them.
+	DevAllowRemote bool
 	// Out receives the dev-mode banner (stdout).
 	Out io.Writer
 }
@@ -77,6 +80,15 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 	if o.HTTPAddr != "" {
 		cfg.HTTP.Addr = o.HTTPAddr
+	}
+	if o.Dev {
+		remote, err := devmode.CheckListen(cfg.GRPC.Addr, cfg.HTTP.Addr, o.DevAllowRemote)
+		if err != nil {
+			return err
+		}
+		if len(remote) > 0 {
+			log.Warn("dev mode reachable from other machines (--dev-allow-remote): the dev CA key and PIN are in the dev folder, POST /tsa and /metrics are open", "listen", remote, "dev_dir", o.DevDir)
+		}
 	}
 	if mb := cfg.Limits.MemoryLimitMB; mb > 0 {
 		// A soft limit: the collector works harder near it rather than
@@ -169,6 +181,10 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	auth, err := clientAuth(cfg.GRPC.TLS, cfg.Clients, tlsConf, al, log)
+	if err != nil {
+		return err
+	}
 	authority, tsaCerts, guard, err := buildTSA(ctx, cfg.TSA, cfg.Token.RSACheckEvery, ks)
 	if err != nil {
 		return err
@@ -185,7 +201,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Keys:            ks,
 		Validator:       engine,
 		Policies:        engine,
-		Auth:            authz.New(cfg.Clients),
+		Auth:            auth,
 		Audit:           al,
 		KeyPolicy:       cfg.Keys,
 		Metrics:         m,
@@ -353,6 +369,36 @@ func serverTLS(t config.TLS) (*tls.Config, error) {
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		MinVersion:   tls.VersionTLS12,
 	}, nil
+}
+
+// clientAuth pins each client to its issuer (authz.Load) and, with
+// grpc.tls.client_crl, refuses revoked client certificates in the
+// handshake, each refusal an audit "denied" line (docs/security.md,
+// "Client identities").
+func clientAuth(t config.TLS, clients []config.Client, tc *tls.Config, al *audit.Log, log *slog.Logger) (*authz.Authorizer, error) {
+	cas, err := pki.ReadCertificates(t.ClientCA)
+	if err != nil {
+		return nil, fmt.Errorf("client CA: %w", err)
+	}
+	auth, err := authz.Load(clients, cas)
+	if err != nil {
+		return nil, fmt.Errorf("clients: %w", err)
+	}
+	if t.ClientCRL == "" {
+		return auth, nil
+	}
+	crl, err := authz.LoadCRL(t.ClientCRL, cas, log, func(identity string, err error) {
+		log.Warn("denied", "method", "TLS handshake", "caller", identity, "err", err)
+		ev := audit.Event{Phase: audit.PhaseDenied, Caller: identity, RPC: "TLS handshake", Outcome: audit.OutcomeDenied, Code: "Unauthenticated"}
+		if werr := al.Write(ev); werr != nil {
+			log.Error("audit log cannot be written", "err", werr)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("grpc.tls.client_crl: %w", err)
+	}
+	tc.VerifyConnection = crl.VerifyConnection
+	return auth, nil
 }
 
 func writeEndpoints(dir string, ep Endpoints) error {

@@ -14,8 +14,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/pecet-hsm/pecet/internal/config"
@@ -60,6 +64,12 @@ const AuditKey = "audit"
 // happen before the PKCS#11 module is first loaded.
 func Prepare(dir string, now time.Time) (*config.Config, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("dev folder: %w", err)
+	}
+	// MkdirAll leaves an existing folder's mode alone: a folder made by
+	// hand, unpacked from an archive or made under a loose umask stays
+	// readable by others, with the dev CA key and the PIN inside.
+	if err := Tighten(dir); err != nil {
 		return nil, fmt.Errorf("dev folder: %w", err)
 	}
 	module, err := softhsm.FindModule()
@@ -254,3 +264,84 @@ keys:
 }
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+// Tighten makes the dev folder private on every start: the folder and the
+// SoftHSM token folder (tokens/, the dev keys) 0700 with their files 0600,
+// and the secrets at the top (pin, so-pin, ca-key.pem and every other
+// *-key.pem) 0600. Symbolic links are left alone (their targets are not
+// the dev folder's). See docs/security.md "Dev mode".
+func Tighten(dir string) error {
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		switch {
+		case e.Type()&fs.ModeSymlink != 0:
+		case e.IsDir() && e.Name() == "tokens":
+			if err := filepath.WalkDir(p, func(q string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				switch {
+				case d.Type()&fs.ModeSymlink != 0:
+					return nil
+				case d.IsDir():
+					return os.Chmod(q, 0o700)
+				}
+				return os.Chmod(q, 0o600)
+			}); err != nil {
+				return err
+			}
+		case e.Type().IsRegular() && secretFile(e.Name()):
+			if err := os.Chmod(p, 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// secretFile names the dev folder's key and PIN files.
+func secretFile(name string) bool {
+	return name == "pin" || name == "so-pin" || strings.HasSuffix(name, "-key.pem")
+}
+
+// ErrRemote: --dev asked to listen beyond this machine without
+// --dev-allow-remote.
+var ErrRemote = errors.New("dev mode listens on loopback addresses only")
+
+// CheckListen refuses, unless allowRemote, a gRPC or HTTP address that is
+// not loopback: the dev folder's CA key and PIN sit on disk, and POST /tsa
+// and /metrics are open to whoever reaches the HTTP port. A host name
+// other than localhost counts as remote (it may resolve to anything). With
+// allowRemote it returns the remote addresses for a warning.
+func CheckListen(grpcAddr, httpAddr string, allowRemote bool) (remote []string, err error) {
+	for _, a := range []struct{ flag, addr string }{{"--grpc-addr", grpcAddr}, {"--http-addr", httpAddr}} {
+		if !Loopback(a.addr) {
+			remote = append(remote, a.flag+" "+a.addr)
+		}
+	}
+	if len(remote) > 0 && !allowRemote {
+		return remote, fmt.Errorf("%w: %s is reachable from other machines, and the dev CA key, the PIN and open POST /tsa and /metrics come with it; use 127.0.0.1, or add --dev-allow-remote if you really mean it", ErrRemote, strings.Join(remote, " and "))
+	}
+	return remote, nil
+}
+
+// Loopback reports whether a listen address (host:port) binds to loopback
+// only: localhost or a loopback IP. An empty host binds every interface.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}

@@ -98,7 +98,7 @@ func TestAuditSyncBeginHoldsResults(t *testing.T) {
 	h := &heldSync{}
 	f := newFixtureOpts(t, fixtureOpts{auditSync: audit.SyncBegin, auditSyncFile: h.sync, auditFlush: 10 * time.Millisecond})
 	ctx := ctxT(t)
-	er, err := pecetv1.NewEnvelopeServiceClient(f.dial(t, "wide-client")).Encrypt(ctx, &pecetv1.EncryptRequest{Data: []byte("filing"), RecipientKeys: []string{"gateway-decrypt"}})
+	er, err := pecetv1.NewEnvelopeServiceClient(f.dial(t, "wide-client")).Encrypt(ctx, &pecetv1.EncryptRequest{Data: []byte("filing"), RecipientKeys: []string{"gateway-decrypt"}, Cipher: pecetv1.ContentCipher_AES_256_CBC})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func holdsStreamOutput(t *testing.T, policy audit.SyncPolicy) {
 	f := newFixtureOpts(t, fixtureOpts{auditSync: policy, auditSyncFile: h.sync})
 	ctx := ctxT(t)
 	data := bytes.Repeat([]byte("filing "), 100<<10) // several output messages
-	er, err := pecetv1.NewEnvelopeServiceClient(f.dial(t, "wide-client")).Encrypt(ctx, &pecetv1.EncryptRequest{Data: data, RecipientKeys: []string{"gateway-decrypt"}})
+	er, err := pecetv1.NewEnvelopeServiceClient(f.dial(t, "wide-client")).Encrypt(ctx, &pecetv1.EncryptRequest{Data: data, RecipientKeys: []string{"gateway-decrypt"}, Cipher: pecetv1.ContentCipher_AES_256_CBC})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,9 @@ type envelopeService struct {
 }
 
 var ciphers = map[pecetv1.ContentCipher]envelope.Cipher{
-	pecetv1.ContentCipher_CONTENT_CIPHER_UNSPECIFIED: envelope.AES256CBC,
+	// Unspecified is the library's default: AES-256-GCM for Encrypt,
+	// AES-256-CBC for EncryptStream (GCM is not streamed).
+	pecetv1.ContentCipher_CONTENT_CIPHER_UNSPECIFIED: "",
 	pecetv1.ContentCipher_AES_256_CBC:                envelope.AES256CBC,
 	pecetv1.ContentCipher_AES_128_CBC:                envelope.AES128CBC,
 	pecetv1.ContentCipher_AES_256_GCM:                envelope.AES256GCM,

@@ -60,8 +60,9 @@ func TestEnvelopeRoundTripAndRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dr, err := dec.Decrypt(ctx, &pecetv1.DecryptRequest{Enveloped: er.GetEnveloped(), Key: "gateway-decrypt"}); err != nil || dr.GetVersion() != 2 {
-		t.Fatalf("new message: version %d, %v", dr.GetVersion(), err)
+	// The unspecified cipher is AES-256-GCM (AuthEnvelopedData).
+	if dr, err := dec.Decrypt(ctx, &pecetv1.DecryptRequest{Enveloped: er.GetEnveloped(), Key: "gateway-decrypt"}); err != nil || dr.GetVersion() != 2 || dr.GetCipher() != pecetv1.ContentCipher_AES_256_GCM {
+		t.Fatalf("new message: version %d, cipher %s, %v", dr.GetVersion(), dr.GetCipher(), err)
 	}
 	if dr, err := dec.Decrypt(ctx, &pecetv1.DecryptRequest{Enveloped: old[pecetv1.ContentCipher_AES_256_GCM]}); err != nil || dr.GetVersion() != 1 {
 		t.Fatalf("old message: version %d, %v", dr.GetVersion(), err)

@@ -82,6 +82,8 @@ type fixtureOpts struct {
 	auditSyncFile func(*os.File) error
 	// auditFlush is the audit flush interval (audit.sync: begin).
 	auditFlush time.Duration
+	// tls adjusts the server's TLS config (more client CAs, a CRL check).
+	tls func(*tls.Config)
 }
 
 var clientsConf = []config.Client{
@@ -189,11 +191,15 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	}
 	srv := New(deps)
 	srvCert := tlsCert(t, ca, "localhost", pki.TLSServer)
-	g := srv.GRPC(&tls.Config{
+	tc := &tls.Config{
 		Certificates: []tls.Certificate{srvCert},
 		ClientCAs:    roots,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
-	})
+	}
+	if o.tls != nil {
+		o.tls(tc)
+	}
+	g := srv.GRPC(tc)
 	srv.SetServing(true)
 	lis := bufconn.Listen(1 << 20)
 	go func() { _ = g.Serve(lis) }()

@@ -29,9 +29,11 @@ const (
 type ContentCipher int32
 
 const (
-	// Unspecified means AES_256_CBC, which every CMS reader accepts.
+	// Unspecified means AES_256_GCM for Encrypt (authenticated content) and
+	// AES_256_CBC for EncryptStream (GCM is not streamed).
 	ContentCipher_CONTENT_CIPHER_UNSPECIFIED ContentCipher = 0
-	// AES-256-CBC in EnvelopedData (RFC 3565).
+	// AES-256-CBC in EnvelopedData (RFC 3565), for receivers that do not
+	// read AuthEnvelopedData; unauthenticated.
 	ContentCipher_AES_256_CBC ContentCipher = 1
 	// AES-128-CBC in EnvelopedData.
 	ContentCipher_AES_128_CBC ContentCipher = 2
@@ -155,7 +157,8 @@ type EncryptRequest struct {
 	// Aliases of pecet DECRYPT keys: their primary version's certificate is
 	// a recipient. The caller must be allowed the alias.
 	RecipientKeys []string `protobuf:"bytes,3,rep,name=recipient_keys,json=recipientKeys,proto3" json:"recipient_keys,omitempty"`
-	// Content cipher; unspecified means AES_256_CBC.
+	// Content cipher; unspecified means AES_256_GCM (AuthEnvelopedData).
+	// AES_256_CBC writes EnvelopedData for receivers that need it.
 	Cipher ContentCipher `protobuf:"varint,4,opt,name=cipher,proto3,enum=pecet.v1.ContentCipher" json:"cipher,omitempty"`
 	// Key transport; unspecified means RSA_OAEP.
 	KeyTransport KeyTransport `protobuf:"varint,5,opt,name=key_transport,json=keyTransport,proto3,enum=pecet.v1.KeyTransport" json:"key_transport,omitempty"`

@@ -83,8 +83,11 @@ func run(devDir, in, to, key, out string, attached bool) error {
 	if err := zw.Close(); err != nil {
 		return err
 	}
-	// 3. Encrypt to the office's certificate (AES-256-CBC, RSA-OAEP-SHA256).
-	enc, err := cc.Envelope.Encrypt(ctx, &pecetv1.EncryptRequest{Data: gz.Bytes(), RecipientCertificates: [][]byte{blk.Bytes}})
+	// 3. Encrypt to the office's certificate: AES-256-CBC (EnvelopedData),
+	// asked for explicitly because pecet's default is AES-256-GCM
+	// (AuthEnvelopedData), which a filing receiver may not read; RSA-OAEP-SHA256.
+	enc, err := cc.Envelope.Encrypt(ctx, &pecetv1.EncryptRequest{Data: gz.Bytes(), RecipientCertificates: [][]byte{blk.Bytes},
+		Cipher: pecetv1.ContentCipher_AES_256_CBC})
 	if err != nil {
 		return fmt.Errorf("encrypt: %w", err)
 	}
