@@ -100,6 +100,9 @@ type PolicyInfo struct {
 	Revocation  RevocationMode
 	Anchors     []AnchorInfo
 	Qualified   bool // RequiredQCStatements set
+	// Algorithms describes the algorithm rules in force (defaults
+	// included).
+	Algorithms string
 }
 
 // AnchorInfo names a trust anchor and where it came from.
@@ -191,7 +194,8 @@ func (e *Engine) Describe(name string, t time.Time) (PolicyInfo, error) {
 }
 
 func (e *Engine) info(p *Policy, t time.Time) PolicyInfo {
-	pi := PolicyInfo{Name: p.Name, Description: p.Description, Default: p.Name == e.def, Revocation: p.Revocation, Qualified: len(p.RequiredQCStatements) > 0}
+	pi := PolicyInfo{Name: p.Name, Description: p.Description, Default: p.Name == e.def, Revocation: p.Revocation, Qualified: len(p.RequiredQCStatements) > 0,
+		Algorithms: p.Algorithms.Describe()}
 	for _, a := range p.Anchors {
 		pi.Anchors = append(pi.Anchors, AnchorInfo{Subject: a.Subject.String(), Source: "pem", Cert: a})
 	}
@@ -282,10 +286,8 @@ func (e *Engine) Validate(r Request) Verdict {
 	for _, msg := range p.Algorithms.checkPath(path, at) {
 		v.Add(Invalid, CodeWeakAlgorithm, msg)
 	}
-	if p.Algorithms != nil {
-		for _, msg := range p.Algorithms.checkKey(fmt.Sprintf("%q", r.Leaf.Subject.String()), r.Leaf.PublicKey, at) {
-			v.Add(Invalid, CodeWeakAlgorithm, msg)
-		}
+	for _, msg := range p.Algorithms.effective().checkKey(fmt.Sprintf("%q", r.Leaf.Subject.String()), r.Leaf.PublicKey, at) {
+		v.Add(Invalid, CodeWeakAlgorithm, msg)
 	}
 	e.checkPurpose(&v, p, r.Leaf, r.Purpose)
 	qc, err := ParseQC(r.Leaf)

@@ -235,6 +235,7 @@ func runPolicy(args []string) int {
 				anchors = append(anchors, map[string]string{"subject": a.GetSubject(), "source": a.GetSource()})
 			}
 			if sub == "show" {
+				m["algorithms"] = p.GetAlgorithms()
 				m["anchors"] = anchors
 			} else {
 				m["anchor_count"] = len(anchors)
@@ -251,6 +252,7 @@ func runPolicy(args []string) int {
 		}
 		fmt.Printf("%s%s: %s; revocation %s; %d anchors\n", p.GetName(), def, p.GetDescription(), p.GetRevocation(), len(p.GetAnchors()))
 		if sub == "show" {
+			fmt.Printf("  algorithms: %s\n", p.GetAlgorithms())
 			for _, a := range p.GetAnchors() {
 				fmt.Printf("  anchor: %s  [%s]\n", a.GetSubject(), a.GetSource())
 			}

@@ -125,7 +125,8 @@ func (ps *policyService) ListPolicies(ctx context.Context, _ *pecetv1.ListPolici
 		return out, nil
 	}
 	for _, p := range ps.s.d.Policies.Policies(ps.s.d.Now()) {
-		pi := &pecetv1.PolicyInfo{Name: p.Name, Description: p.Description, Default: p.Default, Revocation: string(p.Revocation), Qualified: p.Qualified}
+		pi := &pecetv1.PolicyInfo{Name: p.Name, Description: p.Description, Default: p.Default, Revocation: string(p.Revocation), Qualified: p.Qualified,
+			Algorithms: p.Algorithms}
 		for _, a := range p.Anchors {
 			pi.Anchors = append(pi.Anchors, &pecetv1.TrustAnchor{Subject: a.Subject, Source: a.Source, Certificate: a.Cert.Raw})
 		}
