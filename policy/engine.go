@@ -90,6 +90,9 @@ type Policy struct {
 	FetchCRLs      bool
 	OCSP           bool
 	ClockTolerance time.Duration
+	// AllowOverrides lists the per-call overrides callers may make (nil:
+	// none); a stricter revocation mode is always accepted.
+	AllowOverrides []Override
 }
 
 // PolicyInfo describes a configured policy.
@@ -269,8 +272,11 @@ func (e *Engine) Validate(r Request) Verdict {
 	if len(p.RequiredPolicies) > 0 {
 		o.InitialPolicies, o.ExplicitPolicy = p.RequiredPolicies, true
 	}
+	// Under "off" the CRLs at hand (the policy's and the caller's) are still
+	// used: off only means an unknown status is no failure and nothing is
+	// fetched (docs/security.md "Revocation").
 	var rev revocationChecker
-	if mode != RevocationOff {
+	if mode != RevocationOff || len(p.CRLs)+len(r.CRLs) > 0 {
 		rev = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: r.CRLs, at: at, now: now, opts: o}
 	}
 	path, findings := findPath(r.Leaf, o, rev)
@@ -361,6 +367,13 @@ type engineRevocation struct {
 func (r *engineRevocation) revocation(path *Path, i int) *finding {
 	c := path.Certs[i]
 	crls := append(slices.Clone(r.p.CRLs), r.extra...)
+	if r.mode == RevocationOff {
+		k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts}
+		if st := k.check(path, i); st.revoked {
+			return st.finding(c)
+		}
+		return nil
+	}
 	if r.p.FetchCRLs && r.e.Fetcher != nil {
 		crls = append(crls, r.e.Fetcher.CRLsFor(r.ctx, c)...)
 	}
