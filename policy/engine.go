@@ -103,6 +103,8 @@ type PolicyInfo struct {
 	Revocation  RevocationMode
 	Anchors     []AnchorInfo
 	Qualified   bool // RequiredQCStatements set
+	// AllowOverrides lists the per-call overrides the policy accepts.
+	AllowOverrides []Override
 	// Algorithms describes the algorithm rules in force (defaults
 	// included).
 	Algorithms string
@@ -141,6 +143,11 @@ func NewEngine(defaultPolicy string, policies ...*Policy) (*Engine, error) {
 		}
 		if _, err := ParseRevocationMode(string(p.Revocation)); err != nil {
 			return nil, err
+		}
+		for _, o := range p.AllowOverrides {
+			if !slices.Contains(OverrideNames, o) {
+				return nil, fmt.Errorf("%w: policy %q: unknown override %q (revocation, anchors, crls)", ErrInvalidPolicy, p.Name, o)
+			}
 		}
 		for _, q := range p.RequiredQCStatements {
 			if !slices.Contains(QCStatementNames, q) {
@@ -198,7 +205,7 @@ func (e *Engine) Describe(name string, t time.Time) (PolicyInfo, error) {
 
 func (e *Engine) info(p *Policy, t time.Time) PolicyInfo {
 	pi := PolicyInfo{Name: p.Name, Description: p.Description, Default: p.Name == e.def, Revocation: p.Revocation, Qualified: len(p.RequiredQCStatements) > 0,
-		Algorithms: p.Algorithms.Describe()}
+		Algorithms: p.Algorithms.Describe(), AllowOverrides: slices.Clone(p.AllowOverrides)}
 	for _, a := range p.Anchors {
 		pi.Anchors = append(pi.Anchors, AnchorInfo{Subject: a.Subject.String(), Source: "pem", Cert: a})
 	}
@@ -232,6 +239,15 @@ func (e *Engine) Validate(r Request) Verdict {
 	p, ok := e.policies[name]
 	if !ok {
 		v.Add(Indeterminate, CodeUnknownPolicy, fmt.Sprintf("no policy named %q is configured", name))
+		return v
+	}
+	// Per-call overrides are reported in the verdict; one the policy
+	// forbids is never applied (servers refuse the call earlier with
+	// CheckOverrides; docs/security.md "Per-call overrides").
+	used, forbidden := p.overrides(r)
+	v.Overrides = used
+	if len(forbidden) > 0 {
+		v.Add(Indeterminate, CodeOverrideForbidden, (&OverrideError{Policy: name, Forbidden: forbidden}).Error())
 		return v
 	}
 	if r.Leaf == nil {

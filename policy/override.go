@@ -61,9 +61,23 @@ func (p *Policy) overrides(r Request) (used []string, forbidden []Override) {
 	return used, forbidden
 }
 
-// CheckOverrides says, as an error wrapping ErrOverrideForbidden, which
-// overrides of r its policy does not allow; nil when all are allowed (or
-// the policy is unknown: Validate reports that).
+// OverrideError names the overrides a policy forbids; it wraps
+// ErrOverrideForbidden and holds only configuration names, so its text
+// may go to the caller.
+type OverrideError struct {
+	Policy    string
+	Forbidden []Override
+}
+
+func (e *OverrideError) Error() string {
+	return fmt.Sprintf("policy %q does not allow the per-call override %s (its allow_overrides: see `pecet policy show %s`)", e.Policy, overrideList(e.Forbidden), e.Policy)
+}
+
+func (e *OverrideError) Unwrap() error { return ErrOverrideForbidden }
+
+// CheckOverrides returns an *OverrideError when r overrides what its
+// policy does not allow; nil when all are allowed (or the policy is
+// unknown: Validate reports that).
 func (e *Engine) CheckOverrides(r Request) error {
 	name := r.Policy
 	if name == "" {
@@ -73,11 +87,10 @@ func (e *Engine) CheckOverrides(r Request) error {
 	if !ok {
 		return nil
 	}
-	_, forbidden := p.overrides(r)
-	if len(forbidden) == 0 {
-		return nil
+	if _, forbidden := p.overrides(r); len(forbidden) > 0 {
+		return &OverrideError{Policy: name, Forbidden: forbidden}
 	}
-	return fmt.Errorf("%w: policy %q does not allow %s", ErrOverrideForbidden, name, overrideList(forbidden))
+	return nil
 }
 
 func overrideList(os []Override) string {

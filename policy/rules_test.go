@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
+	"errors"
 	"math/big"
 	"slices"
 	"strings"
@@ -122,7 +123,7 @@ func TestCRLRules(t *testing.T) {
 	deltaRevoked := root.makeCRL(t, crlOpts{number: 7, this: testNow.Add(-time.Minute), next: testNow.Add(day), deltaOf: 5, revoked: rev, revokedAt: testNow.Add(-2 * time.Hour)})
 	futureCRL := root.makeCRL(t, crlOpts{number: 8, this: testNow.Add(day), next: testNow.Add(2 * day)})
 
-	req := &Policy{Name: "require", Anchors: []*x509.Certificate{root.cert}, Revocation: RevocationRequire}
+	req := &Policy{Name: "require", Anchors: []*x509.Certificate{root.cert}, Revocation: RevocationRequire, AllowOverrides: []Override{OverrideCRLs}}
 	off := &Policy{Name: "off", Anchors: []*x509.Certificate{root.cert}, Revocation: RevocationOff, AllowOverrides: []Override{OverrideCRLs}}
 	e, err := NewEngine("require", req, off)
 	if err != nil {
@@ -170,5 +171,63 @@ func TestCRLRules(t *testing.T) {
 	v := e.Validate(Request{Leaf: leaf.cert, Policy: "off", Revocation: RevocationOff, At: testNow, CRLs: []*CRL{currentRevoked}})
 	if v.Status != Invalid {
 		t.Fatalf("revocation off with a CRL: %s %v", v.Status, v.Reasons)
+	}
+}
+
+// TestOverrides: a policy lets callers override only what it lists; a
+// forbidden override is an error (CheckOverrides) and never applied, and
+// the verdict lists the overrides used (docs/security.md "Per-call
+// overrides").
+func TestOverrides(t *testing.T) {
+	root := issue(t, nil, tmpl("Root", true), nil)
+	other := issue(t, nil, tmpl("Other root", true), nil)
+	leaf := issue(t, root, tmpl("Leaf", false), nil)
+	stranger := issue(t, other, tmpl("Stranger", false), nil)
+	crl := root.makeCRL(t, crlOpts{number: 1, this: testNow.Add(-time.Hour), next: testNow.Add(time.Hour)})
+	strict := &Policy{Name: "strict", Anchors: []*x509.Certificate{root.cert}, Revocation: RevocationRequire}
+	open := &Policy{Name: "open", Anchors: []*x509.Certificate{root.cert}, Revocation: RevocationPrefer, AllowOverrides: OverrideNames}
+	e, err := NewEngine("strict", strict, open)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Now = func() time.Time { return testNow }
+	tests := []struct {
+		name      string
+		req       Request
+		forbidden string // "" when allowed
+		status    Status
+		overrides []string
+	}{
+		{"none", Request{Leaf: leaf.cert, CRLs: nil}, "", Indeterminate, nil},
+		{"revocation off on strict", Request{Leaf: leaf.cert, Revocation: RevocationOff}, "revocation", Indeterminate, []string{"revocation: off (policy: require)"}},
+		{"revocation prefer on strict", Request{Leaf: leaf.cert, Revocation: RevocationPrefer}, "revocation", Indeterminate, []string{"revocation: prefer (policy: require)"}},
+		{"extra anchor on strict", Request{Leaf: stranger.cert, Anchors: []*x509.Certificate{other.cert}}, "anchors", Indeterminate, []string{"anchors: 1 extra"}},
+		{"CRL on strict", Request{Leaf: leaf.cert, CRLs: []*CRL{crl}}, "crls", Indeterminate, []string{"crls: 1 supplied"}},
+		{"stricter revocation is always allowed", Request{Leaf: leaf.cert, Policy: "open", Revocation: RevocationRequire}, "", Indeterminate, []string{"revocation: require (policy: prefer)"}},
+		{"revocation off on open", Request{Leaf: leaf.cert, Policy: "open", Revocation: RevocationOff}, "", Valid, []string{"revocation: off (policy: prefer)"}},
+		{"extra anchor on open", Request{Leaf: stranger.cert, Policy: "open", Anchors: []*x509.Certificate{other.cert}, Revocation: RevocationOff}, "", Valid, []string{"revocation: off (policy: prefer)", "anchors: 1 extra"}},
+		{"CRL on open", Request{Leaf: leaf.cert, Policy: "open", CRLs: []*CRL{crl}}, "", Valid, []string{"crls: 1 supplied"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.req.At = testNow
+			err := e.CheckOverrides(tc.req)
+			if tc.forbidden == "" && err != nil {
+				t.Fatalf("CheckOverrides: %v", err)
+			}
+			if tc.forbidden != "" && (!errors.Is(err, ErrOverrideForbidden) || !strings.Contains(err.Error(), tc.forbidden)) {
+				t.Fatalf("CheckOverrides: %v, want %s forbidden", err, tc.forbidden)
+			}
+			v := e.Validate(tc.req)
+			if v.Status != tc.status || !slices.Equal(v.Overrides, tc.overrides) {
+				t.Fatalf("%s %v overrides %q, want %s %q", v.Status, v.Reasons, v.Overrides, tc.status, tc.overrides)
+			}
+			if tc.forbidden != "" && (len(v.Reasons) != 1 || v.Reasons[0].Code != CodeOverrideForbidden) {
+				t.Fatalf("forbidden override applied: %v", v.Reasons)
+			}
+		})
+	}
+	if _, err := NewEngine("p", &Policy{Name: "p", Anchors: []*x509.Certificate{root.cert}, AllowOverrides: []Override{"everything"}}); !errors.Is(err, ErrInvalidPolicy) {
+		t.Fatalf("unknown override accepted: %v", err)
 	}
 }

@@ -55,6 +55,9 @@ type Verdict struct {
 	// AdES-QC, AdES); empty when the chain did not validate far enough.
 	Qualification Qualification
 	Reasons       []Reason
+	// Overrides lists the per-call overrides of the policy this validation
+	// used ("anchors: 1 extra", …); empty when none.
+	Overrides []string
 }
 
 // Add records a reason and lowers the status: INVALID wins over
@@ -81,4 +84,7 @@ const (
 	CodePathBound                Code = "PATH_BOUND"
 	CodeUnknownPolicy            Code = "UNKNOWN_POLICY"
 	CodeTrustedListExpired       Code = "TRUSTED_LIST_EXPIRED"
+	// CodeFormatFailure: a certificate or CRL that cannot be parsed (EN 319
+	// 102-1 FORMAT_FAILURE); the verdict is INVALID.
+	CodeFormatFailure Code = "FORMAT_FAILURE"
 )

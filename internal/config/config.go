@@ -188,6 +188,9 @@ type Policy struct {
 	Revocation           Revocation `yaml:"revocation"`
 	// ClockTolerance widens validity periods and CRL freshness.
 	ClockTolerance time.Duration `yaml:"clock_tolerance"`
+	// AllowOverrides lists what a request may override: revocation (a
+	// weaker mode), anchors, crls. Absent: [crls]; [] allows none.
+	AllowOverrides *[]string `yaml:"allow_overrides"`
 }
 
 // TrustedList is an ETSI TS 119 612 list and the certificate(s) its
@@ -721,6 +724,7 @@ var (
 	QCStatements    = []string{"compliance", "sscd", "esign", "eseal", "web"}
 	PurposeNames    = []string{"signing", "encryption", "timestamping"}
 	HashNames       = []string{"SHA256", "SHA384", "SHA512"}
+	OverrideNames   = []string{"revocation", "anchors", "crls"}
 )
 
 func (c *Config) validatePolicies(bad func(string, ...any)) {
@@ -765,6 +769,13 @@ func (c *Config) validatePolicies(bad func(string, ...any)) {
 		}
 		if p.Algorithms.MinRSABits < 0 || p.Algorithms.MinECBits < 0 || p.ClockTolerance < 0 {
 			bad("policies.%s: negative bounds", name)
+		}
+		if p.AllowOverrides != nil {
+			for _, o := range *p.AllowOverrides {
+				if !slices.Contains(OverrideNames, o) {
+					bad("policies.%s.allow_overrides: unknown %q (revocation, anchors, crls)", name, o)
+				}
+			}
 		}
 		if p.TrustedList != nil && p.TrustedList.Grace < 0 {
 			bad("policies.%s.trusted_list.grace must not be negative", name)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -184,6 +185,28 @@ func TestParsePolicies(t *testing.T) {
 	}
 }
 
+// TestParseAllowOverrides: an absent allow_overrides is nil (the default,
+// [crls]); an empty list is not (nothing allowed).
+func TestParseAllowOverrides(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want []string
+	}{
+		{"", nil},
+		{"    allow_overrides: []\n", []string{}},
+		{"    allow_overrides: [anchors, revocation]\n", []string{"anchors", "revocation"}},
+	} {
+		c, err := Parse([]byte(strings.Replace(withPolicies, "    revocation: {mode: off}\n", "    revocation: {mode: off}\n"+tc.line, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := c.Policies["dev"].AllowOverrides
+		if (got == nil) != (tc.want == nil) || (got != nil && !slices.Equal(*got, tc.want)) {
+			t.Errorf("%q: %v, want %v", tc.line, got, tc.want)
+		}
+	}
+}
+
 func TestParsePoliciesRejects(t *testing.T) {
 	cases := []struct{ name, yaml, want string }{
 		{"unknown key", strings.Replace(withPolicies, "clock_tolerance: 2m", "clock_tolerance: 2m\n    colour: red", 1), "colour"},
@@ -196,6 +219,7 @@ func TestParsePoliciesRejects(t *testing.T) {
 		{"negative grace", strings.Replace(withPolicies, "grace: 72h", "grace: -1h", 1), "grace must not be negative"},
 		{"no anchors", strings.Replace(withPolicies, "    anchors: [ca.pem]\n", "", 1), "anchors or trusted_list"},
 		{"bad purpose", strings.Replace(withPolicies, "{signing:", "{sealing:", 1), `unknown purpose "sealing"`},
+		{"bad override", strings.Replace(withPolicies, "    revocation: {mode: off}\n", "    revocation: {mode: off}\n    allow_overrides: [everything]\n", 1), `allow_overrides: unknown "everything"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

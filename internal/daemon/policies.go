@@ -24,7 +24,8 @@ func BuildEngine(cfg *config.Config) (*policy.Engine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("trust anchors: %w", err)
 		}
-		ps = append(ps, &policy.Policy{Name: "default", Description: "trust.anchors, no revocation", Anchors: anchors, Revocation: policy.RevocationOff})
+		ps = append(ps, &policy.Policy{Name: "default", Description: "trust.anchors, no revocation", Anchors: anchors, Revocation: policy.RevocationOff,
+			AllowOverrides: DefaultOverrides})
 		def = "default"
 	}
 	for name, pc := range cfg.Policies {
@@ -63,6 +64,12 @@ var ekuNames = map[string]x509.ExtKeyUsage{
 
 var hashNames = map[string]crypto.Hash{"SHA256": crypto.SHA256, "SHA384": crypto.SHA384, "SHA512": crypto.SHA512}
 
+// DefaultOverrides are allowed when a policy does not say: CRLs a caller
+// brings are evidence signed by the CA and can only add revocations;
+// extra anchors and a weaker revocation mode change the policy itself
+// (docs/security.md "Per-call overrides").
+var DefaultOverrides = []policy.Override{policy.OverrideCRLs}
+
 func buildPolicy(name string, pc config.Policy) (*policy.Policy, error) {
 	p := &policy.Policy{
 		Name:                 name,
@@ -73,6 +80,13 @@ func buildPolicy(name string, pc config.Policy) (*policy.Policy, error) {
 		FetchCRLs:            pc.Revocation.FetchCRLs,
 		OCSP:                 pc.Revocation.OCSP,
 		ClockTolerance:       pc.ClockTolerance,
+		AllowOverrides:       DefaultOverrides,
+	}
+	if pc.AllowOverrides != nil {
+		p.AllowOverrides = []policy.Override{}
+		for _, o := range *pc.AllowOverrides {
+			p.AllowOverrides = append(p.AllowOverrides, policy.Override(o))
+		}
 	}
 	var err error
 	if p.Anchors, err = pki.ReadCertificates(pc.Anchors...); err != nil {
