@@ -55,9 +55,9 @@ func ParseCRL(data []byte) (*CRL, error) {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrMalformedCRL, MaxCRLBytes)
 	}
 	der := pemOrDER(data, "X509 CRL")
-	rl, err := x509.ParseRevocationList(der)
+	rl, err := parseRevocationList(der)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformedCRL, err)
+		return nil, err
 	}
 	c := &CRL{RL: rl, entries: map[string]crlEntry{}}
 	c.issuerDN, _, err = parseDN(rl.RawIssuer)
@@ -121,6 +121,68 @@ func ParseCRL(data []byte) (*CRL, error) {
 		}
 	}
 	return c, nil
+}
+
+// parseRevocationList parses a v2 CRL with crypto/x509, and a v1 CRL (no
+// version field: what `openssl ca -gencrl` writes without CRL extensions,
+// RFC 5280 5.1.2.1) by giving crypto/x509, which refuses v1, the same CRL
+// with version v2 inserted, then putting the original bytes back, so that
+// the signature is checked over what the issuer signed. A v1 CRL must not
+// carry extensions. The input is bounded by MaxCRLBytes; the copy is one
+// allocation of its size plus three bytes.
+func parseRevocationList(der []byte) (*x509.RevocationList, error) {
+	v1, tbs, ok := v1CRL(der)
+	if !ok {
+		rl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrMalformedCRL, err)
+		}
+		return rl, nil
+	}
+	rl, err := x509.ParseRevocationList(v1)
+	if err != nil {
+		return nil, fmt.Errorf("%w: version 1 CRL: %w", ErrMalformedCRL, err)
+	}
+	if len(rl.Extensions) > 0 {
+		return nil, fmt.Errorf("%w: a version 1 CRL carries extensions", ErrMalformedCRL)
+	}
+	for _, e := range rl.RevokedCertificateEntries {
+		if len(e.Extensions) > 0 {
+			return nil, fmt.Errorf("%w: a version 1 CRL entry carries extensions", ErrMalformedCRL)
+		}
+	}
+	rl.Raw, rl.RawTBSRevocationList = der, tbs
+	return rl, nil
+}
+
+// v1CRL recognises CertificateList { TBSCertList, signatureAlgorithm,
+// signatureValue } whose TBSCertList has no version (it starts with the
+// signature AlgorithmIdentifier, a SEQUENCE) and returns the same
+// CertificateList with version v2 inserted, and the original TBSCertList.
+func v1CRL(der []byte) (v2 []byte, tbs []byte, ok bool) {
+	in := cryptobyte.String(der)
+	var list, tbsElem cryptobyte.String
+	if !in.ReadASN1(&list, cbasn1.SEQUENCE) || !in.Empty() || !list.ReadASN1Element(&tbsElem, cbasn1.SEQUENCE) {
+		return nil, nil, false
+	}
+	inner := tbsElem
+	var tbsBody cryptobyte.String
+	if !inner.ReadASN1(&tbsBody, cbasn1.SEQUENCE) || !tbsBody.PeekASN1Tag(cbasn1.SEQUENCE) {
+		return nil, nil, false // a version field (or garbage): crypto/x509 decides
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1Int64(1) // v2
+			b.AddBytes(tbsBody)
+		})
+		b.AddBytes(list) // signatureAlgorithm and signatureValue
+	})
+	out, err := b.Bytes()
+	if err != nil {
+		return nil, nil, false
+	}
+	return out, tbsElem, true
 }
 
 // revStatus is what the CRLs say about one certificate.

@@ -108,6 +108,9 @@ func printVerdict(v *pecetv1.Verdict, asJSON bool) int {
 			reasons = append(reasons, map[string]string{"code": r.GetCode(), "message": r.GetMessage()})
 		}
 		out["reasons"] = reasons
+		if len(v.GetOverrides()) > 0 {
+			out["overrides"] = v.GetOverrides()
+		}
 		printJSON(out)
 	} else {
 		fmt.Println(v.GetStatus().String())
@@ -133,6 +136,9 @@ func printVerdict(v *pecetv1.Verdict, asJSON bool) int {
 			if c, err := x509.ParseCertificate(der); err == nil {
 				fmt.Printf("chain[%d]:      %s\n", i, c.Subject.String())
 			}
+		}
+		for _, o := range v.GetOverrides() {
+			fmt.Printf("override:      %s\n", o)
 		}
 		for _, r := range v.GetReasons() {
 			fmt.Printf("reason:        %s: %s\n", r.GetCode(), r.GetMessage())
