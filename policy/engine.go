@@ -87,8 +87,13 @@ type Policy struct {
 	CRLs                 []*CRL
 	// FetchCRLs fetches CRLs from the certificates' distribution points;
 	// OCSP asks the certificates' OCSP responders. Both need Engine.Fetcher.
-	FetchCRLs      bool
-	OCSP           bool
+	FetchCRLs bool
+	OCSP      bool
+	// OCSPMaxAge bounds the age of OCSP responses without nextUpdate
+	// (0: DefaultOCSPMaxAge). OCSPNoNonce sends no nonce and accepts
+	// responses without one (pre-produced responses, RFC 5019).
+	OCSPMaxAge     time.Duration
+	OCSPNoNonce    bool
 	ClockTolerance time.Duration
 	// AllowOverrides lists the per-call overrides callers may make (nil:
 	// none); a stricter revocation mode is always accepted.
@@ -400,7 +405,7 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 		if i > 0 {
 			issuer = path.Certs[i-1]
 		}
-		if ost, ok := r.e.Fetcher.OCSPStatus(r.ctx, c, issuer, r.at); ok {
+		if ost, ok := r.e.Fetcher.OCSPStatus(r.ctx, c, issuer, r.at, r.ocspRules()); ok {
 			st = ost
 		} else if ost.unknown != "" {
 			st.unknown += "; OCSP: " + ost.unknown
@@ -411,4 +416,23 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 		f.status = Valid // reported, but does not lower the verdict
 	}
 	return f
+}
+
+// ocspRules are the policy's OCSP rules; a delegated responder without
+// id-pkix-ocsp-nocheck is checked now against the CRLs at hand (the
+// policy's, the caller's, fetched ones when the policy fetches).
+func (r *engineRevocation) ocspRules() *ocspRules {
+	return &ocspRules{maxAge: r.p.OCSPMaxAge, tol: r.p.ClockTolerance, noNonce: r.p.OCSPNoNonce,
+		responderStatus: func(responder, issuer *x509.Certificate) string {
+			crls := append(slices.Clone(r.p.CRLs), r.extra...)
+			if r.p.FetchCRLs && r.e.Fetcher != nil {
+				crls = append(crls, r.e.Fetcher.CRLsFor(r.ctx, responder)...)
+			}
+			k := &crlChecker{crls: crls, at: r.now, now: r.now, tol: r.p.ClockTolerance, opts: r.opts}
+			st := k.check(&Path{Anchor: issuer, Certs: []*x509.Certificate{responder}}, 0)
+			if st.revoked {
+				return "revoked"
+			}
+			return st.unknown
+		}}
 }

@@ -102,7 +102,7 @@ func FuzzOCSPResponse(f *testing.F) {
 	}
 	f.Add([]byte{0x30, 0x03, 0x0a, 0x01, 0x06}) // unauthorized
 	f.Fuzz(func(t *testing.T, data []byte) {
-		st, err := checkOCSP(data, leaf.cert, root.cert, nonce, testNow, testNow)
+		st, err := checkOCSP(data, leaf.cert, root.cert, nonce, testNow, testNow, nil)
 		if err != nil {
 			return
 		}

@@ -225,6 +225,12 @@ type Revocation struct {
 	CRLs      []string `yaml:"crls"`
 	FetchCRLs bool     `yaml:"fetch_crls"`
 	OCSP      bool     `yaml:"ocsp"`
+	// OCSPMaxAge bounds the age (thisUpdate) of OCSP responses without
+	// nextUpdate (default 1h).
+	OCSPMaxAge time.Duration `yaml:"ocsp_max_age"`
+	// OCSPNonce: send a nonce and require its echo (default true); false
+	// for responders that serve pre-produced responses (RFC 5019).
+	OCSPNonce *bool `yaml:"ocsp_nonce"`
 	// Timeout bounds one CRL or OCSP fetch.
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -767,7 +773,7 @@ func (c *Config) validatePolicies(bad func(string, ...any)) {
 				bad("policies.%s.algorithms.hashes: %q is not allowed (SHA256, SHA384, SHA512)", name, h)
 			}
 		}
-		if p.Algorithms.MinRSABits < 0 || p.Algorithms.MinECBits < 0 || p.ClockTolerance < 0 {
+		if p.Algorithms.MinRSABits < 0 || p.Algorithms.MinECBits < 0 || p.ClockTolerance < 0 || p.Revocation.OCSPMaxAge < 0 {
 			bad("policies.%s: negative bounds", name)
 		}
 		if p.AllowOverrides != nil {

@@ -166,7 +166,7 @@ policies:
     trusted_list: {file: CZ.xml, signer: cz-signer.pem, grace: 72h}
     algorithms: {min_rsa_bits: 2048, min_ec_bits: 256, hashes: [SHA256, SHA384, SHA512]}
     required_qc_statements: [compliance, sscd]
-    revocation: {mode: require, crls: [a.crl], fetch_crls: true, ocsp: true, timeout: 5s}
+    revocation: {mode: require, crls: [a.crl], fetch_crls: true, ocsp: true, ocsp_max_age: 30m, ocsp_nonce: false, timeout: 5s}
     clock_tolerance: 2m
   dev:
     anchors: [ca.pem]
@@ -180,7 +180,8 @@ func TestParsePolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := c.Policies["cz-qualified"]
-	if c.DefaultPolicy != "cz-qualified" || p.Revocation.Mode != "require" || p.TrustedList.Signer != "cz-signer.pem" || p.TrustedList.Grace != 72*time.Hour || len(c.Policies) != 2 {
+	if c.DefaultPolicy != "cz-qualified" || p.Revocation.Mode != "require" || p.TrustedList.Signer != "cz-signer.pem" || p.TrustedList.Grace != 72*time.Hour || len(c.Policies) != 2 ||
+		p.Revocation.OCSPMaxAge != 30*time.Minute || p.Revocation.OCSPNonce == nil || *p.Revocation.OCSPNonce {
 		t.Errorf("policies not read: %+v", c.Policies)
 	}
 }

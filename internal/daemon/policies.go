@@ -79,6 +79,8 @@ func buildPolicy(name string, pc config.Policy) (*policy.Policy, error) {
 		Revocation:           policy.RevocationMode(pc.Revocation.Mode),
 		FetchCRLs:            pc.Revocation.FetchCRLs,
 		OCSP:                 pc.Revocation.OCSP,
+		OCSPMaxAge:           pc.Revocation.OCSPMaxAge,
+		OCSPNoNonce:          pc.Revocation.OCSPNonce != nil && !*pc.Revocation.OCSPNonce,
 		ClockTolerance:       pc.ClockTolerance,
 		AllowOverrides:       DefaultOverrides,
 	}
