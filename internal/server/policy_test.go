@@ -96,6 +96,40 @@ func TestVerifyRevokedAroundTrustedTime(t *testing.T) {
 	}
 }
 
+// TestVerifyReportsOverrides: Verify's verdict lists the per-call
+// overrides, as ValidateCertificate's does.
+func TestVerifyReportsOverrides(t *testing.T) {
+	f := newFixture(t)
+	cc := f.dial(t, "client")
+	ctx := ctxT(t)
+	data := []byte("<PRIHL/>")
+	sig, err := pecetv1.NewSignServiceClient(cc).Sign(ctx, &pecetv1.SignRequest{Key: "client-sign", Input: &pecetv1.SignRequest_Data{Data: data}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlDER, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(time.Hour)}, f.ca.Cert, f.ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := pecetv1.NewSignServiceClient(cc).Verify(ctx, &pecetv1.VerifyRequest{
+		Signature: sig.GetSignature(), Detached: &pecetv1.VerifyRequest_Content{Content: data},
+		Crls: [][]byte{crlDER}, Revocation: pecetv1.RevocationMode_OFF, Policy: "strict",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"revocation: off (policy: require)", "crls: 1 supplied"}
+	if v := resp.GetVerdict(); v.GetStatus() != pecetv1.Verdict_VALID || !slices.Equal(v.GetOverrides(), want) {
+		t.Fatalf("verdict %v, want overrides %q", v, want)
+	}
+	_, err = pecetv1.NewSignServiceClient(cc).Verify(ctx, &pecetv1.VerifyRequest{
+		Signature: sig.GetSignature(), Detached: &pecetv1.VerifyRequest_Content{Content: data}, Crls: [][]byte{crlDER},
+	})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a CRL on a policy that allows none: %v", err)
+	}
+}
+
 func TestValidateCertificateRPC(t *testing.T) {
 	f := newFixture(t)
 	cc := f.dial(t, "client")
