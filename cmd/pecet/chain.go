@@ -38,11 +38,11 @@ type policyFlags struct {
 func addPolicyFlags(fs *flag.FlagSet) *policyFlags {
 	p := &policyFlags{
 		policy:     fs.String("policy", "", "policy `NAME` to judge under (default: the server's default policy)"),
-		anchors:    fs.String("anchors", "", "PEM `file` of extra trust anchors for this call only"),
-		revocation: fs.String("revocation", "", "revocation `mode`: require, prefer or off (default: the policy's)"),
+		anchors:    fs.String("anchors", "", "PEM `file` of extra trust anchors for this call only (the policy must allow the override \"anchors\")"),
+		revocation: fs.String("revocation", "", "revocation `mode`: require, prefer or off (default: the policy's; a weaker one needs the policy's override \"revocation\"; off still uses the CRLs given)"),
 		at:         fs.String("at", "", "judge as of this `time` (RFC 3339); default: a verified timestamp's time, else now"),
 	}
-	fs.Var(&p.crls, "crl", "CRL `file` (DER or PEM) for this call; repeatable")
+	fs.Var(&p.crls, "crl", "CRL `file` (DER or PEM, v1 or v2) for this call, used in every revocation mode; repeatable")
 	return p
 }
 
