@@ -310,10 +310,9 @@ func (e *Engine) Validate(r Request) Verdict {
 	if path == nil || v.Status == Invalid {
 		return v
 	}
+	// Every key and signature of the path, the leaf's and the anchor's
+	// keys included, under the policy's rules or the defaults.
 	for _, msg := range p.Algorithms.checkPath(path, at) {
-		v.Add(Invalid, CodeWeakAlgorithm, msg)
-	}
-	for _, msg := range p.Algorithms.effective().checkKey(fmt.Sprintf("%q", r.Leaf.Subject.String()), r.Leaf.PublicKey, at) {
 		v.Add(Invalid, CodeWeakAlgorithm, msg)
 	}
 	e.checkPurpose(&v, p, r.Leaf, r.Purpose)
