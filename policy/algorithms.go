@@ -144,11 +144,14 @@ func (s *AlgorithmSuite) check(oid string, params map[string]int, at time.Time) 
 	return fmt.Sprintf("%s is not suitable after %s (ETSI TS 119 312)", a.name, latest.Format("2006-01-02"))
 }
 
-// AlgorithmRules are the algorithm requirements of a policy.
+// AlgorithmRules are the algorithm requirements of a policy. A nil rule
+// set or a zero field means the safe default, never "anything goes"
+// (docs/security.md "Algorithms").
 type AlgorithmRules struct {
 	// Suite gives end dates per algorithm and key size; nil: not used.
 	Suite *AlgorithmSuite
-	// MinRSABits and MinECBits are floors on every key in the path.
+	// MinRSABits and MinECBits are floors on every key in the path; 0
+	// means DefaultMinRSABits and DefaultMinECBits.
 	MinRSABits int
 	MinECBits  int
 	// Hashes allowed in certificate signatures; empty means SHA-256,
@@ -193,6 +196,54 @@ func HashOID(h crypto.Hash) string {
 		}
 	}
 	return ""
+}
+
+// The floors of a policy that names none: RSA below 2048 bits and curves
+// below P-256 are not suitable for new work (ETSI TS 119 312, SOG-IS).
+const (
+	DefaultMinRSABits = 2048
+	DefaultMinECBits  = 256
+)
+
+// defaultHashes are allowed in certificate signatures when a policy names
+// none: the SHA-2 family; SHA-1 and MD5 have collisions.
+var defaultHashes = []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512}
+
+// effective returns the rules with every unset field at its default; a
+// nil receiver gives the defaults.
+func (r *AlgorithmRules) effective() *AlgorithmRules {
+	out := AlgorithmRules{}
+	if r != nil {
+		out = *r
+	}
+	if out.MinRSABits <= 0 {
+		out.MinRSABits = DefaultMinRSABits
+	}
+	if out.MinECBits <= 0 {
+		out.MinECBits = DefaultMinECBits
+	}
+	if len(out.Hashes) == 0 {
+		out.Hashes = defaultHashes
+	}
+	return &out
+}
+
+// Describe says the rules in force for a person (ListPolicies,
+// `pecet policy show`).
+func (r *AlgorithmRules) Describe() string {
+	e := r.effective()
+	var hs []string
+	for _, h := range e.Hashes {
+		hs = append(hs, h.String())
+	}
+	s := fmt.Sprintf("RSA >= %d bits, EC >= %d bits, certificate signatures with %s", e.MinRSABits, e.MinECBits, strings.Join(hs, ", "))
+	if e.Suite != nil {
+		s += "; ETSI TS 119 312 suite dates"
+	}
+	if r == nil || (r.MinRSABits <= 0 && r.MinECBits <= 0 && len(r.Hashes) == 0) {
+		s += " (pecet defaults)"
+	}
+	return s
 }
 
 type sigAlgInfo struct {
@@ -283,7 +334,7 @@ func (r *AlgorithmRules) checkSignature(who string, alg x509.SignatureAlgorithm,
 	var out []algProblem
 	hashes := r.Hashes
 	if len(hashes) == 0 {
-		hashes = []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512}
+		hashes = defaultHashes
 	}
 	// A hash the suite dates is judged by the suite at the time judged
 	// (historical SHA-1 with a proof of existence before its end date);
@@ -318,11 +369,10 @@ func (s *AlgorithmSuite) dates(oid string) bool {
 	return ok
 }
 
-// checkPath applies the rules to every signature and key of a path.
+// checkPath applies the rules to every signature and key of a path; a
+// nil r applies the defaults.
 func (r *AlgorithmRules) checkPath(p *Path, at time.Time) []algProblem {
-	if r == nil {
-		return nil
-	}
+	r = r.effective()
 	var out []algProblem
 	signer := p.Anchor
 	if p.Anchor != nil {

@@ -56,9 +56,9 @@ func ParseCRL(data []byte) (*CRL, error) {
 		return nil, fmt.Errorf("%w: larger than %d bytes", ErrMalformedCRL, MaxCRLBytes)
 	}
 	der := pemOrDER(data, "X509 CRL")
-	rl, err := x509.ParseRevocationList(der)
+	rl, err := parseRevocationList(der)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrMalformedCRL, err)
+		return nil, err
 	}
 	c := &CRL{RL: rl, entries: map[string]crlEntry{}}
 	c.issuerDN, _, err = parseDN(rl.RawIssuer)
@@ -122,6 +122,68 @@ func ParseCRL(data []byte) (*CRL, error) {
 		}
 	}
 	return c, nil
+}
+
+// parseRevocationList parses a v2 CRL with crypto/x509, and a v1 CRL (no
+// version field: what `openssl ca -gencrl` writes without CRL extensions,
+// RFC 5280 5.1.2.1) by giving crypto/x509, which refuses v1, the same CRL
+// with version v2 inserted, then putting the original bytes back, so that
+// the signature is checked over what the issuer signed. A v1 CRL must not
+// carry extensions. The input is bounded by MaxCRLBytes; the copy is one
+// allocation of its size plus three bytes.
+func parseRevocationList(der []byte) (*x509.RevocationList, error) {
+	v1, tbs, ok := v1CRL(der)
+	if !ok {
+		rl, err := x509.ParseRevocationList(der)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrMalformedCRL, err)
+		}
+		return rl, nil
+	}
+	rl, err := x509.ParseRevocationList(v1)
+	if err != nil {
+		return nil, fmt.Errorf("%w: version 1 CRL: %w", ErrMalformedCRL, err)
+	}
+	if len(rl.Extensions) > 0 {
+		return nil, fmt.Errorf("%w: a version 1 CRL carries extensions", ErrMalformedCRL)
+	}
+	for _, e := range rl.RevokedCertificateEntries {
+		if len(e.Extensions) > 0 {
+			return nil, fmt.Errorf("%w: a version 1 CRL entry carries extensions", ErrMalformedCRL)
+		}
+	}
+	rl.Raw, rl.RawTBSRevocationList = der, tbs
+	return rl, nil
+}
+
+// v1CRL recognises CertificateList { TBSCertList, signatureAlgorithm,
+// signatureValue } whose TBSCertList has no version (it starts with the
+// signature AlgorithmIdentifier, a SEQUENCE) and returns the same
+// CertificateList with version v2 inserted, and the original TBSCertList.
+func v1CRL(der []byte) (v2 []byte, tbs []byte, ok bool) {
+	in := cryptobyte.String(der)
+	var list, tbsElem cryptobyte.String
+	if !in.ReadASN1(&list, cbasn1.SEQUENCE) || !in.Empty() || !list.ReadASN1Element(&tbsElem, cbasn1.SEQUENCE) {
+		return nil, nil, false
+	}
+	inner := tbsElem
+	var tbsBody cryptobyte.String
+	if !inner.ReadASN1(&tbsBody, cbasn1.SEQUENCE) || !tbsBody.PeekASN1Tag(cbasn1.SEQUENCE) {
+		return nil, nil, false // a version field (or garbage): crypto/x509 decides
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1Int64(1) // v2
+			b.AddBytes(tbsBody)
+		})
+		b.AddBytes(list) // signatureAlgorithm and signatureValue
+	})
+	out, err := b.Bytes()
+	if err != nil {
+		return nil, nil, false
+	}
+	return out, tbsElem, true
 }
 
 // revStatus is what the CRLs say about one certificate.
@@ -189,6 +251,9 @@ func (k *crlChecker) check(p *Path, i int) revStatus {
 	var found *revStatus
 	for _, crl := range k.crls {
 		if crl.delta {
+			continue
+		}
+		if k.superseded(crl, p, i, issuer) {
 			continue
 		}
 		for _, dp := range dps {
@@ -327,17 +392,57 @@ func dpNameKeys(dp distributionPoint, issuer dn) map[string]bool {
 	return out
 }
 
+// sameScope reports whether two CRLs are issues of one series: the same
+// issuer, issuing distribution point and signing key (a CA rolling its key
+// over keeps one series per key, RFC 4210; PKITS 4.5.5, 4.5.7).
+func sameScope(a, b *CRL) bool {
+	return a.delta == b.delta && a.issuerKey == b.issuerKey && bytes.Equal(a.idpRaw, b.idpRaw) &&
+		bytes.Equal(a.RL.AuthorityKeyId, b.RL.AuthorityKeyId)
+}
+
+// newer reports whether a was issued after b: by CRL number when both
+// carry one (RFC 5280 5.2.3, monotonically increasing), else thisUpdate.
+func newer(a, b *CRL) bool {
+	if a.RL.Number != nil && b.RL.Number != nil {
+		return a.RL.Number.Cmp(b.RL.Number) > 0
+	}
+	return a.RL.ThisUpdate.After(b.RL.ThisUpdate)
+}
+
+// superseded reports whether a newer usable CRL of the same series is at
+// hand: only the newest complete CRL of a series speaks (a hold it no
+// longer lists is lifted, RFC 5280 5.3.1; docs/security.md "Revocation").
+func (k *crlChecker) superseded(crl *CRL, p *Path, i int, issuer *x509.Certificate) bool {
+	for _, d := range k.crls {
+		if d != crl && sameScope(d, crl) && newer(d, crl) && k.usable(d, p, i, issuer) == "" {
+			return true
+		}
+	}
+	return false
+}
+
 // usable checks the CRL's own validity: critical extensions, freshness and
 // its signature by an issuer with a valid path to the same anchor.
+//
+// Freshness (RFC 5280 6.3.3 (a), EN 319 102-1 5.2.5): a CRL proves the
+// status at the validation time T when it is current now (thisUpdate not
+// in the future, nextUpdate not passed: a certificate good now was good
+// at every earlier T, revocation being final) or when it was issued at or
+// after T (it knows every revocation up to T, even once expired). A CRL
+// issued before T that has expired knows nothing of revocations between
+// its thisUpdate and T, so it proves nothing. Both with the policy's clock
+// tolerance.
 func (k *crlChecker) usable(crl *CRL, p *Path, i int, issuer *x509.Certificate) string {
 	if crl.problem != "" {
 		return crl.problem
 	}
-	if !crl.RL.NextUpdate.IsZero() && crl.RL.NextUpdate.Add(k.tol).Before(k.at) {
-		return fmt.Sprintf("the CRL of %q expired (nextUpdate %s)", crl.RL.Issuer.String(), crl.RL.NextUpdate.UTC().Format(time.RFC3339))
-	}
 	if crl.RL.ThisUpdate.After(k.now.Add(k.tol)) {
 		return "the CRL was issued in the future"
+	}
+	current := crl.RL.NextUpdate.IsZero() || !crl.RL.NextUpdate.Add(k.tol).Before(k.now)
+	issuedAfter := !crl.RL.ThisUpdate.Add(k.tol).Before(k.at)
+	if !current && !issuedAfter {
+		return fmt.Sprintf("the CRL of %q expired (nextUpdate %s) and was issued before the validation time", crl.RL.Issuer.String(), crl.RL.NextUpdate.UTC().Format(time.RFC3339))
 	}
 	if !k.signedBy(crl, p, i, issuer) {
 		return fmt.Sprintf("the CRL of %q is not signed by a valid CRL issuer", crl.RL.Issuer.String())
@@ -394,7 +499,9 @@ func (k *crlChecker) lookup(crl *CRL, certIssuer string, c *x509.Certificate, p 
 		st = revStatus{revoked: true, when: e.when, reason: e.reason}
 	}
 	// Delta CRLs (5.2.4): same issuer and scope, based on this CRL or an
-	// earlier one.
+	// earlier one; the newest usable one speaks (it carries every change
+	// since its base).
+	var delta *CRL
 	for _, d := range k.crls {
 		if !d.delta || d.issuerKey != crl.issuerKey || !bytes.Equal(d.idpRaw, crl.idpRaw) {
 			continue
@@ -405,17 +512,22 @@ func (k *crlChecker) lookup(crl *CRL, certIssuer string, c *x509.Certificate, p 
 		if d.RL.Number != nil && d.RL.Number.Cmp(crl.RL.Number) <= 0 {
 			continue
 		}
+		if delta != nil && !newer(d, delta) {
+			continue
+		}
 		if k.usable(d, p, i, issuer) != "" {
 			continue
 		}
-		if e, ok := d.entries[key]; ok {
+		delta = d
+	}
+	if delta != nil {
+		if e, ok := delta.entries[key]; ok {
 			if e.reason == reasonRemoveFromCRL {
 				st = revStatus{}
 			} else {
 				st = revStatus{revoked: true, when: e.when, reason: e.reason}
 			}
 		}
-		break
 	}
 	if st.revoked && st.when.After(k.at) && !(k.kcAny && st.reason == reasonKeyCompromise) {
 		// Revoked after the time we judge at: good at that time.

@@ -87,9 +87,17 @@ type Policy struct {
 	CRLs                 []*CRL
 	// FetchCRLs fetches CRLs from the certificates' distribution points;
 	// OCSP asks the certificates' OCSP responders. Both need Engine.Fetcher.
-	FetchCRLs      bool
-	OCSP           bool
+	FetchCRLs bool
+	OCSP      bool
+	// OCSPMaxAge bounds the age of OCSP responses without nextUpdate
+	// (0: DefaultOCSPMaxAge). OCSPNoNonce sends no nonce and accepts
+	// responses without one (pre-produced responses, RFC 5019).
+	OCSPMaxAge     time.Duration
+	OCSPNoNonce    bool
 	ClockTolerance time.Duration
+	// AllowOverrides lists the per-call overrides callers may make (nil:
+	// none); a stricter revocation mode is always accepted.
+	AllowOverrides []Override
 }
 
 // PolicyInfo describes a configured policy.
@@ -100,6 +108,11 @@ type PolicyInfo struct {
 	Revocation  RevocationMode
 	Anchors     []AnchorInfo
 	Qualified   bool // RequiredQCStatements set
+	// AllowOverrides lists the per-call overrides the policy accepts.
+	AllowOverrides []Override
+	// Algorithms describes the algorithm rules in force (defaults
+	// included).
+	Algorithms string
 }
 
 // AnchorInfo names a trust anchor and where it came from.
@@ -135,6 +148,11 @@ func NewEngine(defaultPolicy string, policies ...*Policy) (*Engine, error) {
 		}
 		if _, err := ParseRevocationMode(string(p.Revocation)); err != nil {
 			return nil, err
+		}
+		for _, o := range p.AllowOverrides {
+			if !slices.Contains(OverrideNames, o) {
+				return nil, fmt.Errorf("%w: policy %q: unknown override %q (revocation, anchors, crls)", ErrInvalidPolicy, p.Name, o)
+			}
 		}
 		for _, q := range p.RequiredQCStatements {
 			if !slices.Contains(QCStatementNames, q) {
@@ -191,7 +209,8 @@ func (e *Engine) Describe(name string, t time.Time) (PolicyInfo, error) {
 }
 
 func (e *Engine) info(p *Policy, t time.Time) PolicyInfo {
-	pi := PolicyInfo{Name: p.Name, Description: p.Description, Default: p.Name == e.def, Revocation: p.Revocation, Qualified: len(p.RequiredQCStatements) > 0}
+	pi := PolicyInfo{Name: p.Name, Description: p.Description, Default: p.Name == e.def, Revocation: p.Revocation, Qualified: len(p.RequiredQCStatements) > 0,
+		Algorithms: p.Algorithms.Describe(), AllowOverrides: slices.Clone(p.AllowOverrides)}
 	for _, a := range p.Anchors {
 		pi.Anchors = append(pi.Anchors, AnchorInfo{Subject: a.Subject.String(), Source: "pem", Cert: a})
 	}
@@ -225,6 +244,15 @@ func (e *Engine) Validate(r Request) Verdict {
 	p, ok := e.policies[name]
 	if !ok {
 		v.Add(Indeterminate, CodeUnknownPolicy, fmt.Sprintf("no policy named %q is configured", name))
+		return v
+	}
+	// Per-call overrides are reported in the verdict; one the policy
+	// forbids is never applied (servers refuse the call earlier with
+	// CheckOverrides; docs/security.md "Per-call overrides").
+	used, forbidden := p.overrides(r)
+	v.Overrides = used
+	if len(forbidden) > 0 {
+		v.Add(Indeterminate, CodeOverrideForbidden, (&OverrideError{Policy: name, Forbidden: forbidden}).Error())
 		return v
 	}
 	if r.Leaf == nil {
@@ -269,8 +297,11 @@ func (e *Engine) Validate(r Request) Verdict {
 	if len(p.RequiredPolicies) > 0 {
 		o.InitialPolicies, o.ExplicitPolicy = p.RequiredPolicies, true
 	}
+	// Under "off" the CRLs at hand (the policy's and the caller's) are still
+	// used: off only means an unknown status is no failure and nothing is
+	// fetched (docs/security.md "Revocation").
 	var rev revocationChecker
-	if mode != RevocationOff {
+	if mode != RevocationOff || len(p.CRLs)+len(r.CRLs) > 0 {
 		rev = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: r.CRLs, at: at, now: now, opts: o, kcAny: r.KeyCompromiseAnyTime}
 	}
 	path, findings := findPath(r.Leaf, o, rev)
@@ -283,10 +314,9 @@ func (e *Engine) Validate(r Request) Verdict {
 	if path == nil || v.Status == Invalid {
 		return v
 	}
+	// Every key and signature of the path, the leaf's and the anchor's
+	// keys included, under the policy's rules or the defaults.
 	addAlgProblems(&v, p.Algorithms.checkPath(path, at))
-	if p.Algorithms != nil {
-		addAlgProblems(&v, p.Algorithms.checkKey(fmt.Sprintf("%q", r.Leaf.Subject.String()), r.Leaf.PublicKey, at))
-	}
 	e.checkPurpose(&v, p, r.Leaf, r.Purpose)
 	qc, err := ParseQC(r.Leaf)
 	if err != nil {
@@ -360,6 +390,13 @@ type engineRevocation struct {
 func (r *engineRevocation) revocation(path *Path, i int) *finding {
 	c := path.Certs[i]
 	crls := append(slices.Clone(r.p.CRLs), r.extra...)
+	if r.mode == RevocationOff {
+		k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts}
+		if st := k.check(path, i); st.revoked {
+			return st.finding(c)
+		}
+		return nil
+	}
 	if r.p.FetchCRLs && r.e.Fetcher != nil {
 		crls = append(crls, r.e.Fetcher.CRLsFor(r.ctx, c)...)
 	}
@@ -374,7 +411,7 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 		if r.kcAny {
 			ocspAt = r.now // to see a later keyCompromise revocation
 		}
-		if ost, ok := r.e.Fetcher.OCSPStatus(r.ctx, c, issuer, ocspAt); ok {
+		if ost, ok := r.e.Fetcher.OCSPStatus(r.ctx, c, issuer, ocspAt, r.ocspRules()); ok {
 			if ost.revoked && ost.when.After(r.at) && ost.reason != reasonKeyCompromise {
 				ost = revStatus{} // revoked after at for another reason: good then
 			}
@@ -388,4 +425,23 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 		f.status = Valid // reported, but does not lower the verdict
 	}
 	return f
+}
+
+// ocspRules are the policy's OCSP rules; a delegated responder without
+// id-pkix-ocsp-nocheck is checked now against the CRLs at hand (the
+// policy's, the caller's, fetched ones when the policy fetches).
+func (r *engineRevocation) ocspRules() *ocspRules {
+	return &ocspRules{maxAge: r.p.OCSPMaxAge, tol: r.p.ClockTolerance, noNonce: r.p.OCSPNoNonce,
+		responderStatus: func(responder, issuer *x509.Certificate) string {
+			crls := append(slices.Clone(r.p.CRLs), r.extra...)
+			if r.p.FetchCRLs && r.e.Fetcher != nil {
+				crls = append(crls, r.e.Fetcher.CRLsFor(r.ctx, responder)...)
+			}
+			k := &crlChecker{crls: crls, at: r.now, now: r.now, tol: r.p.ClockTolerance, opts: r.opts}
+			st := k.check(&Path{Anchor: issuer, Certs: []*x509.Certificate{responder}}, 0)
+			if st.revoked {
+				return "revoked"
+			}
+			return st.unknown
+		}}
 }

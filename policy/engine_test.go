@@ -174,7 +174,7 @@ func TestEngineReasons(t *testing.T) {
 
 	base := func(name string) *Policy {
 		return &Policy{Name: name, Anchors: []*x509.Certificate{root.cert}, Revocation: RevocationOff,
-			Algorithms: &AlgorithmRules{MinRSABits: 2048, MinECBits: 256}}
+			Algorithms: &AlgorithmRules{MinRSABits: 2048, MinECBits: 256}, AllowOverrides: OverrideNames}
 	}
 	qualified := base("qualified")
 	qualified.RequiredQCStatements = []string{"compliance", "sscd"}

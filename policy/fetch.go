@@ -3,10 +3,8 @@ package policy
 import (
 	"bytes"
 	"context"
-	"crypto"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io"
@@ -14,10 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
-	"golang.org/x/crypto/ocsp"
 )
 
 // ErrFetch wraps failures to fetch a CRL or an OCSP response.
@@ -176,49 +170,22 @@ func (f *Fetcher) CRLsFor(ctx context.Context, c *x509.Certificate) []*CRL {
 	return out
 }
 
-var oidOCSPNonce = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 48, 1, 2}
-
-// ocspRequest builds an OCSP request for c with a nonce (RFC 6960 4.1,
-// RFC 8954); x/crypto/ocsp writes requests without extensions.
-func ocspRequest(c, issuer *x509.Certificate, nonce []byte) ([]byte, error) {
-	plain, err := ocsp.CreateRequest(c, issuer, &ocsp.RequestOptions{Hash: crypto.SHA256})
-	if err != nil {
-		return nil, err
-	}
-	// plain = OCSPRequest{ TBSRequest{ requestList } }: take the request
-	// list and add requestExtensions [2].
-	s := cryptobyte.String(plain)
-	var req, tbs, list cryptobyte.String
-	if !s.ReadASN1(&req, cbasn1.SEQUENCE) || !req.ReadASN1(&tbs, cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&list, cbasn1.SEQUENCE) {
-		return nil, errors.New("unexpected OCSP request encoding")
-	}
-	nonceOctets, _ := asn1.Marshal(nonce)
-	var b cryptobyte.Builder
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			b.AddBytes(list)
-			b.AddASN1(cbasn1.Tag(2).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						b.AddASN1ObjectIdentifier(oidOCSPNonce)
-						b.AddASN1OctetString(nonceOctets)
-					})
-				})
-			})
-		})
-	})
-	return b.Bytes()
-}
-
-// OCSPStatus asks c's OCSP responder. ok is false when no answer could be
-// used; st.unknown then says why.
-func (f *Fetcher) OCSPStatus(ctx context.Context, c, issuer *x509.Certificate, at time.Time) (revStatus, bool) {
+// OCSPStatus asks c's OCSP responder and checks the answer under rules
+// (nil: the defaults; ocsp.go). ok is false when no answer could be used;
+// st.unknown then says why.
+func (f *Fetcher) OCSPStatus(ctx context.Context, c, issuer *x509.Certificate, at time.Time, rules *ocspRules) (revStatus, bool) {
 	if len(c.OCSPServer) == 0 {
 		return revStatus{unknown: "no OCSP responder"}, false
 	}
-	nonce := make([]byte, 16)
-	if _, err := rand.Read(nonce); err != nil {
-		return revStatus{unknown: "no randomness for the OCSP nonce"}, false
+	if rules == nil {
+		rules = &ocspRules{}
+	}
+	var nonce []byte
+	if !rules.noNonce {
+		nonce = make([]byte, 16)
+		if _, err := rand.Read(nonce); err != nil {
+			return revStatus{unknown: "no randomness for the OCSP nonce"}, false
+		}
 	}
 	req, err := ocspRequest(c, issuer, nonce)
 	if err != nil {
@@ -238,7 +205,7 @@ func (f *Fetcher) OCSPStatus(ctx context.Context, c, issuer *x509.Certificate, a
 			last = err.Error()
 			continue
 		}
-		st, err := checkOCSP(data, c, issuer, nonce, at, f.now())
+		st, err := checkOCSP(data, c, issuer, nonce, at, f.now(), rules)
 		if err != nil {
 			last = err.Error()
 			continue
@@ -249,56 +216,4 @@ func (f *Fetcher) OCSPStatus(ctx context.Context, c, issuer *x509.Certificate, a
 		last = "no HTTP OCSP responder"
 	}
 	return revStatus{unknown: last}, false
-}
-
-// checkOCSP verifies a response: its signature by the issuer or by a
-// responder the issuer authorised (id-kp-OCSPSigning, RFC 6960 4.2.2.2),
-// the nonce, and its freshness.
-func checkOCSP(data []byte, c, issuer *x509.Certificate, nonce []byte, at, now time.Time) (revStatus, error) {
-	resp, err := ocsp.ParseResponseForCert(data, c, issuer)
-	if err != nil {
-		return revStatus{}, fmt.Errorf("OCSP response: %w", err)
-	}
-	if resp.Certificate != nil && !bytes.Equal(resp.Certificate.Raw, issuer.Raw) {
-		authorised := false
-		for _, u := range resp.Certificate.ExtKeyUsage {
-			if u == x509.ExtKeyUsageOCSPSigning {
-				authorised = true
-			}
-		}
-		if !authorised {
-			return revStatus{}, errors.New("OCSP responder certificate lacks id-kp-OCSPSigning")
-		}
-	}
-	var got []byte
-	for _, e := range resp.Extensions {
-		if e.Id.Equal(oidOCSPNonce) {
-			got = e.Value
-		}
-	}
-	if got != nil {
-		var n []byte
-		if _, err := asn1.Unmarshal(got, &n); err != nil || !bytes.Equal(n, nonce) {
-			// Some responders echo the raw value; accept that form too.
-			if !bytes.Equal(got, nonce) {
-				return revStatus{}, errors.New("OCSP nonce mismatch (replayed response?)")
-			}
-		}
-	}
-	if !resp.NextUpdate.IsZero() && resp.NextUpdate.Before(now) {
-		return revStatus{}, errors.New("OCSP response is stale")
-	}
-	if resp.ThisUpdate.After(now.Add(5 * time.Minute)) {
-		return revStatus{}, errors.New("OCSP response from the future")
-	}
-	switch resp.Status {
-	case ocsp.Good:
-		return revStatus{}, nil
-	case ocsp.Revoked:
-		if resp.RevokedAt.After(at) {
-			return revStatus{}, nil
-		}
-		return revStatus{revoked: true, when: resp.RevokedAt, reason: resp.RevocationReason}, nil
-	}
-	return revStatus{}, errors.New("OCSP responder does not know the certificate")
 }

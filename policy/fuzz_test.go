@@ -1,13 +1,20 @@
 package policy
 
 import (
+	"bytes"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"golang.org/x/crypto/ocsp"
 
 	"github.com/pecet-hsm/pecet/internal/testtool"
@@ -95,7 +102,7 @@ func FuzzOCSPResponse(f *testing.F) {
 	}
 	f.Add([]byte{0x30, 0x03, 0x0a, 0x01, 0x06}) // unauthorized
 	f.Fuzz(func(t *testing.T, data []byte) {
-		st, err := checkOCSP(data, leaf.cert, root.cert, nonce, testNow, testNow)
+		st, err := checkOCSP(data, leaf.cert, root.cert, nonce, testNow, testNow, nil)
 		if err != nil {
 			return
 		}
@@ -103,6 +110,67 @@ func FuzzOCSPResponse(f *testing.F) {
 		r, perr := ocsp.ParseResponseForCert(data, leaf.cert, root.cert)
 		if perr != nil || r.SerialNumber.Cmp(leaf.cert.SerialNumber) != 0 {
 			t.Fatalf("accepted (%+v) a response not about the leaf: %v", st, perr)
+		}
+	})
+}
+
+// v1CRLSeed is a version 1 CRL signed by ca (ECDSA with SHA-256) listing
+// one serial, written by hand: crypto/x509 writes only v2.
+func v1CRLSeed(f testing.TB, ca *testCA) []byte {
+	var tbs cryptobyte.Builder
+	tbs.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1ObjectIdentifier(asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2})
+		})
+		b.AddBytes(ca.cert.RawSubject)
+		b.AddASN1UTCTime(testNow.Add(-time.Hour))
+		b.AddASN1UTCTime(testNow.Add(time.Hour))
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				b.AddASN1Int64(7)
+				b.AddASN1UTCTime(testNow.Add(-2 * time.Hour))
+			})
+		})
+	})
+	tbsDER := tbs.BytesOrPanic()
+	h := sha256.Sum256(tbsDER)
+	sig, err := ca.key.Sign(rand.Reader, h[:], crypto.SHA256)
+	if err != nil {
+		f.Fatal(err)
+	}
+	var b cryptobyte.Builder
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		b.AddBytes(tbsDER)
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1ObjectIdentifier(asn1.ObjectIdentifier{1, 2, 840, 10045, 4, 3, 2})
+		})
+		b.AddASN1BitString(sig)
+	})
+	return b.BytesOrPanic()
+}
+
+// FuzzCRLv1: the version 1 path of ParseCRL never panics, and whatever it
+// accepts keeps the caller's bytes as the signed part (the inserted
+// version never reaches a signature check) and carries no extensions.
+func FuzzCRLv1(f *testing.F) {
+	ca := issue(f, nil, tmpl("Fuzz v1 CRL CA", true), nil)
+	seed := v1CRLSeed(f, ca)
+	if c, err := ParseCRL(seed); err != nil || c.RL.CheckSignatureFrom(ca.cert) != nil || len(c.entries) != 1 {
+		f.Fatalf("seed: %v", err)
+	}
+	f.Add(seed)
+	f.Add(ca.crl(f, nil, testNow.Add(time.Hour)).RL.Raw)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		_, tbs, isV1 := v1CRL(data)
+		c, err := ParseCRL(data)
+		if err != nil || !isV1 {
+			return
+		}
+		if !bytes.Equal(c.RL.Raw, data) || !bytes.Equal(c.RL.RawTBSRevocationList, tbs) || !bytes.Contains(data, tbs) {
+			t.Fatal("a v1 CRL's signed bytes are not the input's")
+		}
+		if len(c.RL.Extensions) > 0 {
+			t.Fatal("a v1 CRL with extensions was accepted")
 		}
 	})
 }

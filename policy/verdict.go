@@ -55,6 +55,9 @@ type Verdict struct {
 	// AdES-QC, AdES); empty when the chain did not validate far enough.
 	Qualification Qualification
 	Reasons       []Reason
+	// Overrides lists the per-call overrides of the policy this validation
+	// used ("anchors: 1 extra", …); empty when none.
+	Overrides []string
 }
 
 // Add records a reason and lowers the status: INVALID wins over
@@ -86,4 +89,7 @@ const (
 	// (a time-stamp, or a time the caller asserts) shows it was used while
 	// it was suitable (ETSI EN 319 102-1 CRYPTO_CONSTRAINTS_FAILURE_NO_POE).
 	CodeCryptoConstraintsNoPOE Code = "CRYPTO_CONSTRAINTS_FAILURE_NO_POE"
+	// CodeFormatFailure: a certificate or CRL that cannot be parsed (EN 319
+	// 102-1 FORMAT_FAILURE); the verdict is INVALID.
+	CodeFormatFailure Code = "FORMAT_FAILURE"
 )

@@ -323,6 +323,7 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 	cv := opts.Validator.Validate(req)
 	v.Chain = cv.Chain
 	v.Policy, v.Qualification = cv.Policy, cv.Qualification
+	v.Overrides = cv.Overrides // per-call overrides of the policy (docs/security.md)
 	v.ValidatedAt = cv.ValidatedAt
 	if v.ValidatedAt.IsZero() {
 		v.ValidatedAt = at

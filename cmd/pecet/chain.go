@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
@@ -36,11 +38,11 @@ type policyFlags struct {
 func addPolicyFlags(fs *flag.FlagSet) *policyFlags {
 	p := &policyFlags{
 		policy:     fs.String("policy", "", "policy `NAME` to judge under (default: the server's default policy)"),
-		anchors:    fs.String("anchors", "", "PEM `file` of extra trust anchors for this call only"),
-		revocation: fs.String("revocation", "", "revocation `mode`: require, prefer or off (default: the policy's)"),
+		anchors:    fs.String("anchors", "", "PEM `file` of extra trust anchors for this call only (the policy must allow the override \"anchors\")"),
+		revocation: fs.String("revocation", "", "revocation `mode`: require, prefer or off (default: the policy's; a weaker one needs the policy's override \"revocation\"; off still uses the CRLs given)"),
 		at:         fs.String("at", "", "judge as of this `time` (RFC 3339); default: a verified timestamp's time, else now"),
 	}
-	fs.Var(&p.crls, "crl", "CRL `file` (DER or PEM) for this call; repeatable")
+	fs.Var(&p.crls, "crl", "CRL `file` (DER or PEM, v1 or v2) for this call, used in every revocation mode; repeatable")
 	return p
 }
 
@@ -66,11 +68,16 @@ func (p *policyFlags) read() (policyInputs, error) {
 		if err != nil {
 			return out, fmt.Errorf("--crl: %w", err)
 		}
-		if blk, _ := pem.Decode(bytes.TrimSpace(b)); blk != nil {
+		// Only the envelope is checked here; the server judges the CRL
+		// (v1 or v2; one it cannot parse is a verdict, FORMAT_FAILURE).
+		if bytes.Contains(b, []byte("-----BEGIN")) {
+			blk, _ := pem.Decode(bytes.TrimSpace(b))
+			if blk == nil || blk.Type != "X509 CRL" {
+				return out, fmt.Errorf("--crl %s: no PEM \"X509 CRL\" block", f)
+			}
 			b = blk.Bytes
-		}
-		if _, err := x509.ParseRevocationList(b); err != nil {
-			return out, fmt.Errorf("--crl %s: not a CRL: %v", f, err)
+		} else if !looksDER(b) {
+			return out, fmt.Errorf("--crl %s: neither PEM nor DER", f)
 		}
 		out.crls = append(out.crls, b)
 	}
@@ -97,6 +104,7 @@ func (p *policyFlags) read() (policyInputs, error) {
 
 // readCertFile reads PEM certificates (or one DER certificate) and checks
 // that each parses, so that garbage is a usage error with the file named.
+// Anchors are inputs of trust and must parse here.
 func readCertFile(path string) ([][]byte, error) {
 	b, err := readInput(path, maxPEMFile)
 	if err != nil {
@@ -109,6 +117,36 @@ func readCertFile(path string) ([][]byte, error) {
 		return [][]byte{b}, nil
 	}
 	return parsePEMCerts(path, b)
+}
+
+// readJudgedCerts reads the certificates `chain verify` sends to be judged:
+// PEM CERTIFICATE blocks or one DER SEQUENCE, unparsed. A certificate Go's
+// parser refuses (a negative serial, PKITS 4.4.15) is the server's to
+// judge, INVALID (FORMAT_FAILURE), not a usage error; only a file that is
+// no certificate envelope at all is one.
+func readJudgedCerts(path string) ([][]byte, error) {
+	b, err := readInput(path, maxPEMFile)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Contains(b, []byte("-----BEGIN")) {
+		if !looksDER(b) {
+			return nil, fmt.Errorf("%s: neither PEM nor a DER certificate", path)
+		}
+		return [][]byte{b}, nil
+	}
+	blocks := pki.CertificateBlocks(b)
+	if len(blocks) == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificates", path)
+	}
+	return blocks, nil
+}
+
+// looksDER reports whether b is one DER SEQUENCE spanning the whole input.
+func looksDER(b []byte) bool {
+	s := cryptobyte.String(b)
+	var seq cryptobyte.String
+	return s.ReadASN1(&seq, cbasn1.SEQUENCE) && s.Empty()
 }
 
 // parsePEMCerts returns the DER of every certificate of PEM data, each
@@ -145,12 +183,12 @@ func runChain(args []string) int {
 	if *cert == "" {
 		return usageErr(fs, "--cert FILE is required")
 	}
-	certs, err := readCertFile(*cert)
+	certs, err := readJudgedCerts(*cert)
 	if err != nil {
 		return usageErr(fs, "--cert: %v", err)
 	}
 	if *chain != "" {
-		more, err := readCertFile(*chain)
+		more, err := readJudgedCerts(*chain)
 		if err != nil {
 			return usageErr(fs, "--chain: %v", err)
 		}
@@ -235,6 +273,8 @@ func runPolicy(args []string) int {
 				anchors = append(anchors, map[string]string{"subject": a.GetSubject(), "source": a.GetSource()})
 			}
 			if sub == "show" {
+				m["algorithms"] = p.GetAlgorithms()
+				m["allow_overrides"] = append([]string{}, p.GetAllowedOverrides()...)
 				m["anchors"] = anchors
 			} else {
 				m["anchor_count"] = len(anchors)
@@ -251,6 +291,12 @@ func runPolicy(args []string) int {
 		}
 		fmt.Printf("%s%s: %s; revocation %s; %d anchors\n", p.GetName(), def, p.GetDescription(), p.GetRevocation(), len(p.GetAnchors()))
 		if sub == "show" {
+			fmt.Printf("  algorithms: %s\n", p.GetAlgorithms())
+			allowed := strings.Join(p.GetAllowedOverrides(), ", ")
+			if allowed == "" {
+				allowed = "none"
+			}
+			fmt.Printf("  per-call overrides allowed: %s\n", allowed)
 			for _, a := range p.GetAnchors() {
 				fmt.Printf("  anchor: %s  [%s]\n", a.GetSubject(), a.GetSource())
 			}

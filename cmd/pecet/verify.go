@@ -176,6 +176,9 @@ func printVerdictFor(v *pecetv1.Verdict, asJSON bool, extra extraField) int {
 		if extra.label != "" {
 			out[extra.label] = extra.json
 		}
+		if len(v.GetOverrides()) > 0 {
+			out["overrides"] = v.GetOverrides()
+		}
 		printJSON(out)
 	} else {
 		fmt.Println(v.GetStatus().String())
@@ -204,6 +207,9 @@ func printVerdictFor(v *pecetv1.Verdict, asJSON bool, extra extraField) int {
 			if c, err := x509.ParseCertificate(der); err == nil {
 				fmt.Printf("chain[%d]:      %s\n", i, c.Subject.String())
 			}
+		}
+		for _, o := range v.GetOverrides() {
+			fmt.Printf("override:      %s\n", o)
 		}
 		for _, r := range v.GetReasons() {
 			fmt.Printf("reason:        %s: %s\n", r.GetCode(), r.GetMessage())

@@ -219,6 +219,9 @@ type Policy struct {
 	Revocation           Revocation `yaml:"revocation"`
 	// ClockTolerance widens validity periods and CRL freshness.
 	ClockTolerance time.Duration `yaml:"clock_tolerance"`
+	// AllowOverrides lists what a request may override: revocation (a
+	// weaker mode), anchors, crls. Absent: [crls]; [] allows none.
+	AllowOverrides *[]string `yaml:"allow_overrides"`
 }
 
 // TrustedList is an ETSI TS 119 612 list and the certificate(s) its
@@ -253,6 +256,12 @@ type Revocation struct {
 	CRLs      []string `yaml:"crls"`
 	FetchCRLs bool     `yaml:"fetch_crls"`
 	OCSP      bool     `yaml:"ocsp"`
+	// OCSPMaxAge bounds the age (thisUpdate) of OCSP responses without
+	// nextUpdate (default 1h).
+	OCSPMaxAge time.Duration `yaml:"ocsp_max_age"`
+	// OCSPNonce: send a nonce and require its echo (default true); false
+	// for responders that serve pre-produced responses (RFC 5019).
+	OCSPNonce *bool `yaml:"ocsp_nonce"`
 	// Timeout bounds one CRL or OCSP fetch.
 	Timeout time.Duration `yaml:"timeout"`
 }
@@ -831,6 +840,7 @@ var (
 	QCStatements    = []string{"compliance", "sscd", "esign", "eseal", "web"}
 	PurposeNames    = []string{"signing", "encryption", "timestamping"}
 	HashNames       = []string{"SHA256", "SHA384", "SHA512", "SHA3-256", "SHA3-384", "SHA3-512"} // policy.HashByName
+	OverrideNames   = []string{"revocation", "anchors", "crls"}
 )
 
 func (c *Config) validatePolicies(bad func(string, ...any)) {
@@ -873,8 +883,15 @@ func (c *Config) validatePolicies(bad func(string, ...any)) {
 				bad("policies.%s.algorithms.hashes: %q is not allowed (SHA256, SHA384, SHA512, SHA3-256, SHA3-384, SHA3-512)", name, h)
 			}
 		}
-		if p.Algorithms.MinRSABits < 0 || p.Algorithms.MinECBits < 0 || p.ClockTolerance < 0 {
+		if p.Algorithms.MinRSABits < 0 || p.Algorithms.MinECBits < 0 || p.ClockTolerance < 0 || p.Revocation.OCSPMaxAge < 0 {
 			bad("policies.%s: negative bounds", name)
+		}
+		if p.AllowOverrides != nil {
+			for _, o := range *p.AllowOverrides {
+				if !slices.Contains(OverrideNames, o) {
+					bad("policies.%s.allow_overrides: unknown %q (revocation, anchors, crls)", name, o)
+				}
+			}
 		}
 		if p.TrustedList != nil && p.TrustedList.Grace < 0 {
 			bad("policies.%s.trusted_list.grace must not be negative", name)

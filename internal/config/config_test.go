@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -174,7 +175,7 @@ policies:
     trusted_list: {file: CZ.xml, signer: cz-signer.pem, grace: 72h}
     algorithms: {min_rsa_bits: 2048, min_ec_bits: 256, hashes: [SHA256, SHA384, SHA512]}
     required_qc_statements: [compliance, sscd]
-    revocation: {mode: require, crls: [a.crl], fetch_crls: true, ocsp: true, timeout: 5s}
+    revocation: {mode: require, crls: [a.crl], fetch_crls: true, ocsp: true, ocsp_max_age: 30m, ocsp_nonce: false, timeout: 5s}
     clock_tolerance: 2m
   dev:
     anchors: [ca.pem]
@@ -188,7 +189,8 @@ func TestParsePolicies(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := c.Policies["cz-qualified"]
-	if c.DefaultPolicy != "cz-qualified" || p.Revocation.Mode != "require" || p.TrustedList.Signer != "cz-signer.pem" || p.TrustedList.Grace != 72*time.Hour || len(c.Policies) != 2 {
+	if c.DefaultPolicy != "cz-qualified" || p.Revocation.Mode != "require" || p.TrustedList.Signer != "cz-signer.pem" || p.TrustedList.Grace != 72*time.Hour || len(c.Policies) != 2 ||
+		p.Revocation.OCSPMaxAge != 30*time.Minute || p.Revocation.OCSPNonce == nil || *p.Revocation.OCSPNonce {
 		t.Errorf("policies not read: %+v", c.Policies)
 	}
 }
@@ -205,6 +207,28 @@ func TestPolicyHashesSHA3(t *testing.T) {
 	}
 }
 
+// TestParseAllowOverrides: an absent allow_overrides is nil (the default,
+// [crls]); an empty list is not (nothing allowed).
+func TestParseAllowOverrides(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want []string
+	}{
+		{"", nil},
+		{"    allow_overrides: []\n", []string{}},
+		{"    allow_overrides: [anchors, revocation]\n", []string{"anchors", "revocation"}},
+	} {
+		c, err := Parse([]byte(strings.Replace(withPolicies, "    revocation: {mode: off}\n", "    revocation: {mode: off}\n"+tc.line, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := c.Policies["dev"].AllowOverrides
+		if (got == nil) != (tc.want == nil) || (got != nil && !slices.Equal(*got, tc.want)) {
+			t.Errorf("%q: %v, want %v", tc.line, got, tc.want)
+		}
+	}
+}
+
 func TestParsePoliciesRejects(t *testing.T) {
 	cases := []struct{ name, yaml, want string }{
 		{"unknown key", strings.Replace(withPolicies, "clock_tolerance: 2m", "clock_tolerance: 2m\n    colour: red", 1), "colour"},
@@ -217,6 +241,7 @@ func TestParsePoliciesRejects(t *testing.T) {
 		{"negative grace", strings.Replace(withPolicies, "grace: 72h", "grace: -1h", 1), "grace must not be negative"},
 		{"no anchors", strings.Replace(withPolicies, "    anchors: [ca.pem]\n", "", 1), "anchors or trusted_list"},
 		{"bad purpose", strings.Replace(withPolicies, "{signing:", "{sealing:", 1), `unknown purpose "sealing"`},
+		{"bad override", strings.Replace(withPolicies, "    revocation: {mode: off}\n", "    revocation: {mode: off}\n    allow_overrides: [everything]\n", 1), `allow_overrides: unknown "everything"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -23,7 +23,8 @@ func BuildEngine(cfg *config.Config) (*policy.Engine, error) {
 		if err != nil {
 			return nil, fmt.Errorf("trust anchors: %w", err)
 		}
-		ps = append(ps, &policy.Policy{Name: "default", Description: "trust.anchors, no revocation", Anchors: anchors, Revocation: policy.RevocationOff})
+		ps = append(ps, &policy.Policy{Name: "default", Description: "trust.anchors, no revocation", Anchors: anchors, Revocation: policy.RevocationOff,
+			AllowOverrides: DefaultOverrides})
 		def = "default"
 	}
 	for name, pc := range cfg.Policies {
@@ -60,6 +61,12 @@ var ekuNames = map[string]x509.ExtKeyUsage{
 	"codeSigning":     x509.ExtKeyUsageCodeSigning,
 }
 
+// DefaultOverrides are allowed when a policy does not say: CRLs a caller
+// brings are evidence signed by the CA and can only add revocations;
+// extra anchors and a weaker revocation mode change the policy itself
+// (docs/security.md "Per-call overrides").
+var DefaultOverrides = []policy.Override{policy.OverrideCRLs}
+
 func buildPolicy(name string, pc config.Policy) (*policy.Policy, error) {
 	p := &policy.Policy{
 		Name:                 name,
@@ -69,7 +76,16 @@ func buildPolicy(name string, pc config.Policy) (*policy.Policy, error) {
 		Revocation:           policy.RevocationMode(pc.Revocation.Mode),
 		FetchCRLs:            pc.Revocation.FetchCRLs,
 		OCSP:                 pc.Revocation.OCSP,
+		OCSPMaxAge:           pc.Revocation.OCSPMaxAge,
+		OCSPNoNonce:          pc.Revocation.OCSPNonce != nil && !*pc.Revocation.OCSPNonce,
 		ClockTolerance:       pc.ClockTolerance,
+		AllowOverrides:       DefaultOverrides,
+	}
+	if pc.AllowOverrides != nil {
+		p.AllowOverrides = []policy.Override{}
+		for _, o := range *pc.AllowOverrides {
+			p.AllowOverrides = append(p.AllowOverrides, policy.Override(o))
+		}
 	}
 	var err error
 	if p.Anchors, err = pki.ReadCertificates(pc.Anchors...); err != nil {

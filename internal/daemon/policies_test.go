@@ -63,3 +63,59 @@ func TestBuildEngineCZ(t *testing.T) {
 		t.Fatalf("broken list: %v", err)
 	}
 }
+
+// TestBuildEngineOverridesAndAlgorithms: a policy without allow_overrides
+// accepts extra CRLs only; the trust.anchors "default" policy too; an
+// explicit list replaces the default; every policy has the algorithm
+// defaults (docs/security.md "Per-call overrides", "Algorithms").
+func TestBuildEngineOverridesAndAlgorithms(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := pki.NewCA("overrides test CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	anchors := filepath.Join(dir, "ca.pem")
+	if err := pki.WriteCerts(anchors, ca.Cert); err != nil {
+		t.Fatal(err)
+	}
+	none := []string{}
+	all := []string{"revocation", "anchors", "crls"}
+	cfg := &config.Config{DefaultPolicy: "plain", Policies: map[string]config.Policy{
+		"plain":  {Anchors: []string{anchors}},
+		"closed": {Anchors: []string{anchors}, AllowOverrides: &none},
+		"open":   {Anchors: []string{anchors}, AllowOverrides: &all},
+	}}
+	e, err := BuildEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	simple, err := BuildEngine(&config.Config{Trust: config.Trust{Anchors: []string{anchors}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		e    *policy.Engine
+		name string
+		want string
+	}{
+		{e, "plain", "crls"},
+		{e, "closed", ""},
+		{e, "open", "revocation anchors crls"},
+		{simple, "default", "crls"},
+	} {
+		info, err := tc.e.Describe(tc.name, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, o := range info.AllowOverrides {
+			got = append(got, string(o))
+		}
+		if strings.Join(got, " ") != tc.want {
+			t.Errorf("%s: allow_overrides %q, want %q", tc.name, got, tc.want)
+		}
+		if !strings.Contains(info.Algorithms, "RSA >= 2048") {
+			t.Errorf("%s: algorithms %q", tc.name, info.Algorithms)
+		}
+	}
+}

@@ -229,6 +229,7 @@ policies:
     anchors: [ca.pem]
     algorithms: {min_rsa_bits: 2048, min_ec_bits: 256}
     revocation: {mode: "off"}
+    allow_overrides: [revocation, anchors, crls]   # a dev convenience; named policies list what they allow
 clients:
   - identity: client
     roles: [client]

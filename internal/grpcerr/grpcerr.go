@@ -64,6 +64,7 @@ var table = []mapping{
 	{signer.ErrNoCertificate, codes.FailedPrecondition, "the signing key has no certificate"},
 	{signer.ErrKeyMismatch, codes.FailedPrecondition, "the signing key's certificate does not match the key"},
 	{policy.ErrUnknownPolicy, codes.NotFound, "no policy with that name: list them with `pecet policy list`"},
+	{policy.ErrOverrideForbidden, codes.PermissionDenied, "the policy does not allow this per-call override (extra anchors, CRLs or a weaker revocation mode): see `pecet policy show NAME`"},
 	{policy.ErrMalformedCRL, codes.InvalidArgument, "a CRL is not a well-formed DER X.509 CRL (or is too large)"},
 	// One status and message for every decryption failure: no oracle.
 	{envelope.ErrDecrypt, codes.InvalidArgument, "decryption failed"},
@@ -108,3 +109,7 @@ func Status(err error) error {
 // InvalidArgument is for request validation in handlers: msg must contain
 // only what the caller sent or fixed text.
 func InvalidArgument(msg string) error { return status.Error(codes.InvalidArgument, msg) }
+
+// PermissionDenied is for refusals in handlers: msg must contain only what
+// the caller sent or configuration names.
+func PermissionDenied(msg string) error { return status.Error(codes.PermissionDenied, msg) }

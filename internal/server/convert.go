@@ -44,6 +44,7 @@ func verdictProto(v policy.Verdict) *pecetv1.Verdict {
 		Chain:         derChain(v.Chain),
 		Policy:        v.Policy,
 		Qualification: string(v.Qualification),
+		Overrides:     v.Overrides,
 	}
 	for _, r := range v.Reasons {
 		out.Reasons = append(out.Reasons, &pecetv1.Reason{Code: string(r.Code), Message: r.Message})

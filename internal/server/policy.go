@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,6 +17,9 @@ import (
 type Policies interface {
 	Has(name string) bool
 	Policies(at time.Time) []policy.PolicyInfo
+	// CheckOverrides refuses per-call overrides the policy does not allow
+	// (*policy.OverrideError).
+	CheckOverrides(r policy.Request) error
 }
 
 // maxRequestCerts bounds certificates (chain plus anchors) and CRLs in one
@@ -58,6 +62,16 @@ func (s *Server) policyRequest(ctx context.Context, name string, anchors, crls [
 		return r, grpcerr.InvalidArgument("unknown revocation mode: use REQUIRE, PREFER or OFF")
 	}
 	r.Revocation = m
+	if s.d.Policies != nil {
+		// Before anything is parsed: only the counts matter here.
+		probe := policy.Request{Policy: name, Revocation: m, Anchors: make([]*x509.Certificate, len(anchors)), CRLs: make([]*policy.CRL, len(crls))}
+		var oe *policy.OverrideError
+		if err := s.d.Policies.CheckOverrides(probe); errors.As(err, &oe) {
+			return r, grpcerr.PermissionDenied(oe.Error())
+		} else if err != nil {
+			return r, err
+		}
+	}
 	if len(anchors) > maxRequestCerts {
 		return r, grpcerr.InvalidArgument(fmt.Sprintf("too many anchors: at most %d", maxRequestCerts))
 	}
@@ -71,10 +85,10 @@ func (s *Server) policyRequest(ctx context.Context, name string, anchors, crls [
 	if len(crls) > maxRequestCRLs {
 		return r, grpcerr.InvalidArgument(fmt.Sprintf("too many CRLs: at most %d", maxRequestCRLs))
 	}
-	for _, der := range crls {
+	for i, der := range crls {
 		crl, err := policy.ParseCRL(der)
 		if err != nil {
-			return r, err
+			return r, fmt.Errorf("crls[%d]: %w", i, err)
 		}
 		r.CRLs = append(r.CRLs, crl)
 	}
@@ -94,13 +108,21 @@ func (ps *policyService) ValidateCertificate(ctx context.Context, req *pecetv1.V
 		return nil, grpcerr.InvalidArgument("unknown purpose: use SIGNING, ENCRYPTION, TIMESTAMPING or ANY")
 	}
 	r, err := ps.s.policyRequest(ctx, req.GetPolicy(), req.GetAnchors(), req.GetCrls(), req.GetRevocation())
+	if errors.Is(err, policy.ErrMalformedCRL) {
+		// A CRL pecet cannot read is a verdict about the input, not a
+		// usage error (docs/security.md "Revocation").
+		return formatFailure(ps.s, req.GetPolicy(), err.Error()), nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	for i, der := range chain {
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
-			return nil, grpcerr.InvalidArgument(fmt.Sprintf("chain[%d] is not a DER X.509 certificate", i))
+			// Go's parser refuses some certificates other validators read
+			// (negative serials, relative distribution point names): that
+			// is a verdict, INVALID (FORMAT_FAILURE), never accepted.
+			return formatFailure(ps.s, req.GetPolicy(), fmt.Sprintf("chain[%d] cannot be parsed as an X.509 certificate: %v", i, err)), nil
 		}
 		if i == 0 {
 			r.Leaf = c
@@ -119,13 +141,29 @@ func (ps *policyService) ValidateCertificate(ctx context.Context, req *pecetv1.V
 	return &pecetv1.ValidateCertificateResponse{Verdict: verdictProto(v)}, nil
 }
 
+// formatFailure is the verdict on input that cannot be parsed.
+func formatFailure(s *Server, name, msg string) *pecetv1.ValidateCertificateResponse {
+	v := policy.Verdict{Status: policy.Invalid, Policy: name, ValidatedAt: s.d.Now()}
+	if v.Policy == "" {
+		if d, ok := s.d.Policies.(interface{ Default() string }); ok {
+			v.Policy = d.Default()
+		}
+	}
+	v.Add(policy.Invalid, policy.CodeFormatFailure, msg)
+	return &pecetv1.ValidateCertificateResponse{Verdict: verdictProto(v)}
+}
+
 func (ps *policyService) ListPolicies(ctx context.Context, _ *pecetv1.ListPoliciesRequest) (*pecetv1.ListPoliciesResponse, error) {
 	out := &pecetv1.ListPoliciesResponse{}
 	if ps.s.d.Policies == nil {
 		return out, nil
 	}
 	for _, p := range ps.s.d.Policies.Policies(ps.s.d.Now()) {
-		pi := &pecetv1.PolicyInfo{Name: p.Name, Description: p.Description, Default: p.Default, Revocation: string(p.Revocation), Qualified: p.Qualified}
+		pi := &pecetv1.PolicyInfo{Name: p.Name, Description: p.Description, Default: p.Default, Revocation: string(p.Revocation), Qualified: p.Qualified,
+			Algorithms: p.Algorithms}
+		for _, o := range p.AllowOverrides {
+			pi.AllowedOverrides = append(pi.AllowedOverrides, string(o))
+		}
 		for _, a := range p.Anchors {
 			pi.Anchors = append(pi.Anchors, &pecetv1.TrustAnchor{Subject: a.Subject, Source: a.Source, Certificate: a.Cert.Raw})
 		}

@@ -4,6 +4,9 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"math/big"
+	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
 // TestVerifyRevokedAroundTrustedTime: a signature whose certificate was
@@ -68,7 +72,10 @@ func TestVerifyRevokedAroundTrustedTime(t *testing.T) {
 		{"revoked after the trusted time", now.Add(-30 * time.Minute), [][]byte{crlDER}, 0, pecetv1.Verdict_VALID, ""},
 		{"no CRL, require", now.Add(-5 * time.Minute), nil, 0, pecetv1.Verdict_INDETERMINATE, "REVOCATION_UNKNOWN"},
 		{"no CRL, prefer", now.Add(-5 * time.Minute), nil, pecetv1.RevocationMode_PREFER, pecetv1.Verdict_VALID, "REVOCATION_UNKNOWN"},
-		{"revocation off", now.Add(-5 * time.Minute), [][]byte{crlDER}, pecetv1.RevocationMode_OFF, pecetv1.Verdict_VALID, ""},
+		// Off means an unknown status is no failure; a CRL the caller
+		// brings is still used (docs/security.md "Revocation").
+		{"revocation off, the caller's CRL revokes", now.Add(-5 * time.Minute), [][]byte{crlDER}, pecetv1.RevocationMode_OFF, pecetv1.Verdict_INVALID, "REVOKED"},
+		{"revocation off, no CRL", now.Add(-5 * time.Minute), nil, pecetv1.RevocationMode_OFF, pecetv1.Verdict_VALID, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -86,6 +93,40 @@ func TestVerifyRevokedAroundTrustedTime(t *testing.T) {
 				t.Fatalf("no reason %s in %v", tc.code, v.GetReasons())
 			}
 		})
+	}
+}
+
+// TestVerifyReportsOverrides: Verify's verdict lists the per-call
+// overrides, as ValidateCertificate's does.
+func TestVerifyReportsOverrides(t *testing.T) {
+	f := newFixture(t)
+	cc := f.dial(t, "client")
+	ctx := ctxT(t)
+	data := []byte("<PRIHL/>")
+	sig, err := pecetv1.NewSignServiceClient(cc).Sign(ctx, &pecetv1.SignRequest{Key: "client-sign", Input: &pecetv1.SignRequest_Data{Data: data}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlDER, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: time.Now().Add(-time.Minute), NextUpdate: time.Now().Add(time.Hour)}, f.ca.Cert, f.ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := pecetv1.NewSignServiceClient(cc).Verify(ctx, &pecetv1.VerifyRequest{
+		Signature: sig.GetSignature(), Detached: &pecetv1.VerifyRequest_Content{Content: data},
+		Crls: [][]byte{crlDER}, Revocation: pecetv1.RevocationMode_OFF, Policy: "strict",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"revocation: off (policy: require)", "crls: 1 supplied"}
+	if v := resp.GetVerdict(); v.GetStatus() != pecetv1.Verdict_VALID || !slices.Equal(v.GetOverrides(), want) {
+		t.Fatalf("verdict %v, want overrides %q", v, want)
+	}
+	_, err = pecetv1.NewSignServiceClient(cc).Verify(ctx, &pecetv1.VerifyRequest{
+		Signature: sig.GetSignature(), Detached: &pecetv1.VerifyRequest_Content{Content: data}, Crls: [][]byte{crlDER},
+	})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("a CRL on a policy that allows none: %v", err)
 	}
 }
 
@@ -116,8 +157,8 @@ func TestValidateCertificateRPC(t *testing.T) {
 		code codes.Code
 	}{
 		{"unknown policy", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw}, Policy: "nope"}, codes.NotFound},
-		{"garbage CRL", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw}, Crls: [][]byte{[]byte("junk")}}, codes.InvalidArgument},
-		{"garbage anchor", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw}, Anchors: [][]byte{{1, 2}}}, codes.InvalidArgument},
+		{"garbage anchor", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw}, Anchors: [][]byte{{1, 2}}, Policy: "strict"}, codes.InvalidArgument},
+		{"anchors forbidden", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw}, Anchors: [][]byte{leaf.Raw}}, codes.PermissionDenied},
 		{"too many", &pecetv1.ValidateCertificateRequest{Chain: make([][]byte, 10000)}, codes.InvalidArgument},
 	}
 	for _, tc := range errs {
@@ -131,5 +172,84 @@ func TestValidateCertificateRPC(t *testing.T) {
 	list, err := pc.ListPolicies(ctx, &pecetv1.ListPoliciesRequest{})
 	if err != nil || len(list.GetPolicies()) != 2 || !list.GetPolicies()[1].GetDefault() || len(list.GetPolicies()[1].GetAnchors()) != 1 {
 		t.Fatalf("ListPolicies: %v %v", list, err)
+	}
+}
+
+// TestValidateCertificateVerdicts: input pecet cannot parse is a verdict,
+// INVALID (FORMAT_FAILURE), not a usage error; forbidden overrides are
+// PermissionDenied naming the override; the verdict lists the overrides
+// used; ListPolicies states the algorithm rules and allowed overrides.
+func TestValidateCertificateVerdicts(t *testing.T) {
+	f := newFixture(t)
+	cc := f.dial(t, "client")
+	ctx := ctxT(t)
+	k, err := f.store.GetKey(ctx, "client-sign")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := k.Versions[0].Certificate()
+	negSerial, err := os.ReadFile(testtool.Vectors(t, "nist-pkits", "certs", "InvalidNegativeSerialNumberTest15EE.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	relativeDP, err := os.ReadFile(testtool.Vectors(t, "nist-pkits", "certs", "InvaliddistributionPointTest6EE.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := pecetv1.NewPolicyServiceClient(cc)
+	tests := []struct {
+		name      string
+		req       *pecetv1.ValidateCertificateRequest
+		code      codes.Code
+		status    pecetv1.Verdict_Status
+		reason    string // a reason code, or a substring of the error
+		overrides []string
+	}{
+		{"negative serial (PKITS 4.4.15)", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{negSerial}}, codes.OK, pecetv1.Verdict_INVALID, "FORMAT_FAILURE", nil},
+		{"relative distribution point (PKITS 4.14.6)", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{relativeDP}}, codes.OK, pecetv1.Verdict_INVALID, "FORMAT_FAILURE", nil},
+		{"garbage certificate", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{[]byte("junk")}}, codes.OK, pecetv1.Verdict_INVALID, "FORMAT_FAILURE", nil},
+		{"garbage intermediate", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw, []byte("junk")}}, codes.OK, pecetv1.Verdict_INVALID, "FORMAT_FAILURE", nil},
+		{"garbage CRL", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw}, Crls: [][]byte{[]byte("junk")}, Policy: "strict"}, codes.OK, pecetv1.Verdict_INVALID, "FORMAT_FAILURE", []string{}},
+		{"extra anchor forbidden", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw}, Anchors: [][]byte{leaf.Raw}}, codes.PermissionDenied, 0, "anchors", nil},
+		{"CRL forbidden", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw}, Crls: [][]byte{[]byte("junk")}}, codes.PermissionDenied, 0, "crls", nil},
+		{"revocation off allowed, reported", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw}, Policy: "strict", Revocation: pecetv1.RevocationMode_OFF}, codes.OK, pecetv1.Verdict_VALID, "", []string{"revocation: off (policy: require)"}},
+		{"stricter revocation always allowed", &pecetv1.ValidateCertificateRequest{Chain: [][]byte{leaf.Raw}, Revocation: pecetv1.RevocationMode_REQUIRE}, codes.OK, pecetv1.Verdict_INDETERMINATE, "REVOCATION_UNKNOWN", []string{"revocation: require (policy: off)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := pc.ValidateCertificate(ctx, tc.req)
+			if status.Code(err) != tc.code {
+				t.Fatalf("got %v, want %s", err, tc.code)
+			}
+			if err != nil {
+				if !strings.Contains(status.Convert(err).Message(), tc.reason) {
+					t.Fatalf("message %q lacks %q", status.Convert(err).Message(), tc.reason)
+				}
+				return
+			}
+			v := resp.GetVerdict()
+			if v.GetStatus() != tc.status || v.GetPolicy() == "" {
+				t.Fatalf("verdict %v", v)
+			}
+			if tc.reason != "" && (len(v.GetReasons()) == 0 || v.GetReasons()[0].GetCode() != tc.reason) {
+				t.Fatalf("reasons %v, want %s", v.GetReasons(), tc.reason)
+			}
+			if tc.overrides != nil && !slices.Equal(v.GetOverrides(), tc.overrides) {
+				t.Fatalf("overrides %q, want %q", v.GetOverrides(), tc.overrides)
+			}
+		})
+	}
+	list, err := pc.ListPolicies(ctx, &pecetv1.ListPoliciesRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list.GetPolicies() {
+		if !strings.Contains(p.GetAlgorithms(), "RSA >= 2048") {
+			t.Errorf("%s: algorithms %q", p.GetName(), p.GetAlgorithms())
+		}
+		want := map[string]string{"strict": "revocation anchors crls", "test": ""}[p.GetName()]
+		if got := strings.Join(p.GetAllowedOverrides(), " "); got != want {
+			t.Errorf("%s: allowed overrides %q, want %q", p.GetName(), got, want)
+		}
 	}
 }

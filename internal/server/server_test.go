@@ -144,7 +144,7 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	roots.AddCert(ca.Cert)
 	engine, err := policy.NewEngine("test",
 		&policy.Policy{Name: "test", Anchors: []*x509.Certificate{ca.Cert}, Revocation: policy.RevocationOff},
-		&policy.Policy{Name: "strict", Anchors: []*x509.Certificate{ca.Cert}, Revocation: policy.RevocationRequire})
+		&policy.Policy{Name: "strict", Anchors: []*x509.Certificate{ca.Cert}, Revocation: policy.RevocationRequire, AllowOverrides: policy.OverrideNames})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +382,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 			"/pecet.v1.SignService/Sign": codes.OK, "/pecet.v1.SignService/Verify": codes.InvalidArgument,
 			"/pecet.v1.KeyService/ListKeys": codes.OK, "/pecet.v1.KeyService/GetKey": codes.OK,
 			// A malformed chain: InvalidArgument proves authorisation passed.
-			"/pecet.v1.PolicyService/ValidateCertificate": codes.InvalidArgument, "/pecet.v1.PolicyService/ListPolicies": codes.OK,
+			// A certificate that cannot be parsed is a verdict
+			// (FORMAT_FAILURE): OK proves authorisation passed.
+			"/pecet.v1.PolicyService/ValidateCertificate": codes.OK, "/pecet.v1.PolicyService/ListPolicies": codes.OK,
 			// Malformed recipient certificate / CMS: InvalidArgument proves
 			// authorisation passed.
 			"/pecet.v1.EnvelopeService/Encrypt":       codes.InvalidArgument,
@@ -395,7 +397,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			"/pecet.v1.KeyService/ListKeys": codes.OK,
 			// client-sign is not the gateway's key: hidden as not found.
 			"/pecet.v1.KeyService/GetKey":                 codes.NotFound,
-			"/pecet.v1.PolicyService/ValidateCertificate": codes.InvalidArgument,
+			"/pecet.v1.PolicyService/ValidateCertificate": codes.OK, // FORMAT_FAILURE verdict
 			"/pecet.v1.PolicyService/ListPolicies":        codes.OK,
 			"/pecet.v1.EnvelopeService/Decrypt":           codes.InvalidArgument,
 			"/pecet.v1.EnvelopeService/DecryptStream":     codes.InvalidArgument,

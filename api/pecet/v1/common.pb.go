@@ -164,6 +164,11 @@ type Verdict struct {
 	// chain validated: QES (qualified certificate, key in a QSCD), AdES-QC
 	// (qualified certificate), AdES; empty when not determined.
 	Qualification string `protobuf:"bytes,9,opt,name=qualification,proto3" json:"qualification,omitempty"`
+	// Per-call overrides this validation used, each "name: detail" (e.g.
+	// "revocation: off (policy: require)", "anchors: 1 extra", "crls: 2
+	// supplied"); empty when the policy was applied as configured. A
+	// policy's allow_overrides says which it accepts (README "Configuration").
+	Overrides     []string `protobuf:"bytes,40,rep,name=overrides,proto3" json:"overrides,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -261,6 +266,13 @@ func (x *Verdict) GetQualification() string {
 	return ""
 }
 
+func (x *Verdict) GetOverrides() []string {
+	if x != nil {
+		return x.Overrides
+	}
+	return nil
+}
+
 // Reason is one finding of a validation.
 type Reason struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -270,7 +282,9 @@ type Reason struct {
 	// POLICY, UNKNOWN_CRITICAL_EXTENSION, NOT_QUALIFIED, QC_STATEMENT,
 	// PATH_BOUND, UNKNOWN_POLICY, SIGNING_CERTIFICATE_MISMATCH,
 	// TRUSTED_LIST_EXPIRED, CONTENT_MISMATCH, UNSUPPORTED_ALGORITHM,
-	// CERTIFICATE_UNREADABLE.
+	// CERTIFICATE_UNREADABLE, FORMAT_FAILURE (a certificate or CRL that
+	// cannot be parsed), OVERRIDE_FORBIDDEN, OUT_OF_BOUNDS_NO_POE,
+	// CRYPTO_CONSTRAINTS_FAILURE_NO_POE.
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
 	// Explanation for a person.
 	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
@@ -326,7 +340,7 @@ var File_pecet_v1_common_proto protoreflect.FileDescriptor
 
 const file_pecet_v1_common_proto_rawDesc = "" +
 	"\n" +
-	"\x15pecet/v1/common.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x03\n" +
+	"\x15pecet/v1/common.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x81\x04\n" +
 	"\aVerdict\x120\n" +
 	"\x06status\x18\x01 \x01(\x0e2\x18.pecet.v1.Verdict.StatusR\x06status\x12\x18\n" +
 	"\asubject\x18\x02 \x01(\tR\asubject\x12=\n" +
@@ -336,7 +350,8 @@ const file_pecet_v1_common_proto_rawDesc = "" +
 	"\x05chain\x18\x06 \x03(\fR\x05chain\x12*\n" +
 	"\areasons\x18\a \x03(\v2\x10.pecet.v1.ReasonR\areasons\x12\x16\n" +
 	"\x06policy\x18\b \x01(\tR\x06policy\x12$\n" +
-	"\rqualification\x18\t \x01(\tR\rqualification\"K\n" +
+	"\rqualification\x18\t \x01(\tR\rqualification\x12\x1c\n" +
+	"\toverrides\x18( \x03(\tR\toverrides\"K\n" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\t\n" +
 	"\x05VALID\x10\x01\x12\v\n" +

@@ -97,7 +97,9 @@ const (
 	RevocationMode_REQUIRE RevocationMode = 1
 	// Check what is available; unknown status is a reason, the status stays.
 	RevocationMode_PREFER RevocationMode = 2
-	// No revocation checking.
+	// An unknown status is no failure and nothing is fetched; CRLs the
+	// caller or the policy supplies are still used (a listed certificate
+	// is REVOKED).
 	RevocationMode_OFF RevocationMode = 3
 )
 
@@ -149,7 +151,8 @@ func (RevocationMode) EnumDescriptor() ([]byte, []int) {
 type ValidateCertificateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The certificate to judge followed by any intermediates, DER, in any
-	// order after the first. At most 64.
+	// order after the first. At most 64. A certificate that cannot be
+	// parsed gives the verdict INVALID (FORMAT_FAILURE).
 	Chain   [][]byte `protobuf:"bytes,1,rep,name=chain,proto3" json:"chain,omitempty"`
 	Purpose Purpose  `protobuf:"varint,2,opt,name=purpose,proto3,enum=pecet.v1.Purpose" json:"purpose,omitempty"`
 	// Policy name; empty means the configured default.
@@ -157,10 +160,16 @@ type ValidateCertificateRequest struct {
 	// Judge as of this time; unset means now.
 	At *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
 	// Extra trust anchors for this call only, DER (any certificate may be
-	// an anchor, RFC 5280).
+	// an anchor, RFC 5280). Only when the policy allows the override
+	// "anchors"; else PermissionDenied.
 	Anchors [][]byte `protobuf:"bytes,5,rep,name=anchors,proto3" json:"anchors,omitempty"`
-	// Extra CRLs for this call only, DER.
-	Crls          [][]byte       `protobuf:"bytes,6,rep,name=crls,proto3" json:"crls,omitempty"`
+	// Extra CRLs for this call only, DER or PEM, v1 or v2. They are used
+	// whatever the revocation mode (OFF only means an unknown status is no
+	// failure). Only when the policy allows the override "crls"; else
+	// PermissionDenied. A CRL that cannot be parsed gives the verdict
+	// INVALID (FORMAT_FAILURE).
+	Crls [][]byte `protobuf:"bytes,6,rep,name=crls,proto3" json:"crls,omitempty"`
+	// A mode weaker than the policy's needs the override "revocation".
 	Revocation    RevocationMode `protobuf:"varint,7,opt,name=revocation,proto3,enum=pecet.v1.RevocationMode" json:"revocation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -384,9 +393,18 @@ type PolicyInfo struct {
 	// Whether the policy requires qualified certificates (QCStatements).
 	Qualified bool `protobuf:"varint,5,opt,name=qualified,proto3" json:"qualified,omitempty"`
 	// Trust anchors in force now.
-	Anchors       []*TrustAnchor `protobuf:"bytes,6,rep,name=anchors,proto3" json:"anchors,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Anchors []*TrustAnchor `protobuf:"bytes,6,rep,name=anchors,proto3" json:"anchors,omitempty"`
+	// The algorithm rules in force, for a person: key size floors, the
+	// hashes allowed in certificate signatures, the ETSI TS 119 312 suite.
+	// A policy that names none has the safe defaults (RSA >= 2048 bits,
+	// EC >= 256 bits, SHA-256/384/512).
+	Algorithms string `protobuf:"bytes,40,opt,name=algorithms,proto3" json:"algorithms,omitempty"`
+	// Per-call overrides the policy accepts: revocation (a weaker mode than
+	// the policy's), anchors, crls. Others are refused with
+	// PermissionDenied; a stricter revocation mode is always accepted.
+	AllowedOverrides []string `protobuf:"bytes,41,rep,name=allowed_overrides,json=allowedOverrides,proto3" json:"allowed_overrides,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PolicyInfo) Reset() {
@@ -457,6 +475,20 @@ func (x *PolicyInfo) GetQualified() bool {
 func (x *PolicyInfo) GetAnchors() []*TrustAnchor {
 	if x != nil {
 		return x.Anchors
+	}
+	return nil
+}
+
+func (x *PolicyInfo) GetAlgorithms() string {
+	if x != nil {
+		return x.Algorithms
+	}
+	return ""
+}
+
+func (x *PolicyInfo) GetAllowedOverrides() []string {
+	if x != nil {
+		return x.AllowedOverrides
 	}
 	return nil
 }
@@ -544,7 +576,7 @@ const file_pecet_v1_policy_proto_rawDesc = "" +
 	"\averdict\x18\x01 \x01(\v2\x11.pecet.v1.VerdictR\averdict\"\x15\n" +
 	"\x13ListPoliciesRequest\"H\n" +
 	"\x14ListPoliciesResponse\x120\n" +
-	"\bpolicies\x18\x01 \x03(\v2\x14.pecet.v1.PolicyInfoR\bpolicies\"\xcb\x01\n" +
+	"\bpolicies\x18\x01 \x03(\v2\x14.pecet.v1.PolicyInfoR\bpolicies\"\x98\x02\n" +
 	"\n" +
 	"PolicyInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
@@ -554,7 +586,11 @@ const file_pecet_v1_policy_proto_rawDesc = "" +
 	"revocation\x18\x04 \x01(\tR\n" +
 	"revocation\x12\x1c\n" +
 	"\tqualified\x18\x05 \x01(\bR\tqualified\x12/\n" +
-	"\aanchors\x18\x06 \x03(\v2\x15.pecet.v1.TrustAnchorR\aanchors\"a\n" +
+	"\aanchors\x18\x06 \x03(\v2\x15.pecet.v1.TrustAnchorR\aanchors\x12\x1e\n" +
+	"\n" +
+	"algorithms\x18( \x01(\tR\n" +
+	"algorithms\x12+\n" +
+	"\x11allowed_overrides\x18) \x03(\tR\x10allowedOverrides\"a\n" +
 	"\vTrustAnchor\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
