@@ -34,7 +34,8 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	if isOpen(method) {
 		return handler(ctx, req)
 	}
-	caller, err = s.d.Auth.Authorize(ctx, method)
+	ctx, lv := s.pin(ctx)
+	caller, err = lv.Auth.Authorize(ctx, method)
 	if err != nil {
 		s.d.Log.Warn("denied", "method", method, "caller", identityOf(caller), "err", err)
 		s.auditDenied(method, caller, err)
@@ -87,7 +88,8 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 		}
 		s.callDone(ss.Context(), method, caller, start, err)
 	}()
-	caller, err = s.d.Auth.Authorize(ss.Context(), method)
+	sctx, lv := s.pin(ss.Context())
+	caller, err = lv.Auth.Authorize(sctx, method)
 	if err != nil {
 		s.d.Log.Warn("denied", "method", method, "caller", identityOf(caller), "err", err)
 		s.auditDenied(method, caller, err)
@@ -97,7 +99,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 		s.d.Log.Warn("rate limited", "method", method, "caller", caller.Identity)
 		return grpcerr.Status(err)
 	}
-	cs := &callerStream{ServerStream: ss, ctx: authz.WithCaller(ss.Context(), caller)}
+	cs := &callerStream{ServerStream: ss, ctx: authz.WithCaller(sctx, caller)}
 	if spec, ok := streamAuditSpecs[method]; ok {
 		return s.auditedStream(cs, method, caller, spec, handler, srv)
 	}

@@ -50,7 +50,7 @@ var revocationModes = map[pecetv1.RevocationMode]policy.RevocationMode{
 // ValidateCertificate and Verify.
 func (s *Server) policyRequest(ctx context.Context, name string, anchors, crls [][]byte, mode pecetv1.RevocationMode) (policy.Request, error) {
 	r := policy.Request{Policy: name, Context: ctx}
-	if s.d.Policies != nil && !s.d.Policies.Has(name) {
+	if ps := s.live(ctx).Policies; ps != nil && !ps.Has(name) {
 		return r, fmt.Errorf("%w: %q", policy.ErrUnknownPolicy, name)
 	}
 	m, ok := revocationModes[mode]
@@ -115,16 +115,17 @@ func (ps *policyService) ValidateCertificate(ctx context.Context, req *pecetv1.V
 		}
 		r.At = req.GetAt().AsTime()
 	}
-	v := ps.s.d.Validator.Validate(r)
+	v := ps.s.live(ctx).Validator.Validate(r)
 	return &pecetv1.ValidateCertificateResponse{Verdict: verdictProto(v)}, nil
 }
 
 func (ps *policyService) ListPolicies(ctx context.Context, _ *pecetv1.ListPoliciesRequest) (*pecetv1.ListPoliciesResponse, error) {
 	out := &pecetv1.ListPoliciesResponse{}
-	if ps.s.d.Policies == nil {
+	pols := ps.s.live(ctx).Policies
+	if pols == nil {
 		return out, nil
 	}
-	for _, p := range ps.s.d.Policies.Policies(ps.s.d.Now()) {
+	for _, p := range pols.Policies(ps.s.d.Now()) {
 		pi := &pecetv1.PolicyInfo{Name: p.Name, Description: p.Description, Default: p.Default, Revocation: string(p.Revocation), Qualified: p.Qualified}
 		for _, a := range p.Anchors {
 			pi.Anchors = append(pi.Anchors, &pecetv1.TrustAnchor{Subject: a.Subject, Source: a.Source, Certificate: a.Cert.Raw})

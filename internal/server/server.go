@@ -124,6 +124,8 @@ type Server struct {
 	// rsaCheck is nil (every RSA signature verified) unless
 	// token.rsa_check_every says the token checks its own CRT results.
 	rsaCheck *signer.Sampler
+	// cur is the reloadable configuration (live.go).
+	cur atomic.Pointer[Live]
 }
 
 // HTTP/2 flow-control windows (see GRPC): per stream, and per connection
@@ -157,6 +159,7 @@ func New(d Deps) *Server {
 	if d.RSACheckEvery > 1 {
 		s.rsaCheck = &signer.Sampler{Every: uint64(d.RSACheckEvery)}
 	}
+	s.Swap(Live{Auth: d.Auth, Validator: d.Validator, Policies: d.Policies, TSA: d.TSA, TSACertificates: d.TSACertificates, KeyPolicy: d.KeyPolicy, RequiredKeys: d.RequiredKeys})
 	return s
 }
 
@@ -241,11 +244,9 @@ func (s *Server) HTTP() http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.d.Metrics.Registry, promhttp.HandlerOpts{}))
-	if s.d.TSA != nil {
-		mux.Handle("/tsa", s.auditHTTP("POST /tsa", tsa.MaxRequestBytes, tsa.Handler(s.d.TSA, func(r *http.Request, res tsa.Result) {
-			s.observeTSA(r.Context(), "http", res)
-		})))
-	}
+	// The TSA in force answers, or 404 without one (a reload may add or
+	// remove it: live.go).
+	mux.HandleFunc("/tsa", s.serveTSA)
 	return mux
 }
 
@@ -262,14 +263,15 @@ func (s *Server) ready(ctx context.Context) string {
 		}
 		return "token unavailable"
 	}
-	for _, alias := range s.d.RequiredKeys {
+	l := s.live(ctx)
+	for _, alias := range l.RequiredKeys {
 		if _, err := s.d.Keys.GetKey(ctx, alias); err != nil {
 			s.d.Log.Warn("not ready: required key", "alias", alias, "err", err)
 			return "required key " + alias + " not found on the token"
 		}
 	}
-	if s.d.TSA != nil {
-		if err := s.d.TSA.Ready(); err != nil {
+	if l.TSA != nil {
+		if err := l.TSA.Ready(); err != nil {
 			s.d.Log.Warn("not ready", "err", err)
 			return "TSA time source not trusted"
 		}
