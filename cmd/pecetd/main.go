@@ -23,6 +23,7 @@ const usage = `pecetd: signing, decryption and time-stamping with keys kept in a
 Usage:
   pecetd --config pecet.yaml [--grpc-addr ADDR] [--http-addr ADDR]
   pecetd --dev [--dev-dir DIR] [--grpc-addr ADDR] [--http-addr ADDR]
+  pecetd reload [--pid PID | --pid-file FILE | --dev-dir DIR]
   pecetd --version
 
 --dev needs no config: the first start creates DIR (default ./.pecet-dev/)
@@ -39,6 +40,16 @@ the token's sessions, logs out and exits 0; a second signal during the
 drain exits at once with status 1. Under systemd with Type=notify, pecetd
 sends READY=1 once it serves and STOPPING=1 when it begins to drain.
 
+SIGHUP (or ` + "`pecetd reload`" + `, which sends it to the pecetd named by --pid,
+--pid-file, or the dev folder's pecetd.addr) re-reads the config: clients
+and their keys, policies and trusted lists, the TSA and the keys section
+change without a restart; a config that fails validation is refused (the
+one in force stays; the log says why, pecet_config_reload_total{result=
+"failure"} counts it); changed addresses, TLS, token, audit, limits and
+envelope settings are logged as needing a restart and otherwise ignored.
+Calls in flight finish under the config they started with. Every reload
+writes an audit line naming the sections that changed.
+
 Exit status: 0 after a clean shutdown, 1 when start-up fails (the message
 says what: config, PKCS#11 module, token, certificates, addresses) or a
 second signal cut the drain short, 2 for a usage error, 3 when the token
@@ -52,6 +63,13 @@ Flags:
 const exitPIN = 3
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "reload" {
+		os.Exit(runReload(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	// Registered before anything else: SIGHUP's default action ends the
+	// process, and a reload asked for during start-up must not.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	fs := flag.NewFlagSet("pecetd", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
@@ -63,6 +81,7 @@ func main() {
 	fs.StringVar(&o.DevDir, "dev-dir", devmode.DefaultDir, "dev folder `DIR`, with --dev")
 	fs.StringVar(&o.GRPCAddr, "grpc-addr", "", "gRPC listen `address` (default 127.0.0.1:7443)")
 	fs.StringVar(&o.HTTPAddr, "http-addr", "", "HTTP listen `address` (default 127.0.0.1:7080)")
+	fs.StringVar(&o.PIDFile, "pid-file", "", "write the process id to `FILE` once serving (for pecetd reload --pid-file)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and commit, and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -90,6 +109,17 @@ func main() {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	o.Out = os.Stdout
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			// Signals that come during a reload make one more reload.
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	o.Reload = reload
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go forceOnSecondSignal(ctx, log)

@@ -23,7 +23,6 @@ import (
 
 	"github.com/pecet-hsm/pecet/envelope"
 	"github.com/pecet-hsm/pecet/internal/audit"
-	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/config"
 	"github.com/pecet-hsm/pecet/internal/devmode"
 	"github.com/pecet-hsm/pecet/internal/metrics"
@@ -44,6 +43,11 @@ type Options struct {
 	DevDir     string
 	GRPCAddr   string
 	HTTPAddr   string
+	// PIDFile, when set, receives pecetd's process id once it serves, for
+	// `pecetd reload --pid-file` (removed at exit).
+	PIDFile string
+	// Reload asks for a configuration reload (SIGHUP); nil: none.
+	Reload <-chan struct{}
 	// Out receives the dev-mode banner (stdout).
 	Out io.Writer
 }
@@ -53,6 +57,8 @@ type Options struct {
 type Endpoints struct {
 	GRPC string `json:"grpc"`
 	HTTP string `json:"http"`
+	// PID is pecetd's process id, for `pecetd reload`.
+	PID int `json:"pid,omitempty"`
 }
 
 // AddrFile is the name of the endpoints file in the dev folder.
@@ -68,12 +74,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if o.GRPCAddr != "" {
-		cfg.GRPC.Addr = o.GRPCAddr
-	}
-	if o.HTTPAddr != "" {
-		cfg.HTTP.Addr = o.HTTPAddr
-	}
+	applyFlags(cfg, o)
 	if mb := cfg.Limits.MemoryLimitMB; mb > 0 {
 		// A soft limit: the collector works harder near it rather than
 		// letting the heap double under large bodies (docs/performance.md).
@@ -130,39 +131,33 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		"manufacturer", ti.Manufacturer, "model", ti.Model, "sessions", ti.Sessions,
 		"rsa_pkcs1", caps.RSAPKCS1v15, "rsa_pss", caps.RSAPSS, "rsa_oaep", caps.RSAOAEP,
 		"rsa_raw", caps.RSARaw, "ecdsa", caps.ECDSA)
-	required := cfg.Token.RequiredKeys
+	m := metrics.New(ks.PoolStats)
+	rl := &reloader{o: o, log: log, ks: ks, al: al, m: m, now: time.Now}
 	if o.Dev {
 		if err := devmode.Provision(ctx, ks, o.DevDir, time.Now()); err != nil {
 			return fmt.Errorf("dev keys: %w", err)
 		}
 		for _, k := range devmode.Keys {
-			required = append(required, k.Alias)
+			rl.devRequired = append(rl.devRequired, k.Alias)
 		}
 	}
-	engine, err := BuildEngine(cfg)
+	st, err := rl.build(ctx, cfg, nil)
 	if err != nil {
-		return fmt.Errorf("policies: %w", err)
+		return err
 	}
+	m.WatchTrustedLists(rl.trustedLists, time.Now)
 	tlsConf, err := serverTLS(cfg.GRPC.TLS)
 	if err != nil {
 		return err
 	}
-	authority, tsaCerts, guard, err := buildTSA(ctx, cfg.TSA, cfg.Token.RSACheckEvery, ks)
-	if err != nil {
-		return err
-	}
-	if cfg.TSA != nil {
-		required = append(required, cfg.TSA.Key)
-	}
-	m := metrics.New(ks.PoolStats)
 	srv := server.New(server.Deps{
-		TSA:             authority,
-		TSACertificates: tsaCerts,
+		TSA:             st.live.TSA,
+		TSACertificates: st.live.TSACertificates,
 		RSACheckEvery:   cfg.Token.RSACheckEvery,
 		Keys:            ks,
-		Validator:       engine,
-		Policies:        engine,
-		Auth:            authz.New(cfg.Clients),
+		Validator:       st.live.Validator,
+		Policies:        st.live.Policies,
+		Auth:            st.live.Auth,
 		Audit:           al,
 		KeyPolicy:       cfg.Keys,
 		Metrics:         m,
@@ -170,7 +165,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		MaxMessageBytes: cfg.GRPC.MaxMessageBytes,
 		CMSLimits:       signer.Limits{MaxDepth: cfg.Limits.CMSMaxDepth, MaxCertificates: cfg.Limits.CMSMaxCertificates},
 		Limiter:         ratelimit.New(cfg.Limits.RatePerClient, cfg.Limits.Burst, nil),
-		RequiredKeys:    required,
+		RequiredKeys:    st.live.RequiredKeys,
 		Envelope:        envelope.Limits{MaxRecipients: cfg.Envelope.MaxRecipients, MaxBody: cfg.Envelope.MaxBodyBytes, MaxDepth: cfg.Limits.CMSMaxDepth, MaxStream: cfg.Envelope.StreamMaxBytes},
 		OAEP:            envelope.OAEPMode(cfg.Token.OAEP),
 	})
@@ -189,28 +184,24 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(grpcLn) }()
 	go func() { errc <- h.Serve(httpLn) }()
-	if guard != nil {
-		gctx, stop := context.WithCancel(ctx)
-		defer stop()
-		// The first check runs before serving is announced, so a wrong
-		// clock is reported at once and /readyz is false from the start.
-		if err := guard.Check(gctx); err != nil {
-			log.Error("TSA clock not trusted: time-stamps refused until it is", "err", err)
-		}
-		go guard.Run(gctx, cfg.TSA.TimeReference.Interval, func(err error) {
-			if err != nil {
-				log.Error("TSA clock not trusted: time-stamps refused", "err", err)
-			} else {
-				log.Info("TSA clock trusted again")
-			}
-		})
-	}
+	// The TSA's clock guard and the trusted lists' refresh loops run under
+	// bg until shutdown; a reload replaces them (reload.go).
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	rl.start(bg, cfg, srv, st)
 	srv.SetServing(true)
 	log.Info("pecetd serving", "grpc", ep.GRPC, "http", ep.HTTP, "dev", o.Dev, "version", version.Get().String())
 	// Under systemd (Type=notify) this is the moment the unit counts as
 	// started: the token is logged in and both listeners accept.
 	if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {
 		log.Warn("cannot notify systemd", "err", err)
+	}
+	ep.PID = os.Getpid()
+	if o.PIDFile != "" {
+		if err := os.WriteFile(o.PIDFile, fmt.Appendf(nil, "%d\n", ep.PID), 0o644); err != nil {
+			log.Warn("cannot write the pid file", "file", o.PIDFile, "err", err)
+		}
+		defer os.Remove(o.PIDFile)
 	}
 	if o.Dev {
 		if err := writeEndpoints(o.DevDir, ep); err != nil {
@@ -220,11 +211,19 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		banner(o.Out, o.DevDir, ep)
 	}
 
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve: %w", err)
+serve:
+	for {
+		select {
+		case <-ctx.Done():
+			break serve
+		case <-o.Reload:
+			// Refusals are logged, counted and audited by Reload.
+			_ = rl.Reload(ctx, "SIGHUP")
+		case err := <-errc:
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve: %w", err)
+			}
+			break serve
 		}
 	}
 	log.Info("shutting down: draining in-flight calls", "grace", cfg.ShutdownGrace.String())
@@ -296,6 +295,16 @@ func buildTSA(ctx context.Context, c *config.TSA, rsaCheckEvery int, ks *keystor
 // on a schedule: faultinject.go.
 var openStore = func(ctx context.Context, cfg keystore.Config, _ *slog.Logger) (*keystore.Store, error) {
 	return keystore.Open(ctx, cfg)
+}
+
+// applyFlags makes the command-line flags win over the config.
+func applyFlags(cfg *config.Config, o Options) {
+	if o.GRPCAddr != "" {
+		cfg.GRPC.Addr = o.GRPCAddr
+	}
+	if o.HTTPAddr != "" {
+		cfg.HTTP.Addr = o.HTTPAddr
+	}
 }
 
 func loadConfig(o Options) (*config.Config, error) {
