@@ -137,7 +137,6 @@ func (r *reloader) build(ctx context.Context, cfg *config.Config, prev *state) (
 	return st, nil
 }
 
-
 // nextList loads a policy's trusted list and decides whether it replaces
 // old (nil: none in force). When it may not, old stays (and is returned);
 // without old the failure is an error.
@@ -350,4 +349,3 @@ func (r *reloader) trustedLists() []metrics.TrustedList {
 	}
 	return out
 }
-
