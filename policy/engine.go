@@ -100,6 +100,8 @@ type PolicyInfo struct {
 	Revocation  RevocationMode
 	Anchors     []AnchorInfo
 	Qualified   bool // RequiredQCStatements set
+	// TrustedList is the policy's trusted list in force (nil: none).
+	TrustedList *TrustedList
 }
 
 // AnchorInfo names a trust anchor and where it came from.
@@ -196,6 +198,7 @@ func (e *Engine) info(p *Policy, t time.Time) PolicyInfo {
 		pi.Anchors = append(pi.Anchors, AnchorInfo{Subject: a.Subject.String(), Source: "pem", Cert: a})
 	}
 	if p.TrustedList != nil {
+		pi.TrustedList = p.TrustedList
 		for _, a := range p.TrustedList.AnchorsAt(t) {
 			pi.Anchors = append(pi.Anchors, AnchorInfo{Subject: a.Cert.Subject.String(), Source: a.Service, Cert: a.Cert})
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/grpcerr"
 	"github.com/pecet-hsm/pecet/policy"
@@ -129,6 +131,15 @@ func (ps *policyService) ListPolicies(ctx context.Context, _ *pecetv1.ListPolici
 		pi := &pecetv1.PolicyInfo{Name: p.Name, Description: p.Description, Default: p.Default, Revocation: string(p.Revocation), Qualified: p.Qualified}
 		for _, a := range p.Anchors {
 			pi.Anchors = append(pi.Anchors, &pecetv1.TrustAnchor{Subject: a.Subject, Source: a.Source, Certificate: a.Cert.Raw})
+		}
+		if l := p.TrustedList; l != nil {
+			pi.TrustedListSequence, pi.TrustedListTerritory = l.SequenceNumber, l.Territory
+			if !l.IssueDate.IsZero() {
+				pi.TrustedListIssued = timestamppb.New(l.IssueDate)
+			}
+			if !l.NextUpdate.IsZero() {
+				pi.TrustedListNextUpdate = timestamppb.New(l.NextUpdate)
+			}
 		}
 		out.Policies = append(out.Policies, pi)
 	}
