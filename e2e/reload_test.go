@@ -3,10 +3,18 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +26,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/testtool"
+	"github.com/pecet-hsm/pecet/policy"
 )
 
 // metricValue reads one series from pecetd's /metrics (-1 when absent).
@@ -184,4 +194,87 @@ func runPecet(t *testing.T, d *daemon, args ...string) (string, int) {
 	t.Helper()
 	out, errs, code := d.run(t, args...)
 	return out + errs, code
+}
+
+// czIssue is the real Czech list as issue seq (issued a day ago, next
+// update in 90 days), re-signed with key: tests need issues the real
+// signer never made.
+func czIssue(t *testing.T, key *rsa.PrivateKey, seq int) []byte {
+	t.Helper()
+	data, err := os.ReadFile(testtool.Vectors(t, "trusted-lists", "CZ.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for re, with := range map[string]string{
+		`<TSLSequenceNumber>[^<]*<`:         fmt.Sprintf("<TSLSequenceNumber>%d<", seq),
+		`<ListIssueDateTime>[^<]*<`:         "<ListIssueDateTime>" + time.Now().Add(-24*time.Hour).UTC().Format(time.RFC3339) + "<",
+		`(<NextUpdate>\s*<dateTime>)[^<]*<`: "${1}" + time.Now().AddDate(0, 0, 90).UTC().Format(time.RFC3339) + "<",
+	} {
+		data = regexp.MustCompile(re).ReplaceAll(data, []byte(with))
+	}
+	out, err := policy.ResignTrustedList(data, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestReloadTrustedList: `pecet policy show` names the trusted list in
+// force; SIGHUP puts a newer issue in force and refuses an older one
+// (rollback), which the metrics show.
+func TestReloadTrustedList(t *testing.T) {
+	dev := startDev(t)
+	dir := dev.dir
+	dev.stop(t)
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test TL signer"},
+		NotBefore: time.Now().AddDate(-1, 0, 0), NotAfter: time.Now().AddDate(1, 0, 0), KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "tl-signer.pem", string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	write(t, dir, "CZ.xml", string(czIssue(t, key, 78)))
+	base, err := os.ReadFile(filepath.Join(dir, "pecet.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, dir, "pecet.yaml", strings.Replace(string(base), "policies:\n",
+		"policies:\n  cz:\n    description: the Czech list, re-signed\n    trusted_list: {file: CZ.xml, signer: tl-signer.pem}\n    revocation: {mode: \"off\"}\n", 1))
+	d := startConfigReplica(t, dir, freeAddr(t), freeAddr(t))
+	show := func(want string) {
+		t.Helper()
+		out, errs, code := d.run(t, "policy", "show", "cz", "--server", d.grpc)
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("pecet policy show cz: exit %d, output lacks %q:\n%s%s", code, want, out, errs)
+		}
+	}
+	issued := time.Now().Add(-24 * time.Hour).UTC().Format("2006-01-02T")
+	show("trusted list: CZ, sequence 78, issued " + issued)
+
+	write(t, dir, "CZ.xml", string(czIssue(t, key, 79)))
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, d, `pecet_config_reload_total{result="success"}`, 1)
+	show("sequence 79")
+
+	write(t, dir, "CZ.xml", string(czIssue(t, key, 77)))
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, d, `pecet_trusted_list_loads_total{policy="cz",result="refused"}`, 1)
+	show("sequence 79")
+	if v := metricValue(t, d.http, `pecet_trusted_list_sequence_number{policy="cz"}`); v != 79 {
+		t.Fatalf("pecet_trusted_list_sequence_number = %v", v)
+	}
+	if v := metricValue(t, d.http, `pecet_trusted_list_age_seconds{policy="cz"}`); v < 23*3600 || v > 25*3600 {
+		t.Fatalf("pecet_trusted_list_age_seconds = %v, want about a day", v)
+	}
+	if !strings.Contains(d.stderr.String(), "trusted list refused: the list in force stays") {
+		t.Errorf("the log does not say the older list was refused:\n%s", d.stderr)
+	}
 }
