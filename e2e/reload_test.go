@@ -168,6 +168,35 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		t.Errorf("the log does not name audit as needing a restart:\n%s", d.stderr)
 	}
 
+	// 4. Without the tsa section the TSA is gone at once: POST /tsa is 404
+	// and Timestamp FailedPrecondition, without a restart.
+	tsaStatus := func() int {
+		resp, err := http.Post("http://"+d.http+"/tsa", "application/timestamp-query", strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := tsaStatus(); code == http.StatusNotFound {
+		t.Fatal("POST /tsa is 404 with a TSA configured")
+	}
+	i, j := strings.Index(moved, "tsa:"), strings.Index(moved, "audit:")
+	if i < 0 || j < i {
+		t.Fatalf("no tsa section before audit in:\n%s", moved)
+	}
+	write(t, dir, filepath.Base(cfgPath), moved[:i]+moved[j:])
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitMetric(t, d, `pecet_config_reload_total{result="success"}`, 3)
+	if code := tsaStatus(); code != http.StatusNotFound {
+		t.Fatalf("POST /tsa after the TSA was removed: %d, want 404", code)
+	}
+	if _, err := c.Timestamp.Timestamp(ctx, &pecetv1.TimestampRequest{Digest: make([]byte, 32), Hash: pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA256}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("Timestamp after the TSA was removed: %v, want FailedPrecondition", err)
+	}
+
 	// The audit log names what each reload changed, and stays a chain.
 	d.stop(t)
 	log, err := os.ReadFile(auditPath)
@@ -180,9 +209,10 @@ func TestReloadOnSIGHUP(t *testing.T) {
 			reloads = append(reloads, line)
 		}
 	}
-	if len(reloads) != 3 || !strings.Contains(reloads[0], "applied: clients,policies") ||
+	if len(reloads) != 4 || !strings.Contains(reloads[0], "applied: clients,policies") ||
 		!strings.Contains(reloads[1], "refused: invalid configuration") ||
-		!strings.Contains(reloads[2], "applied: clients; needs restart: audit") {
+		!strings.Contains(reloads[2], "applied: clients; needs restart: audit") ||
+		!strings.Contains(reloads[3], "applied: tsa; needs restart: audit") {
 		t.Fatalf("reload lines in the audit log:\n%s", strings.Join(reloads, "\n"))
 	}
 	if out, code := runPecet(t, d, "audit", "verify", auditPath); code != 0 {
