@@ -308,3 +308,24 @@ func TestReloadTrustedList(t *testing.T) {
 		t.Errorf("the log does not say the older list was refused:\n%s", d.stderr)
 	}
 }
+
+// TestReloadDev: `pecetd reload --dev-dir` finds pecetd --dev through the
+// pid in DIR/pecetd.addr; an unchanged config reloads as "nothing changed".
+func TestReloadDev(t *testing.T) {
+	d := startDev(t)
+	pecetd, _ := binaries(t)
+	cmd := exec.Command(pecetd, "reload", "--dev-dir", d.dir)
+	cmd.Env = cleanEnv()
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "pecetd.addr") {
+		t.Fatalf("pecetd reload --dev-dir: %v\n%s", err, out)
+	}
+	waitMetric(t, d, `pecet_config_reload_total{result="success"}`, 1)
+	d.stop(t)
+	b, err := os.ReadFile(filepath.Join(d.dir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"phase":"reload","caller":"pecetd","rpc":"SIGHUP","outcome":"applied: nothing changed"`) {
+		t.Fatalf("no reload line in the dev audit log:\n%s", b)
+	}
+}

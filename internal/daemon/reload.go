@@ -100,7 +100,7 @@ func (r *reloader) build(ctx context.Context, cfg *config.Config, prev *state) (
 		}
 		l, err := r.nextList(ctx, name, *pc.TrustedList, old)
 		if err != nil {
-			return nil, fmt.Errorf("policy %s: %w", name, err)
+			return nil, fmt.Errorf("policies: policy %s: %w", name, err)
 		}
 		st.lists[name] = l
 	}
