@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,8 +39,11 @@ var ErrReloadRefused = errors.New("reload refused")
 // list of each policy that has one, and the TSA. Never changed after it is
 // in force; a reload makes a new one.
 type state struct {
-	cfg       *config.Config
-	lists     map[string]*policy.TrustedList
+	cfg   *config.Config
+	lists map[string]*policy.TrustedList
+	// results are the list outcomes that made lists (listUpdated, …),
+	// counted when the state is put in force.
+	results   map[string]string
 	engine    *policy.Engine
 	authority *tsa.Authority
 	guard     *tsa.ClockGuard
@@ -89,7 +93,7 @@ func effective(cur, next *config.Config) *config.Config {
 // whose section did not change keeps running as it is. At start, or for a
 // policy new in cfg, a list that fails is an error.
 func (r *reloader) build(ctx context.Context, cfg *config.Config, prev *state) (*state, error) {
-	st := &state{cfg: cfg, lists: map[string]*policy.TrustedList{}}
+	st := &state{cfg: cfg, lists: map[string]*policy.TrustedList{}, results: map[string]string{}}
 	for name, pc := range cfg.Policies {
 		if pc.TrustedList == nil {
 			continue
@@ -98,11 +102,11 @@ func (r *reloader) build(ctx context.Context, cfg *config.Config, prev *state) (
 		if prev != nil {
 			old = prev.lists[name]
 		}
-		l, err := r.nextList(ctx, name, *pc.TrustedList, old)
+		l, result, err := r.nextList(ctx, name, *pc.TrustedList, old)
 		if err != nil {
 			return nil, fmt.Errorf("policies: policy %s: %w", name, err)
 		}
-		st.lists[name] = l
+		st.lists[name], st.results[name] = l, result
 	}
 	var fetcher *policy.Fetcher
 	if prev != nil {
@@ -112,14 +116,11 @@ func (r *reloader) build(ctx context.Context, cfg *config.Config, prev *state) (
 	if st.engine, err = buildEngine(cfg, st.lists, fetcher); err != nil {
 		return nil, fmt.Errorf("policies: %w", err)
 	}
+	var tsaCerts []*x509.Certificate
 	if prev != nil && reflect.DeepEqual(prev.cfg.TSA, cfg.TSA) {
-		st.authority, st.guard = prev.authority, prev.guard
-		st.live.TSACertificates = prev.live.TSACertificates
-	} else {
-		st.authority, st.live.TSACertificates, st.guard, err = buildTSA(ctx, cfg.TSA, cfg.Token.RSACheckEvery, r.ks)
-		if err != nil {
-			return nil, err
-		}
+		st.authority, st.guard, tsaCerts = prev.authority, prev.guard, prev.live.TSACertificates
+	} else if st.authority, tsaCerts, st.guard, err = buildTSA(ctx, cfg.TSA, cfg.Token.RSACheckEvery, r.ks); err != nil {
+		return nil, err
 	}
 	required := slices.Concat(cfg.Token.RequiredKeys, r.devRequired)
 	if cfg.TSA != nil {
@@ -130,41 +131,54 @@ func (r *reloader) build(ctx context.Context, cfg *config.Config, prev *state) (
 		Validator:       st.engine,
 		Policies:        st.engine,
 		TSA:             st.authority,
-		TSACertificates: st.live.TSACertificates,
+		TSACertificates: tsaCerts,
 		KeyPolicy:       cfg.Keys,
 		RequiredKeys:    required,
 	}
 	return st, nil
 }
 
+// List outcomes, the result label of pecet_trusted_list_loads_total.
+const (
+	listUpdated   = "updated"
+	listUnchanged = "unchanged"
+	listRefused   = "refused"
+)
+
 // nextList loads a policy's trusted list and decides whether it replaces
-// old (nil: none in force). When it may not, old stays (and is returned);
-// without old the failure is an error.
-func (r *reloader) nextList(ctx context.Context, name string, tl config.TrustedList, old *policy.TrustedList) (*policy.TrustedList, error) {
+// old (nil: none in force). When it may not, old stays (and is returned,
+// with listRefused; the reason is logged); without old the failure is an
+// error. The outcome is counted by record once the state is in force.
+func (r *reloader) nextList(ctx context.Context, name string, tl config.TrustedList, old *policy.TrustedList) (*policy.TrustedList, string, error) {
 	l, err := loadTrustedList(ctx, tl, r.transport)
 	if err == nil {
 		err = policy.CheckReplacement(old, l, r.now(), tl.Grace)
 	}
 	switch {
 	case err != nil && old == nil:
-		r.m.TrustedListLoads.WithLabelValues(name, "refused").Inc()
-		return nil, err
+		r.m.TrustedListLoads.WithLabelValues(name, listRefused).Inc()
+		return nil, listRefused, err
 	case err != nil:
-		r.m.TrustedListLoads.WithLabelValues(name, "refused").Inc()
 		r.log.Error("trusted list refused: the list in force stays", "policy", name, "in_force", old.SequenceNumber, "err", err.Error())
-		return old, nil
+		return old, listRefused, nil
 	case old != nil && old.SequenceNumber == l.SequenceNumber:
-		r.m.TrustedListLoads.WithLabelValues(name, "unchanged").Inc()
-		return old, nil
+		return old, listUnchanged, nil
 	}
-	r.m.TrustedListLoads.WithLabelValues(name, "updated").Inc()
+	return l, listUpdated, nil
+}
+
+// record counts and logs a list outcome once its state is in force.
+func (r *reloader) record(name, result string, old, l *policy.TrustedList) {
+	r.m.TrustedListLoads.WithLabelValues(name, result).Inc()
+	if result != listUpdated {
+		return
+	}
 	prevSeq := ""
 	if old != nil {
 		prevSeq = old.SequenceNumber
 	}
-	r.log.Info("trusted list loaded", "policy", name, "sequence", l.SequenceNumber, "previous", prevSeq,
+	r.log.Info("trusted list in force", "policy", name, "sequence", l.SequenceNumber, "previous", prevSeq,
 		"issued", l.IssueDate.UTC().Format(time.RFC3339), "next_update", l.NextUpdate.UTC().Format(time.RFC3339))
-	return l, nil
 }
 
 // start puts the first state in force and starts its loops.
@@ -176,12 +190,11 @@ func (r *reloader) start(ctx context.Context, cfg *config.Config, srv *server.Se
 }
 
 // apply swaps st in; r.mu is held. The TSA's clock guard restarts only
-// when the TSA changed; the list refresh loops always restart, for the
-// intervals and sources st names.
+// when the TSA changed, and its first check runs before the swap, so a new
+// TSA never serves on an unchecked clock; the list refresh loops always
+// restart, for the intervals and sources st names.
 func (r *reloader) apply(st *state) {
 	prev := r.cur.Load()
-	r.cur.Store(st)
-	r.srv.Swap(st.live)
 	if prev == nil || prev.guard != st.guard {
 		if r.stopGuard != nil {
 			r.stopGuard()
@@ -190,8 +203,8 @@ func (r *reloader) apply(st *state) {
 		if g := st.guard; g != nil {
 			gctx, stop := context.WithCancel(r.bg)
 			r.stopGuard = stop
-			// The first check runs before the state serves, so a wrong
-			// clock is reported at once and /readyz is false from the start.
+			// A wrong clock is reported at once, and /readyz is false
+			// from the start.
 			if err := g.Check(gctx); err != nil {
 				r.log.Error("TSA clock not trusted: time-stamps refused until it is", "err", err)
 			}
@@ -203,6 +216,15 @@ func (r *reloader) apply(st *state) {
 				}
 			})
 		}
+	}
+	r.cur.Store(st)
+	r.srv.Swap(st.live)
+	for _, name := range slices.Sorted(maps.Keys(st.results)) {
+		var old *policy.TrustedList
+		if prev != nil {
+			old = prev.lists[name]
+		}
+		r.record(name, st.results[name], old, st.lists[name])
 	}
 	if r.stopRefresh != nil {
 		r.stopRefresh()
@@ -243,8 +265,12 @@ func (r *reloader) refresh(ctx context.Context, name string) {
 		return
 	}
 	old := cur.lists[name]
-	l, err := r.nextList(ctx, name, *pc.TrustedList, old)
-	if err != nil || l == old {
+	l, result, err := r.nextList(ctx, name, *pc.TrustedList, old)
+	if err != nil {
+		return // counted by nextList
+	}
+	if l == old {
+		r.record(name, result, old, l)
 		return
 	}
 	lists := maps.Clone(cur.lists)
@@ -252,13 +278,15 @@ func (r *reloader) refresh(ctx context.Context, name string) {
 	engine, err := buildEngine(cur.cfg, lists, cur.engine.Fetcher)
 	if err != nil {
 		r.log.Error("trusted list refused: the list in force stays", "policy", name, "err", err.Error())
+		r.record(name, listRefused, old, old)
 		return
 	}
 	st := *cur
-	st.lists, st.engine = lists, engine
+	st.lists, st.engine, st.results = lists, engine, nil
 	st.live.Validator, st.live.Policies = engine, engine
 	r.cur.Store(&st)
 	r.srv.Swap(st.live)
+	r.record(name, result, old, l)
 	r.auditReload("trusted list refresh", fmt.Sprintf("applied: policies.%s.trusted_list sequence %s -> %s", name, old.SequenceNumber, l.SequenceNumber))
 }
 

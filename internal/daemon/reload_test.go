@@ -6,6 +6,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
@@ -148,6 +149,28 @@ func gauge(t *testing.T, reg *prometheus.Registry, name, result string) float64 
 	return 0
 }
 
+// gaugeLabel reads the series of name with label = value.
+func gaugeLabel(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return mt.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {
@@ -222,6 +245,24 @@ func TestTrustedListReloadFile(t *testing.T) {
 			}
 		})
 	}
+	// A new policy whose list fails has no list to keep: the reload is
+	// refused as a whole, counted, and the policies stay as they were.
+	if err := os.WriteFile(filepath.Join(dir, "broken.xml"), broken, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(fmt.Sprintf(reloadConfig, "file: CZ.xml"), "\nclients:", "\n  cz2:\n    trusted_list: {file: broken.xml, signer: tl-signer.pem}\nclients:", 1)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	failures := func() float64 { return gaugeLabel(t, m.Registry, "pecet_config_reload_total", "result", "failure") }
+	before := failures()
+	if err := r.Reload(ctx, "test"); !errors.Is(err, ErrReloadRefused) || !errors.Is(err, policy.ErrTrustedListSig) {
+		t.Fatalf("reload with a broken list for a new policy: %v", err)
+	}
+	if srv.Current().Policies.Has("cz2") || inForce(t, srv) != "81" || failures() != before+1 {
+		t.Fatalf("after a refused reload: cz2 %v, cz %s, failures %v -> %v", srv.Current().Policies.Has("cz2"), inForce(t, srv), before, failures())
+	}
+
 	// The gauges show the list in force.
 	if got := gauge(t, m.Registry, "pecet_trusted_list_sequence_number", ""); got != 81 {
 		t.Fatalf("pecet_trusted_list_sequence_number{policy=cz} = %v", got)
