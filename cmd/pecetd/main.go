@@ -21,7 +21,7 @@ import (
 const usage = `pecetd: signing, decryption and time-stamping with keys kept in a PKCS#11 HSM
 
 Usage:
-  pecetd --config pecet.yaml [--grpc-addr ADDR] [--http-addr ADDR]
+  pecetd --config pecet.yaml [--grpc-addr ADDR] [--http-addr ADDR] [--pid-file FILE]
   pecetd --dev [--dev-dir DIR] [--grpc-addr ADDR] [--http-addr ADDR]
   pecetd reload [--pid PID | --pid-file FILE | --dev-dir DIR]
   pecetd --version

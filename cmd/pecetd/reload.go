@@ -40,8 +40,8 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(fs.Output(), reloadUsage)
 		fs.PrintDefaults()
 	}
-	pid := fs.Int("pid", 0, "process `id` of the running pecetd")
-	pidFile := fs.String("pid-file", "", "`file` with the process id (pecetd --pid-file)")
+	pid := fs.Int("pid", 0, "`PID` of the running pecetd")
+	pidFile := fs.String("pid-file", "", "`FILE` with the process id (written by pecetd --pid-file)")
 	devDir := fs.String("dev-dir", devmode.DefaultDir, "dev folder `DIR` whose pecetd.addr names the running pecetd --dev")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
