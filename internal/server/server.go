@@ -61,7 +61,10 @@ type Keys interface {
 	DeleteRequest(ctx context.Context, id string) error
 }
 
-// Deps are the server's collaborators.
+// Deps are the server's collaborators. Auth, Validator, Policies, TSA,
+// TSACertificates, KeyPolicy and RequiredKeys are only the first Live (a
+// reload replaces them): handlers read those through s.live(ctx), never
+// s.d (live.go).
 type Deps struct {
 	Keys      Keys
 	Validator policy.Validator
