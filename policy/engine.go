@@ -113,6 +113,8 @@ type PolicyInfo struct {
 	// Algorithms describes the algorithm rules in force (defaults
 	// included).
 	Algorithms string
+	// TrustedList is the policy's trusted list in force (nil: none).
+	TrustedList *TrustedList
 }
 
 // AnchorInfo names a trust anchor and where it came from.
@@ -215,6 +217,7 @@ func (e *Engine) info(p *Policy, t time.Time) PolicyInfo {
 		pi.Anchors = append(pi.Anchors, AnchorInfo{Subject: a.Subject.String(), Source: "pem", Cert: a})
 	}
 	if p.TrustedList != nil {
+		pi.TrustedList = p.TrustedList
 		for _, a := range p.TrustedList.AnchorsAt(t) {
 			pi.Anchors = append(pi.Anchors, AnchorInfo{Subject: a.Cert.Subject.String(), Source: a.Service, Cert: a.Cert})
 		}

@@ -268,6 +268,10 @@ func runPolicy(args []string) int {
 		var out []map[string]any
 		for _, p := range shown {
 			m := map[string]any{"name": p.GetName(), "description": p.GetDescription(), "default": p.GetDefault(), "revocation": p.GetRevocation(), "qualified": p.GetQualified()}
+			if seq := p.GetTrustedListSequence(); seq != "" {
+				m["trusted_list"] = map[string]any{"territory": p.GetTrustedListTerritory(), "sequence": seq,
+					"issued": p.GetTrustedListIssued().AsTime().UTC().Format(time.RFC3339), "next_update": p.GetTrustedListNextUpdate().AsTime().UTC().Format(time.RFC3339)}
+			}
 			var anchors []map[string]string
 			for _, a := range p.GetAnchors() {
 				anchors = append(anchors, map[string]string{"subject": a.GetSubject(), "source": a.GetSource()})
@@ -297,6 +301,10 @@ func runPolicy(args []string) int {
 				allowed = "none"
 			}
 			fmt.Printf("  per-call overrides allowed: %s\n", allowed)
+			if seq := p.GetTrustedListSequence(); seq != "" {
+				fmt.Printf("  trusted list: %s, sequence %s, issued %s, next update %s\n", p.GetTrustedListTerritory(), seq,
+					p.GetTrustedListIssued().AsTime().UTC().Format(time.RFC3339), p.GetTrustedListNextUpdate().AsTime().UTC().Format(time.RFC3339))
+			}
 			for _, a := range p.GetAnchors() {
 				fmt.Printf("  anchor: %s  [%s]\n", a.GetSubject(), a.GetSource())
 			}

@@ -21,11 +21,12 @@ import (
 const usage = `pecetd: signing, decryption and time-stamping with keys kept in a PKCS#11 HSM
 
 Usage:
-  pecetd --config pecet.yaml [--grpc-addr ADDR] [--http-addr ADDR]
+  pecetd --config pecet.yaml [--grpc-addr ADDR] [--http-addr ADDR] [--pid-file FILE]
   pecetd --dev [--dev-dir DIR] [--grpc-addr ADDR] [--http-addr ADDR]
   pecetd --config pecet.yaml --audit-new-log ...
   pecetd --config pecet.yaml --init-audit-key > audit.pem
   pecetd --dev [--dev-dir DIR] [--grpc-addr ADDR] [--http-addr ADDR] [--dev-allow-remote]
+  pecetd reload [--pid PID | --pid-file FILE | --dev-dir DIR]
   pecetd --version
 
 --dev needs no config: the first start creates DIR (default ./.pecet-dev/)
@@ -53,6 +54,15 @@ new log whose first line, signed, records why (docs/operations.md).
 --init-audit-key creates the audit.key key on the token if it is missing
 (EC P-256, purpose AUDIT, a self-signed certificate made on the token),
 prints its certificate (PEM) and exits: archive it with the logs.
+SIGHUP (or ` + "`pecetd reload`" + `, which sends it to the pecetd named by --pid,
+--pid-file, or the dev folder's pecetd.addr) re-reads the config: clients
+and their keys, policies and trusted lists, the TSA and the keys section
+change without a restart; a config that fails validation is refused (the
+one in force stays; the log says why, pecet_config_reload_total{result=
+"failure"} counts it); changed addresses, TLS, token, audit, limits and
+envelope settings are logged as needing a restart and otherwise ignored.
+Calls in flight finish under the config they started with. Every reload
+writes an audit line naming the sections that changed.
 
 Exit status: 0 after a clean shutdown, 1 when start-up fails (the message
 says what: config, PKCS#11 module, token, certificates, addresses) or a
@@ -67,6 +77,13 @@ Flags:
 const exitPIN = 3
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "reload" {
+		os.Exit(runReload(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	// Registered before anything else: SIGHUP's default action ends the
+	// process, and a reload asked for during start-up must not.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	fs := flag.NewFlagSet("pecetd", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
@@ -81,6 +98,7 @@ func main() {
 	fs.BoolVar(&o.AuditNewLog, "audit-new-log", false, "if the audit log does not match the token's last checkpoint, move it aside and start a new log with a signed note of the break")
 	initAuditKey := fs.Bool("init-audit-key", false, "create the audit.key key on the token if missing, print its certificate (PEM) and exit")
 	fs.BoolVar(&o.DevAllowRemote, "dev-allow-remote", false, "with --dev, allow non-loopback --grpc-addr/--http-addr (refused otherwise: the dev CA key and PIN are on disk, /tsa and /metrics open)")
+	fs.StringVar(&o.PIDFile, "pid-file", "", "write the process id to `FILE` once serving (for pecetd reload --pid-file)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and commit, and exit")
 	if err := fs.Parse(os.Args[1:]); err != nil {
@@ -108,6 +126,17 @@ func main() {
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 	o.Out = os.Stdout
+	reload := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			// Signals that come during a reload make one more reload.
+			select {
+			case reload <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	o.Reload = reload
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go forceOnSecondSignal(ctx, log)

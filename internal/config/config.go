@@ -224,11 +224,21 @@ type Policy struct {
 	AllowOverrides *[]string `yaml:"allow_overrides"`
 }
 
-// TrustedList is an ETSI TS 119 612 list and the certificate(s) its
-// signature must verify with (PEM).
+// TrustedList is an ETSI TS 119 612 list, from a file or an https:// URL,
+// and the certificate(s) its signature must verify with (PEM).
 type TrustedList struct {
-	File   string `yaml:"file"`
+	File string `yaml:"file"`
+	// URL is where the list is fetched from instead of File (https://
+	// only; the signature, not the transport, makes it trusted).
+	URL    string `yaml:"url"`
 	Signer string `yaml:"signer"`
+	// Refresh reloads the list this often (0: only on SIGHUP or `pecetd
+	// reload`); a list that fails (signature, parse, older sequence
+	// number, past its NextUpdate) leaves the one in force
+	// (docs/operations.md "Trusted lists").
+	Refresh time.Duration `yaml:"refresh"`
+	// Timeout bounds fetching URL (default 30s).
+	Timeout time.Duration `yaml:"timeout"`
 	// Grace is how long past the list's NextUpdate it is still relied on
 	// (default 0: a list due to be replaced makes paths to its anchors
 	// INDETERMINATE until a current list is loaded).
@@ -565,7 +575,20 @@ func (c *Config) applyDefaults() {
 			r.Interval = 30 * time.Second
 		}
 	}
+	for _, p := range c.Policies {
+		if tl := p.TrustedList; tl != nil && tl.Timeout == 0 {
+			tl.Timeout = DefaultTrustedListTimeout
+		}
+	}
 }
+
+// DefaultTrustedListTimeout bounds fetching a trusted list from its URL.
+const DefaultTrustedListTimeout = 30 * time.Second
+
+// MinTrustedListRefresh is the shortest trusted_list.refresh: lists are
+// issued every few months at most weekly; polling more often only loads
+// the publisher.
+const MinTrustedListRefresh = time.Minute
 
 // ValidOID reports whether s is a dotted object identifier whose arcs
 // fit an int (what encoding/asn1 can carry).
@@ -862,8 +885,19 @@ func (c *Config) validatePolicies(bad func(string, ...any)) {
 		if len(p.Anchors) == 0 && p.TrustedList == nil {
 			bad("policies.%s: anchors or trusted_list is required", name)
 		}
-		if p.TrustedList != nil && (p.TrustedList.File == "" || p.TrustedList.Signer == "") {
-			bad("policies.%s.trusted_list: file and signer are both required (an unsigned list is never trusted)", name)
+		if tl := p.TrustedList; tl != nil {
+			if (tl.File == "") == (tl.URL == "") || tl.Signer == "" {
+				bad("policies.%s.trusted_list: file or url (exactly one) and signer are both required (an unsigned list is never trusted)", name)
+			}
+			if tl.URL != "" && !strings.HasPrefix(tl.URL, "https://") {
+				bad("policies.%s.trusted_list.url must be an https:// URL", name)
+			}
+			if tl.Refresh != 0 && (tl.Refresh < MinTrustedListRefresh || tl.Refresh > 30*24*time.Hour) {
+				bad("policies.%s.trusted_list.refresh must be 0 (SIGHUP only) or between 1m and 720h", name)
+			}
+			if tl.Timeout != 0 && (tl.Timeout < time.Second || tl.Timeout > 10*time.Minute) {
+				bad("policies.%s.trusted_list.timeout must be between 1s and 10m", name)
+			}
 		}
 		if !slices.Contains(RevocationModes, p.Revocation.Mode) {
 			bad("policies.%s.revocation.mode %q: use require, prefer or off", name, p.Revocation.Mode)

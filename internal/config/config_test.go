@@ -242,6 +242,10 @@ func TestParsePoliciesRejects(t *testing.T) {
 		{"no anchors", strings.Replace(withPolicies, "    anchors: [ca.pem]\n", "", 1), "anchors or trusted_list"},
 		{"bad purpose", strings.Replace(withPolicies, "{signing:", "{sealing:", 1), `unknown purpose "sealing"`},
 		{"bad override", strings.Replace(withPolicies, "    revocation: {mode: off}\n", "    revocation: {mode: off}\n    allow_overrides: [everything]\n", 1), `allow_overrides: unknown "everything"`},
+		{"list file and url", strings.Replace(withPolicies, "file: CZ.xml,", "file: CZ.xml, url: https://tl.example/CZ.xml,", 1), "exactly one"},
+		{"list over http", strings.Replace(withPolicies, "file: CZ.xml,", "url: http://tl.example/CZ.xml,", 1), "must be an https:// URL"},
+		{"refresh too often", strings.Replace(withPolicies, "grace: 72h", "grace: 72h, refresh: 10s", 1), "refresh must be 0"},
+		{"fetch timeout too long", strings.Replace(withPolicies, "grace: 72h", "grace: 72h, timeout: 1h", 1), "timeout must be between"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -508,5 +512,50 @@ func TestPINEnvRemoved(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("PIN-ENV-GONE")) {
 		t.Fatalf("child: %v\n%s", err, out)
+	}
+}
+
+// TestParseTrustedListSource: a list from a URL with a refresh interval
+// and the default fetch timeout.
+func TestParseTrustedListSource(t *testing.T) {
+	c, err := Parse([]byte(strings.Replace(withPolicies, "file: CZ.xml,", "url: https://tl.example/CZ.xml, refresh: 6h,", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := c.Policies["cz-qualified"].TrustedList
+	if tl.URL != "https://tl.example/CZ.xml" || tl.Refresh != 6*time.Hour || tl.Timeout != DefaultTrustedListTimeout || tl.File != "" {
+		t.Errorf("trusted_list = %+v", tl)
+	}
+}
+
+// TestChanges: a reload names the sections it changed, split into those
+// applied live and those that need a restart.
+func TestChanges(t *testing.T) {
+	base, err := Parse([]byte(withPolicies))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name          string
+		from, to      string
+		live, restart string
+	}{
+		{"nothing", "", "", "", ""},
+		{"a client's alias", "keys: [gateway-decrypt]", "keys: [gateway-decrypt, client-sign]", "clients", ""},
+		{"a policy's grace", "grace: 72h", "grace: 96h", "policies", ""},
+		{"the token", "label: pecet", "label: other", "", "token"},
+		{"an address and a client", "keys: [gateway-decrypt]\n", "keys: [x]\nhttp: {addr: 127.0.0.1:9}\n", "clients", "http"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			next, err := Parse([]byte(strings.Replace(withPolicies, tc.from, tc.to, 1)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			live, restart := Changes(base, next)
+			if strings.Join(live, ",") != tc.live || strings.Join(restart, ",") != tc.restart {
+				t.Fatalf("live %v restart %v, want %q %q", live, restart, tc.live, tc.restart)
+			}
+		})
 	}
 }

@@ -74,7 +74,10 @@ func TestClientAuthCRLAudited(t *testing.T) {
 	pool.AddCert(ca.Cert)
 	tc := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srvCert.Raw}, PrivateKey: srvKey}},
 		ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, MinVersion: tls.VersionTLS12}
-	if _, err := clientAuth(config.TLS{ClientCA: caFile, ClientCRL: crlFile}, clients, tc, al, log); err != nil {
+	if _, err := clientAuth(config.TLS{ClientCA: caFile, ClientCRL: crlFile}, clients); err != nil {
+		t.Fatal(err)
+	}
+	if err := hookClientCRL(config.TLS{ClientCA: caFile, ClientCRL: crlFile}, tc, al, log); err != nil {
 		t.Fatal(err)
 	}
 	if tc.VerifyConnection == nil {
@@ -122,7 +125,7 @@ func TestClientAuthCRLAudited(t *testing.T) {
 	if err := pki.WriteCerts(two, ca.Cert, other.Cert); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := clientAuth(config.TLS{ClientCA: two}, clients, &tls.Config{}, al, log); err == nil || !strings.Contains(err.Error(), "holds 2 certificates") {
+	if _, err := clientAuth(config.TLS{ClientCA: two}, clients); err == nil || !strings.Contains(err.Error(), "holds 2 certificates") {
 		t.Fatalf("two CAs, no pin: %v", err)
 	}
 }

@@ -51,6 +51,11 @@ type Options struct {
 	// DevAllowRemote lets --dev listen on non-loopback addresses (with a
 	// warning); without it pecetd --dev refuses them.
 	DevAllowRemote bool
+	// PIDFile, when set, receives pecetd's process id once it serves, for
+	// `pecetd reload --pid-file` (removed at exit).
+	PIDFile string
+	// Reload asks for a configuration reload (SIGHUP); nil: none.
+	Reload <-chan struct{}
 	// Out receives the dev-mode banner (stdout).
 	Out io.Writer
 }
@@ -60,6 +65,8 @@ type Options struct {
 type Endpoints struct {
 	GRPC string `json:"grpc"`
 	HTTP string `json:"http"`
+	// PID is pecetd's process id, for `pecetd reload`.
+	PID int `json:"pid,omitempty"`
 }
 
 // AddrFile is the name of the endpoints file in the dev folder.
@@ -75,12 +82,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if o.GRPCAddr != "" {
-		cfg.GRPC.Addr = o.GRPCAddr
-	}
-	if o.HTTPAddr != "" {
-		cfg.HTTP.Addr = o.HTTPAddr
-	}
+	applyFlags(cfg, o)
 	if o.Dev {
 		remote, err := devmode.CheckListen(cfg.GRPC.Addr, cfg.HTTP.Addr, o.DevAllowRemote)
 		if err != nil {
@@ -167,41 +169,34 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		"manufacturer", ti.Manufacturer, "model", ti.Model, "sessions", ti.Sessions,
 		"rsa_pkcs1", caps.RSAPKCS1v15, "rsa_pss", caps.RSAPSS, "rsa_oaep", caps.RSAOAEP,
 		"rsa_raw", caps.RSARaw, "ecdsa", caps.ECDSA)
-	required := append(append([]string{}, cfg.Token.RequiredKeys...), cfg.Audit.Key)
+	m := metrics.New(ks.PoolStats)
+	m.AuditDisk(cfg.Audit.File)
+	rl := &reloader{o: o, log: log, ks: ks, al: al, m: m, now: time.Now}
 	if o.Dev {
 		for _, k := range devmode.Keys {
-			required = append(required, k.Alias)
+			rl.devRequired = append(rl.devRequired, k.Alias)
 		}
 	}
-	engine, err := BuildEngine(cfg)
+	st, err := rl.build(ctx, cfg, nil)
 	if err != nil {
-		return fmt.Errorf("policies: %w", err)
+		return err
 	}
+	m.WatchTrustedLists(rl.trustedLists, time.Now)
 	tlsConf, err := serverTLS(cfg.GRPC.TLS)
 	if err != nil {
 		return err
 	}
-	auth, err := clientAuth(cfg.GRPC.TLS, cfg.Clients, tlsConf, al, log)
-	if err != nil {
+	if err := hookClientCRL(cfg.GRPC.TLS, tlsConf, al, log); err != nil {
 		return err
 	}
-	authority, tsaCerts, guard, err := buildTSA(ctx, cfg.TSA, cfg.Token.RSACheckEvery, ks)
-	if err != nil {
-		return err
-	}
-	if cfg.TSA != nil {
-		required = append(required, cfg.TSA.Key)
-	}
-	m := metrics.New(ks.PoolStats)
-	m.AuditDisk(cfg.Audit.File)
 	srv := server.New(server.Deps{
-		TSA:             authority,
-		TSACertificates: tsaCerts,
+		TSA:             st.live.TSA,
+		TSACertificates: st.live.TSACertificates,
 		RSACheckEvery:   cfg.Token.RSACheckEvery,
 		Keys:            ks,
-		Validator:       engine,
-		Policies:        engine,
-		Auth:            auth,
+		Validator:       st.live.Validator,
+		Policies:        st.live.Policies,
+		Auth:            st.live.Auth,
 		Audit:           al,
 		KeyPolicy:       cfg.Keys,
 		Metrics:         m,
@@ -211,7 +206,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Limiter:         ratelimit.NewBounded(cfg.Limits.RatePerClient, cfg.Limits.Burst, maxRateIdentities, nil),
 		HTTP:            cfg.HTTP,
 		GRPC:            cfg.GRPC,
-		RequiredKeys:    required,
+		RequiredKeys:    st.live.RequiredKeys,
 		Envelope:        envelope.Limits{MaxRecipients: cfg.Envelope.MaxRecipients, MaxBody: cfg.Envelope.MaxBodyBytes, MaxDepth: cfg.Limits.CMSMaxDepth, MaxStream: cfg.Envelope.StreamMaxBytes},
 		OAEP:            envelope.OAEPMode(cfg.Token.OAEP),
 	})
@@ -230,28 +225,24 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(grpcLn) }()
 	go func() { errc <- h.Serve(httpLn) }()
-	if guard != nil {
-		gctx, stop := context.WithCancel(ctx)
-		defer stop()
-		// The first check runs before serving is announced, so a wrong
-		// clock is reported at once and /readyz is false from the start.
-		if err := guard.Check(gctx); err != nil {
-			log.Error("TSA clock not trusted: time-stamps refused until it is", "err", err)
-		}
-		go guard.Run(gctx, cfg.TSA.TimeReference.Interval, func(err error) {
-			if err != nil {
-				log.Error("TSA clock not trusted: time-stamps refused", "err", err)
-			} else {
-				log.Info("TSA clock trusted again")
-			}
-		})
-	}
+	// The TSA's clock guard and the trusted lists' refresh loops run under
+	// bg until shutdown; a reload replaces them (reload.go).
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	rl.start(bg, cfg, srv, st)
 	srv.SetServing(true)
 	log.Info("pecetd serving", "grpc", ep.GRPC, "http", ep.HTTP, "dev", o.Dev, "version", version.Get().String())
 	// Under systemd (Type=notify) this is the moment the unit counts as
 	// started: the token is logged in and both listeners accept.
 	if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {
 		log.Warn("cannot notify systemd", "err", err)
+	}
+	ep.PID = os.Getpid()
+	if o.PIDFile != "" {
+		if err := os.WriteFile(o.PIDFile, fmt.Appendf(nil, "%d\n", ep.PID), 0o644); err != nil {
+			log.Warn("cannot write the pid file", "file", o.PIDFile, "err", err)
+		}
+		defer os.Remove(o.PIDFile)
 	}
 	if o.Dev {
 		if err := writeEndpoints(o.DevDir, ep); err != nil {
@@ -261,11 +252,19 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		banner(o.Out, o.DevDir, ep)
 	}
 
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serve: %w", err)
+serve:
+	for {
+		select {
+		case <-ctx.Done():
+			break serve
+		case <-o.Reload:
+			// Refusals are logged, counted and audited by Reload.
+			_ = rl.Reload(ctx, "SIGHUP")
+		case err := <-errc:
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve: %w", err)
+			}
+			break serve
 		}
 	}
 	log.Info("shutting down: draining in-flight calls", "grace", cfg.ShutdownGrace.String())
@@ -344,6 +343,16 @@ var openStore = func(ctx context.Context, cfg keystore.Config, _ *slog.Logger) (
 	return keystore.Open(ctx, cfg)
 }
 
+// applyFlags makes the command-line flags win over the config.
+func applyFlags(cfg *config.Config, o Options) {
+	if o.GRPCAddr != "" {
+		cfg.GRPC.Addr = o.GRPCAddr
+	}
+	if o.HTTPAddr != "" {
+		cfg.HTTP.Addr = o.HTTPAddr
+	}
+}
+
 func loadConfig(o Options) (*config.Config, error) {
 	if o.Dev {
 		return devmode.Prepare(o.DevDir, time.Now())
@@ -371,11 +380,10 @@ func serverTLS(t config.TLS) (*tls.Config, error) {
 	}, nil
 }
 
-// clientAuth pins each client to its issuer (authz.Load) and, with
-// grpc.tls.client_crl, refuses revoked client certificates in the
-// handshake, each refusal an audit "denied" line (docs/security.md,
-// "Client identities").
-func clientAuth(t config.TLS, clients []config.Client, tc *tls.Config, al *audit.Log, log *slog.Logger) (*authz.Authorizer, error) {
+// clientAuth pins each client to its issuer (authz.Load), read from the
+// client CA file (docs/security.md, "Client identities"). A reload builds
+// it anew.
+func clientAuth(t config.TLS, clients []config.Client) (*authz.Authorizer, error) {
 	cas, err := pki.ReadCertificates(t.ClientCA)
 	if err != nil {
 		return nil, fmt.Errorf("client CA: %w", err)
@@ -384,8 +392,19 @@ func clientAuth(t config.TLS, clients []config.Client, tc *tls.Config, al *audit
 	if err != nil {
 		return nil, fmt.Errorf("clients: %w", err)
 	}
+	return auth, nil
+}
+
+// hookClientCRL, with grpc.tls.client_crl, refuses revoked client
+// certificates in the handshake, each refusal an audit "denied" line
+// (docs/security.md, "Client identities"). TLS settings need a restart.
+func hookClientCRL(t config.TLS, tc *tls.Config, al *audit.Log, log *slog.Logger) error {
 	if t.ClientCRL == "" {
-		return auth, nil
+		return nil
+	}
+	cas, err := pki.ReadCertificates(t.ClientCA)
+	if err != nil {
+		return fmt.Errorf("client CA: %w", err)
 	}
 	crl, err := authz.LoadCRL(t.ClientCRL, cas, log, func(identity string, err error) {
 		log.Warn("denied", "method", "TLS handshake", "caller", identity, "err", err)
@@ -395,10 +414,10 @@ func clientAuth(t config.TLS, clients []config.Client, tc *tls.Config, al *audit
 		}
 	})
 	if err != nil {
-		return nil, fmt.Errorf("grpc.tls.client_crl: %w", err)
+		return fmt.Errorf("grpc.tls.client_crl: %w", err)
 	}
 	tc.VerifyConnection = crl.VerifyConnection
-	return auth, nil
+	return nil
 }
 
 func writeEndpoints(dir string, ep Endpoints) error {

@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/pecet-hsm/pecet/internal/config"
@@ -15,6 +17,55 @@ import (
 // engine. Without policies, trust.anchors make the policy "default" with
 // revocation off, as before policies existed.
 func BuildEngine(cfg *config.Config) (*policy.Engine, error) {
+	lists := map[string]*policy.TrustedList{}
+	for name, pc := range cfg.Policies {
+		if pc.TrustedList == nil {
+			continue
+		}
+		l, err := loadTrustedList(context.Background(), *pc.TrustedList, nil)
+		if err != nil {
+			return nil, fmt.Errorf("policy %s: %w", name, err)
+		}
+		lists[name] = l
+	}
+	return buildEngine(cfg, lists, nil)
+}
+
+// loadTrustedList reads a policy's trusted list from its file or fetches it
+// from its URL (within tl.Timeout and policy.MaxTrustedListBytes) and
+// verifies its signature with the configured signer. rt is the HTTP
+// transport (nil: the default; tests give one that trusts their server).
+func loadTrustedList(ctx context.Context, tl config.TrustedList, rt http.RoundTripper) (*policy.TrustedList, error) {
+	signers, err := pki.ReadCertificates(tl.Signer)
+	if err != nil {
+		return nil, fmt.Errorf("trusted list signer: %w", err)
+	}
+	var data []byte
+	src := tl.File
+	if tl.URL != "" {
+		src = tl.URL
+		timeout := tl.Timeout
+		if timeout == 0 {
+			timeout = config.DefaultTrustedListTimeout
+		}
+		data, err = policy.FetchTrustedList(ctx, &http.Client{Timeout: timeout, Transport: rt}, tl.URL, policy.MaxTrustedListBytes)
+	} else {
+		data, err = pki.ReadFile(tl.File, policy.MaxTrustedListBytes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("trusted list: %w", err)
+	}
+	l, err := policy.LoadTrustedList(data, signers)
+	if err != nil {
+		return nil, fmt.Errorf("trusted list %s: %w", src, err)
+	}
+	return l, nil
+}
+
+// buildEngine makes the engine from cfg with the trusted lists already
+// loaded (one per policy that has a trusted_list); fetcher, when not nil,
+// is kept so that a reload does not empty the CRL cache.
+func buildEngine(cfg *config.Config, lists map[string]*policy.TrustedList, fetcher *policy.Fetcher) (*policy.Engine, error) {
 	var ps []*policy.Policy
 	def := cfg.DefaultPolicy
 	var maxTimeout time.Duration
@@ -28,7 +79,7 @@ func BuildEngine(cfg *config.Config) (*policy.Engine, error) {
 		def = "default"
 	}
 	for name, pc := range cfg.Policies {
-		p, err := buildPolicy(name, pc)
+		p, err := buildPolicy(name, pc, lists[name])
 		if err != nil {
 			return nil, fmt.Errorf("policy %s: %w", name, err)
 		}
@@ -39,7 +90,10 @@ func BuildEngine(cfg *config.Config) (*policy.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.Fetcher = &policy.Fetcher{Timeout: maxTimeout}
+	if fetcher == nil || fetcher.Timeout != maxTimeout {
+		fetcher = &policy.Fetcher{Timeout: maxTimeout}
+	}
+	e.Fetcher = fetcher
 	return e, nil
 }
 
@@ -67,7 +121,7 @@ var ekuNames = map[string]x509.ExtKeyUsage{
 // (docs/security.md "Per-call overrides").
 var DefaultOverrides = []policy.Override{policy.OverrideCRLs}
 
-func buildPolicy(name string, pc config.Policy) (*policy.Policy, error) {
+func buildPolicy(name string, pc config.Policy, list *policy.TrustedList) (*policy.Policy, error) {
 	p := &policy.Policy{
 		Name:                 name,
 		Description:          pc.Description,
@@ -95,18 +149,10 @@ func buildPolicy(name string, pc config.Policy) (*policy.Policy, error) {
 		return nil, fmt.Errorf("intermediates: %w", err)
 	}
 	if tl := pc.TrustedList; tl != nil {
-		signers, err := pki.ReadCertificates(tl.Signer)
-		if err != nil {
-			return nil, fmt.Errorf("trusted list signer: %w", err)
+		if list == nil {
+			return nil, fmt.Errorf("trusted list not loaded")
 		}
-		data, err := pki.ReadFile(tl.File, policy.MaxTrustedListBytes)
-		if err != nil {
-			return nil, fmt.Errorf("trusted list: %w", err)
-		}
-		if p.TrustedList, err = policy.LoadTrustedList(data, signers); err != nil {
-			return nil, fmt.Errorf("trusted list %s: %w", tl.File, err)
-		}
-		p.TrustedListGrace = tl.Grace
+		p.TrustedList, p.TrustedListGrace = list, tl.Grace
 	}
 	for _, f := range pc.Revocation.CRLs {
 		data, err := pki.ReadFile(f, policy.MaxCRLBytes)

@@ -3,6 +3,8 @@
 package metrics
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -21,6 +23,21 @@ type Metrics struct {
 	// StreamBytes counts the bytes EncryptStream and DecryptStream take in
 	// and send out.
 	StreamBytes *prometheus.CounterVec
+	// ConfigReloads counts configuration reloads (SIGHUP, `pecetd
+	// reload`) by result: success or failure (the old one stays).
+	ConfigReloads *prometheus.CounterVec
+	// TrustedListLoads counts attempts to replace a policy's trusted list
+	// (refresh interval, reload) by policy and result: updated, unchanged
+	// (the same sequence number), refused (the list in force stays).
+	TrustedListLoads *prometheus.CounterVec
+}
+
+// TrustedList describes the trusted list in force for one policy.
+type TrustedList struct {
+	Policy     string
+	Sequence   uint64
+	Issued     time.Time
+	NextUpdate time.Time
 }
 
 // PoolStats reports the PKCS#11 session pool.
@@ -54,7 +71,19 @@ func New(pool PoolStats) *Metrics {
 			Help: "Bytes taken in and sent out by the streaming RPCs, by method and direction (in, out).",
 		}, []string{"method", "direction"}),
 	}
-	m.Registry.MustRegister(m.Calls, m.Latency, m.TSA, m.TSARefused, m.StreamBytes,
+	m.ConfigReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pecet_config_reload_total",
+		Help: "Configuration reloads (SIGHUP), by result: success, or failure (the configuration in force stays).",
+	}, []string{"result"})
+	m.TrustedListLoads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pecet_trusted_list_loads_total",
+		Help: "Attempts to replace a policy's trusted list, by policy and result: updated, unchanged, refused (the list in force stays).",
+	}, []string{"policy", "result"})
+	// Both series exist from the start, so that an alert on failures
+	// has a zero to compare with.
+	m.ConfigReloads.WithLabelValues("success")
+	m.ConfigReloads.WithLabelValues("failure")
+	m.Registry.MustRegister(m.Calls, m.Latency, m.TSA, m.TSARefused, m.StreamBytes, m.ConfigReloads, m.TrustedListLoads,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -67,4 +96,44 @@ func New(pool PoolStats) *Metrics {
 		}, func() float64 { _, w := pool(); return float64(w) }),
 	)
 	return m
+}
+
+// WatchTrustedLists exports, per policy, the trusted list in force as
+// lists reports it at each scrape: its sequence number, issue time, next
+// update and age (docs/operations.md "Trusted lists"). Call it once.
+func (m *Metrics) WatchTrustedLists(lists func() []TrustedList, now func() time.Time) {
+	m.Registry.MustRegister(&tlCollector{lists: lists, now: now})
+}
+
+var (
+	tlSeqDesc    = prometheus.NewDesc("pecet_trusted_list_sequence_number", "TSLSequenceNumber of the trusted list in force, by policy.", []string{"policy"}, nil)
+	tlIssuedDesc = prometheus.NewDesc("pecet_trusted_list_issue_timestamp_seconds", "ListIssueDateTime of the trusted list in force (Unix time), by policy.", []string{"policy"}, nil)
+	tlNextDesc   = prometheus.NewDesc("pecet_trusted_list_next_update_timestamp_seconds", "NextUpdate of the trusted list in force (Unix time), by policy; past it (plus grace) its anchors give INDETERMINATE.", []string{"policy"}, nil)
+	tlAgeDesc    = prometheus.NewDesc("pecet_trusted_list_age_seconds", "Seconds since the trusted list in force was issued, by policy.", []string{"policy"}, nil)
+)
+
+type tlCollector struct {
+	lists func() []TrustedList
+	now   func() time.Time
+}
+
+func (c *tlCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- tlSeqDesc
+	ch <- tlIssuedDesc
+	ch <- tlNextDesc
+	ch <- tlAgeDesc
+}
+
+func (c *tlCollector) Collect(ch chan<- prometheus.Metric) {
+	now := c.now()
+	for _, l := range c.lists() {
+		ch <- prometheus.MustNewConstMetric(tlSeqDesc, prometheus.GaugeValue, float64(l.Sequence), l.Policy)
+		if !l.Issued.IsZero() {
+			ch <- prometheus.MustNewConstMetric(tlIssuedDesc, prometheus.GaugeValue, float64(l.Issued.Unix()), l.Policy)
+			ch <- prometheus.MustNewConstMetric(tlAgeDesc, prometheus.GaugeValue, now.Sub(l.Issued).Seconds(), l.Policy)
+		}
+		if !l.NextUpdate.IsZero() {
+			ch <- prometheus.MustNewConstMetric(tlNextDesc, prometheus.GaugeValue, float64(l.NextUpdate.Unix()), l.Policy)
+		}
+	}
 }

@@ -33,8 +33,8 @@ func tsaLimiters(c config.HTTPTSA) (clients, all *ratelimit.Limiter) {
 // no client certificate, and an audit line per request let anyone fill the
 // audit disk, which stops every key operation (docs/security.md "Network,
 // limits and identities").
-func (s *Server) tsaHTTP() http.Handler {
-	return tsa.NewHTTPHandler(s.d.TSA, tsa.HTTPOptions{
+func (s *Server) tsaHTTP(a *tsa.Authority) http.Handler {
+	return tsa.NewHTTPHandler(a, tsa.HTTPOptions{
 		MaxBodyBytes: s.d.HTTP.MaxBodyBytes,
 		Admit: func(r *http.Request) error {
 			// The address the connection comes from; X-Forwarded-For is

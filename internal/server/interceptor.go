@@ -34,7 +34,8 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	if isOpen(method) {
 		return handler(ctx, req)
 	}
-	if caller, err = s.authorize(ctx, method, req); err != nil {
+	ctx, lv := s.pin(ctx)
+	if caller, err = s.authorize(ctx, lv, method, req); err != nil {
 		return nil, err
 	}
 	ctx = authz.WithCaller(ctx, caller)
@@ -59,8 +60,8 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 // faster than limits.rate_per_client (the limiter's table is bounded:
 // ratelimit.NewBounded, for denied identities are the caller's choice);
 // and before any work.
-func (s *Server) authorize(ctx context.Context, method string, req any) (*authz.Caller, error) {
-	caller, err := s.d.Auth.Authorize(ctx, method)
+func (s *Server) authorize(ctx context.Context, lv *Live, method string, req any) (*authz.Caller, error) {
+	caller, err := lv.Auth.Authorize(ctx, method)
 	if lerr := s.d.Limiter.Allow(identityOf(caller)); lerr != nil {
 		s.d.Log.Warn("rate limited", "method", method, "caller", identityOf(caller))
 		return caller, grpcerr.Status(lerr)
@@ -100,10 +101,11 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 		}
 		s.callDone(ss.Context(), method, caller, start, err)
 	}()
-	if caller, err = s.authorize(ss.Context(), method, nil); err != nil {
+	sctx, lv := s.pin(ss.Context())
+	if caller, err = s.authorize(sctx, lv, method, nil); err != nil {
 		return err
 	}
-	cs := &callerStream{ServerStream: ss, ctx: authz.WithCaller(ss.Context(), caller)}
+	cs := &callerStream{ServerStream: ss, ctx: authz.WithCaller(sctx, caller)}
 	if spec, ok := streamAuditSpecs[method]; ok {
 		return s.auditedStream(cs, method, caller, spec, handler, srv)
 	}

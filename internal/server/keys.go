@@ -63,7 +63,7 @@ func (ks *keyService) GetKey(ctx context.Context, req *pecetv1.GetKeyRequest) (*
 // keyProto adds the expiry warning to the key's description.
 func (ks *keyService) keyProto(k keystore.Key) *pecetv1.Key {
 	out := keyProto(k)
-	out.Warning = expiryWarning(k, ks.s.d.Now(), ks.s.d.KeyPolicy.ExpiryWarningDays)
+	out.Warning = expiryWarning(k, ks.s.d.Now(), ks.s.Current().KeyPolicy.ExpiryWarningDays)
 	return out
 }
 
@@ -365,12 +365,12 @@ func (ks *keyService) ApproveRequest(ctx context.Context, req *pecetv1.ApproveRe
 }
 
 func (ks *keyService) needsApproval(r dualcontrol.Request) bool {
-	return ks.s.d.KeyPolicy.DualControl.NeedsApproval(r.Operation, r.Alias)
+	return ks.s.Current().KeyPolicy.DualControl.NeedsApproval(r.Operation, r.Alias)
 }
 
 // request stores r as a pending request of the calling officer.
 func (ks *keyService) request(ctx context.Context, tmpl dualcontrol.Request) (*pecetv1.KeyChange, error) {
-	r, err := dualcontrol.New(tmpl.Operation, tmpl.Alias, authz.CallerFrom(ctx).Identity, ks.s.d.Now(), ks.s.d.KeyPolicy.DualControl.RequestTTL)
+	r, err := dualcontrol.New(tmpl.Operation, tmpl.Alias, authz.CallerFrom(ctx).Identity, ks.s.d.Now(), ks.s.live(ctx).KeyPolicy.DualControl.RequestTTL)
 	if err != nil {
 		return nil, err
 	}

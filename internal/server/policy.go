@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/grpcerr"
 	"github.com/pecet-hsm/pecet/policy"
@@ -54,7 +56,7 @@ var revocationModes = map[pecetv1.RevocationMode]policy.RevocationMode{
 // ValidateCertificate and Verify.
 func (s *Server) policyRequest(ctx context.Context, name string, anchors, crls [][]byte, mode pecetv1.RevocationMode) (policy.Request, error) {
 	r := policy.Request{Policy: name, Context: ctx}
-	if s.d.Policies != nil && !s.d.Policies.Has(name) {
+	if ps := s.live(ctx).Policies; ps != nil && !ps.Has(name) {
 		return r, fmt.Errorf("%w: %q", policy.ErrUnknownPolicy, name)
 	}
 	m, ok := revocationModes[mode]
@@ -62,11 +64,11 @@ func (s *Server) policyRequest(ctx context.Context, name string, anchors, crls [
 		return r, grpcerr.InvalidArgument("unknown revocation mode: use REQUIRE, PREFER or OFF")
 	}
 	r.Revocation = m
-	if s.d.Policies != nil {
+	if ps := s.live(ctx).Policies; ps != nil {
 		// Before anything is parsed: only the counts matter here.
 		probe := policy.Request{Policy: name, Revocation: m, Anchors: make([]*x509.Certificate, len(anchors)), CRLs: make([]*policy.CRL, len(crls))}
 		var oe *policy.OverrideError
-		if err := s.d.Policies.CheckOverrides(probe); errors.As(err, &oe) {
+		if err := ps.CheckOverrides(probe); errors.As(err, &oe) {
 			return r, grpcerr.PermissionDenied(oe.Error())
 		} else if err != nil {
 			return r, err
@@ -111,7 +113,7 @@ func (ps *policyService) ValidateCertificate(ctx context.Context, req *pecetv1.V
 	if errors.Is(err, policy.ErrMalformedCRL) {
 		// A CRL pecet cannot read is a verdict about the input, not a
 		// usage error (docs/security.md "Revocation").
-		return formatFailure(ps.s, req.GetPolicy(), err.Error()), nil
+		return formatFailure(ctx, ps.s, req.GetPolicy(), err.Error()), nil
 	}
 	if err != nil {
 		return nil, err
@@ -122,7 +124,7 @@ func (ps *policyService) ValidateCertificate(ctx context.Context, req *pecetv1.V
 			// Go's parser refuses some certificates other validators read
 			// (negative serials, relative distribution point names): that
 			// is a verdict, INVALID (FORMAT_FAILURE), never accepted.
-			return formatFailure(ps.s, req.GetPolicy(), fmt.Sprintf("chain[%d] cannot be parsed as an X.509 certificate: %v", i, err)), nil
+			return formatFailure(ctx, ps.s, req.GetPolicy(), fmt.Sprintf("chain[%d] cannot be parsed as an X.509 certificate: %v", i, err)), nil
 		}
 		if i == 0 {
 			r.Leaf = c
@@ -137,15 +139,15 @@ func (ps *policyService) ValidateCertificate(ctx context.Context, req *pecetv1.V
 		}
 		r.At = req.GetAt().AsTime()
 	}
-	v := ps.s.d.Validator.Validate(r)
+	v := ps.s.live(ctx).Validator.Validate(r)
 	return &pecetv1.ValidateCertificateResponse{Verdict: verdictProto(v)}, nil
 }
 
 // formatFailure is the verdict on input that cannot be parsed.
-func formatFailure(s *Server, name, msg string) *pecetv1.ValidateCertificateResponse {
+func formatFailure(ctx context.Context, s *Server, name, msg string) *pecetv1.ValidateCertificateResponse {
 	v := policy.Verdict{Status: policy.Invalid, Policy: name, ValidatedAt: s.d.Now()}
 	if v.Policy == "" {
-		if d, ok := s.d.Policies.(interface{ Default() string }); ok {
+		if d, ok := s.live(ctx).Policies.(interface{ Default() string }); ok {
 			v.Policy = d.Default()
 		}
 	}
@@ -155,10 +157,11 @@ func formatFailure(s *Server, name, msg string) *pecetv1.ValidateCertificateResp
 
 func (ps *policyService) ListPolicies(ctx context.Context, _ *pecetv1.ListPoliciesRequest) (*pecetv1.ListPoliciesResponse, error) {
 	out := &pecetv1.ListPoliciesResponse{}
-	if ps.s.d.Policies == nil {
+	pols := ps.s.live(ctx).Policies
+	if pols == nil {
 		return out, nil
 	}
-	for _, p := range ps.s.d.Policies.Policies(ps.s.d.Now()) {
+	for _, p := range pols.Policies(ps.s.d.Now()) {
 		pi := &pecetv1.PolicyInfo{Name: p.Name, Description: p.Description, Default: p.Default, Revocation: string(p.Revocation), Qualified: p.Qualified,
 			Algorithms: p.Algorithms}
 		for _, o := range p.AllowOverrides {
@@ -166,6 +169,15 @@ func (ps *policyService) ListPolicies(ctx context.Context, _ *pecetv1.ListPolici
 		}
 		for _, a := range p.Anchors {
 			pi.Anchors = append(pi.Anchors, &pecetv1.TrustAnchor{Subject: a.Subject, Source: a.Source, Certificate: a.Cert.Raw})
+		}
+		if l := p.TrustedList; l != nil {
+			pi.TrustedListSequence, pi.TrustedListTerritory = l.SequenceNumber, l.Territory
+			if !l.IssueDate.IsZero() {
+				pi.TrustedListIssued = timestamppb.New(l.IssueDate)
+			}
+			if !l.NextUpdate.IsZero() {
+				pi.TrustedListNextUpdate = timestamppb.New(l.NextUpdate)
+			}
 		}
 		out.Policies = append(out.Policies, pi)
 	}

@@ -61,7 +61,10 @@ type Keys interface {
 	DeleteRequest(ctx context.Context, id string) error
 }
 
-// Deps are the server's collaborators.
+// Deps are the server's collaborators. Auth, Validator, Policies, TSA,
+// TSACertificates, KeyPolicy and RequiredKeys are only the first Live (a
+// reload replaces them): handlers read those through s.live(ctx), never
+// s.d (live.go).
 type Deps struct {
 	Keys      Keys
 	Validator policy.Validator
@@ -136,6 +139,8 @@ type Server struct {
 	// tsaClients and tsaAll limit POST /tsa per client address and for
 	// all clients (nil: no limit).
 	tsaClients, tsaAll *ratelimit.Limiter
+	// cur is the reloadable configuration (live.go).
+	cur atomic.Pointer[Live]
 }
 
 // HTTP/2 flow-control windows (see GRPC): per stream, and per connection
@@ -171,6 +176,7 @@ func New(d Deps) *Server {
 	if d.RSACheckEvery > 1 {
 		s.rsaCheck = &signer.Sampler{Every: uint64(d.RSACheckEvery)}
 	}
+	s.Swap(Live{Auth: d.Auth, Validator: d.Validator, Policies: d.Policies, TSA: d.TSA, TSACertificates: d.TSACertificates, KeyPolicy: d.KeyPolicy, RequiredKeys: d.RequiredKeys})
 	return s
 }
 
@@ -267,9 +273,9 @@ func (s *Server) HTTP() http.Handler {
 		_, _ = w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.d.Metrics.Registry, promhttp.HandlerOpts{}))
-	if s.d.TSA != nil {
-		mux.Handle("/tsa", s.tsaHTTP())
-	}
+	// The TSA in force answers, or 404 without one (a reload may add or
+	// remove it: live.go).
+	mux.HandleFunc("/tsa", s.serveTSA)
 	return mux
 }
 
@@ -286,14 +292,15 @@ func (s *Server) ready(ctx context.Context) string {
 		}
 		return "token unavailable"
 	}
-	for _, alias := range s.d.RequiredKeys {
+	l := s.live(ctx)
+	for _, alias := range l.RequiredKeys {
 		if _, err := s.d.Keys.GetKey(ctx, alias); err != nil {
 			s.d.Log.Warn("not ready: required key", "alias", alias, "err", err)
 			return "required key " + alias + " not found on the token"
 		}
 	}
-	if s.d.TSA != nil {
-		if err := s.d.TSA.Ready(); err != nil {
+	if l.TSA != nil {
+		if err := l.TSA.Ready(); err != nil {
 			s.d.Log.Warn("not ready", "err", err)
 			return "TSA time source not trusted"
 		}

@@ -74,7 +74,8 @@ func (ss *signService) Sign(ctx context.Context, req *pecetv1.SignRequest) (*pec
 	opts := signer.Options{Hash: h, Attached: req.GetAttached(), SigningTime: ss.s.d.Now().UTC(), ECDSACheck: ss.s.ecdsaCheck, RSACheck: ss.s.rsaCheck}
 	var stamped *tsa.TSTInfo
 	if req.GetTimestamp() {
-		if ss.s.d.TSA == nil {
+		authority := ss.s.live(ctx).TSA
+		if authority == nil {
 			return nil, tsa.ErrNoTSA
 		}
 		// CAdES-T: a token over the signature value from the TSA in this
@@ -82,7 +83,7 @@ func (ss *signService) Sign(ctx context.Context, req *pecetv1.SignRequest) (*pec
 		opts.UnsignedAttributes = func(sigValue []byte) ([]signer.Attribute, error) {
 			sum := crypto.SHA256.New()
 			sum.Write(sigValue)
-			tok, info, err := ss.s.d.TSA.Token(ctx, sum.Sum(nil), crypto.SHA256)
+			tok, info, err := authority.Token(ctx, sum.Sum(nil), crypto.SHA256)
 			res := tsa.Result{Status: tsa.StatusGranted, Fail: tsa.FailNone, Info: info}
 			if err != nil {
 				res = tsa.Result{Status: tsa.StatusRejection, Fail: tsa.FailSystemFailure, Cause: err}
@@ -126,7 +127,7 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 	if err != nil {
 		return nil, err
 	}
-	opts := signer.VerifyOptions{Validator: ss.s.d.Validator, Now: ss.s.d.Now, Policy: preq, Limits: ss.s.d.CMSLimits}
+	opts := signer.VerifyOptions{Validator: ss.s.live(ctx).Validator, Now: ss.s.d.Now, Policy: preq, Limits: ss.s.d.CMSLimits}
 	switch d := req.GetDetached().(type) {
 	case *pecetv1.VerifyRequest_Content:
 		opts.Content = d.Content
@@ -197,11 +198,12 @@ func (l lazyVerifier) VerifyTimestamp(token, sigValue []byte) (time.Time, policy
 }
 
 func (l lazyVerifier) VerifyTimestampWithCertificates(token, sigValue []byte, sigCerts []*x509.Certificate) (time.Time, policy.Verdict, error) {
-	certs := l.s.d.TSACertificates
-	if l.s.d.TSA != nil {
-		if _, chain, err := l.s.d.TSA.KeySource()(l.ctx); err == nil {
+	lv := l.s.live(l.ctx)
+	certs := lv.TSACertificates
+	if lv.TSA != nil {
+		if _, chain, err := lv.TSA.KeySource()(l.ctx); err == nil {
 			certs = append(slices.Clip(certs), chain...)
 		}
 	}
-	return tsa.Verifier{Validator: l.s.d.Validator, Policy: l.preq, TSACertificates: certs, At: l.at, Now: l.s.d.Now}.VerifyTimestampWithCertificates(token, sigValue, sigCerts)
+	return tsa.Verifier{Validator: lv.Validator, Policy: l.preq, TSACertificates: certs, At: l.at, Now: l.s.d.Now}.VerifyTimestampWithCertificates(token, sigValue, sigCerts)
 }

@@ -52,7 +52,8 @@ func (s *Server) observeTSA(ctx context.Context, transport string, res tsa.Resul
 }
 
 func (svc *timestampService) Timestamp(ctx context.Context, req *pecetv1.TimestampRequest) (*pecetv1.TimestampResponse, error) {
-	if svc.s.d.TSA == nil {
+	authority := svc.s.live(ctx).TSA
+	if authority == nil {
 		return nil, tsa.ErrNoTSA
 	}
 	h, err := hashOf(req.GetHash())
@@ -76,7 +77,7 @@ func (svc *timestampService) Timestamp(ctx context.Context, req *pecetv1.Timesta
 		}
 		treq.Policy = ParseOID(p)
 	}
-	der, res := svc.s.d.TSA.Stamp(ctx, treq)
+	der, res := authority.Stamp(ctx, treq)
 	svc.s.observeTSA(ctx, "grpc", res)
 	out := &pecetv1.TimestampResponse{Response: der, StatusText: res.Text, Status: pecetv1.TimestampResponse_REJECTION}
 	if res.Status == tsa.StatusGranted {

@@ -403,8 +403,15 @@ type PolicyInfo struct {
 	// the policy's), anchors, crls. Others are refused with
 	// PermissionDenied; a stricter revocation mode is always accepted.
 	AllowedOverrides []string `protobuf:"bytes,41,rep,name=allowed_overrides,json=allowedOverrides,proto3" json:"allowed_overrides,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The ETSI TS 119 612 trusted list in force, for a policy with one (it
+	// changes on SIGHUP and on trusted_list.refresh; empty otherwise): its
+	// TSLSequenceNumber, ListIssueDateTime, NextUpdate and territory.
+	TrustedListSequence   string                 `protobuf:"bytes,60,opt,name=trusted_list_sequence,json=trustedListSequence,proto3" json:"trusted_list_sequence,omitempty"`
+	TrustedListIssued     *timestamppb.Timestamp `protobuf:"bytes,61,opt,name=trusted_list_issued,json=trustedListIssued,proto3" json:"trusted_list_issued,omitempty"`
+	TrustedListNextUpdate *timestamppb.Timestamp `protobuf:"bytes,62,opt,name=trusted_list_next_update,json=trustedListNextUpdate,proto3" json:"trusted_list_next_update,omitempty"`
+	TrustedListTerritory  string                 `protobuf:"bytes,63,opt,name=trusted_list_territory,json=trustedListTerritory,proto3" json:"trusted_list_territory,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *PolicyInfo) Reset() {
@@ -493,6 +500,34 @@ func (x *PolicyInfo) GetAllowedOverrides() []string {
 	return nil
 }
 
+func (x *PolicyInfo) GetTrustedListSequence() string {
+	if x != nil {
+		return x.TrustedListSequence
+	}
+	return ""
+}
+
+func (x *PolicyInfo) GetTrustedListIssued() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TrustedListIssued
+	}
+	return nil
+}
+
+func (x *PolicyInfo) GetTrustedListNextUpdate() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TrustedListNextUpdate
+	}
+	return nil
+}
+
+func (x *PolicyInfo) GetTrustedListTerritory() string {
+	if x != nil {
+		return x.TrustedListTerritory
+	}
+	return ""
+}
+
 // TrustAnchor is one anchor of a policy.
 type TrustAnchor struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -576,7 +611,7 @@ const file_pecet_v1_policy_proto_rawDesc = "" +
 	"\averdict\x18\x01 \x01(\v2\x11.pecet.v1.VerdictR\averdict\"\x15\n" +
 	"\x13ListPoliciesRequest\"H\n" +
 	"\x14ListPoliciesResponse\x120\n" +
-	"\bpolicies\x18\x01 \x03(\v2\x14.pecet.v1.PolicyInfoR\bpolicies\"\x98\x02\n" +
+	"\bpolicies\x18\x01 \x03(\v2\x14.pecet.v1.PolicyInfoR\bpolicies\"\xa3\x04\n" +
 	"\n" +
 	"PolicyInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
@@ -590,7 +625,11 @@ const file_pecet_v1_policy_proto_rawDesc = "" +
 	"\n" +
 	"algorithms\x18( \x01(\tR\n" +
 	"algorithms\x12+\n" +
-	"\x11allowed_overrides\x18) \x03(\tR\x10allowedOverrides\"a\n" +
+	"\x11allowed_overrides\x18) \x03(\tR\x10allowedOverrides\x122\n" +
+	"\x15trusted_list_sequence\x18< \x01(\tR\x13trustedListSequence\x12J\n" +
+	"\x13trusted_list_issued\x18= \x01(\v2\x1a.google.protobuf.TimestampR\x11trustedListIssued\x12S\n" +
+	"\x18trusted_list_next_update\x18> \x01(\v2\x1a.google.protobuf.TimestampR\x15trustedListNextUpdate\x124\n" +
+	"\x16trusted_list_territory\x18? \x01(\tR\x14trustedListTerritory\"a\n" +
 	"\vTrustAnchor\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
@@ -639,21 +678,23 @@ var file_pecet_v1_policy_proto_goTypes = []any{
 	(*Verdict)(nil),                     // 9: pecet.v1.Verdict
 }
 var file_pecet_v1_policy_proto_depIdxs = []int32{
-	0, // 0: pecet.v1.ValidateCertificateRequest.purpose:type_name -> pecet.v1.Purpose
-	8, // 1: pecet.v1.ValidateCertificateRequest.at:type_name -> google.protobuf.Timestamp
-	1, // 2: pecet.v1.ValidateCertificateRequest.revocation:type_name -> pecet.v1.RevocationMode
-	9, // 3: pecet.v1.ValidateCertificateResponse.verdict:type_name -> pecet.v1.Verdict
-	6, // 4: pecet.v1.ListPoliciesResponse.policies:type_name -> pecet.v1.PolicyInfo
-	7, // 5: pecet.v1.PolicyInfo.anchors:type_name -> pecet.v1.TrustAnchor
-	2, // 6: pecet.v1.PolicyService.ValidateCertificate:input_type -> pecet.v1.ValidateCertificateRequest
-	4, // 7: pecet.v1.PolicyService.ListPolicies:input_type -> pecet.v1.ListPoliciesRequest
-	3, // 8: pecet.v1.PolicyService.ValidateCertificate:output_type -> pecet.v1.ValidateCertificateResponse
-	5, // 9: pecet.v1.PolicyService.ListPolicies:output_type -> pecet.v1.ListPoliciesResponse
-	8, // [8:10] is the sub-list for method output_type
-	6, // [6:8] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	0,  // 0: pecet.v1.ValidateCertificateRequest.purpose:type_name -> pecet.v1.Purpose
+	8,  // 1: pecet.v1.ValidateCertificateRequest.at:type_name -> google.protobuf.Timestamp
+	1,  // 2: pecet.v1.ValidateCertificateRequest.revocation:type_name -> pecet.v1.RevocationMode
+	9,  // 3: pecet.v1.ValidateCertificateResponse.verdict:type_name -> pecet.v1.Verdict
+	6,  // 4: pecet.v1.ListPoliciesResponse.policies:type_name -> pecet.v1.PolicyInfo
+	7,  // 5: pecet.v1.PolicyInfo.anchors:type_name -> pecet.v1.TrustAnchor
+	8,  // 6: pecet.v1.PolicyInfo.trusted_list_issued:type_name -> google.protobuf.Timestamp
+	8,  // 7: pecet.v1.PolicyInfo.trusted_list_next_update:type_name -> google.protobuf.Timestamp
+	2,  // 8: pecet.v1.PolicyService.ValidateCertificate:input_type -> pecet.v1.ValidateCertificateRequest
+	4,  // 9: pecet.v1.PolicyService.ListPolicies:input_type -> pecet.v1.ListPoliciesRequest
+	3,  // 10: pecet.v1.PolicyService.ValidateCertificate:output_type -> pecet.v1.ValidateCertificateResponse
+	5,  // 11: pecet.v1.PolicyService.ListPolicies:output_type -> pecet.v1.ListPoliciesResponse
+	10, // [10:12] is the sub-list for method output_type
+	8,  // [8:10] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_pecet_v1_policy_proto_init() }
