@@ -105,7 +105,8 @@ func loadAlias(p p11, sh pkcs11.SessionHandle, alias string) (*entry, error) {
 	e.key = Key{Alias: alias, Purpose: m.Purpose, Algorithm: m.Algorithm, PrimaryVersion: m.Primary}
 	for _, mv := range m.Versions {
 		ver := Version{Alias: alias, Version: mv.Version, Purpose: m.Purpose, Algorithm: m.Algorithm,
-			State: mv.State, Primary: mv.Version == m.Primary, CreatedAt: mv.Created}
+			State: mv.State, Primary: mv.Version == m.Primary, CreatedAt: mv.Created,
+			BeenPrimary: !mv.NeverPrimary || mv.Version == m.Primary}
 		if h, ok := e.pub[mv.Version]; ok {
 			if ver.Public, err = readPublicKey(p, sh, h); err != nil {
 				return nil, fmt.Errorf("alias %q version %d: %w", alias, mv.Version, err)

@@ -116,6 +116,10 @@ type Version struct {
 	Public    crypto.PublicKey
 	Chain     []*x509.Certificate
 	CreatedAt time.Time
+	// BeenPrimary: the version is or has been the alias's primary (or was
+	// recorded before this was tracked). Under dual control of set-primary
+	// only such versions may sign or decrypt (docs/security.md).
+	BeenPrimary bool
 }
 
 // Certificate returns the leaf certificate, or nil when pending.

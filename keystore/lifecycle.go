@@ -56,7 +56,7 @@ func (s *Store) createAlias(ctx context.Context, alias string, p Purpose, a Algo
 			return err
 		}
 		m := &meta{Format: metaFormat, Generation: 1, Purpose: p, Algorithm: a, Versions: []metaVersion{
-			{Version: 1, State: StatePendingCertificate, Created: now()}}}
+			{Version: 1, State: StatePendingCertificate, Created: now(), NeverPrimary: true}}}
 		if _, err := createMeta(s.p, sh, alias, m); err != nil {
 			_ = s.p.DestroyObject(sh, priv)
 			_ = s.p.DestroyObject(sh, pub)
@@ -82,7 +82,7 @@ func (s *Store) RotateKey(ctx context.Context, alias string) (Version, error) {
 		if err != nil {
 			return err
 		}
-		e.meta.Versions = append(e.meta.Versions, metaVersion{Version: next, State: StatePendingCertificate, Created: now()})
+		e.meta.Versions = append(e.meta.Versions, metaVersion{Version: next, State: StatePendingCertificate, Created: now(), NeverPrimary: true})
 		if err := writeMeta(s.p, sh, e); err != nil {
 			_ = s.p.DestroyObject(sh, priv)
 			_ = s.p.DestroyObject(sh, pub)
@@ -132,7 +132,7 @@ func (s *Store) ImportCertificate(ctx context.Context, alias string, version int
 			mv.State = StateEnabled
 		}
 		if e.meta.Primary == 0 && mv.State == StateEnabled {
-			e.meta.Primary = version
+			e.meta.setPrimary(mv)
 		}
 		return writeMeta(s.p, sh, e)
 	})
@@ -152,7 +152,7 @@ func (s *Store) SetPrimaryVersion(ctx context.Context, alias string, version int
 		if mv.State != StateEnabled {
 			return fmt.Errorf("%w: %q version %d is %s", ErrKeyNotEnabled, alias, version, mv.State)
 		}
-		e.meta.Primary = version
+		e.meta.setPrimary(mv)
 		return writeMeta(s.p, sh, e)
 	})
 	if err != nil {
@@ -204,7 +204,7 @@ func (s *Store) setState(ctx context.Context, alias string, version int, to Stat
 				return bad
 			}
 			if e.meta.Primary == 0 {
-				e.meta.Primary = version
+				e.meta.setPrimary(mv)
 			}
 		case StateDisabled:
 			if from != StateEnabled || e.meta.Primary == version {

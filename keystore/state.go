@@ -30,6 +30,11 @@ type metaVersion struct {
 	Version int       `json:"version"`
 	State   State     `json:"state"`
 	Created time.Time `json:"created"`
+	// NeverPrimary marks a version made by this release that has not yet
+	// been the alias's primary. Dual control admits a version by an
+	// approved set-primary (docs/security.md "Dual control"); a record
+	// without the field (older metadata) counts as admitted.
+	NeverPrimary bool `json:"never_primary,omitempty"`
 }
 
 const metaFormat = 1
@@ -54,6 +59,12 @@ func (m *meta) version(v int) *metaVersion {
 		}
 	}
 	return nil
+}
+
+// setPrimary makes v the primary; from then on it has been primary.
+func (m *meta) setPrimary(v *metaVersion) {
+	m.Primary = v.Version
+	v.NeverPrimary = false
 }
 
 func (m *meta) lastVersion() int {

@@ -2,6 +2,7 @@ package dualcontrol
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -14,7 +15,7 @@ func TestApprovalRules(t *testing.T) {
 	}
 	b, _ := r.Marshal()
 	r2, err := Parse(b)
-	if err != nil || r2 != r {
+	if err != nil || !reflect.DeepEqual(r2, r) {
 		t.Fatalf("round trip: %+v %v", r2, err)
 	}
 	cases := []struct {

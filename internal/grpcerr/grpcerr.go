@@ -48,6 +48,8 @@ var table = []mapping{
 	{keystore.ErrInvalidRequest, codes.InvalidArgument, "invalid request id"},
 	{dualcontrol.ErrExpired, codes.FailedPrecondition, "the request has expired: ask for the operation again"},
 	{dualcontrol.ErrSelfApproval, codes.PermissionDenied, "a request must be approved by a different officer than the one who made it"},
+	{dualcontrol.ErrNotAdmitted, codes.FailedPrecondition, "the key version awaits dual-control approval: it can sign or decrypt once a second officer approves making it primary (see `pecet keys requests`)"},
+	{dualcontrol.ErrStale, codes.FailedPrecondition, "the version's certificate changed after the request was made: ask for the operation again"},
 	{dualcontrol.ErrMalformed, codes.Internal, "the stored request cannot be read; the server log has the details"},
 	{audit.ErrUnavailable, codes.Unavailable, "the audit log cannot be written, so the operation was refused; retry later"},
 	{keystore.ErrPoolExhausted, codes.ResourceExhausted, "the HSM is busy: no session became free in time, retry later"},

@@ -196,6 +196,10 @@ func (es *envelopeService) finder(ctx context.Context, alias string) (envelope.F
 			for _, v := range k.Versions {
 				if v.State == keystore.StateEnabled && id.Matches(v.Certificate()) {
 					auditKey(call, k.Alias, v.Version)
+					// Dual control: a version never admitted does not decrypt.
+					if err := es.s.checkAdmitted(v); err != nil {
+						return nil, err
+					}
 					return es.s.d.Keys.Decrypter(ctx, k.Alias, v.Version)
 				}
 			}
