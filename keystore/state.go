@@ -24,6 +24,10 @@ type meta struct {
 	Algorithm  Algorithm     `json:"algorithm"`
 	Primary    int           `json:"primary,omitempty"`
 	Versions   []metaVersion `json:"versions"`
+	// Nonce is random per write: it tells apart two objects of the same
+	// generation written by two racing replicas, and orders them the same
+	// way for every reader (pickMeta).
+	Nonce string `json:"nonce,omitempty"`
 }
 
 type metaVersion struct {
@@ -35,6 +39,10 @@ type metaVersion struct {
 	// approved set-primary (docs/security.md "Dual control"); a record
 	// without the field (older metadata) counts as admitted.
 	NeverPrimary bool `json:"never_primary,omitempty"`
+	// PublicSHA256 is the SHA-256 of the key pair's SubjectPublicKeyInfo at
+	// generation or import: the metadata is private, so a process without
+	// login cannot change it, while it can replace a public key object.
+	PublicSHA256 string `json:"public_sha256,omitempty"`
 }
 
 const metaFormat = 1

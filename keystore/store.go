@@ -56,6 +56,10 @@ type Store struct {
 	// read-modify-write cycles of the metadata object).
 	mu sync.Mutex
 
+	// warned holds "alias/version/problem" of refused versions already
+	// logged, so that each is logged once, not at every cache refresh.
+	warned sync.Map
+
 	oaepMu sync.Mutex
 	oaep   map[oaepParams]bool // token's answer per OAEP hash pair, once known
 

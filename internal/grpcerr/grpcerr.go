@@ -41,6 +41,8 @@ var table = []mapping{
 	{keystore.ErrUnsupportedAlgorithm, codes.InvalidArgument, "unsupported key algorithm for this purpose"},
 	{keystore.ErrCertificateMismatch, codes.InvalidArgument, "the certificate does not match the key"},
 	{keystore.ErrInvalidPurpose, codes.InvalidArgument, "unknown key purpose: use SIGN, DECRYPT or TIMESTAMP"},
+	{keystore.ErrVersionRefused, codes.FailedPrecondition, "the key version is refused: its certificate (or public key) on the token does not match its private key; an officer must import a matching certificate (see `pecet keys show`)"},
+	{keystore.ErrConflict, codes.Aborted, "another replica changed the key at the same time; retry"},
 	{keystore.ErrInvalidState, codes.FailedPrecondition, "the key version's state does not allow this change"},
 	{keystore.ErrInvalidAlias, codes.InvalidArgument, "invalid key alias: use 1-64 characters a-z 0-9 . _ -"},
 	{keystore.ErrCertificateUsage, codes.InvalidArgument, "the certificate's key usage does not fit the key's purpose: SIGN needs digitalSignature or nonRepudiation, DECRYPT keyEncipherment, TIMESTAMP exactly one critical timeStamping EKU"},
