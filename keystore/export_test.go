@@ -122,3 +122,33 @@ func MakeChainPublic(s *Store, alias string, version int) error {
 		return nil
 	})
 }
+
+// PutRawMeta adds a metadata object with the given value for alias, as
+// another process (or damage) could leave it.
+func PutRawMeta(s *Store, alias string, value []byte) error {
+	return s.withSession(context.Background(), func(sh pkcs11.SessionHandle) error {
+		_, err := s.p.CreateObject(sh, []*pkcs11.Attribute{
+			attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
+			attr(pkcs11.CKA_TOKEN, true),
+			attr(pkcs11.CKA_PRIVATE, true),
+			attr(pkcs11.CKA_APPLICATION, appName),
+			attr(pkcs11.CKA_LABEL, alias),
+			attr(pkcs11.CKA_VALUE, value),
+		})
+		s.cache.invalidate(alias)
+		return err
+	})
+}
+
+// RawMetas returns the values of alias's metadata objects.
+func RawMetas(s *Store, alias string) (out [][]byte, err error) {
+	err = s.withSession(context.Background(), func(sh pkcs11.SessionHandle) error {
+		ms, err := readMetas(s.p, sh, alias)
+		for _, m := range ms {
+			b, _ := m.m.marshal()
+			out = append(out, b)
+		}
+		return err
+	})
+	return out, err
+}

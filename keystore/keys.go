@@ -47,6 +47,9 @@ func readMetas(p p11, sh pkcs11.SessionHandle, alias string) ([]metaObject, erro
 	out := make([]metaObject, 0, len(hs))
 	for _, h := range hs {
 		v, err := getAttrs(p, sh, h, pkcs11.CKA_VALUE)
+		if rvIs(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
+			continue // destroyed by another process's change meanwhile
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -92,11 +95,23 @@ func loadAliasOnce(p p11, sh pkcs11.SessionHandle, alias string) (*entry, error)
 		return nil, err
 	}
 	if len(metas) == 0 {
+		// Key objects without a metadata object: another process is
+		// creating the alias, or (SoftHSM) this process has not yet seen
+		// the metadata another one just wrote (refreshIndex).
+		if hs, err := findObjects(p, sh, []*pkcs11.Attribute{attr(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY), label}); err == nil && len(hs) > 0 {
+			return nil, fmt.Errorf("%w: %q: %w", ErrKeyNotFound, alias, errUnsettled)
+		}
 		return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, alias)
 	}
 	cur, tie := pickMeta(metas)
 	m := cur.m
 	e := &entry{meta: m, data: cur.h, tie: tie, priv: map[int]pkcs11.ObjectHandle{}, pub: map[int]pkcs11.ObjectHandle{}, readAt: time.Now()}
+	// Two private keys with one version's id: two replicas rotating at
+	// once, the loser about to remove its pair. pubs: every public key
+	// object per version (anyone may add one where public objects are
+	// writable without login).
+	dupPriv := map[int]bool{}
+	pubs := map[int][]pkcs11.ObjectHandle{}
 
 	for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY} {
 		hs, err := findObjects(p, sh, []*pkcs11.Attribute{attr(pkcs11.CKA_CLASS, class), label})
@@ -113,9 +128,12 @@ func loadAliasOnce(p p11, sh pkcs11.SessionHandle, alias string) (*entry, error)
 				continue // not one of ours
 			}
 			if class == pkcs11.CKO_PRIVATE_KEY {
+				if _, ok := e.priv[ver]; ok {
+					dupPriv[ver] = true
+				}
 				e.priv[ver] = h
 			} else {
-				e.pub[ver] = h
+				pubs[ver] = append(pubs[ver], h)
 			}
 		}
 	}
@@ -157,14 +175,23 @@ func loadAliasOnce(p p11, sh pkcs11.SessionHandle, alias string) (*entry, error)
 		ver := Version{Alias: alias, Version: mv.Version, Purpose: m.Purpose, Algorithm: m.Algorithm,
 			State: mv.State, Primary: mv.Version == m.Primary, CreatedAt: mv.Created,
 			BeenPrimary: !mv.NeverPrimary || mv.Version == m.Primary}
-		if h, ok := e.pub[mv.Version]; ok {
-			if ver.Public, err = readPublicKey(p, sh, h); err != nil {
-				return nil, fmt.Errorf("alias %q version %d: %w", alias, mv.Version, err)
+		for i, h := range pubs[mv.Version] {
+			pub, err := readPublicKey(p, sh, h)
+			if err != nil {
+				// Often another process's key pair still being written.
+				return nil, fmt.Errorf("alias %q version %d: %w: %w", alias, mv.Version, errUnsettled, err)
+			}
+			// Of several, the one the metadata recorded.
+			if i == 0 || (mv.PublicSHA256 != "" && publicSum(pub) == mv.PublicSHA256) {
+				ver.Public, e.pub[mv.Version] = pub, h
 			}
 		}
 		keyProblem, err := checkKeyPair(p, sh, e, mv, &ver)
 		if err != nil {
-			return nil, fmt.Errorf("alias %q version %d: %w", alias, mv.Version, err)
+			return nil, fmt.Errorf("alias %q version %d: %w: %w", alias, mv.Version, errUnsettled, err)
+		}
+		if dupPriv[mv.Version] {
+			keyProblem = "" // a rotation race settling, not a replaced object
 		}
 		if leaf := pickLeaf(leaves[mv.Version], ver.Public); leaf != nil {
 			ver.Chain = []*x509.Certificate{leaf}
@@ -322,7 +349,31 @@ func (s *Store) reloadOwn(ctx context.Context, alias string) (*entry, error) {
 	return s.cache.load(ctx, alias, false, func() (*entry, error) { return s.read(ctx, alias) })
 }
 
-func (s *Store) read(ctx context.Context, alias string) (*entry, error) {
+// errUnsettled: the alias has key objects but no metadata object visible
+// yet (wrapped in ErrKeyNotFound), or a key object reads as malformed
+// (another process is still writing it). Reads and changes try again a few
+// times (another process's write ends, or SoftHSM's index catches up on a
+// nudge).
+var errUnsettled = errors.New("keystore: alias not settled on the token yet")
+
+// unsettledTries bounds the waits for an unsettled alias (about a second).
+const unsettledTries = 6
+
+func (s *Store) read(ctx context.Context, alias string) (e *entry, err error) {
+	for try := 1; ; try++ {
+		e, err = s.readOnce(ctx, alias)
+		if !errors.Is(err, errUnsettled) || try == unsettledTries {
+			return e, err
+		}
+		select {
+		case <-time.After(time.Duration(try) * 50 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
+func (s *Store) readOnce(ctx context.Context, alias string) (*entry, error) {
 	var e *entry
 	err := s.withSession(ctx, func(sh pkcs11.SessionHandle) (err error) {
 		e, err = loadAlias(s.p, sh, alias)
@@ -445,6 +496,10 @@ func (s *Store) listOn(sh pkcs11.SessionHandle) ([]*entry, error) {
 		}
 		seen[alias] = true
 		e, err := loadAlias(s.p, sh, alias)
+		for try := 1; errors.Is(err, errUnsettled) && try < unsettledTries; try++ {
+			time.Sleep(time.Duration(try) * 20 * time.Millisecond)
+			e, err = loadAlias(s.p, sh, alias)
+		}
 		switch {
 		case isNotFound(err):
 			continue // removed meanwhile

@@ -111,6 +111,7 @@ func (s *Store) RotateKey(ctx context.Context, alias string) (Version, error) {
 	var next int
 	err := s.change(ctx, alias, func(sh pkcs11.SessionHandle, e *entry) error {
 		next = e.meta.lastVersion() + 1
+		refreshIndex(s.p, sh)
 		pub, priv, err := generate(s.p, sh, alias, next, e.meta.Purpose, e.meta.Algorithm)
 		if err != nil {
 			return err
@@ -293,6 +294,9 @@ func (s *Store) change(ctx context.Context, alias string, fn func(sh pkcs11.Sess
 		attempt++
 		return s.withSession(context.WithoutCancel(ctx), func(sh pkcs11.SessionHandle) error {
 			e, err := loadAlias(s.p, sh, alias)
+			if errors.Is(err, errUnsettled) && attempt < maxChangeAttempts {
+				return errLostRace
+			}
 			if err != nil {
 				return err
 			}
@@ -312,18 +316,77 @@ func (s *Store) change(ctx context.Context, alias string, fn func(sh pkcs11.Sess
 }
 
 // maxChangeAttempts bounds the tries of one lifecycle change that keeps
-// losing races with other replicas (about a second in all).
-const maxChangeAttempts = 10
+// losing races with other replicas, or waits for an alias to settle (about
+// two seconds in all: longer than the last nudge).
+const maxChangeAttempts = 20
 
 // errLostRace: another process changed the alias between our read and our
 // write; what we wrote is removed again and the change runs once more.
 var errLostRace = errors.New("keystore: lost a race with another process")
+
+// refreshIndex has the module look at the token's object list again right
+// before we write to it. SoftHSM keeps an object index per process and
+// re-reads it only when the token's generation counter moved since its
+// last look; writing moves the counter past other processes' writes it has
+// not looked at, which it then never sees. Looking right before writing
+// leaves that window at one write's length; nudge closes it afterwards.
+func refreshIndex(p p11, sh pkcs11.SessionHandle) {
+	if p.FindObjectsInit(sh, []*pkcs11.Attribute{attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA), attr(pkcs11.CKA_APPLICATION, nudgeApp)}) == nil {
+		_ = p.FindObjectsFinal(sh)
+	}
+}
+
+// nudgeApp labels the scratch object of nudge.
+const nudgeApp = "pecet-nudge"
+
+// nudgeDelays: after the last lifecycle change of this Store, nudge writes
+// at each of these delays.
+var nudgeDelays = [...]time.Duration{200 * time.Millisecond, 1500 * time.Millisecond}
+
+// nudge writes and removes a scratch object a little after this Store's
+// last lifecycle change (twice), so that another process sharing a SoftHSM
+// token that wrote at the same moment as we did, and so missed our objects
+// (refreshIndex), looks at the token again: SoftHSM re-reads its index only
+// when another process wrote since its own last write. On HSMs without
+// per-process indexes it costs a few object writes per change.
+func (s *Store) nudge() {
+	s.nudgeMu.Lock()
+	defer s.nudgeMu.Unlock()
+	for i, d := range nudgeDelays {
+		if s.nudgeTimers[i] == nil {
+			s.nudgeTimers[i] = time.AfterFunc(d, s.nudgeNow)
+		} else {
+			s.nudgeTimers[i].Reset(d)
+		}
+	}
+}
+
+func (s *Store) nudgeNow() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.withSession(ctx, func(sh pkcs11.SessionHandle) error {
+		refreshIndex(s.p, sh)
+		h, err := s.p.CreateObject(sh, []*pkcs11.Attribute{
+			attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
+			attr(pkcs11.CKA_TOKEN, true),
+			attr(pkcs11.CKA_PRIVATE, true),
+			attr(pkcs11.CKA_APPLICATION, nudgeApp),
+			attr(pkcs11.CKA_VALUE, []byte{0}),
+		})
+		if err != nil {
+			return nil // best effort
+		}
+		_ = s.p.DestroyObject(sh, h)
+		return nil
+	})
+}
 
 // retryRace runs one change until it does not lose a race, waiting a
 // random, growing pause between tries so that racing replicas fall apart;
 // after maxChangeAttempts it gives up with ErrConflict. Each lost race is
 // logged (the server audits the final outcome).
 func (s *Store) retryRace(alias string, try func() error) error {
+	defer s.nudge()
 	for attempt := 1; ; attempt++ {
 		err := try()
 		if !errors.Is(err, errLostRace) {
@@ -334,7 +397,7 @@ func (s *Store) retryRace(alias string, try func() error) error {
 		if attempt >= maxChangeAttempts {
 			return fmt.Errorf("%w: %q: gave up after %d tries", ErrConflict, alias, attempt)
 		}
-		time.Sleep(time.Duration(attempt)*5*time.Millisecond + rand.N(20*time.Millisecond))
+		time.Sleep(min(time.Duration(attempt)*10*time.Millisecond, 100*time.Millisecond) + rand.N(20*time.Millisecond))
 	}
 }
 
@@ -401,7 +464,17 @@ func generate(p p11, sh pkcs11.SessionHandle, alias string, version int, purpose
 		pubT = append(pubT, attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC), attr(pkcs11.CKA_EC_PARAMS, params))
 		privT = append(privT, attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC))
 	}
-	pub, priv, err = p.GenerateKeyPair(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, pubT, privT)
+	for try := 1; ; try++ {
+		pub, priv, err = p.GenerateKeyPair(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, pubT, privT)
+		// SoftHSM fails a key generation now and then while another
+		// process writes the same token (CKR_GENERAL_ERROR, even
+		// CKR_TEMPLATE_INCONSISTENT for a template it takes otherwise);
+		// the same call then succeeds.
+		if err == nil || try == 3 || !rvIs(err, pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_FUNCTION_FAILED, pkcs11.CKR_TEMPLATE_INCONSISTENT) {
+			break
+		}
+		refreshIndex(p, sh)
+	}
 	if err != nil {
 		return 0, 0, p11Error("C_GenerateKeyPair", err)
 	}
@@ -461,19 +534,24 @@ func createMeta(p p11, sh pkcs11.SessionHandle, alias string, m *meta) (pkcs11.O
 
 // writeMeta replaces the alias's metadata object by one with the next
 // generation: create first, then destroy the one read, so that a failure in
-// between leaves the old or the new state readable, never neither. The
-// destroy is the commit: when another process destroyed the old object
-// first, it won, and ours is removed again (errLostRace). The winner then
-// removes every other metadata object of the alias up to its generation
-// (racing losers' objects, leftovers of a writer that died between the
-// two steps).
+// between leaves the old or the new state readable, never neither.
+//
+// The destroy is the commit. When another process destroyed the old object
+// first, it won, and ours is removed again (errLostRace). The winner removes
+// older generations (leftovers of a writer that died between the two
+// steps). Should two overlapping destroys both succeed (a token without
+// exclusive destroy), two objects of one generation remain: readers pick
+// the smaller nonce (pickMeta), and the next change waits for the tie to
+// clear, then settles it the same way (change).
 func writeMeta(p p11, sh pkcs11.SessionHandle, e *entry) error {
 	e.meta.Generation++
 	e.meta.Nonce = newNonce()
+	refreshIndex(p, sh)
 	h, err := createMeta(p, sh, e.key.Alias, e.meta)
 	if err != nil {
 		return err
 	}
+	refreshIndex(p, sh)
 	if err := p.DestroyObject(sh, e.data); err != nil {
 		_ = p.DestroyObject(sh, h)
 		metas, ferr := findObjects(p, sh, []*pkcs11.Attribute{
@@ -484,11 +562,13 @@ func writeMeta(p p11, sh pkcs11.SessionHandle, e *entry) error {
 		return p11Error("C_DestroyObject(metadata)", err)
 	}
 	e.data = h
-	if metas, err := readMetas(p, sh, e.key.Alias); err == nil {
-		for _, mo := range metas {
-			if mo.h != h && mo.m.Generation <= e.meta.Generation {
-				_ = p.DestroyObject(sh, mo.h) // lost by another: harmless
-			}
+	metas, err := readMetas(p, sh, e.key.Alias)
+	if err != nil {
+		return nil // ours is written and the old one gone: the change is made
+	}
+	for _, mo := range metas {
+		if mo.m.Generation < e.meta.Generation {
+			_ = p.DestroyObject(sh, mo.h) // gone already: harmless
 		}
 	}
 	return nil
