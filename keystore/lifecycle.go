@@ -170,6 +170,9 @@ func (s *Store) ImportCertificate(ctx context.Context, alias string, version int
 		}
 		if mv.State == StatePendingCertificate {
 			mv.State = StateEnabled
+			// A pending version has never been primary, whatever an
+			// older release recorded (docs/security.md "Dual control").
+			mv.NeverPrimary = true
 		}
 		if e.meta.Primary == 0 && mv.State == StateEnabled {
 			e.meta.setPrimary(mv)
