@@ -211,6 +211,11 @@ func loadAliasOnce(p p11, sh pkcs11.SessionHandle, alias string) (*entry, error)
 				keyProblem = problemCertificate
 			}
 		}
+		if ver.Chain == nil && keyProblem == "" && (mv.State == StateEnabled || mv.State == StateDisabled) {
+			// Certified once, so a certificate was removed (or, on
+			// SoftHSM, is not visible to this process yet).
+			keyProblem = problemNoCertificate
+		}
 		ver.Problem = keyProblem
 		e.key.Versions = append(e.key.Versions, ver)
 	}
@@ -225,8 +230,9 @@ const maxStoredChain = 16
 // Problems that refuse a version (Version.Problem): fixed texts, shown in
 // ListKeys (docs/security.md "Certificates on the token").
 const (
-	problemCertificate = "the certificate on the token does not match the key pair (replaced on the token?): refused until an officer imports a matching certificate"
-	problemPublicKey   = "the public key object on the token does not match the private key (replaced on the token?): refused"
+	problemCertificate   = "the certificate on the token does not match the key pair (replaced on the token?): refused until an officer imports a matching certificate"
+	problemPublicKey     = "the public key object on the token does not match the private key (replaced on the token?): refused"
+	problemNoCertificate = "the certificate of this certified version is missing on the token (removed?): refused until an officer imports it again"
 )
 
 // pickLeaf chooses a version's leaf among the certificate objects with its

@@ -355,6 +355,9 @@ var nudgeDelays = [...]time.Duration{200 * time.Millisecond, 1500 * time.Millise
 func (s *Store) nudge() {
 	s.nudgeMu.Lock()
 	defer s.nudgeMu.Unlock()
+	if s.nudgeStopped {
+		return
+	}
 	for i, d := range nudgeDelays {
 		if s.nudgeTimers[i] == nil {
 			s.nudgeTimers[i] = time.AfterFunc(d, s.nudgeNow)
@@ -364,24 +367,32 @@ func (s *Store) nudge() {
 	}
 }
 
+// nudgeNow writes on the login session, not a pooled one: the pool is the
+// callers' (and its statistics theirs). It holds nudgeMu, so that Close
+// waits for it.
 func (s *Store) nudgeNow() {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = s.withSession(ctx, func(sh pkcs11.SessionHandle) error {
-		refreshIndex(s.p, sh)
-		h, err := s.p.CreateObject(sh, []*pkcs11.Attribute{
-			attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
-			attr(pkcs11.CKA_TOKEN, true),
-			attr(pkcs11.CKA_PRIVATE, true),
-			attr(pkcs11.CKA_APPLICATION, nudgeApp),
-			attr(pkcs11.CKA_VALUE, []byte{0}),
-		})
-		if err != nil {
-			return nil // best effort
-		}
-		_ = s.p.DestroyObject(sh, h)
-		return nil
+	s.nudgeMu.Lock()
+	defer s.nudgeMu.Unlock()
+	if s.nudgeStopped || s.health.err() != nil || !s.mod.gate.TryRLock() {
+		return
+	}
+	defer s.mod.gate.RUnlock()
+	if s.gen.Load() != s.mod.gen.Load() {
+		return
+	}
+	s.loginMu.Lock()
+	defer s.loginMu.Unlock()
+	refreshIndex(s.p, s.login)
+	h, err := s.p.CreateObject(s.login, []*pkcs11.Attribute{
+		attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
+		attr(pkcs11.CKA_TOKEN, true),
+		attr(pkcs11.CKA_PRIVATE, true),
+		attr(pkcs11.CKA_APPLICATION, nudgeApp),
+		attr(pkcs11.CKA_VALUE, []byte{0}),
 	})
+	if err == nil {
+		_ = s.p.DestroyObject(s.login, h)
+	}
 }
 
 // retryRace runs one change until it does not lose a race, waiting a
