@@ -19,11 +19,12 @@ import (
 // Key lifecycle changes are read-modify-write cycles of the alias's
 // metadata object. Within one Store they are serialised by s.mu; across
 // processes sharing the token (replicas) PKCS#11 offers no lock and no
-// compare-and-swap, but destroying an object succeeds for one process only.
-// So a change writes the next generation as a new object and then destroys
-// the object it read: the writer whose destroy succeeds has won; a writer
-// whose object was destroyed by another has lost the race, removes what it
-// wrote and runs its change again on a fresh read (docs/security.md
+// compare-and-swap, but destroying an object normally succeeds for one
+// process only. So a change writes the next generation as a new object and
+// then destroys the object it read: the writer whose destroy succeeds has
+// won; a writer whose object was destroyed by another has lost the race,
+// removes what it wrote and runs its change again on a fresh read (see
+// writeMeta for two destroys that both succeed, and docs/security.md
 // "Replicas changing one key"). Each change reads the token afresh, never
 // the cache.
 
