@@ -20,6 +20,9 @@ type entry struct {
 	pub    map[int]pkcs11.ObjectHandle
 	readAt time.Time
 	gen    uint64 // the module generation the handles belong to
+	// tie: two metadata objects share the highest generation (two writers
+	// racing, or one that died racing); writers wait for it to resolve.
+	tie bool
 }
 
 // cache holds entries for ttl. It is trusted only that long because other
@@ -125,8 +128,12 @@ func (c *cache) clear() {
 	c.mu.Unlock()
 }
 
-// put caches entries read outside load (ListKeys).
+// put caches entries read outside load (ListKeys); an alias that could not
+// be read (e.key.Err) is not cached.
 func (c *cache) put(alias string, e *entry) {
+	if e.key.Err != nil {
+		return
+	}
 	c.mu.Lock()
 	c.m[alias] = e
 	c.mu.Unlock()

@@ -75,15 +75,17 @@
 //	             SIGN and TIMESTAMP keys, CKA_DECRYPT (RSA only) for DECRYPT
 //	public key   CKO_PUBLIC_KEY   CKA_LABEL "cssz-decrypt"  CKA_ID "3"
 //	certificate  CKO_CERTIFICATE  CKA_LABEL "cssz-decrypt"  CKA_ID "3"
-//	             CKC_X_509, CKA_VALUE the leaf DER, category "token user"
+//	             CKC_X_509, CKA_VALUE the leaf DER, category "token user";
+//	             private (older releases wrote public ones: still read)
 //	issuers      CKO_CERTIFICATE  CKA_LABEL "cssz-decrypt"  CKA_ID "3/1", "3/2", ...
 //	             the rest of the chain in order, category "authority"
 //	metadata     CKO_DATA         CKA_LABEL "cssz-decrypt"  CKA_APPLICATION "pecet"
 //	             one per alias, private, CKA_VALUE a small JSON document:
-//	             purpose, algorithm, primary version, each version's state and
-//	             creation time, and a generation counter
+//	             purpose, algorithm, primary version, each version's state,
+//	             creation time, whether it has been primary and its public
+//	             key's SHA-256, a generation counter and a per-write nonce
 //	request      CKO_DATA         CKA_LABEL "<id>"  CKA_APPLICATION "pecet-request"
-//	             private, CKA_VALUE opaque bytes (≤ 4 KiB) of a pending
+//	             private, CKA_VALUE opaque bytes (≤ 64 KiB) of a pending
 //	             dual-control request (PutRequest, ListRequests, GetRequest,
 //	             DeleteRequest); kept on the token so every replica sees it
 //
@@ -95,7 +97,13 @@
 // The metadata says what attributes cannot: SIGN and TIMESTAMP keys look
 // alike to PKCS#11, and states are pecet's. Tokens may refuse to modify a
 // data object (SoftHSM 2.6 does), so a change writes the next generation as a
-// new object and then destroys the old; readers take the highest generation.
+// new object and then destroys the old; readers take the highest generation
+// (the smallest nonce among equals). The destroy decides a race between two
+// replicas: the loser removes its object and tries again (lifecycle.go).
+// Every load checks each certificate against the private key (RSA modulus)
+// or the public key recorded in the metadata (EC): certificate and public
+// key objects may be writable without login, and a mismatch refuses the
+// version (Version.Problem, ErrVersionRefused).
 // A version is PENDING_CERTIFICATE until ImportCertificate stores a chain
 // whose leaf holds the version's public key, then ENABLED, and primary if the
 // alias had no primary yet. Destroying a version destroys its private key

@@ -82,3 +82,73 @@ func KeyObjects(s *Store, alias string, version int) (priv, pub int, err error) 
 	})
 	return priv, pub, err
 }
+
+// MakeChainPublic rewrites a version's certificate objects as an older
+// release wrote them: public (CKA_PRIVATE false), readable and writable by
+// a session without login.
+func MakeChainPublic(s *Store, alias string, version int) error {
+	return s.withSession(context.Background(), func(sh pkcs11.SessionHandle) error {
+		hs, err := findObjects(s.p, sh, []*pkcs11.Attribute{
+			attr(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE), attr(pkcs11.CKA_LABEL, alias)})
+		if err != nil {
+			return err
+		}
+		for _, h := range hs {
+			v, err := getAttrs(s.p, sh, h, pkcs11.CKA_ID, pkcs11.CKA_VALUE, pkcs11.CKA_SUBJECT, pkcs11.CKA_CERTIFICATE_CATEGORY)
+			if err != nil {
+				return err
+			}
+			if ver, _, ok := parseCertID(string(v[0])); !ok || ver != version {
+				continue
+			}
+			if _, err := s.p.CreateObject(sh, []*pkcs11.Attribute{
+				attr(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE),
+				attr(pkcs11.CKA_CERTIFICATE_TYPE, pkcs11.CKC_X_509),
+				attr(pkcs11.CKA_CERTIFICATE_CATEGORY, v[3]),
+				attr(pkcs11.CKA_TOKEN, true),
+				attr(pkcs11.CKA_PRIVATE, false),
+				attr(pkcs11.CKA_LABEL, alias),
+				attr(pkcs11.CKA_ID, v[0]),
+				attr(pkcs11.CKA_SUBJECT, v[2]),
+				attr(pkcs11.CKA_VALUE, v[1]),
+			}); err != nil {
+				return err
+			}
+			if err := s.p.DestroyObject(sh, h); err != nil {
+				return err
+			}
+		}
+		s.cache.invalidate(alias)
+		return nil
+	})
+}
+
+// PutRawMeta adds a metadata object with the given value for alias, as
+// another process (or damage) could leave it.
+func PutRawMeta(s *Store, alias string, value []byte) error {
+	return s.withSession(context.Background(), func(sh pkcs11.SessionHandle) error {
+		_, err := s.p.CreateObject(sh, []*pkcs11.Attribute{
+			attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
+			attr(pkcs11.CKA_TOKEN, true),
+			attr(pkcs11.CKA_PRIVATE, true),
+			attr(pkcs11.CKA_APPLICATION, appName),
+			attr(pkcs11.CKA_LABEL, alias),
+			attr(pkcs11.CKA_VALUE, value),
+		})
+		s.cache.invalidate(alias)
+		return err
+	})
+}
+
+// RawMetas returns the values of alias's metadata objects.
+func RawMetas(s *Store, alias string) (out [][]byte, err error) {
+	err = s.withSession(context.Background(), func(sh pkcs11.SessionHandle) error {
+		ms, err := readMetas(s.p, sh, alias)
+		for _, m := range ms {
+			b, _ := m.m.marshal()
+			out = append(out, b)
+		}
+		return err
+	})
+	return out, err
+}

@@ -2,9 +2,14 @@ package keystore
 
 import (
 	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,42 +19,99 @@ import (
 )
 
 // loadAlias reads one alias from the token: its metadata object, key
-// objects and certificates.
-func loadAlias(p p11, sh pkcs11.SessionHandle, alias string) (*entry, error) {
-	label := attr(pkcs11.CKA_LABEL, alias)
-	datas, err := findObjects(p, sh, []*pkcs11.Attribute{
-		attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA), attr(pkcs11.CKA_APPLICATION, appName), label})
+// objects and certificates. Another process may destroy an object between
+// our C_FindObjects and C_GetAttributeValue (a concurrent lifecycle change):
+// the read is then done again, a few times, rather than failing.
+func loadAlias(p p11, sh pkcs11.SessionHandle, alias string) (e *entry, err error) {
+	for range 4 {
+		if e, err = loadAliasOnce(p, sh, alias); err == nil || !rvIs(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
+			return e, err
+		}
+	}
+	return nil, err
+}
+
+// metaObject is one metadata object of an alias.
+type metaObject struct {
+	h pkcs11.ObjectHandle
+	m *meta
+}
+
+// readMetas reads every metadata object of an alias.
+func readMetas(p p11, sh pkcs11.SessionHandle, alias string) ([]metaObject, error) {
+	hs, err := findObjects(p, sh, []*pkcs11.Attribute{
+		attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA), attr(pkcs11.CKA_APPLICATION, appName), attr(pkcs11.CKA_LABEL, alias)})
 	if err != nil {
 		return nil, err
 	}
-	if len(datas) == 0 {
-		return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, alias)
-	}
-	var m *meta
-	var data pkcs11.ObjectHandle
-	tie := false
-	for _, h := range datas {
+	out := make([]metaObject, 0, len(hs))
+	for _, h := range hs {
 		v, err := getAttrs(p, sh, h, pkcs11.CKA_VALUE)
+		if rvIs(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
+			continue // destroyed by another process's change meanwhile
+		}
 		if err != nil {
 			return nil, err
 		}
-		mm, err := parseMeta(v[0])
+		m, err := parseMeta(v[0])
 		if err != nil {
 			return nil, fmt.Errorf("alias %q: %w", alias, err)
 		}
+		out = append(out, metaObject{h: h, m: m})
+	}
+	return out, nil
+}
+
+// pickMeta chooses the current metadata object: the highest generation,
+// and among equals the smallest nonce, so that every reader on every
+// replica picks the same one while two writers race (docs/security.md
+// "Replicas changing one key"). tie reports equals at the top.
+func pickMeta(ms []metaObject) (cur metaObject, tie bool) {
+	for i, mo := range ms {
 		switch {
-		case m == nil || mm.Generation > m.Generation:
-			m, data, tie = mm, h, false
-		case mm.Generation == m.Generation:
+		case i == 0 || mo.m.Generation > cur.m.Generation:
+			cur, tie = mo, false
+		case mo.m.Generation == cur.m.Generation:
 			tie = true
+			if mo.m.Nonce < cur.m.Nonce {
+				cur = mo
+			}
 		}
 	}
-	if tie {
-		// Two processes created or changed the alias at the same moment
-		// (PKCS#11 has no compare-and-swap). Refuse rather than guess.
-		return nil, fmt.Errorf("keystore: alias %q has conflicting metadata objects (generation %d); remove all but one", alias, m.Generation)
+	return cur, tie
+}
+
+// certObject is one certificate object; private ones (this release) win
+// over public ones (older tokens, or written by a process without login).
+type certObject struct {
+	c       *x509.Certificate
+	private bool
+}
+
+func loadAliasOnce(p p11, sh pkcs11.SessionHandle, alias string) (*entry, error) {
+	label := attr(pkcs11.CKA_LABEL, alias)
+	metas, err := readMetas(p, sh, alias)
+	if err != nil {
+		return nil, err
 	}
-	e := &entry{meta: m, data: data, priv: map[int]pkcs11.ObjectHandle{}, pub: map[int]pkcs11.ObjectHandle{}, readAt: time.Now()}
+	if len(metas) == 0 {
+		// Key objects without a metadata object: another process is
+		// creating the alias, or (SoftHSM) this process has not yet seen
+		// the metadata another one just wrote (refreshIndex).
+		if hs, err := findObjects(p, sh, []*pkcs11.Attribute{attr(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY), label}); err == nil && len(hs) > 0 {
+			return nil, fmt.Errorf("%w: %q: %w", ErrKeyNotFound, alias, errUnsettled)
+		}
+		return nil, fmt.Errorf("%w: %q", ErrKeyNotFound, alias)
+	}
+	cur, tie := pickMeta(metas)
+	m := cur.m
+	e := &entry{meta: m, data: cur.h, tie: tie, priv: map[int]pkcs11.ObjectHandle{}, pub: map[int]pkcs11.ObjectHandle{}, readAt: time.Now()}
+	// Two private keys with one version's id: two replicas rotating at
+	// once, the loser about to remove its pair. pubs: every public key
+	// object per version (anyone may add one where public objects are
+	// writable without login).
+	dupPriv := map[int]bool{}
+	pubs := map[int][]pkcs11.ObjectHandle{}
 
 	for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_PUBLIC_KEY} {
 		hs, err := findObjects(p, sh, []*pkcs11.Attribute{attr(pkcs11.CKA_CLASS, class), label})
@@ -66,21 +128,24 @@ func loadAlias(p p11, sh pkcs11.SessionHandle, alias string) (*entry, error) {
 				continue // not one of ours
 			}
 			if class == pkcs11.CKO_PRIVATE_KEY {
+				if _, ok := e.priv[ver]; ok {
+					dupPriv[ver] = true
+				}
 				e.priv[ver] = h
 			} else {
-				e.pub[ver] = h
+				pubs[ver] = append(pubs[ver], h)
 			}
 		}
 	}
 
-	leaves := map[int]*x509.Certificate{}
-	issuers := map[int]map[int]*x509.Certificate{}
+	leaves := map[int][]certObject{}
+	issuers := map[int]map[int]certObject{}
 	certs, err := findObjects(p, sh, []*pkcs11.Attribute{attr(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE), label})
 	if err != nil {
 		return nil, err
 	}
 	for _, h := range certs {
-		v, err := getAttrs(p, sh, h, pkcs11.CKA_ID, pkcs11.CKA_VALUE)
+		v, err := getAttrs(p, sh, h, pkcs11.CKA_ID, pkcs11.CKA_VALUE, pkcs11.CKA_PRIVATE)
 		if err != nil {
 			return nil, err
 		}
@@ -92,40 +157,161 @@ func loadAlias(p p11, sh pkcs11.SessionHandle, alias string) (*entry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("keystore: alias %q certificate %q: %w", alias, v[0], err)
 		}
+		co := certObject{c: c, private: len(v[2]) == 1 && v[2][0] != 0}
 		if n == 0 {
-			leaves[ver] = c
-		} else {
-			if issuers[ver] == nil {
-				issuers[ver] = map[int]*x509.Certificate{}
-			}
-			issuers[ver][n] = c
+			leaves[ver] = append(leaves[ver], co)
+			continue
+		}
+		if issuers[ver] == nil {
+			issuers[ver] = map[int]certObject{}
+		}
+		if old, ok := issuers[ver][n]; !ok || (co.private && !old.private) {
+			issuers[ver][n] = co
 		}
 	}
 
 	e.key = Key{Alias: alias, Purpose: m.Purpose, Algorithm: m.Algorithm, PrimaryVersion: m.Primary}
 	for _, mv := range m.Versions {
 		ver := Version{Alias: alias, Version: mv.Version, Purpose: m.Purpose, Algorithm: m.Algorithm,
-			State: mv.State, Primary: mv.Version == m.Primary, CreatedAt: mv.Created}
-		if h, ok := e.pub[mv.Version]; ok {
-			if ver.Public, err = readPublicKey(p, sh, h); err != nil {
-				return nil, fmt.Errorf("alias %q version %d: %w", alias, mv.Version, err)
+			State: mv.State, Primary: mv.Version == m.Primary, CreatedAt: mv.Created,
+			BeenPrimary: !mv.NeverPrimary || mv.Version == m.Primary}
+		for i, h := range pubs[mv.Version] {
+			pub, err := readPublicKey(p, sh, h)
+			if err != nil {
+				// Often another process's key pair still being written.
+				return nil, fmt.Errorf("alias %q version %d: %w: %w", alias, mv.Version, errUnsettled, err)
+			}
+			// Of several, the one the metadata recorded.
+			if i == 0 || (mv.PublicSHA256 != "" && publicSum(pub) == mv.PublicSHA256) {
+				ver.Public, e.pub[mv.Version] = pub, h
 			}
 		}
-		if leaf := leaves[mv.Version]; leaf != nil {
+		keyProblem, err := checkKeyPair(p, sh, e, mv, &ver)
+		if err != nil {
+			return nil, fmt.Errorf("alias %q version %d: %w: %w", alias, mv.Version, errUnsettled, err)
+		}
+		if dupPriv[mv.Version] {
+			keyProblem = "" // a rotation race settling, not a replaced object
+		}
+		if leaf := pickLeaf(leaves[mv.Version], ver.Public); leaf != nil {
 			ver.Chain = []*x509.Certificate{leaf}
-			for n := 1; issuers[mv.Version][n] != nil; n++ {
-				ver.Chain = append(ver.Chain, issuers[mv.Version][n])
+			for n := 1; n <= maxStoredChain; n++ {
+				co, ok := issuers[mv.Version][n]
+				if !ok {
+					break
+				}
+				ver.Chain = append(ver.Chain, co.c)
 			}
-			if ver.Public == nil && mv.State == StateDestroyed {
+			switch {
+			case ver.Public == nil && mv.State == StateDestroyed:
 				// The key objects are gone; the certificate still says
 				// which key it was (fingerprints, attribution).
 				ver.Public = leaf.PublicKey
+			case keyProblem == "" && !samePublicKey(ver.Public, leaf.PublicKey):
+				keyProblem = problemCertificate
 			}
 		}
+		if ver.Chain == nil && keyProblem == "" && (mv.State == StateEnabled || mv.State == StateDisabled) {
+			// Certified once, so a certificate was removed (or, on
+			// SoftHSM, is not visible to this process yet).
+			keyProblem = problemNoCertificate
+		}
+		ver.Problem = keyProblem
 		e.key.Versions = append(e.key.Versions, ver)
 	}
 	slices.SortFunc(e.key.Versions, func(a, b Version) int { return a.Version - b.Version })
 	return e, nil
+}
+
+// maxStoredChain bounds the issuers read per version (ImportCertificate
+// takes at most 8 certificates).
+const maxStoredChain = 16
+
+// Problems that refuse a version (Version.Problem): fixed texts, shown in
+// ListKeys (docs/security.md "Certificates on the token").
+const (
+	problemCertificate   = "the certificate on the token does not match the key pair (replaced on the token?): refused until an officer imports a matching certificate"
+	problemPublicKey     = "the public key object on the token does not match the private key (replaced on the token?): refused"
+	problemNoCertificate = "the certificate of this certified version is missing on the token (removed?): refused until an officer imports it again"
+)
+
+// pickLeaf chooses a version's leaf among the certificate objects with its
+// id: private objects first (a process without login can add public ones),
+// then one that matches the key; nil when there is none.
+func pickLeaf(cands []certObject, pub crypto.PublicKey) *x509.Certificate {
+	var best *certObject
+	for i := range cands {
+		co := &cands[i]
+		score := func(c *certObject) int {
+			s := 0
+			if c.private {
+				s += 2
+			}
+			if pub != nil && samePublicKey(pub, c.c.PublicKey) {
+				s++
+			}
+			return s
+		}
+		if best == nil || score(co) > score(best) {
+			best = co
+		}
+	}
+	if best == nil {
+		return nil
+	}
+	return best.c
+}
+
+func samePublicKey(a, b crypto.PublicKey) bool {
+	type equaler interface{ Equal(x crypto.PublicKey) bool }
+	k, ok := a.(equaler)
+	return ok && b != nil && k.Equal(b)
+}
+
+// checkKeyPair checks that a version's public key object belongs to its
+// private key, so that the certificate is then compared with the key that
+// really signs or decrypts. Public key and certificate objects may be
+// written by a session without login on many tokens; the private key and
+// the metadata may not. For RSA the private key's CKA_MODULUS and
+// CKA_PUBLIC_EXPONENT (never sensitive) are the reference; for EC, which has
+// no public point on the private key, the SHA-256 of the public key that
+// the metadata recorded at generation (versions made by this release).
+func checkKeyPair(p p11, sh pkcs11.SessionHandle, e *entry, mv metaVersion, ver *Version) (problem string, err error) {
+	h, ok := e.priv[mv.Version]
+	if !ok || mv.State == StateDestroyed {
+		return "", nil
+	}
+	if rsaBits(e.meta.Algorithm) > 0 {
+		v, err := getAttrs(p, sh, h, pkcs11.CKA_MODULUS, pkcs11.CKA_PUBLIC_EXPONENT)
+		if err != nil {
+			return "", err
+		}
+		ex := new(big.Int).SetBytes(v[1])
+		if len(v[0]) == 0 || !ex.IsInt64() || ex.Int64() < 3 || ex.Int64() > 1<<31-1 {
+			return "", errors.New("keystore: token returned a malformed RSA private key modulus")
+		}
+		priv := &rsa.PublicKey{N: new(big.Int).SetBytes(v[0]), E: int(ex.Int64())}
+		if ver.Public != nil && !priv.Equal(ver.Public) {
+			ver.Public = priv // the key that really decrypts and signs
+			return problemPublicKey, nil
+		}
+		ver.Public = priv
+		return "", nil
+	}
+	if mv.PublicSHA256 != "" && ver.Public != nil && publicSum(ver.Public) != mv.PublicSHA256 {
+		return problemPublicKey, nil
+	}
+	return "", nil
+}
+
+// publicSum is the SHA-256 of a public key's SubjectPublicKeyInfo, hex.
+func publicSum(pub crypto.PublicKey) string {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:])
 }
 
 // parseCertID splits "3" (leaf of version 3, n=0) or "3/2" (second issuer).
@@ -169,7 +355,31 @@ func (s *Store) reloadOwn(ctx context.Context, alias string) (*entry, error) {
 	return s.cache.load(ctx, alias, false, func() (*entry, error) { return s.read(ctx, alias) })
 }
 
-func (s *Store) read(ctx context.Context, alias string) (*entry, error) {
+// errUnsettled: the alias has key objects but no metadata object visible
+// yet (wrapped in ErrKeyNotFound), or a key object reads as malformed
+// (another process is still writing it). Reads and changes try again a few
+// times (another process's write ends, or SoftHSM's index catches up on a
+// nudge).
+var errUnsettled = errors.New("keystore: alias not settled on the token yet")
+
+// unsettledTries bounds the waits for an unsettled alias (about a second).
+const unsettledTries = 6
+
+func (s *Store) read(ctx context.Context, alias string) (e *entry, err error) {
+	for try := 1; ; try++ {
+		e, err = s.readOnce(ctx, alias)
+		if !errors.Is(err, errUnsettled) || try == unsettledTries {
+			return e, err
+		}
+		select {
+		case <-time.After(time.Duration(try) * 50 * time.Millisecond):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
+func (s *Store) readOnce(ctx context.Context, alias string) (*entry, error) {
 	var e *entry
 	err := s.withSession(ctx, func(sh pkcs11.SessionHandle) (err error) {
 		e, err = loadAlias(s.p, sh, alias)
@@ -183,7 +393,20 @@ func (s *Store) read(ctx context.Context, alias string) (*entry, error) {
 		// setting it on the token goroutine.
 		return nil, err
 	}
+	s.warnProblems(e)
 	return e, nil
+}
+
+// warnProblems logs each refused version of e once per Store.
+func (s *Store) warnProblems(e *entry) {
+	for _, v := range e.key.Versions {
+		if v.Problem == "" {
+			continue
+		}
+		if _, seen := s.warned.LoadOrStore(fmt.Sprintf("%s/%d/%s", v.Alias, v.Version, v.Problem), true); !seen {
+			s.log.Error("key version refused", "alias", v.Alias, "version", v.Version, "problem", v.Problem)
+		}
+	}
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrKeyNotFound) }
@@ -205,6 +428,9 @@ func (e *entry) resolve(version int, p Purpose) (Version, pkcs11.ObjectHandle, e
 	v := e.key.Versions[i]
 	if v.State != StateEnabled {
 		return Version{}, 0, fmt.Errorf("%w: %q version %d is %s", ErrKeyNotEnabled, v.Alias, version, v.State)
+	}
+	if v.Problem != "" {
+		return Version{}, 0, fmt.Errorf("%w: %q version %d: %s", ErrVersionRefused, v.Alias, version, v.Problem)
 	}
 	h, ok := e.priv[version]
 	if !ok || v.Public == nil {
@@ -244,6 +470,7 @@ func (s *Store) ListKeys(ctx context.Context) ([]Key, error) {
 	}
 	keys := make([]Key, 0, len(entries))
 	for _, e := range entries {
+		s.warnProblems(e)
 		s.cache.put(e.key.Alias, e)
 		keys = append(keys, e.key)
 	}
@@ -263,6 +490,9 @@ func (s *Store) listOn(sh pkcs11.SessionHandle) ([]*entry, error) {
 	seen := map[string]bool{}
 	for _, h := range hs {
 		l, err := getAttrs(s.p, sh, h, pkcs11.CKA_LABEL)
+		if rvIs(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
+			continue // replaced by another process's change meanwhile
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -272,8 +502,20 @@ func (s *Store) listOn(sh pkcs11.SessionHandle) ([]*entry, error) {
 		}
 		seen[alias] = true
 		e, err := loadAlias(s.p, sh, alias)
-		if err != nil {
+		for try := 1; errors.Is(err, errUnsettled) && try < unsettledTries; try++ {
+			time.Sleep(time.Duration(try) * 20 * time.Millisecond)
+			e, err = loadAlias(s.p, sh, alias)
+		}
+		switch {
+		case isNotFound(err):
+			continue // removed meanwhile
+		case err != nil && (errors.Is(err, ErrTokenUnavailable) || sessionLost(err)):
 			return nil, err
+		case err != nil:
+			// One unreadable alias does not hide the others: it lists
+			// with its error (docs/security.md "Replicas changing one key").
+			s.log.Warn("key alias cannot be read from the token", "alias", alias, "err", err)
+			e = &entry{key: Key{Alias: alias, Err: err}}
 		}
 		e.gen = s.gen.Load()
 		entries = append(entries, e)

@@ -120,6 +120,14 @@ type Version struct {
 	Public    crypto.PublicKey
 	Chain     []*x509.Certificate
 	CreatedAt time.Time
+	// BeenPrimary: the version is or has been the alias's primary (or was
+	// recorded before this was tracked). Under dual control of set-primary
+	// only such versions may sign or decrypt (docs/security.md).
+	BeenPrimary bool
+	// Problem, when not empty, says why the version is refused for every
+	// use (its certificate or public key object on the token does not match
+	// its private key); a fixed text, safe to show.
+	Problem string
 }
 
 // Certificate returns the leaf certificate, or nil when pending.
@@ -137,6 +145,10 @@ type Key struct {
 	Algorithm      Algorithm
 	PrimaryVersion int // 0 when none
 	Versions       []Version
+	// Err is set, and nothing else but Alias, when ListKeys could not read
+	// the alias (the other aliases still list). For the log: it may carry
+	// PKCS#11 return values.
+	Err error
 }
 
 // Errors added by the implementation.
@@ -148,4 +160,11 @@ var (
 	// ErrInvalidState: a lifecycle change the version's state does not
 	// allow (enable a destroyed version, disable the primary, ...).
 	ErrInvalidState = errors.New("keystore: key version state does not allow this")
+	// ErrVersionRefused: the version's certificate or public key object on
+	// the token does not match its private key; it is used for nothing
+	// until an officer imports a matching certificate.
+	ErrVersionRefused = errors.New("keystore: key version refused: its certificate does not match its key pair")
+	// ErrConflict: another process kept changing the alias at the same
+	// time; the change was not made.
+	ErrConflict = errors.New("keystore: concurrent change of the key on another replica")
 )

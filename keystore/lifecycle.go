@@ -3,20 +3,30 @@ package keystore
 import (
 	"context"
 	"crypto"
+	cryptorand "crypto/rand"
 	"crypto/x509"
 	"encoding/asn1"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/miekg/pkcs11"
 )
 
 // Key lifecycle changes are read-modify-write cycles of the alias's
-// metadata object. Within one Store they are serialised by s.mu; PKCS#11
-// offers nothing to make them atomic across processes, so two officers
-// changing the same alias at the same instant from two replicas may lose one
-// change (never a key). Each change reads the token afresh, never the cache.
+// metadata object. Within one Store they are serialised by s.mu; across
+// processes sharing the token (replicas) PKCS#11 offers no lock and no
+// compare-and-swap, but destroying an object normally succeeds for one
+// process only. So a change writes the next generation as a new object and
+// then destroys the object it read: the writer whose destroy succeeds has
+// won; a writer whose object was destroyed by another has lost the race,
+// removes what it wrote and runs its change again on a fresh read (see
+// writeMeta for two destroys that both succeed, and docs/security.md
+// "Replicas changing one key"). Each change reads the token afresh, never
+// the cache.
 
 // CreateKey generates version 1 of a new alias, PENDING_CERTIFICATE.
 func (s *Store) CreateKey(ctx context.Context, alias string, p Purpose, a Algorithm) (Version, error) {
@@ -41,28 +51,52 @@ func (s *Store) createAlias(ctx context.Context, alias string, p Purpose, a Algo
 	// A change runs to its end once started, whatever the caller's deadline:
 	// abandoning it would release s.mu while the token is still being
 	// written, and the caller would be told it failed when it may not have.
-	err := s.withSession(context.WithoutCancel(ctx), func(sh pkcs11.SessionHandle) error {
-		// Any object with this label, ours or not, makes the alias taken:
-		// we never adopt or overwrite objects we did not make.
-		hs, err := findObjects(s.p, sh, []*pkcs11.Attribute{attr(pkcs11.CKA_LABEL, alias)})
-		if err != nil {
-			return err
-		}
-		if len(hs) > 0 {
-			return fmt.Errorf("%w: %q", ErrKeyExists, alias)
-		}
-		pub, priv, err := keys(sh)
-		if err != nil {
-			return err
-		}
-		m := &meta{Format: metaFormat, Generation: 1, Purpose: p, Algorithm: a, Versions: []metaVersion{
-			{Version: 1, State: StatePendingCertificate, Created: now()}}}
-		if _, err := createMeta(s.p, sh, alias, m); err != nil {
-			_ = s.p.DestroyObject(sh, priv)
-			_ = s.p.DestroyObject(sh, pub)
-			return err
-		}
-		return nil
+	err := s.retryRace(alias, func() error {
+		return s.withSession(context.WithoutCancel(ctx), func(sh pkcs11.SessionHandle) error {
+			// Any object with this label, ours or not, makes the alias taken:
+			// we never adopt or overwrite objects we did not make.
+			hs, err := findObjects(s.p, sh, []*pkcs11.Attribute{attr(pkcs11.CKA_LABEL, alias)})
+			if err != nil {
+				return err
+			}
+			if len(hs) > 0 {
+				return fmt.Errorf("%w: %q", ErrKeyExists, alias)
+			}
+			pub, priv, err := keys(sh)
+			if err != nil {
+				return err
+			}
+			undo := func() {
+				_ = s.p.DestroyObject(sh, priv)
+				_ = s.p.DestroyObject(sh, pub)
+			}
+			pubKey, err := readPublicKey(s.p, sh, pub)
+			if err != nil {
+				undo()
+				return err
+			}
+			m := &meta{Format: metaFormat, Generation: 1, Purpose: p, Algorithm: a, Nonce: newNonce(), Versions: []metaVersion{
+				{Version: 1, State: StatePendingCertificate, Created: now(), NeverPrimary: true, PublicSHA256: publicSum(pubKey)}}}
+			h, err := createMeta(s.p, sh, alias, m)
+			if err != nil {
+				undo()
+				return err
+			}
+			// Another replica may have created the alias at the same moment:
+			// whoever sees a second metadata object gives way (both may, and
+			// then both try again), so the one that saw none keeps it.
+			metas, err := findObjects(s.p, sh, []*pkcs11.Attribute{
+				attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA), attr(pkcs11.CKA_APPLICATION, appName), attr(pkcs11.CKA_LABEL, alias)})
+			if err != nil || len(metas) > 1 {
+				_ = s.p.DestroyObject(sh, h)
+				undo()
+				if err != nil {
+					return err
+				}
+				return errLostRace
+			}
+			return nil
+		})
 	})
 	s.cache.invalidate(alias)
 	if err != nil {
@@ -78,11 +112,18 @@ func (s *Store) RotateKey(ctx context.Context, alias string) (Version, error) {
 	var next int
 	err := s.change(ctx, alias, func(sh pkcs11.SessionHandle, e *entry) error {
 		next = e.meta.lastVersion() + 1
+		refreshIndex(s.p, sh)
 		pub, priv, err := generate(s.p, sh, alias, next, e.meta.Purpose, e.meta.Algorithm)
 		if err != nil {
 			return err
 		}
-		e.meta.Versions = append(e.meta.Versions, metaVersion{Version: next, State: StatePendingCertificate, Created: now()})
+		pubKey, err := readPublicKey(s.p, sh, pub)
+		if err != nil {
+			_ = s.p.DestroyObject(sh, priv)
+			_ = s.p.DestroyObject(sh, pub)
+			return err
+		}
+		e.meta.Versions = append(e.meta.Versions, metaVersion{Version: next, State: StatePendingCertificate, Created: now(), NeverPrimary: true, PublicSHA256: publicSum(pubKey)})
 		if err := writeMeta(s.p, sh, e); err != nil {
 			_ = s.p.DestroyObject(sh, priv)
 			_ = s.p.DestroyObject(sh, pub)
@@ -130,9 +171,12 @@ func (s *Store) ImportCertificate(ctx context.Context, alias string, version int
 		}
 		if mv.State == StatePendingCertificate {
 			mv.State = StateEnabled
+			// A pending version has never been primary, whatever an
+			// older release recorded (docs/security.md "Dual control").
+			mv.NeverPrimary = true
 		}
 		if e.meta.Primary == 0 && mv.State == StateEnabled {
-			e.meta.Primary = version
+			e.meta.setPrimary(mv)
 		}
 		return writeMeta(s.p, sh, e)
 	})
@@ -152,7 +196,7 @@ func (s *Store) SetPrimaryVersion(ctx context.Context, alias string, version int
 		if mv.State != StateEnabled {
 			return fmt.Errorf("%w: %q version %d is %s", ErrKeyNotEnabled, alias, version, mv.State)
 		}
-		e.meta.Primary = version
+		e.meta.setPrimary(mv)
 		return writeMeta(s.p, sh, e)
 	})
 	if err != nil {
@@ -204,7 +248,7 @@ func (s *Store) setState(ctx context.Context, alias string, version int, to Stat
 				return bad
 			}
 			if e.meta.Primary == 0 {
-				e.meta.Primary = version
+				e.meta.setPrimary(mv)
 			}
 		case StateDisabled:
 			if from != StateEnabled || e.meta.Primary == version {
@@ -249,13 +293,134 @@ func (s *Store) change(ctx context.Context, alias string, fn func(sh pkcs11.Sess
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	defer s.cache.invalidate(alias)
-	return s.withSession(context.WithoutCancel(ctx), func(sh pkcs11.SessionHandle) error {
-		e, err := loadAlias(s.p, sh, alias)
-		if err != nil {
+	attempt := 0
+	return s.retryRace(alias, func() error {
+		attempt++
+		return s.withSession(context.WithoutCancel(ctx), func(sh pkcs11.SessionHandle) error {
+			e, err := loadAlias(s.p, sh, alias)
+			if errors.Is(err, errUnsettled) && attempt < maxChangeAttempts {
+				return errLostRace
+			}
+			if err != nil {
+				return err
+			}
+			if e.tie {
+				// Two writers are between their create and destroy. Wait
+				// for the race to settle; a tie that outlasts the retries
+				// was left by a writer that died racing: settle it the
+				// way readers read it (pickMeta).
+				if attempt < maxChangeAttempts {
+					return errLostRace
+				}
+				s.log.Warn("key metadata: removing a stale object of a concurrent change", "alias", alias, "generation", e.meta.Generation)
+			}
+			return fn(sh, e)
+		})
+	})
+}
+
+// maxChangeAttempts bounds the tries of one lifecycle change that keeps
+// losing races with other replicas, or waits for an alias to settle (about
+// two seconds in all: longer than the last nudge).
+const maxChangeAttempts = 20
+
+// errLostRace: another process changed the alias between our read and our
+// write; what we wrote is removed again and the change runs once more.
+var errLostRace = errors.New("keystore: lost a race with another process")
+
+// refreshIndex has the module look at the token's object list again right
+// before we write to it. SoftHSM keeps an object index per process and
+// re-reads it only when the token's generation counter moved since its
+// last look; writing moves the counter past other processes' writes it has
+// not looked at, which it then never sees. Looking right before writing
+// leaves that window at one write's length; nudge closes it afterwards.
+func refreshIndex(p p11, sh pkcs11.SessionHandle) {
+	if p.FindObjectsInit(sh, []*pkcs11.Attribute{attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA), attr(pkcs11.CKA_APPLICATION, nudgeApp)}) == nil {
+		_ = p.FindObjectsFinal(sh)
+	}
+}
+
+// nudgeApp labels the scratch object of nudge.
+const nudgeApp = "pecet-nudge"
+
+// nudgeDelays: after the last lifecycle change of this Store, nudge writes
+// at each of these delays.
+var nudgeDelays = [...]time.Duration{200 * time.Millisecond, 1500 * time.Millisecond}
+
+// nudge writes and removes a scratch object a little after this Store's
+// last lifecycle change (twice), so that another process sharing a SoftHSM
+// token that wrote at the same moment as we did, and so missed our objects
+// (refreshIndex), looks at the token again: SoftHSM re-reads its index only
+// when another process wrote since its own last write. On HSMs without
+// per-process indexes it costs a few object writes per change.
+func (s *Store) nudge() {
+	s.nudgeMu.Lock()
+	defer s.nudgeMu.Unlock()
+	if s.nudgeStopped {
+		return
+	}
+	for i, d := range nudgeDelays {
+		if s.nudgeTimers[i] == nil {
+			s.nudgeTimers[i] = time.AfterFunc(d, s.nudgeNow)
+		} else {
+			s.nudgeTimers[i].Reset(d)
+		}
+	}
+}
+
+// nudgeNow writes on the login session, not a pooled one: the pool is the
+// callers' (and its statistics theirs). It holds nudgeMu, so that Close
+// waits for it.
+func (s *Store) nudgeNow() {
+	s.nudgeMu.Lock()
+	defer s.nudgeMu.Unlock()
+	if s.nudgeStopped || s.health.err() != nil || !s.mod.gate.TryRLock() {
+		return
+	}
+	defer s.mod.gate.RUnlock()
+	if s.gen.Load() != s.mod.gen.Load() {
+		return
+	}
+	s.loginMu.Lock()
+	defer s.loginMu.Unlock()
+	refreshIndex(s.p, s.login)
+	h, err := s.p.CreateObject(s.login, []*pkcs11.Attribute{
+		attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
+		attr(pkcs11.CKA_TOKEN, true),
+		attr(pkcs11.CKA_PRIVATE, true),
+		attr(pkcs11.CKA_APPLICATION, nudgeApp),
+		attr(pkcs11.CKA_VALUE, []byte{0}),
+	})
+	if err == nil {
+		_ = s.p.DestroyObject(s.login, h)
+	}
+}
+
+// retryRace runs one change until it does not lose a race, waiting a
+// random, growing pause between tries so that racing replicas fall apart;
+// after maxChangeAttempts it gives up with ErrConflict. Each lost race is
+// logged (the server audits the final outcome).
+func (s *Store) retryRace(alias string, try func() error) error {
+	defer s.nudge()
+	for attempt := 1; ; attempt++ {
+		err := try()
+		if !errors.Is(err, errLostRace) {
 			return err
 		}
-		return fn(sh, e)
-	})
+		s.cache.invalidate(alias)
+		s.log.Warn("key change lost a race with another replica", "alias", alias, "attempt", attempt)
+		if attempt >= maxChangeAttempts {
+			return fmt.Errorf("%w: %q: gave up after %d tries", ErrConflict, alias, attempt)
+		}
+		time.Sleep(min(time.Duration(attempt)*10*time.Millisecond, 100*time.Millisecond) + rand.N(20*time.Millisecond))
+	}
+}
+
+// newNonce is the random nonce of one metadata write.
+func newNonce() string {
+	b := make([]byte, 8)
+	_, _ = cryptorand.Read(b) // never fails (crypto/rand)
+	return hex.EncodeToString(b)
 }
 
 // versionAfterChange rereads the alias and returns one version of it.
@@ -314,7 +479,17 @@ func generate(p p11, sh pkcs11.SessionHandle, alias string, version int, purpose
 		pubT = append(pubT, attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC), attr(pkcs11.CKA_EC_PARAMS, params))
 		privT = append(privT, attr(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC))
 	}
-	pub, priv, err = p.GenerateKeyPair(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, pubT, privT)
+	for try := 1; ; try++ {
+		pub, priv, err = p.GenerateKeyPair(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, pubT, privT)
+		// SoftHSM fails a key generation now and then while another
+		// process writes the same token (CKR_GENERAL_ERROR, even
+		// CKR_TEMPLATE_INCONSISTENT for a template it takes otherwise);
+		// the same call then succeeds.
+		if err == nil || try == 3 || !rvIs(err, pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_FUNCTION_FAILED, pkcs11.CKR_TEMPLATE_INCONSISTENT) {
+			break
+		}
+		refreshIndex(p, sh)
+	}
 	if err != nil {
 		return 0, 0, p11Error("C_GenerateKeyPair", err)
 	}
@@ -373,18 +548,44 @@ func createMeta(p p11, sh pkcs11.SessionHandle, alias string, m *meta) (pkcs11.O
 }
 
 // writeMeta replaces the alias's metadata object by one with the next
-// generation: create first, then destroy the old, so that a failure in
+// generation: create first, then destroy the one read, so that a failure in
 // between leaves the old or the new state readable, never neither.
+//
+// The destroy is the commit. When another process destroyed the old object
+// first, it won, and ours is removed again (errLostRace). The winner removes
+// older generations (leftovers of a writer that died between the two
+// steps). Should two overlapping destroys both succeed (a token without
+// exclusive destroy), two objects of one generation remain: readers pick
+// the smaller nonce (pickMeta), and the next change waits for the tie to
+// clear, then settles it the same way (change).
 func writeMeta(p p11, sh pkcs11.SessionHandle, e *entry) error {
 	e.meta.Generation++
+	e.meta.Nonce = newNonce()
+	refreshIndex(p, sh)
 	h, err := createMeta(p, sh, e.key.Alias, e.meta)
 	if err != nil {
 		return err
 	}
+	refreshIndex(p, sh)
 	if err := p.DestroyObject(sh, e.data); err != nil {
+		_ = p.DestroyObject(sh, h)
+		metas, ferr := findObjects(p, sh, []*pkcs11.Attribute{
+			attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA), attr(pkcs11.CKA_APPLICATION, appName), attr(pkcs11.CKA_LABEL, e.key.Alias)})
+		if ferr == nil && !slices.Contains(metas, e.data) {
+			return errLostRace
+		}
 		return p11Error("C_DestroyObject(metadata)", err)
 	}
 	e.data = h
+	metas, err := readMetas(p, sh, e.key.Alias)
+	if err != nil {
+		return nil // ours is written and the old one gone: the change is made
+	}
+	for _, mo := range metas {
+		if mo.m.Generation < e.meta.Generation {
+			_ = p.DestroyObject(sh, mo.h) // gone already: harmless
+		}
+	}
 	return nil
 }
 
@@ -398,11 +599,14 @@ func replaceChain(p p11, sh pkcs11.SessionHandle, alias string, version int, cha
 	}
 	for _, h := range old {
 		id, err := getAttrs(p, sh, h, pkcs11.CKA_ID)
+		if rvIs(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
+			continue // replaced by another process meanwhile
+		}
 		if err != nil {
 			return err
 		}
 		if v, _, ok := parseCertID(string(id[0])); ok && v == version {
-			if err := p.DestroyObject(sh, h); err != nil {
+			if err := p.DestroyObject(sh, h); err != nil && !rvIs(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
 				return p11Error("C_DestroyObject(certificate)", err)
 			}
 		}
@@ -421,7 +625,9 @@ func replaceChain(p p11, sh pkcs11.SessionHandle, alias string, version int, cha
 			attr(pkcs11.CKA_CERTIFICATE_TYPE, pkcs11.CKC_X_509),
 			attr(pkcs11.CKA_CERTIFICATE_CATEGORY, cat),
 			attr(pkcs11.CKA_TOKEN, true),
-			attr(pkcs11.CKA_PRIVATE, false),
+			// Private: a session without login can neither see nor
+			// replace it (docs/security.md "Certificates on the token").
+			attr(pkcs11.CKA_PRIVATE, true),
 			attr(pkcs11.CKA_LABEL, alias),
 			attr(pkcs11.CKA_ID, id),
 			attr(pkcs11.CKA_SUBJECT, c.RawSubject),

@@ -40,6 +40,10 @@ func (s *Store) ProofSigner(ctx context.Context, alias string, version int) (cry
 	if v.State == StateDestroyed || !ok || v.Public == nil {
 		return nil, fmt.Errorf("%w: %q version %d is %s", ErrInvalidState, alias, version, v.State)
 	}
+	if v.Problem == problemPublicKey {
+		// The public key a CSR would carry is not the private key's.
+		return nil, fmt.Errorf("%w: %q version %d: %s", ErrVersionRefused, alias, version, v.Problem)
+	}
 	if v.Purpose != PurposeDecrypt {
 		return &KeySigner{v: v, s: s, h: h, ctx: ctx}, nil
 	}

@@ -21,8 +21,9 @@ import (
 const requestApp = "pecet-request"
 
 // MaxRequestBytes bounds one stored request: requests are a few hundred
-// bytes of JSON, and token storage is small and shared.
-const MaxRequestBytes = 4096
+// bytes of JSON, an import-certificate request carries a chain (up to 8
+// certificates, base64), and token storage is small and shared.
+const MaxRequestBytes = 64 << 10
 
 // Errors of the request store.
 var (

@@ -24,12 +24,25 @@ type meta struct {
 	Algorithm  Algorithm     `json:"algorithm"`
 	Primary    int           `json:"primary,omitempty"`
 	Versions   []metaVersion `json:"versions"`
+	// Nonce is random per write: it tells apart two objects of the same
+	// generation written by two racing replicas, and orders them the same
+	// way for every reader (pickMeta).
+	Nonce string `json:"nonce,omitempty"`
 }
 
 type metaVersion struct {
 	Version int       `json:"version"`
 	State   State     `json:"state"`
 	Created time.Time `json:"created"`
+	// NeverPrimary marks a version made by this release that has not yet
+	// been the alias's primary. Dual control admits a version by an
+	// approved set-primary (docs/security.md "Dual control"); a record
+	// without the field (older metadata) counts as admitted.
+	NeverPrimary bool `json:"never_primary,omitempty"`
+	// PublicSHA256 is the SHA-256 of the key pair's SubjectPublicKeyInfo at
+	// generation or import: the metadata is private, so a process without
+	// login cannot change it, while it can replace a public key object.
+	PublicSHA256 string `json:"public_sha256,omitempty"`
 }
 
 const metaFormat = 1
@@ -54,6 +67,12 @@ func (m *meta) version(v int) *metaVersion {
 		}
 	}
 	return nil
+}
+
+// setPrimary makes v the primary; from then on it has been primary.
+func (m *meta) setPrimary(v *metaVersion) {
+	m.Primary = v.Version
+	v.NeverPrimary = false
 }
 
 func (m *meta) lastVersion() int {

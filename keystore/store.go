@@ -56,6 +56,16 @@ type Store struct {
 	// read-modify-write cycles of the metadata object).
 	mu sync.Mutex
 
+	// nudgeTimers run nudge's writes (lifecycle.go); nudgeStopped once
+	// the Store closes.
+	nudgeMu      sync.Mutex
+	nudgeTimers  [len(nudgeDelays)]*time.Timer
+	nudgeStopped bool
+
+	// warned holds "alias/version/problem" of refused versions already
+	// logged, so that each is logged once, not at every cache refresh.
+	warned sync.Map
+
 	oaepMu sync.Mutex
 	oaep   map[oaepParams]bool // token's answer per OAEP hash pair, once known
 
@@ -295,6 +305,14 @@ func InitToken(modulePath, label, soPIN, userPIN string) (err error) {
 // the process, and finalises the module when it is its last user.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.nudgeMu.Lock() // waits for a nudge under way
+		s.nudgeStopped = true
+		for _, t := range s.nudgeTimers {
+			if t != nil {
+				t.Stop()
+			}
+		}
+		s.nudgeMu.Unlock()
 		s.health.stop()
 		s.pool.shutdown()
 		errs := []error{s.closeSessions()}

@@ -293,6 +293,21 @@ func needsValue(fs *flag.FlagSet, arg string) bool {
 	return true
 }
 
+// versionState is a version's state with what limits its use: refused
+// (its certificate on the token does not match its key pair) or awaiting
+// dual-control approval (never primary while set-primary needs two
+// officers).
+func versionState(v *pecetv1.KeyVersion) string {
+	st := v.GetState().String()
+	switch {
+	case v.GetProblem() != "":
+		st += " (REFUSED)"
+	case v.GetAwaitingApproval():
+		st += " (awaiting approval)"
+	}
+	return st
+}
+
 // printKey shows one key for `keys show`.
 func printKey(k *pecetv1.Key) {
 	fmt.Printf("alias:      %s\npurpose:    %s\nalgorithm:  %s\nprimary:    %d\n", k.GetAlias(), k.GetPurpose(), k.GetAlgorithm(), k.GetPrimaryVersion())
@@ -304,7 +319,10 @@ func printKey(k *pecetv1.Key) {
 		if v.GetPrimary() {
 			prim = " (primary)"
 		}
-		fmt.Printf("\nversion %d%s\n  state:       %s\n", v.GetVersion(), prim, v.GetState())
+		fmt.Printf("\nversion %d%s\n  state:       %s\n", v.GetVersion(), prim, versionState(v))
+		if p := v.GetProblem(); p != "" {
+			fmt.Printf("  REFUSED:     %s\n", p)
+		}
 		if v.GetCreated() != nil {
 			fmt.Printf("  created:     %s\n", v.GetCreated().AsTime().Format(time.RFC3339))
 		}

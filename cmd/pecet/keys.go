@@ -84,6 +84,9 @@ func keysList(args []string) int {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ALIAS\tVERSION\tALGORITHM\tPURPOSE\tSTATE\tCERTIFICATE SUBJECT")
 	for _, k := range resp.GetKeys() {
+		if p := k.GetProblem(); p != "" {
+			fmt.Fprintf(tw, "%s\t-\t-\t-\tUNREADABLE\t%s\n", k.GetAlias(), p)
+		}
 		for _, v := range k.GetVersions() {
 			ver := fmt.Sprint(v.GetVersion())
 			if v.GetPrimary() {
@@ -93,7 +96,7 @@ func keysList(args []string) int {
 			if subj == "" {
 				subj = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.GetAlias(), ver, k.GetAlgorithm(), k.GetPurpose(), v.GetState(), subj)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.GetAlias(), ver, k.GetAlgorithm(), k.GetPurpose(), versionState(v), subj)
 		}
 	}
 	tw.Flush()

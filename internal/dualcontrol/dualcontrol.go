@@ -23,20 +23,37 @@ var (
 	ErrSelfApproval = errors.New("dualcontrol: a request must be approved by a different officer")
 	// ErrMalformed: a stored request cannot be read (not ours, or damaged).
 	ErrMalformed = errors.New("dualcontrol: malformed request")
+	// ErrNotAdmitted: a key version that dual control has not admitted (never
+	// made primary by an approved set-primary) was asked to sign or decrypt.
+	ErrNotAdmitted = errors.New("dualcontrol: key version not admitted")
+	// ErrStale: what a request was made for changed before its approval
+	// (the version's certificate was replaced); ask again.
+	ErrStale = errors.New("dualcontrol: request is stale")
 )
+
+// OpImportCertificate is the request to store a certificate chain for a
+// version in use (or the first one of an alias) while set-primary is
+// dual-controlled: it is not configured on its own, it follows set-primary
+// (docs/security.md "Dual control").
+const OpImportCertificate = "import-certificate"
 
 // Request is one pending operation.
 type Request struct {
-	Format    int       `json:"format"`
-	ID        string    `json:"id"`
-	Operation string    `json:"op"`
-	Alias     string    `json:"alias"`
-	Version   int       `json:"version,omitempty"`
-	Purpose   string    `json:"purpose,omitempty"`
-	Algorithm string    `json:"algorithm,omitempty"`
-	By        string    `json:"by"`
-	Created   time.Time `json:"created"`
-	Expires   time.Time `json:"expires"`
+	Format    int    `json:"format"`
+	ID        string `json:"id"`
+	Operation string `json:"op"`
+	Alias     string `json:"alias"`
+	Version   int    `json:"version,omitempty"`
+	Purpose   string `json:"purpose,omitempty"`
+	Algorithm string `json:"algorithm,omitempty"`
+	// Chain is the DER chain, leaf first, of an import-certificate request.
+	Chain [][]byte `json:"chain,omitempty"`
+	// CertSHA256 pins, for set-primary, the version's leaf certificate as
+	// the requester saw it: approval refuses if it was replaced since.
+	CertSHA256 string    `json:"cert_sha256,omitempty"`
+	By         string    `json:"by"`
+	Created    time.Time `json:"created"`
+	Expires    time.Time `json:"expires"`
 }
 
 const format = 1

@@ -80,12 +80,17 @@ func keyProto(k keystore.Key) *pecetv1.Key {
 		Algorithm:      algorithmProto[k.Algorithm],
 		PrimaryVersion: uint32(k.PrimaryVersion),
 	}
+	if k.Err != nil {
+		// A fixed text: the cause (PKCS#11 details) is in the server log.
+		out.Problem = "the alias cannot be read from the token; the server log has the details"
+	}
 	for _, v := range k.Versions {
 		pv := &pecetv1.KeyVersion{
 			Version: uint32(v.Version),
 			State:   stateProto[v.State],
 			Primary: v.Primary,
 			Created: ts(v.CreatedAt),
+			Problem: v.Problem,
 		}
 		if spki, err := x509.MarshalPKIXPublicKey(v.Public); err == nil {
 			sum := sha256.Sum256(spki)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/envelope"
@@ -109,22 +110,30 @@ func (es *envelopeService) recipients(ctx context.Context, ders [][]byte, aliase
 		if k.Purpose != keystore.PurposeDecrypt {
 			return nil, keystore.ErrWrongPurpose
 		}
-		cert := primaryCert(k)
-		if cert == nil {
-			return nil, keystore.ErrNoPrimary
+		cert, err := primaryCert(k)
+		if err != nil {
+			return nil, err
 		}
 		certs = append(certs, cert)
 	}
 	return certs, nil
 }
 
-func primaryCert(k keystore.Key) *x509.Certificate {
+// primaryCert is the certificate to encrypt to for a DECRYPT key: its
+// primary's, unless the token's certificate does not match the key pair
+// (someone replaced it: encrypting to it would encrypt to them).
+func primaryCert(k keystore.Key) (*x509.Certificate, error) {
 	for _, v := range k.Versions {
 		if v.Version == k.PrimaryVersion && v.State == keystore.StateEnabled {
-			return v.Certificate()
+			if v.Problem != "" {
+				return nil, fmt.Errorf("%w: %q version %d: %s", keystore.ErrVersionRefused, k.Alias, v.Version, v.Problem)
+			}
+			if c := v.Certificate(); c != nil {
+				return c, nil
+			}
 		}
 	}
-	return nil
+	return nil, fmt.Errorf("%w: %q", keystore.ErrNoPrimary, k.Alias)
 }
 
 func (es *envelopeService) Decrypt(ctx context.Context, req *pecetv1.DecryptRequest) (*pecetv1.DecryptResponse, error) {
@@ -198,6 +207,10 @@ func (es *envelopeService) finder(ctx context.Context, alias string) (envelope.F
 			for _, v := range k.Versions {
 				if v.State == keystore.StateEnabled && id.Matches(v.Certificate()) {
 					auditKey(call, k.Alias, v.Version)
+					// Dual control: a version never admitted does not decrypt.
+					if err := es.s.checkAdmitted(v); err != nil {
+						return nil, err
+					}
 					return es.s.d.Keys.Decrypter(ctx, k.Alias, v.Version)
 				}
 			}

@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"crypto"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -60,12 +63,45 @@ func (ks *keyService) GetKey(ctx context.Context, req *pecetv1.GetKeyRequest) (*
 	return ks.keyProto(k), nil
 }
 
-// keyProto adds the expiry warning to the key's description.
+// keyProto adds the expiry warning and dual-control admission to the key's
+// description.
 func (ks *keyService) keyProto(k keystore.Key) *pecetv1.Key {
 	out := keyProto(k)
 	out.Warning = expiryWarning(k, ks.s.d.Now(), ks.s.Current().KeyPolicy.ExpiryWarningDays)
+	for i, v := range k.Versions {
+		if i < len(out.Versions) && v.State != keystore.StateDestroyed {
+			out.Versions[i].AwaitingApproval = ks.s.checkAdmitted(v) != nil
+		}
+	}
 	return out
 }
+
+// checkAdmitted refuses a version that dual control has not admitted: when
+// set-primary needs a second officer for the alias, only a version that is
+// or has been primary may sign or decrypt, so that one officer cannot make
+// a key usable by rotating and certifying it (docs/security.md "Dual
+// control").
+func (s *Server) checkAdmitted(v keystore.Version) error {
+	if v.BeenPrimary || !s.Current().KeyPolicy.DualControl.NeedsApproval(config.OpSetPrimary, v.Alias) {
+		return nil
+	}
+	return fmt.Errorf("%w: %q version %d has never been primary", dualcontrol.ErrNotAdmitted, v.Alias, v.Version)
+}
+
+// certNeedsApproval: storing a chain for v needs a second officer when
+// set-primary does and the chain changes what a usable version is: the
+// version is in use (admitted), or it is the alias's first certificate,
+// which makes it primary.
+func (ks *keyService) certNeedsApproval(k keystore.Key, v keystore.Version) bool {
+	if !ks.s.Current().KeyPolicy.DualControl.NeedsApproval(config.OpSetPrimary, k.Alias) {
+		return false
+	}
+	return (v.BeenPrimary && v.State != keystore.StatePendingCertificate) || k.PrimaryVersion == 0
+}
+
+// maxRequestChain bounds the chain a dual-control request carries, so the
+// request fits keystore.MaxRequestBytes once base64-encoded in JSON.
+const maxRequestChain = 40 << 10
 
 // expiryWarning: the primary's certificate has expired or expires within
 // days. Sign keeps working until NotAfter, but verifiers judge signatures
@@ -180,16 +216,30 @@ func (ks *keyService) RotateKey(ctx context.Context, req *pecetv1.RotateKeyReque
 }
 
 func (ks *keyService) SetPrimaryVersion(ctx context.Context, req *pecetv1.SetPrimaryVersionRequest) (*pecetv1.KeyChange, error) {
-	return ks.versionOp(ctx, config.OpSetPrimary, req.GetAlias(), req.GetVersion(), func(r dualcontrol.Request, v keystore.Version) error {
+	return ks.versionOp(ctx, config.OpSetPrimary, req.GetAlias(), req.GetVersion(), func(r *dualcontrol.Request, v keystore.Version) error {
 		if v.State != keystore.StateEnabled {
 			return fmt.Errorf("%w: %q version %d is %s", keystore.ErrKeyNotEnabled, r.Alias, r.Version, v.State)
 		}
+		// The approver approves this certificate: replacing it meanwhile
+		// (one officer may, while the version is not in use) voids the
+		// request.
+		r.CertSHA256 = certSum(v)
 		return nil
 	})
 }
 
+// certSum is the SHA-256 of a version's leaf certificate, hex; "" if none.
+func certSum(v keystore.Version) string {
+	c := v.Certificate()
+	if c == nil {
+		return ""
+	}
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
 func (ks *keyService) DestroyKeyVersion(ctx context.Context, req *pecetv1.DestroyKeyVersionRequest) (*pecetv1.KeyChange, error) {
-	return ks.versionOp(ctx, config.OpDestroy, req.GetAlias(), req.GetVersion(), func(r dualcontrol.Request, v keystore.Version) error {
+	return ks.versionOp(ctx, config.OpDestroy, req.GetAlias(), req.GetVersion(), func(r *dualcontrol.Request, v keystore.Version) error {
 		if v.Primary || (v.State != keystore.StateDisabled && v.State != keystore.StatePendingCertificate) {
 			return fmt.Errorf("%w: %q version %d is %s (primary %v)", keystore.ErrInvalidState, r.Alias, r.Version, v.State, v.Primary)
 		}
@@ -200,7 +250,7 @@ func (ks *keyService) DestroyKeyVersion(ctx context.Context, req *pecetv1.Destro
 // versionOp runs an operation on one key version that may need dual
 // control: executed at once, or, when it needs approval, filed as a request
 // after precheck has refused now what the approval would refuse anyway.
-func (ks *keyService) versionOp(ctx context.Context, op, alias string, version uint32, precheck func(dualcontrol.Request, keystore.Version) error) (*pecetv1.KeyChange, error) {
+func (ks *keyService) versionOp(ctx context.Context, op, alias string, version uint32, precheck func(*dualcontrol.Request, keystore.Version) error) (*pecetv1.KeyChange, error) {
 	if err := needAlias(alias); err != nil {
 		return nil, err
 	}
@@ -219,7 +269,7 @@ func (ks *keyService) versionOp(ctx context.Context, op, alias string, version u
 	if err != nil {
 		return nil, err
 	}
-	if err := precheck(r, v); err != nil {
+	if err := precheck(&r, v); err != nil {
 		return nil, err
 	}
 	return ks.request(ctx, r)
@@ -298,10 +348,30 @@ func (ks *keyService) ImportCertificate(ctx context.Context, req *pecetv1.Import
 	if err := keystore.CheckCertificateUsage(k.Purpose, chain[0]); err != nil {
 		return nil, err
 	}
-	if _, err := ks.s.d.Keys.ImportCertificate(ctx, req.GetAlias(), ver, chain); err != nil {
+	if v, err := versionOf(k, ver); err == nil && ks.certNeedsApproval(k, v) {
+		// Refuse now what the approval would refuse anyway.
+		type equaler interface{ Equal(x crypto.PublicKey) bool }
+		if pub, ok := v.Public.(equaler); !ok || !pub.Equal(chain[0].PublicKey) {
+			return nil, fmt.Errorf("%w: %q version %d", keystore.ErrCertificateMismatch, k.Alias, ver)
+		}
+		size := 0
+		for _, der := range req.GetChain() {
+			size += len(der)
+		}
+		if size > maxRequestChain {
+			return nil, grpcerr.InvalidArgument(fmt.Sprintf("chain too large for a dual-control request: %d bytes, at most %d", size, maxRequestChain))
+		}
+		return ks.request(ctx, dualcontrol.Request{Operation: dualcontrol.OpImportCertificate, Alias: k.Alias, Version: ver, Chain: req.GetChain()})
+	}
+	if err := ks.importCertificate(ctx, k.Alias, ver, chain); err != nil {
 		return nil, err
 	}
 	return ks.changed(ctx, req.GetAlias(), ver)
+}
+
+func (ks *keyService) importCertificate(ctx context.Context, alias string, version int, chain []*x509.Certificate) error {
+	_, err := ks.s.d.Keys.ImportCertificate(ctx, alias, version, chain)
+	return err
 }
 
 func (ks *keyService) ListRequests(ctx context.Context, _ *pecetv1.ListRequestsRequest) (*pecetv1.ListRequestsResponse, error) {
@@ -374,7 +444,7 @@ func (ks *keyService) request(ctx context.Context, tmpl dualcontrol.Request) (*p
 	if err != nil {
 		return nil, err
 	}
-	r.Version, r.Purpose, r.Algorithm = tmpl.Version, tmpl.Purpose, tmpl.Algorithm
+	r.Version, r.Purpose, r.Algorithm, r.Chain, r.CertSHA256 = tmpl.Version, tmpl.Purpose, tmpl.Algorithm, tmpl.Chain, tmpl.CertSHA256
 	b, err := r.Marshal()
 	if err != nil {
 		return nil, err
@@ -406,7 +476,18 @@ func (ks *keyService) execute(ctx context.Context, r dualcontrol.Request) (*pece
 		v, err = keys.RotateKey(ctx, r.Alias)
 		ver = v.Version
 	case config.OpSetPrimary:
+		if r.CertSHA256 != "" {
+			k, kerr := keys.GetKey(ctx, r.Alias)
+			if kerr != nil {
+				return nil, kerr
+			}
+			if v, verr := versionOf(k, r.Version); verr == nil && certSum(v) != r.CertSHA256 {
+				return nil, fmt.Errorf("%w: %q version %d has another certificate than when %s was made", dualcontrol.ErrStale, r.Alias, r.Version, r.ID)
+			}
+		}
 		_, err = keys.SetPrimaryVersion(ctx, r.Alias, r.Version)
+	case dualcontrol.OpImportCertificate:
+		err = ks.executeImport(ctx, r)
 	case config.OpDestroy:
 		_, err = keys.DestroyKeyVersion(ctx, r.Alias, r.Version)
 	default:
@@ -417,6 +498,30 @@ func (ks *keyService) execute(ctx context.Context, r dualcontrol.Request) (*pece
 	}
 	auditKey(ctx, r.Alias, ver)
 	return ks.changed(ctx, r.Alias, ver)
+}
+
+// executeImport stores an approved import-certificate request's chain,
+// checked again as ImportCertificate checks it.
+func (ks *keyService) executeImport(ctx context.Context, r dualcontrol.Request) error {
+	if len(r.Chain) == 0 || len(r.Chain) > maxChain {
+		return fmt.Errorf("%w: %s: chain of %d certificates", dualcontrol.ErrMalformed, r.ID, len(r.Chain))
+	}
+	chain := make([]*x509.Certificate, 0, len(r.Chain))
+	for _, der := range r.Chain {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return fmt.Errorf("%w: %s: %w", dualcontrol.ErrMalformed, r.ID, err)
+		}
+		chain = append(chain, c)
+	}
+	k, err := ks.s.d.Keys.GetKey(ctx, r.Alias)
+	if err != nil {
+		return err
+	}
+	if err := keystore.CheckCertificateUsage(k.Purpose, chain[0]); err != nil {
+		return err
+	}
+	return ks.importCertificate(ctx, r.Alias, r.Version, chain)
 }
 
 func (ks *keyService) changed(ctx context.Context, alias string, version int) (*pecetv1.KeyChange, error) {
@@ -438,5 +543,7 @@ func requestProto(r dualcontrol.Request) *pecetv1.PendingRequest {
 		RequestedBy: r.By,
 		Created:     timestamppb.New(r.Created),
 		Expires:     timestamppb.New(r.Expires),
+
+		CertificateChain: r.Chain,
 	}
 }

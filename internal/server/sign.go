@@ -71,6 +71,9 @@ func (ss *signService) Sign(ctx context.Context, req *pecetv1.SignRequest) (*pec
 	}
 	v := key.Version()
 	auditKey(ctx, v.Alias, v.Version)
+	if err := ss.s.checkAdmitted(v); err != nil {
+		return nil, err
+	}
 	opts := signer.Options{Hash: h, Attached: req.GetAttached(), SigningTime: ss.s.d.Now().UTC(), ECDSACheck: ss.s.ecdsaCheck, RSACheck: ss.s.rsaCheck}
 	var stamped *tsa.TSTInfo
 	if req.GetTimestamp() {

@@ -786,7 +786,9 @@ type PendingRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Id to pass to ApproveRequest (`pecet keys approve ID`).
 	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// Operation: "create", "rotate", "set-primary" or "destroy".
+	// Operation: "create", "rotate", "set-primary", "destroy" or
+	// "import-certificate" (replacing the certificate of a version in use, or
+	// the first certificate of an alias, while set-primary is dual-controlled).
 	Operation string `protobuf:"bytes,2,opt,name=operation,proto3" json:"operation,omitempty"`
 	Alias     string `protobuf:"bytes,3,opt,name=alias,proto3" json:"alias,omitempty"`
 	// Version for set-primary and destroy.
@@ -798,9 +800,12 @@ type PendingRequest struct {
 	RequestedBy string                 `protobuf:"bytes,7,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
 	Created     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created,proto3" json:"created,omitempty"`
 	// After this the request can no longer be approved.
-	Expires       *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expires,proto3" json:"expires,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Expires *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=expires,proto3" json:"expires,omitempty"`
+	// For import-certificate: the chain that approval stores, leaf first,
+	// DER, so that the approving officer sees what they approve.
+	CertificateChain [][]byte `protobuf:"bytes,50,rep,name=certificate_chain,json=certificateChain,proto3" json:"certificate_chain,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *PendingRequest) Reset() {
@@ -892,6 +897,13 @@ func (x *PendingRequest) GetCreated() *timestamppb.Timestamp {
 func (x *PendingRequest) GetExpires() *timestamppb.Timestamp {
 	if x != nil {
 		return x.Expires
+	}
+	return nil
+}
+
+func (x *PendingRequest) GetCertificateChain() [][]byte {
+	if x != nil {
+		return x.CertificateChain
 	}
 	return nil
 }
@@ -1164,7 +1176,10 @@ type Key struct {
 	Versions []*KeyVersion `protobuf:"bytes,5,rep,name=versions,proto3" json:"versions,omitempty"`
 	// Set when the primary version's certificate expires within
 	// keys.expiry_warning_days (or has expired): a human-readable warning.
-	Warning       string `protobuf:"bytes,6,opt,name=warning,proto3" json:"warning,omitempty"`
+	Warning string `protobuf:"bytes,6,opt,name=warning,proto3" json:"warning,omitempty"`
+	// Set when the alias cannot be read from the token (e.g. damaged
+	// metadata): the other aliases still list; this one has no versions.
+	Problem       string `protobuf:"bytes,50,opt,name=problem,proto3" json:"problem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1241,6 +1256,13 @@ func (x *Key) GetWarning() string {
 	return ""
 }
 
+func (x *Key) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
 // KeyVersion is one key pair on the token and its certificate.
 type KeyVersion struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
@@ -1260,9 +1282,17 @@ type KeyVersion struct {
 	// SHA-256 of the leaf certificate (DER), lowercase hex; empty while pending.
 	CertificateSha256 string `protobuf:"bytes,9,opt,name=certificate_sha256,json=certificateSha256,proto3" json:"certificate_sha256,omitempty"`
 	// When the version was generated.
-	Created       *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created,proto3" json:"created,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Created *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=created,proto3" json:"created,omitempty"`
+	// Set when the version is refused: its certificate on the token does not
+	// match its key pair (replaced on the token?). Sign, Encrypt and Decrypt
+	// refuse it until an officer imports a matching certificate.
+	Problem string `protobuf:"bytes,50,opt,name=problem,proto3" json:"problem,omitempty"`
+	// True while dual control has not admitted the version: set-primary is
+	// dual-controlled for the alias and the version has never been primary.
+	// Sign and Decrypt refuse it until an approved set-primary.
+	AwaitingApproval bool `protobuf:"varint,51,opt,name=awaiting_approval,json=awaitingApproval,proto3" json:"awaiting_approval,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *KeyVersion) Reset() {
@@ -1365,6 +1395,20 @@ func (x *KeyVersion) GetCreated() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *KeyVersion) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+func (x *KeyVersion) GetAwaitingApproval() bool {
+	if x != nil {
+		return x.AwaitingApproval
+	}
+	return false
+}
+
 var File_pecet_v1_keys_proto protoreflect.FileDescriptor
 
 const file_pecet_v1_keys_proto_rawDesc = "" +
@@ -1403,7 +1447,7 @@ const file_pecet_v1_keys_proto_rawDesc = "" +
 	"\tKeyChange\x12\x1f\n" +
 	"\x03key\x18\x01 \x01(\v2\r.pecet.v1.KeyR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x12A\n" +
-	"\x0fpending_request\x18\x03 \x01(\v2\x18.pecet.v1.PendingRequestR\x0ependingRequest\"\xe3\x02\n" +
+	"\x0fpending_request\x18\x03 \x01(\v2\x18.pecet.v1.PendingRequestR\x0ependingRequest\"\x90\x03\n" +
 	"\x0ePendingRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1c\n" +
 	"\toperation\x18\x02 \x01(\tR\toperation\x12\x14\n" +
@@ -1413,7 +1457,8 @@ const file_pecet_v1_keys_proto_rawDesc = "" +
 	"\talgorithm\x18\x06 \x01(\x0e2\x16.pecet.v1.KeyAlgorithmR\talgorithm\x12!\n" +
 	"\frequested_by\x18\a \x01(\tR\vrequestedBy\x124\n" +
 	"\acreated\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x124\n" +
-	"\aexpires\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"\x15\n" +
+	"\aexpires\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\x12+\n" +
+	"\x11certificate_chain\x182 \x03(\fR\x10certificateChain\"\x15\n" +
 	"\x13ListRequestsRequest\"L\n" +
 	"\x14ListRequestsResponse\x124\n" +
 	"\brequests\x18\x01 \x03(\v2\x18.pecet.v1.PendingRequestR\brequests\"'\n" +
@@ -1423,14 +1468,15 @@ const file_pecet_v1_keys_proto_rawDesc = "" +
 	"\x10ListKeysResponse\x12!\n" +
 	"\x04keys\x18\x01 \x03(\v2\r.pecet.v1.KeyR\x04keys\"%\n" +
 	"\rGetKeyRequest\x12\x14\n" +
-	"\x05alias\x18\x01 \x01(\tR\x05alias\"\xf6\x01\n" +
+	"\x05alias\x18\x01 \x01(\tR\x05alias\"\x90\x02\n" +
 	"\x03Key\x12\x14\n" +
 	"\x05alias\x18\x01 \x01(\tR\x05alias\x12.\n" +
 	"\apurpose\x18\x02 \x01(\x0e2\x14.pecet.v1.KeyPurposeR\apurpose\x124\n" +
 	"\talgorithm\x18\x03 \x01(\x0e2\x16.pecet.v1.KeyAlgorithmR\talgorithm\x12'\n" +
 	"\x0fprimary_version\x18\x04 \x01(\rR\x0eprimaryVersion\x120\n" +
 	"\bversions\x18\x05 \x03(\v2\x14.pecet.v1.KeyVersionR\bversions\x12\x18\n" +
-	"\awarning\x18\x06 \x01(\tR\awarning\"\xcd\x03\n" +
+	"\awarning\x18\x06 \x01(\tR\awarning\x12\x18\n" +
+	"\aproblem\x182 \x01(\tR\aproblem\"\x94\x04\n" +
 	"\n" +
 	"KeyVersion\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12(\n" +
@@ -1444,7 +1490,9 @@ const file_pecet_v1_keys_proto_rawDesc = "" +
 	"\x11public_key_sha256\x18\b \x01(\tR\x0fpublicKeySha256\x12-\n" +
 	"\x12certificate_sha256\x18\t \x01(\tR\x11certificateSha256\x124\n" +
 	"\acreated\x18\n" +
-	" \x01(\v2\x1a.google.protobuf.TimestampR\acreated*O\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12\x18\n" +
+	"\aproblem\x182 \x01(\tR\aproblem\x12+\n" +
+	"\x11awaiting_approval\x183 \x01(\bR\x10awaitingApproval*O\n" +
 	"\n" +
 	"KeyPurpose\x12\x1b\n" +
 	"\x17KEY_PURPOSE_UNSPECIFIED\x10\x00\x12\b\n" +
