@@ -2,106 +2,26 @@ package policy
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"fmt"
 	"math/big"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
-// worstCase is the most expensive request found at the server's caps
-// (docs/security.md "Work budget per verification"): every certificate is
-// named "Mesh" and issued by "Mesh", so every intermediate is a candidate
-// issuer of every other and of the leaf; the intermediates form a mesh of
-// self-issued cross-certificates; one anchor in many verifies the mesh,
-// the rest have keys of their own; the CRLs are signed by CRL signers
-// inside the mesh, whose own paths need the same CRLs; the leaf and the
-// intermediates carry many distribution points; revocation is required,
-// so every path fails late and the next one is tried.
-type worstCaseReq struct {
-	engine *Engine
-	req    Request
-}
-
-func buildWorstCase(t testing.TB, nAnchors, p521Decoys, nInter, nCRLs, leafDPs, interDPs int) worstCaseReq {
+// worstCase is testtool.BuildWorstCase as a policy request under a policy
+// with revocation required.
+func worstCase(t testing.TB, size testtool.WorstCaseSize) (*Engine, Request, int) {
 	t.Helper()
-	name := pkix.Name{CommonName: "Mesh", Organization: []string{"pecet test"}}
-	meshKey, err := ecdsa.GenerateKey(elliptic.P521(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dps := func(n int, tag string) []string {
-		out := make([]string, n)
-		for i := range out {
-			out[i] = fmt.Sprintf("ldap://dp%s%d/c", tag, i)
-		}
-		return out
-	}
-	mk := func(tpl *x509.Certificate, pub any, signer crypto.Signer, parent *x509.Certificate) *x509.Certificate {
-		tpl.Subject = name
-		if parent == nil {
-			parent = tpl
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tpl, parent, pub, signer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return mustCert(t, der)
-	}
-	caT := func(n int) *x509.Certificate {
-		c := tmpl("Mesh", true)
-		c.CRLDistributionPoints = dps(n, "i")
-		return c
-	}
-	// The anchor that verifies the mesh, and decoys with keys of their own.
-	anchors := []*x509.Certificate{mk(caT(0), meshKey.Public(), meshKey, nil)}
-	for len(anchors) < nAnchors {
-		var k crypto.Signer = ecKey(t)
-		if len(anchors) <= p521Decoys {
-			// The most expensive key to verify with; distinct keys
-			// defeat the signature cache.
-			var err error
-			if k, err = ecdsa.GenerateKey(elliptic.P521(), rand.Reader); err != nil {
-				t.Fatal(err)
-			}
-		}
-		anchors = append(anchors, mk(caT(0), k.Public(), k, nil))
-	}
-	// CRL signers: intermediates of the mesh with keys of their own.
-	var inter []*x509.Certificate
-	var crlKeys []crypto.Signer
-	for i := 0; i < nCRLs && len(inter) < nInter; i++ {
-		k := ecKey(t)
-		crlKeys = append(crlKeys, k)
-		inter = append(inter, mk(caT(interDPs), k.Public(), meshKey, anchors[0]))
-	}
-	for len(inter) < nInter {
-		inter = append(inter, mk(caT(interDPs), meshKey.Public(), meshKey, anchors[0]))
-	}
-	leafT := tmpl("Mesh", false)
-	leafT.CRLDistributionPoints = dps(leafDPs, "l")
-	leaf := mk(leafT, ecKey(t).Public(), meshKey, anchors[0])
-	leaf.Subject = pkix.Name{CommonName: "Leaf"}
+	w := testtool.BuildWorstCase(t, testNow, size)
 	var crls []*CRL
-	for i := 0; i < nCRLs; i++ {
-		issuerCert := inter[i%len(crlKeys)]
-		// Each CRL revokes its own signer: the signer's path fails only
-		// after its revocation was checked, at every depth.
-		rl := &x509.RevocationList{Number: big.NewInt(int64(i + 1)), ThisUpdate: testNow.Add(-time.Hour), NextUpdate: testNow.Add(time.Hour),
-			RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: issuerCert.SerialNumber, RevocationTime: testNow.Add(-2 * time.Hour), ReasonCode: 1}}}
-		der, err := x509.CreateRevocationList(rand.Reader, rl, issuerCert, crlKeys[i%len(crlKeys)])
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, der := range w.CRLs {
 		crl, err := ParseCRL(der)
 		if err != nil {
 			t.Fatal(err)
@@ -113,18 +33,7 @@ func buildWorstCase(t testing.TB, nAnchors, p521Decoys, nInter, nCRLs, leafDPs, 
 		t.Fatal(err)
 	}
 	e.Now = func() time.Time { return testNow }
-	return worstCaseReq{engine: e, req: Request{Leaf: leaf, Intermediates: inter, Anchors: anchors, CRLs: crls, At: testNow}}
-}
-
-func requestBytes(r Request) int {
-	n := len(r.Leaf.Raw)
-	for _, c := range append(append([]*x509.Certificate{}, r.Intermediates...), r.Anchors...) {
-		n += len(c.Raw)
-	}
-	for _, c := range r.CRLs {
-		n += len(c.RL.Raw)
-	}
-	return n
+	return e, Request{Leaf: w.Leaf, Intermediates: w.Intermediates, Anchors: w.Anchors, CRLs: crls, At: testNow}, w.Bytes()
 }
 
 // TestWorstCaseBudget: the worst requests at the server's caps (1,024
@@ -135,26 +44,26 @@ func requestBytes(r Request) int {
 // (docs/security.md "Work budget per verification").
 func TestWorstCaseBudget(t *testing.T) {
 	for _, tc := range []struct {
-		name                                   string
-		anchors, p521, inter, crls, ldps, idps int
-		limit                                  string
+		name  string
+		size  testtool.WorstCaseSize
+		limit string
 	}{
 		// CRLs signed by CRL signers whose own paths need them, at every
 		// depth, over a mesh of same-named cross-certificates.
-		{"crl signers in a mesh", 64, 0, 64, 16, 64, 64, "steps"},
+		{"crl signers in a mesh", testtool.WorstCaseSize{Anchors: 64, Intermediates: 63, CRLs: 16, LeafDPs: 64, InterDPs: 64}, "steps"},
 		// Plus 1,024 same-named anchors, 200 with P-521 keys of their own.
-		{"anchors at the new cap", 1024, 200, 64, 16, 64, 64, ""},
-		{"mesh without CRL signers", 1024, 200, 64, 0, 64, 64, ""},
+		{"anchors at the new cap", testtool.WorstCaseSize{Anchors: 1024, P521: 200, Intermediates: 63, CRLs: 16, LeafDPs: 64, InterDPs: 64}, ""},
+		{"mesh without CRL signers", testtool.WorstCaseSize{Anchors: 1024, P521: 200, Intermediates: 63, LeafDPs: 64, InterDPs: 64}, "signature checks"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := buildWorstCase(t, tc.anchors, tc.p521, tc.inter, tc.crls, tc.ldps, tc.idps)
+			e, req, size := worstCase(t, tc.size)
 			b := NewBudget(context.Background(), DefaultLimits)
-			w.req.Context = WithBudget(context.Background(), b)
+			req.Context = WithBudget(context.Background(), b)
 			start := time.Now()
-			v := w.engine.Validate(w.req)
+			v := e.Validate(req)
 			took := time.Since(start)
 			n := b.Counts()
-			t.Logf("%d request bytes, %v: %s %v; work %+v", requestBytes(w.req), took, v.Status, v.Reasons, n)
+			t.Logf("%d request bytes, %v: %s %v; work %+v", size, took, v.Status, v.Reasons, n)
 			lim := DefaultLimits
 			if n.SignatureChecks > lim.SignatureChecks || n.SignatureCost > lim.SignatureCost || n.Paths > lim.Paths || n.Steps > lim.Steps {
 				t.Fatalf("work %+v beyond the limits %+v", n, lim)
@@ -178,13 +87,13 @@ func TestWorstCaseBudget(t *testing.T) {
 // TestBudgetDeadline: a call whose deadline passes stops in the
 // path-building and revocation loops, well before the work budget.
 func TestBudgetDeadline(t *testing.T) {
-	w := buildWorstCase(t, 64, 0, 64, 16, 64, 64)
+	e, req, _ := worstCase(t, testtool.WorstCaseSize{Anchors: 64, Intermediates: 63, CRLs: 16, LeafDPs: 64, InterDPs: 64})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	b := NewBudget(ctx, Limits{Steps: 1 << 30, SignatureChecks: 1 << 30, SignatureCost: 1 << 30, Paths: 1 << 30})
-	w.req.Context = WithBudget(ctx, b)
+	req.Context = WithBudget(ctx, b)
 	start := time.Now()
-	v := w.engine.Validate(w.req)
+	v := e.Validate(req)
 	took := time.Since(start)
 	if !errors.Is(b.Err(), context.DeadlineExceeded) {
 		t.Fatalf("budget error %v, want the deadline", b.Err())
