@@ -18,12 +18,17 @@ type Policies interface {
 	Policies(at time.Time) []policy.PolicyInfo
 }
 
-// maxRequestCerts bounds certificates (chain plus anchors) and CRLs in one
-// request: a Czech qualified chain has 3 or 4; a request with thousands is
-// an attack on path building.
+// maxRequestCerts bounds the chain and CRLs in one request: a Czech
+// qualified chain has 3 or 4; a request with thousands is an attack on path
+// building. Anchors may be many more (the Czech trusted list alone has 71
+// PostSignum certificates): anchors are indexed by subject, and the work
+// budget (policy.DefaultLimits) bounds what any request costs, whatever it
+// carries (docs/security.md "Work budget per verification"). Lists of
+// anchors belong in server-side policies all the same.
 const (
-	maxRequestCerts = 64
-	maxRequestCRLs  = 16
+	maxRequestCerts   = 64
+	maxRequestAnchors = 1024
+	maxRequestCRLs    = 16
 )
 
 type policyService struct {
@@ -47,9 +52,12 @@ var revocationModes = map[pecetv1.RevocationMode]policy.RevocationMode{
 }
 
 // policyRequest checks and converts the policy inputs shared by
-// ValidateCertificate and Verify.
+// ValidateCertificate and Verify. r.Context carries the call's work budget
+// (policy.WithBudget), charged with the bytes parsed here; the handler
+// returns budgetErr after validating.
 func (s *Server) policyRequest(ctx context.Context, name string, anchors, crls [][]byte, mode pecetv1.RevocationMode) (policy.Request, error) {
-	r := policy.Request{Policy: name, Context: ctx}
+	budget := policy.NewBudget(ctx, policy.DefaultLimits)
+	r := policy.Request{Policy: name, Context: policy.WithBudget(ctx, budget)}
 	if s.d.Policies != nil && !s.d.Policies.Has(name) {
 		return r, fmt.Errorf("%w: %q", policy.ErrUnknownPolicy, name)
 	}
@@ -58,10 +66,13 @@ func (s *Server) policyRequest(ctx context.Context, name string, anchors, crls [
 		return r, grpcerr.InvalidArgument("unknown revocation mode: use REQUIRE, PREFER or OFF")
 	}
 	r.Revocation = m
-	if len(anchors) > maxRequestCerts {
-		return r, grpcerr.InvalidArgument(fmt.Sprintf("too many anchors: at most %d", maxRequestCerts))
+	if len(anchors) > maxRequestAnchors {
+		return r, grpcerr.InvalidArgument(fmt.Sprintf("too many anchors: at most %d; configure a trust list in a server-side policy", maxRequestAnchors))
 	}
 	for _, der := range anchors {
+		if err := budget.Bytes(len(der)); err != nil {
+			return r, err
+		}
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
 			return r, grpcerr.InvalidArgument("an anchor is not a DER X.509 certificate")
@@ -72,6 +83,9 @@ func (s *Server) policyRequest(ctx context.Context, name string, anchors, crls [
 		return r, grpcerr.InvalidArgument(fmt.Sprintf("too many CRLs: at most %d", maxRequestCRLs))
 	}
 	for _, der := range crls {
+		if err := budget.Bytes(len(der)); err != nil {
+			return r, err
+		}
 		crl, err := policy.ParseCRL(der)
 		if err != nil {
 			return r, err
@@ -98,6 +112,9 @@ func (ps *policyService) ValidateCertificate(ctx context.Context, req *pecetv1.V
 		return nil, err
 	}
 	for i, der := range chain {
+		if err := policy.BudgetFrom(r.Context).Bytes(len(der)); err != nil {
+			return nil, err
+		}
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
 			return nil, grpcerr.InvalidArgument(fmt.Sprintf("chain[%d] is not a DER X.509 certificate", i))
@@ -116,7 +133,32 @@ func (ps *policyService) ValidateCertificate(ctx context.Context, req *pecetv1.V
 		r.At = req.GetAt().AsTime()
 	}
 	v := ps.s.d.Validator.Validate(r)
+	if err := budgetErr(r.Context); err != nil {
+		return nil, err
+	}
 	return &pecetv1.ValidateCertificateResponse{Verdict: verdictProto(v)}, nil
+}
+
+// budgetErr is the call's refusal when its work budget ran out or its
+// deadline passed while validating: a verdict cut short says nothing
+// (docs/security.md "Work budget per verification").
+func budgetErr(ctx context.Context) error {
+	return policy.BudgetFrom(ctx).Err()
+}
+
+// budgetValidator gives validations made without a context (the
+// time-stamps inside a signature, judged by tsa.Verifier) the call's
+// context and so its work budget.
+type budgetValidator struct {
+	v   policy.Validator
+	ctx context.Context
+}
+
+func (b budgetValidator) Validate(r policy.Request) policy.Verdict {
+	if r.Context == nil {
+		r.Context = b.ctx
+	}
+	return b.v.Validate(r)
 }
 
 func (ps *policyService) ListPolicies(ctx context.Context, _ *pecetv1.ListPoliciesRequest) (*pecetv1.ListPoliciesResponse, error) {

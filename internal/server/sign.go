@@ -125,7 +125,8 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 	if err != nil {
 		return nil, err
 	}
-	opts := signer.VerifyOptions{Validator: ss.s.d.Validator, Now: ss.s.d.Now, Policy: preq, Limits: ss.s.d.CMSLimits, TimestampVerifier: ss.s.timestampVerifier(ctx)}
+	// The signer's chain and every time-stamp's share the call's budget.
+	opts := signer.VerifyOptions{Validator: ss.s.d.Validator, Now: ss.s.d.Now, Policy: preq, Limits: ss.s.d.CMSLimits, TimestampVerifier: ss.s.timestampVerifier(preq.Context)}
 	switch d := req.GetDetached().(type) {
 	case *pecetv1.VerifyRequest_Content:
 		opts.Content = d.Content
@@ -144,6 +145,9 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 	}
 	v, err := signer.Verify(req.GetSignature(), opts)
 	if err != nil {
+		return nil, err
+	}
+	if err := budgetErr(preq.Context); err != nil {
 		return nil, err
 	}
 	return &pecetv1.VerifyResponse{Verdict: verdictProto(v)}, nil
@@ -170,5 +174,9 @@ func (l lazyVerifier) VerifyTimestamp(token, sigValue []byte) (time.Time, policy
 			certs = append(slices.Clip(certs), chain...)
 		}
 	}
-	return tsa.Verifier{Validator: l.s.d.Validator, TSACertificates: certs, Now: l.s.d.Now}.VerifyTimestamp(token, sigValue)
+	var v policy.Validator = budgetValidator{v: l.s.d.Validator, ctx: l.ctx}
+	if l.s.d.Validator == nil {
+		v = nil
+	}
+	return tsa.Verifier{Validator: v, TSACertificates: certs, Now: l.s.d.Now}.VerifyTimestamp(token, sigValue)
 }
