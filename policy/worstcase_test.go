@@ -202,3 +202,34 @@ func TestRSAKeyCap(t *testing.T) {
 		t.Fatalf("nil budget: %v, want ErrKeyTooLarge", err)
 	}
 }
+
+// TestTrustedListAnchorsIndexed: with the 138 other certificates of the
+// Czech trusted list as anchors, a PostSignum time-stamping unit validates
+// with one signature check: anchors are looked up by subject, not tried in
+// turn.
+func TestTrustedListAnchorsIndexed(t *testing.T) {
+	var leaf *x509.Certificate
+	var anchors []*x509.Certificate
+	for _, c := range testtool.TrustedListCertificates(t, "CZ.xml") {
+		if c.Subject.CommonName == "PostSignum TSA - TSU 7" && leaf == nil {
+			leaf = c
+			continue
+		}
+		anchors = append(anchors, c)
+	}
+	if leaf == nil || len(anchors) < 100 {
+		t.Fatalf("leaf %v, %d anchors", leaf != nil, len(anchors))
+	}
+	e, err := NewEngine("p", &Policy{Name: "p", Revocation: RevocationOff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewBudget(context.Background(), DefaultLimits)
+	v := e.Validate(Request{Leaf: leaf, Anchors: anchors, At: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), Context: WithBudget(context.Background(), b)})
+	if v.Status != Valid || len(v.Chain) != 2 || v.Chain[1].Subject.CommonName != "PostSignum Qualified CA 5" {
+		t.Fatalf("%s %v", v.Status, v.Reasons)
+	}
+	if n := b.Counts(); n.SignatureChecks != 1 || n.Steps > 2 {
+		t.Fatalf("work %+v, want one signature check", n)
+	}
+}

@@ -1,12 +1,14 @@
 package server
 
 import (
+	"crypto/x509"
 	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/testtool"
@@ -68,5 +70,47 @@ func TestVerificationBudget(t *testing.T) {
 	_, err = pc.ValidateCertificate(ctx, &pecetv1.ValidateCertificateRequest{Chain: chain[:1], Anchors: make([][]byte, maxRequestAnchors+1)})
 	if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "server-side policy") {
 		t.Fatalf("too many anchors: %v", err)
+	}
+}
+
+// TestTrustedListAnchors: the certificates of the Czech trusted list (139,
+// 71 of them PostSignum's) are accepted as per-call anchors, and a
+// PostSignum time-stamping unit's certificate validates to its CA among
+// them; the old cap of 64 anchors refused them.
+func TestTrustedListAnchors(t *testing.T) {
+	f := newFixture(t)
+	cc := f.dial(t, "client")
+	ctx := ctxT(t)
+	certs := testtool.TrustedListCertificates(t, "CZ.xml")
+	var leaf []byte
+	var anchors [][]byte
+	postSignum := 0
+	for _, c := range certs {
+		if strings.Contains(c.Subject.String(), "PostSignum") {
+			postSignum++
+		}
+		if c.Subject.CommonName == "PostSignum TSA - TSU 7" && leaf == nil {
+			leaf = c.Raw
+			continue
+		}
+		anchors = append(anchors, c.Raw)
+	}
+	if postSignum < 71 || leaf == nil {
+		t.Fatalf("%d PostSignum certificates, TSU 7 found: %v", postSignum, leaf != nil)
+	}
+	resp, err := pecetv1.NewPolicyServiceClient(cc).ValidateCertificate(ctx, &pecetv1.ValidateCertificateRequest{
+		Chain: [][]byte{leaf}, Anchors: anchors, Revocation: pecetv1.RevocationMode_OFF,
+		At: timestamppb.New(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)),
+	})
+	if err != nil {
+		t.Fatalf("%d anchors: %v", len(anchors), err)
+	}
+	v := resp.GetVerdict()
+	if v.GetStatus() != pecetv1.Verdict_VALID || len(v.GetChain()) != 2 {
+		t.Fatalf("%d anchors: %v", len(anchors), v)
+	}
+	issuer, err := x509.ParseCertificate(v.GetChain()[1])
+	if err != nil || issuer.Subject.CommonName != "PostSignum Qualified CA 5" {
+		t.Fatalf("anchor %v %v", issuer.Subject, err)
 	}
 }
