@@ -39,7 +39,7 @@ func BuildEngine(cfg *config.Config) (*policy.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.Fetcher = &policy.Fetcher{Timeout: maxTimeout}
+	e.Fetcher = &policy.Fetcher{Timeout: maxTimeout, Schemes: cfg.Fetch.Schemes, Hosts: cfg.Fetch.Hosts, MaxRedirects: cfg.Fetch.MaxRedirects}
 	return e, nil
 }
 
