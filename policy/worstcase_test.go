@@ -150,7 +150,12 @@ func TestRSAKeyCap(t *testing.T) {
 		return &rsa.PublicKey{N: new(big.Int).SetBytes(buf), E: 65537}
 	}
 	huge := bigKey(MaxRSAModulusBits + 64)
-	signer := ecKey(t)
+	// An RSA signature, so that without the cap crypto/rsa would really
+	// compute with the huge modulus.
+	signer, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The intermediate carries the huge key; its child is signed with
 	// another key (nobody holds the huge one), so verifying would only
 	// burn CPU.
