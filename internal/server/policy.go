@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"time"
 
@@ -54,7 +55,7 @@ var revocationModes = map[pecetv1.RevocationMode]policy.RevocationMode{
 // policyRequest checks and converts the policy inputs shared by
 // ValidateCertificate and Verify. r.Context carries the call's work budget
 // (policy.WithBudget), charged with the bytes parsed here; the handler
-// returns budgetErr after validating.
+// returns Server.budgetErr after validating.
 func (s *Server) policyRequest(ctx context.Context, name string, anchors, crls [][]byte, mode pecetv1.RevocationMode) (policy.Request, error) {
 	budget := policy.NewBudget(ctx, policy.DefaultLimits)
 	r := policy.Request{Policy: name, Context: policy.WithBudget(ctx, budget)}
@@ -133,7 +134,7 @@ func (ps *policyService) ValidateCertificate(ctx context.Context, req *pecetv1.V
 		r.At = req.GetAt().AsTime()
 	}
 	v := ps.s.d.Validator.Validate(r)
-	if err := budgetErr(r.Context); err != nil {
+	if err := ps.s.budgetErr(r.Context); err != nil {
 		return nil, err
 	}
 	return &pecetv1.ValidateCertificateResponse{Verdict: verdictProto(v)}, nil
@@ -141,9 +142,18 @@ func (ps *policyService) ValidateCertificate(ctx context.Context, req *pecetv1.V
 
 // budgetErr is the call's refusal when its work budget ran out or its
 // deadline passed while validating: a verdict cut short says nothing
-// (docs/security.md "Work budget per verification").
-func budgetErr(ctx context.Context) error {
-	return policy.BudgetFrom(ctx).Err()
+// (docs/security.md "Work budget per verification"). The work done is
+// logged, so an operator can tell an attack from a chain that needs more.
+func (s *Server) budgetErr(ctx context.Context) error {
+	b := policy.BudgetFrom(ctx)
+	err := b.Err()
+	if errors.Is(err, policy.ErrWorkBudget) {
+		n := b.Counts()
+		s.d.Log.Warn("verification stopped at the work budget", "limit", err.Error(),
+			"signature_checks", n.SignatureChecks, "signature_cost", n.SignatureCost, "cached_checks", n.CachedChecks,
+			"paths", n.Paths, "steps", n.Steps, "bytes", n.Bytes)
+	}
+	return err
 }
 
 // budgetValidator gives validations made without a context (the

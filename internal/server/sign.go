@@ -147,7 +147,7 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 	if err != nil {
 		return nil, err
 	}
-	if err := budgetErr(preq.Context); err != nil {
+	if err := ss.s.budgetErr(preq.Context); err != nil {
 		return nil, err
 	}
 	return &pecetv1.VerifyResponse{Verdict: verdictProto(v)}, nil
