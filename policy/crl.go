@@ -257,6 +257,9 @@ func (k *crlChecker) check(p *Path, i int) revStatus {
 			continue
 		}
 		for _, dp := range dps {
+			if err := k.opts.Budget.Step(); err != nil { // work budget (docs/security.md)
+				return revStatus{unknown: "validation stopped at the work budget or deadline"}
+			}
 			reasons, ok, bad := k.inScope(crl, c, dp, certIssuer, certIssuerDN)
 			if !ok {
 				if bad != "" && why == "" {
@@ -455,7 +458,8 @@ func (k *crlChecker) signedBy(crl *CRL, p *Path, i int, issuer *x509.Certificate
 		if s.KeyUsage != 0 && s.KeyUsage&x509.KeyUsageCRLSign == 0 {
 			return false
 		}
-		return s.CheckSignature(crl.RL.SignatureAlgorithm, crl.RL.RawTBSRevocationList, crl.RL.Signature) == nil
+		// Cached per call and charged to its work budget (docs/security.md).
+		return k.opts.Budget.CheckSignature(s, crl.RL.SignatureAlgorithm, crl.RL.RawTBSRevocationList, crl.RL.Signature) == nil
 	}
 	// The certificate's issuer, the anchor and certificates earlier in the
 	// path are validated by the path itself.
@@ -477,6 +481,9 @@ func (k *crlChecker) signedBy(crl *CRL, p *Path, i int, issuer *x509.Certificate
 	// key rollover, an indirect CRL issuer): validate its own path to the
 	// same anchor, revocation included (6.3.3 (f)).
 	for _, s := range k.opts.Intermediates {
+		if k.opts.Budget.Step() != nil { // work budget (docs/security.md)
+			return false
+		}
 		if nameKey(s.RawSubject) != crl.issuerKey || !try(s) {
 			continue
 		}

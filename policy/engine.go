@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -285,17 +286,33 @@ func (e *Engine) Validate(r Request) Verdict {
 			tlAnchor[a.Cert] = true
 		}
 	}
+	// The policy's own anchors, by content: only paths to them may make
+	// pecetd fetch CRLs or ask OCSP responders; a per-call anchor would
+	// let a caller send pecetd to any URL (docs/security.md "Fetching
+	// CRLs and OCSP responses").
+	own := make(map[string]bool, len(anchors))
+	for _, a := range anchors {
+		own[string(a.Raw)] = true
+	}
 	anchors = append(anchors, r.Anchors...)
 	if len(anchors) == 0 {
 		v.Add(Indeterminate, CodeUntrustedRoot, fmt.Sprintf("policy %q has no trust anchors at %s", name, at.UTC().Format(time.RFC3339)))
 		return v
 	}
 	inter := append(slices.Clone(r.Intermediates), p.Intermediates...)
+	// One budget for the whole call (docs/security.md "Work budget per
+	// verification"): the server puts it in the context so that a
+	// signature's validation and its time-stamps' share it.
+	budget := BudgetFrom(ctx)
+	if budget == nil {
+		budget = NewBudget(ctx, DefaultLimits)
+	}
 	o := PathOptions{
 		Anchors:        anchors,
 		Intermediates:  inter,
 		At:             at,
 		ClockTolerance: p.ClockTolerance,
+		Budget:         budget,
 	}
 	if len(p.RequiredPolicies) > 0 {
 		o.InitialPolicies, o.ExplicitPolicy = p.RequiredPolicies, true
@@ -305,7 +322,7 @@ func (e *Engine) Validate(r Request) Verdict {
 	// fetched (docs/security.md "Revocation").
 	var rev revocationChecker
 	if mode != RevocationOff || len(p.CRLs)+len(r.CRLs) > 0 {
-		rev = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: r.CRLs, at: at, now: now, opts: o, kcAny: r.KeyCompromiseAnyTime}
+		rev = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: r.CRLs, at: at, now: now, opts: o, kcAny: r.KeyCompromiseAnyTime, own: own}
 	}
 	path, findings := findPath(r.Leaf, o, rev)
 	if path != nil {
@@ -316,6 +333,9 @@ func (e *Engine) Validate(r Request) Verdict {
 	}
 	if path == nil || v.Status == Invalid {
 		return v
+	}
+	if k, ok := r.Leaf.PublicKey.(*rsa.PublicKey); ok && k.N.BitLen() > MaxRSAModulusBits {
+		v.Add(Invalid, CodeWeakAlgorithm, fmt.Sprintf("the certificate's RSA key has %d bits; pecet verifies with RSA keys of at most %d bits", k.N.BitLen(), MaxRSAModulusBits))
 	}
 	// Every key and signature of the path, the leaf's and the anchor's
 	// keys included, under the policy's rules or the defaults.
@@ -388,24 +408,37 @@ type engineRevocation struct {
 	now   time.Time
 	opts  PathOptions
 	kcAny bool
+	// own holds the DER of the policy's anchors: fetching is only for
+	// paths to them.
+	own map[string]bool
 }
 
 func (r *engineRevocation) revocation(path *Path, i int) *finding {
 	c := path.Certs[i]
 	crls := append(slices.Clone(r.p.CRLs), r.extra...)
 	if r.mode == RevocationOff {
-		k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts}
+		k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts, kcAny: r.kcAny}
 		if st := k.check(path, i); st.revoked {
 			return st.finding(c)
 		}
 		return nil
 	}
-	if r.p.FetchCRLs && r.e.Fetcher != nil {
-		crls = append(crls, r.e.Fetcher.CRLsFor(r.ctx, c)...)
+	fetch := r.e.Fetcher != nil && path.Anchor != nil && r.own[string(path.Anchor.Raw)]
+	var fetchProblem string
+	if r.p.FetchCRLs && fetch {
+		var got []*CRL
+		got, fetchProblem = r.e.Fetcher.CRLsForStatus(r.ctx, c)
+		crls = append(crls, got...)
 	}
 	k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts, kcAny: r.kcAny}
 	st := k.check(path, i)
-	if st.unknown != "" && r.p.OCSP && r.e.Fetcher != nil {
+	if st.unknown != "" && fetchProblem != "" {
+		st.unknown += "; " + fetchProblem
+	}
+	if st.unknown != "" && (r.p.FetchCRLs || r.p.OCSP) && r.e.Fetcher != nil && !fetch {
+		st.unknown += "; nothing is fetched for a path to an anchor sent with the request (configure it in a server-side policy)"
+	}
+	if st.unknown != "" && r.p.OCSP && fetch {
 		issuer := path.Anchor
 		if i > 0 {
 			issuer = path.Certs[i-1]

@@ -9,13 +9,30 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 )
 
-// ErrFetch wraps failures to fetch a CRL or an OCSP response.
-var ErrFetch = errors.New("policy: revocation fetch failed")
+// Errors of fetching.
+var (
+	// ErrFetch wraps failures to fetch a CRL or an OCSP response.
+	ErrFetch = errors.New("policy: revocation fetch failed")
+	// ErrFetchRefused: the URL's scheme or host is not allowed, or a
+	// redirect leaves the URL's scheme and host (docs/security.md
+	// "Fetching CRLs and OCSP responses").
+	ErrFetchRefused = errors.New("policy: revocation fetch refused by the fetch rules")
+)
+
+// DefaultFetchSchemes are the URL schemes fetched when Fetcher.Schemes is
+// empty: CRLs and OCSP responses are signed, so plain HTTP is what RFC
+// 5280 and RFC 6960 expect; LDAP and file URLs are never fetched.
+var DefaultFetchSchemes = []string{"http"}
+
+// DefaultMaxRedirects bounds the redirects followed in one fetch.
+const DefaultMaxRedirects = 3
 
 // Fetcher fetches CRLs from distribution points and asks OCSP responders,
 // over plain HTTP (RFC 5280 4.2.1.13, RFC 6960 appendix A). CRLs are cached
@@ -34,6 +51,16 @@ type Fetcher struct {
 	// MaxCacheEntries bounds the CRL cache (default 256).
 	MaxCacheEntries int
 	Now             func() time.Time
+	// Schemes are the URL schemes fetched (default DefaultFetchSchemes:
+	// http); "https" may be added.
+	Schemes []string
+	// Hosts, when not empty, are the only hosts fetched from: "host"
+	// (any port), "host:port", or ".example.cz" for the hosts under a
+	// domain.
+	Hosts []string
+	// MaxRedirects bounds the redirects followed, each to the same scheme
+	// and host:port only (default DefaultMaxRedirects; negative: none).
+	MaxRedirects int
 
 	mu    sync.Mutex
 	cache map[string]*crlCacheEntry
@@ -62,7 +89,74 @@ func (f *Fetcher) timeout() time.Duration {
 	return 5 * time.Second
 }
 
-func (f *Fetcher) get(ctx context.Context, url string, max int64, req []byte) ([]byte, error) {
+// Allowed reports whether the fetch rules allow u (scheme and host).
+func (f *Fetcher) Allowed(u *url.URL) bool {
+	schemes := f.Schemes
+	if len(schemes) == 0 {
+		schemes = DefaultFetchSchemes
+	}
+	if !slices.Contains(schemes, strings.ToLower(u.Scheme)) || u.Host == "" || u.User != nil {
+		return false
+	}
+	if len(f.Hosts) == 0 {
+		return true
+	}
+	host := strings.ToLower(u.Hostname())
+	for _, h := range f.Hosts {
+		h = strings.ToLower(h)
+		switch {
+		case strings.HasPrefix(h, "."):
+			if strings.HasSuffix(host, h) {
+				return true
+			}
+		case strings.Contains(h, ":"):
+			if strings.ToLower(u.Host) == h {
+				return true
+			}
+		case host == h:
+			return true
+		}
+	}
+	return false
+}
+
+// checkRedirect follows a redirect only to the same scheme and host:port
+// as the first request, within MaxRedirects: a CA's server may move a
+// file, but must not send pecetd elsewhere.
+func (f *Fetcher) checkRedirect(req *http.Request, via []*http.Request) error {
+	max := f.MaxRedirects
+	if max == 0 {
+		max = DefaultMaxRedirects
+	}
+	first := via[0].URL
+	if len(via) > max || !strings.EqualFold(req.URL.Scheme, first.Scheme) || !strings.EqualFold(req.URL.Host, first.Host) || !f.Allowed(req.URL) {
+		return ErrFetchRefused
+	}
+	return nil
+}
+
+func (f *Fetcher) get(ctx context.Context, rawURL string, max int64, req []byte) ([]byte, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || !f.Allowed(u) {
+		return nil, ErrFetchRefused
+	}
+	if err := BudgetFrom(ctx).Step(); err != nil {
+		return nil, err
+	}
+	url := rawURL
+	call := ctx
+	// failed keeps the call's own end (deadline, cancel) and a refused
+	// redirect recognisable; anything else is the server's failure, text
+	// for the log only.
+	failed := func(err error) error {
+		switch {
+		case call.Err() != nil:
+			return call.Err()
+		case errors.Is(err, ErrFetchRefused):
+			return fmt.Errorf("%w: %s: redirect", ErrFetchRefused, url)
+		}
+		return fmt.Errorf("%w: %s: %v", ErrFetch, url, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout())
 	defer cancel()
 	method, body := http.MethodGet, io.Reader(nil)
@@ -76,16 +170,18 @@ func (f *Fetcher) get(ctx context.Context, url string, max int64, req []byte) ([
 	if req != nil {
 		hr.Header.Set("Content-Type", "application/ocsp-request")
 	}
-	c := f.Client
-	if c == nil {
-		c = &http.Client{Timeout: f.timeout()}
+	c := &http.Client{Timeout: f.timeout()}
+	if f.Client != nil {
+		cc := *f.Client
+		c = &cc
 	}
+	c.CheckRedirect = f.checkRedirect
 	f.mu.Lock()
 	f.Fetches++
 	f.mu.Unlock()
 	resp, err := c.Do(hr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrFetch, url, err)
+		return nil, failed(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -93,10 +189,13 @@ func (f *Fetcher) get(ctx context.Context, url string, max int64, req []byte) ([
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrFetch, url, err)
+		return nil, failed(err)
 	}
 	if int64(len(data)) > max {
 		return nil, fmt.Errorf("%w: %s: response larger than %d bytes", ErrFetch, url, max)
+	}
+	if err := BudgetFrom(call).Bytes(len(data)); err != nil {
+		return nil, err
 	}
 	return data, nil
 }
@@ -141,6 +240,9 @@ func (f *Fetcher) CRL(ctx context.Context, url string) (*CRL, error) {
 		max = MaxCRLBytes
 	}
 	data, err := f.get(ctx, url, max, nil)
+	if IsStop(err) {
+		return nil, err // this call's budget or deadline, not the server's fault
+	}
 	e.fetched = now
 	if err == nil {
 		var crl *CRL
@@ -158,17 +260,49 @@ func (f *Fetcher) CRL(ctx context.Context, url string) (*CRL, error) {
 
 // CRLsFor fetches the CRLs of c's HTTP distribution points.
 func (f *Fetcher) CRLsFor(ctx context.Context, c *x509.Certificate) []*CRL {
+	out, _ := f.CRLsForStatus(ctx, c)
+	return out
+}
+
+// CRLsForStatus fetches the CRLs of c's distribution points that the
+// fetch rules allow, and summarises what went wrong in fixed words for a
+// verdict: never a URL or an error text, which a certificate's issuer
+// chooses (docs/security.md "Fetching CRLs and OCSP responses").
+func (f *Fetcher) CRLsForStatus(ctx context.Context, c *x509.Certificate) ([]*CRL, string) {
 	var out []*CRL
+	var problem string
 	for _, u := range c.CRLDistributionPoints {
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
 			continue // LDAP is not supported
 		}
-		if crl, err := f.CRL(ctx, u); err == nil {
+		crl, err := f.CRL(ctx, u)
+		if err == nil {
 			out = append(out, crl)
+			continue
+		}
+		if problem == "" {
+			problem = fetchSummary("CRL distribution point", err)
 		}
 	}
-	return out
+	return out, problem
 }
+
+// fetchSummary is the fixed text of a fetch failure for a verdict.
+func fetchSummary(what string, err error) string {
+	switch {
+	case IsStop(err):
+		return what + " not fetched: the call's work budget or deadline ran out"
+	case errors.Is(err, ErrFetchRefused):
+		return what + " not fetched: its URL or a redirect is not allowed by the fetch rules"
+	case errors.Is(err, ErrMalformedCRL):
+		return what + " answered with a malformed CRL"
+	}
+	return what + " unreachable"
+}
+
+// errOCSPParse: x/crypto/ocsp refused the response (its error texts are
+// not for verdicts).
+var errOCSPParse = errors.New("OCSP response")
 
 // OCSPStatus asks c's OCSP responder and checks the answer under rules
 // (nil: the defaults; ocsp.go). ok is false when no answer could be used;
@@ -202,12 +336,21 @@ func (f *Fetcher) OCSPStatus(ctx context.Context, c, issuer *x509.Certificate, a
 		}
 		data, err := f.get(ctx, url, max, req)
 		if err != nil {
-			last = err.Error()
+			last = fetchSummary("OCSP responder", err)
 			continue
+		}
+		if err := BudgetFrom(ctx).Signature(); err != nil {
+			last = fetchSummary("OCSP responder", err)
+			break
 		}
 		st, err := checkOCSP(data, c, issuer, nonce, at, f.now(), rules)
 		if err != nil {
-			last = err.Error()
+			// checkOCSP's own texts are fixed; the parser's are not.
+			if errors.Is(err, errOCSPParse) {
+				last = "the OCSP response is malformed or not signed by the issuer"
+			} else {
+				last = err.Error()
+			}
 			continue
 		}
 		return st, true

@@ -95,7 +95,7 @@ func checkOCSP(data []byte, c, issuer *x509.Certificate, nonce []byte, at, now t
 	}
 	resp, err := ocsp.ParseResponseForCert(data, c, issuer)
 	if err != nil {
-		return revStatus{}, fmt.Errorf("OCSP response: %w", err)
+		return revStatus{}, fmt.Errorf("%w: %w", errOCSPParse, err)
 	}
 	if rc := resp.Certificate; rc != nil && !bytes.Equal(rc.Raw, issuer.Raw) {
 		if err := checkResponder(rc, issuer, now, rules); err != nil {

@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -38,6 +39,9 @@ type PathOptions struct {
 	MaxDepth           int
 	MaxSignatureChecks int
 	MaxPaths           int
+	// Budget is the work budget of the whole call, shared with CRL
+	// signers' paths; nil means unbounded except by the bounds above.
+	Budget *Budget
 }
 
 // Path is a validated (or failed) certification path.
@@ -80,7 +84,10 @@ type builder struct {
 	sigs      map[sigKey]error
 	sigChecks int
 	exhausted bool
-	sigFail   *finding
+	// stop is set when the call's budget or context ran out: the build
+	// ends at once and findPath reports it.
+	stop    error
+	sigFail *finding
 }
 
 func newBuilder(o PathOptions) *builder {
@@ -129,9 +136,24 @@ func (b *builder) checkSig(child, parent *x509.Certificate) error {
 		return errWorkBound
 	}
 	b.sigChecks++
-	err := parent.CheckSignature(child.SignatureAlgorithm, child.RawTBSCertificate, child.Signature)
+	// The call's budget caches the check across paths, CRL signers'
+	// paths and time-stamps, and refuses oversized RSA keys.
+	err := b.opts.Budget.CheckSignature(parent, child.SignatureAlgorithm, child.RawTBSCertificate, child.Signature)
+	if IsStop(err) {
+		b.stop = err
+		return errWorkBound
+	}
 	b.sigs[k] = err
 	return err
+}
+
+// sigFinding describes a signature that did not verify, or was not
+// verified because the key is too large.
+func sigFinding(child, parent *x509.Certificate, err error) *finding {
+	if errors.Is(err, ErrKeyTooLarge) {
+		return &finding{Invalid, CodeWeakAlgorithm, fmt.Sprintf("the signature of %q was not verified: the key of %q is an RSA key of more than %d bits", child.Subject, parent.Subject, MaxRSAModulusBits)}
+	}
+	return &finding{Invalid, CodeSignatureMismatch, fmt.Sprintf("the signature of %q does not verify with the key of %q: %v", child.Subject, parent.Subject, err)}
 }
 
 var errWorkBound = fmt.Errorf("path building stopped at its work bound")
@@ -166,15 +188,28 @@ func (b *builder) build(leaf *x509.Certificate, try func(anchor *x509.Certificat
 	walk = func(chain []*x509.Certificate) bool {
 		top := chain[len(chain)-1]
 		for _, a := range b.candidates(b.anchors, top) {
+			if b.step() {
+				return true
+			}
 			if err := b.checkSig(top, a); err != nil {
+				if b.stop != nil {
+					return true
+				}
 				if err != errWorkBound && b.sigFail == nil {
-					b.sigFail = &finding{Invalid, CodeSignatureMismatch, fmt.Sprintf("the signature of %q does not verify with the key of %q: %v", top.Subject, a.Subject, err)}
+					b.sigFail = sigFinding(top, a, err)
 				}
 				continue
+			}
+			if err := b.opts.Budget.Path(); err != nil {
+				b.stop = err
+				return true
 			}
 			paths++
 			if try(a, chain) || paths >= b.opts.MaxPaths {
 				return true
+			}
+			if b.stop = b.opts.Budget.Err(); b.stop != nil {
+				return true // the revocation checks of the path used it up
 			}
 		}
 		if len(chain) >= b.opts.MaxDepth {
@@ -182,6 +217,12 @@ func (b *builder) build(leaf *x509.Certificate, try func(anchor *x509.Certificat
 			return false
 		}
 		for _, p := range b.candidates(b.pool, top) {
+			// Every edge considered is charged: checked signatures are
+			// cached, but a mesh of cross-certificates has exponentially
+			// many simple paths through them.
+			if b.step() {
+				return true
+			}
 			if slices.ContainsFunc(chain, func(x *x509.Certificate) bool { return bytes.Equal(x.Raw, p.Raw) }) {
 				continue // loops of cross-certificates
 			}
@@ -190,7 +231,7 @@ func (b *builder) build(leaf *x509.Certificate, try func(anchor *x509.Certificat
 					return true
 				}
 				if b.sigFail == nil {
-					b.sigFail = &finding{Invalid, CodeSignatureMismatch, fmt.Sprintf("the signature of %q does not verify with the key of %q: %v", top.Subject, p.Subject, err)}
+					b.sigFail = sigFinding(top, p, err)
 				}
 				continue
 			}
@@ -201,6 +242,18 @@ func (b *builder) build(leaf *x509.Certificate, try func(anchor *x509.Certificat
 		return false
 	}
 	walk([]*x509.Certificate{leaf})
+}
+
+// step charges one candidate edge to the call's budget; true means stop.
+func (b *builder) step() bool {
+	if b.stop != nil {
+		return true
+	}
+	if err := b.opts.Budget.Step(); err != nil {
+		b.stop = err
+		return true
+	}
+	return false
 }
 
 // revocationFunc checks certs[i] of a path whose earlier certificates are
@@ -423,6 +476,9 @@ func findPath(leaf *x509.Certificate, o PathOptions, rev revocationChecker) (*Pa
 						break
 					}
 				}
+				if b.stop = o.Budget.Err(); b.stop != nil {
+					return true // a status cut short is no status
+				}
 			}
 		}
 		if len(f) == 0 || onlyWarnings(f) {
@@ -440,6 +496,11 @@ func findPath(leaf *x509.Certificate, o PathOptions, rev revocationChecker) (*Pa
 	if good != nil {
 		return good, firstF
 	}
+	if b.stop != nil {
+		// Out of budget or time: what was found so far says nothing about
+		// the paths not tried.
+		return nil, []finding{stopFinding(b.stop)}
+	}
 	if first != nil {
 		return first, firstF
 	}
@@ -450,6 +511,15 @@ func findPath(leaf *x509.Certificate, o PathOptions, rev revocationChecker) (*Pa
 		return nil, []finding{{Indeterminate, CodePathBound, "no path to a trust anchor within the path building bounds (depth, signature checks, candidate count)"}}
 	}
 	return nil, []finding{{Indeterminate, CodeUntrustedRoot, fmt.Sprintf("no path from %q to a trust anchor", leaf.Subject.String())}}
+}
+
+// stopFinding reports a validation stopped by the work budget or the
+// call's deadline.
+func stopFinding(err error) finding {
+	if errors.Is(err, ErrWorkBudget) {
+		return finding{Indeterminate, CodePathBound, fmt.Sprintf("validation stopped at the per-call work budget (%s): send only the signer's chain, or configure anchors, intermediates and CRLs in a server-side policy", budgetDetail(err))}
+	}
+	return finding{Indeterminate, CodePathBound, "validation stopped: the call's deadline passed or it was cancelled"}
 }
 
 func onlyWarnings(f []finding) bool {

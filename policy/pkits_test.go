@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"os"
@@ -70,6 +71,7 @@ func TestPKITS(t *testing.T) {
 		})
 	}
 	t.Logf("PKITS: %d of %d cases pass, %d documented deviations", passed, len(cases), len(pkitsDeviations))
+	t.Logf("PKITS: the most work of one case: %+v", maxPKITSWork)
 }
 
 func runPKITS(t *testing.T, dir string, tc pkitsCase) (bool, string) {
@@ -117,10 +119,21 @@ func runPKITS(t *testing.T, dir string, tc pkitsCase) (bool, string) {
 		}
 		o.InitialPolicies = append(o.InitialPolicies, p)
 	}
+	// Every PKITS path validates well within the default work budget.
+	o.Budget = NewBudget(context.Background(), DefaultLimits)
 	rev := &crlChecker{crls: crls, at: pkitsTime, now: pkitsTime, opts: o}
 	_, f := findPath(certs[len(certs)-1], o, rev)
+	if err := o.Budget.Err(); err != nil {
+		t.Fatalf("work budget: %v (%+v)", err, o.Budget.Counts())
+	}
+	if n := o.Budget.Counts(); n.Steps > maxPKITSWork.Steps || n.SignatureChecks > maxPKITSWork.SignatureChecks {
+		maxPKITSWork = n
+	}
 	if len(f) == 0 {
 		return true, ""
 	}
 	return false, string(f[0].code) + ": " + f[0].msg
 }
+
+// maxPKITSWork is the most work one PKITS case needed (logged).
+var maxPKITSWork BudgetCounts

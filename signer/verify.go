@@ -664,6 +664,11 @@ func checkSignature(pub crypto.PublicKey, sc scheme, digest, sig []byte) (policy
 		if k.N.BitLen() < minRSABits {
 			return policy.CodeWeakAlgorithm, fmt.Sprintf("RSA key of %d bits is too small to verify", k.N.BitLen())
 		}
+		if k.N.BitLen() > policy.MaxRSAModulusBits {
+			// Never verified: the cost grows with the square of the
+			// modulus (docs/security.md "Work budget per verification").
+			return policy.CodeWeakAlgorithm, fmt.Sprintf("RSA key of %d bits is too large to verify (at most %d)", k.N.BitLen(), policy.MaxRSAModulusBits)
+		}
 		var err error
 		if sc.kind == rsaPSS {
 			err = rsa.VerifyPSS(k, sc.hash, digest, sig, &rsa.PSSOptions{SaltLength: sc.saltLen, Hash: sc.hash})

@@ -62,6 +62,9 @@ type Config struct {
 	TSA   *TSA  `yaml:"tsa"`
 	Audit Audit `yaml:"audit"`
 	Keys  Keys  `yaml:"keys"`
+	// Fetch are the rules for fetching CRLs and OCSP responses
+	// (docs/security.md "Fetching CRLs and OCSP responses").
+	Fetch Fetch `yaml:"fetch"`
 	// ShutdownGrace is how long in-flight calls may finish after SIGTERM.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
@@ -275,6 +278,23 @@ type Revocation struct {
 	// Timeout bounds one CRL or OCSP fetch.
 	Timeout time.Duration `yaml:"timeout"`
 }
+
+// Fetch says where pecetd may fetch CRLs and OCSP responses. Fetching is
+// only ever done for certificates that chain to a policy's own anchors,
+// never for anchors a request brings.
+type Fetch struct {
+	// Schemes allowed: http (the default), https.
+	Schemes []string `yaml:"schemes"`
+	// Hosts, when set, are the only hosts asked: "host" (any port),
+	// "host:port", or ".example.cz" for every host under a domain.
+	Hosts []string `yaml:"hosts"`
+	// MaxRedirects followed, each to the same scheme and host:port only
+	// (default 3; -1: none).
+	MaxRedirects int `yaml:"max_redirects"`
+}
+
+// FetchSchemes are the URL schemes fetch.schemes may allow.
+var FetchSchemes = []string{"http", "https"}
 
 // TSA configures the time-stamping authority (RFC 3161) behind POST /tsa,
 // TimestampService and `pecet sign --timestamp`.
@@ -742,6 +762,19 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validatePolicies(bad)
+	for _, sc := range c.Fetch.Schemes {
+		if !slices.Contains(FetchSchemes, sc) {
+			bad("fetch.schemes: %q is not allowed (http, https)", sc)
+		}
+	}
+	for _, h := range c.Fetch.Hosts {
+		if h == "" || strings.ContainsAny(h, "/ @") {
+			bad("fetch.hosts: %q: use host, host:port or .domain", h)
+		}
+	}
+	if c.Fetch.MaxRedirects < -1 || c.Fetch.MaxRedirects > 10 {
+		bad("fetch.max_redirects: %d (use -1 for none, up to 10)", c.Fetch.MaxRedirects)
+	}
 	if c.TSA != nil {
 		c.TSA.validate(bad)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/pecet-hsm/pecet/internal/config"
@@ -90,8 +91,11 @@ func buildEngine(cfg *config.Config, lists map[string]*policy.TrustedList, fetch
 	if err != nil {
 		return nil, err
 	}
-	if fetcher == nil || fetcher.Timeout != maxTimeout {
-		fetcher = &policy.Fetcher{Timeout: maxTimeout}
+	// A reload keeps the fetcher (its CRL cache) unless its settings change.
+	want := policy.Fetcher{Timeout: maxTimeout, Schemes: cfg.Fetch.Schemes, Hosts: cfg.Fetch.Hosts, MaxRedirects: cfg.Fetch.MaxRedirects}
+	if fetcher == nil || fetcher.Timeout != want.Timeout || !slices.Equal(fetcher.Schemes, want.Schemes) ||
+		!slices.Equal(fetcher.Hosts, want.Hosts) || fetcher.MaxRedirects != want.MaxRedirects {
+		fetcher = &want
 	}
 	e.Fetcher = fetcher
 	return e, nil

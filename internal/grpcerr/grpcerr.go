@@ -69,6 +69,7 @@ var table = []mapping{
 	{signer.ErrKeyMismatch, codes.FailedPrecondition, "the signing key's certificate does not match the key"},
 	{policy.ErrUnknownPolicy, codes.NotFound, "no policy with that name: list them with `pecet policy list`"},
 	{policy.ErrOverrideForbidden, codes.PermissionDenied, "the policy does not allow this per-call override (extra anchors, CRLs or a weaker revocation mode): see `pecet policy show NAME`"},
+	{policy.ErrWorkBudget, codes.ResourceExhausted, "the verification needs more work than the per-call work budget allows (signature checks, candidate paths, bytes): send only the signer's chain with the anchors and CRLs it needs, or configure trust lists and CRLs in a server-side policy"},
 	{policy.ErrMalformedCRL, codes.InvalidArgument, "a CRL is not a well-formed DER X.509 CRL (or is too large)"},
 	// One status and message for every decryption failure: no oracle.
 	{envelope.ErrDecrypt, codes.InvalidArgument, "decryption failed"},

@@ -24,12 +24,17 @@ type Policies interface {
 	CheckOverrides(r policy.Request) error
 }
 
-// maxRequestCerts bounds certificates (chain plus anchors) and CRLs in one
-// request: a Czech qualified chain has 3 or 4; a request with thousands is
-// an attack on path building.
+// maxRequestCerts bounds the chain and CRLs in one request: a Czech
+// qualified chain has 3 or 4; a request with thousands is an attack on path
+// building. Anchors may be many more (the Czech trusted list alone has 71
+// PostSignum certificates): anchors are indexed by subject, and the work
+// budget (policy.DefaultLimits) bounds what any request costs, whatever it
+// carries (docs/security.md "Work budget per verification"). Lists of
+// anchors belong in server-side policies all the same.
 const (
-	maxRequestCerts = 64
-	maxRequestCRLs  = 16
+	maxRequestCerts   = 64
+	maxRequestAnchors = 1024
+	maxRequestCRLs    = 16
 )
 
 type policyService struct {
@@ -53,9 +58,12 @@ var revocationModes = map[pecetv1.RevocationMode]policy.RevocationMode{
 }
 
 // policyRequest checks and converts the policy inputs shared by
-// ValidateCertificate and Verify.
+// ValidateCertificate and Verify. r.Context carries the call's work budget
+// (policy.WithBudget), charged with the bytes parsed here; the handler
+// returns Server.budgetErr after validating.
 func (s *Server) policyRequest(ctx context.Context, name string, anchors, crls [][]byte, mode pecetv1.RevocationMode) (policy.Request, error) {
-	r := policy.Request{Policy: name, Context: ctx}
+	budget := policy.NewBudget(ctx, policy.DefaultLimits)
+	r := policy.Request{Policy: name, Context: policy.WithBudget(ctx, budget)}
 	if ps := s.live(ctx).Policies; ps != nil && !ps.Has(name) {
 		return r, fmt.Errorf("%w: %q", policy.ErrUnknownPolicy, name)
 	}
@@ -74,10 +82,13 @@ func (s *Server) policyRequest(ctx context.Context, name string, anchors, crls [
 			return r, err
 		}
 	}
-	if len(anchors) > maxRequestCerts {
-		return r, grpcerr.InvalidArgument(fmt.Sprintf("too many anchors: at most %d", maxRequestCerts))
+	if len(anchors) > maxRequestAnchors {
+		return r, grpcerr.InvalidArgument(fmt.Sprintf("too many anchors: at most %d; configure a trust list in a server-side policy", maxRequestAnchors))
 	}
 	for _, der := range anchors {
+		if err := budget.Bytes(len(der)); err != nil {
+			return r, err
+		}
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
 			return r, grpcerr.InvalidArgument("an anchor is not a DER X.509 certificate")
@@ -88,6 +99,9 @@ func (s *Server) policyRequest(ctx context.Context, name string, anchors, crls [
 		return r, grpcerr.InvalidArgument(fmt.Sprintf("too many CRLs: at most %d", maxRequestCRLs))
 	}
 	for i, der := range crls {
+		if err := budget.Bytes(len(der)); err != nil {
+			return r, err
+		}
 		crl, err := policy.ParseCRL(der)
 		if err != nil {
 			return r, fmt.Errorf("crls[%d]: %w", i, err)
@@ -119,6 +133,9 @@ func (ps *policyService) ValidateCertificate(ctx context.Context, req *pecetv1.V
 		return nil, err
 	}
 	for i, der := range chain {
+		if err := policy.BudgetFrom(r.Context).Bytes(len(der)); err != nil {
+			return nil, err
+		}
 		c, err := x509.ParseCertificate(der)
 		if err != nil {
 			// Go's parser refuses some certificates other validators read
@@ -140,6 +157,9 @@ func (ps *policyService) ValidateCertificate(ctx context.Context, req *pecetv1.V
 		r.At = req.GetAt().AsTime()
 	}
 	v := ps.s.live(ctx).Validator.Validate(r)
+	if err := ps.s.budgetErr(r.Context); err != nil {
+		return nil, err
+	}
 	return &pecetv1.ValidateCertificateResponse{Verdict: verdictProto(v)}, nil
 }
 
@@ -153,6 +173,22 @@ func formatFailure(ctx context.Context, s *Server, name, msg string) *pecetv1.Va
 	}
 	v.Add(policy.Invalid, policy.CodeFormatFailure, msg)
 	return &pecetv1.ValidateCertificateResponse{Verdict: verdictProto(v)}
+}
+
+// budgetErr is the call's refusal when its work budget ran out or its
+// deadline passed while validating: a verdict cut short says nothing
+// (docs/security.md "Work budget per verification"). The work done is
+// logged, so an operator can tell an attack from a chain that needs more.
+func (s *Server) budgetErr(ctx context.Context) error {
+	b := policy.BudgetFrom(ctx)
+	err := b.Err()
+	if errors.Is(err, policy.ErrWorkBudget) {
+		n := b.Counts()
+		s.d.Log.Warn("verification stopped at the work budget", "limit", err.Error(),
+			"signature_checks", n.SignatureChecks, "signature_cost", n.SignatureCost, "cached_checks", n.CachedChecks,
+			"paths", n.Paths, "steps", n.Steps, "bytes", n.Bytes)
+	}
+	return err
 }
 
 func (ps *policyService) ListPolicies(ctx context.Context, _ *pecetv1.ListPoliciesRequest) (*pecetv1.ListPoliciesResponse, error) {

@@ -130,6 +130,8 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 	if err != nil {
 		return nil, err
 	}
+	// The signer's chain and every time-stamp's share the call's budget
+	// (preq.Context).
 	opts := signer.VerifyOptions{Validator: ss.s.live(ctx).Validator, Now: ss.s.d.Now, Policy: preq, Limits: ss.s.d.CMSLimits}
 	switch d := req.GetDetached().(type) {
 	case *pecetv1.VerifyRequest_Content:
@@ -149,9 +151,12 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 	}
 	// Signature time-stamps are judged under the signature's policy and
 	// per-call anchors, at the same validation time.
-	opts.TimestampVerifier = ss.s.timestampVerifier(ctx, preq, opts.At)
+	opts.TimestampVerifier = ss.s.timestampVerifier(preq.Context, preq, opts.At)
 	r, err := signer.VerifyReport(req.GetSignature(), opts)
 	if err != nil {
+		return nil, err
+	}
+	if err := ss.s.budgetErr(preq.Context); err != nil {
 		return nil, err
 	}
 	// Say which content the verdict is about, and return an attached
