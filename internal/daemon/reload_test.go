@@ -106,6 +106,14 @@ func startReloader(t *testing.T, ctx context.Context, cfgPath string, rt http.Ro
 	}
 	t.Cleanup(func() { al.Close() })
 	m := metrics.New(func() (int, int) { return 0, 0 })
+	// The clients are pinned to the client CA, which build reads.
+	ca, err := pki.NewCA("reload test client CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteCerts(filepath.Join(filepath.Dir(cfgPath), "ca.pem"), ca.Cert); err != nil {
+		t.Fatal(err)
+	}
 	r := &reloader{o: Options{ConfigPath: cfgPath}, log: log, al: al, m: m, now: time.Now, transport: rt}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
