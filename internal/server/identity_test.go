@@ -56,7 +56,9 @@ func TestIdentityPinnedToIssuer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.srv.d.Auth = auth // before any call
+	l := *f.srv.Current() // before any call
+	l.Auth = auth
+	f.srv.Swap(l)
 	ctx := ctxT(t)
 
 	tests := []struct {
