@@ -70,7 +70,7 @@ func TestFetchRules(t *testing.T) {
 		return issue(t, ca, tp, nil).cert
 	}
 	hostile := "http://127.0.0.1:1/%3Cscript%3Ealert(1)%3C/script%3E-secret-admin-token.crl"
-	e, err := NewEngine("p", &Policy{Name: "p", Anchors: []*x509.Certificate{root.cert}, Revocation: RevocationRequire, FetchCRLs: true, OCSP: true})
+	e, err := NewEngine("p", &Policy{Name: "p", Anchors: []*x509.Certificate{root.cert}, Revocation: RevocationRequire, FetchCRLs: true, OCSP: true, AllowOverrides: OverrideNames})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func worstCase(t testing.TB, size testtool.WorstCaseSize) (*Engine, Request, int
 		}
 		crls = append(crls, crl)
 	}
-	e, err := NewEngine("p", &Policy{Name: "p", Revocation: RevocationRequire})
+	e, err := NewEngine("p", &Policy{Name: "p", Revocation: RevocationRequire, AllowOverrides: OverrideNames})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +117,7 @@ func TestSignatureCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	e.Now = func() time.Time { return testNow }
 	b := NewBudget(context.Background(), DefaultLimits)
 	req := Request{Leaf: leaf.cert, Intermediates: []*x509.Certificate{inter.cert}, At: testNow, Context: WithBudget(context.Background(), b)}
 	for i := range 3 {
@@ -225,7 +226,7 @@ func TestTrustedListAnchorsIndexed(t *testing.T) {
 	if leaf == nil || len(anchors) < 100 {
 		t.Fatalf("leaf %v, %d anchors", leaf != nil, len(anchors))
 	}
-	e, err := NewEngine("p", &Policy{Name: "p", Revocation: RevocationOff})
+	e, err := NewEngine("p", &Policy{Name: "p", Revocation: RevocationOff, AllowOverrides: OverrideNames})
 	if err != nil {
 		t.Fatal(err)
 	}
