@@ -2,13 +2,20 @@ package signer
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/policy"
@@ -180,4 +187,123 @@ func negativeSerialCert(t testing.TB, ca *testCA) []byte {
 		t.Fatal("crypto/x509 accepts the certificate: the test needs one it refuses")
 	}
 	return der
+}
+
+// TestSigningCertificateIssuerNameMatching: the issuerSerial of an ESS
+// signing-certificate(-v2) attribute names the issuer as a GeneralName, and
+// real signers re-encode it: the ETSI plugtest sample Signature-C-B-B-8 and
+// an FNMT-RCM seal in the DSS files write UTF8String where the certificate
+// has PrintableString. The certHash already binds the certificate; the
+// issuer is compared as RFC 5280 7.1 compares names (string types decoded,
+// case and insignificant white space folded), as OpenSSL's X509_NAME_cmp
+// and DSS do, so only a different name or serial is a mismatch.
+func TestSigningCertificateIssuerNameMatching(t *testing.T) {
+	f := newSigner(t, p256)
+	content := []byte("PROVA")
+	sum := sha256.Sum256(content)
+	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.oid()) })
+	md := attr(t, oidAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(sum[:]) })
+	ess := func(issuer []byte, serial *big.Int) []byte {
+		stub := &x509.Certificate{Raw: f.cert.Raw, RawIssuer: issuer, SerialNumber: serial}
+		return attr(t, oidAttrSigningCertificateV2, func(b *cryptobyte.Builder) { addSigningCertificateV2(b, crypto.SHA256, stub) })
+	}
+	utf8 := reencodeName(t, f.cert.RawIssuer, func(s string) string { return s })
+	folded := reencodeName(t, f.cert.RawIssuer, func(s string) string { return "  " + strings.ToUpper(strings.ReplaceAll(s, " ", "   ")) + " " })
+	other := reencodeName(t, f.cert.RawIssuer, func(s string) string { return s + " 2" })
+	if bytes.Equal(utf8, f.cert.RawIssuer) {
+		t.Fatal("the re-encoded name has the same bytes: the test needs another encoding")
+	}
+	one := big.NewInt(1)
+	tests := []struct {
+		name   string
+		ess    []byte
+		status policy.Status
+	}{
+		{"issuer as in the certificate", ess(f.cert.RawIssuer, f.cert.SerialNumber), policy.Valid},
+		{"issuer in UTF8String, the certificate's in PrintableString", ess(utf8, f.cert.SerialNumber), policy.Valid},
+		{"issuer in other case and white space", ess(folded, f.cert.SerialNumber), policy.Valid},
+		{"another issuer", ess(other, f.cert.SerialNumber), policy.Invalid},
+		{"another serial number", ess(utf8, new(big.Int).Add(f.cert.SerialNumber, one)), policy.Invalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := Verify(craft(t, f, false, ct, md, tc.ess), VerifyOptions{Content: content, Validator: f.ca.validator()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Status != tc.status || (tc.status == policy.Invalid) != hasReason(v, CodeSigningCertificateMismatch) {
+				t.Fatalf("got %s %v, want %s", v.Status, v.Reasons, tc.status)
+			}
+		})
+	}
+}
+
+// reencodeName re-encodes a DER Name with every string value as a
+// UTF8String transformed by f.
+func reencodeName(t testing.TB, raw []byte, f func(string) string) []byte {
+	t.Helper()
+	var rdns pkix.RDNSequence
+	if rest, err := asn1.Unmarshal(raw, &rdns); err != nil || len(rest) != 0 {
+		t.Fatalf("name: %v", err)
+	}
+	b := cryptobyte.NewBuilder(nil)
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		for _, rdn := range rdns {
+			b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
+				for _, atv := range rdn {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						b.AddASN1ObjectIdentifier(atv.Type)
+						b.AddASN1(cbasn1.UTF8String, func(b *cryptobyte.Builder) { b.AddBytes([]byte(f(atv.Value.(string)))) })
+					})
+				}
+			})
+		}
+	})
+	return b.BytesOrPanic()
+}
+
+// TestSignerIdentifierIssuerNameMatching: the issuerAndSerialNumber of a
+// SignerInfo is matched with the certificates as names (RFC 5280 7.1), as
+// OpenSSL matches it, so a signer that re-encodes its issuer's name still
+// finds its certificate; another name or serial does not.
+func TestSignerIdentifierIssuerNameMatching(t *testing.T) {
+	f := newSigner(t, p256)
+	content := []byte("PROVA")
+	sum := sha256.Sum256(content)
+	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.oid()) })
+	md := attr(t, oidAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(sum[:]) })
+	der := craft(t, f, false, ct, md)
+	// The sid follows the certificates: its issuer is the last copy of the
+	// name. The re-encodings keep the length, so no length changes.
+	sid := bytes.LastIndex(der, f.cert.RawIssuer)
+	withIssuer := func(name []byte) []byte {
+		if len(name) != len(f.cert.RawIssuer) {
+			t.Fatal("the re-encoded name must keep the length")
+		}
+		out := bytes.Clone(der)
+		copy(out[sid:], name)
+		return out
+	}
+	tests := []struct {
+		name   string
+		der    []byte
+		status policy.Status
+		code   policy.Code
+	}{
+		{"issuer as in the certificate", der, policy.Valid, ""},
+		{"issuer in UTF8String", withIssuer(reencodeName(t, f.cert.RawIssuer, func(s string) string { return s })), policy.Valid, ""},
+		{"issuer in upper case", withIssuer(reencodeName(t, f.cert.RawIssuer, strings.ToUpper)), policy.Valid, ""},
+		{"another issuer", withIssuer(reencodeName(t, f.cert.RawIssuer, func(s string) string { return "X" + s[1:] })), policy.Indeterminate, policy.CodeSignerNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v, err := Verify(tc.der, VerifyOptions{Content: content, Validator: f.ca.validator()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.Status != tc.status || (tc.code != "" && !hasReason(v, tc.code)) {
+				t.Fatalf("got %s %v, want %s %s", v.Status, v.Reasons, tc.status, tc.code)
+			}
+		})
+	}
 }
