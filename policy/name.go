@@ -146,6 +146,13 @@ func canonValue(el cryptobyte.String, tag cbasn1.Tag) (string, bool) {
 	return strings.Join(strings.Fields(strings.ToLower(s)), " "), true
 }
 
+// EqualNames reports whether two DER names are the same name as RFC 5280
+// 7.1 compares them (string values decoded, case and insignificant white
+// space folded, RDN order kept); a name that cannot be parsed equals only
+// its own bytes. The signer package compares the issuer an ESS
+// signing-certificate attribute names with it (docs/realworld.md).
+func EqualNames(a, b []byte) bool { return nameKey(a) == nameKey(b) }
+
 // nameKey returns the canonical key of a DER name, or the hex of the bytes
 // when it cannot be parsed (such a name then only matches itself).
 func nameKey(raw []byte) string {

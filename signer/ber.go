@@ -103,22 +103,46 @@ type normaliser struct {
 // normalise returns in with definite minimal lengths and flattened
 // constructed strings; in itself when it already has them.
 func normalise(in []byte, maxDepth int) ([]byte, error) {
+	out, _, err := normalisePadded(in, maxDepth, 0)
+	return out, err
+}
+
+// normalisePadded is normalise that ignores up to maxZeros zero bytes after
+// the element (the fixed-size buffer of a smart-card signer) and says how
+// many there were. Any other trailing byte is malformed.
+func normalisePadded(in []byte, maxDepth, maxZeros int) ([]byte, int, error) {
 	n := normaliser{maxDepth: maxDepth}
 	used, changed, err := n.element(in, 0, 1)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	if used != len(in) {
-		return nil, malformedf("%d bytes of trailing data after the ContentInfo", len(in)-used)
+	padding := len(in) - used
+	if padding > 0 {
+		if maxZeros <= 0 || !allZero(in[used:]) {
+			return nil, 0, malformedf("%d bytes of trailing data after the ContentInfo", padding)
+		}
+		if padding > maxZeros {
+			return nil, 0, malformedf("%d zero bytes of padding after the ContentInfo, more than the %d allowed", padding, maxZeros)
+		}
+		in = in[:used]
 	}
 	if !changed {
-		return in, nil
+		return in, padding, nil
 	}
 	n = normaliser{maxDepth: maxDepth, emit: true, out: make([]byte, 0, len(in)+len(in)/2+16)}
 	if _, _, err := n.element(in, 0, 1); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return n.out, nil
+	return n.out, padding, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // element processes the element at in[0:] (at offset off of the whole

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/pecet-hsm/pecet/policy"
 )
 
 // ESS signing-certificate attributes (RFC 2634 5.4, RFC 5035 3). They bind
@@ -104,7 +106,10 @@ func checkSigningCertificate(value []byte, v2 bool, cert *x509.Certificate) (str
 		if !names.ReadAnyASN1(&gn, &tag) {
 			return "", malformedf("%s attribute: bad GeneralNames", name)
 		}
-		if tag == cbasn1.Tag(4).Constructed().ContextSpecific() && bytes.Equal(gn, cert.RawIssuer) {
+		// Compared as names, not bytes: signers re-encode the issuer
+		// (UTF8String for the certificate's PrintableString), and the
+		// certHash above already binds the certificate itself.
+		if tag == cbasn1.Tag(4).Constructed().ContextSpecific() && policy.EqualNames(gn, cert.RawIssuer) {
 			return "", nil
 		}
 	}

@@ -47,6 +47,8 @@ func seeds(f *testing.F) [][]byte {
 	for _, m := range []mode{detached, attached, digest} {
 		out = append(out, signIn(f, m, []byte("content"), fx, crypto.SHA256, time.Time{}))
 	}
+	// Smart-card padding (TestTrailingZeroPadding).
+	out = append(out, append(signIn(f, detached, []byte("content"), fx, crypto.SHA256, time.Time{}), make([]byte, 64)...))
 	for _, name := range goldenSignatures() {
 		b, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
@@ -66,6 +68,9 @@ func FuzzParse(f *testing.F) {
 		testtool.CheckErr(t, err, ErrMalformed, ErrTooLarge)
 		if err == nil && len(sd.SignerInfos) > DefaultLimits().MaxSigners {
 			t.Fatalf("%d signer infos", len(sd.SignerInfos))
+		}
+		if err == nil && (sd.TrailingZeros > DefaultLimits().MaxTrailingZeros || sd.TrailingZeros > len(data)) {
+			t.Fatalf("%d zero bytes of padding accepted", sd.TrailingZeros)
 		}
 	})
 }

@@ -38,18 +38,25 @@ type Limits struct {
 	// are counted while parsing, before any is verified. The attributes of
 	// a token are bounded by MaxAttributes when it is parsed in turn.
 	MaxTimestamps int
+	// MaxTrailingZeros bounds the zero bytes accepted after the
+	// ContentInfo (default 64 KiB). Smart-card signers save the fixed-size
+	// buffer the card wrote the signature into, and OpenSSL reads such
+	// files; any other trailing byte is malformed (docs/security.md,
+	// "Real-world material").
+	MaxTrailingZeros int
 }
 
 // DefaultLimits returns the limits Parse uses.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxBytes:        32 << 20,
-		MaxDepth:        32,
-		MaxCertificates: 32,
-		MaxSigners:      8,
-		MaxAttributes:   64,
-		MaxCRLs:         16,
-		MaxTimestamps:   4,
+		MaxBytes:         32 << 20,
+		MaxDepth:         32,
+		MaxCertificates:  32,
+		MaxSigners:       8,
+		MaxAttributes:    64,
+		MaxCRLs:          16,
+		MaxTimestamps:    4,
+		MaxTrailingZeros: 64 << 10,
 	}
 }
 
@@ -65,13 +72,14 @@ func (l Limits) withDefaults() Limits {
 		return v
 	}
 	return Limits{
-		MaxBytes:        pick(l.MaxBytes, d.MaxBytes),
-		MaxDepth:        pick(l.MaxDepth, d.MaxDepth),
-		MaxCertificates: pick(l.MaxCertificates, d.MaxCertificates),
-		MaxSigners:      pick(l.MaxSigners, d.MaxSigners),
-		MaxAttributes:   pick(l.MaxAttributes, d.MaxAttributes),
-		MaxCRLs:         pick(l.MaxCRLs, d.MaxCRLs),
-		MaxTimestamps:   pick(l.MaxTimestamps, d.MaxTimestamps),
+		MaxBytes:         pick(l.MaxBytes, d.MaxBytes),
+		MaxDepth:         pick(l.MaxDepth, d.MaxDepth),
+		MaxCertificates:  pick(l.MaxCertificates, d.MaxCertificates),
+		MaxSigners:       pick(l.MaxSigners, d.MaxSigners),
+		MaxAttributes:    pick(l.MaxAttributes, d.MaxAttributes),
+		MaxCRLs:          pick(l.MaxCRLs, d.MaxCRLs),
+		MaxTimestamps:    pick(l.MaxTimestamps, d.MaxTimestamps),
+		MaxTrailingZeros: pick(l.MaxTrailingZeros, d.MaxTrailingZeros),
 	}
 }
 
@@ -112,6 +120,9 @@ type SignedData struct {
 	// CRLs are the revocation information choices, undecoded.
 	CRLs        [][]byte
 	SignerInfos []SignerInfo
+	// TrailingZeros is how many zero bytes of padding followed the
+	// ContentInfo (Limits.MaxTrailingZeros); they were ignored.
+	TrailingZeros int
 }
 
 // UnparsedCertificate is a certificate crypto/x509 refuses, and why.
@@ -159,7 +170,7 @@ func ParseWithLimits(der []byte, lim Limits) (*SignedData, error) {
 	if len(der) == 0 {
 		return nil, malformedf("empty input")
 	}
-	in, err := normalise(der, lim.MaxDepth)
+	in, padding, err := normalisePadded(der, lim.MaxDepth, lim.MaxTrailingZeros)
 	if err != nil {
 		return nil, err
 	}
@@ -183,7 +194,12 @@ func ParseWithLimits(der []byte, lim Limits) (*SignedData, error) {
 	if !content.ReadASN1(&body, cbasn1.SEQUENCE) || !content.Empty() {
 		return nil, malformedf("SignedData is not a SEQUENCE")
 	}
-	return parseSignedData(body, lim)
+	sd, err := parseSignedData(body, lim)
+	if err != nil {
+		return nil, err
+	}
+	sd.TrailingZeros = padding
+	return sd, nil
 }
 
 func parseSignedData(s cryptobyte.String, lim Limits) (*SignedData, error) {

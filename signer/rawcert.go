@@ -1,7 +1,6 @@
 package signer
 
 import (
-	"bytes"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/asn1"
@@ -9,6 +8,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/pecet-hsm/pecet/policy"
 )
 
 // findUnparsedSigner looks for the signer's certificate among those
@@ -32,7 +33,7 @@ func findUnparsedSigner(unparsed []UnparsedCertificate, si *SignerInfo) (*x509.C
 			!tbs.ReadASN1Element(&subject, cbasn1.SEQUENCE) || !tbs.ReadASN1Element(&spki, cbasn1.SEQUENCE) {
 			continue
 		}
-		if !bytes.Equal(issuer, si.Issuer) || serial.Cmp(si.SerialNumber) != 0 {
+		if serial.Cmp(si.SerialNumber) != 0 || !policy.EqualNames(issuer, si.Issuer) {
 			continue
 		}
 		stub := &x509.Certificate{Raw: u.Raw, RawIssuer: issuer, SerialNumber: serial}

@@ -476,7 +476,9 @@ func sortedSignedAttrs(si *SignerInfo) []byte {
 func findSigner(certs []*x509.Certificate, si *SignerInfo) *x509.Certificate {
 	for _, c := range certs {
 		if si.Issuer != nil {
-			if bytes.Equal(c.RawIssuer, si.Issuer) && c.SerialNumber.Cmp(si.SerialNumber) == 0 {
+			// Names compare as RFC 5280 7.1 (and OpenSSL) compare them:
+			// signers re-encode the issuer (docs/realworld.md).
+			if c.SerialNumber.Cmp(si.SerialNumber) == 0 && policy.EqualNames(c.RawIssuer, si.Issuer) {
 				return c
 			}
 		} else if len(si.SubjectKeyID) > 0 && bytes.Equal(c.SubjectKeyId, si.SubjectKeyID) {
