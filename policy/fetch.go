@@ -210,6 +210,7 @@ func (f *Fetcher) OCSPStatus(ctx context.Context, c, issuer *x509.Certificate, a
 			last = err.Error()
 			continue
 		}
+		st.evidence = append(st.evidence, UsedObject{Kind: ObjectOCSPResponse, Raw: data})
 		return st, true
 	}
 	if last == "" {
