@@ -346,3 +346,33 @@ func FuzzCheck(f *testing.F) {
 		_, _ = report.Check(data)
 	})
 }
+
+// TestDocumentedTable: docs/api.md "Validation reports" shows exactly
+// report.SubIndications.
+func TestDocumentedTable(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "docs", "api.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "## Validation reports\n")
+	if !ok {
+		t.Fatal(`docs/api.md has no section "Validation reports"`)
+	}
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	doc := map[string]string{}
+	for _, line := range strings.Split(sec, "\n") {
+		f := strings.Split(line, "|")
+		if len(f) != 4 || !strings.HasPrefix(strings.TrimSpace(f[1]), "`") {
+			continue
+		}
+		doc[strings.Trim(strings.TrimSpace(f[1]), "`")] = strings.Trim(strings.TrimSpace(f[2]), "`")
+	}
+	for c, s := range report.SubIndications {
+		if doc[string(c)] != s {
+			t.Errorf("docs/api.md maps %s to %q, the code to %q", c, doc[string(c)], s)
+		}
+	}
+	if len(doc) != len(report.SubIndications) {
+		t.Errorf("docs/api.md has %d rows, the table %d", len(doc), len(report.SubIndications))
+	}
+}
