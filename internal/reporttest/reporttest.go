@@ -12,11 +12,14 @@ import (
 	"github.com/pecet-hsm/pecet/report"
 )
 
-// ValidationReportSchema is the folder of the ETSI TS 119 102-2 schema
-// (1910202xmlSchema.xsd with the XMLDSig and XAdES schemas it imports)
-// inside the shared vectors, and whether it is there. The schema cannot be
-// committed to this repository; until the folder exists the reports are
-// checked by report.Check alone.
+// ValidationReportSchema is the path of the ETSI TS 119 102-2 schema
+// (etsi-validation-report/1910202xmlSchema.xsd, namespace
+// http://uri.etsi.org/19102/v1.2.1#) inside the shared vectors, and
+// whether it is there. The folder also holds the schemas it imports
+// (XMLDSig, XAdES 1.3.2, TS 119 612, xml.xsd) and a catalog.xml mapping
+// their http:// schemaLocations to those files, as xmllint runs without
+// network. The schema cannot be committed to this repository; until the
+// folder exists the reports are checked by report.Check alone.
 func ValidationReportSchema() (string, bool) {
 	root := os.Getenv("PECET_VECTORS")
 	if root == "" {
