@@ -17,6 +17,7 @@ import (
 	"github.com/pecet-hsm/pecet/internal/pki"
 	"github.com/pecet-hsm/pecet/internal/reporttest"
 	"github.com/pecet-hsm/pecet/keystore"
+	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/report"
 )
 
@@ -250,4 +251,52 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestVerifyValidationReportNoPOE: under a policy whose ETSI TS 119 312
+// suite ended EC keys before now, a signature without a time-stamp has no
+// proof of existence from before that end: INDETERMINATE
+// (CRYPTO_CONSTRAINTS_FAILURE_NO_POE), best signature time the validation
+// time with proof type "validation" and no POE object.
+func TestVerifyValidationReportNoPOE(t *testing.T) {
+	suite, err := policy.ParseAlgorithmSuite([]byte(`<SecuritySuitabilityPolicy><Algorithm><AlgorithmIdentifier><Name>ecPublicKey</Name>` +
+		`<ObjectIdentifier>1.2.840.10045.2.1</ObjectIdentifier></AlgorithmIdentifier><Evaluation><Validity><Start>2000-01-01</Start><End>2020-01-01</End></Validity></Evaluation></Algorithm></SecuritySuitabilityPolicy>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureOpts(t, fixtureOpts{deps: func(d *Deps) {
+		info, err := d.Policies.(*policy.Engine).Describe("test", time.Now())
+		if err != nil || len(info.Anchors) == 0 {
+			t.Fatalf("fixture policy: %v", err)
+		}
+		e, err := policy.NewEngine("test",
+			&policy.Policy{Name: "test", Anchors: []*x509.Certificate{info.Anchors[0].Cert}, Revocation: policy.RevocationOff},
+			&policy.Policy{Name: "suite", Anchors: []*x509.Certificate{info.Anchors[0].Cert}, Revocation: policy.RevocationOff,
+				Algorithms: &policy.AlgorithmRules{Suite: suite}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Validator, d.Policies = e, e
+	}})
+	sc := pecetv1.NewSignServiceClient(f.dial(t, "client"))
+	ctx := ctxT(t)
+	data := []byte("<PRIHL/>")
+	sig, err := sc.Sign(ctx, &pecetv1.SignRequest{Key: "client-sign", Input: &pecetv1.SignRequest_Data{Data: data}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := sc.Verify(ctx, &pecetv1.VerifyRequest{Signature: sig.GetSignature(), Detached: &pecetv1.VerifyRequest_Content{Content: data}, Policy: "suite", Report: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := reporttest.CheckValidationReport(t, resp.GetReport())
+	s := r.Reports[0]
+	want := report.SubIndicationPrefix + "CRYPTO_CONSTRAINTS_FAILURE_NO_POE"
+	if s.Status.MainIndication != report.Indeterminate || !containsString(s.Status.SubIndications, want) {
+		t.Fatalf("indications %s %v, want indeterminate %s (verdict %v)", s.Status.MainIndication, s.Status.SubIndications, want, resp.GetVerdict())
+	}
+	best := s.TimeInfo.BestSignatureTime
+	if best.TypeOfProof != report.POEValidation || best.Object != nil || best.Time != s.TimeInfo.ValidationTime {
+		t.Errorf("best signature time %+v: want the validation time, no proof", best)
+	}
 }
