@@ -43,6 +43,8 @@ type CRL struct {
 	entries map[string]crlEntry
 	// problem makes the CRL unusable (unknown critical extension).
 	problem string
+	// raw is the DER as given, named in validation reports.
+	raw []byte
 }
 
 type crlEntry struct {
@@ -60,7 +62,7 @@ func ParseCRL(data []byte) (*CRL, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &CRL{RL: rl, entries: map[string]crlEntry{}}
+	c := &CRL{RL: rl, entries: map[string]crlEntry{}, raw: der}
 	c.issuerDN, _, err = parseDN(rl.RawIssuer)
 	if err != nil {
 		return nil, fmt.Errorf("%w: issuer name", ErrMalformedCRL)
@@ -192,6 +194,9 @@ type revStatus struct {
 	when    time.Time
 	reason  int
 	unknown string // why the status could not be established
+	// evidence: the CRLs or OCSP response the status rests on, for
+	// Verdict.Used.
+	evidence []UsedObject
 }
 
 // crlChecker is RFC 5280 6.3 over a set of CRLs for one validation.
@@ -249,6 +254,7 @@ func (k *crlChecker) check(p *Path, i int) revStatus {
 	mask := uint16(0)
 	var why string
 	var found *revStatus
+	var evidence []UsedObject
 	for _, crl := range k.crls {
 		if crl.delta {
 			continue
@@ -287,6 +293,7 @@ func (k *crlChecker) check(p *Path, i int) revStatus {
 			if st.revoked {
 				return st
 			}
+			evidence = append(evidence, st.evidence...)
 			if found == nil {
 				found = &st
 			}
@@ -298,7 +305,9 @@ func (k *crlChecker) check(p *Path, i int) revStatus {
 	// keep a separate CRL signing key, and one of its CRLs may omit what
 	// another lists (PKITS 4.5.5, 4.5.7).
 	if mask == allReasons && found != nil {
-		return *found
+		st := *found
+		st.evidence = evidence
+		return st
 	}
 	if why == "" {
 		why = "no CRL covers the certificate"
@@ -536,9 +545,22 @@ func (k *crlChecker) lookup(crl *CRL, certIssuer string, c *x509.Certificate, p 
 			}
 		}
 	}
+	st.evidence = append(st.evidence, crl.used())
+	if delta != nil {
+		st.evidence = append(st.evidence, delta.used())
+	}
 	if st.revoked && st.when.After(k.at) && !(k.kcAny && st.reason == reasonKeyCompromise) {
 		// Revoked after the time we judge at: good at that time.
-		return revStatus{}
+		return revStatus{evidence: st.evidence}
 	}
 	return st
+}
+
+// used is the CRL as a validation object of a report.
+func (crl *CRL) used() UsedObject {
+	raw := crl.raw
+	if raw == nil {
+		raw = crl.RL.Raw
+	}
+	return UsedObject{Kind: ObjectCRL, Raw: raw, Time: crl.RL.ThisUpdate, Name: crl.RL.Issuer.String()}
 }

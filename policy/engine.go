@@ -321,12 +321,23 @@ func (e *Engine) Validate(r Request) Verdict {
 	// used: off only means an unknown status is no failure and nothing is
 	// fetched (docs/security.md "Revocation").
 	var rev revocationChecker
+	var er *engineRevocation
 	if mode != RevocationOff || len(p.CRLs)+len(r.CRLs) > 0 {
-		rev = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: r.CRLs, at: at, now: now, opts: o, kcAny: r.KeyCompromiseAnyTime, own: own}
+		er = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: r.CRLs, at: at, now: now, opts: o, kcAny: r.KeyCompromiseAnyTime, own: own}
+		rev = er
 	}
 	path, findings := findPath(r.Leaf, o, rev)
 	if path != nil {
 		v.Chain = path.Chain()
+	}
+	if er != nil {
+		for _, u := range er.used {
+			v.Use(u)
+		}
+	}
+	if path != nil && tlAnchor[path.Anchor] {
+		tl := p.TrustedList
+		v.Use(UsedObject{Kind: ObjectTrustedList, Digest: tl.SHA256, Time: tl.IssueDate, Name: tl.Territory + " trusted list, sequence " + tl.SequenceNumber})
 	}
 	for _, f := range findings {
 		v.Add(f.status, f.code, f.msg)
@@ -411,6 +422,8 @@ type engineRevocation struct {
 	// own holds the DER of the policy's anchors: fetching is only for
 	// paths to them.
 	own map[string]bool
+	// used collects the CRLs and OCSP responses the statuses rest on.
+	used []UsedObject
 }
 
 func (r *engineRevocation) revocation(path *Path, i int) *finding {
@@ -418,7 +431,9 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 	crls := append(slices.Clone(r.p.CRLs), r.extra...)
 	if r.mode == RevocationOff {
 		k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts, kcAny: r.kcAny}
-		if st := k.check(path, i); st.revoked {
+		st := k.check(path, i)
+		r.used = append(r.used, st.evidence...)
+		if st.revoked {
 			return st.finding(c)
 		}
 		return nil
@@ -456,6 +471,7 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 			st.unknown += "; OCSP: " + ost.unknown
 		}
 	}
+	r.used = append(r.used, st.evidence...)
 	f := st.finding(c)
 	if f != nil && f.status == Indeterminate && r.mode == RevocationPrefer {
 		f.status = Valid // reported, but does not lower the verdict

@@ -353,6 +353,7 @@ func (f *Fetcher) OCSPStatus(ctx context.Context, c, issuer *x509.Certificate, a
 			}
 			continue
 		}
+		st.evidence = append(st.evidence, UsedObject{Kind: ObjectOCSPResponse, Raw: data})
 		return st, true
 	}
 	if last == "" {

@@ -4,7 +4,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
-	_ "crypto/sha256" // SHA-256 for crypto.Hash.New
+	"crypto/sha256"
 	_ "crypto/sha512"
 	"crypto/subtle"
 	"crypto/x509"
@@ -54,6 +54,9 @@ type TrustedList struct {
 	IssueDate      time.Time
 	NextUpdate     time.Time
 	Services       []TrustService
+	// SHA256 is the digest of the document as loaded, for validation
+	// reports (docs/api.md "Validation reports").
+	SHA256 []byte
 }
 
 // TrustService is one service of a provider with its status history.
@@ -131,7 +134,12 @@ func LoadTrustedList(data []byte, signers []*x509.Certificate) (*TrustedList, er
 	if err := verifyEnveloped(root, signers); err != nil {
 		return nil, err
 	}
-	return readTrustedList(root)
+	l, err := readTrustedList(root)
+	if l != nil {
+		sum := sha256.Sum256(data)
+		l.SHA256 = sum[:]
+	}
+	return l, err
 }
 
 // verifyEnveloped checks the XMLDSig signature that is a child of root.

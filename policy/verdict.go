@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"crypto/x509"
 	"time"
 )
@@ -58,6 +59,49 @@ type Verdict struct {
 	// Overrides lists the per-call overrides of the policy this validation
 	// used ("anchors: 1 extra", …); empty when none.
 	Overrides []string
+	// Used lists the validation objects the verdict relied on besides the
+	// chain: CRLs and OCSP responses consulted, time-stamp tokens, the
+	// trusted list of the anchor. A validation report (docs/api.md
+	// "Validation reports") names each with the hash of its bytes so a
+	// later re-validation can use the same ones.
+	Used []UsedObject
+}
+
+// ObjectKind is the kind of a validation object, after ETSI TS 119 102-2.
+type ObjectKind string
+
+// Validation object kinds.
+const (
+	ObjectCertificate  ObjectKind = "certificate"
+	ObjectCRL          ObjectKind = "CRL"
+	ObjectOCSPResponse ObjectKind = "OCSPResponse"
+	ObjectTimestamp    ObjectKind = "timestamp"
+	ObjectTrustedList  ObjectKind = "trustedList"
+)
+
+// UsedObject is one validation object a verdict relied on. Raw is its
+// encoding (DER; for a trusted list nil, with Digest the SHA-256 of the
+// XML document as loaded).
+type UsedObject struct {
+	Kind   ObjectKind
+	Raw    []byte
+	Digest []byte // SHA-256 when Raw is nil
+	// Time is the object's own time: a CRL's thisUpdate, an OCSP
+	// response's producedAt, a token's genTime, a list's issue time.
+	Time time.Time
+	// Name says more for a person: a trusted list's territory and
+	// sequence number, a CRL's issuer.
+	Name string
+}
+
+// Use records a validation object once.
+func (v *Verdict) Use(o UsedObject) {
+	for _, u := range v.Used {
+		if u.Kind == o.Kind && bytes.Equal(u.Raw, o.Raw) && bytes.Equal(u.Digest, o.Digest) {
+			return
+		}
+	}
+	v.Used = append(v.Used, o)
 }
 
 // Add records a reason and lowers the status: INVALID wins over

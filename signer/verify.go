@@ -148,6 +148,11 @@ func verify(der []byte, opts VerifyOptions) (Report, error) {
 		out.Reasons = nil
 		for i, v := range verdicts {
 			out.Status = worse(out.Status, v.Status)
+			if i > 0 {
+				for _, u := range v.Used {
+					out.Use(u)
+				}
+			}
 			for _, r := range v.Reasons {
 				out.Reasons = append(out.Reasons, policy.Reason{Code: r.Code, Message: fmt.Sprintf("signer %d: %s", i+1, r.Message)})
 			}
@@ -239,6 +244,11 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 		signed = digest
 	}
 
+	if cert != nil {
+		// Named in validation reports even when no chain is found
+		// (docs/api.md "Validation reports").
+		v.Use(policy.UsedObject{Kind: policy.ObjectCertificate, Raw: cert.Raw, Name: UsedSigningCertificate})
+	}
 	switch {
 	case cert == nil:
 		v.Add(policy.Indeterminate, policy.CodeSignerNotFound, "the signer's certificate is not in the message")
@@ -330,8 +340,15 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 	}
 	v.Reasons = append(v.Reasons, cv.Reasons...)
 	v.Status = worse(v.Status, cv.Status)
+	for _, u := range cv.Used {
+		v.Use(u)
+	}
 	return v, nil
 }
+
+// UsedSigningCertificate is the Name of the signer's certificate among a
+// verdict's used objects.
+const UsedSigningCertificate = "signing certificate"
 
 // checkTimestamps verifies every signature-time-stamp unsigned attribute
 // value (ETSI EN 319 122-1 5.3) over the signature value. The earliest
@@ -357,6 +374,15 @@ func checkTimestamps(si *SignerInfo, certs []*x509.Certificate, tv TimestampVeri
 			if err != nil {
 				v.Add(policy.Invalid, policy.CodeMalformed, "signature time-stamp: "+err.Error())
 				continue
+			}
+			// The token, its TSA's chain and the revocation data they
+			// rest on are validation objects whatever the outcome.
+			v.Use(policy.UsedObject{Kind: policy.ObjectTimestamp, Raw: tok, Time: at})
+			for _, c := range tvv.Chain {
+				v.Use(policy.UsedObject{Kind: policy.ObjectCertificate, Raw: c.Raw})
+			}
+			for _, u := range tvv.Used {
+				v.Use(u)
 			}
 			if tvv.Status != policy.Valid {
 				for _, r := range tvv.Reasons {

@@ -33,6 +33,9 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 type policyFlags struct {
 	policy, anchors, revocation, at *string
 	crls                            multiFlag
+	// report: the file for the ETSI validation report (docs/api.md
+	// "Validation reports"); empty: none asked for.
+	report *string
 }
 
 func addPolicyFlags(fs *flag.FlagSet) *policyFlags {
@@ -41,6 +44,7 @@ func addPolicyFlags(fs *flag.FlagSet) *policyFlags {
 		anchors:    fs.String("anchors", "", "PEM `file` of extra trust anchors for this call only (the policy must allow the override \"anchors\")"),
 		revocation: fs.String("revocation", "", "revocation `mode`: require, prefer or off (default: the policy's; a weaker one needs the policy's override \"revocation\"; off still uses the CRLs given)"),
 		at:         fs.String("at", "", "judge as of this `time` (RFC 3339); default: a verified timestamp's time, else now"),
+		report:     fs.String("report", "", "also write the ETSI TS 119 102-2 validation report (XML: indications, times, chain, policy, the objects used by digest; never the content) to this `file`"),
 	}
 	fs.Var(&p.crls, "crl", "CRL `file` (DER or PEM, v1 or v2) for this call, used in every revocation mode; repeatable")
 	return p
@@ -52,10 +56,14 @@ type policyInputs struct {
 	crls       [][]byte
 	revocation pecetv1.RevocationMode
 	at         *timestamppb.Timestamp
+	report     string // the --report file, "" for none
 }
 
 func (p *policyFlags) read() (policyInputs, error) {
-	out := policyInputs{policy: *p.policy}
+	out := policyInputs{policy: *p.policy, report: *p.report}
+	if out.report == "-" {
+		return out, errors.New("--report needs a file: the verdict goes to stdout")
+	}
 	if *p.anchors != "" {
 		certs, err := readCertFile(*p.anchors)
 		if err != nil {
@@ -172,7 +180,7 @@ func runChain(args []string) int {
 		fmt.Fprintln(os.Stderr, "pecet chain: use `pecet chain verify --cert FILE [flags]`")
 		return exitUsage
 	}
-	fs, c := newFlagsCert("chain verify", "chain verify --cert leaf.pem [--chain intermediates.pem] [--anchors roots.pem] [--crl f.crl]... --purpose signing|encryption|timestamping|any [--revocation require|prefer|off] [--policy NAME] [--at RFC3339] [--json]", "client", "client-cert")
+	fs, c := newFlagsCert("chain verify", "chain verify --cert leaf.pem [--chain intermediates.pem] [--anchors roots.pem] [--crl f.crl]... --purpose signing|encryption|timestamping|any [--revocation require|prefer|off] [--policy NAME] [--at RFC3339] [--report FILE] [--json]", "client", "client-cert")
 	cert := fs.String("cert", "", "the certificate to judge, PEM or DER `file` (required); more certificates in it count as intermediates")
 	chain := fs.String("chain", "", "PEM `file` of intermediate certificates")
 	purpose := fs.String("purpose", "any", "`purpose`: signing, encryption, timestamping or any")
@@ -212,6 +220,7 @@ func runChain(args []string) int {
 		return usageErr(fs, "%v", err)
 	}
 	req.Policy, req.Anchors, req.Crls, req.Revocation, req.At = pi.policy, pi.anchors, pi.crls, pi.revocation, pi.at
+	req.Report = pi.report != ""
 	cc, ctx, done, err := c.dial()
 	if err != nil {
 		return fail("chain verify", err)
@@ -219,6 +228,9 @@ func runChain(args []string) int {
 	defer done()
 	resp, err := cc.Policy.ValidateCertificate(ctx, req)
 	if err != nil {
+		return fail("chain verify", err)
+	}
+	if err := writeReport(pi.report, resp.GetReport()); err != nil {
 		return fail("chain verify", err)
 	}
 	return printVerdict(resp.GetVerdict(), c.json)
@@ -311,4 +323,16 @@ func runPolicy(args []string) int {
 		}
 	}
 	return exitOK
+}
+
+// writeReport writes the validation report to the --report file, whatever
+// the verdict; nothing when none was asked for.
+func writeReport(path string, report []byte) error {
+	if path == "" {
+		return nil
+	}
+	if len(report) == 0 {
+		return errors.New("--report: the server returned no validation report (is it older than this pecet?)")
+	}
+	return writeOutput(path, report)
 }

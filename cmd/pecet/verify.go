@@ -21,7 +21,7 @@ func decodeSignature(b []byte) []byte {
 }
 
 func runVerify(args []string) int {
-	fs, c := newFlags("verify", "verify --in SIG [--content FILE | --digest HEX [--hash ALG]] [--out FILE] [--policy NAME] [--anchors FILE] [--crl FILE]... [--revocation MODE] [--at RFC3339] [--json]", "client")
+	fs, c := newFlags("verify", "verify --in SIG [--content FILE | --digest HEX [--hash ALG]] [--out FILE] [--policy NAME] [--anchors FILE] [--crl FILE]... [--revocation MODE] [--at RFC3339] [--report FILE] [--json]", "client")
 	in := fs.String("in", "", "CMS signature `file` (DER or PEM), - for stdin (required)")
 	content := fs.String("content", "", "the signed content `file`: required for a detached signature; for an attached one it must be the embedded content, else INVALID (CONTENT_MISMATCH)")
 	digest := fs.String("digest", "", "`hex` digest of the signed content, instead of --content")
@@ -70,6 +70,7 @@ func runVerify(args []string) int {
 		return usageErr(fs, "%v", err)
 	}
 	req.Policy, req.Anchors, req.Crls, req.Revocation, req.At = pi.policy, pi.anchors, pi.crls, pi.revocation, pi.at
+	req.Report = pi.report != ""
 	cc, ctx, done, err := c.dial()
 	if err != nil {
 		return fail("verify", err)
@@ -77,6 +78,9 @@ func runVerify(args []string) int {
 	defer done()
 	resp, err := cc.Sign.Verify(ctx, req)
 	if err != nil {
+		return fail("verify", err)
+	}
+	if err := writeReport(pi.report, resp.GetReport()); err != nil {
 		return fail("verify", err)
 	}
 	if *out != "" {

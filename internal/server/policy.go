@@ -12,6 +12,7 @@ import (
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/grpcerr"
 	"github.com/pecet-hsm/pecet/policy"
+	"github.com/pecet-hsm/pecet/report"
 )
 
 // Policies is what the server needs of the policy engine besides
@@ -127,7 +128,7 @@ func (ps *policyService) ValidateCertificate(ctx context.Context, req *pecetv1.V
 	if errors.Is(err, policy.ErrMalformedCRL) {
 		// A CRL pecet cannot read is a verdict about the input, not a
 		// usage error (docs/security.md "Revocation").
-		return formatFailure(ctx, ps.s, req.GetPolicy(), err.Error()), nil
+		return formatFailure(ctx, ps.s, req, err.Error())
 	}
 	if err != nil {
 		return nil, err
@@ -141,7 +142,7 @@ func (ps *policyService) ValidateCertificate(ctx context.Context, req *pecetv1.V
 			// Go's parser refuses some certificates other validators read
 			// (negative serials, relative distribution point names): that
 			// is a verdict, INVALID (FORMAT_FAILURE), never accepted.
-			return formatFailure(ctx, ps.s, req.GetPolicy(), fmt.Sprintf("chain[%d] cannot be parsed as an X.509 certificate: %v", i, err)), nil
+			return formatFailure(ctx, ps.s, req, fmt.Sprintf("chain[%d] cannot be parsed as an X.509 certificate: %v", i, err))
 		}
 		if i == 0 {
 			r.Leaf = c
@@ -160,11 +161,27 @@ func (ps *policyService) ValidateCertificate(ctx context.Context, req *pecetv1.V
 	if err := ps.s.budgetErr(r.Context); err != nil {
 		return nil, err
 	}
-	return &pecetv1.ValidateCertificateResponse{Verdict: verdictProto(v)}, nil
+	return certificateResponse(req, v)
+}
+
+// certificateResponse wraps a verdict with, when asked, its validation
+// report (docs/api.md "Validation reports"); the request's certificates
+// are named as validation objects even when no path was built.
+func certificateResponse(req *pecetv1.ValidateCertificateRequest, v policy.Verdict) (*pecetv1.ValidateCertificateResponse, error) {
+	resp := &pecetv1.ValidateCertificateResponse{Verdict: verdictProto(v)}
+	if req.GetReport() {
+		var err error
+		resp.Report, err = report.Write(report.Input{Verdict: v, AtProvided: req.GetAt() != nil, Extra: req.GetChain()})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
 }
 
 // formatFailure is the verdict on input that cannot be parsed.
-func formatFailure(ctx context.Context, s *Server, name, msg string) *pecetv1.ValidateCertificateResponse {
+func formatFailure(ctx context.Context, s *Server, req *pecetv1.ValidateCertificateRequest, msg string) (*pecetv1.ValidateCertificateResponse, error) {
+	name := req.GetPolicy()
 	v := policy.Verdict{Status: policy.Invalid, Policy: name, ValidatedAt: s.d.Now()}
 	if v.Policy == "" {
 		if d, ok := s.live(ctx).Policies.(interface{ Default() string }); ok {
@@ -172,7 +189,7 @@ func formatFailure(ctx context.Context, s *Server, name, msg string) *pecetv1.Va
 		}
 	}
 	v.Add(policy.Invalid, policy.CodeFormatFailure, msg)
-	return &pecetv1.ValidateCertificateResponse{Verdict: verdictProto(v)}
+	return certificateResponse(req, v)
 }
 
 // budgetErr is the call's refusal when its work budget ran out or its

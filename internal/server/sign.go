@@ -14,6 +14,7 @@ import (
 	"github.com/pecet-hsm/pecet/internal/grpcerr"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/policy"
+	"github.com/pecet-hsm/pecet/report"
 	"github.com/pecet-hsm/pecet/signer"
 	"github.com/pecet-hsm/pecet/tsa"
 )
@@ -162,14 +163,24 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 	// Say which content the verdict is about, and return an attached
 	// signature's content: the bytes it covers (docs/security.md).
 	c := r.Content
-	return &pecetv1.VerifyResponse{
+	resp := &pecetv1.VerifyResponse{
 		Verdict:                verdictProto(r.Verdict),
 		ContentSource:          contentSourceProto(c.Source),
 		Compared:               contentSourceProto(c.Compared),
 		Content:                c.Embedded,
 		ContentDigest:          c.Digest,
 		ContentDigestAlgorithm: c.Hash.String(),
-	}, nil
+	}
+	if req.GetReport() {
+		// The report names the content by its digest only (docs/api.md
+		// "Validation reports").
+		resp.Report, err = report.Write(report.Input{Verdict: r.Verdict, Signature: req.GetSignature(),
+			DocumentDigest: c.Digest, DocumentHash: c.Hash, HashOnly: c.Source == signer.DigestGiven, AtProvided: req.GetAt() != nil})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
 }
 
 func contentSourceProto(s signer.ContentSource) pecetv1.VerifyResponse_ContentSource {

@@ -170,7 +170,10 @@ type ValidateCertificateRequest struct {
 	// INVALID (FORMAT_FAILURE).
 	Crls [][]byte `protobuf:"bytes,6,rep,name=crls,proto3" json:"crls,omitempty"`
 	// A mode weaker than the policy's needs the override "revocation".
-	Revocation    RevocationMode `protobuf:"varint,7,opt,name=revocation,proto3,enum=pecet.v1.RevocationMode" json:"revocation,omitempty"`
+	Revocation RevocationMode `protobuf:"varint,7,opt,name=revocation,proto3,enum=pecet.v1.RevocationMode" json:"revocation,omitempty"`
+	// Also return an ETSI TS 119 102-2 validation report (XML) in
+	// ValidateCertificateResponse.report (docs/api.md "Validation reports").
+	Report        bool `protobuf:"varint,70,opt,name=report,proto3" json:"report,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -254,10 +257,21 @@ func (x *ValidateCertificateRequest) GetRevocation() RevocationMode {
 	return RevocationMode_REVOCATION_MODE_UNSPECIFIED
 }
 
+func (x *ValidateCertificateRequest) GetReport() bool {
+	if x != nil {
+		return x.Report
+	}
+	return false
+}
+
 // ValidateCertificateResponse wraps the verdict.
 type ValidateCertificateResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Verdict       *Verdict               `protobuf:"bytes,1,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Verdict *Verdict               `protobuf:"bytes,1,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	// When the request asked for it: the ETSI TS 119 102-2 validation
+	// report on the certificate, XML, at most 512 KiB (docs/api.md
+	// "Validation reports").
+	Report        []byte `protobuf:"bytes,70,opt,name=report,proto3" json:"report,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -295,6 +309,13 @@ func (*ValidateCertificateResponse) Descriptor() ([]byte, []int) {
 func (x *ValidateCertificateResponse) GetVerdict() *Verdict {
 	if x != nil {
 		return x.Verdict
+	}
+	return nil
+}
+
+func (x *ValidateCertificateResponse) GetReport() []byte {
+	if x != nil {
+		return x.Report
 	}
 	return nil
 }
@@ -596,7 +617,7 @@ var File_pecet_v1_policy_proto protoreflect.FileDescriptor
 
 const file_pecet_v1_policy_proto_rawDesc = "" +
 	"\n" +
-	"\x15pecet/v1/policy.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15pecet/v1/common.proto\"\x8b\x02\n" +
+	"\x15pecet/v1/policy.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15pecet/v1/common.proto\"\xa3\x02\n" +
 	"\x1aValidateCertificateRequest\x12\x14\n" +
 	"\x05chain\x18\x01 \x03(\fR\x05chain\x12+\n" +
 	"\apurpose\x18\x02 \x01(\x0e2\x11.pecet.v1.PurposeR\apurpose\x12\x16\n" +
@@ -606,9 +627,11 @@ const file_pecet_v1_policy_proto_rawDesc = "" +
 	"\x04crls\x18\x06 \x03(\fR\x04crls\x128\n" +
 	"\n" +
 	"revocation\x18\a \x01(\x0e2\x18.pecet.v1.RevocationModeR\n" +
-	"revocation\"J\n" +
+	"revocation\x12\x16\n" +
+	"\x06report\x18F \x01(\bR\x06report\"b\n" +
 	"\x1bValidateCertificateResponse\x12+\n" +
-	"\averdict\x18\x01 \x01(\v2\x11.pecet.v1.VerdictR\averdict\"\x15\n" +
+	"\averdict\x18\x01 \x01(\v2\x11.pecet.v1.VerdictR\averdict\x12\x16\n" +
+	"\x06report\x18F \x01(\fR\x06report\"\x15\n" +
 	"\x13ListPoliciesRequest\"H\n" +
 	"\x14ListPoliciesResponse\x120\n" +
 	"\bpolicies\x18\x01 \x03(\v2\x14.pecet.v1.PolicyInfoR\bpolicies\"\xa3\x04\n" +

@@ -324,7 +324,10 @@ type VerifyRequest struct {
 	// Extra CRLs for this call only, DER.
 	Crls [][]byte `protobuf:"bytes,8,rep,name=crls,proto3" json:"crls,omitempty"`
 	// Overrides the policy's revocation mode.
-	Revocation    RevocationMode `protobuf:"varint,9,opt,name=revocation,proto3,enum=pecet.v1.RevocationMode" json:"revocation,omitempty"`
+	Revocation RevocationMode `protobuf:"varint,9,opt,name=revocation,proto3,enum=pecet.v1.RevocationMode" json:"revocation,omitempty"`
+	// Also return an ETSI TS 119 102-2 validation report (XML) in
+	// VerifyResponse.report (docs/api.md "Validation reports").
+	Report        bool `protobuf:"varint,70,opt,name=report,proto3" json:"report,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -433,6 +436,13 @@ func (x *VerifyRequest) GetRevocation() RevocationMode {
 	return RevocationMode_REVOCATION_MODE_UNSPECIFIED
 }
 
+func (x *VerifyRequest) GetReport() bool {
+	if x != nil {
+		return x.Report
+	}
+	return false
+}
+
 type isVerifyRequest_Detached interface {
 	isVerifyRequest_Detached()
 }
@@ -473,8 +483,14 @@ type VerifyResponse struct {
 	ContentDigest []byte `protobuf:"bytes,23,opt,name=content_digest,json=contentDigest,proto3" json:"content_digest,omitempty"`
 	// Name of that hash: SHA-256, SHA-384, SHA-512, SHA3-256, ...
 	ContentDigestAlgorithm string `protobuf:"bytes,24,opt,name=content_digest_algorithm,json=contentDigestAlgorithm,proto3" json:"content_digest_algorithm,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// When the request asked for it: the ETSI TS 119 102-2 validation
+	// report, XML (namespace http://uri.etsi.org/19102/v1.2.1#), with the
+	// indications, times, chain, policy and the validation objects used,
+	// each by id and SHA-256. It never holds the signed content. At most
+	// 512 KiB (docs/api.md "Validation reports").
+	Report        []byte `protobuf:"bytes,70,opt,name=report,proto3" json:"report,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifyResponse) Reset() {
@@ -549,6 +565,13 @@ func (x *VerifyResponse) GetContentDigestAlgorithm() string {
 	return ""
 }
 
+func (x *VerifyResponse) GetReport() []byte {
+	if x != nil {
+		return x.Report
+	}
+	return nil
+}
+
 var File_pecet_v1_sign_proto protoreflect.FileDescriptor
 
 const file_pecet_v1_sign_proto_rawDesc = "" +
@@ -568,7 +591,7 @@ const file_pecet_v1_sign_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\rR\aversion\x12=\n" +
 	"\fsigning_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vsigningTime\x12A\n" +
-	"\x0etimestamp_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rtimestampTime\"\xe4\x02\n" +
+	"\x0etimestamp_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\rtimestampTime\"\xfc\x02\n" +
 	"\rVerifyRequest\x12\x1c\n" +
 	"\tsignature\x18\x01 \x01(\fR\tsignature\x12\x1a\n" +
 	"\acontent\x18\x02 \x01(\fH\x00R\acontent\x12'\n" +
@@ -581,16 +604,18 @@ const file_pecet_v1_sign_proto_rawDesc = "" +
 	"\x04crls\x18\b \x03(\fR\x04crls\x128\n" +
 	"\n" +
 	"revocation\x18\t \x01(\x0e2\x18.pecet.v1.RevocationModeR\n" +
-	"revocationB\n" +
+	"revocation\x12\x16\n" +
+	"\x06report\x18F \x01(\bR\x06reportB\n" +
 	"\n" +
-	"\bdetached\"\xaf\x03\n" +
+	"\bdetached\"\xc7\x03\n" +
 	"\x0eVerifyResponse\x12+\n" +
 	"\averdict\x18\x01 \x01(\v2\x11.pecet.v1.VerdictR\averdict\x12M\n" +
 	"\x0econtent_source\x18\x14 \x01(\x0e2&.pecet.v1.VerifyResponse.ContentSourceR\rcontentSource\x12B\n" +
 	"\bcompared\x18\x15 \x01(\x0e2&.pecet.v1.VerifyResponse.ContentSourceR\bcompared\x12\x18\n" +
 	"\acontent\x18\x16 \x01(\fR\acontent\x12%\n" +
 	"\x0econtent_digest\x18\x17 \x01(\fR\rcontentDigest\x128\n" +
-	"\x18content_digest_algorithm\x18\x18 \x01(\tR\x16contentDigestAlgorithm\"b\n" +
+	"\x18content_digest_algorithm\x18\x18 \x01(\tR\x16contentDigestAlgorithm\x12\x16\n" +
+	"\x06report\x18F \x01(\fR\x06report\"b\n" +
 	"\rContentSource\x12\x1e\n" +
 	"\x1aCONTENT_SOURCE_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bEMBEDDED\x10\x01\x12\x11\n" +
