@@ -216,7 +216,7 @@ func TestReloadOnSIGHUP(t *testing.T) {
 		!strings.Contains(reloads[3], "applied: tsa; needs restart: audit") {
 		t.Fatalf("reload lines in the audit log:\n%s", strings.Join(reloads, "\n"))
 	}
-	if out, code := runPecet(t, d, "audit", "verify", auditPath); code != 0 {
+	if out, code := runPecet(t, d, "audit", "verify", "--cert", filepath.Join(dir, "audit.pem"), auditPath); code != 0 {
 		t.Fatalf("audit verify: exit %d\n%s", code, out)
 	}
 }

@@ -536,14 +536,27 @@ func createMeta(p p11, sh pkcs11.SessionHandle, alias string, m *meta) (pkcs11.O
 	if err != nil {
 		return 0, err
 	}
-	h, err := p.CreateObject(sh, []*pkcs11.Attribute{
+	tmpl := []*pkcs11.Attribute{
 		attr(pkcs11.CKA_CLASS, pkcs11.CKO_DATA),
 		attr(pkcs11.CKA_TOKEN, true),
 		attr(pkcs11.CKA_PRIVATE, true),
 		attr(pkcs11.CKA_APPLICATION, appName),
 		attr(pkcs11.CKA_LABEL, alias),
 		attr(pkcs11.CKA_VALUE, b),
-	})
+	}
+	var h pkcs11.ObjectHandle
+	for try := 1; ; try++ {
+		h, err = p.CreateObject(sh, tmpl)
+		// As with key generation (generate): SoftHSM fails a create now
+		// and then while another process writes the same token, and the
+		// same call then succeeds. Should a failed call have written the
+		// object after all, the duplicate carries the same generation and
+		// nonce, which readers and the next change settle (pickMeta).
+		if err == nil || try == 3 || !rvIs(err, pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_FUNCTION_FAILED) {
+			break
+		}
+		refreshIndex(p, sh)
+	}
 	return h, p11Error("C_CreateObject(metadata)", err)
 }
 

@@ -50,7 +50,7 @@ func TestVerificationBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp, err := pc.ValidateCertificate(ctx, &pecetv1.ValidateCertificateRequest{
-		Chain: der(k.Versions[0].Certificate().Raw), Anchors: anchors, Crls: w.CRLs, Purpose: pecetv1.Purpose_SIGNING, Policy: "open",
+		Chain: der(k.Versions[0].Certificate().Raw), Anchors: anchors, Crls: w.CRLs, Purpose: pecetv1.Purpose_SIGNING, Policy: "strict", Revocation: pecetv1.RevocationMode_OFF,
 	})
 	if err != nil || resp.GetVerdict().GetStatus() != pecetv1.Verdict_VALID {
 		t.Fatalf("ordinary chain with 1,024 anchors: %v %v", resp.GetVerdict(), err)
@@ -61,13 +61,13 @@ func TestVerificationBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	vr, err := pecetv1.NewSignServiceClient(cc).Verify(ctx, &pecetv1.VerifyRequest{
-		Signature: sig.GetSignature(), Detached: &pecetv1.VerifyRequest_Content{Content: data}, Anchors: anchors, Crls: w.CRLs, Policy: "open",
+		Signature: sig.GetSignature(), Detached: &pecetv1.VerifyRequest_Content{Content: data}, Anchors: anchors, Crls: w.CRLs, Policy: "strict", Revocation: pecetv1.RevocationMode_OFF,
 	})
 	if err != nil || vr.GetVerdict().GetStatus() != pecetv1.Verdict_VALID {
 		t.Fatalf("Verify with 1,024 anchors: %v %v", vr.GetVerdict(), err)
 	}
 	// Above the anchor cap: a precise refusal.
-	_, err = pc.ValidateCertificate(ctx, &pecetv1.ValidateCertificateRequest{Chain: chain[:1], Anchors: make([][]byte, maxRequestAnchors+1), Policy: "open"})
+	_, err = pc.ValidateCertificate(ctx, &pecetv1.ValidateCertificateRequest{Chain: chain[:1], Anchors: make([][]byte, maxRequestAnchors+1), Policy: "strict"})
 	if st := status.Convert(err); st.Code() != codes.InvalidArgument || !strings.Contains(st.Message(), "server-side policy") {
 		t.Fatalf("too many anchors: %v", err)
 	}
@@ -99,7 +99,7 @@ func TestTrustedListAnchors(t *testing.T) {
 		t.Fatalf("%d PostSignum certificates, TSU 7 found: %v", postSignum, leaf != nil)
 	}
 	resp, err := pecetv1.NewPolicyServiceClient(cc).ValidateCertificate(ctx, &pecetv1.ValidateCertificateRequest{
-		Chain: [][]byte{leaf}, Anchors: anchors, Revocation: pecetv1.RevocationMode_OFF, Policy: "open",
+		Chain: [][]byte{leaf}, Anchors: anchors, Revocation: pecetv1.RevocationMode_OFF, Policy: "strict",
 		At: timestamppb.New(time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)),
 	})
 	if err != nil {

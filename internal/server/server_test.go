@@ -144,8 +144,7 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	roots.AddCert(ca.Cert)
 	engine, err := policy.NewEngine("test",
 		&policy.Policy{Name: "test", Anchors: []*x509.Certificate{ca.Cert}, Revocation: policy.RevocationOff},
-		&policy.Policy{Name: "strict", Anchors: []*x509.Certificate{ca.Cert}, Revocation: policy.RevocationRequire, AllowOverrides: policy.OverrideNames},
-		&policy.Policy{Name: "open", Anchors: []*x509.Certificate{ca.Cert}, Revocation: policy.RevocationOff, AllowOverrides: policy.OverrideNames})
+		&policy.Policy{Name: "strict", Anchors: []*x509.Certificate{ca.Cert}, Revocation: policy.RevocationRequire, AllowOverrides: policy.OverrideNames})
 	if err != nil {
 		t.Fatal(err)
 	}
