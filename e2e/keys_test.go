@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 )
 
 // certify has the dev CA sign a CSR with the key usage ext (openssl
@@ -152,8 +154,9 @@ func checkAuditLog(t *testing.T, d *daemon, work string) {
 	}
 	log := string(raw)
 	for _, want := range []string{
-		`"phase":"begin","call":`, `"rpc":"/pecet.v1.KeyService/RotateKey"`, `"rpc":"/pecet.v1.KeyService/DestroyKeyVersion","key":"client-sign","version":1`,
-		`"rpc":"/pecet.v1.SignService/Sign","key":"client-sign","version":2`, `"outcome":"denied","code":"PermissionDenied"`,
+		`"phase":"begin","call":`, `"rpc":"` + pecetv1.KeyService_RotateKey_FullMethodName + `"`,
+		`"rpc":"` + pecetv1.KeyService_DestroyKeyVersion_FullMethodName + `","key":"client-sign","version":1`,
+		`"rpc":"` + pecetv1.SignService_Sign_FullMethodName + `","key":"client-sign","version":2`, `"outcome":"denied","code":"PermissionDenied"`,
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("audit log lacks %s", want)

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 )
 
 func openT(t *testing.T, o Options) *Log {
@@ -25,7 +27,7 @@ func openT(t *testing.T, o Options) *Log {
 func writeN(t *testing.T, l *Log, n int) {
 	t.Helper()
 	for i := range n {
-		if err := l.Write(Event{Phase: PhaseBegin, Caller: "officer", Role: "officer", RPC: "/pecet.v1.KeyService/RotateKey",
+		if err := l.Write(Event{Phase: PhaseBegin, Caller: "officer", Role: "officer", RPC: pecetv1.KeyService_RotateKey_FullMethodName,
 			Key: "client-sign", Version: i, InputSHA256: InputHash([]byte{byte(i)})}); err != nil {
 			t.Fatal(err)
 		}
@@ -387,7 +389,7 @@ func TestBeginWaitsForItsFsync(t *testing.T) {
 			g.release()
 		}
 	}()
-	b, err := l.Begin(Event{Phase: PhaseBegin, Call: "c1", Caller: "client", RPC: "/pecet.v1.SignService/Sign"})
+	b, err := l.Begin(Event{Phase: PhaseBegin, Call: "c1", Caller: "client", RPC: pecetv1.SignService_Sign_FullMethodName})
 	if err != nil {
 		t.Fatal(err)
 	}

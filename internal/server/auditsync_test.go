@@ -110,7 +110,7 @@ func TestAuditSyncBeginHoldsResults(t *testing.T) {
 		rpc string
 		run func() error
 	}{
-		{"/pecet.v1.SignService/Sign", func() error {
+		{pecetv1.SignService_Sign_FullMethodName, func() error {
 			_, err := sc.Sign(ctx, &pecetv1.SignRequest{Key: "client-sign", Input: &pecetv1.SignRequest_Data{Data: []byte("x")}})
 			return err
 		}},

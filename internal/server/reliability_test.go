@@ -108,7 +108,7 @@ func TestDeadlineAndCancelThroughServer(t *testing.T) {
 		n := 0.0
 		for _, code := range []codes.Code{codes.DeadlineExceeded, codes.Canceled} {
 			var m dto.Metric
-			if err := fx.srv.d.Metrics.Calls.WithLabelValues("/pecet.v1.SignService/Sign", code.String()).Write(&m); err != nil {
+			if err := fx.srv.d.Metrics.Calls.WithLabelValues(pecetv1.SignService_Sign_FullMethodName, code.String()).Write(&m); err != nil {
 				t.Fatal(err)
 			}
 			n += m.GetCounter().GetValue()
