@@ -2,8 +2,9 @@
 // serves: who may call it (authz), whether and how it is audited (the
 // server's interceptors), whether it is a stream, and whether it is open to
 // any mTLS peer (health, reflection). A new RPC gets one row here; the
-// table's test fails for an RPC in the proto without exactly one row. See
-// docs/security.md "Who may call what" and README.md.
+// table's test fails for an RPC in the proto without exactly one row. The
+// roles are README.md's "Who may call what" (identities: docs/security.md
+// "Client identities"; audit lines: docs/security.md "Audit log").
 package rpctable
 
 import (

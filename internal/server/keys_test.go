@@ -32,8 +32,9 @@ func wantCode(t *testing.T, what string, err error, want codes.Code) {
 	}
 }
 
-// TestRegisteredRPCsHaveRoles: every pecet.v1 method the server registers
-// is in the role table (a new RPC without roles would be denied to all).
+// TestRegisteredRPCsHaveRoles: every pecet.v1 method the server registers has
+// roles in the RPC table, internal/rpctable (a new RPC without roles would be
+// denied to all).
 func TestRegisteredRPCsHaveRoles(t *testing.T) {
 	f := newFixture(t)
 	g := New(Deps{Keys: f.store, Metrics: metrics.New(f.store.PoolStats)}).GRPC(nil)

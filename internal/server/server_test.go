@@ -243,7 +243,7 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
-// TestAuthorizationMatrix calls every RPC in the role table as every role:
+// TestAuthorizationMatrix calls every RPC in the RPC table (internal/rpctable) as every role:
 // allowed calls succeed (or fail for a reason other than authorisation),
 // the others are PermissionDenied and leave a "denied" line in the audit log.
 func TestAuthorizationMatrix(t *testing.T) {
