@@ -67,6 +67,7 @@ func TestRoleTable(t *testing.T) {
 		{"client", []string{RoleClient}},
 		{"gateway", []string{RoleGateway}},
 		{"officer", []string{RoleOfficer}},
+		{"client-and-gateway", []string{RoleClient, RoleGateway}}, // the union
 		{"no-roles", []string{}},
 		{"stranger", nil},
 	}
