@@ -70,7 +70,7 @@ func TestVerifyOutsideTSA(t *testing.T) {
 		e, err := policy.NewEngine("test",
 			// Per-call anchors are an override the policy must allow
 			// (docs/security.md "Per-call overrides").
-			&policy.Policy{Name: "test", Revocation: policy.RevocationOff, AllowOverrides: policy.OverrideNames},
+			&policy.Policy{Name: "test", Revocation: policy.RevocationOff, AllowOverrides: []policy.Override{policy.OverrideAnchors}},
 			&policy.Policy{Name: "qualified", Anchors: []*x509.Certificate{ts.Root}, Revocation: policy.RevocationOff})
 		if err != nil {
 			t.Fatal(err)
