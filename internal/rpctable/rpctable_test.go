@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
-	_ "github.com/pecet-hsm/pecet/api/pecet/v1" // registers the pecet.v1 files
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1" // also registers the pecet.v1 files
 )
 
 // served are the proto packages whose services pecetd registers besides
@@ -116,7 +116,7 @@ func TestAuditSpecsFitTheRequest(t *testing.T) {
 // of the KeyService changes (docs/security.md "Audit log").
 func TestDurableEndIsKeyService(t *testing.T) {
 	for _, r := range rows {
-		want := strings.HasPrefix(r.Method, "/pecet.v1.KeyService/") && r.Audit != nil
+		want := strings.HasPrefix(r.Method, "/"+pecetv1.KeyService_ServiceDesc.ServiceName+"/") && r.Audit != nil
 		if got := r.Audit != nil && r.Audit.DurableEnd; got != want {
 			t.Errorf("%s: DurableEnd %v, want %v", r.Method, got, want)
 		}
