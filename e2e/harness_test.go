@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
 var (
@@ -109,14 +111,13 @@ func startDevFlags(t *testing.T, dir string, flags []string, env ...string) *dae
 	}
 	go func() { d.done <- d.cmd.Wait() }()
 	t.Cleanup(func() { d.stop(t) })
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testtool.Eventually(t, 60*time.Second, func() bool {
 		b, err := os.ReadFile(filepath.Join(dir, "pecetd.addr"))
 		if err == nil {
 			var ep struct{ GRPC, HTTP string }
 			if json.Unmarshal(b, &ep) == nil && ep.GRPC != "" {
 				d.grpc, d.http = ep.GRPC, ep.HTTP
-				break
+				return true
 			}
 		}
 		select {
@@ -124,11 +125,8 @@ func startDevFlags(t *testing.T, dir string, flags []string, env ...string) *dae
 			t.Fatalf("pecetd exited early: %v\n%s", err, d.stderr)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pecetd not ready after 60s\n%s", d.stderr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false
+	}, "pecetd ready (its address file written)\n%s", d.stderr)
 	return d
 }
 
@@ -245,12 +243,7 @@ func cleanEnv() []string {
 func requireTools(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"openssl", "go"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is required in CI", tool)
-			}
-			t.Skipf("%s not installed (apt-get install openssl softhsm2)", tool)
-		}
+		testtool.Require(t, tool)
 	}
 }
 

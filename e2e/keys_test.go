@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
 // certify has the dev CA sign a CSR with the key usage ext (openssl
@@ -152,8 +155,9 @@ func checkAuditLog(t *testing.T, d *daemon, work string) {
 	}
 	log := string(raw)
 	for _, want := range []string{
-		`"phase":"begin","call":`, `"rpc":"/pecet.v1.KeyService/RotateKey"`, `"rpc":"/pecet.v1.KeyService/DestroyKeyVersion","key":"client-sign","version":1`,
-		`"rpc":"/pecet.v1.SignService/Sign","key":"client-sign","version":2`, `"outcome":"denied","code":"PermissionDenied"`,
+		`"phase":"begin","call":`, `"rpc":"` + pecetv1.KeyService_RotateKey_FullMethodName + `"`,
+		`"rpc":"` + pecetv1.KeyService_DestroyKeyVersion_FullMethodName + `","key":"client-sign","version":1`,
+		`"rpc":"` + pecetv1.SignService_Sign_FullMethodName + `","key":"client-sign","version":2`, `"outcome":"denied","code":"PermissionDenied"`,
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("audit log lacks %s", want)
@@ -218,6 +222,7 @@ func TestDualControlCLI(t *testing.T) {
 	d = restartDev(t, d)
 
 	idRE := regexp.MustCompile(`pending request ([0-9a-f]{16})`)
+	expiresRE := regexp.MustCompile(`expires (\S+)\)`)
 	out, _ := d.mustRun(t, 0, "keys", "create", "--alias", "cssz-sign", "--purpose", "sign", "--algorithm", "p256")
 	m := idRE.FindStringSubmatch(out)
 	if m == nil {
@@ -249,7 +254,16 @@ func TestDualControlCLI(t *testing.T) {
 	if m == nil {
 		t.Fatalf("destroy did not wait: %s", out)
 	}
-	time.Sleep(ttl + 200*time.Millisecond)
+	// Wait for the expiry the server stated (same clock), not a guess.
+	em := expiresRE.FindStringSubmatch(out)
+	if em == nil {
+		t.Fatalf("no expiry in: %s", out)
+	}
+	expires, err := time.Parse(time.RFC3339, em[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	testtool.Eventually(t, ttl+10*time.Second, func() bool { return !time.Now().Before(expires) }, "request %s expired", m[1])
 	if _, errs := d.mustRun(t, 4, "keys", "approve", "--as", "officer-2", m[1]); !strings.Contains(errs, "expired") {
 		t.Fatalf("expired approval: %s", errs)
 	}

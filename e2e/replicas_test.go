@@ -19,6 +19,7 @@ import (
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/client"
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
 // freeAddr finds a loopback port that is free now, for a replica that must
@@ -56,12 +57,11 @@ func startConfigReplica(t *testing.T, dir, grpcAddr, httpAddr string) *daemon {
 	}
 	go func() { d.done <- d.cmd.Wait() }()
 	t.Cleanup(func() { d.stop(t) })
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testtool.Eventually(t, 30*time.Second, func() bool {
 		if resp, err := http.Get("http://" + httpAddr + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return d
+				return true
 			}
 		}
 		select {
@@ -69,11 +69,9 @@ func startConfigReplica(t *testing.T, dir, grpcAddr, httpAddr string) *daemon {
 			t.Fatalf("replica exited early: %v\n%s", err, d.stderr)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica not ready after 30s\n%s", d.stderr)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false
+	}, "replica ready\n%s", d.stderr)
+	return d
 }
 
 // okCalls sums pecet_grpc_calls_total{code="OK"} on a replica's /metrics.

@@ -16,6 +16,7 @@ import (
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/client"
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
 func dialDev(t *testing.T, d *daemon, role string) *client.Conn {
@@ -68,7 +69,13 @@ func TestShutdownDrainsCalls(t *testing.T) {
 		})
 	}
 	<-started
-	time.Sleep(200 * time.Millisecond)
+	// Some signatures have come back before the signal (a condition, not a
+	// fixed sleep: a loaded machine signs slower).
+	testtool.Eventually(t, 20*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return ok >= 8
+	}, "8 signatures before SIGTERM")
 	d.stop(t) // SIGTERM, exit 0, no secrets
 	wg.Wait()
 	if ok == 0 || gone != 4 {
@@ -120,17 +127,19 @@ func TestSecondSignalForces(t *testing.T) {
 	if _, err := w.Recv(); status.Code(err) != codes.Unavailable {
 		t.Fatalf("Watch during the drain: %v, want it ended with Unavailable", err)
 	}
-	select {
-	case err := <-d.done:
-		t.Fatalf("pecetd exited (%v) with a stream open, before its grace period", err)
-	case <-time.After(300 * time.Millisecond):
-	}
 	// Not accepting: a new connection's call fails.
 	c2 := dialDev(t, d, "client")
 	short, cancel2 := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel2()
 	if _, err := c2.Keys.ListKeys(short, &pecetv1.ListKeysRequest{}); err == nil {
 		t.Error("a new connection was served during the drain")
+	}
+	// Draining all this while: the open stream holds pecetd until its grace
+	// period (checked after the refused connection, not after a sleep).
+	select {
+	case err := <-d.done:
+		t.Fatalf("pecetd exited (%v) with a stream open, before its grace period", err)
+	default:
 	}
 
 	start := time.Now()

@@ -8,14 +8,17 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/miekg/pkcs11"
 
+	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/softhsm"
 )
@@ -41,15 +44,28 @@ func openFaulty(t *testing.T, mod func(*keystore.Config)) (*keystore.Store, *key
 	return s, f
 }
 
-// waitFor polls cond until it holds or 10 s pass.
+// waitFor waits until cond holds (at most 10 s, for a loaded machine).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	testtool.Eventually(t, 10*time.Second, cond, what)
 }
+
+// logCounter is a slog.Handler that counts the records with one message
+// (the Store's log says what its recovery loop did).
+type logCounter struct {
+	msg string
+	n   atomic.Int64
+}
+
+func (c *logCounter) Enabled(context.Context, slog.Level) bool { return true }
+func (c *logCounter) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == c.msg {
+		c.n.Add(1)
+	}
+	return nil
+}
+func (c *logCounter) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c *logCounter) WithGroup(string) slog.Handler      { return c }
 
 func signOK(t *testing.T, k *keystore.KeySigner, msg string) {
 	t.Helper()
@@ -164,7 +180,8 @@ func TestAlreadyLoggedInIsSuccess(t *testing.T) {
 func TestTokenRemoved(t *testing.T) {
 	for _, found := range []string{"by Sign", "by Ping"} {
 		t.Run(found, func(t *testing.T) {
-			s, f := openFaulty(t, nil)
+			attempts := &logCounter{msg: "PKCS#11 token still unavailable"}
+			s, f := openFaulty(t, func(c *keystore.Config) { c.Logger = slog.New(attempts) })
 			ctx := context.Background()
 			enabledKey(t, s, "sig", keystore.PurposeSign, keystore.ECP256)
 			dec := enabledKey(t, s, "dec", keystore.PurposeDecrypt, keystore.RSA2048)
@@ -193,7 +210,8 @@ func TestTokenRemoved(t *testing.T) {
 			if _, err := s.ListKeys(ctx); !errors.Is(err, keystore.ErrTokenUnavailable) {
 				t.Fatalf("ListKeys while removed = %v", err)
 			}
-			time.Sleep(50 * time.Millisecond) // several failed recovery attempts
+			// Several failed recovery attempts (counted in the Store's log).
+			waitFor(t, "three failed recovery attempts", func() bool { return attempts.n.Load() >= 3 })
 			if err := s.Ping(ctx); !errors.Is(err, keystore.ErrTokenUnavailable) {
 				t.Fatalf("Ping while removed = %v", err)
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/miekg/pkcs11"
 
+	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/softhsm"
 )
@@ -215,14 +216,10 @@ func TestPoolExhausted(t *testing.T) {
 		done <- err
 	}()
 	// While it waits, the pool reports it.
-	for deadline := time.Now().Add(time.Second); ; time.Sleep(time.Millisecond) {
-		if inUse, waiting := s.PoolStats(); inUse == 1 && waiting == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("PoolStats never showed one waiter")
-		}
-	}
+	testtool.Eventually(t, time.Second, func() bool {
+		inUse, waiting := s.PoolStats()
+		return inUse == 1 && waiting == 1
+	}, "PoolStats showing one waiter")
 	err = <-done
 	if !errors.Is(err, keystore.ErrPoolExhausted) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Sign with pool held = %v, want ErrPoolExhausted and DeadlineExceeded", err)

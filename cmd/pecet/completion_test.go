@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
 func completionScript(t *testing.T, shell string) string {
@@ -125,17 +127,12 @@ func keysSubs(t *testing.T, sorted bool) string {
 }
 
 // TestCompletionSyntax: each shell parses its script (bash -n, zsh -n,
-// fish -n); shells that are not installed are skipped with a log line.
+// fish -n); a shell that is not installed skips its case locally and fails
+// it in CI (.ci/run installs zsh and fish).
 func TestCompletionSyntax(t *testing.T) {
 	for _, shell := range shells {
 		t.Run(shell, func(t *testing.T) {
-			path, err := exec.LookPath(shell)
-			if err != nil {
-				if shell == "bash" {
-					t.Fatal("bash is required")
-				}
-				t.Skipf("%s not installed: syntax not checked", shell)
-			}
+			path := testtool.Require(t, shell)
 			f := filepath.Join(t.TempDir(), "pecet."+shell)
 			if err := os.WriteFile(f, []byte(completionScript(t, shell)), 0o644); err != nil {
 				t.Fatal(err)
@@ -199,11 +196,10 @@ func TestCompletionUsage(t *testing.T) {
 	}
 }
 
-// TestFishCompletes asks fish itself (complete -C) when it is installed.
+// TestFishCompletes asks fish itself (complete -C): skipped locally without
+// fish, failed in CI.
 func TestFishCompletes(t *testing.T) {
-	if _, err := exec.LookPath("fish"); err != nil {
-		t.Skip("fish not installed: fish completions not exercised")
-	}
+	testtool.Require(t, "fish")
 	script := filepath.Join(t.TempDir(), "pecet.fish")
 	if err := os.WriteFile(script, []byte(completionScript(t, "fish")), 0o644); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -165,7 +166,10 @@ type Log struct {
 	// SyncBegin's background flush of end lines (stopped by Close).
 	stopFlush chan struct{}
 	flushDone chan struct{}
-	closeOnce sync.Once
+	// flushRounds counts the flush loop's rounds, so that a test waits for
+	// rounds to pass rather than sleeping.
+	flushRounds atomic.Int64
+	closeOnce   sync.Once
 
 	// Signed checkpoints (Options.Checkpoint): the log's id, and the
 	// goroutine that signs checkpoints and rotates.
@@ -272,6 +276,7 @@ func (l *Log) flushLoop() {
 			return
 		}
 		_ = l.syncTo(n) // returns at once when line n is durable already
+		l.flushRounds.Add(1)
 	}
 }
 

@@ -10,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
 func openT(t *testing.T, o Options) *Log {
@@ -25,7 +28,7 @@ func openT(t *testing.T, o Options) *Log {
 func writeN(t *testing.T, l *Log, n int) {
 	t.Helper()
 	for i := range n {
-		if err := l.Write(Event{Phase: PhaseBegin, Caller: "officer", Role: "officer", RPC: "/pecet.v1.KeyService/RotateKey",
+		if err := l.Write(Event{Phase: PhaseBegin, Caller: "officer", Role: "officer", RPC: pecetv1.KeyService_RotateKey_FullMethodName,
 			Key: "client-sign", Version: i, InputSHA256: InputHash([]byte{byte(i)})}); err != nil {
 			t.Fatal(err)
 		}
@@ -387,7 +390,7 @@ func TestBeginWaitsForItsFsync(t *testing.T) {
 			g.release()
 		}
 	}()
-	b, err := l.Begin(Event{Phase: PhaseBegin, Call: "c1", Caller: "client", RPC: "/pecet.v1.SignService/Sign"})
+	b, err := l.Begin(Event{Phase: PhaseBegin, Call: "c1", Caller: "client", RPC: pecetv1.SignService_Sign_FullMethodName})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,13 +398,13 @@ func TestBeginWaitsForItsFsync(t *testing.T) {
 	<-g.started // the begin line's fsync started without anybody waiting for it
 	done := make(chan error, 1)
 	go func() { done <- l.End(b, Event{Phase: PhaseEnd, Call: "c1", Outcome: OutcomeOK}) }()
+	// End writes its line, then waits: once the line is in the file, End
+	// must still be waiting for the held fsync.
+	testtool.Eventually(t, 5*time.Second, func() bool { return fileSize(t, path) > afterBegin }, "the end line in the file")
 	select {
 	case err := <-done:
 		t.Fatalf("End returned (%v) while the begin line's fsync was held", err)
-	case <-time.After(100 * time.Millisecond):
-	}
-	if fileSize(t, path) <= afterBegin {
-		t.Error("the end line is not in the file while End waits")
+	default:
 	}
 	g.release()
 	released = true
@@ -428,18 +431,15 @@ func TestBeginEndLineFlushed(t *testing.T) {
 		t.Fatal(err)
 	}
 	size := fileSize(t, path)
-	deadline := time.Now().Add(5 * time.Second) // 20 ms expected; a loaded machine may be slow
-	for g.covered() < size {
-		if time.Now().After(deadline) {
-			t.Fatalf("end line not durable after 5 s (durable %d of %d bytes)", g.covered(), size)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	// Nothing pending: the flush loop does not fsync for nothing.
+	// 20 ms expected; the bound is for a loaded machine.
+	testtool.Eventually(t, 5*time.Second, func() bool { return g.covered() >= size }, "end line durable")
+	// Nothing pending: the flush loop does not fsync for nothing, over
+	// three of its rounds (counted, not slept).
 	g.mu.Lock()
 	n := g.syncs
 	g.mu.Unlock()
-	time.Sleep(100 * time.Millisecond)
+	rounds := l.flushRounds.Load()
+	testtool.Eventually(t, 5*time.Second, func() bool { return l.flushRounds.Load() >= rounds+3 }, "three flush rounds")
 	g.mu.Lock()
 	if g.syncs != n {
 		t.Errorf("%d fsyncs with nothing to flush", g.syncs-n)

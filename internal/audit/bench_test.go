@@ -9,6 +9,8 @@ import (
 
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/softhsm"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 )
 
 // BenchmarkWrite measures one audit event per policy, single writer and 16
@@ -35,7 +37,7 @@ func BenchmarkWrite(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer l.Close()
-				ev := Event{Phase: PhaseBegin, Caller: "client", Role: "client", RPC: "/pecet.v1.SignService/Sign", Key: "client-sign", InputSHA256: InputHash([]byte("x"))}
+				ev := Event{Phase: PhaseBegin, Caller: "client", Role: "client", RPC: pecetv1.SignService_Sign_FullMethodName, Key: "client-sign", InputSHA256: InputHash([]byte("x"))}
 				b.ResetTimer()
 				start := time.Now()
 				var wg sync.WaitGroup

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/softhsm"
 )
@@ -302,14 +303,10 @@ func TestSignedRotation(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	o := a.options()
 	l := openT(t, Options{File: path, MaxBytes: 2000, Checkpoint: o})
-	deadline := time.Now().Add(10 * time.Second)
-	for lastRotated(path) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no rotation")
-		}
+	testtool.Eventually(t, 10*time.Second, func() bool {
 		writeN(t, l, 3)
-		time.Sleep(5 * time.Millisecond)
-	}
+		return lastRotated(path) >= 2
+	}, "two rotations")
 	l.Close()
 	files := []string{rotatedName(path, 1), rotatedName(path, 2), path}
 	if _, err := a.verify(t, VerifyOptions{}, files...); err != nil {
@@ -334,13 +331,9 @@ func TestCheckpointInterval(t *testing.T) {
 	o.Interval = 20 * time.Millisecond
 	l := openT(t, Options{File: path, Checkpoint: o})
 	writeN(t, l, 2)
-	deadline := time.Now().Add(10 * time.Second)
-	for strings.Count(strings.Join(lines(t, path), ""), `"phase":"checkpoint"`) < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no periodic checkpoint")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testtool.Eventually(t, 10*time.Second, func() bool {
+		return strings.Count(strings.Join(lines(t, path), ""), `"phase":"checkpoint"`) >= 2
+	}, "two periodic checkpoints")
 	writeN(t, l, 2)
 	l.Close()
 	if res, err := a.verify(t, VerifyOptions{}, path); err != nil || res.Checkpoints < 4 {

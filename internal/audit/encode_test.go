@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"time"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 )
 
 func sameAsJSON(t *testing.T, e Event) {
@@ -34,7 +36,7 @@ func sameAsJSON(t *testing.T, e Event) {
 func TestAppendEventMatchesJSON(t *testing.T) {
 	at := time.Date(2026, 5, 1, 10, 0, 0, 123000000, time.UTC)
 	full := Event{Time: at, Seq: 7, Phase: PhaseEnd, Call: "dc0f66bdda653be2", Caller: "officer", Role: "officer,client",
-		RPC: "/pecet.v1.KeyService/RotateKey", Key: "client-sign", Version: 2, InputSHA256: InputHash([]byte("x")),
+		RPC: pecetv1.KeyService_RotateKey_FullMethodName, Key: "client-sign", Version: 2, InputSHA256: InputHash([]byte("x")),
 		Request: "r1", Outcome: OutcomeOK, Code: "OK", Prev: Genesis}
 	for _, tt := range []struct {
 		name string
@@ -70,7 +72,7 @@ func TestAppendEventMatchesJSON(t *testing.T) {
 // FuzzAppendEvent: for any strings and numbers, appendEvent writes
 // json.Marshal's bytes or leaves the event to it.
 func FuzzAppendEvent(f *testing.F) {
-	f.Add("officer", "client-sign", "/pecet.v1.SignService/Sign", "end", int64(1777629600123000000), 7, 3)
+	f.Add("officer", "client-sign", pecetv1.SignService_Sign_FullMethodName, "end", int64(1777629600123000000), 7, 3)
 	f.Add(`a"<\`, "\xff", "\u2028", "", int64(0), 0, -1)
 	f.Fuzz(func(t *testing.T, caller, key, rpc, phase string, nanos int64, offMin, version int) {
 		at := time.Unix(0, nanos).In(time.FixedZone("", (offMin%1440)*60))

@@ -3,13 +3,15 @@ package audit
 import (
 	"bytes"
 	"testing"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 )
 
 // FuzzParseLine: ParseLine never panics, stays within its bounds, and what
 // it accepts re-encodes to the same line (so a hash it accepts is the hash
 // of exactly those bytes).
 func FuzzParseLine(f *testing.F) {
-	good, _, _ := encode(Event{Seq: 1, Phase: PhaseBegin, Caller: "officer", RPC: "/pecet.v1.SignService/Sign", Key: "client-sign", Prev: Genesis})
+	good, _, _ := encode(Event{Seq: 1, Phase: PhaseBegin, Caller: "officer", RPC: pecetv1.SignService_Sign_FullMethodName, Key: "client-sign", Prev: Genesis})
 	f.Add(bytes.TrimSuffix(good, []byte("\n")))
 	f.Add([]byte(`{"hash":"` + Genesis + `"}`))
 	f.Add([]byte(`{}`))

@@ -1,8 +1,8 @@
 // Package authz decides who may call what: the caller's identity comes from
 // its mTLS client certificate (subject CN, or a URI SAN) together with the
 // CA that issued it (and optionally its key), config maps identities to
-// roles and key aliases, and a fixed table maps each RPC to the roles
-// allowed to call it. ClientCRL refuses revoked client certificates in the
+// roles and key aliases, and the RPC table (internal/rpctable) maps each
+// RPC to the roles allowed to call it. ClientCRL refuses revoked client certificates in the
 // TLS handshake. See docs/security.md "Client identities".
 package authz
 
@@ -20,6 +20,7 @@ import (
 
 	"github.com/pecet-hsm/pecet/internal/config"
 	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/rpctable"
 )
 
 // Errors; both map to PermissionDenied (Unauthenticated for no identity).
@@ -28,46 +29,12 @@ var (
 	ErrDenied     = errors.New("authz: permission denied")
 )
 
-// Role names.
+// Role names (the RPC table's).
 const (
-	RoleClient  = "client"
-	RoleGateway = "gateway"
-	RoleOfficer = "officer"
+	RoleClient  = rpctable.RoleClient
+	RoleGateway = rpctable.RoleGateway
+	RoleOfficer = rpctable.RoleOfficer
 )
-
-// methodRoles lists, per full gRPC method name, the roles that may call it.
-// A method missing here is denied to everybody: new RPCs must be added
-// deliberately.
-var methodRoles = map[string][]string{
-	"/pecet.v1.SignService/Sign":                  {RoleClient},
-	"/pecet.v1.SignService/Verify":                {RoleClient, RoleGateway},
-	"/pecet.v1.KeyService/ListKeys":               {RoleClient, RoleGateway, RoleOfficer},
-	"/pecet.v1.KeyService/GetKey":                 {RoleClient, RoleGateway, RoleOfficer},
-	"/pecet.v1.PolicyService/ValidateCertificate": {RoleClient, RoleGateway},
-	"/pecet.v1.PolicyService/ListPolicies":        {RoleClient, RoleGateway, RoleOfficer},
-	// Encrypt needs no private key; naming a pecet key as a recipient also
-	// needs that alias in the caller's keys. Decrypt is the gateway's, with
-	// the DECRYPT keys config gives it.
-	"/pecet.v1.EnvelopeService/Encrypt": {RoleClient},
-	"/pecet.v1.EnvelopeService/Decrypt": {RoleGateway},
-	// The streaming forms: the same roles as the unary calls.
-	"/pecet.v1.EnvelopeService/EncryptStream": {RoleClient},
-	"/pecet.v1.EnvelopeService/DecryptStream": {RoleGateway},
-	// The TSA key is not the caller's key: time-stamps are a service to
-	// whoever may call, as on the open HTTP endpoint.
-	"/pecet.v1.TimestampService/Timestamp": {RoleClient, RoleGateway},
-	// Key management: officers only.
-	"/pecet.v1.KeyService/CreateKey":         {RoleOfficer},
-	"/pecet.v1.KeyService/RotateKey":         {RoleOfficer},
-	"/pecet.v1.KeyService/CreateCSR":         {RoleOfficer},
-	"/pecet.v1.KeyService/ImportCertificate": {RoleOfficer},
-	"/pecet.v1.KeyService/SetPrimaryVersion": {RoleOfficer},
-	"/pecet.v1.KeyService/DisableKeyVersion": {RoleOfficer},
-	"/pecet.v1.KeyService/EnableKeyVersion":  {RoleOfficer},
-	"/pecet.v1.KeyService/DestroyKeyVersion": {RoleOfficer},
-	"/pecet.v1.KeyService/ListRequests":      {RoleOfficer},
-	"/pecet.v1.KeyService/ApproveRequest":    {RoleOfficer},
-}
 
 // Caller is an authenticated identity with what config grants it.
 type Caller struct {
@@ -248,7 +215,9 @@ func (a *Authorizer) Authorize(ctx context.Context, method string) (*Caller, err
 		}
 		return &Caller{Identity: name}, fmt.Errorf("%w: %s is not a configured client", ErrDenied, name)
 	}
-	allowed := methodRoles[method]
+	// The RPC table (internal/rpctable) lists the roles of each method; a
+	// method without a row is denied to everybody.
+	allowed := rpctable.Roles(method)
 	for _, r := range caller.Roles {
 		if slices.Contains(allowed, r) {
 			return caller, nil
@@ -284,16 +253,5 @@ func CallerFrom(ctx context.Context) *Caller {
 	return c
 }
 
-// Methods lists every method in the role table (tests check that each
-// registered RPC is there).
-func Methods() []string {
-	out := make([]string, 0, len(methodRoles))
-	for m := range methodRoles {
-		out = append(out, m)
-	}
-	slices.Sort(out)
-	return out
-}
-
 // AllowedRoles returns the roles that may call a full gRPC method name.
-func AllowedRoles(method string) []string { return slices.Clone(methodRoles[method]) }
+func AllowedRoles(method string) []string { return rpctable.Roles(method) }

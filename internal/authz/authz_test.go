@@ -25,11 +25,12 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/config"
 	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
-const listPolicies = "/pecet.v1.PolicyService/ListPolicies"
+const listPolicies = pecetv1.PolicyService_ListPolicies_FullMethodName
 
 func newCA(t *testing.T, name string) *pki.CA {
 	t.Helper()

@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -52,10 +53,43 @@ func TestRunStopsOnContext(t *testing.T) {
 	}
 }
 
+// startLog records when each call started, in order.
+type startLog struct {
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (l *startLog) add() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.at = append(l.at, time.Now())
+	return int64(len(l.at))
+}
+
+// checkPaced checks what the open loop promises whatever the machine's
+// load: the k-th call (from 0) starts no earlier than k intervals after
+// Run was called (starts are due at fixed times and never early, skips
+// only delay the next call), and no more starts (calls and skips) were
+// dispatched than the rate allows over the run's elapsed time.
+func checkPaced(t *testing.T, before time.Time, l *startLog, rate float64, r Result) {
+	t.Helper()
+	interval := time.Duration(float64(time.Second) / rate)
+	for k, at := range l.at {
+		if at.Before(before.Add(time.Duration(k) * interval)) {
+			t.Errorf("call %d started %v after Run, before its due time %v", k, at.Sub(before), time.Duration(k)*interval)
+		}
+	}
+	if starts, most := int64(len(l.at))+r.Skipped, int64(r.Elapsed.Seconds()*rate)+1; starts > most {
+		t.Errorf("%d starts in %v at %v/s, at most %d allowed", starts, r.Elapsed, rate, most)
+	}
+}
+
 func TestRunOpenLoop(t *testing.T) {
-	var calls, cut atomic.Int64
+	var cut atomic.Int64
+	var starts startLog
+	before := time.Now()
 	r := Run(context.Background(), Config{Concurrency: 4, Duration: 500 * time.Millisecond, Rate: 100}, func(ctx context.Context, w int) error {
-		n := calls.Add(1)
+		n := starts.add()
 		time.Sleep(20 * time.Millisecond)
 		if ctx.Err() != nil {
 			cut.Add(1) // the end of the phase must not cancel a call
@@ -70,17 +104,15 @@ func TestRunOpenLoop(t *testing.T) {
 		}
 		return nil
 	})
-	// 100/s for 0.5 s is about 50 starts; 4 workers of 20 ms take up to
-	// 200/s, so none is skipped on an idle machine, and a loaded one
-	// skips some but never starts more than the rate allows.
-	if got := calls.Load(); got > 52 || got+r.Skipped < 45 {
-		t.Fatalf("%d calls, %d skipped at 100/s for 0.5s", got, r.Skipped)
-	}
+	// Counts and order, not the wall-clock rate (a loaded machine starts
+	// late and skips; it never starts early or too many).
+	checkPaced(t, before, &starts, 100, r)
+	calls := int64(len(starts.at))
 	if cut.Load() != 0 {
 		t.Fatalf("%d calls saw their context cancelled", cut.Load())
 	}
-	if r.Ops+r.ErrorCount()+r.Wrong != calls.Load() {
-		t.Fatalf("ops %d + errors %d + wrong %d != calls %d", r.Ops, r.ErrorCount(), r.Wrong, calls.Load())
+	if r.Ops+r.ErrorCount()+r.Wrong != calls {
+		t.Fatalf("ops %d + errors %d + wrong %d != calls %d", r.Ops, r.ErrorCount(), r.Wrong, calls)
 	}
 	if r.Wrong == 0 || r.Errors["Unavailable"] == 0 || r.Errors["systemFailure"] == 0 || r.Errors["Unknown"] != 0 {
 		t.Fatalf("result %+v", r)
@@ -95,14 +127,18 @@ func TestRunOpenLoop(t *testing.T) {
 }
 
 func TestRunOpenLoopSkipsWhenBusy(t *testing.T) {
-	var calls atomic.Int64
+	var starts startLog
+	before := time.Now()
 	r := Run(context.Background(), Config{Concurrency: 1, Duration: 300 * time.Millisecond, Rate: 200}, func(ctx context.Context, w int) error {
-		calls.Add(1)
+		starts.add()
 		time.Sleep(50 * time.Millisecond)
 		return nil
 	})
-	// One worker of 50 ms manages at most 7 of the 60 starts.
-	if calls.Load() > 8 || r.Skipped < 40 {
-		t.Fatalf("%d calls, %d skipped", calls.Load(), r.Skipped)
+	// One worker of 50 ms: starts due while it is busy are skipped, not
+	// queued (a queued start would run right after the previous call, and
+	// nothing would be skipped).
+	checkPaced(t, before, &starts, 200, r)
+	if calls := int64(len(starts.at)); calls == 0 || r.Skipped == 0 || r.Ops != calls {
+		t.Fatalf("%d calls, %d ops, %d skipped: want calls, and starts skipped while the worker was busy", calls, r.Ops, r.Skipped)
 	}
 }

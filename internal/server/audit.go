@@ -20,19 +20,18 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/grpcerr"
+	"github.com/pecet-hsm/pecet/internal/rpctable"
 )
 
-// How a service gets its RPCs audited (for the services still to come:
-// envelope Decrypt, tsa Timestamp, …):
+// How a service gets its RPCs audited:
 //
-//  1. Add one line to auditSpecs below: the full method name and a function
-//     that says, from the request alone, which key and version the call is
-//     about and what its input is (the bytes whose SHA-256 goes in the log;
-//     never log the bytes themselves).
+//  1. Give the RPC's row in the RPC table (internal/rpctable) an Audit: a
+//     function that says, from the request alone, which key and version the
+//     call is about and what its input is (the bytes whose SHA-256 goes in
+//     the log; never log the bytes themselves).
 //  2. In the handler, once it knows more than the request said (the
 //     primary version a Sign resolved to, the key version a Decrypt found
 //     in the RecipientInfo), call auditKey(ctx, alias, version).
@@ -42,12 +41,13 @@ import (
 // written, the call fails with Unavailable and its result is dropped (fail
 // closed). With audit.sync: begin the begin line's fsync runs while the
 // handler works and the result waits for it; the end line is not waited
-// for (audit.Log.Begin, End), except for KeyService calls, whose end line
-// is durable before the result leaves under every fsync policy but none.
+// for (audit.Log.Begin, End), except for the rows marked DurableEnd (the
+// KeyService changes), whose end line is durable before the result leaves
+// under every fsync policy but none.
 // Denied calls of any method are audited without a spec.
-// Streaming RPCs go in streamAuditSpecs instead: the begin line is written
-// at the first request (the parameters), the end line carries the SHA-256
-// of all the input.
+// A streaming RPC's Audit has First and Input instead: the begin line is
+// written at the first request (the parameters), the end line carries the
+// SHA-256 of all the input.
 
 // auditInfo is what a request says about itself for the audit log.
 // maxAuditAlias is the longest key alias an audit line carries as given. A
@@ -66,76 +66,9 @@ func auditAlias(k string) string {
 	return fmt.Sprintf("%s…(%d bytes)", strings.ToValidUTF8(k[:maxAuditAlias], ""), len(k))
 }
 
-type auditInfo struct {
-	Key     string
-	Version int
-	// Input is hashed (SHA-256 over the parts in order), never logged.
-	Input [][]byte
-}
-
-// auditSpecs lists the audited RPCs. Read-only calls (Verify, ListKeys,
-// GetKey, ListRequests) touch no key and are not here; their denials are
-// still audited.
-var auditSpecs = map[string]func(req any) auditInfo{
-	"/pecet.v1.SignService/Sign": func(req any) auditInfo {
-		r := req.(*pecetv1.SignRequest)
-		in := r.GetData()
-		if d := r.GetDigest(); d != nil {
-			in = d
-		}
-		return auditInfo{Key: r.GetKey(), Version: int(r.GetVersion()), Input: [][]byte{in}}
-	},
-	// Decrypt: the key version is found in the RecipientInfo; the handler
-	// reports it with auditKey. Encrypt uses no private key (denials of it
-	// are still audited).
-	"/pecet.v1.EnvelopeService/Decrypt": func(req any) auditInfo {
-		r := req.(*pecetv1.DecryptRequest)
-		return auditInfo{Key: r.GetKey(), Input: [][]byte{r.GetEnveloped()}}
-	},
-	// Timestamp signs with the configured TSA key's primary version; the
-	// input is the client's digest. POST /tsa is audited by auditHTTP.
-	"/pecet.v1.TimestampService/Timestamp": func(req any) auditInfo {
-		return auditInfo{Input: [][]byte{req.(*pecetv1.TimestampRequest).GetDigest()}}
-	},
-	"/pecet.v1.KeyService/CreateKey": func(req any) auditInfo {
-		r := req.(*pecetv1.CreateKeyRequest)
-		return auditInfo{Key: r.GetAlias(), Input: [][]byte{[]byte(r.GetPurpose().String()), []byte(r.GetAlgorithm().String())}}
-	},
-	"/pecet.v1.KeyService/RotateKey": func(req any) auditInfo {
-		return auditInfo{Key: req.(*pecetv1.RotateKeyRequest).GetAlias()}
-	},
-	"/pecet.v1.KeyService/CreateCSR": func(req any) auditInfo {
-		r := req.(*pecetv1.CreateCSRRequest)
-		in := [][]byte{[]byte(r.GetSubject())}
-		for _, san := range r.GetSubjectAltNames() {
-			in = append(in, []byte(san))
-		}
-		return auditInfo{Key: r.GetAlias(), Version: int(r.GetVersion()), Input: in}
-	},
-	"/pecet.v1.KeyService/ImportCertificate": func(req any) auditInfo {
-		r := req.(*pecetv1.ImportCertificateRequest)
-		return auditInfo{Key: r.GetAlias(), Version: int(r.GetVersion()), Input: r.GetChain()}
-	},
-	"/pecet.v1.KeyService/SetPrimaryVersion": func(req any) auditInfo {
-		r := req.(*pecetv1.SetPrimaryVersionRequest)
-		return auditInfo{Key: r.GetAlias(), Version: int(r.GetVersion())}
-	},
-	"/pecet.v1.KeyService/DisableKeyVersion": func(req any) auditInfo {
-		r := req.(*pecetv1.DisableKeyVersionRequest)
-		return auditInfo{Key: r.GetAlias(), Version: int(r.GetVersion())}
-	},
-	"/pecet.v1.KeyService/EnableKeyVersion": func(req any) auditInfo {
-		r := req.(*pecetv1.EnableKeyVersionRequest)
-		return auditInfo{Key: r.GetAlias(), Version: int(r.GetVersion())}
-	},
-	"/pecet.v1.KeyService/DestroyKeyVersion": func(req any) auditInfo {
-		r := req.(*pecetv1.DestroyKeyVersionRequest)
-		return auditInfo{Key: r.GetAlias(), Version: int(r.GetVersion())}
-	},
-	"/pecet.v1.KeyService/ApproveRequest": func(req any) auditInfo {
-		return auditInfo{Input: [][]byte{[]byte(req.(*pecetv1.ApproveRequestRequest).GetId())}}
-	},
-}
+// auditInfo is what a request says about itself for the audit log (the
+// RPC table's audit functions return it).
+type auditInfo = rpctable.AuditInfo
 
 // callRecord is what a handler adds to its call's audit lines.
 type callRecord struct {
@@ -223,22 +156,20 @@ func (s *Server) auditDenied(method string, caller *authz.Caller, req any, err e
 	}
 }
 
-// lifecycleRPC says whether a method changes keys or dual-control requests
-// (KeyService): its end line is durable before the result leaves under
-// audit.sync: begin too, because after a machine crash the log must say
-// whether a key version was created, disabled or destroyed, not only that
-// it may have been. These calls are rare; the fsync they wait for costs
-// nothing that matters.
-func lifecycleRPC(method string) bool { return strings.HasPrefix(method, "/pecet.v1.KeyService/") }
-
 // audited runs an authorised handler between its begin and end lines.
-func (s *Server) audited(ctx context.Context, req any, method string, caller *authz.Caller, spec func(any) auditInfo, handler grpc.UnaryHandler) (any, error) {
-	info := spec(req)
+//
+// A DurableEnd row (KeyService changes: after a machine crash the log must
+// say whether a key version was created, disabled or destroyed, not only
+// that it may have been) has its end line durable before the result leaves
+// under audit.sync: begin too. These calls are rare; the fsync they wait
+// for costs nothing that matters.
+func (s *Server) audited(ctx context.Context, req any, method string, caller *authz.Caller, spec *rpctable.Audit, handler grpc.UnaryHandler) (any, error) {
+	info := spec.Unary(req)
 	info.Key = auditAlias(info.Key)
 	rec := &callRecord{key: info.Key, version: info.Version}
 	ev := audit.Event{Phase: audit.PhaseBegin, Call: callID(), Caller: caller.Identity, Role: rolesOf(caller), RPC: method,
 		Key: info.Key, Version: info.Version, InputSHA256: inputHash(info.Input)}
-	lifecycle := lifecycleRPC(method)
+	lifecycle := spec.DurableEnd
 	var begun *audit.Begun
 	var err error
 	if lifecycle {
@@ -372,24 +303,6 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 	return s.ResponseWriter.Write(b)
 }
 
-// streamAuditSpec says how a streaming RPC is audited: first reads the key
-// and version from the first request (the parameters) for the begin line,
-// input gives the bytes of each request that the end line's input_sha256
-// covers (a stream's input is known only at its end).
-type streamAuditSpec struct {
-	first func(req any) auditInfo
-	input func(req any) []byte
-}
-
-// streamAuditSpecs lists the audited streaming RPCs. EncryptStream, like
-// Encrypt, uses no private key and is not here (its denials are audited).
-var streamAuditSpecs = map[string]streamAuditSpec{
-	"/pecet.v1.EnvelopeService/DecryptStream": {
-		first: func(req any) auditInfo { return auditInfo{Key: req.(*pecetv1.DecryptStreamRequest).GetKey()} },
-		input: func(req any) []byte { return req.(*pecetv1.DecryptStreamRequest).GetEnveloped() },
-	},
-}
-
 // auditedStream writes a stream's begin line when its first request
 // arrives (before the handler can use a key: it needs the parameters
 // first) and its end line, with the outcome and the SHA-256 of all the
@@ -397,7 +310,7 @@ var streamAuditSpecs = map[string]streamAuditSpec{
 // first Recv fails with Unavailable; if the end line cannot, the stream
 // ends with Unavailable, and the client, which keeps the output only on OK
 // (the proto says so), discards it.
-func (s *Server) auditedStream(cs *callerStream, method string, caller *authz.Caller, spec streamAuditSpec, handler grpc.StreamHandler, srv any) error {
+func (s *Server) auditedStream(cs *callerStream, method string, caller *authz.Caller, spec *rpctable.Audit, handler grpc.StreamHandler, srv any) error {
 	as := &auditStream{callerStream: cs, s: s, spec: spec, rec: &callRecord{}, h: sha256.New(),
 		ev: audit.Event{Phase: audit.PhaseBegin, Call: callID(), Caller: caller.Identity, Role: rolesOf(caller), RPC: method}}
 	cs.ctx = context.WithValue(cs.ctx, recordKey{}, as.rec)
@@ -452,7 +365,7 @@ func (s *Server) safeStream(ss grpc.ServerStream, method string, handler grpc.St
 type auditStream struct {
 	*callerStream
 	s     *Server
-	spec  streamAuditSpec
+	spec  *rpctable.Audit
 	rec   *callRecord
 	ev    audit.Event
 	h     hash.Hash
@@ -486,7 +399,7 @@ func (a *auditStream) RecvMsg(m any) error {
 	}
 	if !a.began {
 		a.began = true
-		info := a.spec.first(m)
+		info := a.spec.First(m)
 		info.Key = auditAlias(info.Key)
 		a.ev.Key, a.ev.Version = info.Key, info.Version
 		a.rec.mu.Lock()
@@ -504,6 +417,6 @@ func (a *auditStream) RecvMsg(m any) error {
 			return a.beginErr
 		}
 	}
-	a.h.Write(a.spec.input(m))
+	a.h.Write(a.spec.Input(m))
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/audit"
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
 // heldSync is the audit log's fsync in these tests: a real fdatasync that
@@ -110,7 +111,7 @@ func TestAuditSyncBeginHoldsResults(t *testing.T) {
 		rpc string
 		run func() error
 	}{
-		{"/pecet.v1.SignService/Sign", func() error {
+		{pecetv1.SignService_Sign_FullMethodName, func() error {
 			_, err := sc.Sign(ctx, &pecetv1.SignRequest{Key: "client-sign", Input: &pecetv1.SignRequest_Data{Data: []byte("x")}})
 			return err
 		}},
@@ -160,19 +161,11 @@ func TestAuditSyncBeginHoldsResults(t *testing.T) {
 	}
 	// The end lines nobody waited for are flushed within the interval.
 	st, _ := os.Stat(f.auditFile)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testtool.Eventually(t, 5*time.Second, func() bool {
 		h.mu.Lock()
-		durable := h.durable
-		h.mu.Unlock()
-		if durable >= st.Size() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("end lines not durable after 5 s: %d of %d bytes", durable, st.Size())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		defer h.mu.Unlock()
+		return h.durable >= st.Size()
+	}, "end lines durable (%d bytes)", st.Size())
 	var ends int
 	for _, e := range auditEvents(t, f.auditFile) { // also verifies the chain
 		if e.Phase == audit.PhaseEnd {

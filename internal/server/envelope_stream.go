@@ -18,8 +18,8 @@ import (
 const streamResponseBytes = 256 << 10
 
 const (
-	methodEncryptStream = "/pecet.v1.EnvelopeService/EncryptStream"
-	methodDecryptStream = "/pecet.v1.EnvelopeService/DecryptStream"
+	methodEncryptStream = pecetv1.EnvelopeService_EncryptStream_FullMethodName
+	methodDecryptStream = pecetv1.EnvelopeService_DecryptStream_FullMethodName
 )
 
 var errNoFirstRequest = grpcerr.InvalidArgument("the stream ended before its first request: send the parameters, then the data")

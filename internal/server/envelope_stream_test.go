@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
 // encryptStream sends first (the parameters), then data in pieces of
@@ -292,17 +293,10 @@ func TestEnvelopeStreamCancel(t *testing.T) {
 					break
 				}
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for {
+			testtool.Eventually(t, 5*time.Second, func() bool {
 				inUse, _ := f.store.PoolStats()
-				if inUse == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%d PKCS#11 sessions still lent out", inUse)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+				return inUse == 0
+			}, "every PKCS#11 session back in the pool")
 		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/ratelimit"
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
 // TestStreamIdleTimeout: an EncryptStream or DecryptStream that receives
@@ -128,8 +129,9 @@ func TestGRPCMaxConcurrentStreams(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// Let the client learn the server's SETTINGS.
-	time.Sleep(100 * time.Millisecond)
+	// The client knows the server's SETTINGS (the limit) already: grpc-go
+	// reports a connection ready only after the server's preface, and the
+	// streams above needed a ready connection.
 	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
 	// A bad first request is answered InvalidArgument at once by a stream
@@ -167,13 +169,7 @@ func TestGRPCMaxConnectionIdle(t *testing.T) {
 	if _, err := hc.Check(ctxT(t), &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for cc.GetState() == connectivity.Ready {
-		if time.Now().After(deadline) {
-			t.Fatal("the idle connection is still open after 5 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testtool.Eventually(t, 5*time.Second, func() bool { return cc.GetState() != connectivity.Ready }, "the idle connection closed")
 	if _, err := hc.Check(ctxT(t), &healthpb.HealthCheckRequest{}); err != nil {
 		t.Fatalf("the call after the idle close: %v", err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/grpcerr"
+	"github.com/pecet-hsm/pecet/internal/rpctable"
 )
 
 // unaryInterceptor authorises, recovers, maps errors to fixed statuses,
@@ -39,7 +39,7 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 		return nil, err
 	}
 	ctx = authz.WithCaller(ctx, caller)
-	if spec, ok := auditSpecs[method]; ok {
+	if spec := rpctable.AuditOf(method); spec != nil {
 		return s.audited(ctx, req, method, caller, spec, handler)
 	}
 	resp, err = handler(ctx, req)
@@ -74,18 +74,13 @@ func (s *Server) authorize(ctx context.Context, lv *Live, method string, req any
 	return caller, nil
 }
 
-func isOpen(method string) bool {
-	switch method {
-	case "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch", "/grpc.health.v1.Health/List":
-		return true
-	}
-	return strings.HasPrefix(method, "/grpc.reflection.")
-}
+// isOpen: health and reflection, as the RPC table marks them.
+func isOpen(method string) bool { return rpctable.Open(method) }
 
 // streamInterceptor authorises streaming calls the same way (reflection and
 // health Watch are open; every other stream needs a role), records the
-// same metrics and log line as a unary call, and audits the streams in
-// streamAuditSpecs.
+// same metrics and log line as a unary call, and audits the streams whose
+// row in the RPC table has an Audit.
 func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
 	method := info.FullMethod
 	if isOpen(method) {
@@ -106,7 +101,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 		return err
 	}
 	cs := &callerStream{ServerStream: ss, ctx: authz.WithCaller(sctx, caller)}
-	if spec, ok := streamAuditSpecs[method]; ok {
+	if spec := rpctable.AuditOf(method); spec != nil {
 		return s.auditedStream(cs, method, caller, spec, handler, srv)
 	}
 	err = handler(srv, cs)

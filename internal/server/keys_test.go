@@ -32,8 +32,9 @@ func wantCode(t *testing.T, what string, err error, want codes.Code) {
 	}
 }
 
-// TestRegisteredRPCsHaveRoles: every pecet.v1 method the server registers
-// is in the role table (a new RPC without roles would be denied to all).
+// TestRegisteredRPCsHaveRoles: every pecet.v1 method the server registers has
+// roles in the RPC table, internal/rpctable (a new RPC without roles would be
+// denied to all).
 func TestRegisteredRPCsHaveRoles(t *testing.T) {
 	f := newFixture(t)
 	g := New(Deps{Keys: f.store, Metrics: metrics.New(f.store.PoolStats)}).GRPC(nil)
@@ -319,7 +320,7 @@ func TestAuditLines(t *testing.T) {
 		t.Fatalf("%d events: %+v", len(events), events)
 	}
 	b, e := events[0], events[1]
-	if b.Phase != audit.PhaseBegin || b.Caller != "client" || b.Role != "client" || b.Key != "client-sign" || b.InputSHA256 != hex.EncodeToString(sum[:]) || b.RPC != "/pecet.v1.SignService/Sign" {
+	if b.Phase != audit.PhaseBegin || b.Caller != "client" || b.Role != "client" || b.Key != "client-sign" || b.InputSHA256 != hex.EncodeToString(sum[:]) || b.RPC != pecetv1.SignService_Sign_FullMethodName {
 		t.Errorf("begin: %+v", b)
 	}
 	if e.Phase != audit.PhaseEnd || e.Call != b.Call || e.Outcome != audit.OutcomeOK || e.Version != 1 {
@@ -372,7 +373,7 @@ func TestAuditDecrypt(t *testing.T) {
 	sum := sha256.Sum256(er.GetEnveloped())
 	var begin, end *audit.Event
 	for _, e := range auditEvents(t, f.auditFile) {
-		if e.RPC == "/pecet.v1.EnvelopeService/Decrypt" {
+		if e.RPC == pecetv1.EnvelopeService_Decrypt_FullMethodName {
 			switch e.Phase {
 			case audit.PhaseBegin:
 				begin = &e
@@ -413,9 +414,9 @@ func TestAuditTimestamp(t *testing.T) {
 	var got []string
 	for _, e := range auditEvents(t, f.auditFile) {
 		switch {
-		case e.RPC == "/pecet.v1.TimestampService/Timestamp" && e.Phase == audit.PhaseBegin && e.InputSHA256 == hex.EncodeToString(digestSum[:]):
+		case e.RPC == pecetv1.TimestampService_Timestamp_FullMethodName && e.Phase == audit.PhaseBegin && e.InputSHA256 == hex.EncodeToString(digestSum[:]):
 			got = append(got, "grpc-begin")
-		case e.RPC == "/pecet.v1.TimestampService/Timestamp" && e.Phase == audit.PhaseEnd && e.Outcome == audit.OutcomeOK:
+		case e.RPC == pecetv1.TimestampService_Timestamp_FullMethodName && e.Phase == audit.PhaseEnd && e.Outcome == audit.OutcomeOK:
 			got = append(got, "grpc-end")
 		case e.RPC == "POST /tsa" && e.Phase == audit.PhaseBegin && e.InputSHA256 == hex.EncodeToString(bodySum[:]) && strings.HasPrefix(e.Caller, "http:"):
 			got = append(got, "http-begin")
@@ -440,7 +441,7 @@ func TestAuditOverlongAlias(t *testing.T) {
 	}
 	var seen bool
 	for _, e := range auditEvents(t, f.auditFile) {
-		if e.RPC == "/pecet.v1.SignService/Sign" && e.Phase == audit.PhaseBegin {
+		if e.RPC == pecetv1.SignService_Sign_FullMethodName && e.Phase == audit.PhaseBegin {
 			seen = true
 			if e.Key != strings.Repeat("a", 64)+"…(20000 bytes)" {
 				t.Fatalf("begin line key %q", e.Key)
@@ -463,15 +464,15 @@ func TestAuditDeniedNamesTarget(t *testing.T) {
 		version        int
 		do             func(context.Context, *grpc.ClientConn) error
 	}{
-		{"sign as gateway", "/pecet.v1.SignService/Sign", "client-sign", 3, func(ctx context.Context, cc *grpc.ClientConn) error {
+		{"sign as gateway", pecetv1.SignService_Sign_FullMethodName, "client-sign", 3, func(ctx context.Context, cc *grpc.ClientConn) error {
 			_, err := pecetv1.NewSignServiceClient(cc).Sign(ctx, &pecetv1.SignRequest{Key: "client-sign", Version: 3, Input: &pecetv1.SignRequest_Data{Data: []byte("x")}})
 			return err
 		}},
-		{"destroy as gateway", "/pecet.v1.KeyService/DestroyKeyVersion", "client-sign", 1, func(ctx context.Context, cc *grpc.ClientConn) error {
+		{"destroy as gateway", pecetv1.KeyService_DestroyKeyVersion_FullMethodName, "client-sign", 1, func(ctx context.Context, cc *grpc.ClientConn) error {
 			_, err := pecetv1.NewKeyServiceClient(cc).DestroyKeyVersion(ctx, &pecetv1.DestroyKeyVersionRequest{Alias: "client-sign", Version: 1})
 			return err
 		}},
-		{"decrypt with an overlong alias", "/pecet.v1.EnvelopeService/Decrypt", strings.Repeat("b", 64) + "…(5000 bytes)", 0, func(ctx context.Context, cc *grpc.ClientConn) error {
+		{"decrypt with an overlong alias", pecetv1.EnvelopeService_Decrypt_FullMethodName, strings.Repeat("b", 64) + "…(5000 bytes)", 0, func(ctx context.Context, cc *grpc.ClientConn) error {
 			_, err := pecetv1.NewEnvelopeServiceClient(f.dial(t, "client")).Decrypt(ctx, &pecetv1.DecryptRequest{Key: long, Enveloped: []byte{0x30}})
 			return err
 		}},

@@ -16,6 +16,7 @@ import (
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/ratelimit"
+	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/signer"
 	"github.com/pecet-hsm/pecet/softhsm"
@@ -71,14 +72,10 @@ func TestTokenFaultsThroughServer(t *testing.T) {
 		t.Errorf("/healthz = %d: liveness must not depend on the token", code)
 	}
 	f.InsertToken()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if code, _ := fx.httpGet(t, "/readyz"); code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("/readyz not ready 10 s after the token came back")
-		}
-	}
+	testtool.Eventually(t, 10*time.Second, func() bool {
+		code, _ := fx.httpGet(t, "/readyz")
+		return code == http.StatusOK
+	}, "/readyz ready after the token came back")
 	if err := sign(ctxT(t), cc); err != nil {
 		t.Fatalf("Sign after recovery: %v", err)
 	}
@@ -108,40 +105,29 @@ func TestDeadlineAndCancelThroughServer(t *testing.T) {
 		n := 0.0
 		for _, code := range []codes.Code{codes.DeadlineExceeded, codes.Canceled} {
 			var m dto.Metric
-			if err := fx.srv.d.Metrics.Calls.WithLabelValues("/pecet.v1.SignService/Sign", code.String()).Write(&m); err != nil {
+			if err := fx.srv.d.Metrics.Calls.WithLabelValues(pecetv1.SignService_Sign_FullMethodName, code.String()).Write(&m); err != nil {
 				t.Fatal(err)
 			}
 			n += m.GetCounter().GetValue()
 		}
 		return n
 	}
-	for counted() == 0 {
-		if time.Since(start) >= delay {
-			t.Fatal("the server answered only when the token did")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testtool.Eventually(t, delay-time.Since(start), func() bool { return counted() > 0 }, "the server answering before the token did")
 
 	ctx, cancel = context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	signs := f.Signs.Load()
 	go func() { errc <- sign(ctx, cc) }()
-	for f.Signs.Load() == signs {
-		time.Sleep(time.Millisecond)
-	}
+	testtool.Eventually(t, 10*time.Second, func() bool { return f.Signs.Load() != signs }, "the call reaching the token")
 	cancel()
 	if err := <-errc; status.Code(err) != codes.Canceled {
 		t.Fatalf("cancelled Sign = %v", err)
 	}
 	f.SetDelay(0)
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if inUse, waiting := fx.store.PoolStats(); inUse == 0 && waiting == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("sessions of cancelled calls never came back")
-		}
-	}
+	testtool.Eventually(t, 5*time.Second, func() bool {
+		inUse, waiting := fx.store.PoolStats()
+		return inUse == 0 && waiting == 0
+	}, "the sessions of cancelled calls back in the pool")
 	if err := sign(ctxT(t), cc); err != nil {
 		t.Fatalf("Sign after the cancelled ones: %v", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/audit"
 )
 
@@ -57,11 +58,11 @@ func TestCheckCalls(t *testing.T) {
 }
 
 func begin(call, input string) audit.Event {
-	return audit.Event{Phase: audit.PhaseBegin, Call: call, RPC: "/pecet.v1.SignService/Sign", InputSHA256: input}
+	return audit.Event{Phase: audit.PhaseBegin, Call: call, RPC: pecetv1.SignService_Sign_FullMethodName, InputSHA256: input}
 }
 
 func end(call, code string) audit.Event {
-	ev := audit.Event{Phase: audit.PhaseEnd, Call: call, RPC: "/pecet.v1.SignService/Sign", Outcome: audit.OutcomeOK}
+	ev := audit.Event{Phase: audit.PhaseEnd, Call: call, RPC: pecetv1.SignService_Sign_FullMethodName, Outcome: audit.OutcomeOK}
 	if code != "OK" {
 		ev.Outcome, ev.Code = audit.OutcomeError, code
 	}
