@@ -140,3 +140,8 @@ const (
 	// 102-1 FORMAT_FAILURE); the verdict is INVALID.
 	CodeFormatFailure Code = "FORMAT_FAILURE"
 )
+
+// Note reports whether a reason with this code is a note that never
+// lowers a status (TL_QUALIFIER); a validation report gives it no
+// sub-indication.
+func (c Code) Note() bool { return c == CodeTrustedListQualifier }
