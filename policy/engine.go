@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -276,6 +277,7 @@ func (e *Engine) Validate(r Request) Verdict {
 	}
 	anchors := slices.Clone(p.Anchors)
 	tlAnchor := map[*x509.Certificate]bool{}
+	tlService := map[*x509.Certificate]TrustedAnchor{}
 	if p.TrustedList != nil {
 		tl := p.TrustedList.AnchorsAt(at)
 		if r.Purpose == PurposeTimestamping {
@@ -284,6 +286,7 @@ func (e *Engine) Validate(r Request) Verdict {
 		for _, a := range tl {
 			anchors = append(anchors, a.Cert)
 			tlAnchor[a.Cert] = true
+			tlService[a.Cert] = a
 		}
 	}
 	// The policy's own anchors, by content: only paths to them may make
@@ -368,6 +371,19 @@ func (e *Engine) Validate(r Request) Verdict {
 		}
 	}
 	v.Qualification = qc.Qualification()
+	if a, ok := tlService[path.Anchor]; ok && len(a.Qualifications) > 0 {
+		// The list's qualifiers for the certificates of the service
+		// override what the certificate says (docs/security.md "Trusted
+		// lists").
+		q, notQualified, applied := qualifyByList(r.Leaf, qc, a.Qualifications)
+		if len(applied) > 0 {
+			v.Qualification = q
+			v.Add(Valid, CodeTrustedListQualifier, fmt.Sprintf("the trusted list service %q qualifies the certificate %s: %s", a.Service, strings.Join(applied, ", "), q))
+			if notQualified && len(p.RequiredQCStatements) > 0 {
+				v.Add(Invalid, CodeNotQualified, fmt.Sprintf("the trusted list service %q says the certificate is not qualified", a.Service))
+			}
+		}
+	}
 	if v.Qualification != AdES && p.TrustedList != nil && !tlAnchor[path.Anchor] {
 		// eIDAS: only a provider on a trusted list with a granted CA/QC
 		// service issues qualified certificates.

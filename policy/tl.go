@@ -74,22 +74,29 @@ type TrustService struct {
 type ServiceStatus struct {
 	Status string
 	Start  time.Time
+	// Qualifications are the service-information qualifiers in force
+	// with this status (docs/security.md "Trusted lists").
+	Qualifications []QualificationElement
 }
 
 // TrustedAnchor is a certificate of a granted CA/QC service.
 type TrustedAnchor struct {
 	Cert    *x509.Certificate
 	Service string // "provider: service name"
+	// Qualifications of the service's status at the time asked.
+	Qualifications []QualificationElement
 }
 
 // StatusAt returns the service's status at t ("" before its first).
-func (s TrustService) StatusAt(t time.Time) string {
+func (s TrustService) StatusAt(t time.Time) string { return s.statusAt(t).Status }
+
+func (s TrustService) statusAt(t time.Time) ServiceStatus {
 	for _, h := range s.History {
 		if !h.Start.After(t) {
-			return h.Status
+			return h
 		}
 	}
-	return ""
+	return ServiceStatus{}
 }
 
 // AnchorsAt lists the certificates of CA/QC services granted at t.
@@ -108,11 +115,12 @@ func (l *TrustedList) anchorsAt(typ string, t time.Time) []TrustedAnchor {
 	}
 	var out []TrustedAnchor
 	for _, s := range l.Services {
-		if s.Type != typ || !slices.Contains(grantedStatuses, s.StatusAt(t)) {
+		st := s.statusAt(t)
+		if s.Type != typ || !slices.Contains(grantedStatuses, st.Status) {
 			continue
 		}
 		for _, c := range s.Certs {
-			out = append(out, TrustedAnchor{Cert: c, Service: s.Provider + ": " + s.Name})
+			out = append(out, TrustedAnchor{Cert: c, Service: s.Provider + ": " + s.Name, Qualifications: st.Qualifications})
 		}
 	}
 	return out
@@ -328,7 +336,7 @@ func readTrustedList(root *xnode) (*TrustedList, error) {
 				Name:     firstName(inf.child(nsTSL, "ServiceName")),
 				Type:     strings.TrimSpace(textOf(inf.child(nsTSL, "ServiceTypeIdentifier"))),
 			}
-			st, err := readStatus(inf)
+			st, err := readStatus(inf, s.Name)
 			if err != nil {
 				return nil, err
 			}
@@ -350,7 +358,7 @@ func readTrustedList(root *xnode) (*TrustedList, error) {
 			}
 			if hist := svc.child(nsTSL, "ServiceHistory"); hist != nil {
 				for _, h := range hist.childrenNamed(nsTSL, "ServiceHistoryInstance") {
-					st, err := readStatus(h)
+					st, err := readStatus(h, s.Name)
 					if err != nil {
 						return nil, err
 					}
@@ -364,14 +372,15 @@ func readTrustedList(root *xnode) (*TrustedList, error) {
 	return l, nil
 }
 
-func readStatus(n *xnode) (ServiceStatus, error) {
+func readStatus(n *xnode, service string) (ServiceStatus, error) {
 	st := ServiceStatus{Status: strings.TrimSpace(textOf(n.child(nsTSL, "ServiceStatus")))}
 	t, err := time.Parse(time.RFC3339, strings.TrimSpace(textOf(n.child(nsTSL, "StatusStartingTime"))))
 	if err != nil {
 		return st, fmt.Errorf("%w: status starting time", ErrTrustedList)
 	}
 	st.Start = t
-	return st, nil
+	st.Qualifications, err = readQualifications(n, service)
+	return st, err
 }
 
 // firstName prefers the English name of a multilingual name list.

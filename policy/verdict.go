@@ -128,6 +128,9 @@ const (
 	CodePathBound                Code = "PATH_BOUND"
 	CodeUnknownPolicy            Code = "UNKNOWN_POLICY"
 	CodeTrustedListExpired       Code = "TRUSTED_LIST_EXPIRED"
+	// CodeTrustedListQualifier is a note, not a failure: a qualifier of
+	// the anchor's trusted-list service decided the qualification.
+	CodeTrustedListQualifier Code = "TL_QUALIFIER"
 	// CodeCryptoConstraintsNoPOE: the policy's algorithm suite no longer
 	// accepts an algorithm at the time judged, and no proof of existence
 	// (a time-stamp, or a time the caller asserts) shows it was used while
@@ -137,3 +140,8 @@ const (
 	// 102-1 FORMAT_FAILURE); the verdict is INVALID.
 	CodeFormatFailure Code = "FORMAT_FAILURE"
 )
+
+// Note reports whether a reason with this code is a note that never
+// lowers a status (TL_QUALIFIER); a validation report gives it no
+// sub-indication.
+func (c Code) Note() bool { return c == CodeTrustedListQualifier }

@@ -299,6 +299,9 @@ func (b *builder) build(in Input) *ValidationReport {
 	if v.Status != policy.Valid {
 		seen := map[string]bool{}
 		for _, r := range v.Reasons {
+			if r.Code.Note() {
+				continue // says how the qualification was decided; no finding
+			}
 			u := SubIndicationPrefix + SubIndication(r.Code)
 			if !seen[u] {
 				seen[u] = true

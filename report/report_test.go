@@ -179,6 +179,14 @@ func TestReportStructure(t *testing.T) {
 			main: report.Indeterminate, subs: []string{"NO_CERTIFICATE_CHAIN_FOUND"}, proof: report.POEValidation, objects: 1,
 		},
 		{
+			// A TL_QUALIFIER note says how the qualification was decided:
+			// no sub-indication (GENERIC before notes were skipped).
+			name: "indeterminate with a trusted-list qualifier note",
+			in: report.Input{Verdict: policy.Verdict{Status: policy.Indeterminate, ValidatedAt: at, Policy: "default", Chain: []*x509.Certificate{leaf, inter, root},
+				Reasons: []policy.Reason{{Code: policy.CodeTrustedListQualifier, Message: "QCNoQSCD"}, {Code: policy.CodeTrustedListExpired, Message: "old list"}}}},
+			main: report.Indeterminate, subs: []string{"TRY_LATER"}, proof: report.POEValidation, objects: 3, chain: true,
+		},
+		{
 			name: "indeterminate certificate, no POE for the algorithm",
 			in: report.Input{Verdict: policy.Verdict{Status: policy.Indeterminate, ValidatedAt: at, Chain: []*x509.Certificate{leaf, inter, root},
 				Reasons: []policy.Reason{{Code: policy.CodeCryptoConstraintsNoPOE, Message: "SHA-1"}}},

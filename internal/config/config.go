@@ -228,13 +228,23 @@ type Policy struct {
 }
 
 // TrustedList is an ETSI TS 119 612 list, from a file or an https:// URL,
-// and the certificate(s) its signature must verify with (PEM).
+// and the certificate(s) its signature must verify with (PEM): Signer, or
+// the EU list of lists (LOTL) with LOTLSigner and Territory, which names
+// the list's signers (docs/operations.md "Trusted lists").
 type TrustedList struct {
 	File string `yaml:"file"`
 	// URL is where the list is fetched from instead of File (https://
-	// only; the signature, not the transport, makes it trusted).
+	// only; the signature, not the transport, makes it trusted). With LOTL
+	// both may be empty: the list is fetched from where the LOTL points.
 	URL    string `yaml:"url"`
 	Signer string `yaml:"signer"`
+	// LOTL is the EU list of lists (a file or an https:// URL) whose
+	// signature must verify with LOTLSigner (PEM, from the Official
+	// Journal), directly or through the pivot LOTLs it names; its pointer
+	// to Territory's list gives the list's signers instead of Signer.
+	LOTL       string `yaml:"lotl"`
+	LOTLSigner string `yaml:"lotl_signer"`
+	Territory  string `yaml:"territory"`
 	// Refresh reloads the list this often (0: only on SIGHUP or `pecetd
 	// reload`); a list that fails (signature, parse, older sequence
 	// number, past its NextUpdate) leaves the one in force
@@ -497,6 +507,10 @@ func (c *Config) ResolvePaths(dir string) {
 		if p.TrustedList != nil {
 			abs(&p.TrustedList.File)
 			abs(&p.TrustedList.Signer)
+			abs(&p.TrustedList.LOTLSigner)
+			if !strings.HasPrefix(p.TrustedList.LOTL, "https://") {
+				abs(&p.TrustedList.LOTL)
+			}
 		}
 		abs(&p.Algorithms.Suite)
 		c.Policies[name] = p
@@ -601,6 +615,10 @@ func (c *Config) applyDefaults() {
 		}
 	}
 }
+
+// reTerritory is a trusted list's SchemeTerritory (ISO 3166-1 alpha-2,
+// "EL" and "UK" included).
+var reTerritory = regexp.MustCompile(`^[A-Z]{2}$`)
 
 // DefaultTrustedListTimeout bounds fetching a trusted list from its URL.
 const DefaultTrustedListTimeout = 30 * time.Second
@@ -919,11 +937,21 @@ func (c *Config) validatePolicies(bad func(string, ...any)) {
 			bad("policies.%s: anchors or trusted_list is required", name)
 		}
 		if tl := p.TrustedList; tl != nil {
-			if (tl.File == "") == (tl.URL == "") || tl.Signer == "" {
-				bad("policies.%s.trusted_list: file or url (exactly one) and signer are both required (an unsigned list is never trusted)", name)
+			switch {
+			case tl.LOTL == "" && ((tl.File == "") == (tl.URL == "") || tl.Signer == ""):
+				bad("policies.%s.trusted_list: file or url (exactly one) and signer are both required (an unsigned list is never trusted), or lotl with lotl_signer and territory", name)
+			case tl.LOTL != "" && (tl.Signer != "" || tl.LOTLSigner == "" || (tl.File != "" && tl.URL != "")):
+				bad("policies.%s.trusted_list: with lotl, lotl_signer is required, signer is not allowed (the LOTL names the signers) and file or url at most one", name)
+			case tl.LOTL != "" && !reTerritory.MatchString(tl.Territory):
+				bad("policies.%s.trusted_list.territory must be the list's two-letter scheme territory (e.g. CZ) with lotl", name)
+			case tl.LOTL == "" && (tl.LOTLSigner != "" || tl.Territory != ""):
+				bad("policies.%s.trusted_list: lotl_signer and territory need lotl", name)
 			}
 			if tl.URL != "" && !strings.HasPrefix(tl.URL, "https://") {
 				bad("policies.%s.trusted_list.url must be an https:// URL", name)
+			}
+			if strings.Contains(tl.LOTL, "://") && !strings.HasPrefix(tl.LOTL, "https://") {
+				bad("policies.%s.trusted_list.lotl must be a file or an https:// URL", name)
 			}
 			if tl.Refresh != 0 && (tl.Refresh < MinTrustedListRefresh || tl.Refresh > 30*24*time.Hour) {
 				bad("policies.%s.trusted_list.refresh must be 0 (SIGHUP only) or between 1m and 720h", name)

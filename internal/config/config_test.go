@@ -562,3 +562,33 @@ func TestChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestParseTrustedListLOTL: a list whose signers come from the EU list
+// of lists, and the combinations refused.
+func TestParseTrustedListLOTL(t *testing.T) {
+	lotl := strings.Replace(withPolicies, "{file: CZ.xml, signer: cz-signer.pem,", "{lotl: https://ec.europa.eu/tools/lotl/eu-lotl.xml, lotl_signer: oj.pem, territory: CZ,", 1)
+	c, err := Parse([]byte(lotl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl := c.Policies["cz-qualified"].TrustedList
+	if tl.LOTL != "https://ec.europa.eu/tools/lotl/eu-lotl.xml" || tl.LOTLSigner != "oj.pem" || tl.Territory != "CZ" || tl.Signer != "" {
+		t.Errorf("trusted_list = %+v", tl)
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"lotl and signer", strings.Replace(lotl, "territory: CZ,", "territory: CZ, signer: cz.pem,", 1), "signer is not allowed"},
+		{"lotl without its signer", strings.Replace(lotl, " lotl_signer: oj.pem,", "", 1), "lotl_signer is required"},
+		{"lotl without territory", strings.Replace(lotl, " territory: CZ,", "", 1), "territory must be"},
+		{"lowercase territory", strings.Replace(lotl, "territory: CZ", "territory: cz", 1), "territory must be"},
+		{"lotl over http", strings.Replace(lotl, "https://ec.europa.eu", "http://ec.europa.eu", 1), "lotl must be a file or an https"},
+		{"lotl, file and url", strings.Replace(lotl, "territory: CZ,", "territory: CZ, file: CZ.xml, url: https://tl.example/CZ.xml,", 1), "at most one"},
+		{"territory without lotl", strings.Replace(withPolicies, "signer: cz-signer.pem,", "signer: cz-signer.pem, territory: CZ,", 1), "need lotl"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml))
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/pecet-hsm/pecet/internal/config"
@@ -34,25 +35,40 @@ func BuildEngine(cfg *config.Config) (*policy.Engine, error) {
 
 // loadTrustedList reads a policy's trusted list from its file or fetches it
 // from its URL (within tl.Timeout and policy.MaxTrustedListBytes) and
-// verifies its signature with the configured signer. rt is the HTTP
-// transport (nil: the default; tests give one that trusts their server).
+// verifies its signature with the configured signer, or with the
+// certificates the EU list of lists names for tl.Territory (tl.LOTL,
+// verified with tl.LOTLSigner, through its pivots if need be;
+// docs/operations.md "Trusted lists"). rt is the HTTP transport (nil: the
+// default; tests give one that trusts their server).
 func loadTrustedList(ctx context.Context, tl config.TrustedList, rt http.RoundTripper) (*policy.TrustedList, error) {
-	signers, err := pki.ReadCertificates(tl.Signer)
-	if err != nil {
-		return nil, fmt.Errorf("trusted list signer: %w", err)
+	timeout := tl.Timeout
+	if timeout == 0 {
+		timeout = config.DefaultTrustedListTimeout
 	}
-	var data []byte
+	client := &http.Client{Timeout: timeout, Transport: rt}
+	fetch := func(ctx context.Context, url string) ([]byte, error) {
+		return policy.FetchTrustedList(ctx, client, url, policy.MaxTrustedListBytes)
+	}
+	read := func(src string) ([]byte, error) {
+		if strings.Contains(src, "://") { // FetchTrustedList refuses all but https://
+			return fetch(ctx, src)
+		}
+		return pki.ReadFile(src, policy.MaxTrustedListBytes)
+	}
 	src := tl.File
 	if tl.URL != "" {
 		src = tl.URL
-		timeout := tl.Timeout
-		if timeout == 0 {
-			timeout = config.DefaultTrustedListTimeout
-		}
-		data, err = policy.FetchTrustedList(ctx, &http.Client{Timeout: timeout, Transport: rt}, tl.URL, policy.MaxTrustedListBytes)
-	} else {
-		data, err = pki.ReadFile(tl.File, policy.MaxTrustedListBytes)
 	}
+	var signers []*x509.Certificate
+	var err error
+	if tl.LOTL != "" {
+		if signers, src, err = lotlSigners(ctx, tl, read, fetch); err != nil {
+			return nil, err
+		}
+	} else if signers, err = pki.ReadCertificates(tl.Signer); err != nil {
+		return nil, fmt.Errorf("trusted list signer: %w", err)
+	}
+	data, err := read(src)
 	if err != nil {
 		return nil, fmt.Errorf("trusted list: %w", err)
 	}
@@ -60,7 +76,43 @@ func loadTrustedList(ctx context.Context, tl config.TrustedList, rt http.RoundTr
 	if err != nil {
 		return nil, fmt.Errorf("trusted list %s: %w", src, err)
 	}
+	if tl.LOTL != "" && !strings.EqualFold(l.Territory, tl.Territory) {
+		return nil, fmt.Errorf("trusted list %s: %w: its territory is %q, the LOTL pointer is for %q", src, policy.ErrTrustedList, l.Territory, tl.Territory)
+	}
 	return l, nil
+}
+
+// lotlSigners verifies the LOTL and returns the certificates of its
+// pointer to tl.Territory's list, and where to read that list from: the
+// configured file or URL, or else the pointer's location.
+func lotlSigners(ctx context.Context, tl config.TrustedList, read func(string) ([]byte, error), fetch func(context.Context, string) ([]byte, error)) ([]*x509.Certificate, string, error) {
+	oj, err := pki.ReadCertificates(tl.LOTLSigner)
+	if err != nil {
+		return nil, "", fmt.Errorf("LOTL signer: %w", err)
+	}
+	data, err := read(tl.LOTL)
+	if err != nil {
+		return nil, "", fmt.Errorf("LOTL: %w", err)
+	}
+	lotl, err := policy.ResolveLOTL(ctx, data, oj, fetch)
+	if err != nil {
+		return nil, "", fmt.Errorf("LOTL %s: %w", tl.LOTL, err)
+	}
+	p, err := lotl.Pointer(tl.Territory)
+	if err != nil {
+		return nil, "", fmt.Errorf("LOTL %s (sequence %s): %w", tl.LOTL, lotl.SequenceNumber, err)
+	}
+	src := tl.File
+	if tl.URL != "" {
+		src = tl.URL
+	}
+	if src == "" {
+		if !strings.HasPrefix(p.Location, "https://") {
+			return nil, "", fmt.Errorf("LOTL %s: %w: the list of %s is at %q, not an https:// URL: configure file or url", tl.LOTL, policy.ErrTrustedListFetch, tl.Territory, p.Location)
+		}
+		src = p.Location
+	}
+	return p.Certs, src, nil
 }
 
 // buildEngine makes the engine from cfg with the trusted lists already

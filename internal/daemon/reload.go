@@ -316,7 +316,8 @@ func refusal(err error) string {
 	switch {
 	case errors.Is(err, config.ErrInvalid):
 		return "invalid configuration"
-	case errors.Is(err, policy.ErrTrustedListSig), errors.Is(err, policy.ErrTrustedList), errors.Is(err, policy.ErrTrustedListFetch):
+	case errors.Is(err, policy.ErrTrustedListSig), errors.Is(err, policy.ErrTrustedList), errors.Is(err, policy.ErrTrustedListFetch),
+		errors.Is(err, policy.ErrLOTL), errors.Is(err, policy.ErrLOTLPivot), errors.Is(err, policy.ErrLOTLTerritory):
 		return "trusted list of a new policy"
 	}
 	return "cannot be applied"
