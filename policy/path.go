@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -167,7 +168,7 @@ func (b *builder) build(leaf *x509.Certificate, try func(anchor *x509.Certificat
 		top := chain[len(chain)-1]
 		for _, a := range b.candidates(b.anchors, top) {
 			if err := b.checkSig(top, a); err != nil {
-				if err != errWorkBound && b.sigFail == nil {
+				if !errors.Is(err, errWorkBound) && b.sigFail == nil {
 					b.sigFail = &finding{Invalid, CodeSignatureMismatch, fmt.Sprintf("the signature of %q does not verify with the key of %q: %v", top.Subject, a.Subject, err)}
 				}
 				continue
@@ -186,7 +187,7 @@ func (b *builder) build(leaf *x509.Certificate, try func(anchor *x509.Certificat
 				continue // loops of cross-certificates
 			}
 			if err := b.checkSig(top, p); err != nil {
-				if err == errWorkBound {
+				if errors.Is(err, errWorkBound) {
 					return true
 				}
 				if b.sigFail == nil {

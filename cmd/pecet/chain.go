@@ -95,7 +95,7 @@ func (p *policyFlags) read() (policyInputs, error) {
 	if *p.at != "" {
 		t, err := time.Parse(time.RFC3339, *p.at)
 		if err != nil {
-			return out, fmt.Errorf("--at: %v", err)
+			return out, fmt.Errorf("--at: %w", err)
 		}
 		out.at = timestamppb.New(t)
 	}
@@ -112,7 +112,7 @@ func readCertFile(path string) ([][]byte, error) {
 	}
 	if !bytes.Contains(b, []byte("-----BEGIN")) {
 		if _, err := x509.ParseCertificate(b); err != nil {
-			return nil, fmt.Errorf("%s: neither PEM nor a DER certificate: %v", path, err)
+			return nil, fmt.Errorf("%s: neither PEM nor a DER certificate: %w", path, err)
 		}
 		return [][]byte{b}, nil
 	}
