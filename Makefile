@@ -43,7 +43,7 @@ vet:
 lint: vet
 	$(GO) tool golangci-lint run ./...
 
-## fuzz: every Fuzz target for FUZZTIME each (default 10s; scripts/fuzz.sh); fuzz-ci: 10 s each, what CI runs (issue 8)
+## fuzz: every Fuzz target for FUZZTIME each (default 10s; scripts/fuzz.sh); fuzz-ci: 10 s each, what CI runs (docs/reliability.md)
 FUZZTIME ?= 10s
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh

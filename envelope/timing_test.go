@@ -20,7 +20,7 @@ import (
 // dudect approach: |t| staying under about 4.5 over many thousands of pairs
 // (-benchtime=20000x) gives no evidence of a timing difference; a larger |t|
 // is a lead to investigate, not a proof, because the token's own RSA time
-// dominates and varies. It is a benchmark, never a timed test (issue 8).
+// dominates and varies. It is a benchmark, never a timed test (docs/reliability.md "Decryption oracles").
 func BenchmarkPaddingOracle(b *testing.B) {
 	d, cert := benchKey(b)
 	find := finderOf(recipient{d, cert})

@@ -28,8 +28,8 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-// policyFlags are shared by verify and chain verify (DESIGN.md "Processes
-// and commands").
+// policyFlags are shared by verify and chain verify (README.md
+// "Certificate policy").
 type policyFlags struct {
 	policy, anchors, revocation, at *string
 	crls                            multiFlag

@@ -30,7 +30,8 @@ func newFlags(name, synopsis, defaultRole string) (*flag.FlagSet, *conn) {
 }
 
 // newFlagsCert names the TLS client certificate flag certFlag: `pecet chain
-// verify` uses --cert for the certificate it judges (DESIGN.md), so there the
+// verify` uses --cert for the certificate it judges (README.md "Certificate
+// policy"), so there the
 // TLS one is --client-cert (as --key-file gives way to sign's --key).
 // pecet timestamp keeps --cert for OpenSSL's meaning (include the TSA
 // certificate), so there the TLS one is --client-cert too.

@@ -46,7 +46,7 @@ type DevKey struct {
 	kind      pki.Kind
 }
 
-// Keys are the dev keys (DESIGN.md "Processes and commands").
+// Keys are the dev keys (README.md "Five-minute tour").
 var Keys = []DevKey{
 	{"client-sign", keystore.PurposeSign, keystore.RSA2048, pki.CMSSign},
 	{"gateway-decrypt", keystore.PurposeDecrypt, keystore.RSA2048, pki.CMSDecrypt},

@@ -26,8 +26,8 @@ import (
 	"github.com/pecet-hsm/pecet/internal/grpcerr"
 )
 
-// How a service gets its RPCs audited (for the services still to come:
-// envelope Decrypt, tsa Timestamp, …):
+// How an RPC gets audited (Sign, Decrypt, Timestamp and the KeyService
+// write calls are; a new RPC that uses a key follows the same steps):
 //
 //  1. Add one line to auditSpecs below: the full method name and a function
 //     that says, from the request alone, which key and version the call is
@@ -43,13 +43,14 @@ import (
 // closed). With audit.sync: begin the begin line's fsync runs while the
 // handler works and the result waits for it; the end line is not waited
 // for (audit.Log.Begin, End), except for KeyService calls, whose end line
-// is durable before the result leaves under every fsync policy but none.
+// is durable before the result leaves under every fsync policy but none
+// (what each audit.Log entry point guarantees when it returns: the table
+// above audit.Log.Write).
 // Denied calls of any method are audited without a spec.
 // Streaming RPCs go in streamAuditSpecs instead: the begin line is written
 // at the first request (the parameters), the end line carries the SHA-256
 // of all the input.
 
-// auditInfo is what a request says about itself for the audit log.
 // maxAuditAlias is the longest key alias an audit line carries as given. A
 // valid alias has at most 64 bytes (keystore.CheckAlias); a longer one is
 // refused by the handler, but its begin line is written first, and it must
@@ -66,6 +67,7 @@ func auditAlias(k string) string {
 	return fmt.Sprintf("%s…(%d bytes)", strings.ToValidUTF8(k[:maxAuditAlias], ""), len(k))
 }
 
+// auditInfo is what a request says about itself for the audit log.
 type auditInfo struct {
 	Key     string
 	Version int
