@@ -41,7 +41,7 @@ func binaries(t *testing.T) (pecetd, pecet string) {
 		args = append(args, "../cmd/pecetd", "../cmd/pecet")
 		out, err := exec.Command("go", args...).CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+			buildErr = fmt.Errorf("go build: %w\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

@@ -15,7 +15,7 @@ import (
 
 // TestReleaseBinaryHasNoFaultHook: the pecetd every other test runs (a
 // plain `go build`) carries none of the fault hook that -tags faultinject
-// adds (internal/daemon faultinject.go): neither its environment variables
+// adds (internal/daemon/faultinject.go): neither its environment variables
 // nor its warning.
 func TestReleaseBinaryHasNoFaultHook(t *testing.T) {
 	pecetd, _ := binaries(t)

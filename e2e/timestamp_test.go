@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// TestDevTimestamp: the TSA of `pecetd --dev` from issue 4's user side:
+// TestDevTimestamp: the TSA of `pecetd --dev` from the user's side (docs/tsa.md):
 // openssl ts -query, POST /tsa, openssl ts -verify; pecet timestamp and
 // timestamp verify; pecet sign --timestamp, verified by pecet and openssl.
 func TestDevTimestamp(t *testing.T) {

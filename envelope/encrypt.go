@@ -5,7 +5,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha1"
+	"crypto/sha1" //nolint:gosec // RSA-OAEP with SHA-1, for HSMs that decrypt no other OAEP (docs/hsm.md)
 	"crypto/sha256"
 	"crypto/x509"
 	"fmt"
@@ -265,9 +265,9 @@ func keyTransRecipientInfo(cert *x509.Certificate, cek []byte, kt KeyTransport, 
 	case RSAOAEP:
 		ek, err = rsa.EncryptOAEP(sha256.New(), rnd, pub, cek, nil)
 	case RSAOAEPSHA1:
-		ek, err = rsa.EncryptOAEP(sha1.New(), rnd, pub, cek, nil)
+		ek, err = rsa.EncryptOAEP(sha1.New(), rnd, pub, cek, nil) //nolint:gosec // OAEP-SHA1 only when asked for (docs/hsm.md)
 	case RSAPKCS1:
-		ek, err = rsa.EncryptPKCS1v15(rnd, pub, cek)
+		ek, err = rsa.EncryptPKCS1v15(rnd, pub, cek) //nolint:staticcheck // RSAPKCS1 is for legacy receivers only, when asked for (KeyTransport)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("envelope: RSA encryption: %w", err)

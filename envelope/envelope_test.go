@@ -216,7 +216,7 @@ func TestRecipientChecks(t *testing.T) {
 				t.Fatalf("AllowLegacy: %v", err)
 			}
 			key := softKey{k}
-			if tc.want == ErrWeakKey {
+			if errors.Is(tc.want, ErrWeakKey) {
 				key = softKey{small}
 			}
 			res, err := Decrypt(context.Background(), der, finderOf(recipient{key, tc.cert}), DecryptOptions{})

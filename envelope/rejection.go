@@ -60,7 +60,7 @@ import (
 // rejectionLabel and rejectionSecretLabel separate the derivations.
 const (
 	rejectionLabel       = "pecet implicit rejection v1"
-	rejectionSecretLabel = "pecet implicit rejection secret"
+	rejectionSecretLabel = "pecet implicit rejection secret" //nolint:gosec // a KDF label, no credential
 	syntheticKeyLabel    = "pecet synthetic content key"
 )
 

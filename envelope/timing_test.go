@@ -20,7 +20,7 @@ import (
 // dudect approach: |t| staying under about 4.5 over many thousands of pairs
 // (-benchtime=20000x) gives no evidence of a timing difference; a larger |t|
 // is a lead to investigate, not a proof, because the token's own RSA time
-// dominates and varies. It is a benchmark, never a timed test (issue 8).
+// dominates and varies. It is a benchmark, never a timed test (docs/reliability.md "Decryption oracles").
 func BenchmarkPaddingOracle(b *testing.B) {
 	d, cert := benchKey(b)
 	find := finderOf(recipient{d, cert})
@@ -36,8 +36,8 @@ func BenchmarkPaddingOracle(b *testing.B) {
 				if swap {
 					first, second = bad, good
 				}
-				d1 := timeDecrypt(b, ctx, first, find, first == good)
-				d2 := timeDecrypt(b, ctx, second, find, second == good)
+				d1 := timeDecrypt(ctx, b, first, find, first == good)
+				d2 := timeDecrypt(ctx, b, second, find, second == good)
 				if swap {
 					d1, d2 = d2, d1
 				}
@@ -80,7 +80,7 @@ func oraclePair(b *testing.B, cert *x509.Certificate, pub *rsa.PublicKey, kt Key
 	return good, bad
 }
 
-func timeDecrypt(b *testing.B, ctx context.Context, m *Message, find Finder, wantOK bool) float64 {
+func timeDecrypt(ctx context.Context, b *testing.B, m *Message, find Finder, wantOK bool) float64 {
 	t0 := time.Now()
 	_, err := m.Decrypt(ctx, find, DecryptOptions{})
 	d := time.Since(t0)

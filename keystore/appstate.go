@@ -12,10 +12,8 @@ import (
 // App states are small values the server keeps on the token because a file
 // next to the data they describe could be rolled back with it: the audit
 // log's last signed checkpoint (internal/audit, docs/security.md "Audit
-// log"). The keystore neither reads nor judges them:
-//
-//	state     CKO_DATA  CKA_LABEL name  CKA_APPLICATION "pecet-state"
-//	          token, private, CKA_VALUE the caller's bytes
+// log"). The keystore neither reads nor judges them; their objects are in
+// the layout of "Keys on the token" in the package doc (doc.go).
 //
 // Tokens may refuse to modify a data object (SoftHSM 2.6 does), so PutAppState
 // creates the new value and then destroys the old ones; a crash between the

@@ -92,7 +92,7 @@ func (s *Store) rawLoop(ctx context.Context, deadline time.Time, count *atomic.I
 	if err != nil {
 		return p11Error("C_OpenSession", err)
 	}
-	defer s.p.CloseSession(sh)
+	defer s.p.CloseSession(sh) //nolint:errcheck // a read-only probe session: nothing to lose if closing it fails
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		if err := op(sh); err != nil {
 			return err

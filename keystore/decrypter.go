@@ -44,7 +44,7 @@ func (k *KeyDecrypter) DecryptContext(ctx context.Context, rnd io.Reader, msg []
 	switch o := opts.(type) {
 	case nil:
 		return k.decrypt(ctx, pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil), msg)
-	case *rsa.PKCS1v15DecryptOptions:
+	case *rsa.PKCS1v15DecryptOptions: //nolint:staticcheck // legacy PKCS#1 v1.5 key transport, decrypted inside the token
 		out, err := k.decrypt(ctx, pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil), msg)
 		if o.SessionKeyLen > 0 && (err != nil || len(out) != o.SessionKeyLen) {
 			// As rsa.DecryptPKCS1v15SessionKey intends: a bad padding

@@ -88,6 +88,12 @@
 //	             private, CKA_VALUE opaque bytes (≤ 64 KiB) of a pending
 //	             dual-control request (PutRequest, ListRequests, GetRequest,
 //	             DeleteRequest); kept on the token so every replica sees it
+//	state        CKO_DATA         CKA_LABEL "<name>"  CKA_APPLICATION "pecet-state"
+//	             private, CKA_VALUE the caller's bytes: an app state the
+//	             server keeps on the token (PutAppState, GetAppState)
+//
+// This is the one description of the layout; the code that writes each
+// object points here.
 //
 // Issuer certificates are certificate objects rather than data objects so
 // that ordinary PKCS#11 tools show them as certificates; their "v/n" ids

@@ -39,7 +39,7 @@ func RawKey(s *Store, alias string, version int) (*pkcs11.Ctx, pkcs11.SessionHan
 		attr(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY), attr(pkcs11.CKA_LABEL, alias), attr(pkcs11.CKA_ID, versionID(version))})
 	if err != nil || len(hs) != 1 {
 		_ = ctx.CloseSession(sh)
-		return nil, 0, 0, nil, fmt.Errorf("raw key: %d objects, %v", len(hs), err)
+		return nil, 0, 0, nil, fmt.Errorf("raw key: %d objects, %w", len(hs), err)
 	}
 	return ctx, sh, hs[0], func() { _ = ctx.CloseSession(sh) }, nil
 }

@@ -14,7 +14,7 @@ import (
 // token. SoftHSM never fails by itself, so this is how pecet's tests and its
 // soak test reach the recovery code with a real token underneath. Only
 // OpenWithFaults uses it: the tests, and a pecetd built with -tags
-// faultinject for the soak (internal/daemon faultinject.go), never a
+// faultinject for the soak (internal/daemon/faultinject.go), never a
 // release pecetd. Its methods are safe for
 // concurrent use, and its counters count the calls that reached it.
 type Faults struct {

@@ -48,7 +48,7 @@ var (
 // Purpose is what a key may be used for. It is fixed at creation.
 type Purpose string
 
-// Purposes, as named in DESIGN.md "Keys".
+// Purposes, as the API names them (docs/api.md "CreateKey").
 const (
 	PurposeSign      Purpose = "SIGN"
 	PurposeDecrypt   Purpose = "DECRYPT"
@@ -62,7 +62,8 @@ const (
 // Algorithm is a key-pair type the token generates.
 type Algorithm string
 
-// Algorithms, as named in DESIGN.md "Keys". Decrypt keys are RSA only.
+// Algorithms, as the API names them (docs/api.md "CreateKey"). Decrypt keys
+// are RSA only.
 const (
 	RSA2048 Algorithm = "RSA_2048"
 	RSA3072 Algorithm = "RSA_3072"

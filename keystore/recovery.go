@@ -119,9 +119,9 @@ func (s *Store) checkLogin() {
 	s.loginMu.Unlock()
 	switch {
 	case err != nil:
-		s.broken(fmt.Errorf("login session: %w", err))
+		_ = s.broken(fmt.Errorf("login session: %w", err)) // a probe: broken starts recovery, and the next call reports the cause
 	case si.State != pkcs11.CKS_RW_USER_FUNCTIONS && si.State != pkcs11.CKS_RO_USER_FUNCTIONS:
-		s.broken(fmt.Errorf("login session state %d: not logged in", si.State))
+		_ = s.broken(fmt.Errorf("login session state %d: not logged in", si.State))
 	}
 }
 

@@ -14,10 +14,8 @@ import (
 // Pending requests are small opaque documents the server keeps on the token
 // so that every replica sharing it sees them (dual control: one officer asks,
 // another approves, possibly through another pecetd). The keystore neither
-// reads nor judges them; it stores bytes under an id:
-//
-//	request   CKO_DATA  CKA_LABEL id  CKA_APPLICATION "pecet-request"
-//	          token, private, CKA_VALUE the caller's bytes
+// reads nor judges them; it stores bytes under an id, in the objects that
+// "Keys on the token" in the package doc (doc.go) lays out.
 const requestApp = "pecet-request"
 
 // MaxRequestBytes bounds one stored request: requests are a few hundred

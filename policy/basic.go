@@ -30,7 +30,7 @@ type Request struct {
 	// ignores it.
 	Policy string
 	// Anchors and CRLs are extra trust anchors and CRLs for this request
-	// only (DESIGN.md "--anchors", "--crl").
+	// only (docs/security.md "Per-call overrides").
 	Anchors []*x509.Certificate
 	CRLs    []*CRL
 	// Revocation overrides the policy's revocation mode when set.

@@ -45,22 +45,22 @@ func (n *xnode) attr(local string) (string, bool) {
 	return "", false
 }
 
-// lookup resolves a prefix in scope.
-func (n *xnode) lookup(prefix string) (string, bool) {
+// lookup resolves a prefix in scope; an unbound prefix resolves to "".
+func (n *xnode) lookup(prefix string) string {
 	for e := n; e != nil; e = e.parent {
 		if u, ok := e.ns[prefix]; ok {
-			return u, true
+			return u
 		}
 	}
 	if prefix == "xml" {
-		return "http://www.w3.org/XML/1998/namespace", true
+		return "http://www.w3.org/XML/1998/namespace"
 	}
-	return "", prefix == ""
+	return ""
 }
 
 // space returns the namespace URI of the element.
 func (n *xnode) space() string {
-	u, _ := n.lookup(n.prefix)
+	u := n.lookup(n.prefix)
 	return u
 }
 
@@ -73,7 +73,7 @@ func parseXMLTree(data []byte) (*xnode, error) {
 	depth, count := 0, 0
 	for {
 		tok, err := d.RawToken()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -150,7 +150,7 @@ func writeExc(b *bytes.Buffer, n, skip *xnode, rendered map[string]string) {
 	var decls []string
 	next := rendered
 	for p := range used {
-		u, _ := n.lookup(p)
+		u := n.lookup(p)
 		prev, was := rendered[p]
 		if was && prev == u {
 			continue
@@ -170,7 +170,7 @@ func writeExc(b *bytes.Buffer, n, skip *xnode, rendered map[string]string) {
 	b.WriteByte('<')
 	b.WriteString(qname(n.prefix, n.local))
 	for _, p := range decls {
-		u, _ := n.lookup(p)
+		u := n.lookup(p)
 		next[p] = u
 		if p == "" {
 			b.WriteString(` xmlns="`)
@@ -213,7 +213,7 @@ func attrURI(n *xnode, a xattr) string {
 	if a.prefix == "" {
 		return ""
 	}
-	u, _ := n.lookup(a.prefix)
+	u := n.lookup(a.prefix)
 	return u
 }
 

@@ -59,7 +59,7 @@ var DefaultPurposeRules = map[Purpose]PurposeRule{
 	PurposeTimestamping: {KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, EKU: []x509.ExtKeyUsage{x509.ExtKeyUsageTimeStamping}},
 }
 
-// Policy is one named validation policy (DESIGN.md "Policy").
+// Policy is one named validation policy (README.md "Certificate policy").
 type Policy struct {
 	Name        string
 	Description string

@@ -15,18 +15,17 @@ import (
 // section 6 needs), read here from the raw extension values.
 
 var (
-	oidExtNameConstraints     = asn1.ObjectIdentifier{2, 5, 29, 30}
-	oidExtSubjectAltName      = asn1.ObjectIdentifier{2, 5, 29, 17}
-	oidExtCRLDistPoints       = asn1.ObjectIdentifier{2, 5, 29, 31}
-	oidExtIssuingDistPoint    = asn1.ObjectIdentifier{2, 5, 29, 28}
-	oidExtDeltaCRLIndicator   = asn1.ObjectIdentifier{2, 5, 29, 27}
-	oidExtCRLNumber           = asn1.ObjectIdentifier{2, 5, 29, 20}
-	oidExtAuthorityKeyID      = asn1.ObjectIdentifier{2, 5, 29, 35}
-	oidExtFreshestCRL         = asn1.ObjectIdentifier{2, 5, 29, 46}
-	oidExtCertificateIssuer   = asn1.ObjectIdentifier{2, 5, 29, 29}
-	oidExtReasonCode          = asn1.ObjectIdentifier{2, 5, 29, 21}
-	oidExtInvalidityDate      = asn1.ObjectIdentifier{2, 5, 29, 24}
-	oidExtAuthorityInfoAccess = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 1}
+	oidExtNameConstraints   = asn1.ObjectIdentifier{2, 5, 29, 30}
+	oidExtSubjectAltName    = asn1.ObjectIdentifier{2, 5, 29, 17}
+	oidExtCRLDistPoints     = asn1.ObjectIdentifier{2, 5, 29, 31}
+	oidExtIssuingDistPoint  = asn1.ObjectIdentifier{2, 5, 29, 28}
+	oidExtDeltaCRLIndicator = asn1.ObjectIdentifier{2, 5, 29, 27}
+	oidExtCRLNumber         = asn1.ObjectIdentifier{2, 5, 29, 20}
+	oidExtAuthorityKeyID    = asn1.ObjectIdentifier{2, 5, 29, 35}
+	oidExtFreshestCRL       = asn1.ObjectIdentifier{2, 5, 29, 46}
+	oidExtCertificateIssuer = asn1.ObjectIdentifier{2, 5, 29, 29}
+	oidExtReasonCode        = asn1.ObjectIdentifier{2, 5, 29, 21}
+	oidExtInvalidityDate    = asn1.ObjectIdentifier{2, 5, 29, 24}
 )
 
 var errBadExtension = errors.New("malformed extension")
@@ -92,7 +91,7 @@ const maxNamesPerExtension = 1024
 
 func findExt(exts []asnExt, oid asn1.ObjectIdentifier) (asnExt, bool) {
 	for _, e := range exts {
-		if e.Id.Equal(oid) {
+		if e.ID.Equal(oid) {
 			return e, true
 		}
 	}
@@ -101,7 +100,7 @@ func findExt(exts []asnExt, oid asn1.ObjectIdentifier) (asnExt, bool) {
 
 // asnExt mirrors pkix.Extension so that certificates and CRLs share code.
 type asnExt struct {
-	Id       asn1.ObjectIdentifier
+	ID       asn1.ObjectIdentifier
 	Critical bool
 	Value    []byte
 }
@@ -127,7 +126,7 @@ func subjectAltNames(c *x509.Certificate) ([]generalName, error) {
 type subtree = generalName
 
 // nameConstraintsExt reads the name constraints extension.
-func nameConstraintsExt(c *x509.Certificate) (permitted, excluded []subtree, present bool, err error) {
+func nameConstraintsExt(c *x509.Certificate) (permitted, excluded []subtree, present bool, err error) { //nolint:unparam // present tells an absent extension from an empty one; path.go needs only the lists today
 	for _, e := range c.Extensions {
 		if !e.Id.Equal(oidExtNameConstraints) {
 			continue
@@ -369,7 +368,7 @@ func issuingDistributionPoint(value []byte) (distributionPoint, error) {
 func certExts(c *x509.Certificate) []asnExt {
 	out := make([]asnExt, len(c.Extensions))
 	for i, e := range c.Extensions {
-		out[i] = asnExt{Id: e.Id, Critical: e.Critical, Value: e.Value}
+		out[i] = asnExt{ID: e.Id, Critical: e.Critical, Value: e.Value}
 	}
 	return out
 }

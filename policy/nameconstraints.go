@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"net"
 	"net/url"
 	"strings"
 )
@@ -12,8 +13,6 @@ type nameConstraints struct {
 	permitted map[int][]subtree
 	excluded  map[int][]subtree
 }
-
-var constrainedTypes = []int{gnRFC822, gnDNS, gnDirectory, gnURI, gnIP}
 
 func newNameConstraints() *nameConstraints {
 	return &nameConstraints{permitted: map[int][]subtree{}, excluded: map[int][]subtree{}}
@@ -125,7 +124,7 @@ func describe(tag int, name string, d dn, ip []byte) string {
 	case gnURI:
 		return "URI " + name
 	case gnIP:
-		return "IP address"
+		return "IP address " + net.IP(ip).String()
 	}
 	return "name"
 }

@@ -195,7 +195,7 @@ func (b *builder) build(leaf *x509.Certificate, try func(anchor *x509.Certificat
 				if b.stop != nil {
 					return true
 				}
-				if err != errWorkBound && b.sigFail == nil {
+				if !errors.Is(err, errWorkBound) && b.sigFail == nil {
 					b.sigFail = sigFinding(top, a, err)
 				}
 				continue
@@ -227,7 +227,7 @@ func (b *builder) build(leaf *x509.Certificate, try func(anchor *x509.Certificat
 				continue // loops of cross-certificates
 			}
 			if err := b.checkSig(top, p); err != nil {
-				if err == errWorkBound {
+				if errors.Is(err, errWorkBound) {
 					return true
 				}
 				if b.sigFail == nil {

@@ -254,7 +254,7 @@ func verifyXMLECDSA(k *ecdsa.PublicKey, digest, sv []byte) bool {
 	return err == nil && ecdsa.VerifyASN1(k, digest, der)
 }
 
-func sigMethod(alg string) (h crypto.Hash, isRSA, isPSS bool, err error) {
+func sigMethod(alg string) (h crypto.Hash, isRSA, isPSS bool, err error) { //nolint:unparam // the caller verifies RSASSA-PSS when a method yields it; none is accepted yet
 	switch alg {
 	case "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256":
 		return crypto.SHA256, true, false, nil
@@ -285,7 +285,7 @@ func digestMethod(alg string) (crypto.Hash, error) {
 	return 0, fmt.Errorf("%w: digest method %q is not supported", ErrTrustedListSig, alg)
 }
 
-func attrOf(n *xnode, name string) (string, bool) {
+func attrOf(n *xnode, name string) (string, bool) { //nolint:unparam // the same two results as xnode.attr
 	if n == nil {
 		return "", false
 	}

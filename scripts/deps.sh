@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Installs what pecet needs from Debian/Ubuntu packages when it is missing:
 # SoftHSM2 (the dev and test token), OpenSSL (the interoperability peer),
-# OpenSC (pkcs11-tool, handy for looking at a token) and protoc. Uses sudo
-# only when not root.
+# OpenSC (pkcs11-tool, handy for looking at a token). Uses sudo only when
+# not root. (Code generation needs no protoc: buf and the plugins are Go
+# tools pinned in go.mod.)
 set -euo pipefail
 need=()
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
-command -v protoc >/dev/null 2>&1 || need+=(protobuf-compiler)
 [ ${#need[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "pecet needs: ${need[*]} (no apt-get here: install them with your package manager)" >&2

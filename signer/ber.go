@@ -1,6 +1,9 @@
 package signer
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // BER to DER length normalisation.
 //
@@ -308,7 +311,8 @@ func tooLargef(format string, args ...any) error {
 
 // within prefixes a parse error's message with where it happened.
 func within(where string, err error) error {
-	if pe, ok := err.(*parseError); ok {
+	var pe *parseError
+	if errors.As(err, &pe) {
 		return &parseError{kind: pe.kind, msg: where + ": " + pe.msg, cause: pe.cause}
 	}
 	return err

@@ -2,8 +2,8 @@ package signer
 
 import (
 	"crypto"
-	_ "crypto/md5" // verified (and reported WEAK_ALGORITHM), never signed with
-	_ "crypto/sha1"
+	_ "crypto/md5"  //nolint:gosec // verified (and reported WEAK_ALGORITHM), never signed with
+	_ "crypto/sha1" //nolint:gosec // verified, and SHA-1 only where the suite allows it
 	_ "crypto/sha256"
 	_ "crypto/sha3" // registers SHA3-224/256/384/512 with crypto.Hash
 	_ "crypto/sha512"
@@ -77,9 +77,6 @@ const (
 	oidECDSAWithSHA3_256 oidName = "2.16.840.1.101.3.4.3.10"
 	oidECDSAWithSHA3_384 oidName = "2.16.840.1.101.3.4.3.11"
 	oidECDSAWithSHA3_512 oidName = "2.16.840.1.101.3.4.3.12"
-
-	// Ed25519 (RFC 8419).
-	oidEd25519 oidName = "1.3.101.112"
 )
 
 // OIDSignatureTimeStampToken is the CAdES-T signature-time-stamp unsigned

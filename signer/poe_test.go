@@ -57,7 +57,7 @@ func sha1Era(t *testing.T) (ca, leaf *x509.Certificate, leafKey *rsa.PrivateKey)
 // suite at the time a proof of existence gives (here --at, the signing
 // time the caller asserts): VALID before SHA-1's end dates, INDETERMINATE
 // CRYPTO_CONSTRAINTS_FAILURE_NO_POE without such a proof. A policy without
-// a suite refuses SHA-1 as before (issue 13 item 2).
+// a suite refuses SHA-1 as before (docs/security.md "Algorithms").
 func TestHistoricalSHA1UnderSuite(t *testing.T) {
 	testtool.OpenSSL(t)
 	suiteXML, err := os.ReadFile(testtool.Vectors(t, "etsi-ts-119-312-crypto-suite.xml"))

@@ -254,7 +254,8 @@ func TestVerifyChain(t *testing.T) {
 		{"no validator", f, now, nil, VerifyOptions{}, policy.Indeterminate, policy.CodeUntrustedRoot},
 		{"expired at signing time", expired, now, f.ca.validator(), VerifyOptions{}, policy.Invalid, policy.CodeExpired},
 		// The signing-time attribute is the signer's claim, not a trusted
-		// time (DESIGN.md: At, else a verified time-stamp's time, else now).
+		// time (README.md "Certificate policy": At, else a verified
+		// time-stamp's time, else now).
 		{"claimed signing time is not trusted", expired, now.AddDate(-1, -6, 0), f.ca.validator(), VerifyOptions{}, policy.Invalid, policy.CodeExpired},
 		{"At judges at a given time", expired, now.AddDate(-1, -6, 0), f.ca.validator(), VerifyOptions{At: now.AddDate(-1, -6, 0)}, policy.Valid, ""},
 	}

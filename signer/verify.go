@@ -287,7 +287,8 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 	if opts.TimestampVerifier != nil {
 		checkTimestamps(si, sd.Certificates, opts.TimestampVerifier, &v)
 	}
-	// The chain is judged at a trusted time (DESIGN.md, decree 212/2012):
+	// The chain is judged at a trusted time (README.md "Certificate policy",
+	// decree 212/2012):
 	// the caller's, else a verified time-stamp's, else now. The
 	// signing-time attribute is only the signer's claim.
 	at := opts.At

@@ -171,7 +171,7 @@ func (g *ClockGuard) Err() error {
 // Run checks every interval until ctx ends, calling report (may be nil)
 // when the verdict changes between trusted and not.
 func (g *ClockGuard) Run(ctx context.Context, interval time.Duration, report func(error)) {
-	var was error = errors.New("unknown")
+	was := errors.New("unknown")
 	for {
 		err := g.Check(ctx)
 		if report != nil && (err == nil) != (was == nil) {

@@ -26,7 +26,7 @@ func FuzzParseRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		req, err := ParseRequest(in)
 		if err != nil {
-			if _, ok := err.(*Rejection); !ok {
+			if _, ok := err.(*Rejection); !ok { //nolint:errorlint // the contract is an unwrapped *Rejection
 				t.Fatalf("error %T is not a *Rejection", err)
 			}
 		} else if req.Hash != 0 && !req.HasExtensions {

@@ -12,7 +12,7 @@ import (
 	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
-// TestOpenSSLInterop is the user's path from issue 4: openssl ts -query,
+// TestOpenSSLInterop is the user's path (docs/tsa.md): openssl ts -query,
 // POST to /tsa over a real loopback HTTP server, openssl ts -verify.
 func TestOpenSSLInterop(t *testing.T) {
 	testtool.OpenSSL(t)

@@ -77,8 +77,8 @@ func revokedCRL(t testing.TB, ca *pki.CA, c *x509.Certificate, when time.Time, r
 // TestTokenJudgedAtValidationTime: the TSA's chain is judged at the
 // validation time (now, or the caller's At), not at the token's own
 // genTime, so the key of an expired or compromised TSA certificate cannot
-// mint tokens dated in its lifetime (ETSI EN 319 102-1 5.4; issue 12 item
-// 4). A revocation for keyCompromise invalidates every token.
+// mint tokens dated in its lifetime (ETSI EN 319 102-1 5.4;
+// docs/security.md "Time-stamps"). A revocation for keyCompromise invalidates every token.
 func TestTokenJudgedAtValidationTime(t *testing.T) {
 	now := time.Now()
 	data := []byte("filing")
@@ -132,7 +132,7 @@ func TestTokenJudgedAtValidationTime(t *testing.T) {
 // the TSA's (or the issuing CA's) subject name: the token path builds and
 // checks paths as the signature path does (RFC 5280 6.1.3 (a): issuer name
 // and signature). OpenSSL says "unable to get local issuer certificate"
-// (issue 17 item 4).
+// (docs/tsa.md "Verification").
 func TestTokenNameChaining(t *testing.T) {
 	now := time.Now()
 	root, err := pki.NewCA("root", now)

@@ -28,8 +28,8 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
-// policyFlags are shared by verify and chain verify (DESIGN.md "Processes
-// and commands").
+// policyFlags are shared by verify and chain verify (README.md
+// "Certificate policy").
 type policyFlags struct {
 	policy, anchors, revocation, at *string
 	crls                            multiFlag
@@ -103,7 +103,7 @@ func (p *policyFlags) read() (policyInputs, error) {
 	if *p.at != "" {
 		t, err := time.Parse(time.RFC3339, *p.at)
 		if err != nil {
-			return out, fmt.Errorf("--at: %v", err)
+			return out, fmt.Errorf("--at: %w", err)
 		}
 		out.at = timestamppb.New(t)
 	}
@@ -120,7 +120,7 @@ func readCertFile(path string) ([][]byte, error) {
 	}
 	if !bytes.Contains(b, []byte("-----BEGIN")) {
 		if _, err := x509.ParseCertificate(b); err != nil {
-			return nil, fmt.Errorf("%s: neither PEM nor a DER certificate: %v", path, err)
+			return nil, fmt.Errorf("%s: neither PEM nor a DER certificate: %w", path, err)
 		}
 		return [][]byte{b}, nil
 	}

@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc/status"
@@ -28,7 +30,8 @@ func newFlags(name, synopsis, defaultRole string) (*flag.FlagSet, *conn) {
 }
 
 // newFlagsCert names the TLS client certificate flag certFlag: `pecet chain
-// verify` uses --cert for the certificate it judges (DESIGN.md), so there the
+// verify` uses --cert for the certificate it judges (README.md "Certificate
+// policy"), so there the
 // TLS one is --client-cert (as --key-file gives way to sign's --key).
 // pecet timestamp keeps --cert for OpenSSL's meaning (include the TSA
 // certificate), so there the TLS one is --client-cert too.
@@ -140,11 +143,33 @@ func writeOutput(path string, b []byte) error {
 		_, err := os.Stdout.Write(b)
 		return err
 	}
-	return os.WriteFile(path, b, 0o644)
+	return os.WriteFile(path, b, 0o644) //nolint:gosec // an ordinary user file (0644 less the umask), as openssl writes its -out
 }
 
 func printJSON(v any) {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
+}
+
+// versionFlag is a --version N flag: a key version is a uint32 in the API,
+// so a larger number is a usage error, not a silently truncated version.
+type versionFlag uint32
+
+func (v *versionFlag) String() string { return strconv.FormatUint(uint64(*v), 10) }
+
+func (v *versionFlag) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return fmt.Errorf("not a key version (0 to %d)", uint32(math.MaxUint32))
+	}
+	*v = versionFlag(n)
+	return nil
+}
+
+// versionVar defines a --version flag.
+func versionVar(fs *flag.FlagSet, usage string) *versionFlag {
+	v := new(versionFlag)
+	fs.Var(v, "version", usage)
+	return v
 }

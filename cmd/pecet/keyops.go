@@ -115,7 +115,7 @@ func keysRotate(args []string) int {
 func keysCSR(args []string) int {
 	fs, c := newFlags("keys csr", `keys csr --alias ALIAS [--version N] --subject "CN=…,O=…,C=CZ" [--san KIND:VALUE]... [--out FILE]`, "officer")
 	alias := fs.String("alias", "", "key `alias` (required)")
-	version := fs.Uint("version", 0, "key `version` (default: the newest)")
+	version := versionVar(fs, "key `version` (default: the newest)")
 	subject := fs.String("subject", "", "subject, RFC 4514: \"CN=Jana Nováková,O=Example s.r.o.,C=CZ\" (required)")
 	var sans stringList
 	fs.Var(&sans, "san", "subject alternative name `KIND:VALUE` (DNS:, email:, IP:, URI:); repeatable")
@@ -152,7 +152,7 @@ func keysCSR(args []string) int {
 func keysImport(args []string) int {
 	fs, c := newFlags("keys import-cert", "keys import-cert --alias ALIAS [--version N] --in CHAIN.pem", "officer")
 	alias := fs.String("alias", "", "key `alias` (required)")
-	version := fs.Uint("version", 0, "key `version` (default: the newest)")
+	version := versionVar(fs, "key `version` (default: the newest)")
 	in := fs.String("in", "", "PEM `file` with the certificate chain, leaf first (required; - for stdin)")
 	if code := parse(fs, args); code >= 0 {
 		return code
@@ -184,7 +184,7 @@ func keysImport(args []string) int {
 func keysVersionOp(op string, args []string) int {
 	fs, c := newFlags("keys "+op, "keys "+op+" --alias ALIAS --version N", "officer")
 	alias := fs.String("alias", "", "key `alias` (required)")
-	version := fs.Uint("version", 0, "key `version` (required)")
+	version := versionVar(fs, "key `version` (required)")
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}

@@ -6,7 +6,7 @@ import (
 	"os"
 )
 
-// Exit codes (DESIGN.md "Processes and commands").
+// Exit codes (README.md "Five-minute tour", `pecet --help`).
 const (
 	exitOK            = 0 // success, or a VALID verdict
 	exitInvalid       = 1 // INVALID verdict

@@ -27,7 +27,7 @@ func parseHash(s string) (pecetv1.HashAlgorithm, bool) {
 func runSign(args []string) int {
 	fs, c := newFlags("sign", "sign --key ALIAS (--in FILE | --digest HEX) [--out FILE] [--attached] [--pem] [--hash sha256|sha384|sha512] [--timestamp]", "client")
 	alias := fs.String("key", "", "`alias` of a SIGN key on the HSM (required)")
-	version := fs.Uint("version", 0, "key `version` (default: the primary)")
+	version := versionVar(fs, "key `version` (default: the primary)")
 	in := fs.String("in", "", "`file` to sign, - for stdin")
 	digest := fs.String("digest", "", "sign this `hex` digest of the data instead of --in (the data stays here; always detached)")
 	out := fs.String("out", "-", "signature output `file`, - for stdout")

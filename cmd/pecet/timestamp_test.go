@@ -13,8 +13,8 @@ import (
 )
 
 // TestTimestampVerifyOutsideTSA: `pecet timestamp verify` judges tokens of
-// a TSA that is not pecet with the policy engine, as OpenSSL does (issue
-// 17 item 3): an issuing CA whose EKU lacks timeStamping constrains
+// a TSA that is not pecet with the policy engine, as OpenSSL does
+// (docs/tsa.md "Verification"): an issuing CA whose EKU lacks timeStamping constrains
 // nothing (RFC 5280 has no EKU nesting; RFC 3161 2.3 asks it of the TSA
 // certificate alone), with the root or the issuing CA as anchor.
 func TestTimestampVerifyOutsideTSA(t *testing.T) {
@@ -71,7 +71,7 @@ func stdoutOf(t *testing.T, f func() int) (string, int) {
 
 // TestTimestampVerifyBareToken: a token is checked without its data
 // (signature, chain, genTime) and the imprint it covers is reported
-// (issue 17 item 5); with the data the imprint is compared as before.
+// (docs/tsa.md "Verification"); with the data the imprint is compared as before.
 func TestTimestampVerifyBareToken(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "filing.xml")

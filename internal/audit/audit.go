@@ -345,13 +345,35 @@ func lastRotated(file string) int {
 	return best
 }
 
-// Write appends one event and, with SyncEvent or SyncBegin, returns once it
-// is durable. Time, Seq and Prev are filled in here. An error (always
-// wrapping ErrUnavailable) means the event is not in the log and the
-// operation it describes must not run or must not be reported as done.
+// The entry points, by how durable their line is when they return, under
+// each Options.Sync (the costs: docs/performance.md "audit.sync: begin").
+// "In the file" is one write(2): the line survives a crash of the process,
+// not of the machine; "on disk" is after fsync. The names say the phase,
+// not the durability (they are kept: the server and the tests call them),
+// so this table, and the first sentence of each doc comment, say it:
+//
+//	            event (default)        begin                     none
+//	Write       on disk                on disk                   in the file
+//	Append      in the file            in the file               in the file
+//	Begin       in the file            in the file; fsync runs,  in the file
+//	                                   on disk when Wait/End
+//	                                   returns nil
+//	BeginAhead  in the file; fsync     as Begin                  in the file
+//	            runs, as Begin under
+//	            begin
+//	End         end and begin line     end line in the file;     in the file
+//	            on disk                begin line on disk
+//
+// Without a file (stderr only) every line is written when they return.
+
+// Write appends one event and returns once it is on disk (SyncEvent,
+// SyncBegin) or in the file (SyncNone). Time, Seq and Prev are filled in
+// here. An error (always wrapping ErrUnavailable) means the event is not in
+// the log and the operation it describes must not run or must not be
+// reported as done.
 func (l *Log) Write(e Event) error { return l.write(e, l.o.Sync != SyncNone) }
 
-// Append is Write without waiting for fsync: the line is in the file (one
+// Append returns once the line is in the file, never waiting for fsync (one
 // write(2), so it survives a crash of the process) but not necessarily on
 // disk. The server uses it for the begin lines of key lifecycle calls,
 // whose end line is written with Write: its fsync makes both durable
@@ -364,16 +386,16 @@ type Begun struct {
 	err  error         // its result, set before done is closed
 }
 
-// Begin writes the begin line of a key operation, before the operation
-// runs. With SyncBegin it also starts, in the background, an fsync covering
+// Begin returns once the begin line of a key operation is in the file; it
+// is written before the operation runs. With SyncBegin it also starts, in the background, an fsync covering
 // the line (shared with other writers), so that the fsync runs while the
 // token works; the result must not leave the service before Wait (or End)
 // returned nil. With SyncEvent and SyncNone it is Append: the end line's
 // Write makes both lines durable (SyncEvent).
 func (l *Log) Begin(e Event) (*Begun, error) { return l.begin(e, l.o.Sync == SyncBegin) }
 
-// BeginAhead is Begin that starts the begin line's fsync at once under
-// SyncEvent too. It is for operations whose result leaves in parts before
+// BeginAhead returns once the begin line is in the file, as Begin, and
+// starts the line's fsync at once under SyncEvent too. It is for operations whose result leaves in parts before
 // the end line is written (a stream's output, an HTTP body larger than the
 // server's buffer): holding the first part until Wait returns keeps
 // SyncEvent's promise that no result leaves unaudited on disk.
@@ -406,8 +428,9 @@ func (b *Begun) Wait() error {
 	return b.err
 }
 
-// End writes the end line of the operation begun by b. With SyncEvent it is
-// Write (both lines durable when it returns); with SyncBegin it appends the
+// End writes the end line of the operation begun by b and returns once the
+// begin line is on disk (SyncEvent, SyncBegin). With SyncEvent it is Write
+// (both lines on disk when it returns); with SyncBegin it appends the
 // line without waiting for it (a later fsync covers it, at the latest
 // FlushInterval later) and returns once b's begin line is durable; with
 // SyncNone it appends. An error (wrapping ErrUnavailable) means the result

@@ -89,12 +89,10 @@ const signedContext = "pecet audit checkpoint v1\n"
 // starts with (CMS and RFC 3161 sign DER, which starts with 0x30 or 0x31).
 func signedDigest(e *Event) []byte {
 	h := sha256.New()
-	io.WriteString(h, signedContext)
+	// A hash's Write never returns an error.
+	_, _ = io.WriteString(h, signedContext)
 	for _, s := range []string{e.Phase, e.Log, e.Time.UTC().Format(time.RFC3339Nano), strconv.FormatUint(e.CPSeq, 10), e.CPHash, e.Note, e.KeyID} {
-		io.WriteString(h, strconv.Itoa(len(s)))
-		io.WriteString(h, ":")
-		io.WriteString(h, s)
-		io.WriteString(h, "\n")
+		_, _ = io.WriteString(h, strconv.Itoa(len(s))+":"+s+"\n")
 	}
 	return h.Sum(nil)
 }

@@ -22,7 +22,7 @@ import (
 // ErrInvalid wraps every validation failure.
 var ErrInvalid = errors.New("config: invalid")
 
-// Defaults from DESIGN.md ("Processes and commands").
+// Defaults (README.md "Configuration", docs/api.md).
 const (
 	DefaultGRPCAddr = "127.0.0.1:7443"
 	DefaultHTTPAddr = "127.0.0.1:7080"
@@ -53,7 +53,7 @@ type Config struct {
 	Envelope Envelope `yaml:"envelope"`
 	Clients  []Client `yaml:"clients"`
 	Limits   Limits   `yaml:"limits"`
-	// Policies are the named validation policies (DESIGN.md "Policy");
+	// Policies are the named validation policies (README.md "Certificate policy");
 	// DefaultPolicy names the one used when a request names none. Without
 	// policies, trust.anchors make a policy named "default".
 	Policies      map[string]Policy `yaml:"policies"`

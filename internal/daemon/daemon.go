@@ -425,7 +425,7 @@ func writeEndpoints(dir string, ep Endpoints) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, AddrFile), append(b, '\n'), 0o644)
+	return os.WriteFile(filepath.Join(dir, AddrFile), append(b, '\n'), 0o644) //nolint:gosec // the addresses are public; pecet reads them as any user
 }
 
 func banner(w io.Writer, dir string, ep Endpoints) {

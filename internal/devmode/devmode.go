@@ -32,7 +32,7 @@ import (
 const DefaultDir = ".pecet-dev"
 
 // TokenLabel is the dev token's label.
-const TokenLabel = "pecet-dev"
+const TokenLabel = "pecet-dev" //nolint:gosec // a token label, no credential
 
 // Role certificate file names in the dev folder, by role.
 // officer-2 is a second officer, so that dual control can be tried out.
@@ -46,7 +46,7 @@ type DevKey struct {
 	kind      pki.Kind
 }
 
-// Keys are the dev keys (DESIGN.md "Processes and commands").
+// Keys are the dev keys (README.md "Five-minute tour").
 var Keys = []DevKey{
 	{"client-sign", keystore.PurposeSign, keystore.RSA2048, pki.CMSSign},
 	{"gateway-decrypt", keystore.PurposeDecrypt, keystore.RSA2048, pki.CMSDecrypt},
@@ -272,7 +272,7 @@ func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 // *-key.pem) 0600. Symbolic links are left alone (their targets are not
 // the dev folder's). See docs/security.md "Dev mode".
 func Tighten(dir string) error {
-	if err := os.Chmod(dir, 0o700); err != nil {
+	if err := os.Chmod(dir, 0o700); err != nil { //nolint:gosec // a directory: 0700 is the owner only
 		return err
 	}
 	entries, err := os.ReadDir(dir)
@@ -292,9 +292,9 @@ func Tighten(dir string) error {
 				case d.Type()&fs.ModeSymlink != 0:
 					return nil
 				case d.IsDir():
-					return os.Chmod(q, 0o700)
+					return os.Chmod(q, 0o700) //nolint:gosec // a directory: 0700 is the owner only
 				}
-				return os.Chmod(q, 0o600)
+				return os.Chmod(q, 0o600) //nolint:gosec // symlinks are skipped above, and the folder is the user's own
 			}); err != nil {
 				return err
 			}

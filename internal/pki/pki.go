@@ -195,7 +195,7 @@ func WriteCerts(path string, certs ...*x509.Certificate) error {
 	for _, c := range certs {
 		out = append(out, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})...)
 	}
-	return os.WriteFile(path, out, 0o644)
+	return os.WriteFile(path, out, 0o644) //nolint:gosec // certificates are public
 }
 
 // ReadCert reads the first PEM certificate of a file.

@@ -26,7 +26,8 @@ import (
 	"github.com/pecet-hsm/pecet/internal/rpctable"
 )
 
-// How a service gets its RPCs audited:
+// How an RPC gets audited (Sign, Decrypt, Timestamp and the KeyService
+// write calls are; a new RPC that uses a key follows the same steps):
 //
 //  1. Give the RPC's row in the RPC table (internal/rpctable) an Audit: a
 //     function that says, from the request alone, which key and version the
@@ -43,13 +44,13 @@ import (
 // handler works and the result waits for it; the end line is not waited
 // for (audit.Log.Begin, End), except for the rows marked DurableEnd (the
 // KeyService changes), whose end line is durable before the result leaves
-// under every fsync policy but none.
+// under every fsync policy but none (what each audit.Log entry point
+// guarantees when it returns: the table above audit.Log.Write).
 // Denied calls of any method are audited without a spec.
 // A streaming RPC's Audit has First and Input instead: the begin line is
 // written at the first request (the parameters), the end line carries the
 // SHA-256 of all the input.
 
-// auditInfo is what a request says about itself for the audit log.
 // maxAuditAlias is the longest key alias an audit line carries as given. A
 // valid alias has at most 64 bytes (keystore.CheckAlias); a longer one is
 // refused by the handler, but its begin line is written first, and it must

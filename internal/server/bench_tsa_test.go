@@ -56,7 +56,7 @@ func benchTimestamp(b *testing.B, transport string, conc int) {
 				return err
 			}
 			if r, err := tsa.ParseResponse(out); err != nil || r.Status != tsa.StatusGranted {
-				return fmt.Errorf("not granted: %v", err)
+				return fmt.Errorf("not granted: %w", err)
 			}
 			return nil
 		}

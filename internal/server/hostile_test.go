@@ -28,7 +28,8 @@ import (
 	"github.com/pecet-hsm/pecet/tsa"
 )
 
-// Bounds every entry point must keep on any input (issue 8): OpenSSL's
+// Bounds every entry point must keep on any input (docs/reliability.md
+// "Hostile input"): OpenSSL's
 // fuzzing corpora hold BER that makes the Go CMS libraries allocate
 // gigabytes.
 const (

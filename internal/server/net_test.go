@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -227,7 +228,7 @@ func TestHTTPSlowBodyCutOff(t *testing.T) {
 			// The server must close the connection well within this.
 			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 			_, err = io.Copy(io.Discard, conn)
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
 				t.Fatalf("the connection was still open after %v", time.Since(start).Round(time.Millisecond))
 			}
 			if d := time.Since(start); d > 3*time.Second {

@@ -62,8 +62,8 @@ func cadesLTA(t *testing.T, ts *testtool.OutsideTSA, data []byte) []byte {
 
 // TestVerifyOutsideTSA: signature time-stamps from a TSA other than
 // pecet's are judged under the signature's own policy and per-call
-// anchors (issue 13 item 1), also inside CAdES-LTA files with attributes
-// pecet does not verify (issue 17 item 6).
+// anchors, also inside CAdES-LTA files with attributes pecet does not
+// verify (docs/security.md "Time-stamps").
 func TestVerifyOutsideTSA(t *testing.T) {
 	ts := testtool.NewOutsideTSA(t, testtool.OutsideTSAOptions{IssuingEKU: "emailProtection,clientAuth"})
 	f := newFixtureOpts(t, fixtureOpts{deps: func(d *Deps) {

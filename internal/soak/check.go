@@ -13,7 +13,7 @@ import (
 	"github.com/pecet-hsm/pecet/internal/audit"
 )
 
-// Record is one call of `pecet bench --record` (cmd/pecet benchmix.go).
+// Record is one call of `pecet bench --record` (cmd/pecet/benchmix.go).
 type Record struct {
 	Phase string    `json:"phase"` // "setup" for calls before the load
 	W     int       `json:"w"`
@@ -25,8 +25,8 @@ type Record struct {
 	Wrong bool      `json:"wrong"`
 }
 
-// Window is one line of pecetd's fault log (internal/daemon
-// faultinject.go): from the injection until the token was ready again
+// Window is one line of pecetd's fault log
+// (internal/daemon/faultinject.go): from the injection until the token was ready again
 // plus a second.
 type Window struct {
 	N     int       `json:"n"`

@@ -1,4 +1,5 @@
-// Package soak runs issue 8's soak against a real pecetd process: a mixed
+// Package soak runs the soak of docs/reliability.md "Soak" against a real
+// pecetd process: a mixed
 // load (sign, verify, encrypt, decrypt, timestamp) from `pecet bench --op
 // mix` at a fraction of its measured peak, open loop, while a pecetd built
 // with -tags faultinject injects token faults on a schedule, and it checks
@@ -9,7 +10,7 @@
 // and pecetd's resident set (VmRSS, /proc/PID/status) sampled throughout.
 //
 // The records are `pecet bench --record` lines, the fault windows pecetd's
-// PECET_FAULT_LOG lines (internal/daemon faultinject.go), the audit lines
+// PECET_FAULT_LOG lines (internal/daemon/faultinject.go), the audit lines
 // internal/audit's format. `go run ./scripts/soak` drives it;
 // docs/reliability.md has the command and the results.
 package soak

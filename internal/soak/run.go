@@ -308,7 +308,7 @@ func (o Options) bench(ctx context.Context, dev, name string, out *benchOut, arg
 	cmd.Stderr = stderr
 	err = cmd.Run()
 	if jerr := json.Unmarshal(stdout.Bytes(), out); jerr != nil {
-		return fmt.Errorf("pecet %s: %v (output %q; stderr in %s)", strings.Join(args, " "), errors.Join(err, jerr), stdout.String(), stderr.Name())
+		return fmt.Errorf("pecet %s: %w (output %q; stderr in %s)", strings.Join(args, " "), errors.Join(err, jerr), stdout.String(), stderr.Name())
 	}
 	return nil
 }
@@ -348,7 +348,7 @@ func start(ctx context.Context, o Options, dev, name string, env []string) (*pro
 		}
 		select {
 		case err := <-p.done:
-			return nil, fmt.Errorf("pecetd (%s) exited during start-up: %v; log in %s", name, err, logf.Name())
+			return nil, fmt.Errorf("pecetd (%s) exited during start-up: %w; log in %s", name, err, logf.Name())
 		case <-ctx.Done():
 			p.stop()
 			return nil, ctx.Err()

@@ -1,4 +1,4 @@
-// Command soak runs issue 8's soak against a real pecetd process
+// Command soak runs the soak of docs/reliability.md "Soak" against a real pecetd process
 // (internal/soak; docs/reliability.md, "Soak"):
 //
 //	go run ./scripts/soak [--duration 10m] [--dir DIR] [--faults 3s] [--fraction 0.8] [--json FILE]

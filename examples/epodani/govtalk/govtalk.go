@@ -1,5 +1,5 @@
 // Package govtalk writes and reads the two envelopes of an e-podání filing
-// (see DOMAIN.md): the GovTalk envelope (EnvelopeVersion 2.0; Class,
+// (README.md "The e-podání example"): the GovTalk envelope (EnvelopeVersion 2.0; Class,
 // Qualifier, Function) and, in its Body, the ČSSZ <Message version="1.1">
 // with the base64 PKCS#7 signature of the data sentence in
 // Header/Signature and the (gzipped, encrypted) sentence in Body.
