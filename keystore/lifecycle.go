@@ -412,6 +412,7 @@ func (s *Store) retryRace(alias string, try func() error) error {
 		if attempt >= maxChangeAttempts {
 			return fmt.Errorf("%w: %q: gave up after %d tries", ErrConflict, alias, attempt)
 		}
+		//nolint:gosec // the jitter of a retry after a lost race, not a secret
 		time.Sleep(min(time.Duration(attempt)*10*time.Millisecond, 100*time.Millisecond) + rand.N(20*time.Millisecond))
 	}
 }

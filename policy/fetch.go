@@ -155,6 +155,7 @@ func (f *Fetcher) get(ctx context.Context, rawURL string, max int64, req []byte)
 		case errors.Is(err, ErrFetchRefused):
 			return fmt.Errorf("%w: %s: redirect", ErrFetchRefused, url)
 		}
+		//nolint:errorlint // the cause is for the log: wrapped, IsStop would take the fetch's own timeout for the call's deadline
 		return fmt.Errorf("%w: %s: %v", ErrFetch, url, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout())

@@ -5,7 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rsa"
 	"crypto/sha256"
-	_ "crypto/sha512"
+	_ "crypto/sha512" // registers SHA-384/512 for XMLDSig digests named by URI (crypto.Hash.New)
 	"crypto/subtle"
 	"crypto/x509"
 	"encoding/base64"

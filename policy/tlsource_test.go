@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
-	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -150,7 +149,7 @@ func TestFetchTrustedList(t *testing.T) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 			if tc.want == nil && !bytes.Equal(got, list) {
-				t.Fatal(fmt.Sprintf("got %d bytes, want the list's %d", len(got), len(list)))
+				t.Fatalf("got %d bytes, want the list's %d", len(got), len(list))
 			}
 		})
 	}

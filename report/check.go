@@ -76,7 +76,7 @@ func Check(data []byte) (*ValidationReport, error) {
 	}
 	var r ValidationReport
 	if err := xml.Unmarshal(data, &r); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidReport, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidReport, err)
 	}
 	if len(r.Reports) == 0 {
 		return nil, fmt.Errorf("%w: no SignatureValidationReport", ErrInvalidReport)
@@ -138,11 +138,11 @@ func checkOrder(data []byte) error {
 	stack := []frame{{key: "", name: ""}}
 	for {
 		tok, err := d.Token()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrInvalidReport, err)
+			return fmt.Errorf("%w: %w", ErrInvalidReport, err)
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:

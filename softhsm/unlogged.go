@@ -43,6 +43,7 @@ const unloggedEnv = "PECET_TEST_UNLOGGED"
 func RunUnlogged(t testing.TB, cfg keystore.Config, action, alias string, version int, der []byte) string {
 	t.Helper()
 	arg := strings.Join([]string{action, cfg.ModulePath, cfg.TokenLabel, alias, strconv.Itoa(version), base64.StdEncoding.EncodeToString(der)}, " ")
+	//nolint:gosec // re-runs this test binary itself (os.Args[0]) with a fixed test name
 	cmd := exec.Command(os.Args[0], "-test.run=^TestUnloggedHelper$", "-test.count=1", "-test.v")
 	cmd.Env = append(os.Environ(), unloggedEnv+"="+arg)
 	out, err := cmd.CombinedOutput()
@@ -89,7 +90,7 @@ func unlogged(action, module, label, alias string, version int, der []byte) (str
 	if err := p.Initialize(); err != nil {
 		return "", err
 	}
-	defer p.Finalize()
+	defer func() { _ = p.Finalize() }()
 	slots, err := p.GetSlotList(true)
 	if err != nil {
 		return "", err
@@ -107,7 +108,7 @@ func unlogged(action, module, label, alias string, version int, der []byte) (str
 	if err != nil {
 		return "", err
 	}
-	defer p.CloseSession(sh)
+	defer func() { _ = p.CloseSession(sh) }()
 	find := func(class uint, id bool) ([]pkcs11.ObjectHandle, error) {
 		tmpl := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, class), pkcs11.NewAttribute(pkcs11.CKA_LABEL, alias)}
 		if id {
@@ -116,7 +117,7 @@ func unlogged(action, module, label, alias string, version int, der []byte) (str
 		if err := p.FindObjectsInit(sh, tmpl); err != nil {
 			return nil, err
 		}
-		defer p.FindObjectsFinal(sh)
+		defer func() { _ = p.FindObjectsFinal(sh) }()
 		hs, _, err := p.FindObjects(sh, 100)
 		return hs, err
 	}

@@ -44,7 +44,7 @@ func runReload(args []string, stdout, stderr io.Writer) int {
 	pidFile := fs.String("pid-file", "", "`FILE` with the process id (written by pecetd --pid-file)")
 	devDir := fs.String("dev-dir", devmode.DefaultDir, "dev folder `DIR` whose pecetd.addr names the running pecetd --dev")
 	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
+		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2

@@ -229,7 +229,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	// bg until shutdown; a reload replaces them (reload.go).
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
-	rl.start(bg, cfg, srv, st)
+	rl.start(bg, srv, st)
 	srv.SetServing(true)
 	log.Info("pecetd serving", "grpc", ep.GRPC, "http", ep.HTTP, "dev", o.Dev, "version", version.Get().String())
 	// Under systemd (Type=notify) this is the moment the unit counts as
@@ -239,6 +239,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	}
 	ep.PID = os.Getpid()
 	if o.PIDFile != "" {
+		//nolint:gosec // a pid file is public by convention (pecetd reload and service managers read it)
 		if err := os.WriteFile(o.PIDFile, fmt.Appendf(nil, "%d\n", ep.PID), 0o644); err != nil {
 			log.Warn("cannot write the pid file", "file", o.PIDFile, "err", err)
 		}

@@ -185,7 +185,7 @@ func (r *reloader) record(name, result string, old, l *policy.TrustedList) {
 }
 
 // start puts the first state in force and starts its loops.
-func (r *reloader) start(ctx context.Context, cfg *config.Config, srv *server.Server, st *state) {
+func (r *reloader) start(ctx context.Context, srv *server.Server, st *state) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.bg, r.srv = ctx, srv

@@ -97,6 +97,8 @@ clients:
 
 // startReloader puts cfgPath in force as Run does, without a token (no TSA
 // configured) or listeners.
+//
+//nolint:revive // a test helper takes t first, as the testing package's helpers do
 func startReloader(t *testing.T, ctx context.Context, cfgPath string, rt http.RoundTripper) (*reloader, *server.Server, *metrics.Metrics) {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(testWriter{t}, nil))
@@ -125,7 +127,7 @@ func startReloader(t *testing.T, ctx context.Context, cfgPath string, rt http.Ro
 	}
 	m.WatchTrustedLists(r.trustedLists, time.Now)
 	srv := server.New(server.Deps{Auth: st.live.Auth, Validator: st.live.Validator, Policies: st.live.Policies, Metrics: m, Log: log})
-	r.start(ctx, cfg, srv, st)
+	r.start(ctx, srv, st)
 	return r, srv, m
 }
 

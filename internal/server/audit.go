@@ -67,10 +67,6 @@ func auditAlias(k string) string {
 	return fmt.Sprintf("%s…(%d bytes)", strings.ToValidUTF8(k[:maxAuditAlias], ""), len(k))
 }
 
-// auditInfo is what a request says about itself for the audit log (the
-// RPC table's audit functions return it).
-type auditInfo = rpctable.AuditInfo
-
 // callRecord is what a handler adds to its call's audit lines.
 type callRecord struct {
 	mu      sync.Mutex

@@ -35,6 +35,8 @@ func certifyOnToken(t *testing.T, f *fixture, alias string, p keystore.Purpose, 
 
 // approveOnly approves the one pending request of bob's listing and fails
 // unless there is exactly one.
+//
+//nolint:revive // a test helper takes t first, as the testing package's helpers do
 func approveOnly(t *testing.T, ctx context.Context, bob pecetv1.KeyServiceClient, op string) *pecetv1.KeyChange {
 	t.Helper()
 	lr, err := bob.ListRequests(ctx, &pecetv1.ListRequestsRequest{})
