@@ -27,8 +27,10 @@ type module struct {
 	ctx  *pkcs11.Ctx
 	refs int // guarded by registry
 
-	// initMu serialises InitToken: two callers must not pick the same free
-	// slot (a second C_InitToken on it would fail or wipe the first token).
+	// initMu serialises InitToken, and Open's slot scan with it: two
+	// callers must not pick the same free slot (a second C_InitToken on it
+	// would fail or wipe the first token), and SoftHSM aborts when
+	// C_GetSlotList and C_InitToken update its slot table at once.
 	initMu sync.Mutex
 
 	// logins counts the Stores logged in per slot. C_Logout is per

@@ -102,6 +102,12 @@ func open(ctx context.Context, cfg Config, wrap func(p11) p11) (s *Store, err er
 	}
 	s.cache = newCache()
 	s.health.init()
+	// The slot scan below must not run while InitToken adds a token:
+	// SoftHSM's C_GetSlotList and C_InitToken both update its slot table,
+	// and together they trip its assertion in SlotManager::insertToken
+	// (the process aborts). initMu is taken before gate, as InitToken does.
+	mod.initMu.Lock()
+	defer mod.initMu.Unlock()
 	// Nothing else can re-initialise the module while we open: a Store
 	// begins in the generation it found.
 	mod.gate.RLock()

@@ -19,8 +19,8 @@ import (
 	"github.com/pecet-hsm/pecet/policy"
 )
 
-// TestTokenNameChainingVariants widens TestTokenNameChaining (issue 17
-// item 4) to every way a token and its TSA certificate reach the verifier:
+// TestTokenNameChainingVariants widens TestTokenNameChaining (the reported
+// name-chaining case, docs/realworld.md) to every way a token and its TSA certificate reach the verifier:
 // the signer identified by issuer and serial number or by subject key
 // identifier, the TSA certificate in the token or only out of band
 // (TSACertificates, --tsa-cert, in either order with the anchor), the

@@ -21,7 +21,7 @@ import (
 )
 
 // recordedResponses reads the byte-slice variables of
-// github.com/digitorus/timestamp's timestamp_test.go (BSD-2-Clause) from
+// github.com/digitorus/timestamp's own test file (BSD-2-Clause) from
 // the module cache: responses of GlobalSign's production TSAs recorded in
 // 2017. They are read where `go mod download` put them, never copied into
 // this repository (docs/realworld.md). The test skips only when `go list`

@@ -18,7 +18,7 @@ import (
 	"github.com/pecet-hsm/pecet/internal/rpctable"
 )
 
-// readmeRoles is README.md "Who may call what", written out: client may
+// readmeRoles is the README's who-may-call-what paragraph, written out: client may
 // Sign, Verify, Encrypt and ValidateCertificate; gateway may Verify,
 // Decrypt and ValidateCertificate; both may Timestamp; everybody may list
 // (and look up) the keys and the policies; only officer may call the
