@@ -41,11 +41,15 @@ func TestBench(t *testing.T) {
 		d.verifyAudit(t, filepath.Join(d.dir, "audit.log"))
 	})
 	// Operations without a token operation of their own have no baseline:
-	// verify works on public keys, encrypt too.
-	noBaseline := map[string]bool{"verify": true, "encrypt": true, "encrypt-stream": true}
-	for _, op := range []string{"sign", "sign-digest", "verify", "encrypt", "decrypt", "encrypt-stream", "decrypt-stream", "timestamp", "timestamp-http"} {
+	// verify works on public keys, encrypt too, noop does no crypto.
+	noBaseline := map[string]bool{"verify": true, "encrypt": true, "encrypt-stream": true, "noop": true}
+	for _, op := range []string{"sign", "sign-digest", "verify", "encrypt", "decrypt", "encrypt-stream", "decrypt-stream", "timestamp", "timestamp-http", "noop"} {
 		t.Run(op, func(t *testing.T) {
-			args := []string{"bench", "--op", op, "--duration", "500ms", "--warmup", "0s", "--concurrency", "2", "--connections", "2", "--json"}
+			dur := "500ms"
+			if op == "noop" {
+				dur = "1s"
+			}
+			args := []string{"bench", "--op", op, "--duration", dur, "--warmup", "0s", "--concurrency", "2", "--connections", "2", "--json"}
 			if !noBaseline[op] {
 				args = append(args, "--baseline")
 			}
@@ -58,15 +62,24 @@ func TestBench(t *testing.T) {
 				Rate   float64          `json:"ops_per_s"`
 				Errors map[string]int64 `json:"errors"`
 				Ratio  *float64         `json:"ratio"`
+				Wrong  *int64           `json:"wrong"`
+				// The no-op rate and the ceiling it makes with the raw
+				// rate (docs/performance.md, "Method").
+				Noop      *float64 `json:"noop_ops_per_s"`
+				Ceiling   *float64 `json:"ceiling_ops_per_s"`
+				CeilRatio *float64 `json:"ceiling_ratio"`
 			}
 			if err := json.Unmarshal([]byte(out), &r); err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
-			if r.Ops == 0 || r.Rate <= 0 || len(r.Errors) != 0 {
-				t.Fatalf("result %+v", r)
+			if r.Ops == 0 || r.Rate <= 0 || len(r.Errors) != 0 || r.Wrong == nil || *r.Wrong != 0 {
+				t.Fatalf("result %s", out)
 			}
 			if !noBaseline[op] && (r.Ratio == nil || *r.Ratio <= 0) {
 				t.Fatalf("no ratio: %s", out)
+			}
+			if !noBaseline[op] && (r.Noop == nil || *r.Noop <= 0 || r.Ceiling == nil || *r.Ceiling <= 0 || r.CeilRatio == nil || *r.CeilRatio <= 0) {
+				t.Fatalf("no ceiling: %s", out)
 			}
 		})
 	}
@@ -91,6 +104,7 @@ func TestBench(t *testing.T) {
 	for _, bad := range [][]string{
 		{"--op", "nope"},
 		{"--op", "encrypt", "--baseline"},
+		{"--op", "noop", "--baseline"},
 		{"--op", "decrypt", "--size", "11m"},
 		{"--op", "decrypt", "--cipher", "des"},
 	} {

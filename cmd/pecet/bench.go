@@ -199,6 +199,11 @@ var benchOps = map[string]benchOp{
 				return err
 			}, nil
 		}},
+	// noop: the cheapest authorised call (noopCall), to measure what a
+	// call costs beside its crypto and audit.
+	"noop": {role: "client", prepare: func(context.Context, *client.Conn, string, []byte, benchOpts) (benchCall, error) {
+		return noopCall, nil
+	}},
 	// mix: sign, verify, encrypt, decrypt and timestamp in turn, every
 	// answer checked (benchmix.go); for soaks (--rate, --record).
 	"mix": {role: "client", role2: "gateway", bytes: true, prepare: prepareMix},
@@ -225,7 +230,7 @@ func runBench(args []string) int {
 	dur := fs.Duration("duration", 20*time.Second, "measured `duration`")
 	warm := fs.Duration("warmup", 2*time.Second, "unmeasured warm-up `duration`")
 	conns := fs.Int("connections", 1, "gRPC connections the callers share round-robin")
-	baseline := fs.Bool("baseline", false, "also measure the raw token rate of the same key in-process (needs the token: dev folder or --config) and print the ratio")
+	baseline := fs.Bool("baseline", false, "also measure the raw token rate of the same key in-process (needs the token: dev folder or --config) and the no-op rate over the same connections, and print the ratios to the raw rate and to the ceiling 1/(1/raw + 1/noop)")
 	cfgPath := fs.String("config", "", "pecetd config `file` for --baseline (default: the dev folder's pecet.yaml)")
 	rate := fs.Float64("rate", 0, "open loop: start this many calls per `second` whatever the answers take, on at most --concurrency at once (0: closed loop, each caller back to back)")
 	recordPath := fs.String("record", "", "write every call (operation, audit input_sha256, start, end, gRPC code, wrong answer) to `file` as JSON lines")
@@ -325,8 +330,13 @@ func runBench(args []string) int {
 	// that bracket the same minutes, and the two halves' spread shows how
 	// much the machine's other load moved meanwhile.
 	var raw func(time.Duration) (float64, error)
-	var rawBefore float64
+	var rawBefore, noopRate float64
 	if *baseline {
+		// The no-op rate first, on the same connections and callers: what
+		// pecetd serves when a call does no crypto and writes no audit.
+		if noopRate, err = noopPhase(ccs, *conc, *dur/2, *warm, c.timeout); err != nil {
+			return fail("bench --baseline", err)
+		}
 		var closeRaw func()
 		raw, closeRaw, err = rawBaseline(c.opts.DevDir, *cfgPath, *key, bo.purpose, *conc)
 		if err == nil {
@@ -368,12 +378,7 @@ func runBench(args []string) int {
 		if err != nil {
 			return fail("bench --baseline", err)
 		}
-		mean := (rawBefore + rawAfter) / 2
-		out["baseline_ops_per_s"] = mean
-		out["baseline_before_ops_per_s"] = rawBefore
-		out["baseline_after_ops_per_s"] = rawAfter
-		out["baseline_spread"] = math.Abs(rawBefore-rawAfter) / mean
-		out["ratio"] = res.Rate() / mean
+		addBaseline(out, res.Rate(), rawBefore, rawAfter, noopRate)
 	}
 	if c.json {
 		printJSON(out)
@@ -395,14 +400,82 @@ func runBench(args []string) int {
 		}
 		fmt.Printf("wrong     %d\n", res.Wrong)
 		if *baseline {
-			fmt.Printf("baseline  %.1f/s raw token rate, same key, concurrency %d, in-process (%.1f before, %.1f after the load)\nratio     %.3f\n",
-				out["baseline_ops_per_s"], *conc, out["baseline_before_ops_per_s"], out["baseline_after_ops_per_s"], out["ratio"])
+			fmt.Printf("baseline  %.1f/s raw token rate, same key, concurrency %d, in-process (%.1f before, %.1f after the load)\n",
+				out["baseline_ops_per_s"], *conc, out["baseline_before_ops_per_s"], out["baseline_after_ops_per_s"])
+			fmt.Printf("noop      %.1f/s no-op calls (ListPolicies), same connections, concurrency %d\n", out["noop_ops_per_s"], *conc)
+			fmt.Printf("ceiling   %.1f/s = 1/(1/raw + 1/noop)\n", out["ceiling_ops_per_s"])
+			fmt.Printf("ratio     %.3f to raw, %.3f to the ceiling\n", out["ratio"], out["ceiling_ratio"])
 		}
 	}
 	if res.ErrorCount() > 0 || res.Wrong > 0 {
 		return exitService
 	}
 	return exitOK
+}
+
+// noopCall is PolicyService.ListPolicies: the cheapest call that goes
+// through everything a Sign goes through before its handler (mTLS, the
+// interceptors, authorisation, the rate limit) and then does no crypto,
+// touches no token and writes no audit: its answer is the policies pecetd
+// holds in memory. The health Check would skip the authorisation, which
+// every real call pays (docs/performance.md, "Method").
+func noopCall(ctx context.Context, cc *client.Conn, _ int) error {
+	_, err := cc.Policy.ListPolicies(ctx, &pecetv1.ListPoliciesRequest{})
+	return err
+}
+
+// noopPhase measures the no-op rate with conc callers on ccs for d after
+// warm, as the load is measured; any failed call fails it, since a rate of
+// refusals is no ceiling.
+func noopPhase(ccs []*client.Conn, conc int, d, warm, timeout time.Duration) (float64, error) {
+	res := loadgen.Run(context.Background(), loadgen.Config{Concurrency: conc, Duration: d, Warmup: warm},
+		func(ctx context.Context, w int) error {
+			cctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			return noopCall(cctx, ccs[w%len(ccs)], w)
+		})
+	if n := res.ErrorCount(); n > 0 {
+		return 0, fmt.Errorf("%w: %d of the no-op calls failed: %v", errNoopFailed, n, res.Errors)
+	}
+	if res.Rate() <= 0 {
+		return 0, fmt.Errorf("%w: no call completed in %v", errNoopFailed, d)
+	}
+	return res.Rate(), nil
+}
+
+var errNoopFailed = errors.New("measuring the no-op rate")
+
+// addBaseline adds to a --baseline report the raw token rate (the mean of
+// its halves before and after the load), the no-op rate, their combined
+// ceiling and pecet's rate as a ratio to each. A call costs at least a
+// token operation plus a no-op call, one after the other, so the best rate
+// is 1/(1/raw + 1/noop) (docs/performance.md, "Method").
+func addBaseline(out map[string]any, rate, before, after, noop float64) {
+	mean := (before + after) / 2
+	out["baseline_ops_per_s"] = mean
+	out["baseline_before_ops_per_s"] = before
+	out["baseline_after_ops_per_s"] = after
+	out["noop_ops_per_s"] = noop
+	ceil := ceiling(mean, noop)
+	out["ceiling_ops_per_s"] = ceil
+	// Zero, never NaN or Inf, for what was not measured: JSON has neither.
+	out["baseline_spread"], out["ratio"], out["ceiling_ratio"] = 0.0, 0.0, 0.0
+	if mean > 0 {
+		out["baseline_spread"] = math.Abs(before-after) / mean
+		out["ratio"] = rate / mean
+	}
+	if ceil > 0 {
+		out["ceiling_ratio"] = rate / ceil
+	}
+}
+
+// ceiling is the rate of two stages in series, each at its own rate: the
+// harmonic sum 1/(1/raw + 1/noop); zero when either was not measured.
+func ceiling(raw, noop float64) float64 {
+	if raw <= 0 || noop <= 0 {
+		return 0
+	}
+	return 1 / (1/raw + 1/noop)
 }
 
 // bySecond lists error counts as "SECONDs:N" in time order.

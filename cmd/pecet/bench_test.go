@@ -1,0 +1,54 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"testing"
+)
+
+// TestBaselineCeiling: the combined ceiling of a token and a no-op call in
+// series is 1/(1/raw + 1/noop) (docs/performance.md, "Method"), and a
+// --baseline report carries it beside the ratio to the raw rate.
+func TestBaselineCeiling(t *testing.T) {
+	for _, tc := range []struct {
+		name                     string
+		rate, before, after      float64
+		noop                     float64
+		raw, ceil, ratio, cratio float64
+	}{
+		{"equal halves", 300, 1000, 1000, 1000, 1000, 500, 0.3, 0.6},
+		{"token the limit", 450, 600, 400, 5000, 500, 1 / (1/500.0 + 1/5000.0), 0.9, 450 / (1 / (1/500.0 + 1/5000.0))},
+		{"no-op the limit", 100, 4000, 4000, 400, 4000, 1 / (1/4000.0 + 1/400.0), 0.025, 100 / (1 / (1/4000.0 + 1/400.0))},
+		{"nothing measured", 0, 0, 0, 0, 0, 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := map[string]any{}
+			addBaseline(out, tc.rate, tc.before, tc.after, tc.noop)
+			b, err := json.Marshal(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r map[string]float64
+			if err := json.Unmarshal(b, &r); err != nil {
+				t.Fatalf("%v\n%s", err, b)
+			}
+			for field, want := range map[string]float64{
+				"baseline_ops_per_s": tc.raw, "baseline_before_ops_per_s": tc.before, "baseline_after_ops_per_s": tc.after,
+				"noop_ops_per_s": tc.noop, "ceiling_ops_per_s": tc.ceil, "ratio": tc.ratio, "ceiling_ratio": tc.cratio,
+			} {
+				got, ok := r[field]
+				if !ok {
+					t.Errorf("%s missing: %s", field, b)
+					continue
+				}
+				if math.Abs(got-want) > 1e-9*math.Max(1, want) {
+					t.Errorf("%s = %v, want %v", field, got, want)
+				}
+			}
+			// The ceiling is below both rates it combines.
+			if tc.raw > 0 && tc.noop > 0 && (r["ceiling_ops_per_s"] >= tc.raw || r["ceiling_ops_per_s"] >= tc.noop) {
+				t.Errorf("ceiling %v not below raw %v and no-op %v", r["ceiling_ops_per_s"], tc.raw, tc.noop)
+			}
+		})
+	}
+}
