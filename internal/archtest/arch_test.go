@@ -204,8 +204,8 @@ func (g graph) imports(from, to string) {
 // TestImportRulesCanFail: each rule finds a broken graph (the real graph
 // with one import added), so TestImportRules can fail.
 func TestImportRulesCanFail(t *testing.T) {
-	real := load(t)
-	if errs := check(real); len(errs) != 0 {
+	base := load(t)
+	if errs := check(base); len(errs) != 0 {
 		t.Fatalf("the real graph breaks the rules: %v", errs)
 	}
 	for _, tc := range []struct {
@@ -246,7 +246,7 @@ func TestImportRulesCanFail(t *testing.T) {
 		}, "cmd/pecet/sign.go imports softhsm"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := real.clone()
+			g := base.clone()
 			tc.change(g)
 			errs := check(g)
 			found := false
