@@ -5,14 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"go/parser"
-	"go/token"
 	"io"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -32,22 +28,9 @@ var wiring = []string{"internal/server", "internal/daemon", "cmd/"}
 // pkcs11Owners are the only packages that import PKCS#11 themselves.
 var pkcs11Owners = []string{"keystore", "softhsm"}
 
-// clientException is the one documented way PKCS#11 is linked into the pecet
-// client (docs/architecture.md "The one exception"): `pecet bench
-// --baseline` opens the token itself in cmd/pecet/bench.go. No other file of
-// cmd/pecet may import these, and nothing else cmd/pecet imports may reach
-// PKCS#11.
-var clientException = struct {
-	file    string
-	imports []string
-}{"bench.go", []string{"keystore", "softhsm"}}
-
 // pkg is the part of `go list -json` the rules read.
 type pkg struct {
 	ImportPath string
-	Dir        string
-	Standard   bool
-	GoFiles    []string
 	Imports    []string
 	Deps       []string
 }
@@ -128,48 +111,16 @@ func check(g graph) []error {
 			}
 		}
 	}
-	// The pecet client links PKCS#11 only through the exception.
+	// The pecet client links no PKCS#11: it talks to pecetd over gRPC, and
+	// its bench baseline runs pecetd bench-token.
 	cli := g[module+"/cmd/pecet"]
 	if cli == nil {
 		return append(errs, fmt.Errorf("%w: cmd/pecet is not in the module", errArch))
 	}
 	for _, imp := range cli.Imports {
-		if inModule(imp) && slices.Contains(clientException.imports, rel(imp)) {
-			continue
-		}
 		if g.reaches(imp, pkcs11) {
 			errs = append(errs, fmt.Errorf("%w: cmd/pecet links PKCS#11 through %s", errArch, imp))
 		}
-	}
-	errs = append(errs, checkClientFiles(cli)...)
-	return errs
-}
-
-// checkClientFiles checks that, of cmd/pecet's files, only the exception's
-// file imports keystore or softhsm, and that it still does (otherwise the
-// exception is gone and docs/architecture.md and this test must drop it).
-func checkClientFiles(cli *pkg) []error {
-	var errs []error
-	used := false
-	for _, name := range cli.GoFiles {
-		f, err := parser.ParseFile(token.NewFileSet(), filepath.Join(cli.Dir, name), nil, parser.ImportsOnly)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%w: parsing cmd/pecet/%s: %w", errArch, name, err))
-			continue
-		}
-		for _, is := range f.Imports {
-			imp, err := strconv.Unquote(is.Path.Value)
-			if err != nil || !inModule(imp) || !slices.Contains(clientException.imports, rel(imp)) {
-				continue
-			}
-			if name != clientException.file {
-				errs = append(errs, fmt.Errorf("%w: cmd/pecet/%s imports %s: only %s may (the documented exception)", errArch, name, rel(imp), clientException.file))
-			}
-			used = true
-		}
-	}
-	if !used {
-		errs = append(errs, fmt.Errorf("%w: cmd/pecet no longer imports %v: remove the exception from docs/architecture.md and this test", errArch, clientException.imports))
 	}
 	return errs
 }
@@ -182,12 +133,12 @@ func TestImportRules(t *testing.T) {
 	}
 }
 
-// clone copies g deeply enough for a case to change Imports, Deps and GoFiles.
+// clone copies g deeply enough for a case to change Imports and Deps.
 func (g graph) clone() graph {
 	c := graph{}
 	for k, p := range g {
 		q := *p
-		q.Imports, q.Deps, q.GoFiles = slices.Clone(p.Imports), slices.Clone(p.Deps), slices.Clone(p.GoFiles)
+		q.Imports, q.Deps = slices.Clone(p.Imports), slices.Clone(p.Deps)
 		c[k] = &q
 	}
 	return c
@@ -227,23 +178,8 @@ func TestImportRulesCanFail(t *testing.T) {
 			"cmd/pecet links PKCS#11 through " + module + "/internal/audit"},
 		{"the client imports PKCS#11", func(g graph) { g.imports(module+"/cmd/pecet", pkcs11) },
 			"cmd/pecet links PKCS#11 through " + pkcs11},
-		{"the exception is gone", func(g graph) {
-			p := g[module+"/cmd/pecet"]
-			p.GoFiles = slices.DeleteFunc(p.GoFiles, func(f string) bool { return f == clientException.file })
-		}, "no longer imports"},
-		{"another client file imports keystore", func(g graph) {
-			dir := t.TempDir()
-			for name, src := range map[string]string{
-				"bench.go": "package main\nimport _ \"" + module + "/keystore\"\n",
-				"sign.go":  "package main\nimport _ \"" + module + "/softhsm\"\n",
-			} {
-				if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
-			p := g[module+"/cmd/pecet"]
-			p.Dir, p.GoFiles = dir, []string{"bench.go", "sign.go"}
-		}, "cmd/pecet/sign.go imports softhsm"},
+		{"the client opens the token itself", func(g graph) { g.imports(module+"/cmd/pecet", module+"/keystore") },
+			"cmd/pecet links PKCS#11 through " + module + "/keystore"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := base.clone()
