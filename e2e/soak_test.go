@@ -3,10 +3,12 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"debug/elf"
 	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,7 +18,8 @@ import (
 // TestReleaseBinaryHasNoFaultHook: the pecetd every other test runs (a
 // plain `go build`) carries none of the fault hook that -tags faultinject
 // adds (internal/daemon/faultinject.go): neither its environment variables
-// nor its warning.
+// nor its warning, nor any code of keystore.Faults (the linker drops it
+// when nothing in the build opens a Store through it).
 func TestReleaseBinaryHasNoFaultHook(t *testing.T) {
 	pecetd, _ := binaries(t)
 	b, err := os.ReadFile(pecetd)
@@ -26,6 +29,20 @@ func TestReleaseBinaryHasNoFaultHook(t *testing.T) {
 	for _, s := range []string{"PECET_FAULTS", "PECET_FAULT_LOG", "FAULT INJECTION BUILD"} {
 		if bytes.Contains(b, []byte(s)) {
 			t.Errorf("the release pecetd contains %q", s)
+		}
+	}
+	f, err := elf.Open(pecetd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil || len(syms) == 0 {
+		t.Fatalf("the symbols of pecetd: %d, %v", len(syms), err)
+	}
+	for _, s := range syms {
+		if strings.Contains(s.Name, "keystore.(*Faults)") || strings.Contains(s.Name, "keystore.OpenWithFaults") {
+			t.Errorf("the release pecetd links the fault hook: %s", s.Name)
 		}
 	}
 }

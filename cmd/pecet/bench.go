@@ -16,6 +16,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -27,19 +28,17 @@ import (
 	"github.com/pecet-hsm/pecet/envelope"
 	"github.com/pecet-hsm/pecet/internal/config"
 	"github.com/pecet-hsm/pecet/internal/loadgen"
-	"github.com/pecet-hsm/pecet/keystore"
-	"github.com/pecet-hsm/pecet/softhsm"
 	"github.com/pecet-hsm/pecet/tsa"
 )
 
 // benchOp prepares one operation against pecetd: setup runs once (e.g. a
 // signature to verify), call runs in the loop.
 type benchOp struct {
-	role    string           // dev role certificate the op needs
-	role2   string           // a second dev role some calls need (mix: decrypt as gateway)
-	key     string           // default key alias (a dev key)
-	purpose keystore.Purpose // key purpose for the baseline
-	bytes   bool             // MB/s is meaningful
+	role    string // dev role certificate the op needs
+	role2   string // a second dev role some calls need (mix: decrypt as gateway)
+	key     string // default key alias (a dev key)
+	purpose string // key purpose for the baseline (pecetd bench-token --purpose)
+	bytes   bool   // MB/s is meaningful
 	prepare func(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) (benchCall, error)
 }
 
@@ -58,12 +57,12 @@ type benchOpts struct {
 }
 
 var benchOps = map[string]benchOp{
-	"sign": {role: "client", key: "client-sign", purpose: keystore.PurposeSign, bytes: true,
+	"sign": {role: "client", key: "client-sign", purpose: "SIGN", bytes: true,
 		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte, _ benchOpts) (benchCall, error) {
 			req := &pecetv1.SignRequest{Key: key, Input: &pecetv1.SignRequest_Data{Data: body}}
 			return func(ctx context.Context, cc *client.Conn, _ int) error { _, err := cc.Sign.Sign(ctx, req); return err }, nil
 		}},
-	"sign-digest": {role: "client", key: "client-sign", purpose: keystore.PurposeSign,
+	"sign-digest": {role: "client", key: "client-sign", purpose: "SIGN",
 		prepare: func(_ context.Context, _ *client.Conn, key string, body []byte, _ benchOpts) (benchCall, error) {
 			sum := sha256.Sum256(body)
 			req := &pecetv1.SignRequest{Key: key, Input: &pecetv1.SignRequest_Digest{Digest: sum[:]}}
@@ -86,7 +85,7 @@ var benchOps = map[string]benchOp{
 		}},
 	// --key names the TSA key only for --baseline (pecetd signs with its
 	// configured one): pecet bench --op timestamp --key tsa --baseline.
-	"timestamp": {role: "client", key: "tsa", purpose: keystore.PurposeTimestamp,
+	"timestamp": {role: "client", key: "tsa", purpose: "TIMESTAMP",
 		prepare: func(_ context.Context, _ *client.Conn, _ string, body []byte, _ benchOpts) (benchCall, error) {
 			sum := sha256.Sum256(body)
 			req := &pecetv1.TimestampRequest{Digest: sum[:], Nonce: []byte{1, 2, 3, 4, 5, 6, 7, 8}, CertReq: true}
@@ -105,7 +104,7 @@ var benchOps = map[string]benchOp{
 		}},
 	// timestamp-http: RFC 3161 over HTTP (POST /tsa on pecetd's HTTP
 	// listener), keep-alive connections, one per caller.
-	"timestamp-http": {role: "client", key: "tsa", purpose: keystore.PurposeTimestamp,
+	"timestamp-http": {role: "client", key: "tsa", purpose: "TIMESTAMP",
 		prepare: func(_ context.Context, _ *client.Conn, _ string, body []byte, o benchOpts) (benchCall, error) {
 			sum := sha256.Sum256(body)
 			q, err := tsa.NewRequest(sum[:], crypto.SHA256, true, true)
@@ -158,7 +157,7 @@ var benchOps = map[string]benchOp{
 		}},
 	// decrypt: one message encrypted here, once, to the key's primary
 	// certificate (read with GetKey), then decrypted in the loop.
-	"decrypt": {role: "gateway", key: "gateway-decrypt", purpose: keystore.PurposeDecrypt, bytes: true,
+	"decrypt": {role: "gateway", key: "gateway-decrypt", purpose: "DECRYPT", bytes: true,
 		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) (benchCall, error) {
 			der, err := messageFor(ctx, cc, key, body, o)
 			if err != nil {
@@ -184,7 +183,7 @@ var benchOps = map[string]benchOp{
 				return err
 			}, nil
 		}},
-	"decrypt-stream": {role: "gateway", key: "gateway-decrypt", purpose: keystore.PurposeDecrypt, bytes: true,
+	"decrypt-stream": {role: "gateway", key: "gateway-decrypt", purpose: "DECRYPT", bytes: true,
 		prepare: func(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) (benchCall, error) {
 			der, err := messageFor(ctx, cc, key, body, o)
 			if err != nil {
@@ -230,7 +229,7 @@ func runBench(args []string) int {
 	dur := fs.Duration("duration", 20*time.Second, "measured `duration`")
 	warm := fs.Duration("warmup", 2*time.Second, "unmeasured warm-up `duration`")
 	conns := fs.Int("connections", 1, "gRPC connections the callers share round-robin")
-	baseline := fs.Bool("baseline", false, "also measure the raw token rate of the same key in-process (needs the token: dev folder or --config) and the no-op rate over the same connections, and print the ratios to the raw rate and to the ceiling 1/(1/raw + 1/noop)")
+	baseline := fs.Bool("baseline", false, "also measure the raw token rate of the same key with direct PKCS#11 (runs pecetd bench-token, beside pecet or on PATH; needs the token: dev folder or --config) and the no-op rate over the same connections, and print the ratios to the raw rate and to the ceiling 1/(1/raw + 1/noop)")
 	cfgPath := fs.String("config", "", "pecetd config `file` for --baseline (default: the dev folder's pecet.yaml)")
 	rate := fs.Float64("rate", 0, "open loop: start this many calls per `second` whatever the answers take, on at most --concurrency at once (0: closed loop, each caller back to back)")
 	recordPath := fs.String("record", "", "write every call (operation, audit input_sha256, start, end, gRPC code, wrong answer) to `file` as JSON lines")
@@ -400,7 +399,7 @@ func runBench(args []string) int {
 		}
 		fmt.Printf("wrong     %d\n", res.Wrong)
 		if *baseline {
-			fmt.Printf("baseline  %.1f/s raw token rate, same key, concurrency %d, in-process (%.1f before, %.1f after the load)\n",
+			fmt.Printf("baseline  %.1f/s raw token rate, same key, concurrency %d, direct PKCS#11 (%.1f before, %.1f after the load)\n",
 				out["baseline_ops_per_s"], *conc, out["baseline_before_ops_per_s"], out["baseline_after_ops_per_s"])
 			fmt.Printf("noop      %.1f/s no-op calls (ListPolicies), same connections, concurrency %d\n", out["noop_ops_per_s"], *conc)
 			fmt.Printf("ceiling   %.1f/s = 1/(1/raw + 1/noop)\n", out["ceiling_ops_per_s"])
@@ -529,12 +528,21 @@ func parseSize(s string) (int, error) {
 	return n * mult, nil
 }
 
-// rawBaseline opens the token the way pecetd does (its config, or the dev
+// rawBaseline starts `pecetd bench-token` (the pecetd next to this pecet,
+// else the one on PATH) on the token pecetd uses (its config, or the dev
 // folder's) and returns a measurement of the raw rate of the same key with
 // direct PKCS#11 calls on sessions of its own: the physical limit pecetd is
-// compared to.
-func rawBaseline(devDir, cfgPath, alias string, p keystore.Purpose, conc int) (func(time.Duration) (float64, error), func(), error) {
-	if cfgPath == "" {
+// compared to. The token is opened in that process, not here, so that the
+// pecet client links no PKCS#11 (docs/architecture.md).
+func rawBaseline(devDir, cfgPath, alias, purpose string, conc int) (func(time.Duration) (float64, error), func(), error) {
+	bin, err := pecetdBinary()
+	if err != nil {
+		return nil, nil, err
+	}
+	args := []string{"bench-token", "--key", alias, "--purpose", purpose, "--concurrency", strconv.Itoa(conc)}
+	if cfgPath != "" {
+		args = append(args, "--config", cfgPath)
+	} else {
 		dir := devDir
 		if dir == "" {
 			dir = os.Getenv("PECET_DEV_DIR")
@@ -542,44 +550,57 @@ func rawBaseline(devDir, cfgPath, alias string, p keystore.Purpose, conc int) (f
 		if dir == "" {
 			dir = client.DefaultDevDir
 		}
-		cfgPath = filepath.Join(dir, "pecet.yaml")
-		if _, err := softhsm.EnsureEnv(dir); err != nil {
-			return nil, nil, err
+		args = append(args, "--dev-dir", dir)
+	}
+	cmd := exec.Command(bin, args...) //nolint:gosec // bin is pecetd beside pecet or on PATH; the arguments are flags
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	lines := bufio.NewScanner(stdout)
+	done := false
+	wait := func() {
+		if !done {
+			done = true
+			_ = stdin.Close()
+			_ = cmd.Wait()
 		}
 	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		return nil, nil, err
-	}
-	if !filepath.IsAbs(cfg.Token.PINFile) && cfg.Token.PINFile != "" {
-		cfg.Token.PINFile = filepath.Join(filepath.Dir(cfgPath), cfg.Token.PINFile)
-	}
-	pin, err := cfg.Token.PIN()
-	if err != nil {
-		return nil, nil, err
-	}
-	ctx := context.Background()
-	ks, err := keystore.Open(ctx, keystore.Config{ModulePath: cfg.Token.Module, TokenLabel: cfg.Token.Label, TokenSerial: cfg.Token.Serial, Slot: cfg.Token.Slot, PIN: pin, MaxSessions: conc})
-	if err != nil {
-		return nil, nil, err
-	}
-	closeKS := func() { ks.Close() }
-	if p == keystore.PurposeDecrypt {
-		// The raw RSA private-key operation (CKM_RSA_X_509): what one
-		// envelope decryption needs of the token.
-		k, err := ks.Decrypter(ctx, alias, 0)
-		if err != nil {
-			closeKS()
-			return nil, nil, err
+	measure := func(d time.Duration) (float64, error) {
+		if _, err := fmt.Fprintln(stdin, d); err == nil && lines.Scan() {
+			return strconv.ParseFloat(lines.Text(), 64)
 		}
-		return func(d time.Duration) (float64, error) { return k.Baseline(ctx, conc, d) }, closeKS, nil
+		wait()
+		return 0, fmt.Errorf("%w: %s", errBaseline, strings.TrimSpace(stderr.String()))
 	}
-	k, err := ks.Signer(ctx, alias, 0, p)
+	return measure, wait, nil
+}
+
+// errBaseline: pecetd bench-token failed; its message follows.
+var errBaseline = errors.New("pecetd bench-token failed")
+
+// pecetdBinary is the pecetd installed beside this pecet, else the one on PATH.
+func pecetdBinary() (string, error) {
+	if self, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(self), "pecetd")
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("pecetd")
 	if err != nil {
-		closeKS()
-		return nil, nil, err
+		return "", fmt.Errorf("--baseline runs pecetd bench-token, and no pecetd is beside pecet or on PATH: %w", err)
 	}
-	return func(d time.Duration) (float64, error) { return k.Baseline(ctx, conc, d) }, closeKS, nil
+	return p, nil
 }
 
 // compareWriter checks what is written against want, holding nothing.

@@ -27,6 +27,7 @@ Usage:
   pecetd --config pecet.yaml --init-audit-key > audit.pem
   pecetd --dev [--dev-dir DIR] [--grpc-addr ADDR] [--http-addr ADDR] [--dev-allow-remote]
   pecetd reload [--pid PID | --pid-file FILE | --dev-dir DIR]
+  pecetd bench-token --key ALIAS --purpose P [--config FILE | --dev-dir DIR]   (run by pecet bench --baseline)
   pecetd --version
 
 --dev needs no config: the first start creates DIR (default ./.pecet-dev/)
@@ -79,6 +80,9 @@ const exitPIN = 3
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "reload" {
 		os.Exit(runReload(os.Args[2:], os.Stdout, os.Stderr))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "bench-token" {
+		os.Exit(runBenchToken(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	// Registered before anything else: SIGHUP's default action ends the
 	// process, and a reload asked for during start-up must not.

@@ -60,7 +60,9 @@ func newAuditToken(t *testing.T) *auditToken {
 }
 
 func (a *auditToken) options() *CheckpointOptions {
-	return &CheckpointOptions{Key: TokenKey(a.ks, "audit"), State: a.ks, Interval: time.Hour}
+	return &CheckpointOptions{Key: func(ctx context.Context) (CheckpointKey, error) {
+		return a.ks.Signer(ctx, "audit", 0, keystore.PurposeAudit)
+	}, State: a.ks, Interval: time.Hour}
 }
 
 func (a *auditToken) verify(t *testing.T, o VerifyOptions, paths ...string) (Result, error) {

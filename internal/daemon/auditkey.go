@@ -13,6 +13,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/keystore"
 )
 
@@ -95,4 +96,16 @@ func createAuditKey(ctx context.Context, ks *keystore.Store, alias string, now t
 		return keystore.Key{}, err
 	}
 	return ks.GetKey(ctx, alias)
+}
+
+// auditTokenKey returns audit.CheckpointOptions.Key for the AUDIT key alias
+// on the token: its primary version. Each signature takes one pooled session
+// for one C_Sign (keystore.KeySigner), so a checkpoint never holds a session.
+// It lives here, not in internal/audit, so that the audit package (linked
+// into the pecet client for `pecet audit verify`) does not import keystore
+// and PKCS#11 (docs/architecture.md).
+func auditTokenKey(ks *keystore.Store, alias string) func(context.Context) (audit.CheckpointKey, error) {
+	return func(ctx context.Context) (audit.CheckpointKey, error) {
+		return ks.Signer(ctx, alias, 0, keystore.PurposeAudit)
+	}
 }

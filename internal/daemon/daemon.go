@@ -141,7 +141,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	// at start-up rather than failing every call later.
 	al, err := audit.Open(audit.Options{File: cfg.Audit.File, Sync: audit.SyncPolicy(cfg.Audit.Sync), FlushInterval: cfg.Audit.FlushInterval, MaxBytes: cfg.Audit.MaxBytes, Mirror: log,
 		Checkpoint: &audit.CheckpointOptions{
-			Key: audit.TokenKey(ks, cfg.Audit.Key), State: ks, Interval: cfg.Audit.CheckpointInterval, StartAfterBreak: o.AuditNewLog,
+			Key: auditTokenKey(ks, cfg.Audit.Key), State: ks, Interval: cfg.Audit.CheckpointInterval, StartAfterBreak: o.AuditNewLog,
 			OnError: func(err error) { log.Error("audit checkpoint not made; the next one covers its lines", "err", err) },
 		}})
 	if errors.Is(err, audit.ErrResume) {
