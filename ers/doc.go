@@ -16,5 +16,5 @@
 // Not done yet: renewal (time-stamp renewal and hash-tree renewal of RFC
 // 4998 section 5.2, i.e. more than one ArchiveTimeStamp or chain is parsed
 // but Verify refuses it), cryptoInfos and encryptionInfo (refused), the
-// attributes field (refused), and the RPC and CLI. See docs/architecture.md.
+// attributes field (refused), and the RPC and CLI. See docs/archive.md.
 package ers

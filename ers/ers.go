@@ -92,9 +92,9 @@ func TSAVerifier(opts tsa.VerifyOptions) TokenVerifier {
 	}
 }
 
-// hashes are the digest algorithms of records: SHA-2 and SHA-3 of at
-// least 256 bits (docs/security.md, the ETSI algorithm rules pecet applies).
-var hashes = []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512, crypto.SHA3_256, crypto.SHA3_384, crypto.SHA3_512}
+// hashes are the digest algorithms of records: SHA-2 of at least 256 bits,
+// the ones pecet's TSA time-stamps (docs/archive.md).
+var hashes = []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512}
 
 func checkHash(h crypto.Hash) error {
 	if _, ok := tsa.HashOID(h); !ok || !slices.Contains(hashes, h) || !h.Available() {

@@ -6,7 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
+	_ "crypto/sha512" // registers SHA-384 and SHA-512 for crypto.Hash.New
 	"crypto/x509"
 	"encoding/asn1"
 	"encoding/hex"
@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -71,11 +72,14 @@ func (f *fixture) verifier(t testing.TB) TokenVerifier {
 	return TSAVerifier(tsa.VerifyOptions{Validator: e})
 }
 
-func docHashes(n int) [][]byte {
+func docHashes(n int) [][]byte { return docHashesWith(crypto.SHA256, n) }
+
+func docHashesWith(h crypto.Hash, n int) [][]byte {
 	out := make([][]byte, n)
 	for i := range out {
-		s := sha256.Sum256(fmt.Appendf(nil, "document %d", i))
-		out[i] = s[:]
+		d := h.New()
+		d.Write(fmt.Appendf(nil, "document %d", i))
+		out[i] = d.Sum(nil)
 	}
 	return out
 }
@@ -85,12 +89,16 @@ func docHashes(n int) [][]byte {
 func TestSealVerify(t *testing.T) {
 	f := newFixture(t)
 	verify := f.verifier(t)
-	for _, n := range []int{1, 2, 3, 7, 1000} {
-		t.Run(fmt.Sprint(n), func(t *testing.T) {
+	for _, tc := range []struct {
+		n int
+		h crypto.Hash
+	}{{1, crypto.SHA256}, {2, crypto.SHA256}, {3, crypto.SHA256}, {7, crypto.SHA256}, {5, crypto.SHA384}, {9, crypto.SHA512}, {1000, crypto.SHA256}} {
+		n := tc.n
+		t.Run(fmt.Sprint(n, tc.h), func(t *testing.T) {
 			f.stamp = 0
-			hashes := docHashes(n)
+			hashes := docHashesWith(tc.h, n)
 			before := time.Now().Add(-2 * time.Second)
-			recs, err := Seal(hashes, crypto.SHA256, f.stampFunc(crypto.SHA256))
+			recs, err := Seal(hashes, tc.h, f.stampFunc(tc.h))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,14 +117,14 @@ func TestSealVerify(t *testing.T) {
 				// A record also proves its sibling, the other hash of its
 				// first PartialHashtree (RFC 4998 section 5.3), so the other
 				// document is one from outside the first list.
-				other := sha256.Sum256([]byte("not sealed"))
+				other := docHashesWith(tc.h, n+1)[n]
 				if n > 2 {
 					// The first document of the next pair, never i's pair.
-					copy(other[:], hashes[(i/2*2+2)%n])
+					other = hashes[(i/2*2+2)%n]
 				}
 				bad := append([]byte(nil), hashes[i]...)
 				bad[i%len(bad)] ^= 1
-				for _, d := range [][]byte{other[:], bad} {
+				for _, d := range [][]byte{other, bad} {
 					if _, err := Verify(rec, d, verify); !errors.Is(err, ErrNotCovered) {
 						t.Fatalf("record %d verified a modified document: %v", i, err)
 					}
@@ -245,5 +253,68 @@ func TestOpenSSLVerifiesRoot(t *testing.T) {
 	wrong[0] ^= 1
 	if out, err := testtool.TryOpenSSL(t, "ts", "-verify", "-token_in", "-in", tok, "-digest", hex.EncodeToString(wrong), "-CAfile", ca); err == nil {
 		t.Fatalf("openssl accepted a wrong root:\n%s", out)
+	}
+}
+
+// TestParseBounds: records beyond a bound or with what is not done yet
+// are refused with the precise sentinel, never parsed into memory.
+func TestParseBounds(t *testing.T) {
+	f := newFixture(t)
+	verify := f.verifier(t)
+	hashes := docHashes(4)
+	recs, err := Seal(hashes, crypto.SHA256, f.stampFunc(crypto.SHA256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := Parse(recs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ats := good.Chains[0][0]
+	remarshal := func(mod func(r *EvidenceRecord)) []byte {
+		r := &EvidenceRecord{Version: 1, DigestAlgorithms: []crypto.Hash{crypto.SHA256}, Chains: [][]ArchiveTimeStamp{{ats}}}
+		mod(r)
+		b, err := r.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	deep := make([][][]byte, MaxLevels+1)
+	for i := range deep {
+		deep[i] = [][]byte{hashes[1]}
+	}
+	wide := make([][]byte, MaxHashesPerLevel+1)
+	for i := range wide {
+		wide[i] = hashes[0]
+	}
+	for _, tc := range []struct {
+		name string
+		der  []byte
+		want error
+	}{
+		{"too many bytes", make([]byte, MaxRecordBytes+1), ErrTooLarge},
+		{"too many chains", remarshal(func(r *EvidenceRecord) {
+			for range MaxChains {
+				r.Chains = append(r.Chains, r.Chains[0])
+			}
+		}), ErrTooLarge},
+		{"too many stamps", remarshal(func(r *EvidenceRecord) {
+			for range MaxStamps {
+				r.Chains[0] = append(r.Chains[0], ats)
+			}
+		}), ErrTooLarge},
+		{"too deep", remarshal(func(r *EvidenceRecord) { r.Chains[0][0].ReducedHashtree = deep }), ErrTooLarge},
+		{"too wide", remarshal(func(r *EvidenceRecord) { r.Chains[0][0].ReducedHashtree = [][][]byte{wide} }), ErrTooLarge},
+		{"renewed", remarshal(func(r *EvidenceRecord) { r.Chains = append(r.Chains, r.Chains[0]) }), ErrUnsupported},
+		{"no chains", remarshal(func(r *EvidenceRecord) { r.Chains = nil }), ErrMalformed},
+		{"trailing bytes", append(slices.Clone(recs[0]), 0), ErrMalformed},
+		{"empty", nil, ErrMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Verify(tc.der, hashes[0], verify); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+		})
 	}
 }
