@@ -201,7 +201,7 @@ func TestSigningCertificateIssuerNameMatching(t *testing.T) {
 	f := newSigner(t, p256)
 	content := []byte("PROVA")
 	sum := sha256.Sum256(content)
-	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.oid()) })
+	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.ASN1()) })
 	md := attr(t, oidAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(sum[:]) })
 	ess := func(issuer []byte, serial *big.Int) []byte {
 		stub := &x509.Certificate{Raw: f.cert.Raw, RawIssuer: issuer, SerialNumber: serial}
@@ -270,7 +270,7 @@ func TestSignerIdentifierIssuerNameMatching(t *testing.T) {
 	f := newSigner(t, p256)
 	content := []byte("PROVA")
 	sum := sha256.Sum256(content)
-	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.oid()) })
+	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.ASN1()) })
 	md := attr(t, oidAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(sum[:]) })
 	der := craft(t, f, false, ct, md)
 	// The sid follows the certificates: its issuer is the last copy of the
