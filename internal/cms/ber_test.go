@@ -2,20 +2,12 @@ package cms
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"strings"
 	"testing"
-)
 
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(s, " ", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
+	"github.com/pecet-hsm/pecet/internal/testtool"
+)
 
 func TestNormalise(t *testing.T) {
 	tests := []struct {
@@ -35,12 +27,12 @@ func TestNormalise(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			in := unhex(t, tc.in)
+			in := testtool.Unhex(t, tc.in)
 			got, err := NormaliseBER(in, 32)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := unhex(t, tc.want); !bytes.Equal(got, want) {
+			if want := testtool.Unhex(t, tc.want); !bytes.Equal(got, want) {
 				t.Fatalf("got % x\nwant % x", got, want)
 			}
 			if tc.in == tc.want && &got[0] != &in[0] {
@@ -70,7 +62,7 @@ func TestNormaliseRejects(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := NormaliseBER(unhex(t, tc.in), 32)
+			_, err := NormaliseBER(testtool.Unhex(t, tc.in), 32)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}

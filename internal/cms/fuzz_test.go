@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
 // FuzzNormaliseBER: the normaliser never panics, fails only with its two
@@ -20,7 +22,7 @@ func FuzzNormaliseBER(f *testing.F) {
 		"30 80 06 09 2a 86 48 86 f7 0d 01 07 02 a0 80 30 80 02 01 01 31 00 00 00 00 00 00 00",
 		"04 80 41 00 00",
 	} {
-		f.Add(unhex(f, s))
+		f.Add(testtool.Unhex(f, s))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		if len(in) > 1<<20 {
