@@ -66,7 +66,7 @@
 // knows which code does the unpadding.
 //
 // Parsing is bounded like signer.Parse, and shares its BER normaliser
-// (signer.NormaliseBER): input size, nesting depth, recipients and
+// (internal/cms): input size, nesting depth, recipients and
 // attributes are checked before the work they guard, and OpenSSL's
 // streamed BER (indefinite lengths, chunked encryptedContent) is read.
 //

@@ -1,22 +1,27 @@
 package envelope
 
-import "encoding/asn1"
+import (
+	"encoding/asn1"
+
+	"github.com/pecet-hsm/pecet/internal/cms"
+)
 
 // Object identifiers. Functions rather than package variables, so nobody
-// can modify a shared slice.
+// can modify a shared slice; the ones signer and tsa use too are in
+// internal/cms (their ASN1 is shared: callers only read it).
 var (
-	oidData              = func() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 1} }
+	oidData              = cms.OIDData.ASN1
 	oidEnvelopedData     = func() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 7, 3} }
 	oidAuthEnvelopedData = func() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 1, 23} }
 
-	oidRSAEncryption = func() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1} }
+	oidRSAEncryption = cms.OIDRSAEncryption.ASN1
 	oidRSAESOAEP     = func() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 7} }
-	oidMGF1          = func() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 8} }
+	oidMGF1          = cms.OIDMGF1.ASN1
 	oidPSpecified    = func() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 9} }
-	oidSHA1          = func() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26} }
-	oidSHA256        = func() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1} }
-	oidSHA384        = func() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 2} }
-	oidSHA512        = func() asn1.ObjectIdentifier { return asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3} }
+	oidSHA1          = cms.OIDSHA1.ASN1
+	oidSHA256        = cms.OIDSHA256.ASN1
+	oidSHA384        = cms.OIDSHA384.ASN1
+	oidSHA512        = cms.OIDSHA512.ASN1
 )
 
 // cipherOID maps content ciphers to their RFC 3565 / RFC 5084 identifiers.

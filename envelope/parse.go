@@ -12,7 +12,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
-	"github.com/pecet-hsm/pecet/signer"
+	"github.com/pecet-hsm/pecet/internal/cms"
 )
 
 // Message is a parsed CMS EnvelopedData (RFC 5652 6.1) or AuthEnvelopedData
@@ -74,7 +74,7 @@ func (r RecipientID) Matches(cert *x509.Certificate) bool {
 
 // Parse reads a ContentInfo holding an EnvelopedData or AuthEnvelopedData,
 // DER or BER (OpenSSL streams BER), within lim (zero fields: defaults). The
-// BER is normalised by signer.NormaliseBER, the one bounded normaliser in
+// BER is normalised by cms.NormaliseBER, the one bounded normaliser in
 // pecet.
 func Parse(der []byte, lim Limits) (*Message, error) {
 	lim = lim.WithDefaults()
@@ -84,9 +84,9 @@ func Parse(der []byte, lim Limits) (*Message, error) {
 	if len(der) == 0 {
 		return nil, malformedf("empty input")
 	}
-	in, err := signer.NormaliseBER(der, lim.MaxDepth)
+	in, err := cms.NormaliseBER(der, lim.MaxDepth)
 	if err != nil {
-		if errors.Is(err, signer.ErrTooLarge) {
+		if errors.Is(err, cms.ErrBERTooLarge) {
 			return nil, tooLargef("%s", berMessage(err))
 		}
 		return nil, malformedf("%s", berMessage(err))
@@ -115,14 +115,14 @@ func Parse(der []byte, lim Limits) (*Message, error) {
 	return m, nil
 }
 
-// berMessage strips the signer's prefix from a normaliser error, keeping
-// where and what.
+// berMessage is where and what of a normaliser error, without its
+// sentinel's text, for envelope's own ErrMalformed or ErrTooLarge.
 func berMessage(err error) string {
-	msg := err.Error()
-	if i := bytes.IndexByte([]byte(msg), ':'); i >= 0 && i+2 <= len(msg) {
-		return "BER: " + msg[i+2:]
+	var be *cms.BERError
+	if errors.As(err, &be) {
+		return "BER: " + be.Msg
 	}
-	return msg
+	return err.Error()
 }
 
 func (m *Message) parseBody(s cryptobyte.String, lim Limits) error {

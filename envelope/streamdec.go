@@ -12,7 +12,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
-	"github.com/pecet-hsm/pecet/signer"
+	"github.com/pecet-hsm/pecet/internal/cms"
 )
 
 // berStream reads BER from a stream one header at a time, keeping the
@@ -257,9 +257,9 @@ func (b *berStream) small(tag byte, limit int, what string) (cryptobyte.String, 
 	if err != nil {
 		return nil, err
 	}
-	der, err := signer.NormaliseBER(raw, b.depth)
+	der, err := cms.NormaliseBER(raw, b.depth)
 	if err != nil {
-		if errors.Is(err, signer.ErrTooLarge) {
+		if errors.Is(err, cms.ErrBERTooLarge) {
 			return nil, tooLargef("%s: %s", what, berMessage(err))
 		}
 		return nil, malformedf("%s: %s", what, berMessage(err))

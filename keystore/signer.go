@@ -5,13 +5,13 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/rsa"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/pecet-hsm/pecet/internal/cms"
 )
 
 // KeySigner signs on the token with one key version. It is safe for
@@ -111,12 +111,11 @@ func (k *KeySigner) SignContext(ctx context.Context, digest []byte, opts crypto.
 // ecdsaDER turns PKCS#11's r||s (each the curve's byte length) into the
 // ASN.1 SEQUENCE { r INTEGER, s INTEGER } that crypto/ecdsa and X.509 use.
 func ecdsaDER(raw []byte) ([]byte, error) {
-	if len(raw) == 0 || len(raw)%2 != 0 {
-		return nil, fmt.Errorf("keystore: token returned a %d-byte ECDSA signature", len(raw))
+	der, err := cms.ECDSARawToDER(raw)
+	if err != nil {
+		return nil, fmt.Errorf("keystore: token returned a %d-byte ECDSA signature: %w", len(raw), err)
 	}
-	n := len(raw) / 2
-	return asn1.Marshal(struct{ R, S *big.Int }{
-		new(big.Int).SetBytes(raw[:n]), new(big.Int).SetBytes(raw[n:])})
+	return der, nil
 }
 
 // forgetOnHandleError drops a cached alias whose object handle the token no

@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pecet-hsm/pecet/internal/cms"
 )
 
 // Errors of trusted-list loading.
@@ -250,7 +252,7 @@ func verifyXMLECDSA(k *ecdsa.PublicKey, digest, sv []byte) bool {
 	if len(sv) != 2*n {
 		return false
 	}
-	der, err := ecdsaDER(sv[:n], sv[n:])
+	der, err := cms.ECDSARawToDER(sv)
 	return err == nil && ecdsa.VerifyASN1(k, digest, der)
 }
 

@@ -48,7 +48,7 @@ func TestSignedAttributeOrder(t *testing.T) {
 	content := []byte("PROVA")
 	sum := sha256.Sum256(content)
 	at := time.Now().Add(-time.Minute)
-	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.oid()) })
+	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.ASN1()) })
 	md := attr(t, oidAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(sum[:]) })
 	st := attr(t, oidAttrSigningTime, func(b *cryptobyte.Builder) { addTime(b, at) })
 	other := sha256.Sum256([]byte("other"))

@@ -28,7 +28,7 @@ func TestTimestampCountBound(t *testing.T) {
 	f := newSigner(t, p256)
 	content := []byte("data")
 	token := []byte{0x30, 0x03, 0x02, 0x01, 0x01} // stands for a token: never looked at
-	tsOID := oidName(OIDSignatureTimeStampToken).oid()
+	tsOID := oidName(OIDSignatureTimeStampToken).ASN1()
 	layout := func(attrs, values int) func([]byte) ([]Attribute, error) {
 		return func([]byte) ([]Attribute, error) {
 			out := make([]Attribute, attrs)

@@ -79,7 +79,7 @@ func TestTimestampVerifierHook(t *testing.T) {
 	der, err := Sign([]byte("data"), f.key, f.chain(), Options{
 		UnsignedAttributes: func(sig []byte) ([]Attribute, error) {
 			seen = append([]byte(nil), sig...)
-			return []Attribute{{Type: oidName(OIDSignatureTimeStampToken).oid(), Values: [][]byte{{0x30, 0x00}}}}, nil
+			return []Attribute{{Type: oidName(OIDSignatureTimeStampToken).ASN1(), Values: [][]byte{{0x30, 0x00}}}}, nil
 		},
 		SigningTime: time.Now().Add(-time.Minute),
 	})

@@ -8,36 +8,35 @@ import (
 	_ "crypto/sha3" // registers SHA3-224/256/384/512 with crypto.Hash
 	_ "crypto/sha512"
 	"encoding/asn1"
-	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
+
+	"github.com/pecet-hsm/pecet/internal/cms"
 )
 
-// oidName is an object identifier in dotted form. The identifiers are string
-// constants rather than asn1.ObjectIdentifier variables so the package has no
-// package-level slices anyone could modify.
-type oidName string
+// oidName is an object identifier in dotted form (cms.OID: the type, its
+// conversion and comparison, and the identifiers signer shares with
+// envelope and tsa are in internal/cms).
+type oidName = cms.OID
 
 const (
 	// RFC 5652 content types and attributes.
-	oidData              oidName = "1.2.840.113549.1.7.1"
+	oidData                      = cms.OIDData
 	oidSignedData        oidName = "1.2.840.113549.1.7.2"
 	oidAttrContentType   oidName = "1.2.840.113549.1.9.3"
 	oidAttrMessageDigest oidName = "1.2.840.113549.1.9.4"
 	oidAttrSigningTime   oidName = "1.2.840.113549.1.9.5"
 
 	// RFC 2634 and RFC 5035 (ESS) signing-certificate attributes.
-	oidAttrSigningCertificate   oidName = "1.2.840.113549.1.9.16.2.12"
-	oidAttrSigningCertificateV2 oidName = "1.2.840.113549.1.9.16.2.47"
+	oidAttrSigningCertificate   = cms.OIDAttrSigningCertificate
+	oidAttrSigningCertificateV2 = cms.OIDAttrSigningCertificateV2
 
 	// Digest algorithms (RFC 5754, RFC 3370).
-	oidMD5    oidName = "1.2.840.113549.2.5"
-	oidSHA1   oidName = "1.3.14.3.2.26"
-	oidSHA224 oidName = "2.16.840.1.101.3.4.2.4"
-	oidSHA256 oidName = "2.16.840.1.101.3.4.2.1"
-	oidSHA384 oidName = "2.16.840.1.101.3.4.2.2"
-	oidSHA512 oidName = "2.16.840.1.101.3.4.2.3"
+	oidMD5    = cms.OIDMD5
+	oidSHA1   = cms.OIDSHA1
+	oidSHA224 = cms.OIDSHA224
+	oidSHA256 = cms.OIDSHA256
+	oidSHA384 = cms.OIDSHA384
+	oidSHA512 = cms.OIDSHA512
 
 	// SHA-3 (FIPS 202; NIST CSOR, RFC 8702), recommended by ETSI TS 119 312.
 	oidSHA3_224 oidName = "2.16.840.1.101.3.4.2.7"
@@ -46,7 +45,7 @@ const (
 	oidSHA3_512 oidName = "2.16.840.1.101.3.4.2.10"
 
 	// RSA signature algorithms (RFC 8017, RFC 4055).
-	oidRSAEncryption oidName = "1.2.840.113549.1.1.1"
+	oidRSAEncryption         = cms.OIDRSAEncryption
 	oidMD5WithRSA    oidName = "1.2.840.113549.1.1.4"
 	oidSHA1WithRSA   oidName = "1.2.840.113549.1.1.5"
 	oidRSASSAPSS     oidName = "1.2.840.113549.1.1.10"
@@ -54,7 +53,7 @@ const (
 	oidSHA384WithRSA oidName = "1.2.840.113549.1.1.12"
 	oidSHA512WithRSA oidName = "1.2.840.113549.1.1.13"
 	oidSHA224WithRSA oidName = "1.2.840.113549.1.1.14"
-	oidMGF1          oidName = "1.2.840.113549.1.1.8"
+	oidMGF1                  = cms.OIDMGF1
 
 	// RSA PKCS #1 v1.5 with SHA-3 (NIST CSOR, RFC 8702 4.1 lists
 	// id-rsassa-pkcs1-v1_5-with-sha3-*).
@@ -84,44 +83,6 @@ const (
 // Options.UnsignedAttributes hook is expected to add.
 const OIDSignatureTimeStampToken = "1.2.840.113549.1.9.16.2.14"
 
-// oid returns the identifier as an asn1.ObjectIdentifier. The constants
-// above are well-formed, which a test checks. The result is shared: callers
-// only read it.
-func (o oidName) oid() asn1.ObjectIdentifier {
-	if id, ok := oidCache.Load(o); ok {
-		return id.(asn1.ObjectIdentifier)
-	}
-	id := o.parse()
-	if oidCached.Add(1) <= maxCachedOIDs {
-		oidCache.Store(o, id)
-	}
-	return id
-}
-
-// oidCache keeps parsed identifiers: a signature encodes seven of them,
-// and parsing each every time was 20 of the 120 allocations pecet makes
-// per signature (BenchmarkSignDigestP256). Bounded, because a caller's
-// content type is an OID too.
-var (
-	oidCache  sync.Map // oidName → asn1.ObjectIdentifier
-	oidCached atomic.Int32
-)
-
-const maxCachedOIDs = 256
-
-func (o oidName) parse() asn1.ObjectIdentifier {
-	parts := strings.Split(string(o), ".")
-	id := make(asn1.ObjectIdentifier, len(parts))
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
-		if err != nil {
-			panic("signer: bad OID constant " + string(o))
-		}
-		id[i] = n
-	}
-	return id
-}
-
 // validOID reports whether s is a dotted object identifier oid() accepts:
 // at least two arcs, each decimal digits without a sign, the first 0-2.
 func validOID(s string) bool {
@@ -143,29 +104,6 @@ func validOID(s string) bool {
 		}
 	}
 	return true
-}
-
-// is reports whether id equals o without allocating.
-func is(id asn1.ObjectIdentifier, o oidName) bool {
-	s := string(o)
-	for i, n := range id {
-		if i > 0 {
-			if s == "" || s[0] != '.' {
-				return false
-			}
-			s = s[1:]
-		}
-		v, digits := 0, 0
-		for digits < len(s) && s[digits] != '.' {
-			v = v*10 + int(s[digits]-'0')
-			digits++
-		}
-		if digits == 0 || v != n {
-			return false
-		}
-		s = s[digits:]
-	}
-	return s == ""
 }
 
 // shortOID renders an identifier for an error message, cut short so hostile
@@ -210,7 +148,7 @@ func digestOID(h crypto.Hash) (oidName, bool) {
 func hashFromDigestOID(id asn1.ObjectIdentifier) crypto.Hash {
 	for _, h := range []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512, crypto.SHA224, crypto.SHA1, crypto.MD5,
 		crypto.SHA3_256, crypto.SHA3_384, crypto.SHA3_512, crypto.SHA3_224} {
-		if o, _ := digestOID(h); is(id, o) {
+		if o, _ := digestOID(h); cms.Is(id, o) {
 			return h
 		}
 	}

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/pecet-hsm/pecet/internal/cms"
 )
 
 // Limits bound what Parse accepts. They are checked before the work they
@@ -184,7 +186,7 @@ func ParseWithLimits(der []byte, lim Limits) (*SignedData, error) {
 	if !ci.ReadASN1ObjectIdentifier(&ct) {
 		return nil, malformedf("ContentInfo: bad content type")
 	}
-	if !is(ct, oidSignedData) {
+	if !cms.Is(ct, oidSignedData) {
 		return nil, malformedf("content type %s is not signed-data", shortOID(ct))
 	}
 	if !ci.ReadASN1(&content, cbasn1.Tag(0).Constructed().ContextSpecific()) || !ci.Empty() {
@@ -414,7 +416,7 @@ func parseAttributes(s cryptobyte.String, lim Limits, kind string) ([]Attribute,
 		if err != nil {
 			return nil, err
 		}
-		if is(attr.Type, OIDSignatureTimeStampToken) {
+		if cms.Is(attr.Type, OIDSignatureTimeStampToken) {
 			if timestamps += nv; timestamps > lim.MaxTimestamps {
 				return nil, tooLargef("more than %d signature time-stamps", lim.MaxTimestamps)
 			}
@@ -452,7 +454,7 @@ func findAttr(attrs []Attribute, o oidName) (*Attribute, int) {
 	var found *Attribute
 	n := 0
 	for i := range attrs {
-		if is(attrs[i].Type, o) {
+		if cms.Is(attrs[i].Type, o) {
 			if found == nil {
 				found = &attrs[i]
 			}

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
+	"github.com/pecet-hsm/pecet/internal/cms"
 	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/policy"
 )
@@ -90,8 +91,8 @@ func TestTrailingZeroPadding(t *testing.T) {
 		t.Fatalf("BER form with padding: %v %s %v", err, v.Status, v.Reasons)
 	}
 	// The envelope parser shares the normaliser but not the tolerance.
-	if _, err := NormaliseBER(append(append([]byte(nil), sig...), 0, 0, 0), 0); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("NormaliseBER with trailing zeros: %v, want ErrMalformed", err)
+	if _, err := cms.NormaliseBER(append(append([]byte(nil), sig...), 0, 0, 0), 0); !errors.Is(err, cms.ErrMalformedBER) {
+		t.Fatalf("cms.NormaliseBER with trailing zeros: %v, want ErrMalformedBER", err)
 	}
 
 	// OpenSSL agrees: it reads the padded file.
@@ -107,12 +108,14 @@ func TestTrailingZeroPadding(t *testing.T) {
 // an indefinite length.
 func indefinite(t testing.TB, der []byte) []byte {
 	t.Helper()
-	h, err := readHeader(der, 0)
-	if err != nil || h.hdrLen+h.length != len(der) {
-		t.Fatalf("not one DER element: %v", err)
+	s := cryptobyte.String(der)
+	var body cryptobyte.String
+	var tag cbasn1.Tag
+	if !s.ReadAnyASN1(&body, &tag) || !s.Empty() {
+		t.Fatal("not one DER element")
 	}
 	out := []byte{der[0], 0x80}
-	out = append(out, der[h.hdrLen:]...)
+	out = append(out, body...)
 	return append(out, 0, 0)
 }
 
@@ -201,7 +204,7 @@ func TestSigningCertificateIssuerNameMatching(t *testing.T) {
 	f := newSigner(t, p256)
 	content := []byte("PROVA")
 	sum := sha256.Sum256(content)
-	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.oid()) })
+	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.ASN1()) })
 	md := attr(t, oidAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(sum[:]) })
 	ess := func(issuer []byte, serial *big.Int) []byte {
 		stub := &x509.Certificate{Raw: f.cert.Raw, RawIssuer: issuer, SerialNumber: serial}
@@ -270,7 +273,7 @@ func TestSignerIdentifierIssuerNameMatching(t *testing.T) {
 	f := newSigner(t, p256)
 	content := []byte("PROVA")
 	sum := sha256.Sum256(content)
-	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.oid()) })
+	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.ASN1()) })
 	md := attr(t, oidAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(sum[:]) })
 	der := craft(t, f, false, ct, md)
 	// The sid follows the certificates: its issuer is the last copy of the

@@ -34,7 +34,7 @@ func craftAlg(t testing.TB, f signerFixture, content []byte, spec algSpec) []byt
 	t.Helper()
 	ch := spec.digest.New()
 	ch.Write(content)
-	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.oid()) })
+	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.ASN1()) })
 	md := attr(t, oidAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(ch.Sum(nil)) })
 	st := attr(t, oidAttrSigningTime, func(b *cryptobyte.Builder) { addTime(b, time.Now().Add(-time.Minute)) })
 	body := setOf([][]byte{ct, md, st})
@@ -64,12 +64,12 @@ func craftAlg(t testing.TB, f signerFixture, content []byte, spec algSpec) []byt
 	}
 	b := cryptobyte.NewBuilder(nil)
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(oidSignedData.oid())
+		b.AddASN1ObjectIdentifier(oidSignedData.ASN1())
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 				b.AddASN1Int64(1)
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { addAlgorithm(b, digestAlg, nil) })
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.oid()) })
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.ASN1()) })
 				b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(f.cert.Raw) })
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
 					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
@@ -99,7 +99,7 @@ func pssParams(hash, mgfHash string, salt, trailer int64) []byte {
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { addAlgorithm(b, oidName(hash), nil) })
 		b.AddASN1(cbasn1.Tag(1).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1ObjectIdentifier(oidMGF1.oid())
+				b.AddASN1ObjectIdentifier(oidMGF1.ASN1())
 				addAlgorithm(b, oidName(mgfHash), nil)
 			})
 		})

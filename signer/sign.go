@@ -169,7 +169,7 @@ func sign(r signRequest) ([]byte, error) {
 
 	b := cryptobyte.NewBuilder(make([]byte, 0, len(r.content)+len(signedAttrsDER)+len(sig)+len(unsigned)+totalLen(certs)+256))
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // ContentInfo
-		b.AddASN1ObjectIdentifier(oidSignedData.oid())
+		b.AddASN1ObjectIdentifier(oidSignedData.ASN1())
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignedData
 				b.AddASN1Int64(version)
@@ -177,7 +177,7 @@ func sign(r signRequest) ([]byte, error) {
 					addAlgorithm(b, digestAlg, nil)
 				})
 				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // EncapsulatedContentInfo
-					b.AddASN1ObjectIdentifier(contentType.oid())
+					b.AddASN1ObjectIdentifier(contentType.ASN1())
 					if r.attach {
 						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 							b.AddASN1OctetString(r.content)
@@ -229,7 +229,7 @@ func signedAttributes(h crypto.Hash, digest []byte, at time.Time, leaf *x509.Cer
 		o   oidName
 		add func(*cryptobyte.Builder)
 	}{
-		{oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(contentType.oid()) }},
+		{oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(contentType.ASN1()) }},
 		{oidAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(digest) }},
 		{oidAttrSigningTime, func(b *cryptobyte.Builder) { addTime(b, at) }},
 		{oidAttrSigningCertificateV2, func(b *cryptobyte.Builder) { addSigningCertificateV2(b, h, leaf) }},
@@ -238,7 +238,7 @@ func signedAttributes(h crypto.Hash, digest []byte, at time.Time, leaf *x509.Cer
 	for _, v := range values {
 		b := cryptobyte.NewBuilder(nil)
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			b.AddASN1ObjectIdentifier(v.o.oid())
+			b.AddASN1ObjectIdentifier(v.o.ASN1())
 			b.AddASN1(cbasn1.SET, v.add)
 		})
 		e, err := b.Bytes()

@@ -13,6 +13,8 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/pecet-hsm/pecet/policy"
+
+	"github.com/pecet-hsm/pecet/internal/cms"
 )
 
 // mode is how a round-trip signature is made.
@@ -315,7 +317,7 @@ func TestUnsignedAttributesHook(t *testing.T) {
 	sig, err := Sign([]byte("x"), f.key, f.chain(), Options{
 		UnsignedAttributes: func(sv []byte) ([]Attribute, error) {
 			seen = bytes.Clone(sv)
-			return []Attribute{{Type: oidName(OIDSignatureTimeStampToken).oid(), Values: [][]byte{token}}}, nil
+			return []Attribute{{Type: oidName(OIDSignatureTimeStampToken).ASN1(), Values: [][]byte{token}}}, nil
 		},
 	})
 	if err != nil {
@@ -329,7 +331,7 @@ func TestUnsignedAttributesHook(t *testing.T) {
 	if !bytes.Equal(seen, si.Signature) {
 		t.Error("hook did not get the signature value")
 	}
-	if len(si.UnsignedAttrs) != 1 || !is(si.UnsignedAttrs[0].Type, OIDSignatureTimeStampToken) ||
+	if len(si.UnsignedAttrs) != 1 || !cms.Is(si.UnsignedAttrs[0].Type, OIDSignatureTimeStampToken) ||
 		!bytes.Equal(si.UnsignedAttrs[0].Values[0], token) {
 		t.Fatalf("unsigned attributes %+v", si.UnsignedAttrs)
 	}
@@ -340,7 +342,7 @@ func TestUnsignedAttributesHook(t *testing.T) {
 
 	_, err = Sign([]byte("x"), f.key, f.chain(), Options{
 		UnsignedAttributes: func([]byte) ([]Attribute, error) {
-			return []Attribute{{Type: oidData.oid(), Values: [][]byte{{0x30, 0x05}}}}, nil
+			return []Attribute{{Type: oidData.ASN1(), Values: [][]byte{{0x30, 0x05}}}}, nil
 		},
 	})
 	if err == nil {
@@ -413,12 +415,12 @@ func TestOIDConstants(t *testing.T) {
 		oidSHA512, oidRSAEncryption, oidMD5WithRSA, oidSHA1WithRSA, oidRSASSAPSS, oidSHA256WithRSA, oidSHA384WithRSA,
 		oidSHA512WithRSA, oidSHA224WithRSA, oidMGF1, oidECPublicKey, oidECDSAWithSHA1, oidECDSAWithSHA224,
 		oidECDSAWithSHA256, oidECDSAWithSHA384, oidECDSAWithSHA512, OIDSignatureTimeStampToken} {
-		id := o.oid()
-		if id.String() != string(o) || !is(id, o) {
+		id := o.ASN1()
+		if id.String() != string(o) || !cms.Is(id, o) {
 			t.Errorf("OID %s round trips as %s", o, id)
 		}
-		if is(id[:len(id)-1], o) || is(append(id, 1), o) {
-			t.Errorf("is(%s) matches a prefix or extension", o)
+		if cms.Is(id[:len(id)-1], o) || cms.Is(append(id, 1), o) {
+			t.Errorf("cms.Is(%s) matches a prefix or extension", o)
 		}
 	}
 }
@@ -474,12 +476,12 @@ func joinSigners(t *testing.T, sigs ...[]byte) []byte {
 	}
 	b := cryptobyte.NewBuilder(nil)
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(oidSignedData.oid())
+		b.AddASN1ObjectIdentifier(oidSignedData.ASN1())
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 				b.AddASN1Int64(1)
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { addAlgorithm(b, oidSHA256, nil) })
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.oid()) })
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.ASN1()) })
 				b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(setOf(certs)) })
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddBytes(setOf(infos)) })
 			})

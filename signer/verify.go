@@ -14,6 +14,8 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/pecet-hsm/pecet/policy"
+
+	"github.com/pecet-hsm/pecet/internal/cms"
 )
 
 // CodeContentMismatch: the content (or digest) the caller supplied with an
@@ -238,7 +240,7 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 		signed = h.Sum(nil)
 	} else {
 		// RFC 5652 5.3: without signed attributes the content must be data.
-		if !is(sd.ContentType, oidData) {
+		if !cms.Is(sd.ContentType, oidData) {
 			v.Add(policy.Invalid, policy.CodeMalformed, "content other than id-data without signed attributes")
 		}
 		signed = digest
@@ -360,7 +362,7 @@ const UsedSigningCertificate = "signing certificate"
 // do not change the verdict.
 func checkTimestamps(si *SignerInfo, certs []*x509.Certificate, tv TimestampVerifier, v *policy.Verdict) {
 	for _, a := range si.UnsignedAttrs {
-		if !is(a.Type, OIDSignatureTimeStampToken) {
+		if !cms.Is(a.Type, OIDSignatureTimeStampToken) {
 			continue
 		}
 		for _, tok := range a.Values {
@@ -573,7 +575,7 @@ func inconsistent(format string, args ...any) *problem {
 func signatureScheme(a AlgorithmIdentifier, digest crypto.Hash) (scheme, *problem) {
 	id := a.Algorithm
 	for _, k := range knownSchemes {
-		if is(id, k.oid) {
+		if cms.Is(id, k.oid) {
 			sc := k.scheme
 			if sc.hash == 0 {
 				sc.hash = digest
@@ -581,7 +583,7 @@ func signatureScheme(a AlgorithmIdentifier, digest crypto.Hash) (scheme, *proble
 			return sc, nil
 		}
 	}
-	if is(id, oidRSASSAPSS) {
+	if cms.Is(id, oidRSASSAPSS) {
 		return pssScheme(a.Parameters)
 	}
 	return scheme{}, unsupported("unknown signature algorithm %s", shortOID(id))
@@ -650,7 +652,7 @@ func pssScheme(params []byte) (scheme, *problem) {
 		if err != nil || !el.Empty() {
 			return sc, inconsistent("RSASSA-PSS: bad maskGenAlgorithm")
 		}
-		if !is(mgf.Algorithm, oidMGF1) {
+		if !cms.Is(mgf.Algorithm, oidMGF1) {
 			return sc, unsupported("RSASSA-PSS: mask generation %s, only MGF1 is supported", shortOID(mgf.Algorithm))
 		}
 		ps := cryptobyte.String(mgf.Parameters)

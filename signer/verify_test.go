@@ -23,7 +23,7 @@ func attr(t testing.TB, o oidName, value func(*cryptobyte.Builder)) []byte {
 	t.Helper()
 	b := cryptobyte.NewBuilder(nil)
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(o.oid())
+		b.AddASN1ObjectIdentifier(o.ASN1())
 		b.AddASN1(cbasn1.SET, value)
 	})
 	return b.BytesOrPanic()
@@ -55,12 +55,12 @@ func craft(t testing.TB, f signerFixture, signSorted bool, attrs ...[]byte) []by
 	}
 	b := cryptobyte.NewBuilder(nil)
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(oidSignedData.oid())
+		b.AddASN1ObjectIdentifier(oidSignedData.ASN1())
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 				b.AddASN1Int64(1)
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { addAlgorithm(b, oidSHA256, nil) })
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.oid()) })
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.ASN1()) })
 				b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(f.cert.Raw) })
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
 					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
@@ -88,8 +88,8 @@ func TestSignedAttributeChecks(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	twin := f.ca.issue(t, f.key, "twin", time.Now().Add(-time.Hour), time.Now().AddDate(1, 0, 0))
 
-	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.oid()) })
-	ctOther := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidSignedData.oid()) })
+	ct := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.ASN1()) })
+	ctOther := attr(t, oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidSignedData.ASN1()) })
 	md := attr(t, oidAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(sum[:]) })
 	st := attr(t, oidAttrSigningTime, func(b *cryptobyte.Builder) { addTime(b, at) })
 	st2 := attr(t, oidAttrSigningTime, func(b *cryptobyte.Builder) { addTime(b, at.Add(time.Hour)) })

@@ -9,6 +9,8 @@ import (
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+
+	"github.com/pecet-hsm/pecet/internal/cms"
 )
 
 // MaxRequestBytes bounds a TimeStampReq. A request is a digest, a policy
@@ -43,30 +45,31 @@ type Request struct {
 // MD5 are known so a request with them is badAlg with a clear text.
 var hashOIDs = []struct {
 	h   crypto.Hash
-	oid asn1.ObjectIdentifier
+	oid cms.OID
 }{
-	{crypto.SHA256, asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}},
-	{crypto.SHA384, asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 2}},
-	{crypto.SHA512, asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 3}},
-	{crypto.SHA224, asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 4}},
-	{crypto.SHA1, asn1.ObjectIdentifier{1, 3, 14, 3, 2, 26}},
-	{crypto.MD5, asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 5}},
+	{crypto.SHA256, cms.OIDSHA256},
+	{crypto.SHA384, cms.OIDSHA384},
+	{crypto.SHA512, cms.OIDSHA512},
+	{crypto.SHA224, cms.OIDSHA224},
+	{crypto.SHA1, cms.OIDSHA1},
+	{crypto.MD5, cms.OIDMD5},
 }
 
 func hashFromOID(id asn1.ObjectIdentifier) crypto.Hash {
 	for _, e := range hashOIDs {
-		if e.oid.Equal(id) {
+		if cms.Is(id, e.oid) {
 			return e.h
 		}
 	}
 	return 0
 }
 
-// HashOID returns the digest algorithm identifier of h.
+// HashOID returns the digest algorithm identifier of h. The result is
+// shared: callers only read it.
 func HashOID(h crypto.Hash) (asn1.ObjectIdentifier, bool) {
 	for _, e := range hashOIDs {
 		if e.h == h {
-			return e.oid, true
+			return e.oid.ASN1(), true
 		}
 	}
 	return nil, false

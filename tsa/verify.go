@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/pecet-hsm/pecet/internal/cms"
 	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/signer"
 )
@@ -31,12 +32,10 @@ const (
 // VerifyOptions.NoImprint says the token alone is checked.
 var ErrNoImprint = errors.New("tsa: verifying a token needs the time-stamped data or its digest")
 
-// ESS signing-certificate attribute types (RFC 2634, RFC 5035).
-var (
-	oidAttrSigningCertificate   = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 12}
-	oidAttrSigningCertificateV2 = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 47}
-	oidTSTInfo                  = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 1, 4}
-)
+// oidTSTInfo is the content type of a time-stamp token (RFC 3161 2.4.2,
+// id-ct-TSTInfo); the identifiers tsa shares with signer (the ESS
+// signing-certificate attributes) are in internal/cms.
+var oidTSTInfo = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 1, 4}
 
 // VerifyOptions say what a token is checked against.
 type VerifyOptions struct {
@@ -119,7 +118,7 @@ func Verify(token []byte, opts VerifyOptions) (*TSTInfo, policy.Verdict, error) 
 	// present, here its absence is the finding.
 	hasESS := false
 	for _, a := range sd.SignerInfos[0].SignedAttrs {
-		if a.Type.Equal(oidAttrSigningCertificate) || a.Type.Equal(oidAttrSigningCertificateV2) {
+		if cms.Is(a.Type, cms.OIDAttrSigningCertificate) || cms.Is(a.Type, cms.OIDAttrSigningCertificateV2) {
 			hasESS = true
 		}
 	}

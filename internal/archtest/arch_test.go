@@ -28,6 +28,11 @@ var wiring = []string{"internal/server", "internal/daemon", "cmd/"}
 // pkcs11Owners are the only packages that import PKCS#11 themselves.
 var pkcs11Owners = []string{"keystore", "softhsm"}
 
+// sharedLeaves are internal packages the libraries share; they import nothing
+// of the module, so a library that imports one stays free of the wiring
+// (docs/architecture.md, rule 4).
+var sharedLeaves = []string{"internal/cms"}
+
 // pkg is the part of `go list -json` the rules read.
 type pkg struct {
 	ImportPath string
@@ -95,6 +100,18 @@ func check(g graph) []error {
 				if inModule(d) && (rel(d) == w || strings.HasPrefix(rel(d), w)) {
 					errs = append(errs, fmt.Errorf("%w: library %s depends on %s", errArch, lib, rel(d)))
 				}
+			}
+		}
+	}
+	for _, leaf := range sharedLeaves {
+		p := g[module+"/"+leaf]
+		if p == nil {
+			errs = append(errs, fmt.Errorf("%w: shared package %s is not in the module", errArch, leaf))
+			continue
+		}
+		for _, d := range p.Deps {
+			if inModule(d) {
+				errs = append(errs, fmt.Errorf("%w: shared package %s depends on %s", errArch, leaf, rel(d)))
 			}
 		}
 	}
@@ -168,6 +185,8 @@ func TestImportRulesCanFail(t *testing.T) {
 			"library signer depends on internal/server"},
 		{"library reaches the daemon", func(g graph) { g.imports(module+"/policy", module+"/internal/daemon") },
 			"library policy depends on internal/daemon"},
+		{"shared package imports a library", func(g graph) { g.imports(module+"/internal/cms", module+"/signer") },
+			"shared package internal/cms depends on signer"},
 		{"library imports a binary", func(g graph) { g.imports(module+"/client", module+"/cmd/pecetd") },
 			"library client depends on cmd/pecetd"},
 		{"envelope imports PKCS#11", func(g graph) { g.imports(module+"/envelope", pkcs11) },
