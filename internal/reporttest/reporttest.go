@@ -1,6 +1,6 @@
 // Package reporttest checks validation reports in tests: report.Check, and
 // xmllint against the ETSI schema when the shared vectors have it. It is
-// apart from testtool, which packages under report import.
+// apart from testtool because it imports report, whose tests import testtool.
 package reporttest
 
 import (
@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/report"
 )
 
@@ -21,19 +22,7 @@ import (
 // network. The schema cannot be committed to this repository; until the
 // folder exists the reports are checked by report.Check alone.
 func ValidationReportSchema() (string, bool) {
-	root := os.Getenv("PECET_VECTORS")
-	if root == "" {
-		mod, err := moduleRoot()
-		if err != nil {
-			return "", false
-		}
-		root = filepath.Join(filepath.Dir(mod), "shared", "vectors")
-	}
-	p := filepath.Join(root, "etsi-validation-report", "1910202xmlSchema.xsd")
-	if _, err := os.Stat(p); err != nil {
-		return "", false
-	}
-	return p, true
+	return testtool.LookupVectors("etsi-validation-report", "1910202xmlSchema.xsd")
 }
 
 // CheckValidationReport checks a report's structure with report.Check and,
@@ -55,7 +44,7 @@ func CheckValidationReport(t testing.TB, data []byte) *report.ValidationReport {
 	}
 	//nolint:gosec // a test helper: the schema and the report are files the test wrote
 	cmd := exec.Command("xmllint", "--noout", "--nonet", "--schema", xsd, f)
-	if cat := filepath.Join(filepath.Dir(xsd), "catalog.xml"); fileExists(cat) {
+	if cat := filepath.Join(filepath.Dir(xsd), "catalog.xml"); statOK(cat) {
 		cmd.Env = append(os.Environ(), "XML_CATALOG_FILES="+cat)
 	}
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -64,26 +53,7 @@ func CheckValidationReport(t testing.TB, data []byte) *report.ValidationReport {
 	return r
 }
 
-func fileExists(p string) bool {
+func statOK(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
-}
-
-// moduleRoot walks up from the working directory to the folder holding
-// go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", os.ErrNotExist
-		}
-		dir = parent
-	}
 }

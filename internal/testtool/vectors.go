@@ -15,19 +15,42 @@ import (
 // would pass without testing anything.
 func Vectors(t testing.TB, parts ...string) string {
 	t.Helper()
-	root := os.Getenv("PECET_VECTORS")
-	if root == "" {
-		mod, err := moduleRoot()
-		if err != nil {
-			t.Fatalf("test vectors: %v", err)
-		}
-		root = filepath.Join(filepath.Dir(mod), "shared", "vectors")
+	root, err := vectorsRoot()
+	if err != nil {
+		t.Fatalf("test vectors: %v", err)
 	}
 	p := filepath.Join(append([]string{root}, parts...)...)
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("test vectors: %v (the shared vectors stand beside the checkout in ../shared/vectors; PECET_VECTORS names another folder)", err)
 	}
 	return p
+}
+
+// LookupVectors is Vectors for material the suite may run without (the
+// ETSI report schema, not yet among the vectors): the path and whether it
+// is there, never failing the test.
+func LookupVectors(parts ...string) (string, bool) {
+	root, err := vectorsRoot()
+	if err != nil {
+		return "", false
+	}
+	p := filepath.Join(append([]string{root}, parts...)...)
+	if _, err := os.Stat(p); err != nil {
+		return "", false
+	}
+	return p, true
+}
+
+// vectorsRoot is $PECET_VECTORS, else shared/vectors beside the checkout.
+func vectorsRoot() (string, error) {
+	if root := os.Getenv("PECET_VECTORS"); root != "" {
+		return root, nil
+	}
+	mod, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(filepath.Dir(mod), "shared", "vectors"), nil
 }
 
 // moduleRoot walks up from the working directory (a package's folder under
