@@ -40,6 +40,14 @@ var confined = map[string][]string{
 	"xmldsig": {"internal/cms"},
 }
 
+// importedOnlyBy are packages that only the listed packages (or folders,
+// ending in "/") may import directly: the dev CA is for pecetd --dev and the
+// hand-run scripts; tests import it too, and load leaves test files out
+// (docs/architecture.md, rule 6).
+var importedOnlyBy = map[string][]string{
+	"internal/devca": {"internal/devmode", "scripts/"},
+}
+
 // pkg is the part of `go list -json` the rules read.
 type pkg struct {
 	ImportPath string
@@ -134,6 +142,24 @@ func check(g graph) []error {
 			}
 		}
 	}
+	for target, allowed := range importedOnlyBy {
+		if g[module+"/"+target] == nil {
+			errs = append(errs, fmt.Errorf("%w: package %s is not in the module", errArch, target))
+			continue
+		}
+		for path, p := range g {
+			if !inModule(path) || !slices.Contains(p.Imports, module+"/"+target) {
+				continue
+			}
+			ok := false
+			for _, a := range allowed {
+				ok = ok || rel(path) == a || (strings.HasSuffix(a, "/") && strings.HasPrefix(rel(path), a))
+			}
+			if !ok {
+				errs = append(errs, fmt.Errorf("%w: %s imports %s; only %v may", errArch, rel(path), target, allowed))
+			}
+		}
+	}
 	// PKCS#11 is imported by keystore and softhsm only; every other package
 	// reaches it through them. A third-party package that wraps PKCS#11
 	// (crypto11) counts as PKCS#11 itself.
@@ -208,6 +234,10 @@ func TestImportRulesCanFail(t *testing.T) {
 			"shared package internal/cms depends on signer"},
 		{"xmldsig imports policy", func(g graph) { g.imports(module+"/xmldsig", module+"/policy") },
 			"xmldsig depends on policy"},
+		{"the daemon imports the dev CA", func(g graph) { g.imports(module+"/internal/daemon", module+"/internal/devca") },
+			"internal/daemon imports internal/devca"},
+		{"the client imports the dev CA", func(g graph) { g.imports(module+"/cmd/pecet", module+"/internal/devca") },
+			"cmd/pecet imports internal/devca"},
 		{"library imports a binary", func(g graph) { g.imports(module+"/client", module+"/cmd/pecetd") },
 			"library client depends on cmd/pecetd"},
 		{"envelope imports PKCS#11", func(g graph) { g.imports(module+"/envelope", pkcs11) },
