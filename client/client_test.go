@@ -17,7 +17,7 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 )
 
 // clearEnv unsets the PECET_* variables for one test and runs it in an
@@ -141,18 +141,18 @@ type testCerts struct {
 func newCerts(t *testing.T, dir string) testCerts {
 	t.Helper()
 	now := time.Now()
-	ca, err := pki.NewCA("client test CA", now)
+	ca, err := devca.NewCA("client test CA", now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := func(n string) string { return filepath.Join(dir, n) }
-	if err := pki.WriteCerts(p("ca.pem"), ca.Cert); err != nil {
+	if err := devca.WriteCerts(p("ca.pem"), ca.Cert); err != nil {
 		t.Fatal(err)
 	}
-	if err := ca.TLSPair(p("server.pem"), p("server-key.pem"), "localhost", pki.TLSServer, now); err != nil {
+	if err := ca.TLSPair(p("server.pem"), p("server-key.pem"), "localhost", devca.TLSServer, now); err != nil {
 		t.Fatal(err)
 	}
-	if err := ca.TLSPair(p("client.pem"), p("client-key.pem"), "client", pki.TLSClient, now); err != nil {
+	if err := ca.TLSPair(p("client.pem"), p("client-key.pem"), "client", devca.TLSClient, now); err != nil {
 		t.Fatal(err)
 	}
 	srv, err := tls.LoadX509KeyPair(p("server.pem"), p("server-key.pem"))

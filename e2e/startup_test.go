@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 )
 
 // runPecetd runs pecetd to completion (it is expected to fail at start-up).
@@ -63,7 +63,7 @@ func TestStartupFailures(t *testing.T) {
 	good := abs(string(base))
 	// Two client CAs (the dev CA and another) and clients without issuer
 	// pins: any of them could issue the dev clients' names.
-	other, err := pki.NewCA("other clients CA", time.Now())
+	other, err := devca.NewCA("other clients CA", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

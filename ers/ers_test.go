@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/tsa"
@@ -28,7 +28,7 @@ import (
 // fixture is a dev CA and a pecet TSA (tsa.Authority) certified by it, as
 // the tsa package's own tests make them.
 type fixture struct {
-	ca    *pki.CA
+	ca    *devca.CA
 	cert  *x509.Certificate
 	a     *tsa.Authority
 	stamp int
@@ -37,7 +37,7 @@ type fixture struct {
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	now := time.Now()
-	ca, err := pki.NewCA("ers test CA", now)
+	ca, err := devca.NewCA("ers test CA", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := ca.Issue("ers test TSA", pki.TSA, key.Public(), now)
+	cert, err := ca.Issue("ers test TSA", devca.TSA, key.Public(), now)
 	if err != nil {
 		t.Fatal(err)
 	}

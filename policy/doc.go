@@ -9,7 +9,8 @@
 // delta CRLs), RFC 6960 (OCSP, through golang.org/x/crypto/ocsp, with a
 // nonce and responder authorisation), RFC 3739 and ETSI EN 319 412-5
 // (QCStatements), ETSI EN 319 411-2 (qualified certificate policies), ETSI
-// TS 119 612 (trusted lists, XMLDSig with exclusive C14N), ETSI TS 119 312
+// TS 119 612 (trusted lists; their XML, exclusive C14N and XMLDSig are
+// package xmldsig), ETSI TS 119 312
 // (algorithm suitability dates), ETSI EN 319 102-1 (the main statuses of a
 // validation: passed, failed, indeterminate).
 //

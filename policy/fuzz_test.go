@@ -68,8 +68,8 @@ func FuzzCertificateAndCRL(f *testing.F) {
 	})
 }
 
-// FuzzTrustedList: parsing and signature checking of a trusted list never
-// panics and stays within its bounds.
+// FuzzTrustedList: reading a trusted list never panics and stays within its
+// bounds (the XML and its signature alone: xmldsig.FuzzEnveloped).
 func FuzzTrustedList(f *testing.F) {
 	f.Add([]byte(`<TrustServiceStatusList xmlns="http://uri.etsi.org/02231/v2#"><SchemeInformation/></TrustServiceStatusList>`))
 	f.Add([]byte(`<a xmlns:x="u"><x:b x:c="1">t&amp;</x:b></a>`))
@@ -77,9 +77,6 @@ func FuzzTrustedList(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		LoadTrustedList(data, []*x509.Certificate{root.cert})
 		TrustedListSigners(data)
-		if n, err := parseXMLTree(data); err == nil {
-			excC14N(n, nil)
-		}
 	})
 }
 

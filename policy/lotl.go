@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/pecet-hsm/pecet/xmldsig"
 )
 
 // The EU list of lists (LOTL) as the root of trust of a national trusted
@@ -104,48 +106,48 @@ func LoadLOTL(data []byte, signers []*x509.Certificate) (*LOTL, error) {
 	return l, nil
 }
 
-func parseLOTL(data []byte) (*xnode, error) {
+func parseLOTL(data []byte) (*xmldsig.Node, error) {
 	if len(data) > MaxTrustedListBytes {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrTrustedListTooLarge, len(data), MaxTrustedListBytes)
 	}
-	root, err := parseXMLTree(data)
+	root, err := xmldsig.Parse(data)
 	if err != nil {
 		return nil, err
 	}
-	if root.local != "TrustServiceStatusList" || root.space() != nsTSL {
+	if root.Local() != "TrustServiceStatusList" || root.Space() != nsTSL {
 		return nil, fmt.Errorf("%w: the document is not a TrustServiceStatusList", ErrLOTL)
 	}
-	si := root.child(nsTSL, "SchemeInformation")
-	if si == nil || !isLOTLType(strings.TrimSpace(textOf(si.child(nsTSL, "TSLType")))) {
+	si := root.Child(nsTSL, "SchemeInformation")
+	if si == nil || !isLOTLType(strings.TrimSpace(si.Child(nsTSL, "TSLType").Text())) {
 		return nil, fmt.Errorf("%w: its TSLType is not a list of lists", ErrLOTL)
 	}
 	return root, nil
 }
 
-func readLOTL(root *xnode) (*LOTL, error) {
-	si := root.child(nsTSL, "SchemeInformation")
-	l := &LOTL{SequenceNumber: strings.TrimSpace(textOf(si.child(nsTSL, "TSLSequenceNumber")))}
-	l.IssueDate, _ = time.Parse(time.RFC3339, strings.TrimSpace(textOf(si.child(nsTSL, "ListIssueDateTime"))))
-	if nu := si.child(nsTSL, "NextUpdate"); nu != nil {
-		l.NextUpdate, _ = time.Parse(time.RFC3339, strings.TrimSpace(textOf(nu.child(nsTSL, "dateTime"))))
+func readLOTL(root *xmldsig.Node) (*LOTL, error) {
+	si := root.Child(nsTSL, "SchemeInformation")
+	l := &LOTL{SequenceNumber: strings.TrimSpace(si.Child(nsTSL, "TSLSequenceNumber").Text())}
+	l.IssueDate, _ = time.Parse(time.RFC3339, strings.TrimSpace(si.Child(nsTSL, "ListIssueDateTime").Text()))
+	if nu := si.Child(nsTSL, "NextUpdate"); nu != nil {
+		l.NextUpdate, _ = time.Parse(time.RFC3339, strings.TrimSpace(nu.Child(nsTSL, "dateTime").Text()))
 	}
-	if u := si.child(nsTSL, "SchemeInformationURI"); u != nil {
-		for _, x := range u.childrenNamed(nsTSL, "URI") {
-			if s := strings.TrimSpace(x.text()); strings.HasSuffix(strings.ToLower(s), ".xml") {
+	if u := si.Child(nsTSL, "SchemeInformationURI"); u != nil {
+		for _, x := range u.ChildrenNamed(nsTSL, "URI") {
+			if s := strings.TrimSpace(x.Text()); strings.HasSuffix(strings.ToLower(s), ".xml") {
 				l.Pivots = append(l.Pivots, s)
 			}
 		}
 	}
-	ptrs := si.child(nsTSL, "PointersToOtherTSL")
+	ptrs := si.Child(nsTSL, "PointersToOtherTSL")
 	if ptrs == nil {
 		return nil, fmt.Errorf("%w: no PointersToOtherTSL", ErrLOTL)
 	}
-	for _, p := range ptrs.childrenNamed(nsTSL, "OtherTSLPointer") {
-		tp := TSLPointer{Location: strings.TrimSpace(textOf(p.child(nsTSL, "TSLLocation")))}
-		if ids := p.child(nsTSL, "ServiceDigitalIdentities"); ids != nil {
-			for _, sdi := range ids.childrenNamed(nsTSL, "ServiceDigitalIdentity") {
-				for _, di := range sdi.childrenNamed(nsTSL, "DigitalId") {
-					x := di.child(nsTSL, "X509Certificate")
+	for _, p := range ptrs.ChildrenNamed(nsTSL, "OtherTSLPointer") {
+		tp := TSLPointer{Location: strings.TrimSpace(p.Child(nsTSL, "TSLLocation").Text())}
+		if ids := p.Child(nsTSL, "ServiceDigitalIdentities"); ids != nil {
+			for _, sdi := range ids.ChildrenNamed(nsTSL, "ServiceDigitalIdentity") {
+				for _, di := range sdi.ChildrenNamed(nsTSL, "DigitalId") {
+					x := di.Child(nsTSL, "X509Certificate")
 					if x == nil {
 						continue
 					}
@@ -153,7 +155,7 @@ func readLOTL(root *xnode) (*LOTL, error) {
 					// negative RSA modulus in Germany's): one of them is
 					// skipped, not the whole LOTL refused; a territory
 					// left with none has no usable pointer.
-					der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(x.text()), ""))
+					der, err := base64.StdEncoding.DecodeString(strings.Join(strings.Fields(x.Text()), ""))
 					var c *x509.Certificate
 					if err == nil {
 						c, err = x509.ParseCertificate(der)
@@ -166,16 +168,16 @@ func readLOTL(root *xnode) (*LOTL, error) {
 				}
 			}
 		}
-		if ai := p.child(nsTSL, "AdditionalInformation"); ai != nil {
-			for _, oi := range ai.childrenNamed(nsTSL, "OtherInformation") {
-				if x := oi.child(nsTSL, "TSLType"); x != nil {
-					tp.Type = strings.TrimSpace(x.text())
+		if ai := p.Child(nsTSL, "AdditionalInformation"); ai != nil {
+			for _, oi := range ai.ChildrenNamed(nsTSL, "OtherInformation") {
+				if x := oi.Child(nsTSL, "TSLType"); x != nil {
+					tp.Type = strings.TrimSpace(x.Text())
 				}
-				if x := oi.child(nsTSL, "SchemeTerritory"); x != nil {
-					tp.Territory = strings.TrimSpace(x.text())
+				if x := oi.Child(nsTSL, "SchemeTerritory"); x != nil {
+					tp.Territory = strings.TrimSpace(x.Text())
 				}
-				if x := oi.child(nsTSLAdditional, "MimeType"); x != nil {
-					tp.MimeType = strings.TrimSpace(x.text())
+				if x := oi.Child(nsTSLAdditional, "MimeType"); x != nil {
+					tp.MimeType = strings.TrimSpace(x.Text())
 				}
 			}
 		}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 )
 
 // TestTrustedListTimestampServices: a TSA/QTST service of the trusted
@@ -18,12 +18,12 @@ import (
 // not a granted CA/QC service.
 func TestTrustedListTimestampServices(t *testing.T) {
 	now := time.Now()
-	ca, err := pki.NewCA("TSA issuing CA (not on the list)", now.Add(-72*time.Hour))
+	ca, err := devca.NewCA("TSA issuing CA (not on the list)", now.Add(-72*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tsu, err := ca.Issue("Qualified TSA - TSU 1", pki.TSA, key.Public(), now.Add(-48*time.Hour))
+	tsu, err := ca.Issue("Qualified TSA - TSU 1", devca.TSA, key.Public(), now.Add(-48*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

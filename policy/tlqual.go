@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/pecet-hsm/pecet/xmldsig"
 )
 
 // Service-information qualifiers (ETSI TS 119 612 5.5.9.2, TS 119 615
@@ -63,29 +65,29 @@ var keyUsageBits = map[string]x509.KeyUsage{
 
 // readQualifications reads the Qualifications extensions under a
 // ServiceInformation or ServiceHistoryInstance.
-func readQualifications(n *xnode, service string) ([]QualificationElement, error) {
-	exts := n.child(nsTSL, "ServiceInformationExtensions")
+func readQualifications(n *xmldsig.Node, service string) ([]QualificationElement, error) {
+	exts := n.Child(nsTSL, "ServiceInformationExtensions")
 	if exts == nil {
 		return nil, nil
 	}
 	var out []QualificationElement
-	for _, ext := range exts.childrenNamed(nsTSL, "Extension") {
-		q := ext.child(nsECC, "Qualifications")
+	for _, ext := range exts.ChildrenNamed(nsTSL, "Extension") {
+		q := ext.Child(nsECC, "Qualifications")
 		if q == nil {
 			continue
 		}
-		for _, el := range q.childrenNamed(nsECC, "QualificationElement") {
+		for _, el := range q.ChildrenNamed(nsECC, "QualificationElement") {
 			if len(out) == maxQualificationElements {
 				return nil, fmt.Errorf("%w: service %q has more than %d qualification elements", ErrTrustedList, service, maxQualificationElements)
 			}
 			var e QualificationElement
-			if qs := el.child(nsECC, "Qualifiers"); qs != nil {
-				for _, x := range qs.childrenNamed(nsECC, "Qualifier") {
-					uri, _ := x.attr("uri")
+			if qs := el.Child(nsECC, "Qualifiers"); qs != nil {
+				for _, x := range qs.ChildrenNamed(nsECC, "Qualifier") {
+					uri, _ := x.Attr("uri")
 					e.Qualifiers = append(e.Qualifiers, strings.TrimPrefix(strings.TrimSpace(uri), qualifierNS))
 				}
 			}
-			cl := el.child(nsECC, "CriteriaList")
+			cl := el.Child(nsECC, "CriteriaList")
 			if cl == nil {
 				return nil, fmt.Errorf("%w: a qualification element of service %q has no CriteriaList", ErrTrustedList, service)
 			}
@@ -101,30 +103,26 @@ func readQualifications(n *xnode, service string) ([]QualificationElement, error
 	return out, nil
 }
 
-func readCriteria(n *xnode, depth int, count *int) (Criteria, error) {
+func readCriteria(n *xmldsig.Node, depth int, count *int) (Criteria, error) {
 	if depth > maxCriteriaDepth {
 		return Criteria{}, fmt.Errorf("criteria lists nested deeper than %d", maxCriteriaDepth)
 	}
 	c := Criteria{}
-	c.Assert, _ = n.attr("assert")
+	c.Assert, _ = n.Attr("assert")
 	switch c.Assert {
 	case "all", "atLeastOne", "none":
 	default:
 		return c, fmt.Errorf("criteria list assert %q (all, atLeastOne or none)", c.Assert)
 	}
-	for _, ch := range n.children {
-		e, ok := ch.(*xnode)
-		if !ok {
-			continue
-		}
+	for _, e := range n.Elements() {
 		if *count++; *count > maxCriteria {
 			return c, fmt.Errorf("more than %d criteria", maxCriteria)
 		}
 		switch {
-		case e.space() == nsECC && e.local == "PolicySet":
+		case e.Space() == nsECC && e.Local() == "PolicySet":
 			var set []string
-			for _, pi := range e.childrenNamed(nsECC, "PolicyIdentifier") {
-				id := strings.TrimSpace(textOf(pi.child(nsXAdES, "Identifier")))
+			for _, pi := range e.ChildrenNamed(nsECC, "PolicyIdentifier") {
+				id := strings.TrimSpace(pi.Child(nsXAdES, "Identifier").Text())
 				// An OID may be written as a URN (RFC 3061).
 				set = append(set, strings.TrimPrefix(strings.ToLower(id), "urn:oid:"))
 			}
@@ -132,25 +130,25 @@ func readCriteria(n *xnode, depth int, count *int) (Criteria, error) {
 				return c, fmt.Errorf("an empty PolicySet")
 			}
 			c.PolicySets = append(c.PolicySets, set)
-		case e.space() == nsECC && e.local == "KeyUsage":
+		case e.Space() == nsECC && e.Local() == "KeyUsage":
 			ku := map[string]bool{}
-			for _, b := range e.childrenNamed(nsECC, "KeyUsageBit") {
-				name, _ := b.attr("name")
+			for _, b := range e.ChildrenNamed(nsECC, "KeyUsageBit") {
+				name, _ := b.Attr("name")
 				if _, ok := keyUsageBits[name]; !ok {
 					return c, fmt.Errorf("unknown KeyUsageBit %q", name)
 				}
-				ku[name] = strings.TrimSpace(b.text()) == "true"
+				ku[name] = strings.TrimSpace(b.Text()) == "true"
 			}
 			c.KeyUsages = append(c.KeyUsages, ku)
-		case e.space() == nsECC && e.local == "CriteriaList":
+		case e.Space() == nsECC && e.Local() == "CriteriaList":
 			sub, err := readCriteria(e, depth+1, count)
 			if err != nil {
 				return c, err
 			}
 			c.Sub = append(c.Sub, sub)
-		case e.local == "Description":
+		case e.Local() == "Description":
 		default:
-			c.Unsupported = append(c.Unsupported, e.local)
+			c.Unsupported = append(c.Unsupported, e.Local())
 		}
 	}
 	return c, nil

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pecet-hsm/pecet/xmldsig"
 )
 
 // TestTrustedListQualifiersCZ: the real Czech list's CA/QC services carry
@@ -179,7 +181,7 @@ func FuzzQualifications(f *testing.F) {
 	ca := issue(f, nil, tmpl("CA", true), nil)
 	leaf := issue(f, ca, tmpl("leaf", false), nil).cert
 	f.Fuzz(func(t *testing.T, data []byte) {
-		root, err := parseXMLTree(data)
+		root, err := xmldsig.Parse(data)
 		if err != nil {
 			return
 		}

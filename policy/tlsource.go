@@ -1,21 +1,17 @@
 package policy
 
 import (
-	"bytes"
 	"context"
-	"crypto"
-	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/pecet-hsm/pecet/xmldsig"
 )
 
 // Errors of replacing a trusted list in force (docs/operations.md
@@ -107,11 +103,6 @@ func FetchTrustedList(ctx context.Context, client *http.Client, url string, max 
 	return data, nil
 }
 
-var (
-	reDigest   = regexp.MustCompile(`(<(?:[A-Za-z0-9_-]+:)?Reference\b[^>]*URI=""[^>]*>(?s:.*?)<(?:[A-Za-z0-9_-]+:)?DigestValue>)([^<]*)(<)`)
-	reSigValue = regexp.MustCompile(`(<(?:[A-Za-z0-9_-]+:)?SignatureValue\b[^>]*>)([^<]*)(<)`)
-)
-
 // ResignTrustedList signs a trusted list that already carries an enveloped
 // exclusive-C14N RSA-SHA256 signature again with key: it recomputes the
 // digest of the reference to the whole document and the signature value,
@@ -120,40 +111,9 @@ var (
 // test signer), and a private trust scheme may use it to sign its own list;
 // LoadTrustedList then needs the matching certificate as signer.
 func ResignTrustedList(data []byte, key *rsa.PrivateKey) ([]byte, error) {
-	root, err := parseXMLTree(data)
-	if err != nil {
-		return nil, err
+	out, err := xmldsig.ResignEnveloped(data, key)
+	if errors.Is(err, xmldsig.ErrSignature) {
+		return nil, fmt.Errorf("%w: %w", ErrTrustedListSig, err)
 	}
-	sig := root.child(nsDSig, "Signature")
-	if sig == nil {
-		return nil, fmt.Errorf("%w: no enveloped signature to replace", ErrTrustedListSig)
-	}
-	d := sha256.Sum256(excC14N(root, sig))
-	loc := reDigest.FindSubmatchIndex(data)
-	if loc == nil {
-		return nil, fmt.Errorf("%w: no reference to the whole document", ErrTrustedListSig)
-	}
-	out := append(append(append([]byte{}, data[:loc[4]]...), base64.StdEncoding.EncodeToString(d[:])...), data[loc[5]:]...)
-	root, err = parseXMLTree(out)
-	if err != nil {
-		return nil, err
-	}
-	si := root.child(nsDSig, "Signature").child(nsDSig, "SignedInfo")
-	if si == nil {
-		return nil, fmt.Errorf("%w: no SignedInfo", ErrTrustedListSig)
-	}
-	h := sha256.Sum256(excC14N(si, nil))
-	sv, err := rsa.SignPKCS1v15(rand.Reader, key, crypto.SHA256, h[:])
-	if err != nil {
-		return nil, err
-	}
-	loc = reSigValue.FindSubmatchIndex(out)
-	if loc == nil {
-		return nil, fmt.Errorf("%w: no SignatureValue", ErrTrustedListSig)
-	}
-	var b bytes.Buffer
-	b.Write(out[:loc[4]])
-	b.WriteString(base64.StdEncoding.EncodeToString(sv))
-	b.Write(out[loc[5]:])
-	return b.Bytes(), nil
+	return out, err
 }

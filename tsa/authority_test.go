@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/policy"
 )
 
@@ -167,7 +167,7 @@ func TestVerifyFindings(t *testing.T) {
 	noCert := sha256Req(t, "filing")
 	noCert.CertReq = false
 	rNoCert, _ := stamp(t, f.a, noCert)
-	otherCA, err := pki.NewCA("other CA", time.Now())
+	otherCA, err := devca.NewCA("other CA", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestVerifyFindings(t *testing.T) {
 func TestCheckCertificate(t *testing.T) {
 	f := newFixture(t, nil)
 	now := time.Now()
-	signing, err := f.ca.Issue("not a TSA", pki.CMSSign, f.key.Public(), now)
+	signing, err := f.ca.Issue("not a TSA", devca.CMSSign, f.key.Public(), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestCheckCertificate(t *testing.T) {
 }
 
 func tlsCert(t *testing.T, f *fixture) *x509.Certificate {
-	c, err := f.ca.Issue("client", pki.TLSClient, f.key.Public(), time.Now())
+	c, err := f.ca.Issue("client", devca.TLSClient, f.key.Public(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/policy"
 )
 
@@ -26,7 +26,7 @@ var testPolicy = asn1.ObjectIdentifier{1, 2, 3, 4, 1}
 // fixture is a dev CA, a software TSA key certified for time-stamping and
 // an Authority on it.
 type fixture struct {
-	ca    *pki.CA
+	ca    *devca.CA
 	key   crypto.Signer
 	cert  *x509.Certificate
 	chain []*x509.Certificate
@@ -37,7 +37,7 @@ type fixture struct {
 func newFixture(t testing.TB, mod func(*Config)) *fixture {
 	t.Helper()
 	now := time.Now()
-	ca, err := pki.NewCA("tsa test CA", now)
+	ca, err := devca.NewCA("tsa test CA", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func newFixture(t testing.TB, mod func(*Config)) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := ca.Issue("test TSA", pki.TSA, key.Public(), now)
+	cert, err := ca.Issue("test TSA", devca.TSA, key.Public(), now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/policy"
 )
 
@@ -30,13 +30,13 @@ func engineFor(t testing.TB, mode policy.RevocationMode, crls []*policy.CRL, anc
 
 // datedToken is a token over data made by a TSA whose certificate was
 // issued at issued (valid two years) and whose clock says genTime.
-func datedToken(t testing.TB, ca *pki.CA, issued, genTime time.Time, data []byte) ([]byte, *x509.Certificate) {
+func datedToken(t testing.TB, ca *devca.CA, issued, genTime time.Time, data []byte) ([]byte, *x509.Certificate) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := ca.Issue("dated TSA", pki.TSA, key.Public(), issued)
+	cert, err := ca.Issue("dated TSA", devca.TSA, key.Public(), issued)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func datedToken(t testing.TB, ca *pki.CA, issued, genTime time.Time, data []byte
 	return r.Token, cert
 }
 
-func revokedCRL(t testing.TB, ca *pki.CA, c *x509.Certificate, when time.Time, reason int) *policy.CRL {
+func revokedCRL(t testing.TB, ca *devca.CA, c *x509.Certificate, when time.Time, reason int) *policy.CRL {
 	t.Helper()
 	now := time.Now()
 	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
@@ -82,7 +82,7 @@ func revokedCRL(t testing.TB, ca *pki.CA, c *x509.Certificate, when time.Time, r
 func TestTokenJudgedAtValidationTime(t *testing.T) {
 	now := time.Now()
 	data := []byte("filing")
-	ca, err := pki.NewCA("TSA CA", now.AddDate(-6, 0, 0))
+	ca, err := devca.NewCA("TSA CA", now.AddDate(-6, 0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestTokenJudgedAtValidationTime(t *testing.T) {
 // (docs/tsa.md "Verification").
 func TestTokenNameChaining(t *testing.T) {
 	now := time.Now()
-	root, err := pki.NewCA("root", now)
+	root, err := devca.NewCA("root", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,9 +150,9 @@ func TestTokenNameChaining(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	issuing := &pki.CA{Cert: issuingCert, Key: issuingKey}
+	issuing := &devca.CA{Cert: issuingCert, Key: issuingKey}
 	tsaKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tsaCert, err := issuing.Issue("TSU 1", pki.TSA, tsaKey.Public(), now)
+	tsaCert, err := issuing.Issue("TSU 1", devca.TSA, tsaKey.Public(), now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ const (
 
 // libraries are the packages a program outside pecet may import
 // (docs/architecture.md "The rules").
-var libraries = []string{"keystore", "signer", "envelope", "tsa", "ers", "policy", "report", "softhsm", "client"}
+var libraries = []string{"keystore", "signer", "envelope", "tsa", "ers", "policy", "xmldsig", "report", "softhsm", "client"}
 
 // wiring is what a library never imports: the server, the daemon, the binaries.
 var wiring = []string{"internal/server", "internal/daemon", "cmd/"}
@@ -32,6 +32,21 @@ var pkcs11Owners = []string{"keystore", "softhsm"}
 // of the module, so a library that imports one stays free of the wiring
 // (docs/architecture.md, rule 4).
 var sharedLeaves = []string{"internal/cms"}
+
+// confined are packages that may import of the module only the packages
+// listed: xmldsig is XML and XMLDSig alone, and policy builds the trusted
+// lists on it, never the other way round (docs/architecture.md, rule 5).
+var confined = map[string][]string{
+	"xmldsig": {"internal/cms"},
+}
+
+// importedOnlyBy are packages that only the listed packages (or folders,
+// ending in "/") may import directly: the dev CA is for pecetd --dev and the
+// hand-run scripts; tests import it too, and load leaves test files out
+// (docs/architecture.md, rule 6).
+var importedOnlyBy = map[string][]string{
+	"internal/devca": {"internal/devmode", "scripts/"},
+}
 
 // pkg is the part of `go list -json` the rules read.
 type pkg struct {
@@ -115,6 +130,36 @@ func check(g graph) []error {
 			}
 		}
 	}
+	for c, allowed := range confined {
+		p := g[module+"/"+c]
+		if p == nil {
+			errs = append(errs, fmt.Errorf("%w: package %s is not in the module", errArch, c))
+			continue
+		}
+		for _, d := range p.Deps {
+			if inModule(d) && !slices.Contains(allowed, rel(d)) {
+				errs = append(errs, fmt.Errorf("%w: %s depends on %s; it may import only %v of the module", errArch, c, rel(d), allowed))
+			}
+		}
+	}
+	for target, allowed := range importedOnlyBy {
+		if g[module+"/"+target] == nil {
+			errs = append(errs, fmt.Errorf("%w: package %s is not in the module", errArch, target))
+			continue
+		}
+		for path, p := range g {
+			if !inModule(path) || !slices.Contains(p.Imports, module+"/"+target) {
+				continue
+			}
+			ok := false
+			for _, a := range allowed {
+				ok = ok || rel(path) == a || (strings.HasSuffix(a, "/") && strings.HasPrefix(rel(path), a))
+			}
+			if !ok {
+				errs = append(errs, fmt.Errorf("%w: %s imports %s; only %v may", errArch, rel(path), target, allowed))
+			}
+		}
+	}
 	// PKCS#11 is imported by keystore and softhsm only; every other package
 	// reaches it through them. A third-party package that wraps PKCS#11
 	// (crypto11) counts as PKCS#11 itself.
@@ -187,6 +232,12 @@ func TestImportRulesCanFail(t *testing.T) {
 			"library policy depends on internal/daemon"},
 		{"shared package imports a library", func(g graph) { g.imports(module+"/internal/cms", module+"/signer") },
 			"shared package internal/cms depends on signer"},
+		{"xmldsig imports policy", func(g graph) { g.imports(module+"/xmldsig", module+"/policy") },
+			"xmldsig depends on policy"},
+		{"the daemon imports the dev CA", func(g graph) { g.imports(module+"/internal/daemon", module+"/internal/devca") },
+			"internal/daemon imports internal/devca"},
+		{"the client imports the dev CA", func(g graph) { g.imports(module+"/cmd/pecet", module+"/internal/devca") },
+			"cmd/pecet imports internal/devca"},
 		{"library imports a binary", func(g graph) { g.imports(module+"/client", module+"/cmd/pecetd") },
 			"library client depends on cmd/pecetd"},
 		{"envelope imports PKCS#11", func(g graph) { g.imports(module+"/envelope", pkcs11) },

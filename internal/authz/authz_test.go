@@ -27,14 +27,14 @@ import (
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/config"
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 )
 
 const listPolicies = pecetv1.PolicyService_ListPolicies_FullMethodName
 
-func newCA(t *testing.T, name string) *pki.CA {
+func newCA(t *testing.T, name string) *devca.CA {
 	t.Helper()
-	ca, err := pki.NewCA(name, time.Now())
+	ca, err := devca.NewCA(name, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,9 +51,9 @@ func newKey(t *testing.T) crypto.Signer {
 }
 
 // clientCert is a TLS client certificate for cn with key, from ca.
-func clientCert(t *testing.T, ca *pki.CA, cn string, key crypto.Signer) tls.Certificate {
+func clientCert(t *testing.T, ca *devca.CA, cn string, key crypto.Signer) tls.Certificate {
 	t.Helper()
-	cert, err := ca.Issue(cn, pki.TLSClient, key.Public(), time.Now())
+	cert, err := ca.Issue(cn, devca.TLSClient, key.Public(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,10 +62,10 @@ func clientCert(t *testing.T, ca *pki.CA, cn string, key crypto.Signer) tls.Cert
 
 // mtlsServer serves gRPC health on loopback with mTLS (client CAs cas),
 // every call authorised by a as ListPolicies; hook adjusts the TLS config.
-func mtlsServer(t *testing.T, a *Authorizer, serverCA *pki.CA, cas []*x509.Certificate, hook func(*tls.Config)) string {
+func mtlsServer(t *testing.T, a *Authorizer, serverCA *devca.CA, cas []*x509.Certificate, hook func(*tls.Config)) string {
 	t.Helper()
 	key := newKey(t)
-	cert, err := serverCA.Issue("localhost", pki.TLSServer, key.Public(), time.Now())
+	cert, err := serverCA.Issue("localhost", devca.TLSServer, key.Public(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func mtlsServer(t *testing.T, a *Authorizer, serverCA *pki.CA, cas []*x509.Certi
 }
 
 // call makes one authorised call as cert and returns its error.
-func call(t *testing.T, addr string, serverCA *pki.CA, cert tls.Certificate) error {
+func call(t *testing.T, addr string, serverCA *devca.CA, cert tls.Certificate) error {
 	t.Helper()
 	roots := x509.NewCertPool()
 	roots.AddCert(serverCA.Cert)
@@ -129,7 +129,7 @@ func TestPinnedIdentities(t *testing.T) {
 	caA, caB := newCA(t, "clients CA"), newCA(t, "other CA")
 	dir := t.TempDir()
 	caAFile := filepath.Join(dir, "clients-ca.pem")
-	if err := pki.WriteCerts(caAFile, caA.Cert); err != nil {
+	if err := devca.WriteCerts(caAFile, caA.Cert); err != nil {
 		t.Fatal(err)
 	}
 	pinnedKey := newKey(t)
@@ -176,7 +176,7 @@ func TestLoadPins(t *testing.T) {
 	dir := t.TempDir()
 	leafFile := filepath.Join(dir, "leaf.pem")
 	leaf := clientCert(t, caA, "x", newKey(t))
-	if err := pki.WriteCerts(leafFile, leaf.Leaf); err != nil {
+	if err := devca.WriteCerts(leafFile, leaf.Leaf); err != nil {
 		t.Fatal(err)
 	}
 	gw := func(c config.Client) []config.Client {
@@ -214,7 +214,7 @@ func TestLoadPins(t *testing.T) {
 }
 
 // writeCRL writes a PEM CRL by ca listing serials, with nextUpdate next.
-func writeCRL(t *testing.T, path string, ca *pki.CA, next time.Time, revoked ...*x509.Certificate) {
+func writeCRL(t *testing.T, path string, ca *devca.CA, next time.Time, revoked ...*x509.Certificate) {
 	t.Helper()
 	var entries []x509.RevocationListEntry
 	for _, c := range revoked {
@@ -300,7 +300,7 @@ func TestClientCRL(t *testing.T) {
 	}
 
 	// A CRL naming caA, signed by an impostor with caA's name: refused.
-	imp := &pki.CA{Cert: caA.Cert, Key: newKey(t)}
+	imp := &devca.CA{Cert: caA.Cert, Key: newKey(t)}
 	forged := filepath.Join(dir, "forged.crl")
 	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big1(), ThisUpdate: time.Now(), NextUpdate: time.Now().Add(time.Hour)}, caA.Cert, imp.Key)
 	if err != nil {

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 )
 
-func newCAForFuzz() (*pki.CA, error) { return pki.NewCA("fuzz CA", time.Now()) }
+func newCAForFuzz() (*devca.CA, error) { return devca.NewCA("fuzz CA", time.Now()) }
 
 // FuzzParseCRLs: the CRL file reader never panics, and what it returns
 // has a revocation map per CRL. The file is bounded by MaxCRLFile before

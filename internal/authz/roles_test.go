@@ -14,7 +14,7 @@ import (
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/config"
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/internal/rpctable"
 )
 
@@ -88,7 +88,7 @@ func TestRoleTable(t *testing.T) {
 		}
 	}
 	for _, c := range callers {
-		cert, err := ca.Issue(c.name, pki.TLSClient, newKey(t).Public(), time.Now())
+		cert, err := ca.Issue(c.name, devca.TLSClient, newKey(t).Public(), time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}

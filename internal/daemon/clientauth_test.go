@@ -19,7 +19,7 @@ import (
 
 	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/config"
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 )
 
 // TestClientAuthCRLAudited: with grpc.tls.client_crl, pecetd's TLS config
@@ -29,13 +29,13 @@ import (
 func TestClientAuthCRLAudited(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
-	ca, err := pki.NewCA("clients CA", now)
+	ca, err := devca.NewCA("clients CA", now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	issue := func(cn string) tls.Certificate {
 		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		cert, err := ca.Issue(cn, pki.TLSClient, key.Public(), now)
+		cert, err := ca.Issue(cn, devca.TLSClient, key.Public(), now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +50,7 @@ func TestClientAuthCRLAudited(t *testing.T) {
 		t.Fatal(err)
 	}
 	caFile, crlFile := filepath.Join(dir, "ca.pem"), filepath.Join(dir, "clients.crl")
-	if err := pki.WriteCerts(caFile, ca.Cert); err != nil {
+	if err := devca.WriteCerts(caFile, ca.Cert); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(crlFile, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: crlDER}), 0o600); err != nil {
@@ -66,7 +66,7 @@ func TestClientAuthCRLAudited(t *testing.T) {
 	clients := []config.Client{{Identity: "gateway", Roles: []string{"gateway"}}}
 
 	srvKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	srvCert, err := ca.Issue("localhost", pki.TLSServer, srvKey.Public(), now)
+	srvCert, err := ca.Issue("localhost", devca.TLSServer, srvKey.Public(), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,9 +120,9 @@ func TestClientAuthCRLAudited(t *testing.T) {
 	}
 
 	// Two client CAs, an unpinned client: refused at start.
-	other, _ := pki.NewCA("other CA", now)
+	other, _ := devca.NewCA("other CA", now)
 	two := filepath.Join(dir, "two.pem")
-	if err := pki.WriteCerts(two, ca.Cert, other.Cert); err != nil {
+	if err := devca.WriteCerts(two, ca.Cert, other.Cert); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := clientAuth(config.TLS{ClientCA: two}, clients); err == nil || !strings.Contains(err.Error(), "holds 2 certificates") {

@@ -75,18 +75,66 @@ const AddrFile = "pecetd.addr"
 // Run serves until ctx is cancelled (SIGTERM), then drains and returns nil.
 // Start-up problems (bad config, missing module, wrong PIN) are errors.
 func Run(ctx context.Context, o Options, log *slog.Logger) error {
+	d, err := build(ctx, o, log)
+	if err != nil {
+		return err
+	}
+	// Last to run, after serve has drained the servers: the audit log's
+	// stop line and final checkpoint, then the token.
+	defer d.close()
+	return serve(ctx, d)
+}
+
+// instance is what build makes from the config and serve runs: the open
+// token and audit log (which close must close), and the server with its
+// dependencies.
+type instance struct {
+	o       Options // with the dev folder's default filled in
+	cfg     *config.Config
+	log     *slog.Logger
+	ks      *keystore.Store
+	al      *audit.Log
+	rl      *reloader
+	st      *state
+	srv     *server.Server
+	tlsConf *tls.Config
+}
+
+// close closes what build opened, in reverse: the audit log (its stop line
+// and final checkpoint, signed with the token's key) before the token
+// (sessions closed, logged out, the module finalised).
+func (d *instance) close() {
+	if d.al != nil {
+		_ = d.al.Write(audit.Event{Phase: audit.PhaseStop})
+		if err := d.al.Close(); err != nil {
+			d.log.Error("closing the audit log", "err", err)
+		}
+	}
+	if d.ks != nil {
+		if err := d.ks.Close(); err != nil {
+			d.log.Warn("closing the token", "err", err.Error())
+		}
+		d.log.Info("token closed")
+	}
+}
+
+// build turns options and config into an instance ready to serve: it opens
+// the token (provisioning the dev keys with --dev) and the audit log,
+// builds the policies, TSA and authorisation (reload.go), the server TLS
+// and the server. On an error it closes what it opened and returns nil.
+func build(ctx context.Context, o Options, log *slog.Logger) (_ *instance, err error) {
 	if o.Dev && o.DevDir == "" {
 		o.DevDir = devmode.DefaultDir
 	}
 	cfg, err := loadConfig(o)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	applyFlags(cfg, o)
 	if o.Dev {
 		remote, err := devmode.CheckListen(cfg.GRPC.Addr, cfg.HTTP.Addr, o.DevAllowRemote)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if len(remote) > 0 {
 			log.Warn("dev mode reachable from other machines (--dev-allow-remote): the dev CA key and PIN are in the dev folder, POST /tsa and /metrics are open", "listen", remote, "dev_dir", o.DevDir)
@@ -99,16 +147,17 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		log.Info("memory limit", "mib", mb)
 	}
 	if cfg.Audit.File == "" {
-		return errors.New("config: audit.file is required: every key operation is audited, and without a file pecetd would have nowhere to write (dev mode uses DIR/audit.log)")
+		return nil, errors.New("config: audit.file is required: every key operation is audited, and without a file pecetd would have nowhere to write (dev mode uses DIR/audit.log)")
 	}
 	if cfg.Audit.Key == "" {
-		return errors.New("config: audit.key is required: the alias of the AUDIT key on the token that signs the audit log's checkpoints (docs/operations.md \"The audit key\")")
+		return nil, errors.New("config: audit.key is required: the alias of the AUDIT key on the token that signs the audit log's checkpoints (docs/operations.md \"The audit key\")")
 	}
 	pin, err := cfg.Token.PIN()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ks, err := openStore(ctx, keystore.Config{
+	d := &instance{o: o, cfg: cfg, log: log}
+	d.ks, err = openStore(ctx, keystore.Config{
 		ModulePath:  cfg.Token.Module,
 		TokenLabel:  cfg.Token.Label,
 		TokenSerial: cfg.Token.Serial,
@@ -119,21 +168,18 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Logger:      log,
 	}, log)
 	if err != nil {
-		return fmt.Errorf("open token: %w", err)
+		return nil, fmt.Errorf("open token: %w", err)
 	}
-	// Last to run: after the servers have drained and the audit log's
-	// final checkpoint is signed, close the sessions, log out and
-	// finalise the module.
 	defer func() {
-		if err := ks.Close(); err != nil {
-			log.Warn("closing the token", "err", err.Error())
+		if err != nil {
+			d.close()
 		}
-		log.Info("token closed")
 	}()
+	ks := d.ks
 	if o.Dev {
 		// Before the audit log: the dev audit key is one of these.
 		if err := devmode.Provision(ctx, ks, o.DevDir, time.Now()); err != nil {
-			return fmt.Errorf("dev keys: %w", err)
+			return nil, fmt.Errorf("dev keys: %w", err)
 		}
 	}
 	// The audit log opens before anything is served: a log that cannot be
@@ -145,22 +191,17 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 			OnError: func(err error) { log.Error("audit checkpoint not made; the next one covers its lines", "err", err) },
 		}})
 	if errors.Is(err, audit.ErrResume) {
-		return fmt.Errorf("audit log: %w; check it with `pecet audit verify --cert AUDIT-KEY.pem FILE...`, then start once with --audit-new-log to move it aside and begin a new log (docs/operations.md \"A refused resume\")", err)
+		return nil, fmt.Errorf("audit log: %w; check it with `pecet audit verify --cert AUDIT-KEY.pem FILE...`, then start once with --audit-new-log to move it aside and begin a new log (docs/operations.md \"A refused resume\")", err)
 	}
 	if errors.Is(err, keystore.ErrKeyNotFound) {
-		return fmt.Errorf("audit key %q is not on the token: create it with `pecetd --config FILE --init-audit-key > audit.pem` (docs/operations.md \"The audit key\"): %w", cfg.Audit.Key, err)
+		return nil, fmt.Errorf("audit key %q is not on the token: create it with `pecetd --config FILE --init-audit-key > audit.pem` (docs/operations.md \"The audit key\"): %w", cfg.Audit.Key, err)
 	}
 	if err != nil {
-		return fmt.Errorf("audit log (key %q): %w", cfg.Audit.Key, err)
+		return nil, fmt.Errorf("audit log (key %q): %w", cfg.Audit.Key, err)
 	}
-	defer func() {
-		_ = al.Write(audit.Event{Phase: audit.PhaseStop})
-		if err := al.Close(); err != nil {
-			log.Error("closing the audit log", "err", err)
-		}
-	}()
+	d.al = al
 	if err := al.Write(audit.Event{Phase: audit.PhaseStart}); err != nil {
-		return fmt.Errorf("audit log: %w", err)
+		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	// What an operator checks after pointing pecetd at a new HSM: which
 	// token it chose and which mechanisms that token lists.
@@ -171,25 +212,24 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		"rsa_raw", caps.RSARaw, "ecdsa", caps.ECDSA)
 	m := metrics.New(ks.PoolStats)
 	m.AuditDisk(cfg.Audit.File)
-	rl := &reloader{o: o, log: log, ks: ks, al: al, m: m, now: time.Now}
+	d.rl = &reloader{o: o, log: log, ks: ks, al: al, m: m, now: time.Now}
 	if o.Dev {
 		for _, k := range devmode.Keys {
-			rl.devRequired = append(rl.devRequired, k.Alias)
+			d.rl.devRequired = append(d.rl.devRequired, k.Alias)
 		}
 	}
-	st, err := rl.build(ctx, cfg, nil)
-	if err != nil {
-		return err
+	if d.st, err = d.rl.build(ctx, cfg, nil); err != nil {
+		return nil, err
 	}
-	m.WatchTrustedLists(rl.trustedLists, time.Now)
-	tlsConf, err := serverTLS(cfg.GRPC.TLS)
-	if err != nil {
-		return err
+	m.WatchTrustedLists(d.rl.trustedLists, time.Now)
+	if d.tlsConf, err = serverTLS(cfg.GRPC.TLS); err != nil {
+		return nil, err
 	}
-	if err := hookClientCRL(cfg.GRPC.TLS, tlsConf, al, log); err != nil {
-		return err
+	if err := hookClientCRL(cfg.GRPC.TLS, d.tlsConf, al, log); err != nil {
+		return nil, err
 	}
-	srv := server.New(server.Deps{
+	st := d.st
+	d.srv = server.New(server.Deps{
 		TSA:             st.live.TSA,
 		TSACertificates: st.live.TSACertificates,
 		RSACheckEvery:   cfg.Token.RSACheckEvery,
@@ -210,6 +250,15 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		Envelope:        envelope.Limits{MaxRecipients: cfg.Envelope.MaxRecipients, MaxBody: cfg.Envelope.MaxBodyBytes, MaxDepth: cfg.Limits.CMSMaxDepth, MaxStream: cfg.Envelope.StreamMaxBytes},
 		OAEP:            envelope.OAEPMode(cfg.Token.OAEP),
 	})
+	return d, nil
+}
+
+// serve opens the listeners, serves gRPC and HTTP, runs the background
+// loops and reloads (SIGHUP), and on ctx's end (SIGTERM) or a server's
+// failure drains and stops the servers. The token and the audit log stay
+// open: Run closes them after serve returns.
+func serve(ctx context.Context, d *instance) error {
+	o, cfg, log, srv := d.o, d.cfg, d.log, d.srv
 	grpcLn, err := net.Listen("tcp", cfg.GRPC.Addr)
 	if err != nil {
 		return fmt.Errorf("gRPC listener: %w", err)
@@ -220,7 +269,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
 	ep := Endpoints{GRPC: grpcLn.Addr().String(), HTTP: httpLn.Addr().String()}
-	g := srv.GRPC(tlsConf)
+	g := srv.GRPC(d.tlsConf)
 	h := srv.HTTPServer()
 	errc := make(chan error, 2)
 	go func() { errc <- g.Serve(grpcLn) }()
@@ -229,7 +278,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 	// bg until shutdown; a reload replaces them (reload.go).
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
-	rl.start(bg, srv, st)
+	d.rl.start(bg, srv, d.st)
 	srv.SetServing(true)
 	log.Info("pecetd serving", "grpc", ep.GRPC, "http", ep.HTTP, "dev", o.Dev, "version", version.Get().String())
 	// Under systemd (Type=notify) this is the moment the unit counts as
@@ -260,7 +309,7 @@ serve:
 			break serve
 		case <-o.Reload:
 			// Refusals are logged, counted and audited by Reload.
-			_ = rl.Reload(ctx, "SIGHUP")
+			_ = d.rl.Reload(ctx, "SIGHUP")
 		case err := <-errc:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("serve: %w", err)

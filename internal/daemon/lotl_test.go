@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/pecet-hsm/pecet/internal/config"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/internal/pki"
 	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/policy"
@@ -42,12 +43,12 @@ func TestBuildEngineLOTLReal(t *testing.T) {
 		t.Fatalf("LOTL signer: %v", err)
 	}
 	ojPEM := filepath.Join(dir, "oj.pem")
-	if err := pki.WriteCerts(ojPEM, oj...); err != nil {
+	if err := devca.WriteCerts(ojPEM, oj...); err != nil {
 		t.Fatal(err)
 	}
 	other := filepath.Join(dir, "other.pem")
 	_, otherCert := lotlKey(t)
-	if err := pki.WriteCerts(other, otherCert); err != nil {
+	if err := devca.WriteCerts(other, otherCert); err != nil {
 		t.Fatal(err)
 	}
 	cz := testtool.Vectors(t, "trusted-lists", "CZ.xml")
@@ -163,7 +164,7 @@ func TestTrustedListLOTLRefreshURL(t *testing.T) {
 	put("/pivot-1.xml", makeLOTL(t, k0, c1, tlCert[0], ts.URL+"/CZ.xml"))
 	put("/lotl.xml", makeLOTL(t, k1, c1, tlCert[0], ts.URL+"/CZ.xml", ts.URL+"/pivot-1.xml"))
 	put("/CZ.xml", is.issue(t, 78, 90*24*time.Hour))
-	if err := pki.WriteCerts(filepath.Join(dir, "oj.pem"), c0); err != nil {
+	if err := devca.WriteCerts(filepath.Join(dir, "oj.pem"), c0); err != nil {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(dir, "pecet.yaml")

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/pecet-hsm/pecet/internal/config"
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/policy"
 )
@@ -27,7 +27,7 @@ func TestBuildEngineCZ(t *testing.T) {
 		t.Fatalf("signer: %v", err)
 	}
 	signer := filepath.Join(dir, "cz-signer.pem")
-	if err := pki.WriteCerts(signer, signers...); err != nil {
+	if err := devca.WriteCerts(signer, signers...); err != nil {
 		t.Fatal(err)
 	}
 	cfg := &config.Config{DefaultPolicy: "cz-qualified", Policies: map[string]config.Policy{
@@ -70,12 +70,12 @@ func TestBuildEngineCZ(t *testing.T) {
 // defaults (docs/security.md "Per-call overrides", "Algorithms").
 func TestBuildEngineOverridesAndAlgorithms(t *testing.T) {
 	dir := t.TempDir()
-	ca, err := pki.NewCA("overrides test CA", time.Now())
+	ca, err := devca.NewCA("overrides test CA", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	anchors := filepath.Join(dir, "ca.pem")
-	if err := pki.WriteCerts(anchors, ca.Cert); err != nil {
+	if err := devca.WriteCerts(anchors, ca.Cert); err != nil {
 		t.Fatal(err)
 	}
 	none := []string{}

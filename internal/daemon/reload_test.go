@@ -24,8 +24,8 @@ import (
 
 	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/config"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/internal/metrics"
-	"github.com/pecet-hsm/pecet/internal/pki"
 	"github.com/pecet-hsm/pecet/internal/server"
 	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/policy"
@@ -54,7 +54,7 @@ func newTLIssuer(t *testing.T, dir string) *tlIssuer {
 	}
 	cert, _ := x509.ParseCertificate(der)
 	signer := filepath.Join(dir, "tl-signer.pem")
-	if err := pki.WriteCerts(signer, cert); err != nil {
+	if err := devca.WriteCerts(signer, cert); err != nil {
 		t.Fatal(err)
 	}
 	cz, err := os.ReadFile(testtool.Vectors(t, "trusted-lists", "CZ.xml"))
@@ -109,11 +109,11 @@ func startReloader(t *testing.T, ctx context.Context, cfgPath string, rt http.Ro
 	t.Cleanup(func() { al.Close() })
 	m := metrics.New(func() (int, int) { return 0, 0 })
 	// The clients are pinned to the client CA, which build reads.
-	ca, err := pki.NewCA("reload test client CA", time.Now())
+	ca, err := devca.NewCA("reload test client CA", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pki.WriteCerts(filepath.Join(filepath.Dir(cfgPath), "ca.pem"), ca.Cert); err != nil {
+	if err := devca.WriteCerts(filepath.Join(filepath.Dir(cfgPath), "ca.pem"), ca.Cert); err != nil {
 		t.Fatal(err)
 	}
 	r := &reloader{o: Options{ConfigPath: cfgPath}, log: log, al: al, m: m, now: time.Now, transport: rt}

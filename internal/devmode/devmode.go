@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/pecet-hsm/pecet/internal/config"
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/softhsm"
 )
@@ -43,17 +43,17 @@ type DevKey struct {
 	Alias     string
 	Purpose   keystore.Purpose
 	Algorithm keystore.Algorithm
-	kind      pki.Kind
+	kind      devca.Kind
 }
 
 // Keys are the dev keys (README.md "Five-minute tour").
 var Keys = []DevKey{
-	{"client-sign", keystore.PurposeSign, keystore.RSA2048, pki.CMSSign},
-	{"gateway-decrypt", keystore.PurposeDecrypt, keystore.RSA2048, pki.CMSDecrypt},
-	{"tsa", keystore.PurposeTimestamp, keystore.RSA2048, pki.TSA},
+	{"client-sign", keystore.PurposeSign, keystore.RSA2048, devca.CMSSign},
+	{"gateway-decrypt", keystore.PurposeDecrypt, keystore.RSA2048, devca.CMSDecrypt},
+	{"tsa", keystore.PurposeTimestamp, keystore.RSA2048, devca.TSA},
 	// Signs the audit log's checkpoints (audit.key); its certificate,
 	// DIR/audit.pem, is what `pecet audit verify --cert` checks them with.
-	{AuditKey, keystore.PurposeAudit, keystore.ECP256, pki.Audit},
+	{AuditKey, keystore.PurposeAudit, keystore.ECP256, devca.Audit},
 }
 
 // AuditKey is the dev audit key's alias.
@@ -96,15 +96,15 @@ func Prepare(dir string, now time.Time) (*config.Config, error) {
 			return nil, err
 		}
 	}
-	c, err := pki.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), now)
+	c, err := devca.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), now)
 	if err != nil {
 		return nil, fmt.Errorf("dev CA: %w", err)
 	}
-	if err := c.TLSPair(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"), "localhost", pki.TLSServer, now); err != nil {
+	if err := c.TLSPair(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server-key.pem"), "localhost", devca.TLSServer, now); err != nil {
 		return nil, err
 	}
 	for role, name := range RoleFiles {
-		if err := c.TLSPair(filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem"), role, pki.TLSClient, now); err != nil {
+		if err := c.TLSPair(filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem"), role, devca.TLSClient, now); err != nil {
 			return nil, err
 		}
 	}
@@ -151,7 +151,7 @@ func DevTSA() *config.TSA {
 // Provision creates each dev key that the token lacks, certifies it with the
 // dev CA, and writes its certificate to DIR/<alias>.pem.
 func Provision(ctx context.Context, ks *keystore.Store, dir string, now time.Time) error {
-	c, err := pki.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), now)
+	c, err := devca.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), now)
 	if err != nil {
 		return err
 	}
@@ -180,7 +180,7 @@ func Provision(ctx context.Context, ks *keystore.Store, dir string, now time.Tim
 		}
 		for _, v := range k.Versions {
 			if v.Primary && v.Certificate() != nil {
-				if err := pki.WriteCerts(filepath.Join(dir, dk.Alias+".pem"), v.Certificate()); err != nil {
+				if err := devca.WriteCerts(filepath.Join(dir, dk.Alias+".pem"), v.Certificate()); err != nil {
 					return err
 				}
 			}

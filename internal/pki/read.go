@@ -1,3 +1,6 @@
+// Package pki is the one reader of certificate files (PEM, bounded in
+// size), which pecetd and pecet use for any certificate or CRL file, dev or
+// production. The development certificates are issued by internal/devca.
 package pki
 
 import (

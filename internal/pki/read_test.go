@@ -1,4 +1,4 @@
-package pki
+package pki_test
 
 import (
 	"bytes"
@@ -11,10 +11,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pecet-hsm/pecet/internal/devca"
+	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
 func TestReadCertificates(t *testing.T) {
-	ca, err := NewCA("read test CA", time.Now())
+	ca, err := devca.NewCA("read test CA", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,7 +25,7 @@ func TestReadCertificates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leaf, err := ca.Issue("leaf", TLSClient, k.Public(), time.Now())
+	leaf, err := ca.Issue("leaf", devca.TLSClient, k.Public(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +39,7 @@ func TestReadCertificates(t *testing.T) {
 		}
 		return p
 	}
-	big := write("big.pem", bytes.Repeat([]byte{'A'}, MaxCertificateFile+1))
+	big := write("big.pem", bytes.Repeat([]byte{'A'}, pki.MaxCertificateFile+1))
 	tests := []struct {
 		name    string
 		data    []byte
@@ -59,8 +62,8 @@ func TestReadCertificates(t *testing.T) {
 			if p == "" {
 				p = write(strings.ReplaceAll(tt.name, " ", "_")+".pem", tt.data)
 			}
-			certs, err := ReadCertificates(p)
-			pool, perr := ReadPool(p)
+			certs, err := pki.ReadCertificates(p)
+			pool, perr := pki.ReadPool(p)
 			if tt.wantErr != "" {
 				if err == nil || perr == nil {
 					t.Fatalf("got %d certificates, want error %q", len(certs), tt.wantErr)
@@ -71,7 +74,7 @@ func TestReadCertificates(t *testing.T) {
 				return
 			}
 			if err != nil || perr != nil {
-				t.Fatalf("ReadCertificates: %v; ReadPool: %v", err, perr)
+				t.Fatalf("pki.ReadCertificates: %v; pki.ReadPool: %v", err, perr)
 			}
 			if len(certs) != tt.want || pool == nil {
 				t.Fatalf("got %d certificates, want %d", len(certs), tt.want)
@@ -80,8 +83,8 @@ func TestReadCertificates(t *testing.T) {
 	}
 	// Several files keep their order.
 	a, b := write("a.pem", certPEM(leaf.Raw)), write("b.pem", certPEM(ca.Cert.Raw))
-	certs, err := ReadCertificates(a, b)
+	certs, err := pki.ReadCertificates(a, b)
 	if err != nil || len(certs) != 2 || !certs[0].Equal(leaf) || !certs[1].Equal(ca.Cert) {
-		t.Fatalf("ReadCertificates(a, b) = %d certificates, %v", len(certs), err)
+		t.Fatalf("pki.ReadCertificates(a, b) = %d certificates, %v", len(certs), err)
 	}
 }

@@ -16,7 +16,7 @@ import (
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/envelope"
 	"github.com/pecet-hsm/pecet/internal/audit"
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/keystore"
 )
 
@@ -105,7 +105,7 @@ func addSignKey(b *testing.B, f *fixture, alias string, a keystore.Algorithm) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cert, err := f.ca.Issue(alias, pki.CMSSign, v.Public, time.Now())
+	cert, err := f.ca.Issue(alias, devca.CMSSign, v.Public, time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}

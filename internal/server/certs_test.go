@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/softhsm"
 )
@@ -44,7 +44,7 @@ func TestKeyObjectSwappedWithoutLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evil := f.issue(t, "attacker", pki.CMSDecrypt, attacker.Public())[0]
+	evil := f.issue(t, "attacker", devca.CMSDecrypt, attacker.Public())[0]
 	if got := softhsm.RunUnlogged(t, cfg, softhsm.UnloggedCountCerts, "gateway-decrypt", 1, nil); got != "certs 0" {
 		t.Fatalf("a session without login sees the certificates: %s", got)
 	}

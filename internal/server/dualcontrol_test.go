@@ -11,13 +11,13 @@ import (
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/config"
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/keystore"
 )
 
 // certifyOnToken makes version 1 of alias ENABLED and primary directly on
 // the store, as an approved create and first certification would.
-func certifyOnToken(t *testing.T, f *fixture, alias string, p keystore.Purpose, a keystore.Algorithm, kind pki.Kind) {
+func certifyOnToken(t *testing.T, f *fixture, alias string, p keystore.Purpose, a keystore.Algorithm, kind devca.Kind) {
 	t.Helper()
 	ctx := context.Background()
 	v, err := f.store.CreateKey(ctx, alias, p, a)
@@ -64,8 +64,8 @@ func TestDualControlAdmission(t *testing.T) {
 	sc := pecetv1.NewSignServiceClient(f.dial(t, "wide-client"))
 	ec := pecetv1.NewEnvelopeServiceClient(f.dial(t, "wide-client"))
 	gw := pecetv1.NewEnvelopeServiceClient(f.dial(t, "dual-gateway"))
-	certifyOnToken(t, f, "dual-sign", keystore.PurposeSign, keystore.ECP256, pki.CMSSign)
-	certifyOnToken(t, f, "dual-dec", keystore.PurposeDecrypt, keystore.RSA2048, pki.CMSDecrypt)
+	certifyOnToken(t, f, "dual-sign", keystore.PurposeSign, keystore.ECP256, devca.CMSSign)
+	certifyOnToken(t, f, "dual-dec", keystore.PurposeDecrypt, keystore.RSA2048, devca.CMSDecrypt)
 	data := []byte("<PRIHL>dual</PRIHL>")
 	sign := func(v uint32) (*pecetv1.SignResponse, error) {
 		return sc.Sign(ctx, &pecetv1.SignRequest{Key: "dual-sign", Version: v, Input: &pecetv1.SignRequest_Data{Data: data}})
@@ -79,14 +79,14 @@ func TestDualControlAdmission(t *testing.T) {
 		}
 	}
 	v2pub := publicOf(t, f, "dual-sign", 2)
-	ch, err := alice.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "dual-sign", Version: 2, Chain: f.issue(t, "dual-sign v2", pki.CMSSign, v2pub)})
+	ch, err := alice.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "dual-sign", Version: 2, Chain: f.issue(t, "dual-sign v2", devca.CMSSign, v2pub)})
 	if err != nil || ch.GetPendingRequest() != nil || ch.GetKey().GetVersions()[1].GetState() != pecetv1.KeyState_ENABLED {
 		t.Fatalf("certify v2 (not in use: one officer): %v %v", ch, err)
 	}
 	if !ch.GetKey().GetVersions()[1].GetAwaitingApproval() || ch.GetKey().GetVersions()[0].GetAwaitingApproval() {
 		t.Errorf("awaiting_approval: want v2 only: v1 %v v2 %v", ch.GetKey().GetVersions()[0].GetAwaitingApproval(), ch.GetKey().GetVersions()[1].GetAwaitingApproval())
 	}
-	decV2Chain := f.issue(t, "dual-dec v2", pki.CMSDecrypt, publicOf(t, f, "dual-dec", 2))
+	decV2Chain := f.issue(t, "dual-dec v2", devca.CMSDecrypt, publicOf(t, f, "dual-dec", 2))
 	if _, err := alice.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "dual-dec", Version: 2, Chain: decV2Chain}); err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestDualControlAdmission(t *testing.T) {
 	// Alice alone cannot replace the certificate of the primary: a request.
 	k, _ := f.store.GetKey(ctx, "dual-sign")
 	oldSubject := k.Versions[0].Certificate().Subject.CommonName
-	other := f.issue(t, "someone else", pki.CMSSign, k.Versions[0].Public)
+	other := f.issue(t, "someone else", devca.CMSSign, k.Versions[0].Public)
 	ch, err = alice.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "dual-sign", Version: 1, Chain: other})
 	if err != nil || ch.GetPendingRequest().GetOperation() != "import-certificate" || len(ch.GetPendingRequest().GetCertificateChain()) != 2 {
 		t.Fatalf("replace the primary's certificate: want a pending request: %v %v", ch, err)
@@ -124,7 +124,7 @@ func TestDualControlAdmission(t *testing.T) {
 		t.Fatalf("approved certificate not in place: %s", k.Versions[0].Certificate().Subject)
 	}
 	// A certificate for another key is refused up front, not filed.
-	_, err = alice.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "dual-sign", Version: 1, Chain: f.issue(t, "x", pki.CMSSign, v2pub)})
+	_, err = alice.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "dual-sign", Version: 1, Chain: f.issue(t, "x", devca.CMSSign, v2pub)})
 	wantCode(t, "request with a certificate of another key", err, codes.InvalidArgument)
 
 	// Set-primary with two officers admits v2; v1 stays usable by number.
@@ -147,7 +147,7 @@ func TestDualControlAdmission(t *testing.T) {
 		t.Fatal(err)
 	}
 	approveOnly(t, ctx, bob, "create")
-	ch, err = alice.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "dual-new", Chain: f.issue(t, "dual-new", pki.CMSSign, publicOf(t, f, "dual-new", 1))})
+	ch, err = alice.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "dual-new", Chain: f.issue(t, "dual-new", devca.CMSSign, publicOf(t, f, "dual-new", 1))})
 	if err != nil || ch.GetPendingRequest() == nil {
 		t.Fatalf("first certificate: want a request: %v %v", ch, err)
 	}

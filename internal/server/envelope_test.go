@@ -12,7 +12,7 @@ import (
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/envelope"
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 )
 
 func TestEnvelopeRoundTripAndRotation(t *testing.T) {
@@ -46,7 +46,7 @@ func TestEnvelopeRoundTripAndRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := f.ca.Issue("gateway-decrypt", pki.CMSDecrypt, v2.Public, time.Now())
+	cert, err := f.ca.Issue("gateway-decrypt", devca.CMSDecrypt, v2.Public, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

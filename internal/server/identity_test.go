@@ -17,15 +17,15 @@ import (
 	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/config"
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 )
 
 // dialFrom connects with a client certificate for cn issued by ca.
-func (f *fixture) dialFrom(t *testing.T, ca *pki.CA, cn string) *grpc.ClientConn {
+func (f *fixture) dialFrom(t *testing.T, ca *devca.CA, cn string) *grpc.ClientConn {
 	t.Helper()
 	roots := x509.NewCertPool()
 	roots.AddCert(f.ca.Cert)
-	tc := &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{tlsCert(t, ca, cn, pki.TLSClient)}}
+	tc := &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{tlsCert(t, ca, cn, devca.TLSClient)}}
 	cc, err := grpc.NewClient("passthrough:///bufnet",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return f.lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(credentials.NewTLS(tc)))
@@ -42,7 +42,7 @@ func (f *fixture) dialFrom(t *testing.T, ca *pki.CA, cn string) *grpc.ClientConn
 // with a "denied" audit line naming it, and may not decrypt; the real
 // gateway is served. Before pinning, the other CA's gateway was served.
 func TestIdentityPinnedToIssuer(t *testing.T) {
-	other, err := pki.NewCA("other CA", time.Now())
+	other, err := devca.NewCA("other CA", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestIdentityPinnedToIssuer(t *testing.T) {
 
 	tests := []struct {
 		name string
-		ca   *pki.CA
+		ca   *devca.CA
 		want codes.Code
 	}{
 		{"gateway from its CA", f.ca, codes.OK},

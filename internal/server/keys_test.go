@@ -20,8 +20,8 @@ import (
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/authz"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/internal/metrics"
-	"github.com/pecet-hsm/pecet/internal/pki"
 	"github.com/pecet-hsm/pecet/keystore"
 )
 
@@ -56,7 +56,7 @@ func TestRegisteredRPCsHaveRoles(t *testing.T) {
 }
 
 // issue certifies a version's public key with the fixture CA.
-func (f *fixture) issue(t *testing.T, cn string, kind pki.Kind, pub any) [][]byte {
+func (f *fixture) issue(t *testing.T, cn string, kind devca.Kind, pub any) [][]byte {
 	t.Helper()
 	c, err := f.ca.Issue(cn, kind, pub, time.Now())
 	if err != nil {
@@ -126,8 +126,8 @@ func TestKeyLifecycleService(t *testing.T) {
 		name  string
 		chain [][]byte
 	}{
-		{"another key's certificate", f.issue(t, "x", pki.CMSSign, other.Versions[0].Public)},
-		{"decryption key usage", f.issue(t, "x", pki.CMSDecrypt, req.PublicKey)},
+		{"another key's certificate", f.issue(t, "x", devca.CMSSign, other.Versions[0].Public)},
+		{"decryption key usage", f.issue(t, "x", devca.CMSDecrypt, req.PublicKey)},
 		{"not DER", [][]byte{[]byte("garbage")}},
 		{"empty", nil},
 	}
@@ -135,7 +135,7 @@ func TestKeyLifecycleService(t *testing.T) {
 		_, err := ks.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "life", Version: 1, Chain: b.chain})
 		wantCode(t, "import "+b.name, err, codes.InvalidArgument)
 	}
-	ch, err := ks.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "life", Chain: f.issue(t, "life v1", pki.CMSSign, req.PublicKey)})
+	ch, err := ks.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "life", Chain: f.issue(t, "life v1", devca.CMSSign, req.PublicKey)})
 	if err != nil || ch.GetKey().GetVersions()[0].GetState() != pecetv1.KeyState_ENABLED || ch.GetKey().GetPrimaryVersion() != 1 {
 		t.Fatalf("import: %v %v", ch, err)
 	}
@@ -151,7 +151,7 @@ func TestKeyLifecycleService(t *testing.T) {
 	}
 	_, err = ks.SetPrimaryVersion(ctx, &pecetv1.SetPrimaryVersionRequest{Alias: "life", Version: 2})
 	wantCode(t, "set-primary pending", err, codes.FailedPrecondition)
-	if _, err := ks.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "life", Version: 2, Chain: f.issue(t, "life v2", pki.CMSSign, publicOf(t, f, "life", 2))}); err != nil {
+	if _, err := ks.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "life", Version: 2, Chain: f.issue(t, "life v2", devca.CMSSign, publicOf(t, f, "life", 2))}); err != nil {
 		t.Fatal(err)
 	}
 	if s, _ := sc.Sign(ctx, &pecetv1.SignRequest{Key: "life", Input: &pecetv1.SignRequest_Data{Data: data}}); s.GetVersion() != 1 {
@@ -204,9 +204,9 @@ func TestKeyLifecycleService(t *testing.T) {
 		t.Fatal(err)
 	}
 	tsPub := publicOf(t, f, "ts", 1)
-	_, err = ks.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "ts", Chain: f.issue(t, "ts", pki.CMSSign, tsPub)})
+	_, err = ks.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "ts", Chain: f.issue(t, "ts", devca.CMSSign, tsPub)})
 	wantCode(t, "TSA without timeStamping EKU", err, codes.InvalidArgument)
-	if _, err := ks.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "ts", Chain: f.issue(t, "ts", pki.TSA, tsPub)}); err != nil {
+	if _, err := ks.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: "ts", Chain: f.issue(t, "ts", devca.TSA, tsPub)}); err != nil {
 		t.Fatalf("TSA certificate: %v", err)
 	}
 }

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/signer"
@@ -32,8 +32,8 @@ func cadesLTA(t *testing.T, ts *testtool.OutsideTSA, data []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ca := &pki.CA{Cert: ts.Issuing, Key: ts.IssuingKey}
-	cert, err := ca.Issue("Jana Nováková", pki.CMSSign, key.Public(), time.Now())
+	ca := &devca.CA{Cert: ts.Issuing, Key: ts.IssuingKey}
+	cert, err := ca.Issue("Jana Nováková", devca.CMSSign, key.Public(), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/internal/reporttest"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/policy"
@@ -41,7 +41,7 @@ func reportObjects(r *report.ValidationReport) map[[32]byte]string {
 func strangerKey(t *testing.T, f *fixture, alias string) {
 	t.Helper()
 	ctx := context.Background()
-	other, err := pki.NewCA("stranger CA", time.Now())
+	other, err := devca.NewCA("stranger CA", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func strangerKey(t *testing.T, f *fixture, alias string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := other.Issue(alias, pki.CMSSign, v.Public, time.Now())
+	cert, err := other.Issue(alias, devca.CMSSign, v.Public, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

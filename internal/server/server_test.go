@@ -31,8 +31,8 @@ import (
 	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/config"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/internal/metrics"
-	"github.com/pecet-hsm/pecet/internal/pki"
 	"github.com/pecet-hsm/pecet/internal/rpctable"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/policy"
@@ -43,7 +43,7 @@ import (
 // fixture is a server on a real SoftHSM token, reached over bufconn with
 // real mTLS, and a CA that issues client identities.
 type fixture struct {
-	ca        *pki.CA
+	ca        *devca.CA
 	lis       *bufconn.Listener
 	store     *keystore.Store
 	srv       *Server
@@ -106,7 +106,7 @@ func newFixtureTB(t testing.TB) *fixture { return newFixtureOpts(t, fixtureOpts{
 func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
 	now := time.Now()
-	ca, err := pki.NewCA("test CA", now)
+	ca, err := devca.NewCA("test CA", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,12 +119,12 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 		alias string
 		p     keystore.Purpose
 		a     keystore.Algorithm
-		kind  pki.Kind
+		kind  devca.Kind
 	}{
-		{"client-sign", keystore.PurposeSign, keystore.ECP256, pki.CMSSign},
-		{"gateway-decrypt", keystore.PurposeDecrypt, keystore.RSA2048, pki.CMSDecrypt},
+		{"client-sign", keystore.PurposeSign, keystore.ECP256, devca.CMSSign},
+		{"gateway-decrypt", keystore.PurposeDecrypt, keystore.RSA2048, devca.CMSDecrypt},
 		{"pending", keystore.PurposeSign, keystore.ECP256, 0},
-		{"tsa", keystore.PurposeTimestamp, keystore.ECP256, pki.TSA},
+		{"tsa", keystore.PurposeTimestamp, keystore.ECP256, devca.TSA},
 	} {
 		v, err := store.CreateKey(ctx, k.alias, k.p, k.a)
 		if err != nil {
@@ -191,7 +191,7 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 		o.deps(&deps)
 	}
 	srv := New(deps)
-	srvCert := tlsCert(t, ca, "localhost", pki.TLSServer)
+	srvCert := tlsCert(t, ca, "localhost", devca.TLSServer)
 	tc := &tls.Config{
 		Certificates: []tls.Certificate{srvCert},
 		ClientCAs:    roots,
@@ -208,7 +208,7 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	return &fixture{ca: ca, lis: lis, store: store, srv: srv, auditFile: o.auditFile, clock: clock}
 }
 
-func tlsCert(t testing.TB, ca *pki.CA, cn string, kind pki.Kind) tls.Certificate {
+func tlsCert(t testing.TB, ca *devca.CA, cn string, kind devca.Kind) tls.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -226,7 +226,7 @@ func (f *fixture) dial(t testing.TB, cn string) *grpc.ClientConn {
 	t.Helper()
 	roots := x509.NewCertPool()
 	roots.AddCert(f.ca.Cert)
-	tc := &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{tlsCert(t, f.ca, cn, pki.TLSClient)}}
+	tc := &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{tlsCert(t, f.ca, cn, devca.TLSClient)}}
 	cc, err := grpc.NewClient("passthrough:///bufnet",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return f.lis.DialContext(ctx) }),
 		grpc.WithTransportCredentials(credentials.NewTLS(tc)))
@@ -258,7 +258,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	}
 	imp, _ := f.store.GetKey(ctx, "imp")
-	impCert, err := f.ca.Issue("imp", pki.CMSSign, imp.Versions[0].Public, time.Now())
+	impCert, err := f.ca.Issue("imp", devca.CMSSign, imp.Versions[0].Public, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/pecet-hsm/pecet/internal/config"
-	"github.com/pecet-hsm/pecet/internal/pki"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/softhsm"
 )
@@ -80,7 +80,7 @@ func ecKey(args []string) error {
 	defer ks.Close()
 	if _, err := ks.GetKey(ctx, benchKey); errors.Is(err, keystore.ErrKeyNotFound) {
 		now := time.Now()
-		ca, err := pki.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), now)
+		ca, err := devca.LoadOrCreateCA(filepath.Join(dir, "ca.pem"), filepath.Join(dir, "ca-key.pem"), now)
 		if err != nil {
 			return err
 		}
@@ -88,7 +88,7 @@ func ecKey(args []string) error {
 		if err != nil {
 			return err
 		}
-		cert, err := ca.Issue(benchKey, pki.CMSSign, v.Public, now)
+		cert, err := ca.Issue(benchKey, devca.CMSSign, v.Public, now)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package policy
+package xmldsig
 
 import (
 	"bytes"
@@ -17,26 +17,34 @@ import (
 // namespace-resolving API loses.
 
 // ErrMalformedXML is returned for XML the parser refuses.
-var ErrMalformedXML = errors.New("policy: malformed or disallowed XML")
+var ErrMalformedXML = errors.New("xmldsig: malformed or disallowed XML")
 
 // XML bounds: a trusted list has depth about 12 and tens of thousands of
-// elements; the EU list of lists is smaller.
+// elements; the EU list of lists is smaller. Parse refuses a document
+// beyond them.
 const (
-	maxXMLDepth    = 64
-	maxXMLElements = 500000
+	MaxDepth    = 64
+	MaxElements = 500000
 )
 
-type xnode struct {
+// Node is an element of a parsed document, with its prefixes as written.
+// The accessors are nil-safe: a missing element reads as empty, so a
+// caller can walk a path without a check at each step.
+type Node struct {
 	prefix, local string
 	attrs         []xattr           // attributes other than namespace declarations
 	ns            map[string]string // namespace declarations on this element
-	children      []any             // *xnode or string (character data)
-	parent        *xnode
+	children      []any             // *Node or string (character data)
+	parent        *Node
 }
 
 type xattr struct{ prefix, local, value string }
 
-func (n *xnode) attr(local string) (string, bool) {
+// Attr returns the unprefixed attribute local of n.
+func (n *Node) Attr(local string) (string, bool) {
+	if n == nil {
+		return "", false
+	}
 	for _, a := range n.attrs {
 		if a.prefix == "" && a.local == local {
 			return a.value, true
@@ -45,8 +53,29 @@ func (n *xnode) attr(local string) (string, bool) {
 	return "", false
 }
 
+// Lang returns n's xml:lang attribute ("" when it has none).
+func (n *Node) Lang() string {
+	if n == nil {
+		return ""
+	}
+	for _, a := range n.attrs {
+		if a.prefix == "xml" && a.local == "lang" {
+			return a.value
+		}
+	}
+	return ""
+}
+
+// Local returns the local name of n.
+func (n *Node) Local() string {
+	if n == nil {
+		return ""
+	}
+	return n.local
+}
+
 // lookup resolves a prefix in scope; an unbound prefix resolves to "".
-func (n *xnode) lookup(prefix string) string {
+func (n *Node) lookup(prefix string) string {
 	for e := n; e != nil; e = e.parent {
 		if u, ok := e.ns[prefix]; ok {
 			return u
@@ -58,18 +87,21 @@ func (n *xnode) lookup(prefix string) string {
 	return ""
 }
 
-// space returns the namespace URI of the element.
-func (n *xnode) space() string {
-	u := n.lookup(n.prefix)
-	return u
+// Space returns the namespace URI of the element.
+func (n *Node) Space() string {
+	if n == nil {
+		return ""
+	}
+	return n.lookup(n.prefix)
 }
 
-// parseXMLTree reads a document into a tree. A DOCTYPE is refused: trusted
-// lists have none, and refusing it rules out entity tricks.
-func parseXMLTree(data []byte) (*xnode, error) {
+// Parse reads a document into a tree. A DOCTYPE is refused: trusted lists
+// have none, and refusing it rules out entity tricks. A document nested
+// deeper than MaxDepth or with more than MaxElements elements is refused.
+func Parse(data []byte) (*Node, error) {
 	d := xml.NewDecoder(bytes.NewReader(data))
 	d.Strict = true
-	var root, cur *xnode
+	var root, cur *Node
 	depth, count := 0, 0
 	for {
 		tok, err := d.RawToken()
@@ -83,13 +115,13 @@ func parseXMLTree(data []byte) (*xnode, error) {
 		case xml.StartElement:
 			depth++
 			count++
-			if depth > maxXMLDepth {
-				return nil, fmt.Errorf("%w: nested deeper than %d", ErrMalformedXML, maxXMLDepth)
+			if depth > MaxDepth {
+				return nil, fmt.Errorf("%w: nested deeper than %d", ErrMalformedXML, MaxDepth)
 			}
-			if count > maxXMLElements {
-				return nil, fmt.Errorf("%w: more than %d elements", ErrMalformedXML, maxXMLElements)
+			if count > MaxElements {
+				return nil, fmt.Errorf("%w: more than %d elements", ErrMalformedXML, MaxElements)
 			}
-			n := &xnode{prefix: t.Name.Space, local: t.Name.Local, parent: cur, ns: map[string]string{}}
+			n := &Node{prefix: t.Name.Space, local: t.Name.Local, parent: cur, ns: map[string]string{}}
 			for _, a := range t.Attr {
 				switch {
 				case a.Name.Space == "xmlns":
@@ -129,9 +161,10 @@ func parseXMLTree(data []byte) (*xnode, error) {
 	return root, nil
 }
 
-// excC14N writes the exclusive canonical form of the subtree at n,
-// leaving out the element skip (the enveloped signature) when not nil.
-func excC14N(n, skip *xnode) []byte {
+// Canonicalize returns the exclusive canonical form (without comments) of
+// the subtree at n, leaving out the element skip (the enveloped signature)
+// when not nil.
+func Canonicalize(n, skip *Node) []byte {
 	var b bytes.Buffer
 	writeExc(&b, n, skip, map[string]string{})
 	return b.Bytes()
@@ -139,7 +172,7 @@ func excC14N(n, skip *xnode) []byte {
 
 // writeExc renders n; rendered holds the namespace declarations already in
 // force in the output (prefix → URI).
-func writeExc(b *bytes.Buffer, n, skip *xnode, rendered map[string]string) {
+func writeExc(b *bytes.Buffer, n, skip *Node, rendered map[string]string) {
 	// Visibly utilised prefixes: the element's and its attributes'.
 	used := map[string]bool{n.prefix: true}
 	for _, a := range n.attrs {
@@ -200,7 +233,7 @@ func writeExc(b *bytes.Buffer, n, skip *xnode, rendered map[string]string) {
 		switch v := c.(type) {
 		case string:
 			b.WriteString(escapeText(v))
-		case *xnode:
+		case *Node:
 			if v != skip {
 				writeExc(b, v, skip, next)
 			}
@@ -209,12 +242,11 @@ func writeExc(b *bytes.Buffer, n, skip *xnode, rendered map[string]string) {
 	b.WriteString("</" + qname(n.prefix, n.local) + ">")
 }
 
-func attrURI(n *xnode, a xattr) string {
+func attrURI(n *Node, a xattr) string {
 	if a.prefix == "" {
 		return ""
 	}
-	u := n.lookup(a.prefix)
-	return u
+	return n.lookup(a.prefix)
 }
 
 func qname(prefix, local string) string {
@@ -233,12 +265,12 @@ func escapeText(s string) string { return textEscaper.Replace(s) }
 func escapeAttr(s string) string { return attrEscaper.Replace(s) }
 
 // findByID finds the element whose Id attribute is id.
-func findByID(n *xnode, id string) *xnode {
-	if v, ok := n.attr("Id"); ok && v == id {
+func findByID(n *Node, id string) *Node {
+	if v, ok := n.Attr("Id"); ok && v == id {
 		return n
 	}
 	for _, c := range n.children {
-		if e, ok := c.(*xnode); ok {
+		if e, ok := c.(*Node); ok {
 			if f := findByID(e, id); f != nil {
 				return f
 			}
@@ -247,28 +279,54 @@ func findByID(n *xnode, id string) *xnode {
 	return nil
 }
 
-// child returns the first child element with the given namespace and
+// Child returns the first child element with the given namespace and
 // local name.
-func (n *xnode) child(space, local string) *xnode {
+func (n *Node) Child(space, local string) *Node {
+	if n == nil {
+		return nil
+	}
 	for _, c := range n.children {
-		if e, ok := c.(*xnode); ok && e.local == local && e.space() == space {
+		if e, ok := c.(*Node); ok && e.local == local && e.Space() == space {
 			return e
 		}
 	}
 	return nil
 }
 
-func (n *xnode) childrenNamed(space, local string) []*xnode {
-	var out []*xnode
+// ChildrenNamed returns the child elements with the given namespace and
+// local name, in document order.
+func (n *Node) ChildrenNamed(space, local string) []*Node {
+	if n == nil {
+		return nil
+	}
+	var out []*Node
 	for _, c := range n.children {
-		if e, ok := c.(*xnode); ok && e.local == local && e.space() == space {
+		if e, ok := c.(*Node); ok && e.local == local && e.Space() == space {
 			out = append(out, e)
 		}
 	}
 	return out
 }
 
-func (n *xnode) text() string {
+// Elements returns the child elements of n, in document order.
+func (n *Node) Elements() []*Node {
+	if n == nil {
+		return nil
+	}
+	var out []*Node
+	for _, c := range n.children {
+		if e, ok := c.(*Node); ok {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// Text returns the character data directly in n (not its descendants').
+func (n *Node) Text() string {
+	if n == nil {
+		return ""
+	}
 	var b strings.Builder
 	for _, c := range n.children {
 		if s, ok := c.(string); ok {

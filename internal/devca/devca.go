@@ -1,10 +1,10 @@
-// Package pki issues the development certificates: a dev CA with a software
+// Package devca issues the development certificates: a dev CA with a software
 // key, TLS server and client certificates, and certificates for keys on the
-// token. It is for --dev and for tests; production certificates come from
-// accredited CAs. It also holds the one reader of PEM certificate files
-// (ReadCertificates, ReadPool), which pecetd and pecet use for any certificate
-// file, dev or production.
-package pki
+// token. It is for `pecetd --dev` (internal/devmode), tests and the hand-run
+// scripts only; production certificates come from accredited CAs, and no
+// other package of pecetd or pecet imports it (docs/architecture.md, rule 6).
+// Certificate files are read with internal/pki, dev or production.
+package devca
 
 import (
 	"crypto"
@@ -21,6 +21,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
 // CA is a dev CA: a software key, in the dev folder or in a test. It exists
@@ -42,7 +44,7 @@ func serial() (*big.Int, error) {
 // LoadOrCreateCA reads the CA from certPath/keyPath, or creates it there.
 func LoadOrCreateCA(certPath, keyPath string, now time.Time) (*CA, error) {
 	if exists(certPath) {
-		cert, err := ReadCert(certPath)
+		cert, err := readCert(certPath)
 		if err != nil {
 			return nil, err
 		}
@@ -198,9 +200,9 @@ func WriteCerts(path string, certs ...*x509.Certificate) error {
 	return os.WriteFile(path, out, 0o644) //nolint:gosec // certificates are public
 }
 
-// ReadCert reads the first PEM certificate of a file.
-func ReadCert(path string) (*x509.Certificate, error) {
-	certs, err := ReadCertificates(path)
+// readCert reads the first PEM certificate of a file.
+func readCert(path string) (*x509.Certificate, error) {
+	certs, err := pki.ReadCertificates(path)
 	if err != nil {
 		return nil, err
 	}
