@@ -49,6 +49,7 @@ type fixture struct {
 	srv       *Server
 	auditFile string
 	clock     *fakeClock
+	addr      string // the TCP address with fixtureOpts.tcp
 }
 
 // fakeClock is the server's clock in tests (dual-control expiry).
@@ -85,6 +86,8 @@ type fixtureOpts struct {
 	auditFlush time.Duration
 	// tls adjusts the server's TLS config (more client CAs, a CRL check).
 	tls func(*tls.Config)
+	// tcp serves on a real socket (127.0.0.1) instead of bufconn.
+	tcp bool
 }
 
 var clientsConf = []config.Client{
@@ -203,9 +206,19 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	g := srv.GRPC(tc)
 	srv.SetServing(true)
 	lis := bufconn.Listen(1 << 20)
-	go func() { _ = g.Serve(lis) }()
+	var addr string
+	if o.tcp {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = ln.Addr().String()
+		go func() { _ = g.Serve(ln) }()
+	} else {
+		go func() { _ = g.Serve(lis) }()
+	}
 	t.Cleanup(g.Stop)
-	return &fixture{ca: ca, lis: lis, store: store, srv: srv, auditFile: o.auditFile, clock: clock}
+	return &fixture{ca: ca, lis: lis, store: store, srv: srv, auditFile: o.auditFile, clock: clock, addr: addr}
 }
 
 func tlsCert(t testing.TB, ca *pki.CA, cn string, kind pki.Kind) tls.Certificate {
@@ -222,14 +235,19 @@ func tlsCert(t testing.TB, ca *pki.CA, cn string, kind pki.Kind) tls.Certificate
 }
 
 // dial connects as identity cn (a certificate from the fixture's CA).
-func (f *fixture) dial(t testing.TB, cn string) *grpc.ClientConn {
+func (f *fixture) dial(t testing.TB, cn string, extra ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	roots := x509.NewCertPool()
 	roots.AddCert(f.ca.Cert)
 	tc := &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{tlsCert(t, f.ca, cn, pki.TLSClient)}}
-	cc, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return f.lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc))}
+	target := "passthrough:///bufnet"
+	if f.addr != "" {
+		target = f.addr
+	} else {
+		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return f.lis.DialContext(ctx) }))
+	}
+	cc, err := grpc.NewClient(target, append(opts, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
