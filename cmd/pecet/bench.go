@@ -353,6 +353,9 @@ func runBench(args []string) int {
 		}
 	}
 	progress := func(el time.Duration, ops, errs int64) {
+		if bo.batch {
+			ops *= int64(*batchN) // items, as the report counts them
+		}
 		if !c.json {
 			fmt.Fprintf(os.Stderr, "\r%5.1fs  %8d ops  %8.0f/s  errors %d   ", el.Seconds(), ops, float64(ops)/el.Seconds(), errs)
 		}
