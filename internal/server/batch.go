@@ -226,23 +226,29 @@ func (ss *signService) signOne(ctx context.Context, b *digestBatch, digest []byt
 	return sig, at, nil
 }
 
-// signBatch signs the digests of one request, at most len(sem) at once,
-// and returns the response and the item lines; first is the number of
-// items of the call before these.
-func (ss *signService) signBatch(ctx context.Context, b *digestBatch, digests [][]byte, first int, sem chan struct{}) (*pecetv1.SignDigestsResponse, []audit.Event) {
-	rec := recordOf(ctx)
-	resp := &pecetv1.SignDigestsResponse{Results: make([]*pecetv1.SignDigestResult, len(digests)), Key: b.v.Alias, Version: uint32(b.v.Version),
-		SigningTime: timestamppb.New(b.opts.SigningTime), Batch: rec.call, FirstItem: uint64(first)}
-	items := make([]audit.Event, len(digests))
-	forEach(len(digests), sem, func(i int) {
-		sig, at, err := ss.signOne(ctx, b, digests[i])
-		if err != nil {
-			ss.s.logItemErr(ctx, err)
-		}
-		resp.Results[i] = &pecetv1.SignDigestResult{Status: itemStatus(err), Signature: sig, TimestampTime: at}
-		items[i] = itemLine(ctx, rec, first+i+1, b.v.Alias, b.v.Version, digests[i], err)
-	})
-	return resp, items
+// digestJob is one request's digests, their response and their item
+// lines; first is the number of items of the call before these.
+type digestJob struct {
+	digests [][]byte
+	first   int
+	resp    *pecetv1.SignDigestsResponse
+	items   []audit.Event
+}
+
+func newDigestJob(ctx context.Context, b *digestBatch, digests [][]byte, first int) *digestJob {
+	return &digestJob{digests: digests, first: first, items: make([]audit.Event, len(digests)),
+		resp: &pecetv1.SignDigestsResponse{Results: make([]*pecetv1.SignDigestResult, len(digests)), Key: b.v.Alias, Version: uint32(b.v.Version),
+			SigningTime: timestamppb.New(b.opts.SigningTime), Batch: recordOf(ctx).call, FirstItem: uint64(first)}}
+}
+
+// signItem signs item i of a job into its result and its item line.
+func (ss *signService) signItem(ctx context.Context, b *digestBatch, j *digestJob, i int) {
+	sig, at, err := ss.signOne(ctx, b, j.digests[i])
+	if err != nil {
+		ss.s.logItemErr(ctx, err)
+	}
+	j.resp.Results[i] = &pecetv1.SignDigestResult{Status: itemStatus(err), Signature: sig, TimestampTime: at}
+	j.items[i] = itemLine(ctx, recordOf(ctx), j.first+i+1, b.v.Alias, b.v.Version, j.digests[i], err)
 }
 
 // logItemErr logs an item's failure that is no status of its own (its
@@ -261,9 +267,10 @@ func (ss *signService) SignDigests(ctx context.Context, req *pecetv1.SignDigests
 	if err != nil {
 		return nil, err
 	}
-	resp, items := ss.signBatch(ctx, b, req.GetDigests(), 0, make(chan struct{}, ss.s.workers()))
-	recordOf(ctx).addItems(items)
-	return resp, nil
+	j := newDigestJob(ctx, b, req.GetDigests(), 0)
+	forEach(len(j.digests), make(chan struct{}, ss.s.workers()), func(i int) { ss.signItem(ctx, b, j, i) })
+	recordOf(ctx).addItems(j.items)
+	return j.resp, nil
 }
 
 func (svc *timestampService) TimestampBatch(ctx context.Context, req *pecetv1.TimestampBatchRequest) (*pecetv1.TimestampBatchResponse, error) {

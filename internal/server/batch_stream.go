@@ -6,7 +6,6 @@ import (
 	"sync"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
-	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/grpcerr"
 )
 
@@ -35,20 +34,38 @@ func (ss *signService) SignDigestsStream(st pecetv1.SignService_SignDigestsStrea
 	}
 	w := ss.s.workers()
 	type job struct {
-		resp  *pecetv1.SignDigestsResponse
-		items []audit.Event
-		done  chan struct{}
+		*digestJob
+		done chan struct{} // closed when every item is done
 	}
 	var (
 		slots  = make(chan struct{}, w) // requests read and not yet sent
 		queue  = make(chan *job, w+1)   // in order, to the sender
-		sem    = make(chan struct{}, w) // items signing at once
+		work   = make(chan *job, w+1)   // in order, to the dispatcher
 		failed = make(chan struct{})    // the sender stopped: read no more
 		// sendErr is the sender's error, read after it has ended.
 		sendErr error
 		wg      sync.WaitGroup
 	)
-	wg.Add(1)
+	// The dispatcher starts the items in the order they came, at most w
+	// at once, so the oldest request's response is ready first (items of
+	// requests signed side by side would hold every response back).
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		sem := make(chan struct{}, w)
+		for j := range work {
+			var items sync.WaitGroup
+			for i := range j.digests {
+				sem <- struct{}{}
+				items.Add(1)
+				go func() {
+					defer func() { <-sem; items.Done() }()
+					ss.signItem(ctx, b, j.digestJob, i)
+				}()
+			}
+			go func() { items.Wait(); close(j.done) }()
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		stopped := false
@@ -72,6 +89,7 @@ func (ss *signService) SignDigestsStream(st pecetv1.SignService_SignDigestsStrea
 		}
 	}()
 	finish := func(err error) error {
+		close(work)
 		close(queue)
 		wg.Wait()
 		if sendErr != nil {
@@ -87,13 +105,10 @@ func (ss *signService) SignDigestsStream(st pecetv1.SignService_SignDigestsStrea
 		if err := checkDigestCount(req); err != nil {
 			return finish(err)
 		}
-		j := &job{done: make(chan struct{})}
-		go func(digests [][]byte, start int) {
-			j.resp, j.items = ss.signBatch(ctx, b, digests, start, sem)
-			close(j.done)
-		}(req.GetDigests(), next)
+		j := &job{digestJob: newDigestJob(ctx, b, req.GetDigests(), next), done: make(chan struct{})}
 		next += len(req.GetDigests())
-		queue <- j // never blocks: at most w+1 jobs are unsent
+		work <- j  // never blocks: at most w+1 jobs are unsent
+		queue <- j // nor this
 		// The next request is read only once a slot is free: the sender
 		// frees one per response sent.
 		select {

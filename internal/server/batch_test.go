@@ -566,19 +566,20 @@ func TestSignDigestsStreamBackPressure(t *testing.T) {
 			sent.Add(1)
 		}
 	}()
-	// Wait until the server has stopped signing: the count of item lines
-	// is the same for a whole second.
-	last, stable := -1, 0
-	for stable < 4 {
+	// Wait until the server has signed something and then stopped: the
+	// count of item lines is the same for two seconds (a loaded machine
+	// signs a request's 200 items in well under that).
+	last, stable := 0, 0
+	for stable < 8 {
 		time.Sleep(250 * time.Millisecond)
 		n := countItemLines(t, f)
-		if n == last {
+		if n == last && n > 0 {
 			stable++
 		} else {
 			last, stable = n, 0
 		}
 		if ctx.Err() != nil {
-			t.Fatalf("the server kept signing: %d items", n)
+			t.Fatalf("the server never stalled: %d items signed", n)
 		}
 	}
 	// In flight: the 2 requests the workers may hold, the one read, and
@@ -588,9 +589,6 @@ func TestSignDigestsStreamBackPressure(t *testing.T) {
 	t.Logf("stalled at %d items signed, %d of %d requests sent", last, sent.Load(), requests)
 	if last > bound {
 		t.Errorf("%d items signed for a client that reads nothing, want at most %d", last, bound)
-	}
-	if last == 0 {
-		t.Error("nothing was signed")
 	}
 	if s := sent.Load(); s >= requests {
 		t.Errorf("all %d requests were sent: the server read them without answering", s)

@@ -384,6 +384,27 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 			return drainStream(st, &pecetv1.DecryptStreamRequest{Enveloped: []byte{0x30, 0x00}}, new(pecetv1.DecryptStreamResponse))
 		},
+		// The batch forms (batch.go): a bad item fails alone, so an
+		// allowed call is OK.
+		pecetv1.SignService_SignDigests_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := pecetv1.NewSignServiceClient(cc).SignDigests(ctx, &pecetv1.SignDigestsRequest{Key: "client-sign", Digests: [][]byte{make([]byte, 32)}})
+			return err
+		},
+		pecetv1.SignService_SignDigestsStream_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			st, err := pecetv1.NewSignServiceClient(cc).SignDigestsStream(ctx)
+			if err != nil {
+				return err
+			}
+			return drainStream(st, &pecetv1.SignDigestsRequest{Key: "client-sign", Digests: [][]byte{make([]byte, 32)}}, new(pecetv1.SignDigestsResponse))
+		},
+		pecetv1.EnvelopeService_DecryptBatch_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := pecetv1.NewEnvelopeServiceClient(cc).DecryptBatch(ctx, &pecetv1.DecryptBatchRequest{Enveloped: [][]byte{{0x30, 0x00}}})
+			return err
+		},
+		pecetv1.TimestampService_TimestampBatch_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := pecetv1.NewTimestampServiceClient(cc).TimestampBatch(ctx, &pecetv1.TimestampBatchRequest{Requests: []*pecetv1.TimestampRequest{{Digest: make([]byte, 32)}}})
+			return err
+		},
 	}
 	// Every method with roles in the RPC table has a call here, and
 	// nothing else.
@@ -415,6 +436,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			pecetv1.EnvelopeService_Encrypt_FullMethodName:       codes.InvalidArgument,
 			pecetv1.EnvelopeService_EncryptStream_FullMethodName: codes.InvalidArgument,
 			pecetv1.TimestampService_Timestamp_FullMethodName:    codes.OK,
+			pecetv1.SignService_SignDigests_FullMethodName:       codes.OK, pecetv1.SignService_SignDigestsStream_FullMethodName: codes.OK,
+			pecetv1.TimestampService_TimestampBatch_FullMethodName: codes.OK,
 		},
 		"gateway": {
 			// A malformed signature: InvalidArgument proves authorisation passed.
@@ -427,6 +450,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			pecetv1.EnvelopeService_Decrypt_FullMethodName:           codes.InvalidArgument,
 			pecetv1.EnvelopeService_DecryptStream_FullMethodName:     codes.InvalidArgument,
 			pecetv1.TimestampService_Timestamp_FullMethodName:        codes.OK,
+			pecetv1.EnvelopeService_DecryptBatch_FullMethodName:      codes.OK,
+			pecetv1.TimestampService_TimestampBatch_FullMethodName:   codes.OK,
 		},
 		"officer": {
 			pecetv1.KeyService_ListKeys_FullMethodName: codes.OK, pecetv1.KeyService_GetKey_FullMethodName: codes.OK,
