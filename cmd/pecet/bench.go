@@ -39,6 +39,7 @@ type benchOp struct {
 	key     string // default key alias (a dev key)
 	purpose string // key purpose for the baseline (pecetd bench-token --purpose)
 	bytes   bool   // MB/s is meaningful
+	batch   bool   // each call carries --batch items; the report counts items (batch.go)
 	prepare func(ctx context.Context, cc *client.Conn, key string, body []byte, o benchOpts) (benchCall, error)
 }
 
@@ -48,6 +49,7 @@ type benchOpts struct {
 	transport string // transportNames key
 	tsaURL    string // timestamp-http: pecetd's POST /tsa
 	conc      int    // callers, for the HTTP client's idle connections
+	batch     int    // items per call of the batch ops
 	// second are connections with role2's certificate.
 	second []*client.Conn
 	// notes[w] is what worker w's last call tells the record.
@@ -232,6 +234,7 @@ func runBench(args []string) int {
 	baseline := fs.Bool("baseline", false, "also measure the raw token rate of the same key with direct PKCS#11 (runs pecetd bench-token, beside pecet or on PATH; needs the token: dev folder or --config) and the no-op rate over the same connections, and print the ratios to the raw rate and to the ceiling 1/(1/raw + 1/noop)")
 	cfgPath := fs.String("config", "", "pecetd config `file` for --baseline (default: the dev folder's pecet.yaml)")
 	rate := fs.Float64("rate", 0, "open loop: start this many calls per `second` whatever the answers take, on at most --concurrency at once (0: closed loop, each caller back to back)")
+	batchN := fs.Int("batch", 64, "items per call of sign-digests and timestamp-batch (1 to 1000); their ops count items")
 	recordPath := fs.String("record", "", "write every call (operation, audit input_sha256, start, end, gRPC code, wrong answer) to `file` as JSON lines")
 	if code := parse(fs, args); code >= 0 {
 		return code
@@ -255,6 +258,9 @@ func runBench(args []string) int {
 	}
 	if *baseline && bo.purpose == "" {
 		return usageErr(fs, "--baseline: %s has no token operation to compare with", *op)
+	}
+	if *batchN < 1 || *batchN > maxBatch {
+		return usageErr(fs, "--batch %d: between 1 and %d", *batchN, maxBatch)
 	}
 	if *conc < 1 || *conns < 1 || *dur <= 0 || *rate < 0 {
 		return usageErr(fs, "--concurrency, --connections and --duration must be positive, --rate not negative")
@@ -307,7 +313,7 @@ func runBench(args []string) int {
 		*tsaURL = devTSAURL(c.opts.DevDir)
 	}
 	notes := make([]callNote, *conc)
-	bopts := benchOpts{cipher: *cipher, transport: *transport, tsaURL: *tsaURL, conc: *conc, second: second, notes: notes, record: rec.add}
+	bopts := benchOpts{cipher: *cipher, transport: *transport, tsaURL: *tsaURL, conc: *conc, batch: *batchN, second: second, notes: notes, record: rec.add}
 	raw0, err := bo.prepare(setupCtx, ccs[0], *key, body, bopts)
 	if err != nil {
 		return fail("bench", err)
@@ -347,6 +353,9 @@ func runBench(args []string) int {
 		}
 	}
 	progress := func(el time.Duration, ops, errs int64) {
+		if bo.batch {
+			ops *= int64(*batchN) // items, as the report counts them
+		}
 		if !c.json {
 			fmt.Fprintf(os.Stderr, "\r%5.1fs  %8d ops  %8.0f/s  errors %d   ", el.Seconds(), ops, float64(ops)/el.Seconds(), errs)
 		}
@@ -379,11 +388,17 @@ func runBench(args []string) int {
 		}
 		addBaseline(out, res.Rate(), rawBefore, rawAfter, noopRate)
 	}
+	if bo.batch {
+		batchReport(out, res, *batchN, *baseline)
+	}
 	if c.json {
 		printJSON(out)
 	} else {
 		fmt.Printf("%s  key %s  size %d  concurrency %d  connections %d  %.1fs\n", *op, *key, n, *conc, *conns, res.Elapsed.Seconds())
-		fmt.Printf("ops/s     %.1f", res.Rate())
+		fmt.Printf("ops/s     %.1f", out["ops_per_s"])
+		if bo.batch {
+			fmt.Printf("   (items; %.1f calls/s of %d)", out["calls_per_s"], *batchN)
+		}
 		if bo.bytes {
 			fmt.Printf("   MB/s %.2f", out["mb_per_s"])
 		}

@@ -25,7 +25,7 @@ func parseHash(s string) (pecetv1.HashAlgorithm, bool) {
 }
 
 func runSign(args []string) int {
-	fs, c := newFlags("sign", "sign --key ALIAS (--in FILE | --digest HEX) [--out FILE] [--attached] [--pem] [--hash sha256|sha384|sha512] [--timestamp]", "client")
+	fs, c := newFlags("sign", "sign --key ALIAS (--in FILE | --digest HEX) [--out FILE] [--attached] [--pem] [--hash sha256|sha384|sha512] [--timestamp]\n       pecet sign --key ALIAS --digest-file FILE --out DIR [--raw] [--pem] [--hash …] [--timestamp]", "client")
 	alias := fs.String("key", "", "`alias` of a SIGN key on the HSM (required)")
 	version := versionVar(fs, "key `version` (default: the primary)")
 	in := fs.String("in", "", "`file` to sign, - for stdin")
@@ -35,6 +35,7 @@ func runSign(args []string) int {
 	asPEM := fs.Bool("pem", false, "write PEM (-----BEGIN CMS-----) instead of DER")
 	hash := fs.String("hash", "sha256", "digest `algorithm`: sha256, sha384, sha512")
 	stampIt := fs.Bool("timestamp", false, "add an RFC 3161 time-stamp from pecet's TSA over the signature (CAdES-T)")
+	batch := addSignBatchFlags(fs) // cmd/pecet/batch.go
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -44,6 +45,13 @@ func runSign(args []string) int {
 	h, ok := parseHash(*hash)
 	if !ok {
 		return usageErr(fs, "--hash %q: use sha256, sha384 or sha512", *hash)
+	}
+	if *batch.file != "" {
+		return runSignDigestFile(fs, c, batch, &pecetv1.SignDigestsRequest{Key: *alias, Version: uint32(*version), Hash: h, Timestamp: *stampIt},
+			*asPEM, *out, *in != "" || *digest != "" || *attached)
+	}
+	if *batch.raw {
+		return usageErr(fs, "--raw goes with --digest-file only")
 	}
 	if (*in == "") == (*digest == "") {
 		return usageErr(fs, "give exactly one of --in FILE and --digest HEX")

@@ -63,6 +63,10 @@ type Event struct {
 	Outcome string `json:"outcome,omitempty"`
 	// Code is the gRPC status code name of a failed call.
 	Code string `json:"code,omitempty"`
+	// Batch and Item: an item line's batch call id and its position in
+	// the batch, from 1 (batch.go).
+	Batch string `json:"batch,omitempty"`
+	Item  int    `json:"item,omitempty"`
 	// The members of a signed line (genesis, checkpoint, rotated, break;
 	// checkpoint.go): the log's id, the line the signature vouches for
 	// (its seq and hash), a note (break), the signing key's id and the
@@ -632,6 +636,10 @@ func (l *Log) mirror(e Event, hash string) {
 	add("request", e.Request)
 	add("outcome", e.Outcome)
 	add("code", e.Code)
+	add("batch", e.Batch)
+	if e.Item != 0 {
+		attrs = append(attrs, slog.Int("item", e.Item))
+	}
 	add("prev", e.Prev)
 	add("hash", hash)
 	l.o.Mirror.LogAttrs(context.Background(), slog.LevelInfo, "audit", attrs...)
@@ -758,6 +766,11 @@ func appendEvent(b []byte, e *Event) ([]byte, bool) {
 	str("request", e.Request, true)
 	str("outcome", e.Outcome, true)
 	str("code", e.Code, true)
+	str("batch", e.Batch, true)
+	if e.Item != 0 {
+		b = append(b, `,"item":`...)
+		b = strconv.AppendInt(b, int64(e.Item), 10)
+	}
 	str("log", e.Log, true)
 	if e.CPSeq != 0 {
 		b = append(b, `,"cp_seq":`...)

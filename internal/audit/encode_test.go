@@ -45,6 +45,8 @@ func TestAppendEventMatchesJSON(t *testing.T) {
 		{"all members", full},
 		{"signed line", Event{Time: at, Seq: 9, Phase: PhaseCheckpoint, Log: "0123456789abcdef0123456789abcdef", CPSeq: 8,
 			CPHash: Genesis, KeyID: "0011223344556677", Sig: "MEUCIQ+/=", Prev: Genesis}},
+		{"batch item", Event{Time: at, Seq: 8, Phase: PhaseItem, Call: "a1", Caller: "client", RPC: pecetv1.SignService_SignDigests_FullMethodName,
+			Key: "client-sign", Version: 1, InputSHA256: InputHash([]byte("d")), Outcome: OutcomeError, Code: "InvalidArgument", Batch: "b1", Item: 1000, Prev: Genesis}},
 		{"break note", Event{Time: at, Seq: 1, Phase: PhaseBreak, Note: "the file ends at seq 3 <cut>", Prev: Genesis}},
 		{"only the required", Event{Time: at, Seq: 1, Phase: PhaseStart, Prev: Genesis}},
 		{"empty", Event{}},

@@ -23,7 +23,7 @@ import (
 // Decrypt and ValidateCertificate; both may Timestamp; everybody may list
 // (and look up) the keys and the policies; only officer may call the
 // KeyService write calls and see the pending requests. The streaming
-// forms go with their unary calls. Anything else is denied.
+// and batch forms go with their unary calls. Anything else is denied.
 var readmeRoles = map[string][]string{
 	RoleClient: {
 		pecetv1.SignService_Sign_FullMethodName, pecetv1.SignService_Verify_FullMethodName,
@@ -31,6 +31,8 @@ var readmeRoles = map[string][]string{
 		pecetv1.PolicyService_ValidateCertificate_FullMethodName, pecetv1.TimestampService_Timestamp_FullMethodName,
 		pecetv1.KeyService_ListKeys_FullMethodName, pecetv1.KeyService_GetKey_FullMethodName,
 		pecetv1.PolicyService_ListPolicies_FullMethodName,
+		pecetv1.SignService_SignDigests_FullMethodName, pecetv1.SignService_SignDigestsStream_FullMethodName,
+		pecetv1.TimestampService_TimestampBatch_FullMethodName,
 	},
 	RoleGateway: {
 		pecetv1.SignService_Verify_FullMethodName,
@@ -38,6 +40,7 @@ var readmeRoles = map[string][]string{
 		pecetv1.PolicyService_ValidateCertificate_FullMethodName, pecetv1.TimestampService_Timestamp_FullMethodName,
 		pecetv1.KeyService_ListKeys_FullMethodName, pecetv1.KeyService_GetKey_FullMethodName,
 		pecetv1.PolicyService_ListPolicies_FullMethodName,
+		pecetv1.EnvelopeService_DecryptBatch_FullMethodName, pecetv1.TimestampService_TimestampBatch_FullMethodName,
 	},
 	RoleOfficer: {
 		pecetv1.KeyService_ListKeys_FullMethodName, pecetv1.KeyService_GetKey_FullMethodName,

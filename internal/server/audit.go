@@ -74,6 +74,10 @@ type callRecord struct {
 	version int
 	request string // dual-control request id
 	pending bool   // the call only made a request
+	// A batch call's id and RPC, and its item lines, written before its
+	// end line with one fsync (batch.go).
+	call, rpc string
+	items     []audit.Event
 }
 
 type recordKey struct{}
@@ -163,9 +167,9 @@ func (s *Server) auditDenied(method string, caller *authz.Caller, req any, err e
 func (s *Server) audited(ctx context.Context, req any, method string, caller *authz.Caller, spec *rpctable.Audit, handler grpc.UnaryHandler) (any, error) {
 	info := spec.Unary(req)
 	info.Key = auditAlias(info.Key)
-	rec := &callRecord{key: info.Key, version: info.Version}
 	ev := audit.Event{Phase: audit.PhaseBegin, Call: callID(), Caller: caller.Identity, Role: rolesOf(caller), RPC: method,
 		Key: info.Key, Version: info.Version, InputSHA256: inputHash(info.Input)}
+	rec := &callRecord{key: info.Key, version: info.Version, call: ev.Call, rpc: method}
 	lifecycle := spec.DurableEnd
 	var begun *audit.Begun
 	var err error
@@ -198,12 +202,16 @@ func (s *Server) audited(ctx context.Context, req any, method string, caller *au
 	default:
 		ev.Outcome, ev.Code = audit.OutcomeError, code.String()
 	}
+	items := rec.items
 	rec.mu.Unlock()
 	ev.InputSHA256 = ""
 	var werr error
-	if lifecycle {
+	switch {
+	case lifecycle:
 		werr = s.d.Audit.Write(ev)
-	} else {
+	case len(items) > 0:
+		werr = s.d.Audit.EndBatch(begun, items, ev)
+	default:
 		werr = s.d.Audit.End(begun, ev)
 	}
 	if werr != nil {
@@ -308,8 +316,9 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 // ends with Unavailable, and the client, which keeps the output only on OK
 // (the proto says so), discards it.
 func (s *Server) auditedStream(cs *callerStream, method string, caller *authz.Caller, spec *rpctable.Audit, handler grpc.StreamHandler, srv any) error {
-	as := &auditStream{callerStream: cs, s: s, spec: spec, rec: &callRecord{}, h: sha256.New(),
+	as := &auditStream{callerStream: cs, s: s, spec: spec, h: sha256.New(),
 		ev: audit.Event{Phase: audit.PhaseBegin, Call: callID(), Caller: caller.Identity, Role: rolesOf(caller), RPC: method}}
+	as.rec = &callRecord{call: as.ev.Call, rpc: method}
 	cs.ctx = context.WithValue(cs.ctx, recordKey{}, as.rec)
 	err := s.safeStream(as, method, handler, srv)
 	if !as.began {

@@ -49,6 +49,7 @@ type fixture struct {
 	srv       *Server
 	auditFile string
 	clock     *fakeClock
+	addr      string // the TCP address with fixtureOpts.tcp
 }
 
 // fakeClock is the server's clock in tests (dual-control expiry).
@@ -85,6 +86,8 @@ type fixtureOpts struct {
 	auditFlush time.Duration
 	// tls adjusts the server's TLS config (more client CAs, a CRL check).
 	tls func(*tls.Config)
+	// tcp serves on a real socket (127.0.0.1) instead of bufconn.
+	tcp bool
 }
 
 var clientsConf = []config.Client{
@@ -203,9 +206,19 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	g := srv.GRPC(tc)
 	srv.SetServing(true)
 	lis := bufconn.Listen(1 << 20)
-	go func() { _ = g.Serve(lis) }()
+	var addr string
+	if o.tcp {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = ln.Addr().String()
+		go func() { _ = g.Serve(ln) }()
+	} else {
+		go func() { _ = g.Serve(lis) }()
+	}
 	t.Cleanup(g.Stop)
-	return &fixture{ca: ca, lis: lis, store: store, srv: srv, auditFile: o.auditFile, clock: clock}
+	return &fixture{ca: ca, lis: lis, store: store, srv: srv, auditFile: o.auditFile, clock: clock, addr: addr}
 }
 
 func tlsCert(t testing.TB, ca *devca.CA, cn string, kind devca.Kind) tls.Certificate {
@@ -222,14 +235,19 @@ func tlsCert(t testing.TB, ca *devca.CA, cn string, kind devca.Kind) tls.Certifi
 }
 
 // dial connects as identity cn (a certificate from the fixture's CA).
-func (f *fixture) dial(t testing.TB, cn string) *grpc.ClientConn {
+func (f *fixture) dial(t testing.TB, cn string, extra ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	roots := x509.NewCertPool()
 	roots.AddCert(f.ca.Cert)
 	tc := &tls.Config{RootCAs: roots, ServerName: "localhost", Certificates: []tls.Certificate{tlsCert(t, f.ca, cn, devca.TLSClient)}}
-	cc, err := grpc.NewClient("passthrough:///bufnet",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return f.lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(credentials.NewTLS(tc)))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(credentials.NewTLS(tc))}
+	target := "passthrough:///bufnet"
+	if f.addr != "" {
+		target = f.addr
+	} else {
+		opts = append(opts, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return f.lis.DialContext(ctx) }))
+	}
+	cc, err := grpc.NewClient(target, append(opts, extra...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,6 +384,27 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 			return drainStream(st, &pecetv1.DecryptStreamRequest{Enveloped: []byte{0x30, 0x00}}, new(pecetv1.DecryptStreamResponse))
 		},
+		// The batch forms (batch.go): a bad item fails alone, so an
+		// allowed call is OK.
+		pecetv1.SignService_SignDigests_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := pecetv1.NewSignServiceClient(cc).SignDigests(ctx, &pecetv1.SignDigestsRequest{Key: "client-sign", Digests: [][]byte{make([]byte, 32)}})
+			return err
+		},
+		pecetv1.SignService_SignDigestsStream_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			st, err := pecetv1.NewSignServiceClient(cc).SignDigestsStream(ctx)
+			if err != nil {
+				return err
+			}
+			return drainStream(st, &pecetv1.SignDigestsRequest{Key: "client-sign", Digests: [][]byte{make([]byte, 32)}}, new(pecetv1.SignDigestsResponse))
+		},
+		pecetv1.EnvelopeService_DecryptBatch_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := pecetv1.NewEnvelopeServiceClient(cc).DecryptBatch(ctx, &pecetv1.DecryptBatchRequest{Enveloped: [][]byte{{0x30, 0x00}}})
+			return err
+		},
+		pecetv1.TimestampService_TimestampBatch_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := pecetv1.NewTimestampServiceClient(cc).TimestampBatch(ctx, &pecetv1.TimestampBatchRequest{Requests: []*pecetv1.TimestampRequest{{Digest: make([]byte, 32)}}})
+			return err
+		},
 	}
 	// Every method with roles in the RPC table has a call here, and
 	// nothing else.
@@ -397,6 +436,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			pecetv1.EnvelopeService_Encrypt_FullMethodName:       codes.InvalidArgument,
 			pecetv1.EnvelopeService_EncryptStream_FullMethodName: codes.InvalidArgument,
 			pecetv1.TimestampService_Timestamp_FullMethodName:    codes.OK,
+			pecetv1.SignService_SignDigests_FullMethodName:       codes.OK, pecetv1.SignService_SignDigestsStream_FullMethodName: codes.OK,
+			pecetv1.TimestampService_TimestampBatch_FullMethodName: codes.OK,
 		},
 		"gateway": {
 			// A malformed signature: InvalidArgument proves authorisation passed.
@@ -409,6 +450,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 			pecetv1.EnvelopeService_Decrypt_FullMethodName:           codes.InvalidArgument,
 			pecetv1.EnvelopeService_DecryptStream_FullMethodName:     codes.InvalidArgument,
 			pecetv1.TimestampService_Timestamp_FullMethodName:        codes.OK,
+			pecetv1.EnvelopeService_DecryptBatch_FullMethodName:      codes.OK,
+			pecetv1.TimestampService_TimestampBatch_FullMethodName:   codes.OK,
 		},
 		"officer": {
 			pecetv1.KeyService_ListKeys_FullMethodName: codes.OK, pecetv1.KeyService_GetKey_FullMethodName: codes.OK,

@@ -56,6 +56,11 @@ func (svc *timestampService) Timestamp(ctx context.Context, req *pecetv1.Timesta
 	if authority == nil {
 		return nil, tsa.ErrNoTSA
 	}
+	return svc.stamp(ctx, authority, req)
+}
+
+// stamp is one time-stamp, for Timestamp and each item of TimestampBatch.
+func (svc *timestampService) stamp(ctx context.Context, authority *tsa.Authority, req *pecetv1.TimestampRequest) (*pecetv1.TimestampResponse, error) {
 	h, err := hashOf(req.GetHash())
 	if err != nil {
 		return nil, err

@@ -706,11 +706,176 @@ func (x *DecryptStreamResponse) GetKeyTransport() KeyTransport {
 	return KeyTransport_KEY_TRANSPORT_UNSPECIFIED
 }
 
+// DecryptBatchRequest: up to 256 messages and optionally the key to use.
+type DecryptBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// CMS ContentInfo with EnvelopedData or AuthEnvelopedData, DER or BER;
+	// at most 256, each at most 64 KiB.
+	Enveloped [][]byte `protobuf:"bytes,1,rep,name=enveloped,proto3" json:"enveloped,omitempty"`
+	// Alias of the DECRYPT key to use; empty means any the caller may use.
+	Key           string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecryptBatchRequest) Reset() {
+	*x = DecryptBatchRequest{}
+	mi := &file_pecet_v1_envelope_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecryptBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecryptBatchRequest) ProtoMessage() {}
+
+func (x *DecryptBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_envelope_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecryptBatchRequest.ProtoReflect.Descriptor instead.
+func (*DecryptBatchRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_envelope_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DecryptBatchRequest) GetEnveloped() [][]byte {
+	if x != nil {
+		return x.Enveloped
+	}
+	return nil
+}
+
+func (x *DecryptBatchRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+// DecryptBatchResponse: one result per message, in order.
+type DecryptBatchResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Results []*DecryptBatchResult  `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// The batch id: the audit log's item lines of this call carry it.
+	Batch         string `protobuf:"bytes,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecryptBatchResponse) Reset() {
+	*x = DecryptBatchResponse{}
+	mi := &file_pecet_v1_envelope_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecryptBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecryptBatchResponse) ProtoMessage() {}
+
+func (x *DecryptBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_envelope_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecryptBatchResponse.ProtoReflect.Descriptor instead.
+func (*DecryptBatchResponse) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_envelope_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *DecryptBatchResponse) GetResults() []*DecryptBatchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *DecryptBatchResponse) GetBatch() string {
+	if x != nil {
+		return x.Batch
+	}
+	return ""
+}
+
+// DecryptBatchResult is one message's outcome.
+type DecryptBatchResult struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status *ItemStatus            `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// The plaintext and the key version, as Decrypt returns them; unset
+	// unless status is OK.
+	Response      *DecryptResponse `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecryptBatchResult) Reset() {
+	*x = DecryptBatchResult{}
+	mi := &file_pecet_v1_envelope_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecryptBatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecryptBatchResult) ProtoMessage() {}
+
+func (x *DecryptBatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_envelope_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecryptBatchResult.ProtoReflect.Descriptor instead.
+func (*DecryptBatchResult) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_envelope_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *DecryptBatchResult) GetStatus() *ItemStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *DecryptBatchResult) GetResponse() *DecryptResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
 var File_pecet_v1_envelope_proto protoreflect.FileDescriptor
 
 const file_pecet_v1_envelope_proto_rawDesc = "" +
 	"\n" +
-	"\x17pecet/v1/envelope.proto\x12\bpecet.v1\"\x93\x02\n" +
+	"\x17pecet/v1/envelope.proto\x12\bpecet.v1\x1a\x14pecet/v1/batch.proto\"\x93\x02\n" +
 	"\x0eEncryptRequest\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\x125\n" +
 	"\x16recipient_certificates\x18\x02 \x03(\fR\x15recipientCertificates\x12%\n" +
@@ -746,7 +911,16 @@ const file_pecet_v1_envelope_proto_rawDesc = "" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\rR\aversion\x12/\n" +
 	"\x06cipher\x18\x04 \x01(\x0e2\x17.pecet.v1.ContentCipherR\x06cipher\x12;\n" +
-	"\rkey_transport\x18\x05 \x01(\x0e2\x16.pecet.v1.KeyTransportR\fkeyTransport*s\n" +
+	"\rkey_transport\x18\x05 \x01(\x0e2\x16.pecet.v1.KeyTransportR\fkeyTransport\"E\n" +
+	"\x13DecryptBatchRequest\x12\x1c\n" +
+	"\tenveloped\x18\x01 \x03(\fR\tenveloped\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"d\n" +
+	"\x14DecryptBatchResponse\x126\n" +
+	"\aresults\x18\x01 \x03(\v2\x1c.pecet.v1.DecryptBatchResultR\aresults\x12\x14\n" +
+	"\x05batch\x18\x02 \x01(\tR\x05batch\"y\n" +
+	"\x12DecryptBatchResult\x12,\n" +
+	"\x06status\x18\x01 \x01(\v2\x14.pecet.v1.ItemStatusR\x06status\x125\n" +
+	"\bresponse\x18\x02 \x01(\v2\x19.pecet.v1.DecryptResponseR\bresponse*s\n" +
 	"\rContentCipher\x12\x1e\n" +
 	"\x1aCONTENT_CIPHER_UNSPECIFIED\x10\x00\x12\x0f\n" +
 	"\vAES_256_CBC\x10\x01\x12\x0f\n" +
@@ -757,12 +931,13 @@ const file_pecet_v1_envelope_proto_rawDesc = "" +
 	"\x19KEY_TRANSPORT_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bRSA_OAEP\x10\x01\x12\x11\n" +
 	"\rRSA_OAEP_SHA1\x10\x02\x12\r\n" +
-	"\tRSA_PKCS1\x10\x032\xbd\x02\n" +
+	"\tRSA_PKCS1\x10\x032\x8c\x03\n" +
 	"\x0fEnvelopeService\x12>\n" +
 	"\aEncrypt\x12\x18.pecet.v1.EncryptRequest\x1a\x19.pecet.v1.EncryptResponse\x12>\n" +
 	"\aDecrypt\x12\x18.pecet.v1.DecryptRequest\x1a\x19.pecet.v1.DecryptResponse\x12T\n" +
 	"\rEncryptStream\x12\x1e.pecet.v1.EncryptStreamRequest\x1a\x1f.pecet.v1.EncryptStreamResponse(\x010\x01\x12T\n" +
-	"\rDecryptStream\x12\x1e.pecet.v1.DecryptStreamRequest\x1a\x1f.pecet.v1.DecryptStreamResponse(\x010\x01B1Z/github.com/pecet-hsm/pecet/api/pecet/v1;pecetv1b\x06proto3"
+	"\rDecryptStream\x12\x1e.pecet.v1.DecryptStreamRequest\x1a\x1f.pecet.v1.DecryptStreamResponse(\x010\x01\x12M\n" +
+	"\fDecryptBatch\x12\x1d.pecet.v1.DecryptBatchRequest\x1a\x1e.pecet.v1.DecryptBatchResponseB1Z/github.com/pecet-hsm/pecet/api/pecet/v1;pecetv1b\x06proto3"
 
 var (
 	file_pecet_v1_envelope_proto_rawDescOnce sync.Once
@@ -777,7 +952,7 @@ func file_pecet_v1_envelope_proto_rawDescGZIP() []byte {
 }
 
 var file_pecet_v1_envelope_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pecet_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_pecet_v1_envelope_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_pecet_v1_envelope_proto_goTypes = []any{
 	(ContentCipher)(0),            // 0: pecet.v1.ContentCipher
 	(KeyTransport)(0),             // 1: pecet.v1.KeyTransport
@@ -789,6 +964,10 @@ var file_pecet_v1_envelope_proto_goTypes = []any{
 	(*EncryptStreamResponse)(nil), // 7: pecet.v1.EncryptStreamResponse
 	(*DecryptStreamRequest)(nil),  // 8: pecet.v1.DecryptStreamRequest
 	(*DecryptStreamResponse)(nil), // 9: pecet.v1.DecryptStreamResponse
+	(*DecryptBatchRequest)(nil),   // 10: pecet.v1.DecryptBatchRequest
+	(*DecryptBatchResponse)(nil),  // 11: pecet.v1.DecryptBatchResponse
+	(*DecryptBatchResult)(nil),    // 12: pecet.v1.DecryptBatchResult
+	(*ItemStatus)(nil),            // 13: pecet.v1.ItemStatus
 }
 var file_pecet_v1_envelope_proto_depIdxs = []int32{
 	0,  // 0: pecet.v1.EncryptRequest.cipher:type_name -> pecet.v1.ContentCipher
@@ -799,19 +978,24 @@ var file_pecet_v1_envelope_proto_depIdxs = []int32{
 	1,  // 5: pecet.v1.EncryptStreamRequest.key_transport:type_name -> pecet.v1.KeyTransport
 	0,  // 6: pecet.v1.DecryptStreamResponse.cipher:type_name -> pecet.v1.ContentCipher
 	1,  // 7: pecet.v1.DecryptStreamResponse.key_transport:type_name -> pecet.v1.KeyTransport
-	2,  // 8: pecet.v1.EnvelopeService.Encrypt:input_type -> pecet.v1.EncryptRequest
-	4,  // 9: pecet.v1.EnvelopeService.Decrypt:input_type -> pecet.v1.DecryptRequest
-	6,  // 10: pecet.v1.EnvelopeService.EncryptStream:input_type -> pecet.v1.EncryptStreamRequest
-	8,  // 11: pecet.v1.EnvelopeService.DecryptStream:input_type -> pecet.v1.DecryptStreamRequest
-	3,  // 12: pecet.v1.EnvelopeService.Encrypt:output_type -> pecet.v1.EncryptResponse
-	5,  // 13: pecet.v1.EnvelopeService.Decrypt:output_type -> pecet.v1.DecryptResponse
-	7,  // 14: pecet.v1.EnvelopeService.EncryptStream:output_type -> pecet.v1.EncryptStreamResponse
-	9,  // 15: pecet.v1.EnvelopeService.DecryptStream:output_type -> pecet.v1.DecryptStreamResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	12, // 8: pecet.v1.DecryptBatchResponse.results:type_name -> pecet.v1.DecryptBatchResult
+	13, // 9: pecet.v1.DecryptBatchResult.status:type_name -> pecet.v1.ItemStatus
+	5,  // 10: pecet.v1.DecryptBatchResult.response:type_name -> pecet.v1.DecryptResponse
+	2,  // 11: pecet.v1.EnvelopeService.Encrypt:input_type -> pecet.v1.EncryptRequest
+	4,  // 12: pecet.v1.EnvelopeService.Decrypt:input_type -> pecet.v1.DecryptRequest
+	6,  // 13: pecet.v1.EnvelopeService.EncryptStream:input_type -> pecet.v1.EncryptStreamRequest
+	8,  // 14: pecet.v1.EnvelopeService.DecryptStream:input_type -> pecet.v1.DecryptStreamRequest
+	10, // 15: pecet.v1.EnvelopeService.DecryptBatch:input_type -> pecet.v1.DecryptBatchRequest
+	3,  // 16: pecet.v1.EnvelopeService.Encrypt:output_type -> pecet.v1.EncryptResponse
+	5,  // 17: pecet.v1.EnvelopeService.Decrypt:output_type -> pecet.v1.DecryptResponse
+	7,  // 18: pecet.v1.EnvelopeService.EncryptStream:output_type -> pecet.v1.EncryptStreamResponse
+	9,  // 19: pecet.v1.EnvelopeService.DecryptStream:output_type -> pecet.v1.DecryptStreamResponse
+	11, // 20: pecet.v1.EnvelopeService.DecryptBatch:output_type -> pecet.v1.DecryptBatchResponse
+	16, // [16:21] is the sub-list for method output_type
+	11, // [11:16] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_pecet_v1_envelope_proto_init() }
@@ -819,13 +1003,14 @@ func file_pecet_v1_envelope_proto_init() {
 	if File_pecet_v1_envelope_proto != nil {
 		return
 	}
+	file_pecet_v1_batch_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pecet_v1_envelope_proto_rawDesc), len(file_pecet_v1_envelope_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

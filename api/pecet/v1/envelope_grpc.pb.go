@@ -27,6 +27,7 @@ const (
 	EnvelopeService_Decrypt_FullMethodName       = "/pecet.v1.EnvelopeService/Decrypt"
 	EnvelopeService_EncryptStream_FullMethodName = "/pecet.v1.EnvelopeService/EncryptStream"
 	EnvelopeService_DecryptStream_FullMethodName = "/pecet.v1.EnvelopeService/DecryptStream"
+	EnvelopeService_DecryptBatch_FullMethodName  = "/pecet.v1.EnvelopeService/DecryptBatch"
 )
 
 // EnvelopeServiceClient is the client API for EnvelopeService service.
@@ -83,6 +84,13 @@ type EnvelopeServiceClient interface {
 	// the content flows. Chunk sizes and memory as for EncryptStream.
 	// Roles: gateway.
 	DecryptStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[DecryptStreamRequest, DecryptStreamResponse], error)
+	// DecryptBatch decrypts up to 256 small messages (each at most 64 KiB,
+	// all within the message limit) in one call, each as Decrypt would,
+	// with the same key choice for all. A message that does not decrypt
+	// fails alone (InvalidArgument "decryption failed" in its status).
+	// More or larger messages are InvalidArgument before any token work.
+	// Roles: gateway.
+	DecryptBatch(ctx context.Context, in *DecryptBatchRequest, opts ...grpc.CallOption) (*DecryptBatchResponse, error)
 }
 
 type envelopeServiceClient struct {
@@ -139,6 +147,16 @@ func (c *envelopeServiceClient) DecryptStream(ctx context.Context, opts ...grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EnvelopeService_DecryptStreamClient = grpc.BidiStreamingClient[DecryptStreamRequest, DecryptStreamResponse]
 
+func (c *envelopeServiceClient) DecryptBatch(ctx context.Context, in *DecryptBatchRequest, opts ...grpc.CallOption) (*DecryptBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DecryptBatchResponse)
+	err := c.cc.Invoke(ctx, EnvelopeService_DecryptBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EnvelopeServiceServer is the server API for EnvelopeService service.
 // All implementations must embed UnimplementedEnvelopeServiceServer
 // for forward compatibility.
@@ -193,6 +211,13 @@ type EnvelopeServiceServer interface {
 	// the content flows. Chunk sizes and memory as for EncryptStream.
 	// Roles: gateway.
 	DecryptStream(grpc.BidiStreamingServer[DecryptStreamRequest, DecryptStreamResponse]) error
+	// DecryptBatch decrypts up to 256 small messages (each at most 64 KiB,
+	// all within the message limit) in one call, each as Decrypt would,
+	// with the same key choice for all. A message that does not decrypt
+	// fails alone (InvalidArgument "decryption failed" in its status).
+	// More or larger messages are InvalidArgument before any token work.
+	// Roles: gateway.
+	DecryptBatch(context.Context, *DecryptBatchRequest) (*DecryptBatchResponse, error)
 	mustEmbedUnimplementedEnvelopeServiceServer()
 }
 
@@ -214,6 +239,9 @@ func (UnimplementedEnvelopeServiceServer) EncryptStream(grpc.BidiStreamingServer
 }
 func (UnimplementedEnvelopeServiceServer) DecryptStream(grpc.BidiStreamingServer[DecryptStreamRequest, DecryptStreamResponse]) error {
 	return status.Error(codes.Unimplemented, "method DecryptStream not implemented")
+}
+func (UnimplementedEnvelopeServiceServer) DecryptBatch(context.Context, *DecryptBatchRequest) (*DecryptBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DecryptBatch not implemented")
 }
 func (UnimplementedEnvelopeServiceServer) mustEmbedUnimplementedEnvelopeServiceServer() {}
 func (UnimplementedEnvelopeServiceServer) testEmbeddedByValue()                         {}
@@ -286,6 +314,24 @@ func _EnvelopeService_DecryptStream_Handler(srv interface{}, stream grpc.ServerS
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EnvelopeService_DecryptStreamServer = grpc.BidiStreamingServer[DecryptStreamRequest, DecryptStreamResponse]
 
+func _EnvelopeService_DecryptBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DecryptBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EnvelopeServiceServer).DecryptBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EnvelopeService_DecryptBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EnvelopeServiceServer).DecryptBatch(ctx, req.(*DecryptBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EnvelopeService_ServiceDesc is the grpc.ServiceDesc for EnvelopeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -300,6 +346,10 @@ var EnvelopeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Decrypt",
 			Handler:    _EnvelopeService_Decrypt_Handler,
+		},
+		{
+			MethodName: "DecryptBatch",
+			Handler:    _EnvelopeService_DecryptBatch_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -572,11 +572,263 @@ func (x *VerifyResponse) GetReport() []byte {
 	return nil
 }
 
+// SignDigestsRequest: one key version, one hash, many digests.
+type SignDigestsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Alias of a key with purpose SIGN.
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// Key version; 0 means the primary version.
+	Version uint32 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	// Hash every digest was made with; unspecified means SHA-256.
+	Hash HashAlgorithm `protobuf:"varint,3,opt,name=hash,proto3,enum=pecet.v1.HashAlgorithm" json:"hash,omitempty"`
+	// The digests, at most 1,000 per request; each must be as long as
+	// `hash` makes them.
+	Digests [][]byte `protobuf:"bytes,4,rep,name=digests,proto3" json:"digests,omitempty"`
+	// Return a bare signature per digest instead of a CMS SignedData:
+	// RSA PKCS#1 v1.5 (with the DigestInfo of `hash`) or ECDSA (ASN.1 DER,
+	// as crypto/ecdsa and OpenSSL write it), checked against the
+	// certificate before it leaves.
+	Raw bool `protobuf:"varint,5,opt,name=raw,proto3" json:"raw,omitempty"`
+	// Add an RFC 3161 time-stamp token over each signature value (CAdES-T,
+	// as Sign's timestamp): one TSA call per item. Not with raw.
+	Timestamp     bool `protobuf:"varint,6,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignDigestsRequest) Reset() {
+	*x = SignDigestsRequest{}
+	mi := &file_pecet_v1_sign_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignDigestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignDigestsRequest) ProtoMessage() {}
+
+func (x *SignDigestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_sign_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignDigestsRequest.ProtoReflect.Descriptor instead.
+func (*SignDigestsRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SignDigestsRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *SignDigestsRequest) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *SignDigestsRequest) GetHash() HashAlgorithm {
+	if x != nil {
+		return x.Hash
+	}
+	return HashAlgorithm_HASH_ALGORITHM_UNSPECIFIED
+}
+
+func (x *SignDigestsRequest) GetDigests() [][]byte {
+	if x != nil {
+		return x.Digests
+	}
+	return nil
+}
+
+func (x *SignDigestsRequest) GetRaw() bool {
+	if x != nil {
+		return x.Raw
+	}
+	return false
+}
+
+func (x *SignDigestsRequest) GetTimestamp() bool {
+	if x != nil {
+		return x.Timestamp
+	}
+	return false
+}
+
+// SignDigestsResponse: one result per digest, in the request's order.
+type SignDigestsResponse struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Results []*SignDigestResult    `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// Alias of the key used.
+	Key string `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	// Version of the key used.
+	Version uint32 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	// Signing time written into every SignedData of this response.
+	SigningTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=signing_time,json=signingTime,proto3" json:"signing_time,omitempty"`
+	// The batch id: the audit log's item lines of this call carry it.
+	Batch string `protobuf:"bytes,5,opt,name=batch,proto3" json:"batch,omitempty"`
+	// The number of digests of this stream before this response's first
+	// (SignDigestsStream; 0 for SignDigests). The audit log numbers items
+	// of a stream from 1 across all its requests.
+	FirstItem     uint64 `protobuf:"varint,6,opt,name=first_item,json=firstItem,proto3" json:"first_item,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignDigestsResponse) Reset() {
+	*x = SignDigestsResponse{}
+	mi := &file_pecet_v1_sign_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignDigestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignDigestsResponse) ProtoMessage() {}
+
+func (x *SignDigestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_sign_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignDigestsResponse.ProtoReflect.Descriptor instead.
+func (*SignDigestsResponse) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *SignDigestsResponse) GetResults() []*SignDigestResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *SignDigestsResponse) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *SignDigestsResponse) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *SignDigestsResponse) GetSigningTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SigningTime
+	}
+	return nil
+}
+
+func (x *SignDigestsResponse) GetBatch() string {
+	if x != nil {
+		return x.Batch
+	}
+	return ""
+}
+
+func (x *SignDigestsResponse) GetFirstItem() uint64 {
+	if x != nil {
+		return x.FirstItem
+	}
+	return 0
+}
+
+// SignDigestResult is one digest's outcome.
+type SignDigestResult struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Status *ItemStatus            `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// CMS ContentInfo(SignedData), DER, detached; or with raw the bare
+	// signature. Empty unless status is OK.
+	Signature []byte `protobuf:"bytes,2,opt,name=signature,proto3" json:"signature,omitempty"`
+	// genTime of the embedded time-stamp, when timestamp was asked for.
+	TimestampTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=timestamp_time,json=timestampTime,proto3" json:"timestamp_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignDigestResult) Reset() {
+	*x = SignDigestResult{}
+	mi := &file_pecet_v1_sign_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignDigestResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignDigestResult) ProtoMessage() {}
+
+func (x *SignDigestResult) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_sign_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignDigestResult.ProtoReflect.Descriptor instead.
+func (*SignDigestResult) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SignDigestResult) GetStatus() *ItemStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *SignDigestResult) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *SignDigestResult) GetTimestampTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.TimestampTime
+	}
+	return nil
+}
+
 var File_pecet_v1_sign_proto protoreflect.FileDescriptor
 
 const file_pecet_v1_sign_proto_rawDesc = "" +
 	"\n" +
-	"\x13pecet/v1/sign.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15pecet/v1/common.proto\x1a\x15pecet/v1/policy.proto\"\xd9\x01\n" +
+	"\x13pecet/v1/sign.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14pecet/v1/batch.proto\x1a\x15pecet/v1/common.proto\x1a\x15pecet/v1/policy.proto\"\xd9\x01\n" +
 	"\vSignRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x12\x14\n" +
@@ -620,10 +872,31 @@ const file_pecet_v1_sign_proto_rawDesc = "" +
 	"\x1aCONTENT_SOURCE_UNSPECIFIED\x10\x00\x12\f\n" +
 	"\bEMBEDDED\x10\x01\x12\x11\n" +
 	"\rGIVEN_CONTENT\x10\x02\x12\x10\n" +
-	"\fGIVEN_DIGEST\x10\x032\x81\x01\n" +
+	"\fGIVEN_DIGEST\x10\x03\"\xb7\x01\n" +
+	"\x12SignDigestsRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\rR\aversion\x12+\n" +
+	"\x04hash\x18\x03 \x01(\x0e2\x17.pecet.v1.HashAlgorithmR\x04hash\x12\x18\n" +
+	"\adigests\x18\x04 \x03(\fR\adigests\x12\x10\n" +
+	"\x03raw\x18\x05 \x01(\bR\x03raw\x12\x1c\n" +
+	"\ttimestamp\x18\x06 \x01(\bR\ttimestamp\"\xeb\x01\n" +
+	"\x13SignDigestsResponse\x124\n" +
+	"\aresults\x18\x01 \x03(\v2\x1a.pecet.v1.SignDigestResultR\aresults\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\rR\aversion\x12=\n" +
+	"\fsigning_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\vsigningTime\x12\x14\n" +
+	"\x05batch\x18\x05 \x01(\tR\x05batch\x12\x1d\n" +
+	"\n" +
+	"first_item\x18\x06 \x01(\x04R\tfirstItem\"\xa1\x01\n" +
+	"\x10SignDigestResult\x12,\n" +
+	"\x06status\x18\x01 \x01(\v2\x14.pecet.v1.ItemStatusR\x06status\x12\x1c\n" +
+	"\tsignature\x18\x02 \x01(\fR\tsignature\x12A\n" +
+	"\x0etimestamp_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rtimestampTime2\xa3\x02\n" +
 	"\vSignService\x125\n" +
 	"\x04Sign\x12\x15.pecet.v1.SignRequest\x1a\x16.pecet.v1.SignResponse\x12;\n" +
-	"\x06Verify\x12\x17.pecet.v1.VerifyRequest\x1a\x18.pecet.v1.VerifyResponseB1Z/github.com/pecet-hsm/pecet/api/pecet/v1;pecetv1b\x06proto3"
+	"\x06Verify\x12\x17.pecet.v1.VerifyRequest\x1a\x18.pecet.v1.VerifyResponse\x12J\n" +
+	"\vSignDigests\x12\x1c.pecet.v1.SignDigestsRequest\x1a\x1d.pecet.v1.SignDigestsResponse\x12T\n" +
+	"\x11SignDigestsStream\x12\x1c.pecet.v1.SignDigestsRequest\x1a\x1d.pecet.v1.SignDigestsResponse(\x010\x01B1Z/github.com/pecet-hsm/pecet/api/pecet/v1;pecetv1b\x06proto3"
 
 var (
 	file_pecet_v1_sign_proto_rawDescOnce sync.Once
@@ -638,37 +911,50 @@ func file_pecet_v1_sign_proto_rawDescGZIP() []byte {
 }
 
 var file_pecet_v1_sign_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pecet_v1_sign_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_pecet_v1_sign_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_pecet_v1_sign_proto_goTypes = []any{
 	(VerifyResponse_ContentSource)(0), // 0: pecet.v1.VerifyResponse.ContentSource
 	(*SignRequest)(nil),               // 1: pecet.v1.SignRequest
 	(*SignResponse)(nil),              // 2: pecet.v1.SignResponse
 	(*VerifyRequest)(nil),             // 3: pecet.v1.VerifyRequest
 	(*VerifyResponse)(nil),            // 4: pecet.v1.VerifyResponse
-	(HashAlgorithm)(0),                // 5: pecet.v1.HashAlgorithm
-	(*timestamppb.Timestamp)(nil),     // 6: google.protobuf.Timestamp
-	(RevocationMode)(0),               // 7: pecet.v1.RevocationMode
-	(*Verdict)(nil),                   // 8: pecet.v1.Verdict
+	(*SignDigestsRequest)(nil),        // 5: pecet.v1.SignDigestsRequest
+	(*SignDigestsResponse)(nil),       // 6: pecet.v1.SignDigestsResponse
+	(*SignDigestResult)(nil),          // 7: pecet.v1.SignDigestResult
+	(HashAlgorithm)(0),                // 8: pecet.v1.HashAlgorithm
+	(*timestamppb.Timestamp)(nil),     // 9: google.protobuf.Timestamp
+	(RevocationMode)(0),               // 10: pecet.v1.RevocationMode
+	(*Verdict)(nil),                   // 11: pecet.v1.Verdict
+	(*ItemStatus)(nil),                // 12: pecet.v1.ItemStatus
 }
 var file_pecet_v1_sign_proto_depIdxs = []int32{
-	5,  // 0: pecet.v1.SignRequest.hash:type_name -> pecet.v1.HashAlgorithm
-	6,  // 1: pecet.v1.SignResponse.signing_time:type_name -> google.protobuf.Timestamp
-	6,  // 2: pecet.v1.SignResponse.timestamp_time:type_name -> google.protobuf.Timestamp
-	5,  // 3: pecet.v1.VerifyRequest.digest_hash:type_name -> pecet.v1.HashAlgorithm
-	6,  // 4: pecet.v1.VerifyRequest.at:type_name -> google.protobuf.Timestamp
-	7,  // 5: pecet.v1.VerifyRequest.revocation:type_name -> pecet.v1.RevocationMode
-	8,  // 6: pecet.v1.VerifyResponse.verdict:type_name -> pecet.v1.Verdict
+	8,  // 0: pecet.v1.SignRequest.hash:type_name -> pecet.v1.HashAlgorithm
+	9,  // 1: pecet.v1.SignResponse.signing_time:type_name -> google.protobuf.Timestamp
+	9,  // 2: pecet.v1.SignResponse.timestamp_time:type_name -> google.protobuf.Timestamp
+	8,  // 3: pecet.v1.VerifyRequest.digest_hash:type_name -> pecet.v1.HashAlgorithm
+	9,  // 4: pecet.v1.VerifyRequest.at:type_name -> google.protobuf.Timestamp
+	10, // 5: pecet.v1.VerifyRequest.revocation:type_name -> pecet.v1.RevocationMode
+	11, // 6: pecet.v1.VerifyResponse.verdict:type_name -> pecet.v1.Verdict
 	0,  // 7: pecet.v1.VerifyResponse.content_source:type_name -> pecet.v1.VerifyResponse.ContentSource
 	0,  // 8: pecet.v1.VerifyResponse.compared:type_name -> pecet.v1.VerifyResponse.ContentSource
-	1,  // 9: pecet.v1.SignService.Sign:input_type -> pecet.v1.SignRequest
-	3,  // 10: pecet.v1.SignService.Verify:input_type -> pecet.v1.VerifyRequest
-	2,  // 11: pecet.v1.SignService.Sign:output_type -> pecet.v1.SignResponse
-	4,  // 12: pecet.v1.SignService.Verify:output_type -> pecet.v1.VerifyResponse
-	11, // [11:13] is the sub-list for method output_type
-	9,  // [9:11] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	8,  // 9: pecet.v1.SignDigestsRequest.hash:type_name -> pecet.v1.HashAlgorithm
+	7,  // 10: pecet.v1.SignDigestsResponse.results:type_name -> pecet.v1.SignDigestResult
+	9,  // 11: pecet.v1.SignDigestsResponse.signing_time:type_name -> google.protobuf.Timestamp
+	12, // 12: pecet.v1.SignDigestResult.status:type_name -> pecet.v1.ItemStatus
+	9,  // 13: pecet.v1.SignDigestResult.timestamp_time:type_name -> google.protobuf.Timestamp
+	1,  // 14: pecet.v1.SignService.Sign:input_type -> pecet.v1.SignRequest
+	3,  // 15: pecet.v1.SignService.Verify:input_type -> pecet.v1.VerifyRequest
+	5,  // 16: pecet.v1.SignService.SignDigests:input_type -> pecet.v1.SignDigestsRequest
+	5,  // 17: pecet.v1.SignService.SignDigestsStream:input_type -> pecet.v1.SignDigestsRequest
+	2,  // 18: pecet.v1.SignService.Sign:output_type -> pecet.v1.SignResponse
+	4,  // 19: pecet.v1.SignService.Verify:output_type -> pecet.v1.VerifyResponse
+	6,  // 20: pecet.v1.SignService.SignDigests:output_type -> pecet.v1.SignDigestsResponse
+	6,  // 21: pecet.v1.SignService.SignDigestsStream:output_type -> pecet.v1.SignDigestsResponse
+	18, // [18:22] is the sub-list for method output_type
+	14, // [14:18] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_pecet_v1_sign_proto_init() }
@@ -676,6 +962,7 @@ func file_pecet_v1_sign_proto_init() {
 	if File_pecet_v1_sign_proto != nil {
 		return
 	}
+	file_pecet_v1_batch_proto_init()
 	file_pecet_v1_common_proto_init()
 	file_pecet_v1_policy_proto_init()
 	file_pecet_v1_sign_proto_msgTypes[0].OneofWrappers = []any{
@@ -692,7 +979,7 @@ func file_pecet_v1_sign_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pecet_v1_sign_proto_rawDesc), len(file_pecet_v1_sign_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

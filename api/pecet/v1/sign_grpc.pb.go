@@ -21,8 +21,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SignService_Sign_FullMethodName   = "/pecet.v1.SignService/Sign"
-	SignService_Verify_FullMethodName = "/pecet.v1.SignService/Verify"
+	SignService_Sign_FullMethodName              = "/pecet.v1.SignService/Sign"
+	SignService_Verify_FullMethodName            = "/pecet.v1.SignService/Verify"
+	SignService_SignDigests_FullMethodName       = "/pecet.v1.SignService/SignDigests"
+	SignService_SignDigestsStream_FullMethodName = "/pecet.v1.SignService/SignDigestsStream"
 )
 
 // SignServiceClient is the client API for SignService service.
@@ -38,6 +40,22 @@ type SignServiceClient interface {
 	// an invalid signature is a successful call with an INVALID verdict.
 	// Roles: client, gateway.
 	Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error)
+	// SignDigests signs up to 1,000 digests with one key version and one
+	// hash in one call (docs/api.md "Batch calls"): each item becomes its own
+	// detached CMS SignedData with the attributes of Sign with a digest, or,
+	// with raw, a bare signature over the digest. Each item has its own
+	// status; a digest of the wrong length fails alone. More than 1,000
+	// digests is InvalidArgument before any key is used. Roles: client.
+	SignDigests(ctx context.Context, in *SignDigestsRequest, opts ...grpc.CallOption) (*SignDigestsResponse, error)
+	// SignDigestsStream is SignDigests for batches of any size: each request
+	// is a batch (at most 1,000 digests) and gets one response, in order.
+	// The first request names the key, version, hash, raw and timestamp for
+	// the whole stream; later requests leave them unset (or repeat them).
+	// The server holds at most as many requests in flight as the token has
+	// sessions and reads the next one only when one of them has been sent:
+	// a client that stops reading responses stops its own sending (HTTP/2
+	// flow control). Roles: client.
+	SignDigestsStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SignDigestsRequest, SignDigestsResponse], error)
 }
 
 type signServiceClient struct {
@@ -68,6 +86,29 @@ func (c *signServiceClient) Verify(ctx context.Context, in *VerifyRequest, opts 
 	return out, nil
 }
 
+func (c *signServiceClient) SignDigests(ctx context.Context, in *SignDigestsRequest, opts ...grpc.CallOption) (*SignDigestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SignDigestsResponse)
+	err := c.cc.Invoke(ctx, SignService_SignDigests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *signServiceClient) SignDigestsStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SignDigestsRequest, SignDigestsResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &SignService_ServiceDesc.Streams[0], SignService_SignDigestsStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[SignDigestsRequest, SignDigestsResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SignService_SignDigestsStreamClient = grpc.BidiStreamingClient[SignDigestsRequest, SignDigestsResponse]
+
 // SignServiceServer is the server API for SignService service.
 // All implementations must embed UnimplementedSignServiceServer
 // for forward compatibility.
@@ -81,6 +122,22 @@ type SignServiceServer interface {
 	// an invalid signature is a successful call with an INVALID verdict.
 	// Roles: client, gateway.
 	Verify(context.Context, *VerifyRequest) (*VerifyResponse, error)
+	// SignDigests signs up to 1,000 digests with one key version and one
+	// hash in one call (docs/api.md "Batch calls"): each item becomes its own
+	// detached CMS SignedData with the attributes of Sign with a digest, or,
+	// with raw, a bare signature over the digest. Each item has its own
+	// status; a digest of the wrong length fails alone. More than 1,000
+	// digests is InvalidArgument before any key is used. Roles: client.
+	SignDigests(context.Context, *SignDigestsRequest) (*SignDigestsResponse, error)
+	// SignDigestsStream is SignDigests for batches of any size: each request
+	// is a batch (at most 1,000 digests) and gets one response, in order.
+	// The first request names the key, version, hash, raw and timestamp for
+	// the whole stream; later requests leave them unset (or repeat them).
+	// The server holds at most as many requests in flight as the token has
+	// sessions and reads the next one only when one of them has been sent:
+	// a client that stops reading responses stops its own sending (HTTP/2
+	// flow control). Roles: client.
+	SignDigestsStream(grpc.BidiStreamingServer[SignDigestsRequest, SignDigestsResponse]) error
 	mustEmbedUnimplementedSignServiceServer()
 }
 
@@ -96,6 +153,12 @@ func (UnimplementedSignServiceServer) Sign(context.Context, *SignRequest) (*Sign
 }
 func (UnimplementedSignServiceServer) Verify(context.Context, *VerifyRequest) (*VerifyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Verify not implemented")
+}
+func (UnimplementedSignServiceServer) SignDigests(context.Context, *SignDigestsRequest) (*SignDigestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SignDigests not implemented")
+}
+func (UnimplementedSignServiceServer) SignDigestsStream(grpc.BidiStreamingServer[SignDigestsRequest, SignDigestsResponse]) error {
+	return status.Error(codes.Unimplemented, "method SignDigestsStream not implemented")
 }
 func (UnimplementedSignServiceServer) mustEmbedUnimplementedSignServiceServer() {}
 func (UnimplementedSignServiceServer) testEmbeddedByValue()                     {}
@@ -154,6 +217,31 @@ func _SignService_Verify_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SignService_SignDigests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SignDigestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignServiceServer).SignDigests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignService_SignDigests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignServiceServer).SignDigests(ctx, req.(*SignDigestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _SignService_SignDigestsStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(SignServiceServer).SignDigestsStream(&grpc.GenericServerStream[SignDigestsRequest, SignDigestsResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type SignService_SignDigestsStreamServer = grpc.BidiStreamingServer[SignDigestsRequest, SignDigestsResponse]
+
 // SignService_ServiceDesc is the grpc.ServiceDesc for SignService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -169,7 +257,18 @@ var SignService_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Verify",
 			Handler:    _SignService_Verify_Handler,
 		},
+		{
+			MethodName: "SignDigests",
+			Handler:    _SignService_SignDigests_Handler,
+		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "SignDigestsStream",
+			Handler:       _SignService_SignDigestsStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "pecet/v1/sign.proto",
 }

@@ -267,11 +267,165 @@ func (x *TimestampResponse) GetPolicy() string {
 	return ""
 }
 
+// TimestampBatchRequest: up to 1,000 TimeStampReqs in fields.
+type TimestampBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Requests      []*TimestampRequest    `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimestampBatchRequest) Reset() {
+	*x = TimestampBatchRequest{}
+	mi := &file_pecet_v1_timestamp_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimestampBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimestampBatchRequest) ProtoMessage() {}
+
+func (x *TimestampBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_timestamp_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimestampBatchRequest.ProtoReflect.Descriptor instead.
+func (*TimestampBatchRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_timestamp_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TimestampBatchRequest) GetRequests() []*TimestampRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+// TimestampBatchResponse: one result per request, in order.
+type TimestampBatchResponse struct {
+	state   protoimpl.MessageState  `protogen:"open.v1"`
+	Results []*TimestampBatchResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	// The batch id: the audit log's item lines of this call carry it.
+	Batch         string `protobuf:"bytes,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimestampBatchResponse) Reset() {
+	*x = TimestampBatchResponse{}
+	mi := &file_pecet_v1_timestamp_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimestampBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimestampBatchResponse) ProtoMessage() {}
+
+func (x *TimestampBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_timestamp_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimestampBatchResponse.ProtoReflect.Descriptor instead.
+func (*TimestampBatchResponse) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_timestamp_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *TimestampBatchResponse) GetResults() []*TimestampBatchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *TimestampBatchResponse) GetBatch() string {
+	if x != nil {
+		return x.Batch
+	}
+	return ""
+}
+
+// TimestampBatchResult is one request's outcome.
+type TimestampBatchResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// OK when the TSA answered (granted or rejected: see response.status).
+	Status *ItemStatus `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	// The answer, as Timestamp returns it; unset unless status is OK.
+	Response      *TimestampResponse `protobuf:"bytes,2,opt,name=response,proto3" json:"response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TimestampBatchResult) Reset() {
+	*x = TimestampBatchResult{}
+	mi := &file_pecet_v1_timestamp_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TimestampBatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TimestampBatchResult) ProtoMessage() {}
+
+func (x *TimestampBatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_timestamp_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TimestampBatchResult.ProtoReflect.Descriptor instead.
+func (*TimestampBatchResult) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_timestamp_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TimestampBatchResult) GetStatus() *ItemStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *TimestampBatchResult) GetResponse() *TimestampResponse {
+	if x != nil {
+		return x.Response
+	}
+	return nil
+}
+
 var File_pecet_v1_timestamp_proto protoreflect.FileDescriptor
 
 const file_pecet_v1_timestamp_proto_rawDesc = "" +
 	"\n" +
-	"\x18pecet/v1/timestamp.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15pecet/v1/common.proto\"\xa0\x01\n" +
+	"\x18pecet/v1/timestamp.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14pecet/v1/batch.proto\x1a\x15pecet/v1/common.proto\"\xa0\x01\n" +
 	"\x10TimestampRequest\x12\x16\n" +
 	"\x06digest\x18\x01 \x01(\fR\x06digest\x12+\n" +
 	"\x04hash\x18\x02 \x01(\x0e2\x17.pecet.v1.HashAlgorithmR\x04hash\x12\x14\n" +
@@ -291,9 +445,18 @@ const file_pecet_v1_timestamp_proto_rawDesc = "" +
 	"\x06Status\x12\x16\n" +
 	"\x12STATUS_UNSPECIFIED\x10\x00\x12\v\n" +
 	"\aGRANTED\x10\x01\x12\r\n" +
-	"\tREJECTION\x10\x022X\n" +
+	"\tREJECTION\x10\x02\"O\n" +
+	"\x15TimestampBatchRequest\x126\n" +
+	"\brequests\x18\x01 \x03(\v2\x1a.pecet.v1.TimestampRequestR\brequests\"h\n" +
+	"\x16TimestampBatchResponse\x128\n" +
+	"\aresults\x18\x01 \x03(\v2\x1e.pecet.v1.TimestampBatchResultR\aresults\x12\x14\n" +
+	"\x05batch\x18\x02 \x01(\tR\x05batch\"}\n" +
+	"\x14TimestampBatchResult\x12,\n" +
+	"\x06status\x18\x01 \x01(\v2\x14.pecet.v1.ItemStatusR\x06status\x127\n" +
+	"\bresponse\x18\x02 \x01(\v2\x1b.pecet.v1.TimestampResponseR\bresponse2\xad\x01\n" +
 	"\x10TimestampService\x12D\n" +
-	"\tTimestamp\x12\x1a.pecet.v1.TimestampRequest\x1a\x1b.pecet.v1.TimestampResponseB1Z/github.com/pecet-hsm/pecet/api/pecet/v1;pecetv1b\x06proto3"
+	"\tTimestamp\x12\x1a.pecet.v1.TimestampRequest\x1a\x1b.pecet.v1.TimestampResponse\x12S\n" +
+	"\x0eTimestampBatch\x12\x1f.pecet.v1.TimestampBatchRequest\x1a .pecet.v1.TimestampBatchResponseB1Z/github.com/pecet-hsm/pecet/api/pecet/v1;pecetv1b\x06proto3"
 
 var (
 	file_pecet_v1_timestamp_proto_rawDescOnce sync.Once
@@ -308,25 +471,35 @@ func file_pecet_v1_timestamp_proto_rawDescGZIP() []byte {
 }
 
 var file_pecet_v1_timestamp_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pecet_v1_timestamp_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_pecet_v1_timestamp_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_pecet_v1_timestamp_proto_goTypes = []any{
-	(TimestampResponse_Status)(0), // 0: pecet.v1.TimestampResponse.Status
-	(*TimestampRequest)(nil),      // 1: pecet.v1.TimestampRequest
-	(*TimestampResponse)(nil),     // 2: pecet.v1.TimestampResponse
-	(HashAlgorithm)(0),            // 3: pecet.v1.HashAlgorithm
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(TimestampResponse_Status)(0),  // 0: pecet.v1.TimestampResponse.Status
+	(*TimestampRequest)(nil),       // 1: pecet.v1.TimestampRequest
+	(*TimestampResponse)(nil),      // 2: pecet.v1.TimestampResponse
+	(*TimestampBatchRequest)(nil),  // 3: pecet.v1.TimestampBatchRequest
+	(*TimestampBatchResponse)(nil), // 4: pecet.v1.TimestampBatchResponse
+	(*TimestampBatchResult)(nil),   // 5: pecet.v1.TimestampBatchResult
+	(HashAlgorithm)(0),             // 6: pecet.v1.HashAlgorithm
+	(*timestamppb.Timestamp)(nil),  // 7: google.protobuf.Timestamp
+	(*ItemStatus)(nil),             // 8: pecet.v1.ItemStatus
 }
 var file_pecet_v1_timestamp_proto_depIdxs = []int32{
-	3, // 0: pecet.v1.TimestampRequest.hash:type_name -> pecet.v1.HashAlgorithm
+	6, // 0: pecet.v1.TimestampRequest.hash:type_name -> pecet.v1.HashAlgorithm
 	0, // 1: pecet.v1.TimestampResponse.status:type_name -> pecet.v1.TimestampResponse.Status
-	4, // 2: pecet.v1.TimestampResponse.gen_time:type_name -> google.protobuf.Timestamp
-	1, // 3: pecet.v1.TimestampService.Timestamp:input_type -> pecet.v1.TimestampRequest
-	2, // 4: pecet.v1.TimestampService.Timestamp:output_type -> pecet.v1.TimestampResponse
-	4, // [4:5] is the sub-list for method output_type
-	3, // [3:4] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	7, // 2: pecet.v1.TimestampResponse.gen_time:type_name -> google.protobuf.Timestamp
+	1, // 3: pecet.v1.TimestampBatchRequest.requests:type_name -> pecet.v1.TimestampRequest
+	5, // 4: pecet.v1.TimestampBatchResponse.results:type_name -> pecet.v1.TimestampBatchResult
+	8, // 5: pecet.v1.TimestampBatchResult.status:type_name -> pecet.v1.ItemStatus
+	2, // 6: pecet.v1.TimestampBatchResult.response:type_name -> pecet.v1.TimestampResponse
+	1, // 7: pecet.v1.TimestampService.Timestamp:input_type -> pecet.v1.TimestampRequest
+	3, // 8: pecet.v1.TimestampService.TimestampBatch:input_type -> pecet.v1.TimestampBatchRequest
+	2, // 9: pecet.v1.TimestampService.Timestamp:output_type -> pecet.v1.TimestampResponse
+	4, // 10: pecet.v1.TimestampService.TimestampBatch:output_type -> pecet.v1.TimestampBatchResponse
+	9, // [9:11] is the sub-list for method output_type
+	7, // [7:9] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_pecet_v1_timestamp_proto_init() }
@@ -334,6 +507,7 @@ func file_pecet_v1_timestamp_proto_init() {
 	if File_pecet_v1_timestamp_proto != nil {
 		return
 	}
+	file_pecet_v1_batch_proto_init()
 	file_pecet_v1_common_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -341,7 +515,7 @@ func file_pecet_v1_timestamp_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pecet_v1_timestamp_proto_rawDesc), len(file_pecet_v1_timestamp_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   2,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,7 +21,8 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	TimestampService_Timestamp_FullMethodName = "/pecet.v1.TimestampService/Timestamp"
+	TimestampService_Timestamp_FullMethodName      = "/pecet.v1.TimestampService/Timestamp"
+	TimestampService_TimestampBatch_FullMethodName = "/pecet.v1.TimestampService/TimestampBatch"
 )
 
 // TimestampServiceClient is the client API for TimestampService service.
@@ -38,6 +39,13 @@ type TimestampServiceClient interface {
 	// REJECTION and a failure info, exactly as over HTTP. Roles: client,
 	// gateway.
 	Timestamp(ctx context.Context, in *TimestampRequest, opts ...grpc.CallOption) (*TimestampResponse, error)
+	// TimestampBatch issues up to 1,000 time-stamps in one call, one per
+	// request, each answered as Timestamp answers it (a refusal is a
+	// REJECTION response). An item the call itself would refuse (an empty
+	// digest, a nonce over 64 bytes, a policy that is no OID) fails alone
+	// in its status. More than 1,000 items is InvalidArgument before any
+	// token work. Roles: client, gateway.
+	TimestampBatch(ctx context.Context, in *TimestampBatchRequest, opts ...grpc.CallOption) (*TimestampBatchResponse, error)
 }
 
 type timestampServiceClient struct {
@@ -58,6 +66,16 @@ func (c *timestampServiceClient) Timestamp(ctx context.Context, in *TimestampReq
 	return out, nil
 }
 
+func (c *timestampServiceClient) TimestampBatch(ctx context.Context, in *TimestampBatchRequest, opts ...grpc.CallOption) (*TimestampBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(TimestampBatchResponse)
+	err := c.cc.Invoke(ctx, TimestampService_TimestampBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TimestampServiceServer is the server API for TimestampService service.
 // All implementations must embed UnimplementedTimestampServiceServer
 // for forward compatibility.
@@ -72,6 +90,13 @@ type TimestampServiceServer interface {
 	// REJECTION and a failure info, exactly as over HTTP. Roles: client,
 	// gateway.
 	Timestamp(context.Context, *TimestampRequest) (*TimestampResponse, error)
+	// TimestampBatch issues up to 1,000 time-stamps in one call, one per
+	// request, each answered as Timestamp answers it (a refusal is a
+	// REJECTION response). An item the call itself would refuse (an empty
+	// digest, a nonce over 64 bytes, a policy that is no OID) fails alone
+	// in its status. More than 1,000 items is InvalidArgument before any
+	// token work. Roles: client, gateway.
+	TimestampBatch(context.Context, *TimestampBatchRequest) (*TimestampBatchResponse, error)
 	mustEmbedUnimplementedTimestampServiceServer()
 }
 
@@ -84,6 +109,9 @@ type UnimplementedTimestampServiceServer struct{}
 
 func (UnimplementedTimestampServiceServer) Timestamp(context.Context, *TimestampRequest) (*TimestampResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Timestamp not implemented")
+}
+func (UnimplementedTimestampServiceServer) TimestampBatch(context.Context, *TimestampBatchRequest) (*TimestampBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method TimestampBatch not implemented")
 }
 func (UnimplementedTimestampServiceServer) mustEmbedUnimplementedTimestampServiceServer() {}
 func (UnimplementedTimestampServiceServer) testEmbeddedByValue()                          {}
@@ -124,6 +152,24 @@ func _TimestampService_Timestamp_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TimestampService_TimestampBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(TimestampBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TimestampServiceServer).TimestampBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: TimestampService_TimestampBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TimestampServiceServer).TimestampBatch(ctx, req.(*TimestampBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // TimestampService_ServiceDesc is the grpc.ServiceDesc for TimestampService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -134,6 +180,10 @@ var TimestampService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Timestamp",
 			Handler:    _TimestampService_Timestamp_Handler,
+		},
+		{
+			MethodName: "TimestampBatch",
+			Handler:    _TimestampService_TimestampBatch_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
