@@ -194,6 +194,8 @@ func Run(ctx context.Context, o Options, log *slog.Logger) error {
 		TSACertificates: st.live.TSACertificates,
 		RSACheckEvery:   cfg.Token.RSACheckEvery,
 		Keys:            ks,
+		KeyAdmin:        ks,
+		Requests:        ks,
 		Validator:       st.live.Validator,
 		Policies:        st.live.Policies,
 		Auth:            st.live.Auth,
