@@ -18,8 +18,9 @@ import (
 // TestReleaseBinaryHasNoFaultHook: the pecetd every other test runs (a
 // plain `go build`) carries none of the fault hook that -tags faultinject
 // adds (internal/daemon/faultinject.go): neither its environment variables
-// nor its warning, nor any code of keystore.Faults (the linker drops it
-// when nothing in the build opens a Store through it).
+// nor its warning, nor any code of internal/faultinject (no release
+// package imports it: internal/archtest), nor the keystore.Faults it
+// replaced.
 func TestReleaseBinaryHasNoFaultHook(t *testing.T) {
 	pecetd, _ := binaries(t)
 	b, err := os.ReadFile(pecetd)
@@ -41,7 +42,7 @@ func TestReleaseBinaryHasNoFaultHook(t *testing.T) {
 		t.Fatalf("the symbols of pecetd: %d, %v", len(syms), err)
 	}
 	for _, s := range syms {
-		if strings.Contains(s.Name, "keystore.(*Faults)") || strings.Contains(s.Name, "keystore.OpenWithFaults") {
+		if strings.Contains(s.Name, "pecet/internal/faultinject.") || strings.Contains(s.Name, "keystore.(*Faults)") || strings.Contains(s.Name, "keystore.OpenWithFaults") {
 			t.Errorf("the release pecetd links the fault hook: %s", s.Name)
 		}
 	}
