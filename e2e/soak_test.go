@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pecet-hsm/pecet/internal/soak"
+	"github.com/pecet-hsm/pecet/internal/perf/soak"
 )
 
 // TestReleaseBinaryHasNoFaultHook: the pecetd every other test runs (a

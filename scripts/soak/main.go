@@ -1,5 +1,5 @@
 // Command soak runs the soak of docs/reliability.md "Soak" against a real pecetd process
-// (internal/soak; docs/reliability.md, "Soak"):
+// (internal/perf/soak; docs/reliability.md, "Soak"):
 //
 //	go run ./scripts/soak [--duration 10m] [--dir DIR] [--faults 3s] [--fraction 0.8] [--json FILE]
 //
@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pecet-hsm/pecet/internal/soak"
+	"github.com/pecet-hsm/pecet/internal/perf/soak"
 )
 
 func main() {
