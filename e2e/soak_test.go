@@ -104,7 +104,7 @@ func benchMixAudited(t *testing.T, d *daemon) {
 // with -tags faultinject, the mix at 80% of its peak with a fault every 3 s,
 // every invariant checked (soak.Report.Failures). It takes a minute or
 // more and loads the machine, so it runs only when PECET_SOAK_E2E gives
-// its duration (PECET_SOAK_E2E=30s); `go run ./scripts/soak` is the full
+// its duration (PECET_SOAK_E2E=30s); `go run ./scripts/perf soak` is the full
 // one.
 func TestSoakShort(t *testing.T) {
 	v := os.Getenv("PECET_SOAK_E2E")
