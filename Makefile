@@ -57,7 +57,7 @@ bench:
 ## soak: the soak of docs/reliability.md against a real pecetd built with -tags faultinject (SOAK=10m)
 SOAK ?= 10m
 soak: deps
-	$(GO) run ./scripts/soak --duration $(SOAK)
+	$(GO) run ./scripts/perf soak --duration $(SOAK)
 
 clean:
 	rm -rf $(BIN)

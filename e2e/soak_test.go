@@ -12,14 +12,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pecet-hsm/pecet/internal/soak"
+	"github.com/pecet-hsm/pecet/internal/perf/soak"
 )
 
 // TestReleaseBinaryHasNoFaultHook: the pecetd every other test runs (a
 // plain `go build`) carries none of the fault hook that -tags faultinject
 // adds (internal/daemon/faultinject.go): neither its environment variables
-// nor its warning, nor any code of keystore.Faults (the linker drops it
-// when nothing in the build opens a Store through it).
+// nor its warning, nor any code of internal/faultinject (no release
+// package imports it: internal/archtest), nor the keystore.Faults it
+// replaced.
 func TestReleaseBinaryHasNoFaultHook(t *testing.T) {
 	pecetd, _ := binaries(t)
 	b, err := os.ReadFile(pecetd)
@@ -41,7 +42,7 @@ func TestReleaseBinaryHasNoFaultHook(t *testing.T) {
 		t.Fatalf("the symbols of pecetd: %d, %v", len(syms), err)
 	}
 	for _, s := range syms {
-		if strings.Contains(s.Name, "keystore.(*Faults)") || strings.Contains(s.Name, "keystore.OpenWithFaults") {
+		if strings.Contains(s.Name, "pecet/internal/faultinject.") || strings.Contains(s.Name, "keystore.(*Faults)") || strings.Contains(s.Name, "keystore.OpenWithFaults") {
 			t.Errorf("the release pecetd links the fault hook: %s", s.Name)
 		}
 	}
@@ -103,7 +104,7 @@ func benchMixAudited(t *testing.T, d *daemon) {
 // with -tags faultinject, the mix at 80% of its peak with a fault every 3 s,
 // every invariant checked (soak.Report.Failures). It takes a minute or
 // more and loads the machine, so it runs only when PECET_SOAK_E2E gives
-// its duration (PECET_SOAK_E2E=30s); `go run ./scripts/soak` is the full
+// its duration (PECET_SOAK_E2E=30s); `go run ./scripts/perf soak` is the full
 // one.
 func TestSoakShort(t *testing.T) {
 	v := os.Getenv("PECET_SOAK_E2E")

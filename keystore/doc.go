@@ -14,11 +14,11 @@
 //
 // # Why github.com/miekg/pkcs11 and not crypto11
 //
-// The package calls github.com/miekg/pkcs11 directly, through an unexported
-// interface (p11) that lists only the calls it makes and is implemented by
+// The package calls github.com/miekg/pkcs11 directly, through an interface
+// (Module) that lists only the calls it makes and is implemented by
 // *pkcs11.Ctx, as letsencrypt/boulder's pkcs11helpers.PKCtx does. That
-// interface is where a test counts C_Login calls or a wrapper injects faults
-// (a lost session, a removed device). Owning the session pool and caching
+// interface is where a test counts C_Login calls or a wrapper (OpenWith)
+// injects faults (a lost session, a removed device). Owning the session pool and caching
 // object handles keeps the cost per signature close to the raw token rate
 // (the goal is ≥ 0.9 of it; crypto11 costs 5 to 20%: see the benchmarks,
 // BenchmarkSignRSA2048 and BenchmarkSignECP256, which use crypto11 only as
@@ -62,8 +62,9 @@
 // in and are never used in a later one (the numbers are reused for other
 // objects). A PIN refused while logging in again is permanent:
 // ErrPINIncorrect or ErrPINLocked from every call and from Ping until the
-// Store is closed, with no further attempt. Faults and OpenWithFaults inject
-// these failures for tests; pecetd never uses them.
+// Store is closed, with no further attempt. The test-only package
+// internal/faultinject injects these failures through OpenWith for the
+// tests and the soak; a release pecetd never links it.
 //
 // # Keys on the token
 //

@@ -7,14 +7,6 @@ import (
 	"github.com/miekg/pkcs11"
 )
 
-// OpenFault opens a Store through a fresh Faults, returned even when Open
-// fails.
-func OpenFault(ctx context.Context, cfg Config) (*Store, *Faults, error) {
-	f := &Faults{}
-	s, err := OpenWithFaults(ctx, cfg, f)
-	return s, f, err
-}
-
 // Generation is the module generation the Store's handles belong to.
 func Generation(s *Store) uint64 { return s.gen.Load() }
 

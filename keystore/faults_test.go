@@ -18,6 +18,7 @@ import (
 
 	"github.com/miekg/pkcs11"
 
+	"github.com/pecet-hsm/pecet/internal/faultinject"
 	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/softhsm"
@@ -29,19 +30,27 @@ import (
 // vanish too (and recover, but not within a test's assertions).
 
 // openFaulty opens a fresh token through Faults with a short retry interval.
-func openFaulty(t *testing.T, mod func(*keystore.Config)) (*keystore.Store, *keystore.Faults) {
+func openFaulty(t *testing.T, mod func(*keystore.Config)) (*keystore.Store, *faultinject.Faults) {
 	t.Helper()
 	cfg := softhsm.NewTokenConfig(t)
 	cfg.RetryInterval = 10 * time.Millisecond
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, f, err := keystore.OpenFault(context.Background(), cfg)
+	s, f, err := openFault(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s, f
+}
+
+// openFault opens a Store through a fresh Faults, returned even when Open
+// fails.
+func openFault(ctx context.Context, cfg keystore.Config) (*keystore.Store, *faultinject.Faults, error) {
+	f := &faultinject.Faults{}
+	s, err := faultinject.Open(ctx, cfg, f)
+	return s, f, err
 }
 
 // waitFor waits until cond holds (at most 10 s, for a loaded machine).
@@ -157,9 +166,9 @@ func TestClosingPooledSessionsKeepsLogin(t *testing.T) {
 func TestAlreadyLoggedInIsSuccess(t *testing.T) {
 	t.Parallel()
 	cfg := softhsm.NewTokenConfig(t)
-	f := &keystore.Faults{}
+	f := &faultinject.Faults{}
 	f.FailLogin(pkcs11.CKR_USER_ALREADY_LOGGED_IN)
-	s, err := keystore.OpenWithFaults(context.Background(), cfg, f)
+	s, err := faultinject.Open(context.Background(), cfg, f)
 	if err != nil {
 		t.Fatalf("Open with CKR_USER_ALREADY_LOGGED_IN: %v", err)
 	}

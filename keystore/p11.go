@@ -7,13 +7,15 @@ import (
 	"github.com/miekg/pkcs11"
 )
 
-// p11 lists the PKCS#11 calls the keystore makes, and nothing more. It is
-// implemented by *pkcs11.Ctx. Keeping it narrow (as boulder's
+// Module lists the PKCS#11 calls the keystore makes, and nothing more. It
+// is implemented by *pkcs11.Ctx. Keeping it narrow (as boulder's
 // pkcs11helpers.PKCtx does) lets a test or a fault-injecting wrapper sit
-// between the Store and the module: count logins, lose sessions, pull the
-// token. C_Initialize/C_Finalize are not here: they belong to the process-wide
-// module registry (module.go), never to one Store.
-type p11 interface {
+// between the Store and the module (OpenWith; the token faults of the
+// tests and the soak are internal/faultinject): count logins, lose
+// sessions, pull the token. C_Initialize/C_Finalize are not here: they
+// belong to the process-wide module registry (module.go), never to one
+// Store.
+type Module interface {
 	GetSlotList(tokenPresent bool) ([]uint, error)
 	GetTokenInfo(slotID uint) (pkcs11.TokenInfo, error)
 	GetMechanismList(slotID uint) ([]*pkcs11.Mechanism, error)
@@ -40,7 +42,10 @@ type p11 interface {
 	Decrypt(sh pkcs11.SessionHandle, ciphertext []byte) ([]byte, error)
 }
 
-var _ p11 = (*pkcs11.Ctx)(nil)
+// p11 is the package's own name for Module.
+type p11 = Module
+
+var _ Module = (*pkcs11.Ctx)(nil)
 
 // rvIs reports whether err carries one of the PKCS#11 return values.
 func rvIs(err error, rvs ...uint) bool {

@@ -236,7 +236,7 @@ func TestSessionLost(t *testing.T) {
 	t.Parallel()
 	cfg := softhsm.NewTokenConfig(t)
 	ctx := context.Background()
-	s, f, err := keystore.OpenFault(ctx, cfg)
+	s, f, err := openFault(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,6 +79,14 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return open(ctx, cfg, nil)
 }
 
+// OpenWith is Open with wrap between the Store and its PKCS#11 module:
+// wrap gets the module's calls and returns what the Store calls instead
+// (the token faults of the tests and the soak, internal/faultinject).
+// wrap runs once, when the Store opens.
+func OpenWith(ctx context.Context, cfg Config, wrap func(Module) Module) (*Store, error) {
+	return open(ctx, cfg, wrap)
+}
+
 // open is Open with an optional wrapper around the module's p11 calls
 // (tests and fault injection).
 func open(ctx context.Context, cfg Config, wrap func(p11) p11) (s *Store, err error) {

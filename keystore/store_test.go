@@ -155,7 +155,7 @@ func TestOpenErrors(t *testing.T) {
 	t.Run("wrong PIN, one login", func(t *testing.T) {
 		bad := cfg
 		bad.PIN = "not-the-pin-42"
-		_, f, err := keystore.OpenFault(ctx, bad)
+		_, f, err := openFault(ctx, bad)
 		if !errors.Is(err, keystore.ErrPINIncorrect) {
 			t.Fatalf("Open with wrong PIN = %v, want ErrPINIncorrect", err)
 		}
@@ -167,7 +167,7 @@ func TestOpenErrors(t *testing.T) {
 		}
 	})
 	t.Run("right PIN, one login", func(t *testing.T) {
-		s, f, err := keystore.OpenFault(ctx, cfg)
+		s, f, err := openFault(ctx, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -278,7 +278,7 @@ func TestSignerCache(t *testing.T) {
 	cfg := softhsm.NewTokenConfig(t)
 	cfg.CacheTTL = time.Hour
 	ctx := context.Background()
-	s, f, err := keystore.OpenFault(ctx, cfg)
+	s, f, err := openFault(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +298,7 @@ func TestSignerCache(t *testing.T) {
 	}
 
 	cfg.CacheTTL = time.Nanosecond
-	s2, f2, err := keystore.OpenFault(ctx, cfg)
+	s2, f2, err := openFault(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ import (
 	"github.com/pecet-hsm/pecet/client"
 	"github.com/pecet-hsm/pecet/envelope"
 	"github.com/pecet-hsm/pecet/internal/config"
-	"github.com/pecet-hsm/pecet/internal/loadgen"
+	"github.com/pecet-hsm/pecet/internal/perf/loadgen"
 	"github.com/pecet-hsm/pecet/tsa"
 )
 

@@ -19,7 +19,7 @@ import (
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/client"
 	"github.com/pecet-hsm/pecet/envelope"
-	"github.com/pecet-hsm/pecet/internal/loadgen"
+	"github.com/pecet-hsm/pecet/internal/perf/loadgen"
 	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/signer"
 	"github.com/pecet-hsm/pecet/tsa"

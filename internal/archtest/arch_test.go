@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"os/exec"
 	"path/filepath"
@@ -25,8 +28,16 @@ var libraries = []string{"keystore", "signer", "envelope", "tsa", "ers", "policy
 // wiring is what a library never imports: the server, the daemon, the binaries.
 var wiring = []string{"internal/server", "internal/daemon", "cmd/"}
 
-// pkcs11Owners are the only packages that import PKCS#11 themselves.
-var pkcs11Owners = []string{"keystore", "softhsm"}
+// pkcs11Owners are the only packages that import PKCS#11 themselves; the
+// test-only internal/faultinject too, to fail the token on purpose.
+var pkcs11Owners = []string{"keystore", "softhsm", "internal/faultinject"}
+
+// testOnly are packages for tests (and the soak's -tags faultinject
+// pecetd): no binary's release build reaches them (rule 7).
+var testOnly = []string{"internal/faultinject"}
+
+// binaries are the release programs.
+var binaries = []string{"cmd/pecetd", "cmd/pecet"}
 
 // sharedLeaves are internal packages the libraries share; they import nothing
 // of the module, so a library that imports one stays free of the wiring
@@ -51,6 +62,8 @@ var importedOnlyBy = map[string][]string{
 // pkg is the part of `go list -json` the rules read.
 type pkg struct {
 	ImportPath string
+	Dir        string
+	GoFiles    []string
 	Imports    []string
 	Deps       []string
 }
@@ -173,6 +186,18 @@ func check(g graph) []error {
 			}
 		}
 	}
+	for _, b := range binaries {
+		p := g[module+"/"+b]
+		if p == nil {
+			errs = append(errs, fmt.Errorf("%w: %s is not in the module", errArch, b))
+			continue
+		}
+		for _, to := range testOnly {
+			if g.reaches(p.ImportPath, module+"/"+to) {
+				errs = append(errs, fmt.Errorf("%w: the release %s links the test-only %s", errArch, b, to))
+			}
+		}
+	}
 	// The pecet client links no PKCS#11: it talks to pecetd over gRPC, and
 	// its bench baseline runs pecetd bench-token.
 	cli := g[module+"/cmd/pecet"]
@@ -248,6 +273,10 @@ func TestImportRulesCanFail(t *testing.T) {
 			"cmd/pecet links PKCS#11 through " + module + "/internal/audit"},
 		{"the client imports PKCS#11", func(g graph) { g.imports(module+"/cmd/pecet", pkcs11) },
 			"cmd/pecet links PKCS#11 through " + pkcs11},
+		{"pecetd links fault injection", func(g graph) { g.imports(module+"/cmd/pecetd", module+"/internal/faultinject") },
+			"the release cmd/pecetd links the test-only internal/faultinject"},
+		{"the client links fault injection", func(g graph) { g.imports(module+"/cmd/pecet", module+"/internal/faultinject") },
+			"the release cmd/pecet links the test-only internal/faultinject"},
 		{"the client opens the token itself", func(g graph) { g.imports(module+"/cmd/pecet", module+"/keystore") },
 			"cmd/pecet links PKCS#11 through " + module + "/keystore"},
 	} {
@@ -263,5 +292,36 @@ func TestImportRulesCanFail(t *testing.T) {
 				t.Errorf("want an error with %q, got %v", tc.want, errs)
 			}
 		})
+	}
+}
+
+// TestNoFaultInjectionInRelease: the token faults of the tests and the soak
+// (internal/faultinject) are in no release build: keystore declares none
+// of them, and neither binary's release build reaches the test-only
+// package (docs/architecture.md, rule 7). The ELF check of the built
+// pecetd is e2e TestReleaseBinaryHasNoFaultHook.
+func TestNoFaultInjectionInRelease(t *testing.T) {
+	// The binaries' side is check's rule 7 (TestImportRules); here keystore.
+	ks := load(t)[module+"/keystore"]
+	fset := token.NewFileSet()
+	for _, name := range ks.GoFiles {
+		f, err := parser.ParseFile(fset, filepath.Join(ks.Dir, name), nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			switch d := d.(type) {
+			case *ast.FuncDecl:
+				if d.Recv == nil && strings.Contains(d.Name.Name, "Fault") {
+					t.Errorf("keystore/%s declares func %s: fault injection belongs in internal/faultinject", name, d.Name.Name)
+				}
+			case *ast.GenDecl:
+				for _, s := range d.Specs {
+					if ts, ok := s.(*ast.TypeSpec); ok && strings.Contains(ts.Name.Name, "Fault") {
+						t.Errorf("keystore/%s declares type %s: fault injection belongs in internal/faultinject", name, ts.Name.Name)
+					}
+				}
+			}
+		}
 	}
 }

@@ -234,6 +234,8 @@ func build(ctx context.Context, o Options, log *slog.Logger) (_ *instance, err e
 		TSACertificates: st.live.TSACertificates,
 		RSACheckEvery:   cfg.Token.RSACheckEvery,
 		Keys:            ks,
+		KeyAdmin:        ks,
+		Requests:        ks,
 		Validator:       st.live.Validator,
 		Policies:        st.live.Policies,
 		Auth:            st.live.Auth,

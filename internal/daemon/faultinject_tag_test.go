@@ -3,41 +3,26 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/pecet-hsm/pecet/internal/faultinject"
+	"github.com/pecet-hsm/pecet/keystore"
 )
 
-// TestParseFaults runs only in a -tags faultinject build; the untagged
+// TestFaultEnv runs only in a -tags faultinject build; the untagged
 // TestFaultHookOnlyWithTag runs it that way, so CI compiles the hook too.
-func TestParseFaults(t *testing.T) {
-	tests := []struct {
-		spec  string
-		every time.Duration
-		kinds string
-		err   string
-	}{
-		{"3s", 3 * time.Second, "session,sessions2,remove,slow", ""},
-		{"500ms:remove,slow", 500 * time.Millisecond, "remove,slow", ""},
-		{"2s:session", 2 * time.Second, "session", ""},
-		{"50ms", 0, "", "at least 100ms"},
-		{"soon", 0, "", "INTERVAL"},
-		{"3s:unplug", 0, "", `unknown fault kind "unplug"`},
-	}
-	for _, tc := range tests {
-		every, kinds, err := parseFaults(tc.spec)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%q: error %v, want one saying %q", tc.spec, err, tc.err)
-			}
-			continue
-		}
-		var names []string
-		for _, k := range kinds {
-			names = append(names, k.name)
-		}
-		if err != nil || every != tc.every || strings.Join(names, ",") != tc.kinds {
-			t.Errorf("%q: %v %v %v, want %v %s", tc.spec, every, names, err, tc.every, tc.kinds)
+// A PECET_FAULTS that faultinject.ParseSchedule refuses stops pecetd
+// before it opens the token (the parser's own cases are
+// faultinject.TestParseSchedule).
+func TestFaultEnv(t *testing.T) {
+	for _, spec := range []string{"50ms", "soon", "3s:unplug"} {
+		t.Setenv(EnvFaults, spec)
+		_, err := openWithFaults(context.Background(), keystore.Config{}, nil)
+		if !errors.Is(err, faultinject.ErrSchedule) || !strings.Contains(err.Error(), EnvFaults) {
+			t.Errorf("%s=%q: %v, want a schedule error naming %s", EnvFaults, spec, err, EnvFaults)
 		}
 	}
 }

@@ -11,7 +11,7 @@ import (
 // made to fail its token by an environment variable. e2e
 // TestReleaseBinaryHasNoFaultHook checks the built binary itself. It also
 // builds and vets the package with the tag and runs the tagged
-// TestParseFaults, so that a change elsewhere cannot break the soak's
+// TestFaultEnv, so that a change elsewhere cannot break the soak's
 // build unnoticed.
 func TestFaultHookOnlyWithTag(t *testing.T) {
 	files := func(tags ...string) string {
@@ -31,8 +31,8 @@ func TestFaultHookOnlyWithTag(t *testing.T) {
 	if testing.Short() {
 		return
 	}
-	out, err := exec.Command("go", "test", "-tags", "faultinject", "-count=1", "-run", "^TestParseFaults$", "-v", ".").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestParseFaults") {
+	out, err := exec.Command("go", "test", "-tags", "faultinject", "-count=1", "-run", "^TestFaultEnv$", "-v", ".").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestFaultEnv") {
 		t.Errorf("go test -tags faultinject: %v\n%s", err, out)
 	}
 }

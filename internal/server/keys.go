@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
@@ -276,11 +278,11 @@ func (ks *keyService) versionOp(ctx context.Context, op, alias string, version u
 }
 
 func (ks *keyService) DisableKeyVersion(ctx context.Context, req *pecetv1.DisableKeyVersionRequest) (*pecetv1.KeyChange, error) {
-	return ks.setState(ctx, req.GetAlias(), req.GetVersion(), ks.s.d.Keys.DisableKeyVersion)
+	return ks.setState(ctx, req.GetAlias(), req.GetVersion(), ks.s.d.KeyAdmin.DisableKeyVersion)
 }
 
 func (ks *keyService) EnableKeyVersion(ctx context.Context, req *pecetv1.EnableKeyVersionRequest) (*pecetv1.KeyChange, error) {
-	return ks.setState(ctx, req.GetAlias(), req.GetVersion(), ks.s.d.Keys.EnableKeyVersion)
+	return ks.setState(ctx, req.GetAlias(), req.GetVersion(), ks.s.d.KeyAdmin.EnableKeyVersion)
 }
 
 func (ks *keyService) setState(ctx context.Context, alias string, version uint32, fn func(context.Context, string, int) (keystore.Version, error)) (*pecetv1.KeyChange, error) {
@@ -313,7 +315,7 @@ func (ks *keyService) CreateCSR(ctx context.Context, req *pecetv1.CreateCSRReque
 		return nil, err
 	}
 	auditKey(ctx, req.GetAlias(), ver)
-	sg, err := ks.s.d.Keys.ProofSigner(ctx, req.GetAlias(), ver)
+	sg, err := ks.s.d.KeyAdmin.ProofSigner(ctx, req.GetAlias(), ver)
 	if err != nil {
 		return nil, err
 	}
@@ -370,12 +372,12 @@ func (ks *keyService) ImportCertificate(ctx context.Context, req *pecetv1.Import
 }
 
 func (ks *keyService) importCertificate(ctx context.Context, alias string, version int, chain []*x509.Certificate) error {
-	_, err := ks.s.d.Keys.ImportCertificate(ctx, alias, version, chain)
+	_, err := ks.s.d.KeyAdmin.ImportCertificate(ctx, alias, version, chain)
 	return err
 }
 
 func (ks *keyService) ListRequests(ctx context.Context, _ *pecetv1.ListRequestsRequest) (*pecetv1.ListRequestsResponse, error) {
-	stored, err := ks.s.d.Keys.ListRequests(ctx)
+	stored, err := ks.s.d.Requests.ListRequests(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -390,7 +392,7 @@ func (ks *keyService) ListRequests(ctx context.Context, _ *pecetv1.ListRequestsR
 		if r.Expired(now) {
 			// Expired requests are cleared lazily, by whichever replica
 			// sees them first; losing that race is harmless.
-			if err := ks.s.d.Keys.DeleteRequest(ctx, st.ID); err != nil && !errors.Is(err, keystore.ErrRequestNotFound) {
+			if err := ks.s.d.Requests.DeleteRequest(ctx, st.ID); err != nil && !errors.Is(err, keystore.ErrRequestNotFound) {
 				ks.s.d.Log.Warn("cannot remove expired request", "id", st.ID, "err", err)
 			}
 			continue
@@ -410,7 +412,7 @@ func (ks *keyService) ApproveRequest(ctx context.Context, req *pecetv1.ApproveRe
 		return nil, grpcerr.InvalidArgument("id is required (see `pecet keys requests`)")
 	}
 	auditRequest(ctx, req.GetId(), false)
-	b, err := ks.s.d.Keys.GetRequest(ctx, req.GetId())
+	b, err := ks.s.d.Requests.GetRequest(ctx, req.GetId())
 	if err != nil {
 		return nil, err
 	}
@@ -421,13 +423,13 @@ func (ks *keyService) ApproveRequest(ctx context.Context, req *pecetv1.ApproveRe
 	auditKey(ctx, r.Alias, r.Version)
 	if err := r.CheckApproval(authz.CallerFrom(ctx).Identity, ks.s.d.Now()); err != nil {
 		if errors.Is(err, dualcontrol.ErrExpired) {
-			_ = ks.s.d.Keys.DeleteRequest(ctx, r.ID)
+			_ = ks.s.d.Requests.DeleteRequest(ctx, r.ID)
 		}
 		return nil, err
 	}
 	// Claim it: of two officers approving at once (on two replicas), only
 	// the one whose delete succeeds carries it out.
-	if err := ks.s.d.Keys.DeleteRequest(ctx, r.ID); err != nil {
+	if err := ks.s.d.Requests.DeleteRequest(ctx, r.ID); err != nil {
 		return nil, err
 	}
 	ks.s.d.Log.Info("dual-control request approved", "id", r.ID, "op", r.Operation, "alias", r.Alias, "by", r.By, "approver", authz.CallerFrom(ctx).Identity)
@@ -449,7 +451,7 @@ func (ks *keyService) request(ctx context.Context, tmpl dualcontrol.Request) (*p
 	if err != nil {
 		return nil, err
 	}
-	if err := ks.s.d.Keys.PutRequest(ctx, r.ID, b); err != nil {
+	if err := ks.s.d.Requests.PutRequest(ctx, r.ID, b); err != nil {
 		return nil, err
 	}
 	auditRequest(ctx, r.ID, true)
@@ -462,7 +464,7 @@ func (ks *keyService) request(ctx context.Context, tmpl dualcontrol.Request) (*p
 
 // execute carries out a create, rotate, set-primary or destroy.
 func (ks *keyService) execute(ctx context.Context, r dualcontrol.Request) (*pecetv1.KeyChange, error) {
-	keys := ks.s.d.Keys
+	admin := ks.s.d.KeyAdmin
 	var (
 		v   keystore.Version
 		err error
@@ -470,14 +472,14 @@ func (ks *keyService) execute(ctx context.Context, r dualcontrol.Request) (*pece
 	ver := r.Version
 	switch r.Operation {
 	case config.OpCreate:
-		v, err = keys.CreateKey(ctx, r.Alias, keystore.Purpose(r.Purpose), keystore.Algorithm(r.Algorithm))
+		v, err = admin.CreateKey(ctx, r.Alias, keystore.Purpose(r.Purpose), keystore.Algorithm(r.Algorithm))
 		ver = v.Version
 	case config.OpRotate:
-		v, err = keys.RotateKey(ctx, r.Alias)
+		v, err = admin.RotateKey(ctx, r.Alias)
 		ver = v.Version
 	case config.OpSetPrimary:
 		if r.CertSHA256 != "" {
-			k, kerr := keys.GetKey(ctx, r.Alias)
+			k, kerr := ks.s.d.Keys.GetKey(ctx, r.Alias)
 			if kerr != nil {
 				return nil, kerr
 			}
@@ -485,11 +487,11 @@ func (ks *keyService) execute(ctx context.Context, r dualcontrol.Request) (*pece
 				return nil, fmt.Errorf("%w: %q version %d has another certificate than when %s was made", dualcontrol.ErrStale, r.Alias, r.Version, r.ID)
 			}
 		}
-		_, err = keys.SetPrimaryVersion(ctx, r.Alias, r.Version)
+		_, err = admin.SetPrimaryVersion(ctx, r.Alias, r.Version)
 	case dualcontrol.OpImportCertificate:
 		err = ks.executeImport(ctx, r)
 	case config.OpDestroy:
-		_, err = keys.DestroyKeyVersion(ctx, r.Alias, r.Version)
+		_, err = admin.DestroyKeyVersion(ctx, r.Alias, r.Version)
 	default:
 		return nil, fmt.Errorf("%w: operation %q", dualcontrol.ErrMalformed, r.Operation)
 	}
@@ -547,3 +549,47 @@ func requestProto(r dualcontrol.Request) *pecetv1.PendingRequest {
 		CertificateChain: r.Chain,
 	}
 }
+
+// errNoKeyAdmin answers key changes on a server built without a KeyAdmin
+// or RequestStore (Deps): a plain Unimplemented, not a nil-pointer panic.
+var errNoKeyAdmin = status.Error(codes.Unimplemented, "this server does not administer keys")
+
+// noKeyAdmin is Deps.KeyAdmin when none is given.
+type noKeyAdmin struct{}
+
+func (noKeyAdmin) CreateKey(context.Context, string, keystore.Purpose, keystore.Algorithm) (keystore.Version, error) {
+	return keystore.Version{}, errNoKeyAdmin
+}
+func (noKeyAdmin) RotateKey(context.Context, string) (keystore.Version, error) {
+	return keystore.Version{}, errNoKeyAdmin
+}
+func (noKeyAdmin) ImportCertificate(context.Context, string, int, []*x509.Certificate) (keystore.Version, error) {
+	return keystore.Version{}, errNoKeyAdmin
+}
+func (noKeyAdmin) SetPrimaryVersion(context.Context, string, int) (keystore.Key, error) {
+	return keystore.Key{}, errNoKeyAdmin
+}
+func (noKeyAdmin) EnableKeyVersion(context.Context, string, int) (keystore.Version, error) {
+	return keystore.Version{}, errNoKeyAdmin
+}
+func (noKeyAdmin) DisableKeyVersion(context.Context, string, int) (keystore.Version, error) {
+	return keystore.Version{}, errNoKeyAdmin
+}
+func (noKeyAdmin) DestroyKeyVersion(context.Context, string, int) (keystore.Version, error) {
+	return keystore.Version{}, errNoKeyAdmin
+}
+func (noKeyAdmin) ProofSigner(context.Context, string, int) (crypto.Signer, error) {
+	return nil, errNoKeyAdmin
+}
+
+// noRequestStore is Deps.Requests when none is given.
+type noRequestStore struct{}
+
+func (noRequestStore) PutRequest(context.Context, string, []byte) error { return errNoKeyAdmin }
+func (noRequestStore) GetRequest(context.Context, string) ([]byte, error) {
+	return nil, errNoKeyAdmin
+}
+func (noRequestStore) ListRequests(context.Context) ([]keystore.Request, error) {
+	return nil, errNoKeyAdmin
+}
+func (noRequestStore) DeleteRequest(context.Context, string) error { return errNoKeyAdmin }

@@ -15,21 +15,21 @@ import (
 	"google.golang.org/grpc/status"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/faultinject"
 	"github.com/pecet-hsm/pecet/internal/ratelimit"
 	"github.com/pecet-hsm/pecet/internal/testtool"
-	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/signer"
 	"github.com/pecet-hsm/pecet/softhsm"
 )
 
-// faultyFixture is the fixture on a token reached through keystore.Faults.
-func faultyFixture(t *testing.T, deps func(*Deps)) (*fixture, *keystore.Faults) {
+// faultyFixture is the fixture on a token reached through faultinject.Faults.
+func faultyFixture(t *testing.T, deps func(*Deps)) (*fixture, *faultinject.Faults) {
 	t.Helper()
 	cfg := softhsm.NewTokenConfig(t)
 	cfg.RetryInterval = 10 * time.Millisecond
 	cfg.MaxSessions = 2
-	f := &keystore.Faults{}
-	store, err := keystore.OpenWithFaults(context.Background(), cfg, f)
+	f := &faultinject.Faults{}
+	store, err := faultinject.Open(context.Background(), cfg, f)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,15 +36,22 @@ import (
 	"github.com/pecet-hsm/pecet/tsa"
 )
 
-// Keys is what the server needs of a token; *keystore.Store implements it.
+// The server needs three things of a token, each its own interface so that
+// a handler gets the narrowest one: Keys (use the keys), KeyAdmin (change
+// them, KeyService writes) and RequestStore (pending dual-control
+// requests). *keystore.Store implements all three.
+
+// Keys is key use: signing, decryption, listing, readiness.
 type Keys interface {
 	Signer(ctx context.Context, alias string, version int, p keystore.Purpose) (*keystore.KeySigner, error)
 	ListKeys(ctx context.Context) ([]keystore.Key, error)
 	GetKey(ctx context.Context, alias string) (keystore.Key, error)
 	Decrypter(ctx context.Context, alias string, version int) (*keystore.KeyDecrypter, error)
 	Ping(ctx context.Context) error
+}
 
-	// Key lifecycle (KeyService writes, officers only).
+// KeyAdmin is the key lifecycle (KeyService writes, officers only).
+type KeyAdmin interface {
 	CreateKey(ctx context.Context, alias string, p keystore.Purpose, a keystore.Algorithm) (keystore.Version, error)
 	RotateKey(ctx context.Context, alias string) (keystore.Version, error)
 	ImportCertificate(ctx context.Context, alias string, version int, chain []*x509.Certificate) (keystore.Version, error)
@@ -52,9 +59,13 @@ type Keys interface {
 	EnableKeyVersion(ctx context.Context, alias string, version int) (keystore.Version, error)
 	DisableKeyVersion(ctx context.Context, alias string, version int) (keystore.Version, error)
 	DestroyKeyVersion(ctx context.Context, alias string, version int) (keystore.Version, error)
+	// ProofSigner signs a CSR's proof of possession (CreateCSR).
 	ProofSigner(ctx context.Context, alias string, version int) (crypto.Signer, error)
+}
 
-	// Dual-control requests, kept on the token for every replica.
+// RequestStore keeps the dual-control requests on the token, for every
+// replica.
+type RequestStore interface {
 	PutRequest(ctx context.Context, id string, value []byte) error
 	GetRequest(ctx context.Context, id string) ([]byte, error)
 	ListRequests(ctx context.Context) ([]keystore.Request, error)
@@ -66,7 +77,14 @@ type Keys interface {
 // reload replaces them): handlers read those through s.live(ctx), never
 // s.d (live.go).
 type Deps struct {
-	Keys      Keys
+	// Keys is key use (Sign, Decrypt, ListKeys, GetKey, readiness).
+	Keys Keys
+	// KeyAdmin changes keys (KeyService writes, CreateCSR); nil: those
+	// calls fail with Unimplemented.
+	KeyAdmin KeyAdmin
+	// Requests stores pending dual-control requests; nil: calls that need
+	// one fail with Unimplemented.
+	Requests  RequestStore
 	Validator policy.Validator
 	// Policies lists the policies for ListPolicies and checks names; nil
 	// means only the default exists.
@@ -169,6 +187,12 @@ func New(d Deps) *Server {
 	}
 	if d.KeyPolicy.DualControl.RequestTTL == 0 {
 		d.KeyPolicy.DualControl.RequestTTL = config.DefaultRequestTTL
+	}
+	if d.KeyAdmin == nil {
+		d.KeyAdmin = noKeyAdmin{}
+	}
+	if d.Requests == nil {
+		d.Requests = noRequestStore{}
 	}
 	d.HTTP, d.GRPC = d.HTTP.WithDefaults(), d.GRPC.WithDefaults()
 	s := &Server{d: d, health: health.NewServer(), drained: make(chan struct{}), ecdsaCheck: &signer.Sampler{Every: ecdsaCheckEvery}}

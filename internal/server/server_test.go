@@ -180,6 +180,8 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	deps := Deps{
 		TSA:             authority,
 		Keys:            store,
+		KeyAdmin:        store,
+		Requests:        store,
 		Validator:       engine,
 		Policies:        engine,
 		Auth:            authz.New(clientsConf),

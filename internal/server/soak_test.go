@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/miekg/pkcs11"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/faultinject"
 )
 
 // TestSoak runs a mixed load (sign, verify of good and of altered content,
@@ -41,32 +41,25 @@ func TestSoak(t *testing.T) {
 	kc := pecetv1.NewKeyServiceClient(cc)
 
 	// Fault windows: a request that fails must have overlapped one. A
-	// window stays open until /readyz says ready again plus a second.
+	// window is open from its injection until /readyz says ready again
+	// plus faultinject.Grace.
 	var (
 		winMu   sync.Mutex
-		windows [][2]time.Time
+		windows = map[int]faultinject.Window{}
 	)
-	openWindow := func() int {
-		winMu.Lock()
-		defer winMu.Unlock()
-		windows = append(windows, [2]time.Time{time.Now(), time.Now().Add(time.Hour)})
-		return len(windows) - 1
-	}
-	closeWindow := func(i int) {
-		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if code, _ := fx.httpGet(t, "/readyz"); code == 200 {
-				break
-			}
+	setWindow := func(w faultinject.Window) {
+		if w.End.IsZero() {
+			w.End = w.Start.Add(time.Hour)
 		}
 		winMu.Lock()
-		windows[i][1] = time.Now().Add(time.Second)
+		windows[w.N] = w
 		winMu.Unlock()
 	}
 	inWindow := func(from, to time.Time) bool {
 		winMu.Lock()
 		defer winMu.Unlock()
 		for _, w := range windows {
-			if from.Before(w[1]) && to.After(w[0]) {
+			if from.Before(w.End) && to.After(w.Start) {
 				return true
 			}
 		}
@@ -160,35 +153,23 @@ func TestSoak(t *testing.T) {
 			}
 		})
 	}
-	// The fault injector: one fault every 3 s, in turn.
-	faults := []struct {
-		name string
-		run  func()
-	}{
-		{"one lost session", func() { f.LoseSessions(1, pkcs11.CKR_SESSION_HANDLE_INVALID) }},
-		{"two lost sessions", func() { f.LoseSessions(2, pkcs11.CKR_SESSION_CLOSED) }},
-		{"token removed for 300ms", func() { f.RemoveToken(); time.Sleep(300 * time.Millisecond); f.InsertToken() }},
-		{"slow token (200ms per operation) for 1s", func() { f.SetDelay(200 * time.Millisecond); time.Sleep(time.Second); f.SetDelay(0) }},
+	// The fault injector: the soak's schedule, one fault every 3 s, in
+	// turn (faultinject.Kinds, as pecetd -tags faultinject injects them).
+	sched, err := faultinject.ParseSchedule("3s")
+	if err != nil {
+		t.Fatal(err)
 	}
 	injected := map[string]int{}
-	tick := time.NewTicker(3 * time.Second)
-	for k := 0; ; k++ {
-		select {
-		case <-ctx.Done():
-		case <-tick.C:
-			fl := faults[k%len(faults)]
-			i := openWindow()
-			fl.run()
-			// Lost sessions show only when the next operations run.
-			time.Sleep(200 * time.Millisecond)
-			f.LoseSessions(0, 0)
-			closeWindow(i)
-			injected[fl.name]++
-			continue
+	ready := func(context.Context) error {
+		if code, _ := fx.httpGet(t, "/readyz"); code != 200 {
+			return fmt.Errorf("/readyz: %d", code)
 		}
-		break
+		return nil
 	}
-	tick.Stop()
+	sched.Run(ctx, f, ready, faultinject.Hooks{Started: setWindow, Ended: func(w faultinject.Window) {
+		setWindow(w)
+		injected[w.What]++
+	}})
 	wg.Wait()
 
 	var heapAfter runtime.MemStats

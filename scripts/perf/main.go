@@ -1,4 +1,6 @@
-// Command perf is the tooling behind docs/performance.md. It has no
+// Command perf is the perf and soak tooling behind docs/performance.md and
+// docs/reliability.md (the `pecet bench` CLI apart; its load engine and the
+// soak's are internal/perf/loadgen and internal/perf/soak). It has no
 // dependencies beyond the repository's and the standard library.
 //
 //	go run ./scripts/perf eckey --dev-dir DIR
@@ -10,6 +12,12 @@
 //	    runs `pecet bench --json` at each concurrency against a running
 //	    pecetd and draws ops/s and p99 latency against concurrency as a PNG
 //	    (image/png, no plotting library); the table goes to stdout.
+//	go run ./scripts/perf soak [--duration 10m] [--dir DIR] [--faults 3s]
+//	    [--fraction 0.8] [--json FILE]
+//	    the soak of docs/reliability.md against a real pecetd built with
+//	    -tags faultinject; exit 0 when every invariant held, 1 when one
+//	    broke, 2 when it could not run. Other engineers share the machine:
+//	    run it under `flock /tmp/perf.lock`.
 package main
 
 import (
@@ -30,7 +38,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: perf eckey --dev-dir DIR | perf sweep [flags]")
+		fmt.Fprintln(os.Stderr, "usage: perf eckey --dev-dir DIR | perf sweep [flags] | perf soak [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -39,6 +47,8 @@ func main() {
 		err = ecKey(os.Args[2:])
 	case "sweep":
 		err = sweep(os.Args[2:])
+	case "soak":
+		os.Exit(soakCmd(os.Args[2:]))
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}

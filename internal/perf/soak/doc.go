@@ -11,6 +11,6 @@
 //
 // The records are `pecet bench --record` lines, the fault windows pecetd's
 // PECET_FAULT_LOG lines (internal/daemon/faultinject.go), the audit lines
-// internal/audit's format. `go run ./scripts/soak` drives it;
+// internal/audit's format. `go run ./scripts/perf soak` drives it;
 // docs/reliability.md has the command and the results.
 package soak

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pecet-hsm/pecet/internal/audit"
+	"github.com/pecet-hsm/pecet/internal/faultinject"
 )
 
 // Record is one call of `pecet bench --record` (cmd/pecet/benchmix.go).
@@ -23,16 +24,6 @@ type Record struct {
 	End   time.Time `json:"end"`
 	Code  string    `json:"code"`
 	Wrong bool      `json:"wrong"`
-}
-
-// Window is one line of pecetd's fault log
-// (internal/daemon/faultinject.go): from the injection until the token was ready again
-// plus a second.
-type Window struct {
-	N     int       `json:"n"`
-	Kind  string    `json:"kind"`
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end"`
 }
 
 // faultCodes are the codes a token fault may give a caller: the token
@@ -88,8 +79,11 @@ type AuditMatch struct {
 // ReadRecords reads --record lines.
 func ReadRecords(r io.Reader) ([]Record, error) { return readJSONLines[Record](r) }
 
-// ReadWindows reads the fault log.
-func ReadWindows(r io.Reader) ([]Window, error) { return readJSONLines[Window](r) }
+// ReadWindows reads pecetd's fault log (internal/daemon/faultinject.go):
+// one faultinject.Window a line.
+func ReadWindows(r io.Reader) ([]faultinject.Window, error) {
+	return readJSONLines[faultinject.Window](r)
+}
 
 func readJSONLines[T any](r io.Reader) ([]T, error) {
 	var out []T
@@ -128,7 +122,7 @@ func ReadAudit(path string) ([]audit.Event, error) {
 
 // CheckCalls counts the calls and attributes each error to a fault window
 // its time overlaps (or to none).
-func CheckCalls(recs []Record, windows []Window) Calls {
+func CheckCalls(recs []Record, windows []faultinject.Window) Calls {
 	c := Calls{ByOp: map[string]int{}, Errors: map[string]int{}}
 	for _, r := range recs {
 		if r.Phase == "setup" {
@@ -169,7 +163,7 @@ func (c *Calls) example(s string) {
 	}
 }
 
-func inWindow(ws []Window, from, to time.Time) bool {
+func inWindow(ws []faultinject.Window, from, to time.Time) bool {
 	for _, w := range ws {
 		if from.Before(w.End) && to.After(w.Start) {
 			return true

@@ -1,12 +1,15 @@
 package soak
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/audit"
+	"github.com/pecet-hsm/pecet/internal/faultinject"
 )
 
 var t0 = time.Date(2026, 11, 23, 17, 0, 0, 0, time.UTC)
@@ -18,7 +21,7 @@ func rec(op, input, code string, from, to int) Record {
 }
 
 func TestCheckCalls(t *testing.T) {
-	windows := []Window{{N: 1, Kind: "remove", Start: at(1000), End: at(2000)}}
+	windows := []faultinject.Window{{N: 1, Kind: "remove", Start: at(1000), End: at(2000)}}
 	wrong := rec("decrypt", "d1", "OK", 10, 20)
 	wrong.Wrong = true
 	setup := rec("sign", "s0", "OK", 0, 5)
@@ -162,5 +165,17 @@ func TestReadWindowsAndRecords(t *testing.T) {
 	}
 	if _, err := ReadRecords(strings.NewReader("{\n")); err == nil {
 		t.Fatal("a broken line was read")
+	}
+}
+
+// TestRunChecksSchedule: a fault schedule pecetd would refuse stops the
+// soak at once, with the parser's error (faultinject.ParseSchedule, the
+// one pecetd uses), before the peak measurement starts any pecetd.
+func TestRunChecksSchedule(t *testing.T) {
+	for _, spec := range []string{"50ms", "3s:unplug"} {
+		_, err := Run(context.Background(), Options{Faults: spec, Dir: t.TempDir(), Pecetd: "/nonexistent/pecetd", Pecet: "/nonexistent/pecet"})
+		if !errors.Is(err, faultinject.ErrSchedule) {
+			t.Errorf("faults %q: %v, want ErrSchedule", spec, err)
+		}
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/pecet-hsm/pecet/internal/faultinject"
 )
 
 // Options configure a soak.
@@ -30,8 +32,9 @@ type Options struct {
 	PeakDuration time.Duration
 	// Fraction of the peak the load runs at (default 0.8).
 	Fraction float64
-	// Faults is PECET_FAULTS for pecetd (default "3s": one fault every 3 s,
-	// in turn lost session, two lost sessions, token removed, slow token).
+	// Faults is PECET_FAULTS for pecetd, a faultinject.ParseSchedule spec
+	// (default "3s": one fault every 3 s, in turn lost session, two lost
+	// sessions, token removed, slow token).
 	Faults string
 	// Concurrency bounds the calls in flight (default 512: room for the
 	// slow-token windows, when calls take 200 ms and more).
@@ -175,6 +178,10 @@ func (r Report) Failures() []string {
 func Run(ctx context.Context, o Options) (Report, error) {
 	o.defaults()
 	var rep Report
+	// The schedule pecetd will parse, checked before the peak run.
+	if _, err := faultinject.ParseSchedule(o.Faults); err != nil {
+		return rep, err
+	}
 	dev := filepath.Join(o.Dir, "dev")
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return rep, err

@@ -1,4 +1,4 @@
-package keystore
+package faultinject
 
 import (
 	"context"
@@ -7,18 +7,20 @@ import (
 	"time"
 
 	"github.com/miekg/pkcs11"
+
+	"github.com/pecet-hsm/pecet/keystore"
 )
 
 // Faults sits between a Store and its PKCS#11 module and makes the module
 // fail on demand: lost sessions, a removed device, a refused PIN, a slow
 // token. SoftHSM never fails by itself, so this is how pecet's tests and its
 // soak test reach the recovery code with a real token underneath. Only
-// OpenWithFaults uses it: the tests, and a pecetd built with -tags
-// faultinject for the soak (internal/daemon/faultinject.go), never a
-// release pecetd. Its methods are safe for
-// concurrent use, and its counters count the calls that reached it.
+// Open uses it: the tests, and a pecetd built with -tags faultinject for
+// the soak (internal/daemon/faultinject.go), never a release pecetd. Its
+// methods are safe for concurrent use, and its counters count the calls
+// that reached it.
 type Faults struct {
-	p p11
+	p keystore.Module
 
 	mu      sync.Mutex
 	removed bool
@@ -39,10 +41,10 @@ type Faults struct {
 	Slowed   atomic.Int64 // calls past every fault check, held by SetDelay
 }
 
-// OpenWithFaults is Open with f between the Store and the module. f may be
-// reused for one Store only.
-func OpenWithFaults(ctx context.Context, cfg Config, f *Faults) (*Store, error) {
-	return open(ctx, cfg, func(p p11) p11 {
+// Open is keystore.Open with f between the Store and the module. f may be
+// used for one Store only.
+func Open(ctx context.Context, cfg keystore.Config, f *Faults) (*keystore.Store, error) {
+	return keystore.OpenWith(ctx, cfg, func(p keystore.Module) keystore.Module {
 		f.p = p
 		f.opened = map[pkcs11.SessionHandle]uint64{}
 		return f
