@@ -42,18 +42,9 @@ next checkpoint).
 Flags:
 `
 
-func runAudit(args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(os.Stderr, auditUsage)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
-	}
-	if args[0] != "verify" {
-		fmt.Fprintf(os.Stderr, "pecet audit: unknown subcommand %q\n%s", args[0], auditUsage)
-		return exitUsage
-	}
+// runAuditVerify is `pecet audit verify`: it reads local files and takes
+// FILE arguments, so it parses its own flags.
+func runAuditVerify(args []string) int {
 	fs := flag.NewFlagSet("pecet audit verify", flag.ContinueOnError)
 	jsonOut := fs.Bool("json", false, "machine-readable JSON output")
 	var certs stringList
@@ -64,17 +55,8 @@ func runAudit(args []string) int {
 		fmt.Fprint(fs.Output(), auditUsage)
 		fs.PrintDefaults()
 	}
-	if probe != nil {
-		// Completion reads the flags; parse cannot be used here because
-		// it refuses the FILE arguments.
-		probe(fs)
-		return exitOK
-	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code := parseArgs(fs, args); code >= 0 {
+		return code
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "pecet audit verify: give at least one FILE")

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -171,158 +170,143 @@ func parsePEMCerts(path string, b []byte) ([][]byte, error) {
 	return out, nil
 }
 
-func runChain(args []string) int {
-	if len(args) == 0 || args[0] != "verify" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(os.Stderr, "Usage: pecet chain verify --cert FILE [flags]; see pecet chain verify --help")
-			return exitOK
+var chainVerify = &leaf{synopsis: "--cert leaf.pem [--chain intermediates.pem] [--anchors roots.pem] [--crl f.crl]... --purpose signing|encryption|timestamping|any [--revocation require|prefer|off] [--policy NAME] [--at RFC3339] [--report FILE] [--json]",
+	role: "client", certFlag: "client-cert", required: []string{"cert"},
+	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
+		cert := fs.String("cert", "", "the certificate to judge, PEM or DER `file` (required); more certificates in it count as intermediates")
+		chain := fs.String("chain", "", "PEM `file` of intermediate certificates")
+		purpose := fs.String("purpose", "any", "`purpose`: signing, encryption, timestamping or any")
+		pf := addPolicyFlags(fs)
+		return func(x *call) (int, error) {
+			certs, err := readJudgedCerts(*cert)
+			if err != nil {
+				return usagef("--cert: %v", err)
+			}
+			if *chain != "" {
+				more, err := readJudgedCerts(*chain)
+				if err != nil {
+					return usagef("--chain: %v", err)
+				}
+				certs = append(certs, more...)
+			}
+			req := &pecetv1.ValidateCertificateRequest{Chain: certs}
+			switch *purpose {
+			case "signing":
+				req.Purpose = pecetv1.Purpose_SIGNING
+			case "encryption":
+				req.Purpose = pecetv1.Purpose_ENCRYPTION
+			case "timestamping":
+				req.Purpose = pecetv1.Purpose_TIMESTAMPING
+			case "any":
+				req.Purpose = pecetv1.Purpose_ANY
+			default:
+				return usagef("--purpose %q: use signing, encryption, timestamping or any", *purpose)
+			}
+			pi, err := pf.read()
+			if err != nil {
+				return usagef("%v", err)
+			}
+			req.Policy, req.Anchors, req.Crls, req.Revocation, req.At = pi.policy, pi.anchors, pi.crls, pi.revocation, pi.at
+			req.Report = pi.report != ""
+			if err := x.dial(); err != nil {
+				return 0, err
+			}
+			resp, err := x.cc.Policy.ValidateCertificate(x.ctx, req)
+			if err != nil {
+				return 0, err
+			}
+			if err := writeReport(pi.report, resp.GetReport()); err != nil {
+				return 0, err
+			}
+			return printVerdict(resp.GetVerdict(), x.c.json), nil
 		}
-		fmt.Fprintln(os.Stderr, "pecet chain: use `pecet chain verify --cert FILE [flags]`")
-		return exitUsage
-	}
-	fs, c := newFlagsCert("chain verify", "chain verify --cert leaf.pem [--chain intermediates.pem] [--anchors roots.pem] [--crl f.crl]... --purpose signing|encryption|timestamping|any [--revocation require|prefer|off] [--policy NAME] [--at RFC3339] [--report FILE] [--json]", "client", "client-cert")
-	cert := fs.String("cert", "", "the certificate to judge, PEM or DER `file` (required); more certificates in it count as intermediates")
-	chain := fs.String("chain", "", "PEM `file` of intermediate certificates")
-	purpose := fs.String("purpose", "any", "`purpose`: signing, encryption, timestamping or any")
-	pf := addPolicyFlags(fs)
-	if code := parse(fs, args[1:]); code >= 0 {
-		return code
-	}
-	if *cert == "" {
-		return usageErr(fs, "--cert FILE is required")
-	}
-	certs, err := readJudgedCerts(*cert)
-	if err != nil {
-		return usageErr(fs, "--cert: %v", err)
-	}
-	if *chain != "" {
-		more, err := readJudgedCerts(*chain)
-		if err != nil {
-			return usageErr(fs, "--chain: %v", err)
+	}}
+
+// policyList and policyShow are `policy list` and `policy show NAME`.
+var (
+	policyList = &leaf{synopsis: "[--json]", role: "client", define: policyCmd("list")}
+	policyShow = &leaf{synopsis: "NAME [--json]", role: "client", arg: "NAME", argMissing: "policy show needs a policy NAME", define: policyCmd("show")}
+)
+
+func policyCmd(sub string) func(fs *flag.FlagSet) func(x *call) (int, error) {
+	return func(fs *flag.FlagSet) func(x *call) (int, error) {
+		return func(x *call) (int, error) {
+			if err := x.dial(); err != nil {
+				return 0, err
+			}
+			resp, err := x.cc.Policy.ListPolicies(x.ctx, &pecetv1.ListPoliciesRequest{})
+			if err != nil {
+				return 0, err
+			}
+			var shown []*pecetv1.PolicyInfo
+			for _, p := range resp.GetPolicies() {
+				if x.arg == "" || p.GetName() == x.arg {
+					shown = append(shown, p)
+				}
+			}
+			if x.arg != "" && len(shown) == 0 {
+				return 0, errors.New("no policy named " + x.arg + ": see `pecet policy list`")
+			}
+			if x.c.json {
+				printJSON(policiesJSON(shown, sub == "show"))
+				return exitOK, nil
+			}
+			printPolicies(shown, sub == "show")
+			return exitOK, nil
 		}
-		certs = append(certs, more...)
 	}
-	req := &pecetv1.ValidateCertificateRequest{Chain: certs}
-	switch *purpose {
-	case "signing":
-		req.Purpose = pecetv1.Purpose_SIGNING
-	case "encryption":
-		req.Purpose = pecetv1.Purpose_ENCRYPTION
-	case "timestamping":
-		req.Purpose = pecetv1.Purpose_TIMESTAMPING
-	case "any":
-		req.Purpose = pecetv1.Purpose_ANY
-	default:
-		return usageErr(fs, "--purpose %q: use signing, encryption, timestamping or any", *purpose)
-	}
-	pi, err := pf.read()
-	if err != nil {
-		return usageErr(fs, "%v", err)
-	}
-	req.Policy, req.Anchors, req.Crls, req.Revocation, req.At = pi.policy, pi.anchors, pi.crls, pi.revocation, pi.at
-	req.Report = pi.report != ""
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("chain verify", err)
-	}
-	defer done()
-	resp, err := cc.Policy.ValidateCertificate(ctx, req)
-	if err != nil {
-		return fail("chain verify", err)
-	}
-	if err := writeReport(pi.report, resp.GetReport()); err != nil {
-		return fail("chain verify", err)
-	}
-	return printVerdict(resp.GetVerdict(), c.json)
 }
 
-func runPolicy(args []string) int {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "show") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(os.Stderr, "Usage: pecet policy list | pecet policy show NAME [--json]")
-			return exitOK
+// policiesJSON is the --json output of `policy list` and (full) `policy show`.
+func policiesJSON(shown []*pecetv1.PolicyInfo, full bool) []map[string]any {
+	var out []map[string]any
+	for _, p := range shown {
+		m := map[string]any{"name": p.GetName(), "description": p.GetDescription(), "default": p.GetDefault(), "revocation": p.GetRevocation(), "qualified": p.GetQualified()}
+		if seq := p.GetTrustedListSequence(); seq != "" {
+			m["trusted_list"] = map[string]any{"territory": p.GetTrustedListTerritory(), "sequence": seq,
+				"issued": p.GetTrustedListIssued().AsTime().UTC().Format(time.RFC3339), "next_update": p.GetTrustedListNextUpdate().AsTime().UTC().Format(time.RFC3339)}
 		}
-		fmt.Fprintln(os.Stderr, "pecet policy: use `pecet policy list` or `pecet policy show NAME`")
-		return exitUsage
-	}
-	sub := args[0]
-	fs, c := newFlags("policy "+sub, "policy list [--json] | policy show NAME [--json]", "client")
-	rest := args[1:]
-	name := ""
-	if sub == "show" {
-		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
-			return usageErr(fs, "policy show needs a policy NAME")
+		var anchors []map[string]string
+		for _, a := range p.GetAnchors() {
+			anchors = append(anchors, map[string]string{"subject": a.GetSubject(), "source": a.GetSource()})
 		}
-		name, rest = rest[0], rest[1:]
-	}
-	if code := parse(fs, rest); code >= 0 {
-		return code
-	}
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("policy", err)
-	}
-	defer done()
-	resp, err := cc.Policy.ListPolicies(ctx, &pecetv1.ListPoliciesRequest{})
-	if err != nil {
-		return fail("policy", err)
-	}
-	var shown []*pecetv1.PolicyInfo
-	for _, p := range resp.GetPolicies() {
-		if name == "" || p.GetName() == name {
-			shown = append(shown, p)
+		if full {
+			m["algorithms"] = p.GetAlgorithms()
+			m["allow_overrides"] = append([]string{}, p.GetAllowedOverrides()...)
+			m["anchors"] = anchors
+		} else {
+			m["anchor_count"] = len(anchors)
 		}
+		out = append(out, m)
 	}
-	if name != "" && len(shown) == 0 {
-		return fail("policy", errors.New("no policy named "+name+": see `pecet policy list`"))
-	}
-	if c.json {
-		var out []map[string]any
-		for _, p := range shown {
-			m := map[string]any{"name": p.GetName(), "description": p.GetDescription(), "default": p.GetDefault(), "revocation": p.GetRevocation(), "qualified": p.GetQualified()}
-			if seq := p.GetTrustedListSequence(); seq != "" {
-				m["trusted_list"] = map[string]any{"territory": p.GetTrustedListTerritory(), "sequence": seq,
-					"issued": p.GetTrustedListIssued().AsTime().UTC().Format(time.RFC3339), "next_update": p.GetTrustedListNextUpdate().AsTime().UTC().Format(time.RFC3339)}
-			}
-			var anchors []map[string]string
-			for _, a := range p.GetAnchors() {
-				anchors = append(anchors, map[string]string{"subject": a.GetSubject(), "source": a.GetSource()})
-			}
-			if sub == "show" {
-				m["algorithms"] = p.GetAlgorithms()
-				m["allow_overrides"] = append([]string{}, p.GetAllowedOverrides()...)
-				m["anchors"] = anchors
-			} else {
-				m["anchor_count"] = len(anchors)
-			}
-			out = append(out, m)
-		}
-		printJSON(out)
-		return exitOK
-	}
+	return out
+}
+
+// printPolicies is the text output of `policy list` and (full) `policy show`.
+func printPolicies(shown []*pecetv1.PolicyInfo, full bool) {
 	for _, p := range shown {
 		def := ""
 		if p.GetDefault() {
 			def = " (default)"
 		}
 		fmt.Printf("%s%s: %s; revocation %s; %d anchors\n", p.GetName(), def, p.GetDescription(), p.GetRevocation(), len(p.GetAnchors()))
-		if sub == "show" {
-			fmt.Printf("  algorithms: %s\n", p.GetAlgorithms())
-			allowed := strings.Join(p.GetAllowedOverrides(), ", ")
-			if allowed == "" {
-				allowed = "none"
-			}
-			fmt.Printf("  per-call overrides allowed: %s\n", allowed)
-			if seq := p.GetTrustedListSequence(); seq != "" {
-				fmt.Printf("  trusted list: %s, sequence %s, issued %s, next update %s\n", p.GetTrustedListTerritory(), seq,
-					p.GetTrustedListIssued().AsTime().UTC().Format(time.RFC3339), p.GetTrustedListNextUpdate().AsTime().UTC().Format(time.RFC3339))
-			}
-			for _, a := range p.GetAnchors() {
-				fmt.Printf("  anchor: %s  [%s]\n", a.GetSubject(), a.GetSource())
-			}
+		if !full {
+			continue
+		}
+		fmt.Printf("  algorithms: %s\n", p.GetAlgorithms())
+		allowed := strings.Join(p.GetAllowedOverrides(), ", ")
+		if allowed == "" {
+			allowed = "none"
+		}
+		fmt.Printf("  per-call overrides allowed: %s\n", allowed)
+		if seq := p.GetTrustedListSequence(); seq != "" {
+			fmt.Printf("  trusted list: %s, sequence %s, issued %s, next update %s\n", p.GetTrustedListTerritory(), seq,
+				p.GetTrustedListIssued().AsTime().UTC().Format(time.RFC3339), p.GetTrustedListNextUpdate().AsTime().UTC().Format(time.RFC3339))
+		}
+		for _, a := range p.GetAnchors() {
+			fmt.Printf("  anchor: %s  [%s]\n", a.GetSubject(), a.GetSource())
 		}
 	}
-	return exitOK
 }
 
 // writeReport writes the validation report to the --report file, whatever

@@ -54,26 +54,42 @@ func newFlagsCert(name, synopsis, defaultRole, certFlag string) (*flag.FlagSet, 
 }
 
 // probe, when set, receives the flag set a command built instead of the
-// command parsing its arguments (parse then stops the command): `pecet
-// completion` learns every command's flags from the code that defines them,
-// so the scripts cannot drift from --help. Every command must define all its
-// flags and call parse before it does anything else.
-var probe func(*flag.FlagSet)
+// command parsing its arguments (parse then stops the command), and whether
+// the command takes arguments besides its flags: `pecet completion` learns
+// the flags of a command with its own run function (table.go) from the code
+// that defines them, so the scripts cannot drift from --help. Such a command
+// must define all its flags and call parse or parseArgs before it does
+// anything else.
+var probe func(fs *flag.FlagSet, takesArgs bool)
 
 // parse parses flags; it returns an exit code >= 0 when the command must stop.
+// Arguments that are not flags are a usage error.
 func parse(fs *flag.FlagSet, args []string) int {
+	if code := parseFlags(fs, args, false); code >= 0 {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return exitUsage
+	}
+	return -1
+}
+
+// parseArgs parses flags and leaves the arguments after them in fs.Args();
+// it returns an exit code >= 0 when the command must stop.
+func parseArgs(fs *flag.FlagSet, args []string) int {
+	return parseFlags(fs, args, true)
+}
+
+func parseFlags(fs *flag.FlagSet, args []string, takesArgs bool) int {
 	if probe != nil {
-		probe(fs)
+		probe(fs, takesArgs)
 		return exitOK
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
 		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
 		return exitUsage
 	}
 	return -1

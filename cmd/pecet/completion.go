@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -24,10 +23,12 @@ and flags. Load it with:
 var shells = []string{"bash", "zsh", "fish"}
 
 func runCompletion(args []string) int {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
-		fmt.Fprint(os.Stderr, completionUsage)
-		return exitOK
+	fs := flag.NewFlagSet("pecet completion", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), completionUsage) }
+	if code := parseArgs(fs, args); code >= 0 {
+		return code
 	}
+	args = fs.Args()
 	if len(args) != 1 || !slices.Contains(shells, args[0]) {
 		fmt.Fprint(os.Stderr, "pecet completion: name one shell\n\n"+completionUsage)
 		return exitUsage
@@ -59,50 +60,54 @@ type flagSpec struct {
 	takesValue  bool
 }
 
-// commandSpecs reads the commands table: each command is run once with the
-// probe set, so parse hands over its flag set instead of parsing. A command
-// that dispatches to subcommands prints its usage instead; the "pecet CMD
-// SUB" in it name the subcommands, which are probed the same way.
+// commandSpecs reads the command table: a top-level row with the rows one
+// word below it as subcommands. A leaf's flags come from its definition; a
+// command with its own run function is run once with the probe set, so that
+// parse hands over its flag set instead of parsing.
 func commandSpecs() []cmdSpec {
 	var specs []cmdSpec
 	for _, c := range commands {
-		s := cmdSpec{name: c.name, summary: c.summary}
-		if c.name == "completion" {
-			s.args = shells
-			specs = append(specs, s)
+		if strings.Contains(c.name, " ") {
 			continue
 		}
-		fs, usage := probeCommand(c.run, []string{"--help"})
-		if fs != nil {
-			s.flags = flagsOf(fs)
-		} else {
-			for _, sub := range subcommandsIn(usage, c.name) {
-				sfs, _ := probeCommand(c.run, []string{sub.name})
-				if sfs == nil {
-					// A subcommand that takes a positional argument
-					// before its flags (policy show NAME).
-					sfs, _ = probeCommand(c.run, []string{sub.name, "NAME"})
-				}
-				ss := cmdSpec{name: sub.name, fileArgs: sub.fileArgs}
-				if sfs != nil {
-					ss.flags = flagsOf(sfs)
-				}
-				s.subs = append(s.subs, ss)
-			}
+		s := specOf(c)
+		if c.name == "completion" {
+			s.args, s.fileArgs = shells, false
+		}
+		for _, sub := range subcommands(c.name) {
+			s.subs = append(s.subs, specOf(sub))
 		}
 		specs = append(specs, s)
 	}
 	return specs
 }
 
+// specOf is one row as completion sees it, named by its last word.
+func specOf(c command) cmdSpec {
+	s := cmdSpec{name: c.name[strings.LastIndex(c.name, " ")+1:], summary: c.summary}
+	switch do := c.do.(type) {
+	case *leaf:
+		fs, _, _ := do.flagSet(c.name)
+		s.flags = flagsOf(fs)
+	case func([]string) int:
+		if fs, takesArgs := probeCommand(do); fs != nil {
+			s.flags, s.fileArgs = flagsOf(fs), takesArgs
+		}
+	}
+	return s
+}
+
 // probeCommand runs a command with the probe set and returns the flag set
-// it built, or nil and whatever it printed (a subcommand dispatcher's usage).
-func probeCommand(run func([]string) int, args []string) (*flag.FlagSet, string) {
-	var got *flag.FlagSet
-	probe = func(fs *flag.FlagSet) { got = fs }
+// it built (nil if it built none) and whether it takes arguments.
+func probeCommand(run func([]string) int) (*flag.FlagSet, bool) {
+	var (
+		got       *flag.FlagSet
+		takesArgs bool
+	)
+	probe = func(fs *flag.FlagSet, args bool) { got, takesArgs = fs, args }
 	defer func() { probe = nil }()
-	out := capture(func() { run(args) })
-	return got, out
+	capture(func() { run([]string{"--help"}) })
+	return got, takesArgs
 }
 
 // capture runs f with stdout and stderr redirected into a buffer.
@@ -122,41 +127,6 @@ func capture(f func()) string {
 	wg.Wait()
 	r.Close()
 	return buf.String()
-}
-
-// subcommand is a subcommand named in a dispatcher's usage.
-type subcommand struct {
-	name     string
-	fileArgs bool // a usage line gives it a FILE argument of its own
-}
-
-func subcommandsIn(usage, cmd string) []subcommand {
-	// "pecet keys list", "`pecet chain verify --cert FILE`", "pecet policy
-	// list | pecet policy show NAME": lower-case words after the command;
-	// the rest of the line shows whether FILE arguments follow.
-	re := regexp.MustCompile(`(?:^|[\s\x60|(])pecet ` + regexp.QuoteMeta(cmd) + ` ([a-z][a-z0-9-]*)([^\n\x60|]*)`)
-	var subs []subcommand
-	for _, m := range re.FindAllStringSubmatch(usage, -1) {
-		i := slices.IndexFunc(subs, func(s subcommand) bool { return s.name == m[1] })
-		if i < 0 {
-			subs = append(subs, subcommand{name: m[1]})
-			i = len(subs) - 1
-		}
-		subs[i].fileArgs = subs[i].fileArgs || takesFileArgs(m[2])
-	}
-	return subs
-}
-
-// takesFileArgs: the rest of a usage line has a FILE (or FILE...) that is
-// not the value of a flag ("--out FILE" is the flag's).
-func takesFileArgs(rest string) bool {
-	words := strings.Fields(strings.NewReplacer("[", " ", "]", " ").Replace(rest))
-	for i, w := range words {
-		if strings.TrimSuffix(w, "...") == "FILE" && (i == 0 || !strings.HasPrefix(words[i-1], "-")) {
-			return true
-		}
-	}
-	return false
 }
 
 func flagsOf(fs *flag.FlagSet) []flagSpec {
@@ -214,9 +184,15 @@ _pecet() {
 		case len(s.args) > 0:
 			fmt.Fprintf(w, "        [[ $COMP_CWORD -eq 2 ]] && words='%s'; fixed=1 ;;\n", strings.Join(s.args, " "))
 		case len(s.subs) > 0:
-			fmt.Fprintf(w, "        if [[ $COMP_CWORD -eq 2 ]]; then\n            words='%s'; fixed=1\n        else\n            case \"${COMP_WORDS[2]}\" in\n", names(s.subs))
+			// A command with flags of its own (timestamp) offers them
+			// beside its subcommands, and after any other second word.
+			first := strings.TrimSpace(names(s.subs) + " " + flagWords(s.flags, false))
+			fmt.Fprintf(w, "        if [[ $COMP_CWORD -eq 2 ]]; then\n            words='%s'; fixed=1\n        else\n            case \"${COMP_WORDS[2]}\" in\n", first)
 			for _, sub := range s.subs {
 				fmt.Fprintf(w, "            %s) words='%s'; valueflags='%s' ;;\n", sub.name, flagWords(sub.flags, false), flagWords(sub.flags, true))
+			}
+			if len(s.flags) > 0 {
+				fmt.Fprintf(w, "            *) words='%s'; valueflags='%s' ;;\n", flagWords(s.flags, false), flagWords(s.flags, true))
 			}
 			fmt.Fprint(w, "            esac\n        fi ;;\n")
 		default:
@@ -270,11 +246,21 @@ func writeZsh(w io.Writer, specs []cmdSpec) {
 		case len(s.args) > 0:
 			fmt.Fprintf(w, "        (( CURRENT == 2 )) && _values 'argument' %s\n        ;;\n", strings.Join(s.args, " "))
 		case len(s.subs) > 0:
-			fmt.Fprintf(w, "        if (( CURRENT == 2 )); then\n            local -a subs\n            subs=(%s)\n            _describe -t commands '%s subcommand' subs\n            return\n        fi\n", names(s.subs), s.name)
-			fmt.Fprint(w, "        local sub=$words[2]\n        shift words\n        (( CURRENT-- ))\n        case $sub in\n")
+			cond := "(( CURRENT == 2 ))"
+			if len(s.flags) > 0 {
+				// timestamp: its own flags where a flag is typed.
+				cond += " && [[ $words[2] != -* ]]"
+			}
+			fmt.Fprintf(w, "        if %s; then\n            local -a subs\n            subs=(%s)\n            _describe -t commands '%s subcommand' subs\n            return\n        fi\n", cond, names(s.subs), s.name)
+			fmt.Fprint(w, "        case $words[2] in\n")
 			for _, sub := range s.subs {
-				fmt.Fprintf(w, "        %s)\n", sub.name)
+				fmt.Fprintf(w, "        %s)\n            shift words\n            (( CURRENT-- ))\n", sub.name)
 				zshArgs(w, "            ", sub.flags)
+				fmt.Fprint(w, "            ;;\n")
+			}
+			if len(s.flags) > 0 {
+				fmt.Fprint(w, "        *)\n")
+				zshArgs(w, "            ", s.flags)
 				fmt.Fprint(w, "            ;;\n")
 			}
 			fmt.Fprint(w, "        esac\n        ;;\n")
@@ -329,6 +315,11 @@ complete -c pecet -f
 			fmt.Fprintf(w, "complete -c pecet -n '__pecet_at 2; and __pecet_using %s' -a '%s'\n", s.name, strings.Join(s.args, " "))
 		case len(s.subs) > 0:
 			fmt.Fprintf(w, "complete -c pecet -n '__pecet_at 2; and __pecet_using %s' -a '%s'\n", s.name, names(s.subs))
+			parent := "__pecet_using " + s.name
+			for _, sub := range s.subs {
+				parent += "; and not __pecet_using " + s.name + " " + sub.name
+			}
+			fishFlags(w, parent, s.flags)
 			for _, sub := range s.subs {
 				cond := "__pecet_using " + s.name + " " + sub.name
 				fishFlags(w, cond, sub.flags)
