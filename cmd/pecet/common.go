@@ -92,6 +92,9 @@ func parseFlags(fs *flag.FlagSet, args []string, takesArgs bool) int {
 		}
 		return exitUsage
 	}
+	if err := applyGlobals(fs); err != nil {
+		return usageErr(fs, "%v", err)
+	}
 	return -1
 }
 

@@ -61,7 +61,7 @@ func init() {
 const usageHead = `pecet: the command-line client of pecetd (signing, verification, time-stamps and keys in an HSM)
 
 Usage:
-  pecet COMMAND [flags]
+  pecet [global flags] COMMAND [flags]
 
 Commands:
 `
@@ -73,6 +73,10 @@ needs (--as client|gateway|officer|officer-2 to choose). Otherwise give --server
 --cert, --key-file and --ca (or PECET_SERVER, PECET_CERT, PECET_KEY, PECET_CA);
 --key names a key on the HSM. (chain verify and timestamp take the TLS client
 certificate as --client-cert: there --cert is the certificate judged.)
+The global flags --server, --cert, --key-file, --ca, --dev-dir, --as and
+--timeout may also stand before the command (pecet --server HOST:PORT sign
+…); there --cert is always the TLS client certificate, and the same flag
+after the command wins.
 
 Exit status: 0 success or VALID, 1 INVALID, 2 usage error,
 3 INDETERMINATE, 4 service error (unavailable, denied, not found,
@@ -97,10 +101,23 @@ func main() {
 		usage()
 		os.Exit(exitUsage)
 	}
-	name := os.Args[1]
-	if name == "-h" || name == "--help" || name == "help" {
-		usage()
-		os.Exit(exitOK)
+	os.Exit(run(os.Args[1:]))
+}
+
+// run runs pecet with its arguments: global flags, then the command.
+func run(args []string) int {
+	g, args, code := splitGlobals(args)
+	if code >= 0 {
+		return code
 	}
-	os.Exit(runCommand(os.Args[1:]))
+	if len(args) == 0 {
+		usage()
+		return exitUsage
+	}
+	if name := args[0]; name == "-h" || name == "--help" || name == "help" {
+		usage()
+		return exitOK
+	}
+	globals = g
+	return runCommand(args)
 }
