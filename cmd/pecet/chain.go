@@ -1,24 +1,20 @@
 package main
 
 import (
-	"bytes"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
-// maxPEMFile bounds a certificate or CRL file read by the CLI.
+// maxPEMFile bounds a CRL file read by the CLI (certificate files:
+// pki.MaxCertificateFile).
 const maxPEMFile = 16 << 20
 
 // multiFlag is a repeatable string flag.
@@ -64,7 +60,7 @@ func (p *policyFlags) read() (policyInputs, error) {
 		return out, errors.New("--report needs a file: the verdict goes to stdout")
 	}
 	if *p.anchors != "" {
-		certs, err := readCertFile(*p.anchors)
+		certs, err := readCertFile(*p.anchors, false)
 		if err != nil {
 			return out, fmt.Errorf("--anchors: %w", err)
 		}
@@ -77,16 +73,11 @@ func (p *policyFlags) read() (policyInputs, error) {
 		}
 		// Only the envelope is checked here; the server judges the CRL
 		// (v1 or v2; one it cannot parse is a verdict, FORMAT_FAILURE).
-		if bytes.Contains(b, []byte("-----BEGIN")) {
-			blk, _ := pem.Decode(bytes.TrimSpace(b))
-			if blk == nil || blk.Type != "X509 CRL" {
-				return out, fmt.Errorf("--crl %s: no PEM \"X509 CRL\" block", f)
-			}
-			b = blk.Bytes
-		} else if !looksDER(b) {
-			return out, fmt.Errorf("--crl %s: neither PEM nor DER", f)
+		der, err := pki.DecodeOne(f, b, "X509 CRL")
+		if err != nil {
+			return out, fmt.Errorf("--crl %w", err)
 		}
-		out.crls = append(out.crls, b)
+		out.crls = append(out.crls, der)
 	}
 	switch *p.revocation {
 	case "":
@@ -109,57 +100,22 @@ func (p *policyFlags) read() (policyInputs, error) {
 	return out, nil
 }
 
-// readCertFile reads PEM certificates (or one DER certificate) and checks
-// that each parses, so that garbage is a usage error with the file named.
-// Anchors are inputs of trust and must parse here.
-func readCertFile(path string) ([][]byte, error) {
-	b, err := readInput(path, maxPEMFile)
+// readCertFile reads the certificates of a PEM or DER file (or stdin for
+// "-") with the one reader of internal/pki. Certificates pecet relies on
+// (anchors, recipients, a chain to import) are parsed here, so that garbage
+// is a usage error with the file named; the ones `chain verify` sends to be
+// judged (judged) are not: a certificate Go's parser refuses (a negative
+// serial, PKITS 4.4.15) is the server's to judge, INVALID (FORMAT_FAILURE),
+// and only a file that is no certificate envelope at all is a usage error.
+func readCertFile(path string, judged bool) ([][]byte, error) {
+	b, err := readInput(path, pki.MaxCertificateFile)
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Contains(b, []byte("-----BEGIN")) {
-		if _, err := x509.ParseCertificate(b); err != nil {
-			return nil, fmt.Errorf("%s: neither PEM nor a DER certificate: %w", path, err)
-		}
-		return [][]byte{b}, nil
+	if judged {
+		return pki.CertificatesDER(path, b)
 	}
-	return parsePEMCerts(path, b)
-}
-
-// readJudgedCerts reads the certificates `chain verify` sends to be judged:
-// PEM CERTIFICATE blocks or one DER SEQUENCE, unparsed. A certificate Go's
-// parser refuses (a negative serial, PKITS 4.4.15) is the server's to
-// judge, INVALID (FORMAT_FAILURE), not a usage error; only a file that is
-// no certificate envelope at all is one.
-func readJudgedCerts(path string) ([][]byte, error) {
-	b, err := readInput(path, maxPEMFile)
-	if err != nil {
-		return nil, err
-	}
-	if !bytes.Contains(b, []byte("-----BEGIN")) {
-		if !looksDER(b) {
-			return nil, fmt.Errorf("%s: neither PEM nor a DER certificate", path)
-		}
-		return [][]byte{b}, nil
-	}
-	blocks := pki.CertificateBlocks(b)
-	if len(blocks) == 0 {
-		return nil, fmt.Errorf("%s: no PEM certificates", path)
-	}
-	return blocks, nil
-}
-
-// looksDER reports whether b is one DER SEQUENCE spanning the whole input.
-func looksDER(b []byte) bool {
-	s := cryptobyte.String(b)
-	var seq cryptobyte.String
-	return s.ReadASN1(&seq, cbasn1.SEQUENCE) && s.Empty()
-}
-
-// parsePEMCerts returns the DER of every certificate of PEM data, each
-// checked to parse; errors name the file.
-func parsePEMCerts(path string, b []byte) ([][]byte, error) {
-	certs, err := pki.ParseCertificates(path, b)
+	certs, err := pki.ParseCertificateFile(path, b)
 	if err != nil {
 		return nil, err
 	}
@@ -178,12 +134,12 @@ var chainVerify = &leaf{synopsis: "--cert leaf.pem [--chain intermediates.pem] [
 		purpose := fs.String("purpose", "any", "`purpose`: signing, encryption, timestamping or any")
 		pf := addPolicyFlags(fs)
 		return func(x *call) (int, error) {
-			certs, err := readJudgedCerts(*cert)
+			certs, err := readCertFile(*cert, true)
 			if err != nil {
 				return usagef("--cert: %v", err)
 			}
 			if *chain != "" {
-				more, err := readJudgedCerts(*chain)
+				more, err := readCertFile(*chain, true)
 				if err != nil {
 					return usagef("--chain: %v", err)
 				}

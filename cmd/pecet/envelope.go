@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/pem"
 	"flag"
 	"fmt"
@@ -46,26 +45,6 @@ func nameOf[T comparable](m map[string]T, v T) string {
 	return "?"
 }
 
-// readCerts reads every certificate of a PEM file (or one DER certificate).
-func readCerts(path string) ([][]byte, error) {
-	b, err := readInput(path, 1<<20)
-	if err != nil {
-		return nil, err
-	}
-	if !bytes.Contains(b, []byte("-----BEGIN")) {
-		if _, err := x509.ParseCertificate(b); err != nil {
-			return nil, fmt.Errorf("%s: not a PEM or DER certificate", path)
-		}
-		return [][]byte{b}, nil
-	}
-	out := pki.CertificateBlocks(b)
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no CERTIFICATE in the PEM file", path)
-	}
-	// A bundle names one recipient: its first (leaf) certificate.
-	return out[:1], nil
-}
-
 var encryptCmd = &leaf{synopsis: "(--to CERT.pem | --to-key ALIAS)... --in FILE [--out FILE] [--cipher C] [--key-transport T] [--pem] [--stream auto|always|never]",
 	help: streamHelp, role: "client", required: []string{"in"},
 	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
@@ -101,11 +80,12 @@ var encryptCmd = &leaf{synopsis: "(--to CERT.pem | --to-key ALIAS)... --in FILE 
 			}
 			req := &pecetv1.EncryptRequest{RecipientKeys: toKey, Cipher: ci, KeyTransport: tr, AllowLegacy: *legacy}
 			for _, p := range to {
-				certs, err := readCerts(p)
+				certs, err := readCertFile(p, false)
 				if err != nil {
 					return usagef("--to: %v", err)
 				}
-				req.RecipientCertificates = append(req.RecipientCertificates, certs...)
+				// A bundle names one recipient: its first (leaf) certificate.
+				req.RecipientCertificates = append(req.RecipientCertificates, certs[0])
 			}
 			limit := int64(x.c.opts.MaxMessageBytesOrDefault() - 256<<10)
 			src, err := openInput(*in, *stream, limit)
@@ -174,12 +154,10 @@ var decryptCmd = &leaf{synopsis: "--in FILE.p7m [--out FILE] [--key ALIAS] [--st
 				return decryptStreamed(x.c, *alias, src, *in, *out), nil
 			}
 			b := src.prefix
-			if bytes.HasPrefix(bytes.TrimSpace(b), []byte("-----BEGIN")) {
-				blk, _ := pem.Decode(b)
-				if blk == nil {
-					return usagef("%s: bad PEM", *in)
+			if pki.IsPEM(b) {
+				if b, err = pki.DecodeOne(*in, b); err != nil {
+					return usagef("%v", err)
 				}
-				b = blk.Bytes
 			}
 			if err := x.dial(); err != nil {
 				return 0, err

@@ -146,11 +146,7 @@ var keysImport = &leaf{synopsis: "--alias ALIAS [--version N] --in CHAIN.pem", r
 		version := versionVar(fs, "key `version` (default: the newest)")
 		in := fs.String("in", "", "PEM `file` with the certificate chain, leaf first (required; - for stdin)")
 		return func(x *call) (int, error) {
-			b, err := readInput(*in, 1<<20)
-			if err != nil {
-				return usagef("%v", err)
-			}
-			chain, err := parsePEMCerts(*in, b)
+			chain, err := readCertFile(*in, false)
 			if err != nil {
 				return usagef("%v", err)
 			}

@@ -1,22 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"os"
 	"time"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
-// decodeSignature accepts DER or PEM ("CMS" or "PKCS7" blocks).
+// decodeSignature accepts DER or PEM ("CMS" or "PKCS7" blocks); anything
+// else goes to the server as it is, which judges it.
 func decodeSignature(b []byte) []byte {
-	if blk, _ := pem.Decode(bytes.TrimSpace(b)); blk != nil {
-		return blk.Bytes
+	if blocks := pki.Blocks(b); pki.IsPEM(b) && len(blocks) > 0 {
+		return blocks[0]
 	}
 	return b
 }
