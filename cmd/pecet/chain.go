@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/client"
 	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
@@ -158,20 +160,13 @@ var chainVerify = &leaf{synopsis: "--cert leaf.pem [--chain intermediates.pem] [
 			default:
 				return usagef("--purpose %q: use signing, encryption, timestamping or any", *purpose)
 			}
-			pi, err := pf.read()
+			resp, err := judge(x, pf, func(pi policyInputs) {
+				req.Policy, req.Anchors, req.Crls, req.Revocation, req.At = pi.policy, pi.anchors, pi.crls, pi.revocation, pi.at
+				req.Report = pi.report != ""
+			}, func(cc *client.Conn, ctx context.Context) (*pecetv1.ValidateCertificateResponse, error) {
+				return cc.Policy.ValidateCertificate(ctx, req)
+			})
 			if err != nil {
-				return usagef("%v", err)
-			}
-			req.Policy, req.Anchors, req.Crls, req.Revocation, req.At = pi.policy, pi.anchors, pi.crls, pi.revocation, pi.at
-			req.Report = pi.report != ""
-			if err := x.dial(); err != nil {
-				return 0, err
-			}
-			resp, err := x.cc.Policy.ValidateCertificate(x.ctx, req)
-			if err != nil {
-				return 0, err
-			}
-			if err := writeReport(pi.report, resp.GetReport()); err != nil {
 				return 0, err
 			}
 			return printVerdict(resp.GetVerdict(), x.c.json), nil
@@ -263,6 +258,26 @@ func printPolicies(shown []*pecetv1.PolicyInfo, full bool) {
 			fmt.Printf("  anchor: %s  [%s]\n", a.GetSubject(), a.GetSource())
 		}
 	}
+}
+
+// judge reads the policy flags into a judging request (set), dials, makes
+// the call and writes the validation report (--report) whatever the
+// verdict.
+func judge[R interface{ GetReport() []byte }](x *call, pf *policyFlags, set func(policyInputs), do func(cc *client.Conn, ctx context.Context) (R, error)) (R, error) {
+	var zero R
+	pi, err := pf.read()
+	if err != nil {
+		return zero, &usageError{msg: err.Error()}
+	}
+	set(pi)
+	if err := x.dial(); err != nil {
+		return zero, err
+	}
+	resp, err := do(x.cc, x.ctx)
+	if err != nil {
+		return zero, err
+	}
+	return resp, writeReport(pi.report, resp.GetReport())
 }
 
 // writeReport writes the validation report to the --report file, whatever

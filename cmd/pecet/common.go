@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -163,6 +164,15 @@ func writeOutput(path string, b []byte) error {
 		return err
 	}
 	return os.WriteFile(path, b, 0o644) //nolint:gosec // an ordinary user file (0644 less the umask), as openssl writes its -out
+}
+
+// writeCMS writes a CMS message to a file or stdout (writeOutput), as PEM
+// (-----BEGIN CMS-----) when asked, else DER; it returns what it wrote.
+func writeCMS(path string, der []byte, asPEM bool) ([]byte, error) {
+	if asPEM {
+		der = pem.EncodeToMemory(&pem.Block{Type: "CMS", Bytes: der})
+	}
+	return der, writeOutput(path, der)
 }
 
 func printJSON(v any) {

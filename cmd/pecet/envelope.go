@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
@@ -118,11 +117,8 @@ var encryptCmd = &leaf{synopsis: "(--to CERT.pem | --to-key ALIAS)... --in FILE 
 			if err != nil {
 				return 0, err
 			}
-			der := resp.GetEnveloped()
-			if *asPEM {
-				der = pem.EncodeToMemory(&pem.Block{Type: "CMS", Bytes: der})
-			}
-			if err := writeOutput(*out, der); err != nil {
+			der, err := writeCMS(*out, resp.GetEnveloped(), *asPEM)
+			if err != nil {
 				return 0, err
 			}
 			if x.c.json {

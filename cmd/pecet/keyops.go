@@ -31,26 +31,8 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 func printProto(m proto.Message) { fmt.Println(protojson.Format(m)) }
 
-// change dials, makes a write call and prints what changed, or the pending
-// request.
-func (x *call) change(write func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error)) (int, error) {
-	if err := x.dial(); err != nil {
-		return 0, err
-	}
-	ch, err := write(x.cc, x.ctx)
-	if err != nil {
-		return 0, err
-	}
-	printChange(x.c, ch)
-	return exitOK, nil
-}
-
 // printChange reports a write call: what changed, or the pending request.
-func printChange(c *conn, ch *pecetv1.KeyChange) {
-	if c.json {
-		printProto(ch)
-		return
-	}
+func printChange(ch *pecetv1.KeyChange) {
 	if pr := ch.GetPendingRequest(); pr != nil {
 		what := pr.GetOperation() + " " + pr.GetAlias()
 		if pr.GetVersion() != 0 {
@@ -92,9 +74,9 @@ var keysCreate = &leaf{synopsis: "--alias ALIAS --purpose sign|decrypt|timestamp
 			if *alias == "" {
 				return usagef("--alias is required")
 			}
-			return x.change(func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error) {
+			return query(x, func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error) {
 				return cc.Keys.CreateKey(ctx, &pecetv1.CreateKeyRequest{Alias: *alias, Purpose: p, Algorithm: a})
-			})
+			}, printChange)
 		}
 	}}
 
@@ -102,9 +84,9 @@ var keysRotate = &leaf{synopsis: "--alias ALIAS", role: "officer", required: []s
 	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
 		alias := fs.String("alias", "", "key `alias` (required)")
 		return func(x *call) (int, error) {
-			return x.change(func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error) {
+			return query(x, func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error) {
 				return cc.Keys.RotateKey(ctx, &pecetv1.RotateKeyRequest{Alias: *alias})
-			})
+			}, printChange)
 		}
 	}}
 
@@ -150,9 +132,9 @@ var keysImport = &leaf{synopsis: "--alias ALIAS [--version N] --in CHAIN.pem", r
 			if err != nil {
 				return usagef("%v", err)
 			}
-			return x.change(func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error) {
+			return query(x, func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error) {
 				return cc.Keys.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: *alias, Version: uint32(*version), Chain: chain})
-			})
+			}, printChange)
 		}
 	}}
 
@@ -163,7 +145,7 @@ func keysVersionOp(op string) *leaf {
 			alias := fs.String("alias", "", "key `alias` (required)")
 			version := versionVar(fs, "key `version` (required)")
 			return func(x *call) (int, error) {
-				return x.change(func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error) {
+				return query(x, func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error) {
 					a, v := *alias, uint32(*version)
 					switch op {
 					case "set-primary":
@@ -176,7 +158,7 @@ func keysVersionOp(op string) *leaf {
 						return cc.Keys.DestroyKeyVersion(ctx, &pecetv1.DestroyKeyVersionRequest{Alias: a, Version: v})
 					}
 					return nil, fmt.Errorf("unknown version operation %q", op)
-				})
+				}, printChange)
 			}
 		}}
 }
@@ -184,19 +166,9 @@ func keysVersionOp(op string) *leaf {
 var keysRequests = &leaf{synopsis: "[--json]", role: "officer",
 	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
 		return func(x *call) (int, error) {
-			if err := x.dial(); err != nil {
-				return 0, err
-			}
-			resp, err := x.cc.Keys.ListRequests(x.ctx, &pecetv1.ListRequestsRequest{})
-			if err != nil {
-				return 0, err
-			}
-			if x.c.json {
-				printProto(resp)
-				return exitOK, nil
-			}
-			printRequests(resp.GetRequests())
-			return exitOK, nil
+			return query(x, func(cc *client.Conn, ctx context.Context) (*pecetv1.ListRequestsResponse, error) {
+				return cc.Keys.ListRequests(ctx, &pecetv1.ListRequestsRequest{})
+			}, func(r *pecetv1.ListRequestsResponse) { printRequests(r.GetRequests()) })
 		}
 	}}
 
@@ -219,9 +191,9 @@ func printRequests(reqs []*pecetv1.PendingRequest) {
 var keysApprove = &leaf{synopsis: "ID", role: "officer", arg: "ID", argMissing: "the request ID is required (see pecet keys requests)",
 	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
 		return func(x *call) (int, error) {
-			return x.change(func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error) {
+			return query(x, func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error) {
 				return cc.Keys.ApproveRequest(ctx, &pecetv1.ApproveRequestRequest{Id: x.arg})
-			})
+			}, printChange)
 		}
 	}}
 

@@ -1,30 +1,22 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
 	"text/tabwriter"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/client"
 )
 
 var keysList = &leaf{synopsis: "[--json]", role: "officer",
 	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
 		return func(x *call) (int, error) {
-			if err := x.dial(); err != nil {
-				return 0, err
-			}
-			resp, err := x.cc.Keys.ListKeys(x.ctx, &pecetv1.ListKeysRequest{})
-			if err != nil {
-				return 0, err
-			}
-			if x.c.json {
-				printProto(resp)
-				return exitOK, nil
-			}
-			printKeys(resp.GetKeys())
-			return exitOK, nil
+			return query(x, func(cc *client.Conn, ctx context.Context) (*pecetv1.ListKeysResponse, error) {
+				return cc.Keys.ListKeys(ctx, &pecetv1.ListKeysRequest{})
+			}, func(r *pecetv1.ListKeysResponse) { printKeys(r.GetKeys()) })
 		}
 	}}
 
@@ -56,18 +48,8 @@ var keysShow = &leaf{synopsis: "--alias ALIAS [--json]", role: "officer", requir
 	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
 		alias := fs.String("alias", "", "key `alias` (required)")
 		return func(x *call) (int, error) {
-			if err := x.dial(); err != nil {
-				return 0, err
-			}
-			k, err := x.cc.Keys.GetKey(x.ctx, &pecetv1.GetKeyRequest{Alias: *alias})
-			if err != nil {
-				return 0, err
-			}
-			if x.c.json {
-				printProto(k)
-				return exitOK, nil
-			}
-			printKey(k)
-			return exitOK, nil
+			return query(x, func(cc *client.Conn, ctx context.Context) (*pecetv1.Key, error) {
+				return cc.Keys.GetKey(ctx, &pecetv1.GetKeyRequest{Alias: *alias})
+			}, printKey)
 		}
 	}}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -73,11 +72,7 @@ func runSign(args []string) int {
 		if err != nil {
 			return 0, err
 		}
-		sig := resp.GetSignature()
-		if *asPEM {
-			sig = pem.EncodeToMemory(&pem.Block{Type: "CMS", Bytes: sig})
-		}
-		if err := writeOutput(*out, sig); err != nil {
+		if _, err := writeCMS(*out, resp.GetSignature(), *asPEM); err != nil {
 			return 0, err
 		}
 		if c.json {

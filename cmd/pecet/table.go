@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/pecet-hsm/pecet/client"
 )
 
@@ -65,6 +67,24 @@ func (x *call) dial() error {
 	}
 	x.cc, x.ctx, x.done = cc, ctx, done
 	return nil
+}
+
+// query dials, makes one call and prints its answer: protojson with --json,
+// else as text prints it.
+func query[T proto.Message](x *call, do func(cc *client.Conn, ctx context.Context) (T, error), text func(T)) (int, error) {
+	if err := x.dial(); err != nil {
+		return 0, err
+	}
+	resp, err := do(x.cc, x.ctx)
+	if err != nil {
+		return 0, err
+	}
+	if x.c.json {
+		printProto(resp)
+	} else {
+		text(resp)
+	}
+	return exitOK, nil
 }
 
 // usageError is a usage error of a leaf's function: exit 2, not 4.

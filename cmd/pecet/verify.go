@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/hex"
 	"flag"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/client"
 	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
@@ -62,20 +64,13 @@ var verifyCmd = &leaf{synopsis: "--in SIG [--content FILE | --digest HEX [--hash
 				req.Detached = &pecetv1.VerifyRequest_ContentDigest{ContentDigest: d}
 				req.DigestHash = h
 			}
-			pi, err := pf.read()
+			resp, err := judge(x, pf, func(pi policyInputs) {
+				req.Policy, req.Anchors, req.Crls, req.Revocation, req.At = pi.policy, pi.anchors, pi.crls, pi.revocation, pi.at
+				req.Report = pi.report != ""
+			}, func(cc *client.Conn, ctx context.Context) (*pecetv1.VerifyResponse, error) {
+				return cc.Sign.Verify(ctx, req)
+			})
 			if err != nil {
-				return usagef("%v", err)
-			}
-			req.Policy, req.Anchors, req.Crls, req.Revocation, req.At = pi.policy, pi.anchors, pi.crls, pi.revocation, pi.at
-			req.Report = pi.report != ""
-			if err := x.dial(); err != nil {
-				return 0, err
-			}
-			resp, err := x.cc.Sign.Verify(x.ctx, req)
-			if err != nil {
-				return 0, err
-			}
-			if err := writeReport(pi.report, resp.GetReport()); err != nil {
 				return 0, err
 			}
 			if *out != "" {
