@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -77,6 +78,9 @@ func commandSpecs() []cmdSpec {
 		for _, sub := range subcommands(c.name) {
 			s.subs = append(s.subs, specOf(sub))
 		}
+		if run, ok := c.do.(func([]string) int); ok && len(s.flags) == 0 && len(s.subs) == 0 {
+			s.subs = dispatched(c.name, run)
+		}
 		specs = append(specs, s)
 	}
 	return specs
@@ -97,16 +101,57 @@ func specOf(c command) cmdSpec {
 	return s
 }
 
-// probeCommand runs a command with the probe set and returns the flag set
-// it built (nil if it built none) and whether it takes arguments.
-func probeCommand(run func([]string) int) (*flag.FlagSet, bool) {
+// dispatched finds the subcommands of a command whose own run function
+// dispatches them (pecet X SUB …, with no rows for them in the table): its
+// usage names them as "pecet X SUB", and each is probed for its flags as a
+// command is.
+func dispatched(name string, run func([]string) int) []cmdSpec {
+	var (
+		subs []cmdSpec
+		re   = regexp.MustCompile(`(?:^|[\s\x60|(])pecet ` + regexp.QuoteMeta(name) + ` ([a-z][a-z0-9-]*)([^\n\x60|]*)`)
+	)
+	for _, m := range re.FindAllStringSubmatch(capture(func() { run([]string{"--help"}) }), -1) {
+		if slices.ContainsFunc(subs, func(s cmdSpec) bool { return s.name == m[1] }) {
+			continue
+		}
+		sub := cmdSpec{name: m[1], fileArgs: takesFileArgs(m[2])}
+		for _, args := range [][]string{{m[1], "--help"}, {m[1], "NAME", "--help"}} {
+			if fs, takesArgs := probeCommand(run, args...); fs != nil {
+				sub.flags, sub.fileArgs = flagsOf(fs), sub.fileArgs || takesArgs
+				break
+			}
+		}
+		subs = append(subs, sub)
+	}
+	return subs
+}
+
+// takesFileArgs: the rest of a usage line has a FILE (or FILE...) that is
+// not the value of a flag ("--out FILE" is the flag's).
+func takesFileArgs(rest string) bool {
+	words := strings.Fields(strings.NewReplacer("[", " ", "]", " ").Replace(rest))
+	for i, w := range words {
+		if strings.TrimSuffix(w, "...") == "FILE" && (i == 0 || !strings.HasPrefix(words[i-1], "-")) {
+			return true
+		}
+	}
+	return false
+}
+
+// probeCommand runs a command with the probe set (with args, else
+// --help) and returns the flag set it built (nil if it built none) and
+// whether it takes arguments.
+func probeCommand(run func([]string) int, args ...string) (*flag.FlagSet, bool) {
 	var (
 		got       *flag.FlagSet
 		takesArgs bool
 	)
+	if len(args) == 0 {
+		args = []string{"--help"}
+	}
 	probe = func(fs *flag.FlagSet, args bool) { got, takesArgs = fs, args }
 	defer func() { probe = nil }()
-	capture(func() { run([]string{"--help"}) })
+	capture(func() { run(args) })
 	return got, takesArgs
 }
 

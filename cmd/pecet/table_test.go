@@ -2,6 +2,8 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 )
@@ -59,6 +61,7 @@ func TestTableInHelpAndCompletion(t *testing.T) {
 		flags := rowFlags(t, c)
 		if c.do != nil && c.name != "completion" && len(flags) == 0 {
 			t.Errorf("%s: no flags found", c.name)
+			continue
 		}
 		if isSub {
 			if !strings.Contains(groupUsage(group), "pecet "+c.name) {
@@ -136,6 +139,54 @@ func TestTableRows(t *testing.T) {
 					t.Errorf("%s: required flag --%s is not defined", c.name, r)
 				}
 			}
+		}
+	}
+}
+
+// runTestArchive is a command in the shape other commands are added in: its
+// own run function dispatches its subcommands, with no rows for them.
+func runTestArchive(args []string) int {
+	if len(args) == 0 || args[0] == "--help" {
+		fmt.Fprint(os.Stderr, "Usage:\n  pecet test-archive seal --out DIR FILE...\n  pecet test-archive verify --record FILE --in FILE\n")
+		return exitUsage
+	}
+	fs, _ := newFlags("test-archive "+args[0], "test-archive "+args[0], "client")
+	switch args[0] {
+	case "seal":
+		fs.String("out", "", "folder `DIR` for the records")
+		return parseArgs(fs, args[1:])
+	case "verify":
+		fs.String("record", "", "evidence record `FILE`")
+		fs.String("in", "", "the archived `FILE`")
+		return parse(fs, args[1:])
+	}
+	return exitUsage
+}
+
+// TestCompletionOfDispatcher: a command added as one row with its own run
+// function that dispatches subcommands (pecet X SUB) gets them completed,
+// with their flags, from its usage and probing, as before the table.
+func TestCompletionOfDispatcher(t *testing.T) {
+	withRows(t, command{"test-archive", "seal and verify archives", runTestArchive})
+	s := specFor(t, commandSpecs(), "test-archive")
+	var got []string
+	for _, sub := range s.subs {
+		got = append(got, sub.name+":"+flagWords(sub.flags, false)+":"+map[bool]string{true: "files"}[sub.fileArgs])
+	}
+	want := []string{
+		"seal:--as --ca --cert --dev-dir --json --key-file --out --server --timeout:files",
+		"verify:--as --ca --cert --dev-dir --in --json --key-file --record --server --timeout:",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("test-archive subcommands:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, shell := range shells {
+		want := "--record"
+		if shell == "fish" {
+			want = "-l record"
+		}
+		if script := completionScript(t, shell); !strings.Contains(script, want) {
+			t.Errorf("%s script lacks test-archive verify --record", shell)
 		}
 	}
 }
