@@ -166,6 +166,12 @@ func TestBashCompletes(t *testing.T) {
 		{[]string{"pecet", "audit", "verify", ""}, ""}, // log files: left to readline
 		{[]string{"pecet", "completion", "f"}, "fish"},
 		{[]string{"pecet", "sign", "--in", ""}, ""}, // a file name: left to readline
+		// Global flags before the command.
+		{[]string{"pecet", "--se"}, "--server"},
+		{[]string{"pecet", "--server", ""}, ""}, // its value: left to readline
+		{[]string{"pecet", "--server", "h:1", "si"}, "sign"},
+		{[]string{"pecet", "--as", "officer", "--timeout=5s", "keys", "show", "--al"}, "--alias"},
+		{[]string{"pecet", "--dev-dir", "d", "keys", ""}, keysSubs(t, false)},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.words, " "), func(t *testing.T) {
@@ -219,6 +225,10 @@ func TestFishCompletes(t *testing.T) {
 		{"pecet keys list ", ""}, // no file names where none are taken
 		{"pecet completion ", "bash fish zsh"},
 		{"pecet sign --pe", "--pem"},
+		{"pecet --ser", "--server"},
+		{"pecet --server h:1 si", "sign"},
+		{"pecet --as officer --timeout=5s keys show --al", "--alias"},
+		{"pecet --dev-dir d keys ", keysSubs(t, true)},
 	}
 	for _, c := range cases {
 		cmd := exec.Command("fish", "--no-config", "-c", "source "+script+"; complete -C '"+c.line+"'")

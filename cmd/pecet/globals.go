@@ -17,6 +17,10 @@ type globalFlag struct{ name, value string }
 // the command's flag set where the command did not give them itself.
 var globals []globalFlag
 
+// globalFlagNames are the flags pecet takes before the command (all take a
+// value), for messages and completion.
+var globalFlagNames = []string{"server", "cert", "key-file", "ca", "dev-dir", "as", "timeout"}
+
 // globalNames lists the flags pecet takes before the command, for messages.
 const globalNames = "--server, --cert, --key-file, --ca, --dev-dir, --as, --timeout"
 
@@ -28,13 +32,13 @@ func splitGlobals(args []string) ([]globalFlag, []string, int) {
 	fs.SetOutput(io.Discard)
 	// The same connection flags every command has (newFlagsCert); parsed
 	// here with their types, so a bad --timeout is refused before the command.
-	fs.String("server", "", "")
-	fs.String("cert", "", "")
-	fs.String("key-file", "", "")
-	fs.String("ca", "", "")
-	fs.String("dev-dir", "", "")
-	fs.String("as", "", "")
-	fs.Duration("timeout", 30*time.Second, "")
+	for _, name := range globalFlagNames {
+		if name == "timeout" {
+			fs.Duration(name, 30*time.Second, "")
+		} else {
+			fs.String(name, "", "")
+		}
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			usage()
