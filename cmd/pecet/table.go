@@ -18,8 +18,10 @@ import (
 //   - *leaf: a command the shared code drives (flags, required flags,
 //     dialing, error mapping; see runLeaf);
 //   - func(args []string) int: a command that parses its own arguments
-//     (bench, version, completion, audit verify); if it builds its flags
-//     with newFlags and parse, completion still finds them;
+//     (bench, version, completion, audit verify, and sign and timestamp,
+//     whose runSign and runTimestamp use runCall for dialing and errors);
+//     if it builds its flags with newFlags and parse, completion finds
+//     them, and the subcommands its usage names as "pecet X SUB";
 //   - nil: a group ("keys"), whose rows are the ones named "keys …".
 //
 // help and completion read the same table, so they cannot drift from it.
