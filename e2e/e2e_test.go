@@ -194,6 +194,9 @@ func TestDevTour(t *testing.T) {
 			{"unknown key", []string{"sign", "--key", "nope", "--in", in}, 4, "PermissionDenied"},
 			{"other client's key", []string{"sign", "--key", "tsa", "--in", in}, 4, "PermissionDenied"},
 			{"role may not sign", []string{"sign", "--as", "gateway", "--key", "client-sign", "--in", in}, 4, "PermissionDenied"},
+			// Global flags before the command reach it (README.md "Five-minute tour").
+			{"role before the command may not sign", []string{"--as", "gateway", "--timeout", "20s", "sign", "--key", "client-sign", "--in", in}, 4, "PermissionDenied"},
+			{"unknown flag before the command", []string{"--bogus", "sign", "--key", "client-sign", "--in", in}, 2, "-bogus"},
 			{"empty body", []string{"sign", "--key", "client-sign", "--in", empty}, 4, "InvalidArgument"},
 			{"malformed CMS", []string{"verify", "--in", garbage, "--content", in}, 4, "InvalidArgument"},
 			{"unknown hash", []string{"sign", "--key", "client-sign", "--in", in, "--hash", "md5"}, 2, "--hash"},

@@ -2,8 +2,6 @@ package main
 
 import (
 	"crypto"
-	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pecet-hsm/pecet/internal/audit"
+	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
 const auditUsage = `Usage:
@@ -42,18 +41,9 @@ next checkpoint).
 Flags:
 `
 
-func runAudit(args []string) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(os.Stderr, auditUsage)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
-	}
-	if args[0] != "verify" {
-		fmt.Fprintf(os.Stderr, "pecet audit: unknown subcommand %q\n%s", args[0], auditUsage)
-		return exitUsage
-	}
+// runAuditVerify is `pecet audit verify`: it reads local files and takes
+// FILE arguments, so it parses its own flags.
+func runAuditVerify(args []string) int {
 	fs := flag.NewFlagSet("pecet audit verify", flag.ContinueOnError)
 	jsonOut := fs.Bool("json", false, "machine-readable JSON output")
 	var certs stringList
@@ -64,17 +54,8 @@ func runAudit(args []string) int {
 		fmt.Fprint(fs.Output(), auditUsage)
 		fs.PrintDefaults()
 	}
-	if probe != nil {
-		// Completion reads the flags; parse cannot be used here because
-		// it refuses the FILE arguments.
-		probe(fs)
-		return exitOK
-	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	if code := parseArgs(fs, args); code >= 0 {
+		return code
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintln(os.Stderr, "pecet audit verify: give at least one FILE")
@@ -90,9 +71,15 @@ func runAudit(args []string) int {
 	}
 	var keys []crypto.PublicKey
 	for _, c := range certs {
-		ks, err := readAuditKeys(c)
+		// The first CERTIFICATE (the leaf: a chain's CA keys must not
+		// vouch for a log) and every PUBLIC KEY of the file.
+		b, err := pki.ReadFile(c, pki.MaxCertificateFile)
+		var ks []crypto.PublicKey
+		if err == nil {
+			ks, err = pki.PublicKeys(c, b)
+		}
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "pecet audit verify: --cert %s: %v\n", c, err)
+			fmt.Fprintf(os.Stderr, "pecet audit verify: --cert: %v\n", err)
 			return exitUsage
 		}
 		keys = append(keys, ks...)
@@ -168,44 +155,4 @@ func signedTime(res audit.Result) string {
 		return ""
 	}
 	return res.LastSigned.UTC().Format(time.RFC3339)
-}
-
-// readAuditKeys reads the public keys of a PEM file: its first CERTIFICATE
-// (the leaf: a chain's CA keys must not vouch for a log) and every PUBLIC
-// KEY.
-func readAuditKeys(path string) ([]crypto.PublicKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var keys []crypto.PublicKey
-	leaf := false
-	for {
-		var blk *pem.Block
-		if blk, b = pem.Decode(b); blk == nil {
-			break
-		}
-		switch blk.Type {
-		case "CERTIFICATE":
-			if leaf {
-				continue
-			}
-			leaf = true
-			c, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			keys = append(keys, c.PublicKey)
-		case "PUBLIC KEY":
-			k, err := x509.ParsePKIXPublicKey(blk.Bytes)
-			if err != nil {
-				return nil, err
-			}
-			keys = append(keys, k)
-		}
-	}
-	if len(keys) == 0 {
-		return nil, errors.New("no CERTIFICATE or PUBLIC KEY in it")
-	}
-	return keys, nil
 }

@@ -1,25 +1,22 @@
 package main
 
 import (
-	"bytes"
-	"crypto/x509"
-	"encoding/pem"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
-	"golang.org/x/crypto/cryptobyte"
-	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/client"
 	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
-// maxPEMFile bounds a certificate or CRL file read by the CLI.
+// maxPEMFile bounds a CRL file read by the CLI (certificate files:
+// pki.MaxCertificateFile).
 const maxPEMFile = 16 << 20
 
 // multiFlag is a repeatable string flag.
@@ -65,7 +62,7 @@ func (p *policyFlags) read() (policyInputs, error) {
 		return out, errors.New("--report needs a file: the verdict goes to stdout")
 	}
 	if *p.anchors != "" {
-		certs, err := readCertFile(*p.anchors)
+		certs, err := readCertFile(*p.anchors, false)
 		if err != nil {
 			return out, fmt.Errorf("--anchors: %w", err)
 		}
@@ -78,16 +75,11 @@ func (p *policyFlags) read() (policyInputs, error) {
 		}
 		// Only the envelope is checked here; the server judges the CRL
 		// (v1 or v2; one it cannot parse is a verdict, FORMAT_FAILURE).
-		if bytes.Contains(b, []byte("-----BEGIN")) {
-			blk, _ := pem.Decode(bytes.TrimSpace(b))
-			if blk == nil || blk.Type != "X509 CRL" {
-				return out, fmt.Errorf("--crl %s: no PEM \"X509 CRL\" block", f)
-			}
-			b = blk.Bytes
-		} else if !looksDER(b) {
-			return out, fmt.Errorf("--crl %s: neither PEM nor DER", f)
+		der, err := pki.DecodeOne(f, b, "X509 CRL")
+		if err != nil {
+			return out, fmt.Errorf("--crl %w", err)
 		}
-		out.crls = append(out.crls, b)
+		out.crls = append(out.crls, der)
 	}
 	switch *p.revocation {
 	case "":
@@ -110,57 +102,22 @@ func (p *policyFlags) read() (policyInputs, error) {
 	return out, nil
 }
 
-// readCertFile reads PEM certificates (or one DER certificate) and checks
-// that each parses, so that garbage is a usage error with the file named.
-// Anchors are inputs of trust and must parse here.
-func readCertFile(path string) ([][]byte, error) {
-	b, err := readInput(path, maxPEMFile)
+// readCertFile reads the certificates of a PEM or DER file (or stdin for
+// "-") with the one reader of internal/pki. Certificates pecet relies on
+// (anchors, recipients, a chain to import) are parsed here, so that garbage
+// is a usage error with the file named; the ones `chain verify` sends to be
+// judged (judged) are not: a certificate Go's parser refuses (a negative
+// serial, PKITS 4.4.15) is the server's to judge, INVALID (FORMAT_FAILURE),
+// and only a file that is no certificate envelope at all is a usage error.
+func readCertFile(path string, judged bool) ([][]byte, error) {
+	b, err := readInput(path, pki.MaxCertificateFile)
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Contains(b, []byte("-----BEGIN")) {
-		if _, err := x509.ParseCertificate(b); err != nil {
-			return nil, fmt.Errorf("%s: neither PEM nor a DER certificate: %w", path, err)
-		}
-		return [][]byte{b}, nil
+	if judged {
+		return pki.CertificatesDER(path, b)
 	}
-	return parsePEMCerts(path, b)
-}
-
-// readJudgedCerts reads the certificates `chain verify` sends to be judged:
-// PEM CERTIFICATE blocks or one DER SEQUENCE, unparsed. A certificate Go's
-// parser refuses (a negative serial, PKITS 4.4.15) is the server's to
-// judge, INVALID (FORMAT_FAILURE), not a usage error; only a file that is
-// no certificate envelope at all is one.
-func readJudgedCerts(path string) ([][]byte, error) {
-	b, err := readInput(path, maxPEMFile)
-	if err != nil {
-		return nil, err
-	}
-	if !bytes.Contains(b, []byte("-----BEGIN")) {
-		if !looksDER(b) {
-			return nil, fmt.Errorf("%s: neither PEM nor a DER certificate", path)
-		}
-		return [][]byte{b}, nil
-	}
-	blocks := pki.CertificateBlocks(b)
-	if len(blocks) == 0 {
-		return nil, fmt.Errorf("%s: no PEM certificates", path)
-	}
-	return blocks, nil
-}
-
-// looksDER reports whether b is one DER SEQUENCE spanning the whole input.
-func looksDER(b []byte) bool {
-	s := cryptobyte.String(b)
-	var seq cryptobyte.String
-	return s.ReadASN1(&seq, cbasn1.SEQUENCE) && s.Empty()
-}
-
-// parsePEMCerts returns the DER of every certificate of PEM data, each
-// checked to parse; errors name the file.
-func parsePEMCerts(path string, b []byte) ([][]byte, error) {
-	certs, err := pki.ParseCertificates(path, b)
+	certs, err := pki.ParseCertificateFile(path, b)
 	if err != nil {
 		return nil, err
 	}
@@ -171,158 +128,156 @@ func parsePEMCerts(path string, b []byte) ([][]byte, error) {
 	return out, nil
 }
 
-func runChain(args []string) int {
-	if len(args) == 0 || args[0] != "verify" {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(os.Stderr, "Usage: pecet chain verify --cert FILE [flags]; see pecet chain verify --help")
-			return exitOK
+var chainVerify = &leaf{synopsis: "--cert leaf.pem [--chain intermediates.pem] [--anchors roots.pem] [--crl f.crl]... --purpose signing|encryption|timestamping|any [--revocation require|prefer|off] [--policy NAME] [--at RFC3339] [--report FILE] [--json]",
+	role: "client", certFlag: "client-cert", required: []string{"cert"},
+	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
+		cert := fs.String("cert", "", "the certificate to judge, PEM or DER `file` (required); more certificates in it count as intermediates")
+		chain := fs.String("chain", "", "PEM `file` of intermediate certificates")
+		purpose := fs.String("purpose", "any", "`purpose`: signing, encryption, timestamping or any")
+		pf := addPolicyFlags(fs)
+		return func(x *call) (int, error) {
+			certs, err := readCertFile(*cert, true)
+			if err != nil {
+				return usagef("--cert: %v", err)
+			}
+			if *chain != "" {
+				more, err := readCertFile(*chain, true)
+				if err != nil {
+					return usagef("--chain: %v", err)
+				}
+				certs = append(certs, more...)
+			}
+			req := &pecetv1.ValidateCertificateRequest{Chain: certs}
+			switch *purpose {
+			case "signing":
+				req.Purpose = pecetv1.Purpose_SIGNING
+			case "encryption":
+				req.Purpose = pecetv1.Purpose_ENCRYPTION
+			case "timestamping":
+				req.Purpose = pecetv1.Purpose_TIMESTAMPING
+			case "any":
+				req.Purpose = pecetv1.Purpose_ANY
+			default:
+				return usagef("--purpose %q: use signing, encryption, timestamping or any", *purpose)
+			}
+			resp, err := judge(x, pf, func(pi policyInputs) {
+				req.Policy, req.Anchors, req.Crls, req.Revocation, req.At = pi.policy, pi.anchors, pi.crls, pi.revocation, pi.at
+				req.Report = pi.report != ""
+			}, func(cc *client.Conn, ctx context.Context) (*pecetv1.ValidateCertificateResponse, error) {
+				return cc.Policy.ValidateCertificate(ctx, req)
+			})
+			if err != nil {
+				return 0, err
+			}
+			return printVerdict(resp.GetVerdict(), x.c.json), nil
 		}
-		fmt.Fprintln(os.Stderr, "pecet chain: use `pecet chain verify --cert FILE [flags]`")
-		return exitUsage
-	}
-	fs, c := newFlagsCert("chain verify", "chain verify --cert leaf.pem [--chain intermediates.pem] [--anchors roots.pem] [--crl f.crl]... --purpose signing|encryption|timestamping|any [--revocation require|prefer|off] [--policy NAME] [--at RFC3339] [--report FILE] [--json]", "client", "client-cert")
-	cert := fs.String("cert", "", "the certificate to judge, PEM or DER `file` (required); more certificates in it count as intermediates")
-	chain := fs.String("chain", "", "PEM `file` of intermediate certificates")
-	purpose := fs.String("purpose", "any", "`purpose`: signing, encryption, timestamping or any")
-	pf := addPolicyFlags(fs)
-	if code := parse(fs, args[1:]); code >= 0 {
-		return code
-	}
-	if *cert == "" {
-		return usageErr(fs, "--cert FILE is required")
-	}
-	certs, err := readJudgedCerts(*cert)
-	if err != nil {
-		return usageErr(fs, "--cert: %v", err)
-	}
-	if *chain != "" {
-		more, err := readJudgedCerts(*chain)
-		if err != nil {
-			return usageErr(fs, "--chain: %v", err)
+	}}
+
+// policyList and policyShow are `policy list` and `policy show NAME`.
+var (
+	policyList = &leaf{synopsis: "[--json]", role: "client", define: policyCmd("list")}
+	policyShow = &leaf{synopsis: "NAME [--json]", role: "client", arg: "NAME", argMissing: "policy show needs a policy NAME", define: policyCmd("show")}
+)
+
+func policyCmd(sub string) func(fs *flag.FlagSet) func(x *call) (int, error) {
+	return func(fs *flag.FlagSet) func(x *call) (int, error) {
+		return func(x *call) (int, error) {
+			if err := x.dial(); err != nil {
+				return 0, err
+			}
+			resp, err := x.cc.Policy.ListPolicies(x.ctx, &pecetv1.ListPoliciesRequest{})
+			if err != nil {
+				return 0, err
+			}
+			var shown []*pecetv1.PolicyInfo
+			for _, p := range resp.GetPolicies() {
+				if x.arg == "" || p.GetName() == x.arg {
+					shown = append(shown, p)
+				}
+			}
+			if x.arg != "" && len(shown) == 0 {
+				return 0, errors.New("no policy named " + x.arg + ": see `pecet policy list`")
+			}
+			if x.c.json {
+				printJSON(policiesJSON(shown, sub == "show"))
+				return exitOK, nil
+			}
+			printPolicies(shown, sub == "show")
+			return exitOK, nil
 		}
-		certs = append(certs, more...)
 	}
-	req := &pecetv1.ValidateCertificateRequest{Chain: certs}
-	switch *purpose {
-	case "signing":
-		req.Purpose = pecetv1.Purpose_SIGNING
-	case "encryption":
-		req.Purpose = pecetv1.Purpose_ENCRYPTION
-	case "timestamping":
-		req.Purpose = pecetv1.Purpose_TIMESTAMPING
-	case "any":
-		req.Purpose = pecetv1.Purpose_ANY
-	default:
-		return usageErr(fs, "--purpose %q: use signing, encryption, timestamping or any", *purpose)
-	}
-	pi, err := pf.read()
-	if err != nil {
-		return usageErr(fs, "%v", err)
-	}
-	req.Policy, req.Anchors, req.Crls, req.Revocation, req.At = pi.policy, pi.anchors, pi.crls, pi.revocation, pi.at
-	req.Report = pi.report != ""
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("chain verify", err)
-	}
-	defer done()
-	resp, err := cc.Policy.ValidateCertificate(ctx, req)
-	if err != nil {
-		return fail("chain verify", err)
-	}
-	if err := writeReport(pi.report, resp.GetReport()); err != nil {
-		return fail("chain verify", err)
-	}
-	return printVerdict(resp.GetVerdict(), c.json)
 }
 
-func runPolicy(args []string) int {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "show") {
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(os.Stderr, "Usage: pecet policy list | pecet policy show NAME [--json]")
-			return exitOK
+// policiesJSON is the --json output of `policy list` and (full) `policy show`.
+func policiesJSON(shown []*pecetv1.PolicyInfo, full bool) []map[string]any {
+	var out []map[string]any
+	for _, p := range shown {
+		m := map[string]any{"name": p.GetName(), "description": p.GetDescription(), "default": p.GetDefault(), "revocation": p.GetRevocation(), "qualified": p.GetQualified()}
+		if seq := p.GetTrustedListSequence(); seq != "" {
+			m["trusted_list"] = map[string]any{"territory": p.GetTrustedListTerritory(), "sequence": seq,
+				"issued": p.GetTrustedListIssued().AsTime().UTC().Format(time.RFC3339), "next_update": p.GetTrustedListNextUpdate().AsTime().UTC().Format(time.RFC3339)}
 		}
-		fmt.Fprintln(os.Stderr, "pecet policy: use `pecet policy list` or `pecet policy show NAME`")
-		return exitUsage
-	}
-	sub := args[0]
-	fs, c := newFlags("policy "+sub, "policy list [--json] | policy show NAME [--json]", "client")
-	rest := args[1:]
-	name := ""
-	if sub == "show" {
-		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
-			return usageErr(fs, "policy show needs a policy NAME")
+		var anchors []map[string]string
+		for _, a := range p.GetAnchors() {
+			anchors = append(anchors, map[string]string{"subject": a.GetSubject(), "source": a.GetSource()})
 		}
-		name, rest = rest[0], rest[1:]
-	}
-	if code := parse(fs, rest); code >= 0 {
-		return code
-	}
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("policy", err)
-	}
-	defer done()
-	resp, err := cc.Policy.ListPolicies(ctx, &pecetv1.ListPoliciesRequest{})
-	if err != nil {
-		return fail("policy", err)
-	}
-	var shown []*pecetv1.PolicyInfo
-	for _, p := range resp.GetPolicies() {
-		if name == "" || p.GetName() == name {
-			shown = append(shown, p)
+		if full {
+			m["algorithms"] = p.GetAlgorithms()
+			m["allow_overrides"] = append([]string{}, p.GetAllowedOverrides()...)
+			m["anchors"] = anchors
+		} else {
+			m["anchor_count"] = len(anchors)
 		}
+		out = append(out, m)
 	}
-	if name != "" && len(shown) == 0 {
-		return fail("policy", errors.New("no policy named "+name+": see `pecet policy list`"))
-	}
-	if c.json {
-		var out []map[string]any
-		for _, p := range shown {
-			m := map[string]any{"name": p.GetName(), "description": p.GetDescription(), "default": p.GetDefault(), "revocation": p.GetRevocation(), "qualified": p.GetQualified()}
-			if seq := p.GetTrustedListSequence(); seq != "" {
-				m["trusted_list"] = map[string]any{"territory": p.GetTrustedListTerritory(), "sequence": seq,
-					"issued": p.GetTrustedListIssued().AsTime().UTC().Format(time.RFC3339), "next_update": p.GetTrustedListNextUpdate().AsTime().UTC().Format(time.RFC3339)}
-			}
-			var anchors []map[string]string
-			for _, a := range p.GetAnchors() {
-				anchors = append(anchors, map[string]string{"subject": a.GetSubject(), "source": a.GetSource()})
-			}
-			if sub == "show" {
-				m["algorithms"] = p.GetAlgorithms()
-				m["allow_overrides"] = append([]string{}, p.GetAllowedOverrides()...)
-				m["anchors"] = anchors
-			} else {
-				m["anchor_count"] = len(anchors)
-			}
-			out = append(out, m)
-		}
-		printJSON(out)
-		return exitOK
-	}
+	return out
+}
+
+// printPolicies is the text output of `policy list` and (full) `policy show`.
+func printPolicies(shown []*pecetv1.PolicyInfo, full bool) {
 	for _, p := range shown {
 		def := ""
 		if p.GetDefault() {
 			def = " (default)"
 		}
 		fmt.Printf("%s%s: %s; revocation %s; %d anchors\n", p.GetName(), def, p.GetDescription(), p.GetRevocation(), len(p.GetAnchors()))
-		if sub == "show" {
-			fmt.Printf("  algorithms: %s\n", p.GetAlgorithms())
-			allowed := strings.Join(p.GetAllowedOverrides(), ", ")
-			if allowed == "" {
-				allowed = "none"
-			}
-			fmt.Printf("  per-call overrides allowed: %s\n", allowed)
-			if seq := p.GetTrustedListSequence(); seq != "" {
-				fmt.Printf("  trusted list: %s, sequence %s, issued %s, next update %s\n", p.GetTrustedListTerritory(), seq,
-					p.GetTrustedListIssued().AsTime().UTC().Format(time.RFC3339), p.GetTrustedListNextUpdate().AsTime().UTC().Format(time.RFC3339))
-			}
-			for _, a := range p.GetAnchors() {
-				fmt.Printf("  anchor: %s  [%s]\n", a.GetSubject(), a.GetSource())
-			}
+		if !full {
+			continue
+		}
+		fmt.Printf("  algorithms: %s\n", p.GetAlgorithms())
+		allowed := strings.Join(p.GetAllowedOverrides(), ", ")
+		if allowed == "" {
+			allowed = "none"
+		}
+		fmt.Printf("  per-call overrides allowed: %s\n", allowed)
+		if seq := p.GetTrustedListSequence(); seq != "" {
+			fmt.Printf("  trusted list: %s, sequence %s, issued %s, next update %s\n", p.GetTrustedListTerritory(), seq,
+				p.GetTrustedListIssued().AsTime().UTC().Format(time.RFC3339), p.GetTrustedListNextUpdate().AsTime().UTC().Format(time.RFC3339))
+		}
+		for _, a := range p.GetAnchors() {
+			fmt.Printf("  anchor: %s  [%s]\n", a.GetSubject(), a.GetSource())
 		}
 	}
-	return exitOK
+}
+
+// judge reads the policy flags into a judging request (set), dials, makes
+// the call and writes the validation report (--report) whatever the
+// verdict.
+func judge[R interface{ GetReport() []byte }](x *call, pf *policyFlags, set func(policyInputs), do func(cc *client.Conn, ctx context.Context) (R, error)) (R, error) {
+	var zero R
+	pi, err := pf.read()
+	if err != nil {
+		return zero, &usageError{msg: err.Error()}
+	}
+	set(pi)
+	if err := x.dial(); err != nil {
+		return zero, err
+	}
+	resp, err := do(x.cc, x.ctx)
+	if err != nil {
+		return zero, err
+	}
+	return resp, writeReport(pi.report, resp.GetReport())
 }
 
 // writeReport writes the validation report to the --report file, whatever

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
@@ -54,16 +55,36 @@ func newFlagsCert(name, synopsis, defaultRole, certFlag string) (*flag.FlagSet, 
 }
 
 // probe, when set, receives the flag set a command built instead of the
-// command parsing its arguments (parse then stops the command): `pecet
-// completion` learns every command's flags from the code that defines them,
-// so the scripts cannot drift from --help. Every command must define all its
-// flags and call parse before it does anything else.
-var probe func(*flag.FlagSet)
+// command parsing its arguments (parse then stops the command), and whether
+// the command takes arguments besides its flags: `pecet completion` learns
+// the flags of a command with its own run function (table.go) from the code
+// that defines them, so the scripts cannot drift from --help. Such a command
+// must define all its flags and call parse or parseArgs before it does
+// anything else.
+var probe func(fs *flag.FlagSet, takesArgs bool)
 
 // parse parses flags; it returns an exit code >= 0 when the command must stop.
+// Arguments that are not flags are a usage error.
 func parse(fs *flag.FlagSet, args []string) int {
+	if code := parseFlags(fs, args, false); code >= 0 {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return exitUsage
+	}
+	return -1
+}
+
+// parseArgs parses flags and leaves the arguments after them in fs.Args();
+// it returns an exit code >= 0 when the command must stop.
+func parseArgs(fs *flag.FlagSet, args []string) int {
+	return parseFlags(fs, args, true)
+}
+
+func parseFlags(fs *flag.FlagSet, args []string, takesArgs bool) int {
 	if probe != nil {
-		probe(fs)
+		probe(fs, takesArgs)
 		return exitOK
 	}
 	if err := fs.Parse(args); err != nil {
@@ -72,9 +93,8 @@ func parse(fs *flag.FlagSet, args []string) int {
 		}
 		return exitUsage
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
-		return exitUsage
+	if err := applyGlobals(fs); err != nil {
+		return usageErr(fs, "%v", err)
 	}
 	return -1
 }
@@ -144,6 +164,15 @@ func writeOutput(path string, b []byte) error {
 		return err
 	}
 	return os.WriteFile(path, b, 0o644) //nolint:gosec // an ordinary user file (0644 less the umask), as openssl writes its -out
+}
+
+// writeCMS writes a CMS message to a file or stdout (writeOutput), as PEM
+// (-----BEGIN CMS-----) when asked, else DER; it returns what it wrote.
+func writeCMS(path string, der []byte, asPEM bool) ([]byte, error) {
+	if asPEM {
+		der = pem.EncodeToMemory(&pem.Block{Type: "CMS", Bytes: der})
+	}
+	return der, writeOutput(path, der)
 }
 
 func printJSON(v any) {

@@ -24,10 +24,12 @@ and flags. Load it with:
 var shells = []string{"bash", "zsh", "fish"}
 
 func runCompletion(args []string) int {
-	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
-		fmt.Fprint(os.Stderr, completionUsage)
-		return exitOK
+	fs := flag.NewFlagSet("pecet completion", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), completionUsage) }
+	if code := parseArgs(fs, args); code >= 0 {
+		return code
 	}
+	args = fs.Args()
 	if len(args) != 1 || !slices.Contains(shells, args[0]) {
 		fmt.Fprint(os.Stderr, "pecet completion: name one shell\n\n"+completionUsage)
 		return exitUsage
@@ -59,50 +61,98 @@ type flagSpec struct {
 	takesValue  bool
 }
 
-// commandSpecs reads the commands table: each command is run once with the
-// probe set, so parse hands over its flag set instead of parsing. A command
-// that dispatches to subcommands prints its usage instead; the "pecet CMD
-// SUB" in it name the subcommands, which are probed the same way.
+// commandSpecs reads the command table: a top-level row with the rows one
+// word below it as subcommands. A leaf's flags come from its definition; a
+// command with its own run function is run once with the probe set, so that
+// parse hands over its flag set instead of parsing.
 func commandSpecs() []cmdSpec {
 	var specs []cmdSpec
 	for _, c := range commands {
-		s := cmdSpec{name: c.name, summary: c.summary}
-		if c.name == "completion" {
-			s.args = shells
-			specs = append(specs, s)
+		if strings.Contains(c.name, " ") {
 			continue
 		}
-		fs, usage := probeCommand(c.run, []string{"--help"})
-		if fs != nil {
-			s.flags = flagsOf(fs)
-		} else {
-			for _, sub := range subcommandsIn(usage, c.name) {
-				sfs, _ := probeCommand(c.run, []string{sub.name})
-				if sfs == nil {
-					// A subcommand that takes a positional argument
-					// before its flags (policy show NAME).
-					sfs, _ = probeCommand(c.run, []string{sub.name, "NAME"})
-				}
-				ss := cmdSpec{name: sub.name, fileArgs: sub.fileArgs}
-				if sfs != nil {
-					ss.flags = flagsOf(sfs)
-				}
-				s.subs = append(s.subs, ss)
-			}
+		s := specOf(c)
+		if c.name == "completion" {
+			s.args, s.fileArgs = shells, false
+		}
+		for _, sub := range subcommands(c.name) {
+			s.subs = append(s.subs, specOf(sub))
+		}
+		if run, ok := c.do.(func([]string) int); ok && len(s.flags) == 0 && len(s.subs) == 0 {
+			s.subs = dispatched(c.name, run)
 		}
 		specs = append(specs, s)
 	}
 	return specs
 }
 
-// probeCommand runs a command with the probe set and returns the flag set
-// it built, or nil and whatever it printed (a subcommand dispatcher's usage).
-func probeCommand(run func([]string) int, args []string) (*flag.FlagSet, string) {
-	var got *flag.FlagSet
-	probe = func(fs *flag.FlagSet) { got = fs }
+// specOf is one row as completion sees it, named by its last word.
+func specOf(c command) cmdSpec {
+	s := cmdSpec{name: c.name[strings.LastIndex(c.name, " ")+1:], summary: c.summary}
+	switch do := c.do.(type) {
+	case *leaf:
+		fs, _, _ := do.flagSet(c.name)
+		s.flags = flagsOf(fs)
+	case func([]string) int:
+		if fs, takesArgs := probeCommand(do); fs != nil {
+			s.flags, s.fileArgs = flagsOf(fs), takesArgs
+		}
+	}
+	return s
+}
+
+// dispatched finds the subcommands of a command whose own run function
+// dispatches them (pecet X SUB …, with no rows for them in the table): its
+// usage names them as "pecet X SUB", and each is probed for its flags as a
+// command is.
+func dispatched(name string, run func([]string) int) []cmdSpec {
+	var (
+		subs []cmdSpec
+		re   = regexp.MustCompile(`(?:^|[\s\x60|(])pecet ` + regexp.QuoteMeta(name) + ` ([a-z][a-z0-9-]*)([^\n\x60|]*)`)
+	)
+	for _, m := range re.FindAllStringSubmatch(capture(func() { run([]string{"--help"}) }), -1) {
+		if slices.ContainsFunc(subs, func(s cmdSpec) bool { return s.name == m[1] }) {
+			continue
+		}
+		sub := cmdSpec{name: m[1], fileArgs: takesFileArgs(m[2])}
+		for _, args := range [][]string{{m[1], "--help"}, {m[1], "NAME", "--help"}} {
+			if fs, takesArgs := probeCommand(run, args...); fs != nil {
+				sub.flags, sub.fileArgs = flagsOf(fs), sub.fileArgs || takesArgs
+				break
+			}
+		}
+		subs = append(subs, sub)
+	}
+	return subs
+}
+
+// takesFileArgs: the rest of a usage line has a FILE (or FILE...) that is
+// not the value of a flag ("--out FILE" is the flag's).
+func takesFileArgs(rest string) bool {
+	words := strings.Fields(strings.NewReplacer("[", " ", "]", " ").Replace(rest))
+	for i, w := range words {
+		if strings.TrimSuffix(w, "...") == "FILE" && (i == 0 || !strings.HasPrefix(words[i-1], "-")) {
+			return true
+		}
+	}
+	return false
+}
+
+// probeCommand runs a command with the probe set (with args, else
+// --help) and returns the flag set it built (nil if it built none) and
+// whether it takes arguments.
+func probeCommand(run func([]string) int, args ...string) (*flag.FlagSet, bool) {
+	var (
+		got       *flag.FlagSet
+		takesArgs bool
+	)
+	if len(args) == 0 {
+		args = []string{"--help"}
+	}
+	probe = func(fs *flag.FlagSet, args bool) { got, takesArgs = fs, args }
 	defer func() { probe = nil }()
-	out := capture(func() { run(args) })
-	return got, out
+	capture(func() { run(args) })
+	return got, takesArgs
 }
 
 // capture runs f with stdout and stderr redirected into a buffer.
@@ -122,41 +172,6 @@ func capture(f func()) string {
 	wg.Wait()
 	r.Close()
 	return buf.String()
-}
-
-// subcommand is a subcommand named in a dispatcher's usage.
-type subcommand struct {
-	name     string
-	fileArgs bool // a usage line gives it a FILE argument of its own
-}
-
-func subcommandsIn(usage, cmd string) []subcommand {
-	// "pecet keys list", "`pecet chain verify --cert FILE`", "pecet policy
-	// list | pecet policy show NAME": lower-case words after the command;
-	// the rest of the line shows whether FILE arguments follow.
-	re := regexp.MustCompile(`(?:^|[\s\x60|(])pecet ` + regexp.QuoteMeta(cmd) + ` ([a-z][a-z0-9-]*)([^\n\x60|]*)`)
-	var subs []subcommand
-	for _, m := range re.FindAllStringSubmatch(usage, -1) {
-		i := slices.IndexFunc(subs, func(s subcommand) bool { return s.name == m[1] })
-		if i < 0 {
-			subs = append(subs, subcommand{name: m[1]})
-			i = len(subs) - 1
-		}
-		subs[i].fileArgs = subs[i].fileArgs || takesFileArgs(m[2])
-	}
-	return subs
-}
-
-// takesFileArgs: the rest of a usage line has a FILE (or FILE...) that is
-// not the value of a flag ("--out FILE" is the flag's).
-func takesFileArgs(rest string) bool {
-	words := strings.Fields(strings.NewReplacer("[", " ", "]", " ").Replace(rest))
-	for i, w := range words {
-		if strings.TrimSuffix(w, "...") == "FILE" && (i == 0 || !strings.HasPrefix(words[i-1], "-")) {
-			return true
-		}
-	}
-	return false
 }
 
 func flagsOf(fs *flag.FlagSet) []flagSpec {
@@ -180,6 +195,16 @@ func describe(s string) string {
 	return s
 }
 
+// globalWords are the global flags, as completion offers them before the
+// command.
+func globalWords() string {
+	var out []string
+	for _, g := range globalFlagNames {
+		out = append(out, "--"+g)
+	}
+	return strings.Join(out, " ")
+}
+
 func names(specs []cmdSpec) string {
 	var n []string
 	for _, s := range specs {
@@ -201,9 +226,24 @@ func flagWords(flags []flagSpec, valuesOnly bool) string {
 func writeBash(w io.Writer, specs []cmdSpec) {
 	fmt.Fprint(w, `# bash completion for pecet; generated by 'pecet completion bash'.
 _pecet() {
+    COMPREPLY=()
+    # Global flags before the command (each takes a value): skip them.
+    local i=1
+    while (( i < COMP_CWORD )) && [[ ${COMP_WORDS[i]} == -* ]]; do
+        if [[ ${COMP_WORDS[i]} == *=* ]]; then (( i += 1 )); else (( i += 2 )); fi
+    done
+    if (( i > COMP_CWORD )); then
+        return # a global flag's value: file names
+    fi
+    if (( i == COMP_CWORD )) && [[ ${COMP_WORDS[i]} == -* ]]; then
+`)
+	fmt.Fprintf(w, "        COMPREPLY=($(compgen -W '%s' -- \"${COMP_WORDS[i]}\"))\n        return\n    fi\n", globalWords())
+	fmt.Fprint(w, `    if (( i > 1 )); then
+        local -a rest=("${COMP_WORDS[@]:i}")
+        local COMP_WORDS=(pecet "${rest[@]}") COMP_CWORD=$(( COMP_CWORD - i + 1 ))
+    fi
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     local words="" valueflags="" fixed=0
-    COMPREPLY=()
     if [[ $COMP_CWORD -eq 1 ]]; then
 `)
 	fmt.Fprintf(w, "        COMPREPLY=($(compgen -W '%s help' -- \"$cur\"))\n        return\n    fi\n", names(specs))
@@ -214,9 +254,15 @@ _pecet() {
 		case len(s.args) > 0:
 			fmt.Fprintf(w, "        [[ $COMP_CWORD -eq 2 ]] && words='%s'; fixed=1 ;;\n", strings.Join(s.args, " "))
 		case len(s.subs) > 0:
-			fmt.Fprintf(w, "        if [[ $COMP_CWORD -eq 2 ]]; then\n            words='%s'; fixed=1\n        else\n            case \"${COMP_WORDS[2]}\" in\n", names(s.subs))
+			// A command with flags of its own (timestamp) offers them
+			// beside its subcommands, and after any other second word.
+			first := strings.TrimSpace(names(s.subs) + " " + flagWords(s.flags, false))
+			fmt.Fprintf(w, "        if [[ $COMP_CWORD -eq 2 ]]; then\n            words='%s'; fixed=1\n        else\n            case \"${COMP_WORDS[2]}\" in\n", first)
 			for _, sub := range s.subs {
 				fmt.Fprintf(w, "            %s) words='%s'; valueflags='%s' ;;\n", sub.name, flagWords(sub.flags, false), flagWords(sub.flags, true))
+			}
+			if len(s.flags) > 0 {
+				fmt.Fprintf(w, "            *) words='%s'; valueflags='%s' ;;\n", flagWords(s.flags, false), flagWords(s.flags, true))
 			}
 			fmt.Fprint(w, "            esac\n        fi ;;\n")
 		default:
@@ -255,6 +301,23 @@ func writeZsh(w io.Writer, specs []cmdSpec) {
 		fmt.Fprintf(w, "        '%s:%s'\n", s.name, describe(s.summary))
 	}
 	fmt.Fprint(w, `    )
+    # Global flags before the command (each takes a value): skip them.
+    local i=2
+    while (( i < CURRENT )) && [[ $words[i] == -* ]]; do
+        if [[ $words[i] == *=* ]]; then (( i += 1 )); else (( i += 2 )); fi
+    done
+    if (( i > CURRENT )); then
+        _files # a global flag's value
+        return
+    fi
+    if (( i == CURRENT )) && [[ $words[CURRENT] == -* ]]; then
+`+"        compadd -- "+globalWords()+`
+        return
+    fi
+    if (( i > 2 )); then
+        words=(pecet "${(@)words[i,-1]}")
+        (( CURRENT -= i - 2 ))
+    fi
     if (( CURRENT == 2 )); then
         _describe -t commands 'pecet command' cmds
         return
@@ -270,11 +333,21 @@ func writeZsh(w io.Writer, specs []cmdSpec) {
 		case len(s.args) > 0:
 			fmt.Fprintf(w, "        (( CURRENT == 2 )) && _values 'argument' %s\n        ;;\n", strings.Join(s.args, " "))
 		case len(s.subs) > 0:
-			fmt.Fprintf(w, "        if (( CURRENT == 2 )); then\n            local -a subs\n            subs=(%s)\n            _describe -t commands '%s subcommand' subs\n            return\n        fi\n", names(s.subs), s.name)
-			fmt.Fprint(w, "        local sub=$words[2]\n        shift words\n        (( CURRENT-- ))\n        case $sub in\n")
+			cond := "(( CURRENT == 2 ))"
+			if len(s.flags) > 0 {
+				// timestamp: its own flags where a flag is typed.
+				cond += " && [[ $words[2] != -* ]]"
+			}
+			fmt.Fprintf(w, "        if %s; then\n            local -a subs\n            subs=(%s)\n            _describe -t commands '%s subcommand' subs\n            return\n        fi\n", cond, names(s.subs), s.name)
+			fmt.Fprint(w, "        case $words[2] in\n")
 			for _, sub := range s.subs {
-				fmt.Fprintf(w, "        %s)\n", sub.name)
+				fmt.Fprintf(w, "        %s)\n            shift words\n            (( CURRENT-- ))\n", sub.name)
 				zshArgs(w, "            ", sub.flags)
+				fmt.Fprint(w, "            ;;\n")
+			}
+			if len(s.flags) > 0 {
+				fmt.Fprint(w, "        *)\n")
+				zshArgs(w, "            ", s.flags)
 				fmt.Fprint(w, "            ;;\n")
 			}
 			fmt.Fprint(w, "        esac\n        ;;\n")
@@ -305,14 +378,27 @@ func fishFlags(w io.Writer, cond string, flags []flagSpec) {
 
 func writeFish(w io.Writer, specs []cmdSpec) {
 	fmt.Fprint(w, `# fish completion for pecet; generated by 'pecet completion fish'.
-# __pecet_at N: the command line so far has N words.
+# __pecet_words: the words after pecet and its global flags (before the
+# command; each takes a value).
+function __pecet_words
+    set -l words (commandline -opc)
+    set -e words[1]
+    while test (count $words) -gt 0; and string match -q -- '-*' $words[1]
+        if string match -q -- '*=*' $words[1]; or test (count $words) -lt 2
+            set -e words[1]
+        else
+            set -e words[1..2]
+        end
+    end
+    string join \n -- $words
+end
+# __pecet_at N: the command line so far has N words (pecet counts as one).
 function __pecet_at
-    test (count (commandline -opc)) -eq $argv[1]
+    test (math (count (__pecet_words)) + 1) -eq $argv[1]
 end
 # __pecet_using CMD [SUB]: the words after pecet start with these.
 function __pecet_using
-    set -l words (commandline -opc)
-    set -e words[1]
+    set -l words (__pecet_words)
     test (count $words) -ge (count $argv); or return 1
     for i in (seq (count $argv))
         test "$words[$i]" = "$argv[$i]"; or return 1
@@ -320,6 +406,9 @@ function __pecet_using
 end
 complete -c pecet -f
 `)
+	for _, g := range globalFlagNames {
+		fmt.Fprintf(w, "complete -c pecet -n '__pecet_at 1' -l %s -r -F -d 'global flag, before the command'\n", g)
+	}
 	for _, s := range specs {
 		fmt.Fprintf(w, "complete -c pecet -n '__pecet_at 1' -a %s -d '%s'\n", s.name, describe(s.summary))
 	}
@@ -329,6 +418,11 @@ complete -c pecet -f
 			fmt.Fprintf(w, "complete -c pecet -n '__pecet_at 2; and __pecet_using %s' -a '%s'\n", s.name, strings.Join(s.args, " "))
 		case len(s.subs) > 0:
 			fmt.Fprintf(w, "complete -c pecet -n '__pecet_at 2; and __pecet_using %s' -a '%s'\n", s.name, names(s.subs))
+			parent := "__pecet_using " + s.name
+			for _, sub := range s.subs {
+				parent += "; and not __pecet_using " + s.name + " " + sub.name
+			}
+			fishFlags(w, parent, s.flags)
 			for _, sub := range s.subs {
 				cond := "__pecet_using " + s.name + " " + sub.name
 				fishFlags(w, cond, sub.flags)

@@ -26,9 +26,8 @@ func completionScript(t *testing.T, shell string) string {
 // code defines appears in every script.
 func TestCompletionCoversCommands(t *testing.T) {
 	specs := commandSpecs()
-	// Discovery against what the dispatchers accept (runKeys, runAudit,
-	// runChain, runPolicy): a subcommand missing here is one no shell
-	// would offer.
+	// Discovery against the rows of the command table: a subcommand
+	// missing here is one no shell would offer.
 	for _, want := range []struct {
 		cmd, subs string
 		fileArgs  string // the subcommands that take FILE arguments
@@ -37,6 +36,7 @@ func TestCompletionCoversCommands(t *testing.T) {
 		{"audit", "verify", "verify"},
 		{"chain", "verify", ""},
 		{"policy", "list show", ""},
+		{"timestamp", "verify", ""},
 	} {
 		s := specFor(t, specs, want.cmd)
 		if got := names(s.subs); got != want.subs {
@@ -73,7 +73,7 @@ func TestCompletionCoversCommands(t *testing.T) {
 	for _, shell := range shells {
 		script := completionScript(t, shell)
 		for _, c := range commands {
-			if !strings.Contains(script, c.name) {
+			if !strings.Contains(script, c.name[strings.LastIndex(c.name, " ")+1:]) {
 				t.Errorf("%s script lacks command %s", shell, c.name)
 			}
 		}
@@ -166,6 +166,12 @@ func TestBashCompletes(t *testing.T) {
 		{[]string{"pecet", "audit", "verify", ""}, ""}, // log files: left to readline
 		{[]string{"pecet", "completion", "f"}, "fish"},
 		{[]string{"pecet", "sign", "--in", ""}, ""}, // a file name: left to readline
+		// Global flags before the command.
+		{[]string{"pecet", "--se"}, "--server"},
+		{[]string{"pecet", "--server", ""}, ""}, // its value: left to readline
+		{[]string{"pecet", "--server", "h:1", "si"}, "sign"},
+		{[]string{"pecet", "--as", "officer", "--timeout=5s", "keys", "show", "--al"}, "--alias"},
+		{[]string{"pecet", "--dev-dir", "d", "keys", ""}, keysSubs(t, false)},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.words, " "), func(t *testing.T) {
@@ -219,6 +225,10 @@ func TestFishCompletes(t *testing.T) {
 		{"pecet keys list ", ""}, // no file names where none are taken
 		{"pecet completion ", "bash fish zsh"},
 		{"pecet sign --pe", "--pem"},
+		{"pecet --ser", "--server"},
+		{"pecet --server h:1 si", "sign"},
+		{"pecet --as officer --timeout=5s keys show --al", "--alias"},
+		{"pecet --dev-dir d keys ", keysSubs(t, true)},
 	}
 	for _, c := range cases {
 		cmd := exec.Command("fish", "--no-config", "-c", "source "+script+"; complete -C '"+c.line+"'")

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/x509"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
@@ -46,174 +44,138 @@ func nameOf[T comparable](m map[string]T, v T) string {
 	return "?"
 }
 
-// readCerts reads every certificate of a PEM file (or one DER certificate).
-func readCerts(path string) ([][]byte, error) {
-	b, err := readInput(path, 1<<20)
-	if err != nil {
-		return nil, err
-	}
-	if !bytes.Contains(b, []byte("-----BEGIN")) {
-		if _, err := x509.ParseCertificate(b); err != nil {
-			return nil, fmt.Errorf("%s: not a PEM or DER certificate", path)
+var encryptCmd = &leaf{synopsis: "(--to CERT.pem | --to-key ALIAS)... --in FILE [--out FILE] [--cipher C] [--key-transport T] [--pem] [--stream auto|always|never]",
+	help: streamHelp, role: "client", required: []string{"in"},
+	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
+		var to, toKey listFlag
+		fs.Var(&to, "to", "recipient certificate `file` (PEM or DER; repeatable)")
+		fs.Var(&toKey, "to-key", "`alias` of a pecet DECRYPT key whose primary certificate is a recipient (repeatable)")
+		in := fs.String("in", "", "`file` to encrypt, - for stdin (required)")
+		out := fs.String("out", "-", "output `file`, - for stdout")
+		cipher := fs.String("cipher", "", "content `cipher`: aes256-gcm, aes128-gcm (AuthEnvelopedData; default aes256-gcm), aes256-cbc, aes128-cbc (EnvelopedData, for receivers that need it; streamed input is always CBC, default aes256-cbc)")
+		kt := fs.String("key-transport", "rsa-oaep", "`transport`: rsa-oaep (OAEP with SHA-256), rsa-oaep-sha1, rsa-pkcs1 (legacy receivers)")
+		asPEM := fs.Bool("pem", false, "write PEM (-----BEGIN CMS-----) instead of DER")
+		legacy := fs.Bool("allow-legacy", false, "encrypt even to certificates without keyEncipherment, with RSA under 2048 bits, or expired (tests against legacy receivers)")
+		stream := fs.String("stream", "auto", "`mode`: auto (EncryptStream above the one-message limit), always, never")
+		return func(x *call) (int, error) {
+			if err := checkStreamMode(*stream); err != nil {
+				return usagef("%v", err)
+			}
+			if len(to)+len(toKey) == 0 {
+				return usagef("give at least one recipient: --to CERT.pem or --to-key ALIAS")
+			}
+			// No --cipher: AES-256-GCM for one message, AES-256-CBC when the input
+			// is streamed (GCM is not streamed); decided once the input is open.
+			ci, ok := pecetv1.ContentCipher_CONTENT_CIPHER_UNSPECIFIED, true
+			if *cipher != "" {
+				ci, ok = cipherNames[strings.ToLower(*cipher)]
+			}
+			if !ok {
+				return usagef("--cipher %q: use aes256-gcm, aes128-gcm, aes256-cbc or aes128-cbc", *cipher)
+			}
+			tr, ok := transportNames[strings.ToLower(*kt)]
+			if !ok {
+				return usagef("--key-transport %q: use rsa-oaep, rsa-oaep-sha1 or rsa-pkcs1", *kt)
+			}
+			req := &pecetv1.EncryptRequest{RecipientKeys: toKey, Cipher: ci, KeyTransport: tr, AllowLegacy: *legacy}
+			for _, p := range to {
+				certs, err := readCertFile(p, false)
+				if err != nil {
+					return usagef("--to: %v", err)
+				}
+				// A bundle names one recipient: its first (leaf) certificate.
+				req.RecipientCertificates = append(req.RecipientCertificates, certs[0])
+			}
+			limit := int64(x.c.opts.MaxMessageBytesOrDefault() - 256<<10)
+			src, err := openInput(*in, *stream, limit)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			defer src.close()
+			n := len(req.RecipientCertificates) + len(toKey)
+			if ci == pecetv1.ContentCipher_CONTENT_CIPHER_UNSPECIFIED {
+				ci = pecetv1.ContentCipher_AES_256_GCM
+				if src.stream {
+					ci = pecetv1.ContentCipher_AES_256_CBC
+				}
+				req.Cipher = ci
+			}
+			if src.stream {
+				if ci == pecetv1.ContentCipher_AES_256_GCM || ci == pecetv1.ContentCipher_AES_128_GCM {
+					return usagef("--cipher %s is not streamed (its tag is checked only at the end): inputs above %d bytes, or --stream always, need aes256-cbc or aes128-cbc", *cipher, limit)
+				}
+				if *asPEM {
+					return usagef("--pem is not written for streamed output (inputs above %d bytes or --stream always); the DER is what openssl cms -inform DER reads", limit)
+				}
+				return encryptStreamed(x.c, req, src, *out, n, ci, tr), nil
+			}
+			req.Data = src.prefix
+			if err := x.dial(); err != nil {
+				return 0, err
+			}
+			resp, err := x.cc.Envelope.Encrypt(x.ctx, req)
+			if err != nil {
+				return 0, err
+			}
+			der, err := writeCMS(*out, resp.GetEnveloped(), *asPEM)
+			if err != nil {
+				return 0, err
+			}
+			if x.c.json {
+				printJSON(map[string]any{"recipients": n, "cipher": nameOf(cipherNames, ci), "key_transport": nameOf(transportNames, tr), "bytes": len(der), "out": *out})
+			} else if *out != "-" {
+				fmt.Fprintf(os.Stderr, "encrypted to %d recipient(s) with %s, %s -> %s\n", n, nameOf(cipherNames, ci), nameOf(transportNames, tr), *out)
+			}
+			return exitOK, nil
 		}
-		return [][]byte{b}, nil
-	}
-	out := pki.CertificateBlocks(b)
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no CERTIFICATE in the PEM file", path)
-	}
-	// A bundle names one recipient: its first (leaf) certificate.
-	return out[:1], nil
-}
+	}}
 
-func runEncrypt(args []string) int {
-	fs, c := newFlags("encrypt", "encrypt (--to CERT.pem | --to-key ALIAS)... --in FILE [--out FILE] [--cipher C] [--key-transport T] [--pem] [--stream auto|always|never]\n\n"+streamHelp, "client")
-	var to, toKey listFlag
-	fs.Var(&to, "to", "recipient certificate `file` (PEM or DER; repeatable)")
-	fs.Var(&toKey, "to-key", "`alias` of a pecet DECRYPT key whose primary certificate is a recipient (repeatable)")
-	in := fs.String("in", "", "`file` to encrypt, - for stdin (required)")
-	out := fs.String("out", "-", "output `file`, - for stdout")
-	cipher := fs.String("cipher", "", "content `cipher`: aes256-gcm, aes128-gcm (AuthEnvelopedData; default aes256-gcm), aes256-cbc, aes128-cbc (EnvelopedData, for receivers that need it; streamed input is always CBC, default aes256-cbc)")
-	kt := fs.String("key-transport", "rsa-oaep", "`transport`: rsa-oaep (OAEP with SHA-256), rsa-oaep-sha1, rsa-pkcs1 (legacy receivers)")
-	asPEM := fs.Bool("pem", false, "write PEM (-----BEGIN CMS-----) instead of DER")
-	legacy := fs.Bool("allow-legacy", false, "encrypt even to certificates without keyEncipherment, with RSA under 2048 bits, or expired (tests against legacy receivers)")
-	stream := fs.String("stream", "auto", "`mode`: auto (EncryptStream above the one-message limit), always, never")
-	if code := parse(fs, args); code >= 0 {
-		return code
-	}
-	if err := checkStreamMode(*stream); err != nil {
-		return usageErr(fs, "%v", err)
-	}
-	if *in == "" {
-		return usageErr(fs, "--in FILE is required")
-	}
-	if len(to)+len(toKey) == 0 {
-		return usageErr(fs, "give at least one recipient: --to CERT.pem or --to-key ALIAS")
-	}
-	// No --cipher: AES-256-GCM for one message, AES-256-CBC when the input
-	// is streamed (GCM is not streamed); decided once the input is open.
-	ci, ok := pecetv1.ContentCipher_CONTENT_CIPHER_UNSPECIFIED, true
-	if *cipher != "" {
-		ci, ok = cipherNames[strings.ToLower(*cipher)]
-	}
-	if !ok {
-		return usageErr(fs, "--cipher %q: use aes256-gcm, aes128-gcm, aes256-cbc or aes128-cbc", *cipher)
-	}
-	tr, ok := transportNames[strings.ToLower(*kt)]
-	if !ok {
-		return usageErr(fs, "--key-transport %q: use rsa-oaep, rsa-oaep-sha1 or rsa-pkcs1", *kt)
-	}
-	req := &pecetv1.EncryptRequest{RecipientKeys: toKey, Cipher: ci, KeyTransport: tr, AllowLegacy: *legacy}
-	for _, p := range to {
-		certs, err := readCerts(p)
-		if err != nil {
-			return usageErr(fs, "--to: %v", err)
+var decryptCmd = &leaf{synopsis: "--in FILE.p7m [--out FILE] [--key ALIAS] [--stream auto|always|never]",
+	help: streamHelp, role: "gateway", required: []string{"in"},
+	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
+		in := fs.String("in", "", "CMS EnvelopedData `file` (DER, BER or PEM), - for stdin (required)")
+		out := fs.String("out", "-", "plaintext output `file`, - for stdout")
+		alias := fs.String("key", "", "`alias` of the DECRYPT key to use (default: whichever enabled version the message names)")
+		stream := fs.String("stream", "auto", "`mode`: auto (DecryptStream above the one-message limit), always, never")
+		return func(x *call) (int, error) {
+			if err := checkStreamMode(*stream); err != nil {
+				return usagef("%v", err)
+			}
+			src, err := openInput(*in, *stream, int64(x.c.opts.MaxMessageBytesOrDefault()-64<<10))
+			if err != nil {
+				return usagef("%v", err)
+			}
+			defer src.close()
+			if src.stream {
+				return decryptStreamed(x.c, *alias, src, *in, *out), nil
+			}
+			b := src.prefix
+			if pki.IsPEM(b) {
+				if b, err = pki.DecodeOne(*in, b); err != nil {
+					return usagef("%v", err)
+				}
+			}
+			if err := x.dial(); err != nil {
+				return 0, err
+			}
+			resp, err := x.cc.Envelope.Decrypt(x.ctx, &pecetv1.DecryptRequest{Enveloped: b, Key: *alias})
+			if err != nil {
+				return 0, err
+			}
+			// The plaintext goes only where asked, never into the summary.
+			if err := writeOutput(*out, resp.GetData()); err != nil {
+				return 0, err
+			}
+			if x.c.json {
+				printJSON(map[string]any{"key": resp.GetKey(), "version": resp.GetVersion(), "cipher": nameOf(cipherNames, resp.GetCipher()),
+					"key_transport": nameOf(transportNames, resp.GetKeyTransport()), "bytes": len(resp.GetData()), "out": *out})
+			} else if *out != "-" {
+				fmt.Fprintf(os.Stderr, "decrypted with %s version %d (%s, %s) -> %s\n", resp.GetKey(), resp.GetVersion(),
+					nameOf(cipherNames, resp.GetCipher()), nameOf(transportNames, resp.GetKeyTransport()), *out)
+			}
+			return exitOK, nil
 		}
-		req.RecipientCertificates = append(req.RecipientCertificates, certs...)
-	}
-	limit := int64(c.opts.MaxMessageBytesOrDefault() - 256<<10)
-	src, err := openInput(*in, *stream, limit)
-	if err != nil {
-		return usageErr(fs, "%v", err)
-	}
-	defer src.close()
-	n := len(req.RecipientCertificates) + len(toKey)
-	if ci == pecetv1.ContentCipher_CONTENT_CIPHER_UNSPECIFIED {
-		ci = pecetv1.ContentCipher_AES_256_GCM
-		if src.stream {
-			ci = pecetv1.ContentCipher_AES_256_CBC
-		}
-		req.Cipher = ci
-	}
-	if src.stream {
-		if ci == pecetv1.ContentCipher_AES_256_GCM || ci == pecetv1.ContentCipher_AES_128_GCM {
-			return usageErr(fs, "--cipher %s is not streamed (its tag is checked only at the end): inputs above %d bytes, or --stream always, need aes256-cbc or aes128-cbc", *cipher, limit)
-		}
-		if *asPEM {
-			return usageErr(fs, "--pem is not written for streamed output (inputs above %d bytes or --stream always); the DER is what openssl cms -inform DER reads", limit)
-		}
-		return encryptStreamed(c, req, src, *out, n, ci, tr)
-	}
-	req.Data = src.prefix
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("encrypt", err)
-	}
-	defer done()
-	resp, err := cc.Envelope.Encrypt(ctx, req)
-	if err != nil {
-		return fail("encrypt", err)
-	}
-	der := resp.GetEnveloped()
-	if *asPEM {
-		der = pem.EncodeToMemory(&pem.Block{Type: "CMS", Bytes: der})
-	}
-	if err := writeOutput(*out, der); err != nil {
-		fmt.Fprintf(os.Stderr, "pecet encrypt: %v\n", err)
-		return exitService
-	}
-	if c.json {
-		printJSON(map[string]any{"recipients": n, "cipher": nameOf(cipherNames, ci), "key_transport": nameOf(transportNames, tr), "bytes": len(der), "out": *out})
-	} else if *out != "-" {
-		fmt.Fprintf(os.Stderr, "encrypted to %d recipient(s) with %s, %s -> %s\n", n, nameOf(cipherNames, ci), nameOf(transportNames, tr), *out)
-	}
-	return exitOK
-}
-
-func runDecrypt(args []string) int {
-	fs, c := newFlags("decrypt", "decrypt --in FILE.p7m [--out FILE] [--key ALIAS] [--stream auto|always|never]\n\n"+streamHelp, "gateway")
-	in := fs.String("in", "", "CMS EnvelopedData `file` (DER, BER or PEM), - for stdin (required)")
-	out := fs.String("out", "-", "plaintext output `file`, - for stdout")
-	alias := fs.String("key", "", "`alias` of the DECRYPT key to use (default: whichever enabled version the message names)")
-	stream := fs.String("stream", "auto", "`mode`: auto (DecryptStream above the one-message limit), always, never")
-	if code := parse(fs, args); code >= 0 {
-		return code
-	}
-	if err := checkStreamMode(*stream); err != nil {
-		return usageErr(fs, "%v", err)
-	}
-	if *in == "" {
-		return usageErr(fs, "--in FILE is required")
-	}
-	src, err := openInput(*in, *stream, int64(c.opts.MaxMessageBytesOrDefault()-64<<10))
-	if err != nil {
-		return usageErr(fs, "%v", err)
-	}
-	defer src.close()
-	if src.stream {
-		return decryptStreamed(c, *alias, src, *in, *out)
-	}
-	b := src.prefix
-	if bytes.HasPrefix(bytes.TrimSpace(b), []byte("-----BEGIN")) {
-		blk, _ := pem.Decode(b)
-		if blk == nil {
-			return usageErr(fs, "%s: bad PEM", *in)
-		}
-		b = blk.Bytes
-	}
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("decrypt", err)
-	}
-	defer done()
-	resp, err := cc.Envelope.Decrypt(ctx, &pecetv1.DecryptRequest{Enveloped: b, Key: *alias})
-	if err != nil {
-		return fail("decrypt", err)
-	}
-	// The plaintext goes only where asked, never into the summary.
-	if err := writeOutput(*out, resp.GetData()); err != nil {
-		fmt.Fprintf(os.Stderr, "pecet decrypt: %v\n", err)
-		return exitService
-	}
-	if c.json {
-		printJSON(map[string]any{"key": resp.GetKey(), "version": resp.GetVersion(), "cipher": nameOf(cipherNames, resp.GetCipher()),
-			"key_transport": nameOf(transportNames, resp.GetKeyTransport()), "bytes": len(resp.GetData()), "out": *out})
-	} else if *out != "-" {
-		fmt.Fprintf(os.Stderr, "decrypted with %s version %d (%s, %s) -> %s\n", resp.GetKey(), resp.GetVersion(),
-			nameOf(cipherNames, resp.GetCipher()), nameOf(transportNames, resp.GetKeyTransport()), *out)
-	}
-	return exitOK
-}
+	}}
 
 // streamHelp is the part of encrypt's and decrypt's --help on streaming.
 const streamHelp = `Inputs larger than one gRPC message (24 MiB by default, less room for the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/pem"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/client"
 )
 
 var purposes = map[string]pecetv1.KeyPurpose{"sign": pecetv1.KeyPurpose_SIGN, "decrypt": pecetv1.KeyPurpose_DECRYPT, "timestamp": pecetv1.KeyPurpose_TIMESTAMP}
@@ -30,11 +32,7 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 func printProto(m proto.Message) { fmt.Println(protojson.Format(m)) }
 
 // printChange reports a write call: what changed, or the pending request.
-func printChange(c *conn, _ string, ch *pecetv1.KeyChange) int {
-	if c.json {
-		printProto(ch)
-		return exitOK
-	}
+func printChange(ch *pecetv1.KeyChange) {
 	if pr := ch.GetPendingRequest(); pr != nil {
 		what := pr.GetOperation() + " " + pr.GetAlias()
 		if pr.GetVersion() != 0 {
@@ -42,7 +40,7 @@ func printChange(c *conn, _ string, ch *pecetv1.KeyChange) int {
 		}
 		fmt.Printf("pending request %s: %s needs a second officer.\nAnother officer approves it with:  pecet keys approve %s\n(requested by %s, expires %s)\n",
 			pr.GetId(), what, pr.GetId(), pr.GetRequestedBy(), pr.GetExpires().AsTime().Local().Format(time.RFC3339))
-		return exitOK
+		return
 	}
 	k := ch.GetKey()
 	for _, v := range k.GetVersions() {
@@ -57,241 +55,147 @@ func printChange(c *conn, _ string, ch *pecetv1.KeyChange) int {
 	if w := k.GetWarning(); w != "" {
 		fmt.Fprintf(os.Stderr, "warning: %s\n", w)
 	}
-	return exitOK
 }
 
-func keysCreate(args []string) int {
-	fs, c := newFlags("keys create", "keys create --alias ALIAS --purpose sign|decrypt|timestamp --algorithm rsa2048|rsa3072|rsa4096|p256|p384", "officer")
-	alias := fs.String("alias", "", "new key `alias` (required)")
-	purpose := fs.String("purpose", "", "sign, decrypt or timestamp (required)")
-	alg := fs.String("algorithm", "", "rsa2048, rsa3072, rsa4096, p256 or p384 (required; decrypt: RSA only)")
-	if code := parse(fs, args); code >= 0 {
-		return code
-	}
-	p, ok := purposes[*purpose]
-	if !ok {
-		return usageErr(fs, "--purpose must be sign, decrypt or timestamp")
-	}
-	a, ok := algorithms[*alg]
-	if !ok {
-		return usageErr(fs, "--algorithm must be rsa2048, rsa3072, rsa4096, p256 or p384")
-	}
-	if *alias == "" {
-		return usageErr(fs, "--alias is required")
-	}
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("keys create", err)
-	}
-	defer done()
-	ch, err := cc.Keys.CreateKey(ctx, &pecetv1.CreateKeyRequest{Alias: *alias, Purpose: p, Algorithm: a})
-	if err != nil {
-		return fail("keys create", err)
-	}
-	return printChange(c, "create", ch)
+var keysCreate = &leaf{synopsis: "--alias ALIAS --purpose sign|decrypt|timestamp --algorithm rsa2048|rsa3072|rsa4096|p256|p384", role: "officer",
+	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
+		alias := fs.String("alias", "", "new key `alias` (required)")
+		purpose := fs.String("purpose", "", "sign, decrypt or timestamp (required)")
+		alg := fs.String("algorithm", "", "rsa2048, rsa3072, rsa4096, p256 or p384 (required; decrypt: RSA only)")
+		return func(x *call) (int, error) {
+			p, ok := purposes[*purpose]
+			if !ok {
+				return usagef("--purpose must be sign, decrypt or timestamp")
+			}
+			a, ok := algorithms[*alg]
+			if !ok {
+				return usagef("--algorithm must be rsa2048, rsa3072, rsa4096, p256 or p384")
+			}
+			if *alias == "" {
+				return usagef("--alias is required")
+			}
+			return query(x, func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error) {
+				return cc.Keys.CreateKey(ctx, &pecetv1.CreateKeyRequest{Alias: *alias, Purpose: p, Algorithm: a})
+			}, printChange)
+		}
+	}}
+
+var keysRotate = &leaf{synopsis: "--alias ALIAS", role: "officer", required: []string{"alias"},
+	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
+		alias := fs.String("alias", "", "key `alias` (required)")
+		return func(x *call) (int, error) {
+			return query(x, func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error) {
+				return cc.Keys.RotateKey(ctx, &pecetv1.RotateKeyRequest{Alias: *alias})
+			}, printChange)
+		}
+	}}
+
+var keysCSR = &leaf{synopsis: `--alias ALIAS [--version N] --subject "CN=…,O=…,C=CZ" [--san KIND:VALUE]... [--out FILE]`, role: "officer",
+	required: []string{"alias", "subject"},
+	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
+		alias := fs.String("alias", "", "key `alias` (required)")
+		version := versionVar(fs, "key `version` (default: the newest)")
+		subject := fs.String("subject", "", "subject, RFC 4514: \"CN=Jana Nováková,O=Example s.r.o.,C=CZ\" (required)")
+		var sans stringList
+		fs.Var(&sans, "san", "subject alternative name `KIND:VALUE` (DNS:, email:, IP:, URI:); repeatable")
+		out := fs.String("out", "", "write the PEM request to `FILE` (default stdout)")
+		der := fs.Bool("der", false, "write DER instead of PEM")
+		return func(x *call) (int, error) {
+			if err := x.dial(); err != nil {
+				return 0, err
+			}
+			resp, err := x.cc.Keys.CreateCSR(x.ctx, &pecetv1.CreateCSRRequest{Alias: *alias, Version: uint32(*version), Subject: *subject, SubjectAltNames: sans})
+			if err != nil {
+				return 0, err
+			}
+			b := resp.GetCsr()
+			if !*der {
+				b = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: b})
+			}
+			if err := writeOutput(*out, b); err != nil {
+				return 0, err
+			}
+			if *out != "" {
+				fmt.Fprintf(os.Stderr, "request for %s version %d written to %s\n", *alias, resp.GetVersion(), *out)
+			}
+			return exitOK, nil
+		}
+	}}
+
+var keysImport = &leaf{synopsis: "--alias ALIAS [--version N] --in CHAIN.pem", role: "officer", required: []string{"alias", "in"},
+	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
+		alias := fs.String("alias", "", "key `alias` (required)")
+		version := versionVar(fs, "key `version` (default: the newest)")
+		in := fs.String("in", "", "PEM `file` with the certificate chain, leaf first (required; - for stdin)")
+		return func(x *call) (int, error) {
+			chain, err := readCertFile(*in, false)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			return query(x, func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error) {
+				return cc.Keys.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: *alias, Version: uint32(*version), Chain: chain})
+			}, printChange)
+		}
+	}}
+
+// keysVersionOp is set-primary, disable, enable or destroy.
+func keysVersionOp(op string) *leaf {
+	return &leaf{synopsis: "--alias ALIAS --version N", role: "officer", required: []string{"alias", "version"},
+		define: func(fs *flag.FlagSet) func(x *call) (int, error) {
+			alias := fs.String("alias", "", "key `alias` (required)")
+			version := versionVar(fs, "key `version` (required)")
+			return func(x *call) (int, error) {
+				return query(x, func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error) {
+					a, v := *alias, uint32(*version)
+					switch op {
+					case "set-primary":
+						return cc.Keys.SetPrimaryVersion(ctx, &pecetv1.SetPrimaryVersionRequest{Alias: a, Version: v})
+					case "disable":
+						return cc.Keys.DisableKeyVersion(ctx, &pecetv1.DisableKeyVersionRequest{Alias: a, Version: v})
+					case "enable":
+						return cc.Keys.EnableKeyVersion(ctx, &pecetv1.EnableKeyVersionRequest{Alias: a, Version: v})
+					case "destroy":
+						return cc.Keys.DestroyKeyVersion(ctx, &pecetv1.DestroyKeyVersionRequest{Alias: a, Version: v})
+					}
+					return nil, fmt.Errorf("unknown version operation %q", op)
+				}, printChange)
+			}
+		}}
 }
 
-func keysRotate(args []string) int {
-	fs, c := newFlags("keys rotate", "keys rotate --alias ALIAS", "officer")
-	alias := fs.String("alias", "", "key `alias` (required)")
-	if code := parse(fs, args); code >= 0 {
-		return code
-	}
-	if *alias == "" {
-		return usageErr(fs, "--alias is required")
-	}
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("keys rotate", err)
-	}
-	defer done()
-	ch, err := cc.Keys.RotateKey(ctx, &pecetv1.RotateKeyRequest{Alias: *alias})
-	if err != nil {
-		return fail("keys rotate", err)
-	}
-	return printChange(c, "rotate", ch)
-}
+var keysRequests = &leaf{synopsis: "[--json]", role: "officer",
+	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
+		return func(x *call) (int, error) {
+			return query(x, func(cc *client.Conn, ctx context.Context) (*pecetv1.ListRequestsResponse, error) {
+				return cc.Keys.ListRequests(ctx, &pecetv1.ListRequestsRequest{})
+			}, func(r *pecetv1.ListRequestsResponse) { printRequests(r.GetRequests()) })
+		}
+	}}
 
-func keysCSR(args []string) int {
-	fs, c := newFlags("keys csr", `keys csr --alias ALIAS [--version N] --subject "CN=…,O=…,C=CZ" [--san KIND:VALUE]... [--out FILE]`, "officer")
-	alias := fs.String("alias", "", "key `alias` (required)")
-	version := versionVar(fs, "key `version` (default: the newest)")
-	subject := fs.String("subject", "", "subject, RFC 4514: \"CN=Jana Nováková,O=Example s.r.o.,C=CZ\" (required)")
-	var sans stringList
-	fs.Var(&sans, "san", "subject alternative name `KIND:VALUE` (DNS:, email:, IP:, URI:); repeatable")
-	out := fs.String("out", "", "write the PEM request to `FILE` (default stdout)")
-	der := fs.Bool("der", false, "write DER instead of PEM")
-	if code := parse(fs, args); code >= 0 {
-		return code
-	}
-	if *alias == "" || *subject == "" {
-		return usageErr(fs, "--alias and --subject are required")
-	}
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("keys csr", err)
-	}
-	defer done()
-	resp, err := cc.Keys.CreateCSR(ctx, &pecetv1.CreateCSRRequest{Alias: *alias, Version: uint32(*version), Subject: *subject, SubjectAltNames: sans})
-	if err != nil {
-		return fail("keys csr", err)
-	}
-	b := resp.GetCsr()
-	if !*der {
-		b = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: b})
-	}
-	if err := writeOutput(*out, b); err != nil {
-		return fail("keys csr", err)
-	}
-	if *out != "" {
-		fmt.Fprintf(os.Stderr, "request for %s version %d written to %s\n", *alias, resp.GetVersion(), *out)
-	}
-	return exitOK
-}
-
-func keysImport(args []string) int {
-	fs, c := newFlags("keys import-cert", "keys import-cert --alias ALIAS [--version N] --in CHAIN.pem", "officer")
-	alias := fs.String("alias", "", "key `alias` (required)")
-	version := versionVar(fs, "key `version` (default: the newest)")
-	in := fs.String("in", "", "PEM `file` with the certificate chain, leaf first (required; - for stdin)")
-	if code := parse(fs, args); code >= 0 {
-		return code
-	}
-	if *alias == "" || *in == "" {
-		return usageErr(fs, "--alias and --in are required")
-	}
-	b, err := readInput(*in, 1<<20)
-	if err != nil {
-		return usageErr(fs, "%v", err)
-	}
-	chain, err := parsePEMCerts(*in, b)
-	if err != nil {
-		return usageErr(fs, "%v", err)
-	}
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("keys import-cert", err)
-	}
-	defer done()
-	ch, err := cc.Keys.ImportCertificate(ctx, &pecetv1.ImportCertificateRequest{Alias: *alias, Version: uint32(*version), Chain: chain})
-	if err != nil {
-		return fail("keys import-cert", err)
-	}
-	return printChange(c, "import-cert", ch)
-}
-
-// keysVersionOp runs set-primary, disable, enable or destroy.
-func keysVersionOp(op string, args []string) int {
-	fs, c := newFlags("keys "+op, "keys "+op+" --alias ALIAS --version N", "officer")
-	alias := fs.String("alias", "", "key `alias` (required)")
-	version := versionVar(fs, "key `version` (required)")
-	if code := parse(fs, args); code >= 0 {
-		return code
-	}
-	if *alias == "" || *version == 0 {
-		return usageErr(fs, "--alias and --version are required")
-	}
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("keys "+op, err)
-	}
-	defer done()
-	a, v := *alias, uint32(*version)
-	var ch *pecetv1.KeyChange
-	switch op {
-	case "set-primary":
-		ch, err = cc.Keys.SetPrimaryVersion(ctx, &pecetv1.SetPrimaryVersionRequest{Alias: a, Version: v})
-	case "disable":
-		ch, err = cc.Keys.DisableKeyVersion(ctx, &pecetv1.DisableKeyVersionRequest{Alias: a, Version: v})
-	case "enable":
-		ch, err = cc.Keys.EnableKeyVersion(ctx, &pecetv1.EnableKeyVersionRequest{Alias: a, Version: v})
-	case "destroy":
-		ch, err = cc.Keys.DestroyKeyVersion(ctx, &pecetv1.DestroyKeyVersionRequest{Alias: a, Version: v})
-	}
-	if err != nil {
-		return fail("keys "+op, err)
-	}
-	return printChange(c, op, ch)
-}
-
-func keysRequests(args []string) int {
-	fs, c := newFlags("keys requests", "keys requests [--json]", "officer")
-	if code := parse(fs, args); code >= 0 {
-		return code
-	}
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("keys requests", err)
-	}
-	defer done()
-	resp, err := cc.Keys.ListRequests(ctx, &pecetv1.ListRequestsRequest{})
-	if err != nil {
-		return fail("keys requests", err)
-	}
-	if c.json {
-		printProto(resp)
-		return exitOK
-	}
-	if len(resp.GetRequests()) == 0 {
+// printRequests is the table of `keys requests`.
+func printRequests(reqs []*pecetv1.PendingRequest) {
+	if len(reqs) == 0 {
 		fmt.Println("no pending requests")
-		return exitOK
+		return
 	}
 	fmt.Printf("%-16s  %-11s  %-24s  %-7s  %-16s  %s\n", "ID", "OPERATION", "ALIAS", "VERSION", "REQUESTED BY", "EXPIRES")
-	for _, r := range resp.GetRequests() {
+	for _, r := range reqs {
 		ver := "-"
 		if r.GetVersion() != 0 {
 			ver = fmt.Sprint(r.GetVersion())
 		}
 		fmt.Printf("%-16s  %-11s  %-24s  %-7s  %-16s  %s\n", r.GetId(), r.GetOperation(), r.GetAlias(), ver, r.GetRequestedBy(), r.GetExpires().AsTime().Local().Format(time.RFC3339))
 	}
-	return exitOK
 }
 
-func keysApprove(args []string) int {
-	fs, c := newFlags("keys approve", "keys approve ID", "officer")
-	// The id is positional; flags may come before or after it.
-	var id string
-	var rest []string
-	for _, a := range args {
-		if id == "" && !strings.HasPrefix(a, "-") && (len(rest) == 0 || !needsValue(fs, rest[len(rest)-1])) {
-			id = a
-			continue
+var keysApprove = &leaf{synopsis: "ID", role: "officer", arg: "ID", argMissing: "the request ID is required (see pecet keys requests)",
+	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
+		return func(x *call) (int, error) {
+			return query(x, func(cc *client.Conn, ctx context.Context) (*pecetv1.KeyChange, error) {
+				return cc.Keys.ApproveRequest(ctx, &pecetv1.ApproveRequestRequest{Id: x.arg})
+			}, printChange)
 		}
-		rest = append(rest, a)
-	}
-	if code := parse(fs, rest); code >= 0 {
-		return code
-	}
-	if id == "" {
-		return usageErr(fs, "the request ID is required (see pecet keys requests)")
-	}
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("keys approve", err)
-	}
-	defer done()
-	ch, err := cc.Keys.ApproveRequest(ctx, &pecetv1.ApproveRequestRequest{Id: id})
-	if err != nil {
-		return fail("keys approve", err)
-	}
-	return printChange(c, "approve", ch)
-}
-
-// needsValue: whether a flag argument like "--as" takes the next argument.
-func needsValue(fs *flag.FlagSet, arg string) bool {
-	name := strings.TrimLeft(arg, "-")
-	if strings.Contains(name, "=") {
-		return false
-	}
-	f := fs.Lookup(name)
-	if f == nil {
-		return false
-	}
-	if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
-		return false
-	}
-	return true
-}
+	}}
 
 // versionState is a version's state with what limits its use: refused
 // (its certificate on the token does not match its key pair) or awaiting

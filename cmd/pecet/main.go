@@ -4,6 +4,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"strings"
 )
 
 // Exit codes (README.md "Five-minute tour", `pecet --help`).
@@ -18,26 +19,40 @@ const (
 	exitIncomplete = 5
 )
 
-type command struct {
-	name    string
-	summary string
-	run     func(args []string) int
-}
-
+// commands is the command table (the row type and how rows run: table.go).
+// A command with its own `func runX(args []string) int` is one row:
+// {"x", "summary", runX}.
 var commands []command
 
 func init() {
 	commands = []command{
 		{"sign", "make a CMS signature with a key on the HSM", runSign},
-		{"verify", "verify a CMS signature and judge the signer's chain", runVerify},
-		{"encrypt", "encrypt a file to certificates or pecet keys (CMS EnvelopedData)", runEncrypt},
-		{"decrypt", "decrypt a CMS EnvelopedData with a key on the HSM", runDecrypt},
-		{"keys", "list, show and manage keys (create, rotate, csr, import-cert, set-primary, …)", runKeys},
-		{"audit", "check an audit log's hash chain (audit verify FILE...)", runAudit},
+		{"verify", "verify a CMS signature and judge the signer's chain", verifyCmd},
+		{"encrypt", "encrypt a file to certificates or pecet keys (CMS EnvelopedData)", encryptCmd},
+		{"decrypt", "decrypt a CMS EnvelopedData with a key on the HSM", decryptCmd},
+		{"keys", "list, show and manage keys (create, rotate, csr, import-cert, set-primary, …)", nil},
+		{"keys list", "list the keys, their versions and states", keysList},
+		{"keys show", "show one key and its versions", keysShow},
+		{"keys create", "create a key (officer)", keysCreate},
+		{"keys rotate", "make a new version of a key (officer)", keysRotate},
+		{"keys csr", "make a certificate request signed on the token (officer)", keysCSR},
+		{"keys import-cert", "import a version's certificate chain (officer)", keysImport},
+		{"keys set-primary", "make a version the one that signs (officer)", keysVersionOp("set-primary")},
+		{"keys disable", "disable a version (officer)", keysVersionOp("disable")},
+		{"keys enable", "enable a disabled version (officer)", keysVersionOp("enable")},
+		{"keys destroy", "destroy a version's key objects (officer)", keysVersionOp("destroy")},
+		{"keys requests", "list the requests awaiting a second officer", keysRequests},
+		{"keys approve", "approve another officer's request (officer)", keysApprove},
+		{"audit", "check an audit log's hash chain (audit verify FILE...)", nil},
+		{"audit verify", "check audit logs offline", runAuditVerify},
 		{"bench", "load pecetd with one operation; ops/s, latency, errors, ratio to the raw token rate", runBench},
-		{"chain", "judge a certificate chain under a policy (chain verify --cert FILE)", runChain},
-		{"policy", "list and show validation policies (policy list, policy show NAME)", runPolicy},
+		{"chain", "judge a certificate chain under a policy (chain verify --cert FILE)", nil},
+		{"chain verify", "judge a certificate chain under a policy", chainVerify},
+		{"policy", "list and show validation policies (policy list, policy show NAME)", nil},
+		{"policy list", "list the validation policies", policyList},
+		{"policy show", "show one validation policy", policyShow},
 		{"timestamp", "get an RFC 3161 time-stamp (timestamp verify: check one)", runTimestamp},
+		{"timestamp verify", "check an RFC 3161 time-stamp locally", runTimestampVerify},
 		{"version", "print the version and commit", runVersion},
 		{"completion", "print a shell completion script (bash, zsh, fish)", runCompletion},
 	}
@@ -46,7 +61,7 @@ func init() {
 const usageHead = `pecet: the command-line client of pecetd (signing, verification, time-stamps and keys in an HSM)
 
 Usage:
-  pecet COMMAND [flags]
+  pecet [global flags] COMMAND [flags]
 
 Commands:
 `
@@ -58,6 +73,10 @@ needs (--as client|gateway|officer|officer-2 to choose). Otherwise give --server
 --cert, --key-file and --ca (or PECET_SERVER, PECET_CERT, PECET_KEY, PECET_CA);
 --key names a key on the HSM. (chain verify and timestamp take the TLS client
 certificate as --client-cert: there --cert is the certificate judged.)
+The global flags --server, --cert, --key-file, --ca, --dev-dir, --as and
+--timeout may also stand before the command (pecet --server HOST:PORT sign
+…); there --cert is always the TLS client certificate, and the same flag
+after the command wins.
 
 Exit status: 0 success or VALID, 1 INVALID, 2 usage error,
 3 INDETERMINATE, 4 service error (unavailable, denied, not found,
@@ -70,7 +89,9 @@ Run 'pecet COMMAND --help' for a command's flags.
 func usage() {
 	fmt.Fprint(os.Stderr, usageHead)
 	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-11s %s\n", c.name, c.summary)
+		if !strings.Contains(c.name, " ") {
+			fmt.Fprintf(os.Stderr, "  %-11s %s\n", c.name, c.summary)
+		}
 	}
 	fmt.Fprint(os.Stderr, usageTail)
 }
@@ -80,17 +101,23 @@ func main() {
 		usage()
 		os.Exit(exitUsage)
 	}
-	name := os.Args[1]
-	if name == "-h" || name == "--help" || name == "help" {
+	os.Exit(run(os.Args[1:]))
+}
+
+// run runs pecet with its arguments: global flags, then the command.
+func run(args []string) int {
+	g, args, code := splitGlobals(args)
+	if code >= 0 {
+		return code
+	}
+	if len(args) == 0 {
 		usage()
-		os.Exit(exitOK)
+		return exitUsage
 	}
-	for _, c := range commands {
-		if c.name == name {
-			os.Exit(c.run(os.Args[2:]))
-		}
+	if name := args[0]; name == "-h" || name == "--help" || name == "help" {
+		usage()
+		return exitOK
 	}
-	fmt.Fprintf(os.Stderr, "pecet: unknown command %q\n\n", name)
-	usage()
-	os.Exit(exitUsage)
+	globals = g
+	return runCommand(args)
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -73,34 +72,29 @@ func runSign(args []string) int {
 		}
 		req.Input = &pecetv1.SignRequest_Digest{Digest: d}
 	}
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("sign", err)
-	}
-	defer done()
-	resp, err := cc.Sign.Sign(ctx, req)
-	if err != nil {
-		return fail("sign", err)
-	}
-	sig := resp.GetSignature()
-	if *asPEM {
-		sig = pem.EncodeToMemory(&pem.Block{Type: "CMS", Bytes: sig})
-	}
-	if err := writeOutput(*out, sig); err != nil {
-		fmt.Fprintf(os.Stderr, "pecet sign: %v\n", err)
-		return exitService
-	}
-	if c.json {
-		out := map[string]any{"key": resp.GetKey(), "version": resp.GetVersion(), "signing_time": resp.GetSigningTime().AsTime(), "out": *out}
-		if resp.GetTimestampTime() != nil {
-			out["timestamp_time"] = resp.GetTimestampTime().AsTime()
+	return runCall(fs, &call{name: "sign", c: c}, func(x *call) (int, error) {
+		if err := x.dial(); err != nil {
+			return 0, err
 		}
-		printJSON(out)
-	} else if *out != "-" {
-		fmt.Fprintf(os.Stderr, "signed with %s version %d -> %s\n", resp.GetKey(), resp.GetVersion(), *out)
-		if resp.GetTimestampTime() != nil {
-			fmt.Fprintf(os.Stderr, "time-stamped at %s\n", resp.GetTimestampTime().AsTime().Format(time.RFC3339Nano))
+		resp, err := x.cc.Sign.Sign(x.ctx, req)
+		if err != nil {
+			return 0, err
 		}
-	}
-	return exitOK
+		if _, err := writeCMS(*out, resp.GetSignature(), *asPEM); err != nil {
+			return 0, err
+		}
+		if c.json {
+			out := map[string]any{"key": resp.GetKey(), "version": resp.GetVersion(), "signing_time": resp.GetSigningTime().AsTime(), "out": *out}
+			if resp.GetTimestampTime() != nil {
+				out["timestamp_time"] = resp.GetTimestampTime().AsTime()
+			}
+			printJSON(out)
+		} else if *out != "-" {
+			fmt.Fprintf(os.Stderr, "signed with %s version %d -> %s\n", resp.GetKey(), resp.GetVersion(), *out)
+			if resp.GetTimestampTime() != nil {
+				fmt.Fprintf(os.Stderr, "time-stamped at %s\n", resp.GetTimestampTime().AsTime().Format(time.RFC3339Nano))
+			}
+		}
+		return exitOK, nil
+	})
 }

@@ -6,6 +6,7 @@ import (
 	_ "crypto/sha256" // registers the hashes digestOfFile uses
 	_ "crypto/sha512"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -54,9 +55,6 @@ func digestOfFile(h crypto.Hash, path string) ([]byte, error) {
 }
 
 func runTimestamp(args []string) int {
-	if len(args) > 0 && args[0] == "verify" {
-		return runTimestampVerify(args[1:])
-	}
 	fs, c := newFlagsCert("timestamp", "timestamp (--in FILE | --digest HEX) [--out FILE.tsr] [--hash sha256|sha384|sha512] [--nonce] [--cert] [--policy OID]\n       pecet timestamp --batch FILE --out DIR [--hash …] [--nonce] [--cert] [--policy OID]\n       pecet timestamp verify --help", "client", "client-cert")
 	in := fs.String("in", "", "`file` to time-stamp (only its digest is sent), - for stdin")
 	digest := fs.String("digest", "", "time-stamp this `hex` digest instead of --in")
@@ -105,38 +103,35 @@ func runTimestamp(args []string) int {
 		sent = new(big.Int).SetBytes(b)
 		req.Nonce = sent.Bytes()
 	}
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("timestamp", err)
-	}
-	defer done()
-	resp, err := cc.Timestamp.Timestamp(ctx, req)
-	if err != nil {
-		return fail("timestamp", err)
-	}
-	if resp.GetStatus() != pecetv1.TimestampResponse_GRANTED {
-		fmt.Fprintf(os.Stderr, "pecet timestamp: rejected (%s): %s\n", resp.GetFailureInfo(), resp.GetStatusText())
-		return exitService
-	}
-	if sent != nil {
-		info, err := tokenInfo(resp.GetToken())
-		if err != nil || info.Nonce == nil || info.Nonce.Cmp(sent) != 0 {
-			fmt.Fprintln(os.Stderr, "pecet timestamp: the token does not echo the nonce sent")
-			return exitService
+	return runCall(fs, &call{name: "timestamp", c: c}, func(x *call) (int, error) {
+		if err := x.dial(); err != nil {
+			return 0, err
 		}
-	}
-	if err := writeOutput(*out, resp.GetResponse()); err != nil {
-		fmt.Fprintf(os.Stderr, "pecet timestamp: %v\n", err)
-		return exitService
-	}
-	serial := hex.EncodeToString(resp.GetSerialNumber())
-	if c.json {
-		printJSON(map[string]any{"gen_time": resp.GetGenTime().AsTime(), "serial": serial, "policy": resp.GetPolicy(), "out": *out})
-	} else if *out != "-" {
-		fmt.Fprintf(os.Stderr, "time-stamped at %s, serial %s, policy %s -> %s\n",
-			resp.GetGenTime().AsTime().Format(time.RFC3339Nano), serial, resp.GetPolicy(), *out)
-	}
-	return exitOK
+		resp, err := x.cc.Timestamp.Timestamp(x.ctx, req)
+		if err != nil {
+			return 0, err
+		}
+		if resp.GetStatus() != pecetv1.TimestampResponse_GRANTED {
+			return 0, fmt.Errorf("rejected (%s): %s", resp.GetFailureInfo(), resp.GetStatusText())
+		}
+		if sent != nil {
+			info, err := tokenInfo(resp.GetToken())
+			if err != nil || info.Nonce == nil || info.Nonce.Cmp(sent) != 0 {
+				return 0, errors.New("the token does not echo the nonce sent")
+			}
+		}
+		if err := writeOutput(*out, resp.GetResponse()); err != nil {
+			return 0, err
+		}
+		serial := hex.EncodeToString(resp.GetSerialNumber())
+		if c.json {
+			printJSON(map[string]any{"gen_time": resp.GetGenTime().AsTime(), "serial": serial, "policy": resp.GetPolicy(), "out": *out})
+		} else if *out != "-" {
+			fmt.Fprintf(os.Stderr, "time-stamped at %s, serial %s, policy %s -> %s\n",
+				resp.GetGenTime().AsTime().Format(time.RFC3339Nano), serial, resp.GetPolicy(), *out)
+		}
+		return exitOK, nil
+	})
 }
 
 // tokenInfo reads the TSTInfo of a token without verifying it.

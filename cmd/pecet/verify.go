@@ -1,103 +1,94 @@
 package main
 
 import (
-	"bytes"
+	"context"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/pem"
+	"flag"
 	"fmt"
 	"os"
 	"time"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/client"
+	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
-// decodeSignature accepts DER or PEM ("CMS" or "PKCS7" blocks).
+// decodeSignature accepts DER or PEM ("CMS" or "PKCS7" blocks); anything
+// else goes to the server as it is, which judges it.
 func decodeSignature(b []byte) []byte {
-	if blk, _ := pem.Decode(bytes.TrimSpace(b)); blk != nil {
-		return blk.Bytes
+	if blocks := pki.Blocks(b); pki.IsPEM(b) && len(blocks) > 0 {
+		return blocks[0]
 	}
 	return b
 }
 
-func runVerify(args []string) int {
-	fs, c := newFlags("verify", "verify --in SIG [--content FILE | --digest HEX [--hash ALG]] [--out FILE] [--policy NAME] [--anchors FILE] [--crl FILE]... [--revocation MODE] [--at RFC3339] [--report FILE] [--json]", "client")
-	in := fs.String("in", "", "CMS signature `file` (DER or PEM), - for stdin (required)")
-	content := fs.String("content", "", "the signed content `file`: required for a detached signature; for an attached one it must be the embedded content, else INVALID (CONTENT_MISMATCH)")
-	digest := fs.String("digest", "", "`hex` digest of the signed content, instead of --content")
-	out := fs.String("out", "", "write the embedded content of an attached signature, the bytes it covers, to this `file` (only when VALID)")
-	hash := fs.String("hash", "sha256", "`algorithm` of --digest: sha256, sha384, sha512")
-	pf := addPolicyFlags(fs)
-	if code := parse(fs, args); code >= 0 {
-		return code
-	}
-	if *in == "" {
-		return usageErr(fs, "--in SIG is required")
-	}
-	if *content != "" && *digest != "" {
-		return usageErr(fs, "give at most one of --content and --digest")
-	}
-	if *out == "-" {
-		return usageErr(fs, "--out needs a file: the verdict goes to stdout")
-	}
-	limit := int64(c.opts.MaxMessageBytesOrDefault() - 64<<10)
-	sig, err := readInput(*in, limit)
-	if err != nil {
-		return usageErr(fs, "%v", err)
-	}
-	req := &pecetv1.VerifyRequest{Signature: decodeSignature(sig)}
-	if *content != "" {
-		data, err := readInput(*content, limit-int64(len(sig)))
-		if err != nil {
-			return usageErr(fs, "%v", err)
-		}
-		req.Detached = &pecetv1.VerifyRequest_Content{Content: data}
-	}
-	if *digest != "" {
-		d, err := hex.DecodeString(*digest)
-		if err != nil {
-			return usageErr(fs, "--digest is not hex: %v", err)
-		}
-		h, ok := parseHash(*hash)
-		if !ok {
-			return usageErr(fs, "--hash %q: use sha256, sha384 or sha512", *hash)
-		}
-		req.Detached = &pecetv1.VerifyRequest_ContentDigest{ContentDigest: d}
-		req.DigestHash = h
-	}
-	pi, err := pf.read()
-	if err != nil {
-		return usageErr(fs, "%v", err)
-	}
-	req.Policy, req.Anchors, req.Crls, req.Revocation, req.At = pi.policy, pi.anchors, pi.crls, pi.revocation, pi.at
-	req.Report = pi.report != ""
-	cc, ctx, done, err := c.dial()
-	if err != nil {
-		return fail("verify", err)
-	}
-	defer done()
-	resp, err := cc.Sign.Verify(ctx, req)
-	if err != nil {
-		return fail("verify", err)
-	}
-	if err := writeReport(pi.report, resp.GetReport()); err != nil {
-		return fail("verify", err)
-	}
-	if *out != "" {
-		// As openssl cms -verify: the content only of a VALID signature.
-		switch {
-		case resp.GetContentSource() != pecetv1.VerifyResponse_EMBEDDED:
-			fmt.Fprintf(os.Stderr, "pecet verify: --out: nothing written, the signature is detached\n")
-		case resp.GetVerdict().GetStatus() != pecetv1.Verdict_VALID:
-			fmt.Fprintf(os.Stderr, "pecet verify: --out: nothing written, the signature is not VALID\n")
-		default:
-			if err := writeOutput(*out, resp.GetContent()); err != nil {
-				return fail("verify", err)
+var verifyCmd = &leaf{synopsis: "--in SIG [--content FILE | --digest HEX [--hash ALG]] [--out FILE] [--policy NAME] [--anchors FILE] [--crl FILE]... [--revocation MODE] [--at RFC3339] [--report FILE] [--json]",
+	role: "client", required: []string{"in"},
+	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
+		in := fs.String("in", "", "CMS signature `file` (DER or PEM), - for stdin (required)")
+		content := fs.String("content", "", "the signed content `file`: required for a detached signature; for an attached one it must be the embedded content, else INVALID (CONTENT_MISMATCH)")
+		digest := fs.String("digest", "", "`hex` digest of the signed content, instead of --content")
+		out := fs.String("out", "", "write the embedded content of an attached signature, the bytes it covers, to this `file` (only when VALID)")
+		hash := fs.String("hash", "sha256", "`algorithm` of --digest: sha256, sha384, sha512")
+		pf := addPolicyFlags(fs)
+		return func(x *call) (int, error) {
+			if *content != "" && *digest != "" {
+				return usagef("give at most one of --content and --digest")
 			}
+			if *out == "-" {
+				return usagef("--out needs a file: the verdict goes to stdout")
+			}
+			limit := int64(x.c.opts.MaxMessageBytesOrDefault() - 64<<10)
+			sig, err := readInput(*in, limit)
+			if err != nil {
+				return usagef("%v", err)
+			}
+			req := &pecetv1.VerifyRequest{Signature: decodeSignature(sig)}
+			if *content != "" {
+				data, err := readInput(*content, limit-int64(len(sig)))
+				if err != nil {
+					return usagef("%v", err)
+				}
+				req.Detached = &pecetv1.VerifyRequest_Content{Content: data}
+			}
+			if *digest != "" {
+				d, err := hex.DecodeString(*digest)
+				if err != nil {
+					return usagef("--digest is not hex: %v", err)
+				}
+				h, ok := parseHash(*hash)
+				if !ok {
+					return usagef("--hash %q: use sha256, sha384 or sha512", *hash)
+				}
+				req.Detached = &pecetv1.VerifyRequest_ContentDigest{ContentDigest: d}
+				req.DigestHash = h
+			}
+			resp, err := judge(x, pf, func(pi policyInputs) {
+				req.Policy, req.Anchors, req.Crls, req.Revocation, req.At = pi.policy, pi.anchors, pi.crls, pi.revocation, pi.at
+				req.Report = pi.report != ""
+			}, func(cc *client.Conn, ctx context.Context) (*pecetv1.VerifyResponse, error) {
+				return cc.Sign.Verify(ctx, req)
+			})
+			if err != nil {
+				return 0, err
+			}
+			if *out != "" {
+				// As openssl cms -verify: the content only of a VALID signature.
+				switch {
+				case resp.GetContentSource() != pecetv1.VerifyResponse_EMBEDDED:
+					fmt.Fprintf(os.Stderr, "pecet verify: --out: nothing written, the signature is detached\n")
+				case resp.GetVerdict().GetStatus() != pecetv1.Verdict_VALID:
+					fmt.Fprintf(os.Stderr, "pecet verify: --out: nothing written, the signature is not VALID\n")
+				default:
+					if err := writeOutput(*out, resp.GetContent()); err != nil {
+						return 0, err
+					}
+				}
+			}
+			return printVerdictFor(resp.GetVerdict(), x.c.json, verifiedContent(resp)), nil
 		}
-	}
-	return printVerdictFor(resp.GetVerdict(), c.json, verifiedContent(resp))
-}
+	}}
 
 // verifiedContent says which content a signature's verdict is about, as a
 // line for people and a value for --json; never the content itself, which

@@ -4,11 +4,18 @@
 package pki
 
 import (
+	"bytes"
+	"crypto"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // MaxCertificateFile bounds a certificate file read by ReadCertificates and
@@ -41,6 +48,12 @@ func ReadFile(path string, limit int64) ([]byte, error) {
 // CertificateBlocks returns the contents of every CERTIFICATE block of PEM
 // data, in order and unparsed; other block types (keys, CRLs) are skipped.
 func CertificateBlocks(data []byte) [][]byte {
+	return Blocks(data, "CERTIFICATE")
+}
+
+// Blocks returns the contents of every PEM block of data whose type is one
+// of types (any type when none is given), in order and unparsed.
+func Blocks(data []byte, types ...string) [][]byte {
 	var out [][]byte
 	for {
 		var blk *pem.Block
@@ -48,10 +61,108 @@ func CertificateBlocks(data []byte) [][]byte {
 		if blk == nil {
 			return out
 		}
-		if blk.Type == "CERTIFICATE" {
+		if len(types) == 0 || slices.Contains(types, blk.Type) {
 			out = append(out, blk.Bytes)
 		}
 	}
+}
+
+// IsDER reports whether data is one DER (or definite-length BER) SEQUENCE
+// spanning the whole input: the envelope of a certificate, CRL or CMS
+// message, judged without parsing what is inside.
+func IsDER(data []byte) bool {
+	s := cryptobyte.String(data)
+	var seq cryptobyte.String
+	return s.ReadASN1(&seq, cbasn1.SEQUENCE) && s.Empty()
+}
+
+// IsPEM reports whether data is PEM: it has a "-----BEGIN" line (files often
+// carry text before it, as openssl x509 -text writes) and is not itself one
+// DER SEQUENCE (a DER message whose content is a PEM file is DER).
+func IsPEM(data []byte) bool {
+	return bytes.Contains(data, []byte("-----BEGIN")) && !IsDER(data)
+}
+
+// DecodeOne returns the DER of the one object of a PEM or DER file: the
+// first PEM block of one of types (any type when none is given), or data
+// itself when it is one DER SEQUENCE. name (a file name) leads every error.
+func DecodeOne(name string, data []byte, types ...string) ([]byte, error) {
+	if !IsPEM(data) {
+		if !IsDER(data) {
+			return nil, fmt.Errorf("%s: neither PEM nor DER", name)
+		}
+		return data, nil
+	}
+	blocks := Blocks(data, types...)
+	if len(blocks) == 0 {
+		if len(types) == 0 {
+			return nil, fmt.Errorf("%s: bad PEM", name)
+		}
+		return nil, fmt.Errorf("%s: no PEM %q block", name, strings.Join(types, `" or "`))
+	}
+	return blocks[0], nil
+}
+
+// CertificatesDER returns the certificates of a PEM or DER file, unparsed:
+// every CERTIFICATE block of PEM data, or data itself when it is one DER
+// SEQUENCE. For certificates another party judges (a certificate Go's
+// parser refuses may still be a verdict to give, not an input error); name
+// leads every error, and no certificate at all is one.
+func CertificatesDER(name string, data []byte) ([][]byte, error) {
+	if !IsPEM(data) {
+		if !IsDER(data) {
+			return nil, fmt.Errorf("%s: neither PEM nor a DER certificate", name)
+		}
+		return [][]byte{data}, nil
+	}
+	blocks := CertificateBlocks(data)
+	if len(blocks) == 0 {
+		return nil, fmt.Errorf("%s: no PEM certificates", name)
+	}
+	return blocks, nil
+}
+
+// ParseCertificateFile parses the certificates of a PEM or DER file (every
+// CERTIFICATE block, or one DER certificate), as ParseCertificates does for
+// PEM.
+func ParseCertificateFile(name string, data []byte) ([]*x509.Certificate, error) {
+	if IsPEM(data) {
+		return ParseCertificates(name, data)
+	}
+	c, err := x509.ParseCertificate(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: neither PEM nor a DER certificate: %w", name, err)
+	}
+	return []*x509.Certificate{c}, nil
+}
+
+// PublicKeys returns the public keys of PEM data (DER is refused): the key of its first
+// CERTIFICATE block (the leaf: the CA keys of a chain after it are not the
+// holder's) and of every PUBLIC KEY block. name leads every error; no key
+// at all is one.
+func PublicKeys(name string, data []byte) ([]crypto.PublicKey, error) {
+	var keys []crypto.PublicKey
+	if !IsPEM(data) {
+		return nil, fmt.Errorf("%s: no PEM CERTIFICATE or PUBLIC KEY in it", name)
+	}
+	if certs := CertificateBlocks(data); len(certs) > 0 {
+		c, err := x509.ParseCertificate(certs[0])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		keys = append(keys, c.PublicKey)
+	}
+	for _, der := range Blocks(data, "PUBLIC KEY") {
+		k, err := x509.ParsePKIXPublicKey(der)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: no PEM CERTIFICATE or PUBLIC KEY in it", name)
+	}
+	return keys, nil
 }
 
 // ParseCertificates parses every CERTIFICATE block of PEM data. name (a file

@@ -5,9 +5,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
+	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,4 +91,118 @@ func TestReadCertificates(t *testing.T) {
 	if err != nil || len(certs) != 2 || !certs[0].Equal(leaf) || !certs[1].Equal(ca.Cert) {
 		t.Fatalf("pki.ReadCertificates(a, b) = %d certificates, %v", len(certs), err)
 	}
+}
+
+// selfSigned is a throwaway certificate and its key, made here so that
+// these tests do not depend on the dev CA.
+func selfSigned(t testing.TB) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "read test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, k
+}
+
+// TestDecodeFiles: the one reader of PEM or DER files the CLI uses (a
+// certificate, a bundle, a CRL, a CMS message, a key file): what each form
+// gives, and that every refusal names the file.
+func TestDecodeFiles(t *testing.T) {
+	c, k := selfSigned(t)
+	c2, _ := selfSigned(t)
+	block := func(typ string, der []byte) []byte { return pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}) }
+	spki, err := x509.MarshalPKIXPublicKey(k.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl := []byte{0x30, 0x03, 0x02, 0x01, 0x01} // a SEQUENCE: only the envelope is judged
+	bundle := bytes.Join([][]byte{[]byte("Certificate:\n    text as openssl x509 -text writes it\n"), block("CERTIFICATE", c.Raw), block("PRIVATE KEY", []byte{1}), block("CERTIFICATE", c2.Raw)}, nil)
+	// A DER SEQUENCE whose content holds a PEM file is DER, not PEM.
+	derWithPEM := append([]byte{0x30, 0x82, 0, 0}, append([]byte("x\n"), block("CERTIFICATE", c.Raw)...)...)
+	derWithPEM[2], derWithPEM[3] = byte((len(derWithPEM)-4)>>8), byte(len(derWithPEM)-4)
+	for _, tc := range []struct {
+		name    string
+		data    []byte
+		pem     bool
+		one     int    // DecodeOne with no types: bytes, or -1 for an error
+		crl     string // DecodeOne(X509 CRL): "" ok, else the error
+		certs   int    // CertificatesDER, -1 error
+		parsed  int    // ParseCertificateFile, -1 error
+		keys    int    // PublicKeys, -1 error
+		wantErr string // in every error
+	}{
+		{name: "DER certificate", data: c.Raw, one: len(c.Raw), crl: "", certs: 1, parsed: 1, keys: -1},
+		{name: "PEM bundle after text", data: bundle, pem: true, one: len(c.Raw), crl: `no PEM "X509 CRL" block`, certs: 2, parsed: 2, keys: 1},
+		{name: "PEM CRL", data: block("X509 CRL", crl), pem: true, one: len(crl), certs: -1, parsed: -1, keys: -1, crl: ""},
+		{name: "DER CRL", data: crl, one: len(crl), certs: 1, parsed: -1, keys: -1, crl: ""},
+		{name: "PUBLIC KEY", data: block("PUBLIC KEY", spki), pem: true, one: len(spki), crl: "X509 CRL", certs: -1, parsed: -1, keys: 1},
+		{name: "certificate and key", data: append(block("CERTIFICATE", c.Raw), block("PUBLIC KEY", spki)...), pem: true, one: len(c.Raw), crl: "X509 CRL", certs: 1, parsed: 1, keys: 2},
+		{name: "DER holding PEM content", data: derWithPEM, one: len(derWithPEM), crl: "", certs: 1, parsed: -1, keys: -1},
+		{name: "garbage", data: []byte("this is not a certificate"), one: -1, crl: "neither PEM nor DER", certs: -1, parsed: -1, keys: -1},
+		{name: "broken PEM", data: []byte("-----BEGIN CERTIFICATE-----\n@@@\n"), pem: true, one: -1, crl: "X509 CRL", certs: -1, parsed: -1, keys: -1},
+		{name: "DER with trailing bytes", data: append(slices.Clone(c.Raw), 0), one: -1, crl: "neither PEM nor DER", certs: -1, parsed: -1, keys: -1},
+		{name: "bad certificate in PEM", data: block("CERTIFICATE", crl), pem: true, one: len(crl), crl: "X509 CRL", certs: 1, parsed: -1, keys: -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const name = "f.pem"
+			check := func(what string, n int, err error, want int) {
+				t.Helper()
+				switch {
+				case want < 0 && err == nil:
+					t.Errorf("%s: %d, want an error", what, n)
+				case want < 0 && !strings.Contains(err.Error(), name):
+					t.Errorf("%s: error %q does not name the file", what, err)
+				case want >= 0 && (err != nil || n != want):
+					t.Errorf("%s: %d, %v; want %d", what, n, err, want)
+				}
+			}
+			if got := IsPEM(tc.data); got != tc.pem {
+				t.Errorf("IsPEM = %v, want %v", got, tc.pem)
+			}
+			one, err := DecodeOne(name, tc.data)
+			check("DecodeOne", len(one), err, tc.one)
+			_, err = DecodeOne(name, tc.data, "X509 CRL")
+			if (err == nil) != (tc.crl == "") || err != nil && !strings.Contains(err.Error(), tc.crl) {
+				t.Errorf("DecodeOne(X509 CRL): %v, want %q", err, tc.crl)
+			}
+			certs, err := CertificatesDER(name, tc.data)
+			check("CertificatesDER", len(certs), err, tc.certs)
+			parsed, err := ParseCertificateFile(name, tc.data)
+			check("ParseCertificateFile", len(parsed), err, tc.parsed)
+			keys, err := PublicKeys(name, tc.data)
+			check("PublicKeys", len(keys), err, tc.keys)
+		})
+	}
+}
+
+// FuzzDecodeFiles: no input makes the PEM/DER reader panic, and what it
+// returns lies within its input's bounds (it never allocates more than a
+// PEM block of the input holds).
+func FuzzDecodeFiles(f *testing.F) {
+	c, _ := selfSigned(f)
+	f.Add(c.Raw)
+	f.Add(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+	f.Add([]byte("-----BEGIN X509 CRL-----\nMAMCAQE=\n-----END X509 CRL-----\n"))
+	f.Add([]byte{0x30, 0x80, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if one, err := DecodeOne("f", data); err == nil && len(one) > len(data) {
+			t.Fatalf("DecodeOne: %d bytes from %d", len(one), len(data))
+		}
+		_, _ = DecodeOne("f", data, "X509 CRL")
+		if certs, err := CertificatesDER("f", data); err == nil && len(certs) > len(data) {
+			t.Fatalf("CertificatesDER: %d certificates from %d bytes", len(certs), len(data))
+		}
+		_, _ = ParseCertificateFile("f", data)
+		_, _ = PublicKeys("f", data)
+	})
 }
