@@ -134,11 +134,11 @@ func TestDecodeFiles(t *testing.T) {
 		name    string
 		data    []byte
 		pem     bool
-		one     int    // DecodeOne with no types: bytes, or -1 for an error
-		crl     string // DecodeOne(X509 CRL): "" ok, else the error
-		certs   int    // CertificatesDER, -1 error
-		parsed  int    // ParseCertificateFile, -1 error
-		keys    int    // PublicKeys, -1 error
+		one     int    // pki.DecodeOne with no types: bytes, or -1 for an error
+		crl     string // pki.DecodeOne(X509 CRL): "" ok, else the error
+		certs   int    // pki.CertificatesDER, -1 error
+		parsed  int    // pki.ParseCertificateFile, -1 error
+		keys    int    // pki.PublicKeys, -1 error
 		wantErr string // in every error
 	}{
 		{name: "DER certificate", data: c.Raw, one: len(c.Raw), crl: "", certs: 1, parsed: 1, keys: -1},
@@ -166,21 +166,21 @@ func TestDecodeFiles(t *testing.T) {
 					t.Errorf("%s: %d, %v; want %d", what, n, err, want)
 				}
 			}
-			if got := IsPEM(tc.data); got != tc.pem {
-				t.Errorf("IsPEM = %v, want %v", got, tc.pem)
+			if got := pki.IsPEM(tc.data); got != tc.pem {
+				t.Errorf("pki.IsPEM = %v, want %v", got, tc.pem)
 			}
-			one, err := DecodeOne(name, tc.data)
-			check("DecodeOne", len(one), err, tc.one)
-			_, err = DecodeOne(name, tc.data, "X509 CRL")
+			one, err := pki.DecodeOne(name, tc.data)
+			check("pki.DecodeOne", len(one), err, tc.one)
+			_, err = pki.DecodeOne(name, tc.data, "X509 CRL")
 			if (err == nil) != (tc.crl == "") || err != nil && !strings.Contains(err.Error(), tc.crl) {
-				t.Errorf("DecodeOne(X509 CRL): %v, want %q", err, tc.crl)
+				t.Errorf("pki.DecodeOne(X509 CRL): %v, want %q", err, tc.crl)
 			}
-			certs, err := CertificatesDER(name, tc.data)
-			check("CertificatesDER", len(certs), err, tc.certs)
-			parsed, err := ParseCertificateFile(name, tc.data)
-			check("ParseCertificateFile", len(parsed), err, tc.parsed)
-			keys, err := PublicKeys(name, tc.data)
-			check("PublicKeys", len(keys), err, tc.keys)
+			certs, err := pki.CertificatesDER(name, tc.data)
+			check("pki.CertificatesDER", len(certs), err, tc.certs)
+			parsed, err := pki.ParseCertificateFile(name, tc.data)
+			check("pki.ParseCertificateFile", len(parsed), err, tc.parsed)
+			keys, err := pki.PublicKeys(name, tc.data)
+			check("pki.PublicKeys", len(keys), err, tc.keys)
 		})
 	}
 }
@@ -195,14 +195,14 @@ func FuzzDecodeFiles(f *testing.F) {
 	f.Add([]byte("-----BEGIN X509 CRL-----\nMAMCAQE=\n-----END X509 CRL-----\n"))
 	f.Add([]byte{0x30, 0x80, 0, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if one, err := DecodeOne("f", data); err == nil && len(one) > len(data) {
-			t.Fatalf("DecodeOne: %d bytes from %d", len(one), len(data))
+		if one, err := pki.DecodeOne("f", data); err == nil && len(one) > len(data) {
+			t.Fatalf("pki.DecodeOne: %d bytes from %d", len(one), len(data))
 		}
-		_, _ = DecodeOne("f", data, "X509 CRL")
-		if certs, err := CertificatesDER("f", data); err == nil && len(certs) > len(data) {
-			t.Fatalf("CertificatesDER: %d certificates from %d bytes", len(certs), len(data))
+		_, _ = pki.DecodeOne("f", data, "X509 CRL")
+		if certs, err := pki.CertificatesDER("f", data); err == nil && len(certs) > len(data) {
+			t.Fatalf("pki.CertificatesDER: %d certificates from %d bytes", len(certs), len(data))
 		}
-		_, _ = ParseCertificateFile("f", data)
-		_, _ = PublicKeys("f", data)
+		_, _ = pki.ParseCertificateFile("f", data)
+		_, _ = pki.PublicKeys("f", data)
 	})
 }
