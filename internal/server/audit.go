@@ -165,7 +165,7 @@ func (s *Server) audited(ctx context.Context, req any, method string, caller *au
 	info.Key = auditAlias(info.Key)
 	rec := &callRecord{key: info.Key, version: info.Version}
 	ev := audit.Event{Phase: audit.PhaseBegin, Call: callID(), Caller: caller.Identity, Role: rolesOf(caller), RPC: method,
-		Key: info.Key, Version: info.Version, InputSHA256: inputHash(info.Input)}
+		Key: info.Key, Version: info.Version, InputSHA256: inputHash(info.Input), Lifecycle: spec.DurableEnd}
 	lifecycle := spec.DurableEnd
 	var begun *audit.Begun
 	var err error

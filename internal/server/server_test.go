@@ -85,6 +85,8 @@ type fixtureOpts struct {
 	auditFlush time.Duration
 	// tls adjusts the server's TLS config (more client CAs, a CRL check).
 	tls func(*tls.Config)
+	// auditMirror receives the audit lines the log mirrors (default none).
+	auditMirror *slog.Logger
 }
 
 var clientsConf = []config.Client{
@@ -169,7 +171,7 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	if o.auditSync == "" {
 		o.auditSync = audit.SyncNone
 	}
-	al, err := audit.Open(audit.Options{File: o.auditFile, Sync: o.auditSync, Now: clock.Now, SyncFile: o.auditSyncFile, FlushInterval: o.auditFlush})
+	al, err := audit.Open(audit.Options{File: o.auditFile, Sync: o.auditSync, Now: clock.Now, SyncFile: o.auditSyncFile, FlushInterval: o.auditFlush, Mirror: o.auditMirror})
 	if err != nil {
 		t.Fatal(err)
 	}
