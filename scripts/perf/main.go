@@ -10,6 +10,11 @@
 //	    runs `pecet bench --json` at each concurrency against a running
 //	    pecetd and draws ops/s and p99 latency against concurrency as a PNG
 //	    (image/png, no plotting library); the table goes to stdout.
+//	go run ./scripts/perf sigstore [--algs rsa2048,p256] [--concurrency 1,16,64]
+//	    [--duration 5s] [--dev-dir DIR] [--version v2.1.3]
+//	    builds Sigstore's timestamp-authority at a pinned version outside
+//	    this module and compares it with pecetd over RFC 3161 HTTP, same
+//	    key algorithm, with pecet bench (sigstore.go); one table to stdout.
 package main
 
 import (
@@ -30,7 +35,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: perf eckey --dev-dir DIR | perf sweep [flags]")
+		fmt.Fprintln(os.Stderr, "usage: perf eckey --dev-dir DIR | perf sweep [flags] | perf sigstore [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -39,6 +44,8 @@ func main() {
 		err = ecKey(os.Args[2:])
 	case "sweep":
 		err = sweep(os.Args[2:])
+	case "sigstore":
+		err = sigstoreCmp(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
