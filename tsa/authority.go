@@ -87,6 +87,10 @@ type Result struct {
 	Text string
 	// Info is the issued token's content; nil on rejection.
 	Info *TSTInfo
+	// Token is the issued TimeStampToken (DER ContentInfo), the same bytes
+	// as in the response, so a caller need not parse the response it got;
+	// nil on rejection.
+	Token []byte
 	// Cause is the internal error behind a systemFailure, for the log only.
 	Cause error
 }
@@ -213,7 +217,7 @@ func (a *Authority) Stamp(ctx context.Context, req *Request) ([]byte, Result) {
 		}
 		return RejectionResponse(r), res
 	}
-	return encodeResponse(StatusGranted, FailNone, "", token), Result{Status: StatusGranted, Fail: FailNone, Info: info}
+	return encodeResponse(StatusGranted, FailNone, "", token), Result{Status: StatusGranted, Fail: FailNone, Info: info, Token: token}
 }
 
 // Token issues a token over a digest made with h, certificates included,

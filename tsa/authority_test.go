@@ -142,6 +142,9 @@ func TestGrantedToken(t *testing.T) {
 	if r.Status != StatusGranted || res.Info == nil {
 		t.Fatalf("status %v %v", r.Status, r.StatusText)
 	}
+	if !bytes.Equal(res.Token, r.Token) {
+		t.Fatal("Result.Token is not the token in the response")
+	}
 	info, v, err := Verify(r.Token, VerifyOptions{Validator: f.validator(), Data: []byte("filing"), Nonce: req.Nonce})
 	if err != nil {
 		t.Fatal(err)

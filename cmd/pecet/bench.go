@@ -226,7 +226,7 @@ func runBench(args []string) int {
 	size := fs.String("size", "1k", "body `size` (bytes, or with k/m suffix; at most 10m)")
 	cipher := fs.String("cipher", "aes256-cbc", "content cipher for encrypt and decrypt: aes256-cbc|aes128-cbc|aes256-gcm|aes128-gcm (the -stream forms: CBC only)")
 	transport := fs.String("transport", "rsa-oaep", "key transport for encrypt and decrypt: rsa-oaep|rsa-oaep-sha1|rsa-pkcs1")
-	tsaURL := fs.String("tsa-url", "", "`URL` of pecetd's POST /tsa for timestamp-http (default: the dev folder's HTTP address, else http://127.0.0.1:7080/tsa)")
+	tsaURL := fs.String("tsa-url", "", "`URL` for timestamp-http: pecetd's POST /tsa or any RFC 3161 HTTP time-stamping service (scripts/perf sigstore) (default: the dev folder's HTTP address, else http://127.0.0.1:7080/tsa)")
 	conc := fs.Int("concurrency", 16, "concurrent callers")
 	dur := fs.Duration("duration", 20*time.Second, "measured `duration`")
 	warm := fs.Duration("warmup", 2*time.Second, "unmeasured warm-up `duration`")

@@ -105,6 +105,7 @@ func main() {
 	fs.StringVar(&o.PIDFile, "pid-file", "", "write the process id to `FILE` once serving (for pecetd reload --pid-file)")
 	logLevel := fs.String("log-level", "info", "log `level`: debug, info, warn, error")
 	showVersion := fs.Bool("version", false, "print the version and commit, and exit")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `FILE` until shutdown (for measuring; docs/performance.md)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
@@ -154,7 +155,19 @@ func main() {
 		}
 		os.Exit(0)
 	}
-	if err := daemon.Run(ctx, o, log); err != nil {
+	stopProfile := func() error { return nil }
+	if *cpuProfile != "" {
+		var err error
+		if stopProfile, err = startCPUProfile(*cpuProfile); err != nil {
+			fmt.Fprintf(os.Stderr, "pecetd: %v\n", err)
+			os.Exit(2)
+		}
+	}
+	err := daemon.Run(ctx, o, log)
+	if perr := stopProfile(); perr != nil {
+		log.Error("writing the CPU profile", "err", perr.Error())
+	}
+	if err != nil {
 		log.Error("pecetd cannot start", "err", err.Error())
 		fmt.Fprintf(os.Stderr, "pecetd: %v\n", err)
 		if errors.Is(err, keystore.ErrPINIncorrect) || errors.Is(err, keystore.ErrPINLocked) {

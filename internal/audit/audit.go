@@ -78,6 +78,9 @@ type Event struct {
 	KeyID  string `json:"key_id,omitempty"`
 	Sig    string `json:"sig,omitempty"`
 	Prev   string `json:"prev"`
+	// Lifecycle marks the lines of a key lifecycle change (the KeyService
+	// calls): not part of the line, it only makes MirrorErrors ship it.
+	Lifecycle bool `json:"-"`
 }
 
 // Genesis is prev of the first line of a log.
@@ -105,6 +108,53 @@ const (
 	SyncNone SyncPolicy = "none"
 )
 
+// MirrorLevel says which lines Options.Mirror receives. The file gets
+// every line whatever the level; the mirror is a copy for shipping off the
+// host and for alerting (docs/operations.md "Logs and the audit log").
+type MirrorLevel string
+
+const (
+	// MirrorNone mirrors nothing.
+	MirrorNone MirrorLevel = "none"
+	// MirrorDenied mirrors denied lines (authorisation refused a call, or
+	// a handler refused a key), and the log's own lines: start, stop,
+	// configuration reloads and the signed lines (genesis, checkpoint,
+	// rotated, break), a handful a minute, which let the shipped copy show
+	// a cut or replaced file. Every line that is not a key operation's
+	// begin or end line is mirrored at this level and above.
+	MirrorDenied MirrorLevel = "denied"
+	// MirrorErrors adds the end lines of failed calls and both lines of
+	// every key lifecycle change (Event.Lifecycle). The default: what an
+	// operator alerts on, without a copy of every successful signature.
+	MirrorErrors MirrorLevel = "errors"
+	// MirrorAll mirrors every line (the shipped copy is then a complete
+	// second copy of the log).
+	MirrorAll MirrorLevel = "all"
+)
+
+// DefaultMirror is the mirror level when Options.MirrorLevel is empty.
+const DefaultMirror = MirrorErrors
+
+// mirrors says whether level ships e. It reads the event's fields only:
+// a line not mirrored costs no encoding and no I/O.
+func (m MirrorLevel) mirrors(e *Event) bool {
+	switch m {
+	case MirrorAll:
+		return true
+	case MirrorNone:
+		return false
+	}
+	if e.Phase != PhaseBegin && e.Phase != PhaseEnd && e.Phase != PhaseItem {
+		// Denied lines and the log's own (start, stop, signed lines, a
+		// configuration reload): rare, and any new phase is shipped.
+		return true
+	}
+	if e.Outcome == OutcomeDenied {
+		return true
+	}
+	return m == MirrorErrors && (e.Outcome == OutcomeError || e.Lifecycle)
+}
+
 // DefaultFlushInterval bounds how long an end line written under SyncBegin
 // waits for an fsync when no later begin line brings one.
 const DefaultFlushInterval = 100 * time.Millisecond
@@ -122,8 +172,11 @@ type Options struct {
 	Sync SyncPolicy
 	// MaxBytes rotates the file when it grows past this size (0: never).
 	MaxBytes int64
-	// Mirror receives every event as a slog record (stderr JSON in pecetd).
+	// Mirror receives events as slog records (stderr JSON in pecetd):
+	// those MirrorLevel selects.
 	Mirror *slog.Logger
+	// MirrorLevel selects the lines Mirror gets (default DefaultMirror).
+	MirrorLevel MirrorLevel
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// FlushInterval: with SyncBegin, lines not yet durable are fsynced at
@@ -191,6 +244,14 @@ func Open(o Options) (*Log, error) {
 	}
 	if o.Sync != SyncEvent && o.Sync != SyncBegin && o.Sync != SyncNone {
 		return nil, fmt.Errorf("audit: unknown sync policy %q (event, begin, none)", o.Sync)
+	}
+	if o.MirrorLevel == "" {
+		o.MirrorLevel = DefaultMirror
+	}
+	switch o.MirrorLevel {
+	case MirrorNone, MirrorDenied, MirrorErrors, MirrorAll:
+	default:
+		return nil, fmt.Errorf("audit: unknown mirror level %q (none, denied, errors, all)", o.MirrorLevel)
 	}
 	if o.FlushInterval < 0 {
 		return nil, fmt.Errorf("audit: negative flush interval %v", o.FlushInterval)
@@ -614,8 +675,10 @@ func (l *Log) rotate() error {
 	return nil
 }
 
+// mirror sends a line to Options.Mirror if its level selects it; called
+// outside the log's lock. Lines not selected return before any encoding.
 func (l *Log) mirror(e Event, hash string) {
-	if l.o.Mirror == nil {
+	if l.o.Mirror == nil || !l.o.MirrorLevel.mirrors(&e) {
 		return
 	}
 	attrs := []slog.Attr{slog.Uint64("seq", e.Seq), slog.String("phase", e.Phase)}

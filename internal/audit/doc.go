@@ -37,9 +37,11 @@
 // log, and Open refuses (ErrResume) a file that does not reach it or
 // differs at it. VerifySigned wants a log that starts at seq 1 or at a
 // signed hand-over (else *BrokenError) and ends in a checkpoint vouching
-// for the line before it, newer than MaxAge (else *IncompleteError). Every
-// line is also mirrored to stderr as slog JSON (with its hash) for
-// shipping off the host.
+// for the line before it, newer than MaxAge (else *IncompleteError). Lines
+// are also mirrored to stderr as slog JSON (with their hash) for shipping
+// off the host and alerting: which ones, Options.MirrorLevel says (default
+// MirrorErrors: denials, failures, key lifecycle changes and the log's own
+// lines, whose signed checkpoints let a shipped copy show a cut file).
 //
 // Never in a line: the input itself, PINs, birth numbers (rodná čísla) or
 // any other content. Only its SHA-256, the key alias and version, the

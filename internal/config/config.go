@@ -385,6 +385,12 @@ type Audit struct {
 	// durable at most FlushInterval later) or "none" (page cache;
 	// battery-backed storage).
 	Sync string `yaml:"sync"`
+	// Mirror selects the audit lines also written to stderr (slog JSON,
+	// message "audit") for shipping and alerting: "none", "denied"
+	// (denials and the log's start, stop and signed lines), "errors"
+	// (default: also failed calls and key lifecycle changes) or "all"
+	// (every line). The file always gets every line.
+	Mirror string `yaml:"mirror"`
 	// FlushInterval: with sync: begin, how long an end line may wait for
 	// its fsync (default 100ms; at most 1s).
 	FlushInterval time.Duration `yaml:"flush_interval"`
@@ -578,6 +584,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Audit.Sync == "" {
 		c.Audit.Sync = "event"
+	}
+	if c.Audit.Mirror == "" {
+		c.Audit.Mirror = "errors"
 	}
 	if c.Audit.FlushInterval == 0 {
 		c.Audit.FlushInterval = DefaultAuditFlushInterval
@@ -798,6 +807,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Audit.Sync != "event" && c.Audit.Sync != "begin" && c.Audit.Sync != "none" {
 		bad("audit.sync must be event, begin or none")
+	}
+	switch c.Audit.Mirror {
+	case "none", "denied", "errors", "all":
+	default:
+		bad("audit.mirror must be none, denied, errors or all")
 	}
 	if c.Audit.FlushInterval < time.Millisecond || c.Audit.FlushInterval > time.Second {
 		bad("audit.flush_interval must be between 1ms and 1s (the most outcome lines a machine crash may lose with sync: begin)")

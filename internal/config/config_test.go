@@ -114,6 +114,7 @@ func TestParseRejects(t *testing.T) {
 		{"tsa two references", valid + tsaConf("key: tsa", "key: tsa\n  time_reference: {http_date_url: http://x, offset_file: /o}"), "exactly one of http_date_url"},
 		{"tsa accuracy", valid + tsaConf("key: tsa", "key: tsa\n  accuracy: 2h"), "tsa.accuracy"},
 		{"audit sync", valid + "audit: {file: a.log, sync: sometimes}\n", "audit.sync"},
+		{"audit mirror", valid + "audit: {file: a.log, mirror: everything}\n", "audit.mirror"},
 		{"audit flush interval", valid + "audit: {file: a.log, sync: begin, flush_interval: 5s}\n", "audit.flush_interval"},
 		{"audit small rotation", valid + "audit: {file: a.log, max_bytes: 10}\n", "audit.max_bytes"},
 		{"audit checkpoint interval", valid + "audit: {file: a.log, key: audit, checkpoint_interval: 100ms}\n", "audit.checkpoint_interval"},

@@ -185,7 +185,7 @@ func build(ctx context.Context, o Options, log *slog.Logger) (_ *instance, err e
 	// The audit log opens before anything is served: a log that cannot be
 	// written, or does not match the token's last checkpoint, stops pecetd
 	// at start-up rather than failing every call later.
-	al, err := audit.Open(audit.Options{File: cfg.Audit.File, Sync: audit.SyncPolicy(cfg.Audit.Sync), FlushInterval: cfg.Audit.FlushInterval, MaxBytes: cfg.Audit.MaxBytes, Mirror: log,
+	al, err := audit.Open(audit.Options{File: cfg.Audit.File, Sync: audit.SyncPolicy(cfg.Audit.Sync), FlushInterval: cfg.Audit.FlushInterval, MaxBytes: cfg.Audit.MaxBytes, Mirror: log, MirrorLevel: audit.MirrorLevel(cfg.Audit.Mirror),
 		Checkpoint: &audit.CheckpointOptions{
 			Key: auditTokenKey(ks, cfg.Audit.Key), State: ks, Interval: cfg.Audit.CheckpointInterval, StartAfterBreak: o.AuditNewLog,
 			OnError: func(err error) { log.Error("audit checkpoint not made; the next one covers its lines", "err", err) },

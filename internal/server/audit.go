@@ -168,7 +168,7 @@ func (s *Server) audited(ctx context.Context, req any, method string, caller *au
 	info := spec.Unary(req)
 	info.Key = auditAlias(info.Key)
 	ev := audit.Event{Phase: audit.PhaseBegin, Call: callID(), Caller: caller.Identity, Role: rolesOf(caller), RPC: method,
-		Key: info.Key, Version: info.Version, InputSHA256: inputHash(info.Input)}
+		Key: info.Key, Version: info.Version, InputSHA256: inputHash(info.Input), Lifecycle: spec.DurableEnd}
 	rec := &callRecord{key: info.Key, version: info.Version, call: ev.Call, rpc: method}
 	lifecycle := spec.DurableEnd
 	var begun *audit.Begun

@@ -88,6 +88,8 @@ type fixtureOpts struct {
 	tls func(*tls.Config)
 	// tcp serves on a real socket (127.0.0.1) instead of bufconn.
 	tcp bool
+	// auditMirror receives the audit lines the log mirrors (default none).
+	auditMirror *slog.Logger
 }
 
 var clientsConf = []config.Client{
@@ -172,7 +174,7 @@ func newFixtureOpts(t testing.TB, o fixtureOpts) *fixture {
 	if o.auditSync == "" {
 		o.auditSync = audit.SyncNone
 	}
-	al, err := audit.Open(audit.Options{File: o.auditFile, Sync: o.auditSync, Now: clock.Now, SyncFile: o.auditSyncFile, FlushInterval: o.auditFlush})
+	al, err := audit.Open(audit.Options{File: o.auditFile, Sync: o.auditSync, Now: clock.Now, SyncFile: o.auditSyncFile, FlushInterval: o.auditFlush, Mirror: o.auditMirror})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,8 +42,11 @@ func (s *Server) observeTSA(ctx context.Context, transport string, res tsa.Resul
 	s.d.Metrics.TSA.WithLabelValues(transport, res.Status.String(), fail).Inc()
 	switch {
 	case res.Info != nil:
-		s.d.Log.Log(ctx, slog.LevelDebug, "time-stamp issued", "transport", transport,
-			"serial", res.Info.Serial.Text(16), "gen_time", res.Info.GenTime)
+		// Debug, off by default: the serial's hex is made only when written.
+		if s.d.Log.Enabled(ctx, slog.LevelDebug) {
+			s.d.Log.LogAttrs(ctx, slog.LevelDebug, "time-stamp issued", slog.String("transport", transport),
+				slog.String("serial", res.Info.Serial.Text(16)), slog.Time("gen_time", res.Info.GenTime))
+		}
 	case res.Fail == tsa.FailSystemFailure:
 		s.d.Log.Error("time-stamp failed", "transport", transport, "err", res.Cause)
 	default:
@@ -90,9 +93,7 @@ func (svc *timestampService) stamp(ctx context.Context, authority *tsa.Authority
 		out.GenTime = ts(res.Info.GenTime)
 		out.SerialNumber = res.Info.Serial.Bytes()
 		out.Policy = res.Info.Policy.String()
-		if r, err := tsa.ParseResponse(der); err == nil {
-			out.Token = r.Token
-		}
+		out.Token = res.Token // Stamp says which token it put in der: no need to parse der again
 	} else {
 		out.FailureInfo = res.Fail.String()
 	}

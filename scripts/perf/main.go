@@ -18,6 +18,11 @@
 //	    -tags faultinject; exit 0 when every invariant held, 1 when one
 //	    broke, 2 when it could not run. Other engineers share the machine:
 //	    run it under `flock /tmp/perf.lock`.
+//	go run ./scripts/perf sigstore [--algs rsa2048,p256] [--concurrency 1,16,64]
+//	    [--duration 5s] [--dev-dir DIR] [--version v2.1.3]
+//	    builds Sigstore's timestamp-authority at a pinned version outside
+//	    this module and compares it with pecetd over RFC 3161 HTTP, same
+//	    key algorithm, with pecet bench (sigstore.go); one table to stdout.
 package main
 
 import (
@@ -38,7 +43,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: perf eckey --dev-dir DIR | perf sweep [flags] | perf soak [flags]")
+		fmt.Fprintln(os.Stderr, "usage: perf eckey --dev-dir DIR | perf sweep [flags] | perf soak [flags] | perf sigstore [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -49,6 +54,8 @@ func main() {
 		err = sweep(os.Args[2:])
 	case "soak":
 		os.Exit(soakCmd(os.Args[2:]))
+	case "sigstore":
+		err = sigstoreCmp(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
