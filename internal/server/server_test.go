@@ -71,7 +71,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 // fixtureOpts change the fixture: a store of the test's own (e.g. through
-// keystore.Faults), the audit log, and Deps fields.
+// internal/faultinject), the audit log, and Deps fields.
 type fixtureOpts struct {
 	store *keystore.Store
 	deps  func(*Deps)

@@ -19,7 +19,7 @@ import (
 
 // TestSoak runs a mixed load (sign, verify of good and of altered content,
 // list and get keys) against the in-process server on a real SoftHSM token
-// behind keystore.Faults, injecting a fault every few seconds: lost
+// behind internal/faultinject, injecting a fault every few seconds: lost
 // sessions, a removed token, a slow token. It checks that every request gets
 // exactly one answer, that no answer is wrong (each signature verifies
 // VALID over its own request's data and INVALID over other data), that
