@@ -33,6 +33,12 @@ type Request struct {
 	// only (docs/security.md "Per-call overrides").
 	Anchors []*x509.Certificate
 	CRLs    []*CRL
+	// EmbeddedCRLs are CRLs the signature itself carries (CAdES
+	// revocation-values, the SignedData crls field). They are used as
+	// CRLs are, but are no per-call override: the signer embedded them,
+	// each is checked against its CA like any other (docs/security.md
+	// "CAdES augmentation"). Basic ignores them.
+	EmbeddedCRLs []*CRL
 	// Revocation overrides the policy's revocation mode when set.
 	Revocation RevocationMode
 	// Context bounds network fetches (CRL distribution points, OCSP);
