@@ -283,6 +283,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			_, err := pecetv1.NewSignServiceClient(cc).Verify(ctx, &pecetv1.VerifyRequest{Signature: []byte{0x30, 0x00}})
 			return err
 		},
+		pecetv1.SignService_Augment_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := pecetv1.NewSignServiceClient(cc).Augment(ctx, &pecetv1.AugmentRequest{Signature: []byte{0x30, 0x00}, Level: pecetv1.CadesLevel_CADES_LEVEL_T})
+			return err
+		},
 		pecetv1.KeyService_ListKeys_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
 			_, err := keys(cc).ListKeys(ctx, &pecetv1.ListKeysRequest{})
 			return err
@@ -397,6 +401,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			pecetv1.EnvelopeService_Encrypt_FullMethodName:       codes.InvalidArgument,
 			pecetv1.EnvelopeService_EncryptStream_FullMethodName: codes.InvalidArgument,
 			pecetv1.TimestampService_Timestamp_FullMethodName:    codes.OK,
+			pecetv1.SignService_Augment_FullMethodName:           codes.InvalidArgument, // malformed CMS
 		},
 		"gateway": {
 			// A malformed signature: InvalidArgument proves authorisation passed.
@@ -409,6 +414,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			pecetv1.EnvelopeService_Decrypt_FullMethodName:           codes.InvalidArgument,
 			pecetv1.EnvelopeService_DecryptStream_FullMethodName:     codes.InvalidArgument,
 			pecetv1.TimestampService_Timestamp_FullMethodName:        codes.OK,
+			pecetv1.SignService_Augment_FullMethodName:               codes.InvalidArgument,
 		},
 		"officer": {
 			pecetv1.KeyService_ListKeys_FullMethodName: codes.OK, pecetv1.KeyService_GetKey_FullMethodName: codes.OK,

@@ -21,8 +21,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SignService_Sign_FullMethodName   = "/pecet.v1.SignService/Sign"
-	SignService_Verify_FullMethodName = "/pecet.v1.SignService/Verify"
+	SignService_Sign_FullMethodName    = "/pecet.v1.SignService/Sign"
+	SignService_Verify_FullMethodName  = "/pecet.v1.SignService/Verify"
+	SignService_Augment_FullMethodName = "/pecet.v1.SignService/Augment"
 )
 
 // SignServiceClient is the client API for SignService service.
@@ -38,6 +39,13 @@ type SignServiceClient interface {
 	// an invalid signature is a successful call with an INVALID verdict.
 	// Roles: client, gateway.
 	Verify(ctx context.Context, in *VerifyRequest, opts ...grpc.CallOption) (*VerifyResponse, error)
+	// Augment raises a CAdES signature of one signer to baseline T, LT or
+	// LTA (ETSI EN 319 122-1) with pecet's TSA, changing only its unsigned
+	// attributes (docs/archive.md "CAdES augmentation"). LT and LTA embed
+	// material only when the signature is VALID now under the policy with
+	// revocation required. Roles: client, gateway (as Timestamp: the TSA
+	// key is a service, no caller key is used).
+	Augment(ctx context.Context, in *AugmentRequest, opts ...grpc.CallOption) (*AugmentResponse, error)
 }
 
 type signServiceClient struct {
@@ -68,6 +76,16 @@ func (c *signServiceClient) Verify(ctx context.Context, in *VerifyRequest, opts 
 	return out, nil
 }
 
+func (c *signServiceClient) Augment(ctx context.Context, in *AugmentRequest, opts ...grpc.CallOption) (*AugmentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AugmentResponse)
+	err := c.cc.Invoke(ctx, SignService_Augment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SignServiceServer is the server API for SignService service.
 // All implementations must embed UnimplementedSignServiceServer
 // for forward compatibility.
@@ -81,6 +99,13 @@ type SignServiceServer interface {
 	// an invalid signature is a successful call with an INVALID verdict.
 	// Roles: client, gateway.
 	Verify(context.Context, *VerifyRequest) (*VerifyResponse, error)
+	// Augment raises a CAdES signature of one signer to baseline T, LT or
+	// LTA (ETSI EN 319 122-1) with pecet's TSA, changing only its unsigned
+	// attributes (docs/archive.md "CAdES augmentation"). LT and LTA embed
+	// material only when the signature is VALID now under the policy with
+	// revocation required. Roles: client, gateway (as Timestamp: the TSA
+	// key is a service, no caller key is used).
+	Augment(context.Context, *AugmentRequest) (*AugmentResponse, error)
 	mustEmbedUnimplementedSignServiceServer()
 }
 
@@ -96,6 +121,9 @@ func (UnimplementedSignServiceServer) Sign(context.Context, *SignRequest) (*Sign
 }
 func (UnimplementedSignServiceServer) Verify(context.Context, *VerifyRequest) (*VerifyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Verify not implemented")
+}
+func (UnimplementedSignServiceServer) Augment(context.Context, *AugmentRequest) (*AugmentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Augment not implemented")
 }
 func (UnimplementedSignServiceServer) mustEmbedUnimplementedSignServiceServer() {}
 func (UnimplementedSignServiceServer) testEmbeddedByValue()                     {}
@@ -154,6 +182,24 @@ func _SignService_Verify_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SignService_Augment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AugmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignServiceServer).Augment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignService_Augment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignServiceServer).Augment(ctx, req.(*AugmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SignService_ServiceDesc is the grpc.ServiceDesc for SignService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -168,6 +214,10 @@ var SignService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Verify",
 			Handler:    _SignService_Verify_Handler,
+		},
+		{
+			MethodName: "Augment",
+			Handler:    _SignService_Augment_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
