@@ -95,10 +95,12 @@ func runAugment(args []string) int {
 		printJSON(j)
 		return exitOK
 	}
-	w := fmt.Printf
+	// The summary goes to stderr when the signature goes to stdout.
+	dst := os.Stdout
 	if *out == "-" {
-		w = func(f string, a ...any) (int, error) { return fmt.Fprintf(os.Stderr, f, a...) }
+		dst = os.Stderr
 	}
+	w := func(f string, a ...any) { fmt.Fprintf(dst, f, a...) }
 	w("level:         %s\n", resp.GetLevel())
 	if len(resp.GetAdded()) == 0 {
 		w("added:         nothing (the signature already had the level)\n")
