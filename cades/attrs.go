@@ -1,7 +1,6 @@
 package cades
 
 import (
-	"bytes"
 	"crypto"
 	"encoding/asn1"
 
@@ -251,15 +250,12 @@ func (x HashIndex) missing(now HashIndex) string {
 		what      string
 		old, have [][]byte
 	}{{"certificate", x.Certificates, now.Certificates}, {"CRL", x.CRLs, now.CRLs}, {"unsigned attribute value", x.UnsignedAttrValues, now.UnsignedAttrValues}} {
+		have := make(map[string]bool, len(c.have))
+		for _, g := range c.have {
+			have[string(g)] = true
+		}
 		for _, h := range c.old {
-			found := false
-			for _, g := range c.have {
-				if bytes.Equal(h, g) {
-					found = true
-					break
-				}
-			}
-			if !found {
+			if !have[string(h)] {
 				return c.what
 			}
 		}

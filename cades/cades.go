@@ -73,6 +73,10 @@ const (
 	// covers (its hash index names an element no longer in the signature,
 	// or its imprint differs): something covered was changed. INVALID.
 	CodeArchiveTimestamp policy.Code = "ARCHIVE_TIMESTAMP_MISMATCH"
+	// CodeArchiveTimestampUnused: an archive time-stamp that is not used
+	// as a proof (unreadable, no hash index, its TSA not valid when
+	// judged); reported only when the verdict is not VALID anyway.
+	CodeArchiveTimestampUnused policy.Code = "ARCHIVE_TIMESTAMP_UNUSED"
 	// CodeOutOfBoundsNoPOE: the signer's certificate had expired by the
 	// validation time and no valid archive time-stamp proves the
 	// validation material existed before (ETSI EN 319 102-1

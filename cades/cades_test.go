@@ -156,3 +156,29 @@ func TestOpenSSLAcceptsAugmented(t *testing.T) {
 		t.Fatal("openssl accepted other content")
 	}
 }
+
+// TestArchiveTimestampWithoutIndex: an archive-time-stamp-v3 without its
+// ats-hash-index-v3 (another product's variant) is no proof pecet can
+// check: left aside as if stripped, it neither lowers the verdict nor
+// makes the signature LTA.
+func TestArchiveTimestampWithoutIndex(t *testing.T) {
+	w := newWorld(t)
+	lt := w.augment(t, w.sign(t, filing, false), filing, LevelLT).Signature
+	_, r, err := splitSignedData(lt, signer.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &r.signers[0]
+	s.attrs = append(s.attrs, newAttr(oidArchiveTSv3, s.find(oidSigTimeStamp)[0].values[0]))
+	sig, err := r.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := w.verify(t, sig, filing, time.Time{}); res.Verdict.Status != policy.Valid || res.Level != LevelLT {
+		t.Fatalf("now: %s %s %v", res.Verdict.Status, res.Level, res.Verdict.Reasons)
+	}
+	res := w.verify(t, sig, filing, time.Now().Add(30*24*time.Hour))
+	if res.Verdict.Status != policy.Indeterminate || !hasCode(res.Verdict, CodeArchiveTimestampUnused) {
+		t.Fatalf("later: %s %s %v", res.Verdict.Status, res.Level, res.Verdict.Reasons)
+	}
+}

@@ -46,7 +46,16 @@ func splitSignedData(der []byte, lim signer.Limits) (*signer.SignedData, *rawSig
 	if err != nil {
 		return nil, nil, err
 	}
-	in, _, err := cms.NormaliseBERPadded(der, 32, 64<<10)
+	d := signer.DefaultLimits()
+	if lim.MaxDepth > 0 {
+		d.MaxDepth = lim.MaxDepth
+	}
+	if lim.MaxTrailingZeros != 0 {
+		d.MaxTrailingZeros = max(lim.MaxTrailingZeros, 0)
+	}
+	// The same normalisation signer applied, so the split is of the bytes
+	// it verified.
+	in, _, err := cms.NormaliseBERPadded(der, d.MaxDepth, d.MaxTrailingZeros)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}

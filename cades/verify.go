@@ -204,7 +204,14 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 		return Result{}, err
 	}
 	if len(r.signers) != 1 {
-		rep, err := signer.VerifyReport(der, opts.VerifyOptions)
+		// Several signers: CAdES-T time-stamps are checked as before, at
+		// the validation time; long-term material is read for one signer
+		// only (docs/archive.md "CAdES augmentation").
+		so := opts.VerifyOptions
+		if so.TimestampVerifier == nil {
+			so.TimestampVerifier = tsa.Verifier{Validator: opts.Validator, Policy: opts.Policy, TSACertificates: opts.TSACertificates, At: opts.At, Now: opts.Now}
+		}
+		rep, err := signer.VerifyReport(der, so)
 		return Result{Report: rep, Level: baseLevel(rep.Verdict)}, err
 	}
 	s := &r.signers[0]
@@ -230,15 +237,26 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	integrity = append(integrity, bad...)
+	// An archive time-stamp pecet cannot read (no hash index, not a
+	// token) proves nothing and is left aside, as if stripped; it does not
+	// lower the verdict (a product may write a variant pecet does not know).
+	var archiveNotes []policy.Reason
+	for _, b := range bad {
+		archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: b + ": not used as a proof of existence"})
+	}
 	content := newContentHasher(sd, opts.VerifyOptions)
 	var archiveTime time.Time
 	var archiveUsed []policy.UsedObject
-	var archiveNotes []policy.Reason
 	judgeAt, chain := V, true
+	present := map[crypto.Hash]HashIndex{} // each hash once: the attributes may be large
 	for i := len(atss) - 1; i >= 0; i-- {
 		a := atss[i]
-		if what := a.index.missing(hashIndexOf(r, s, a.index.Hash)); what != "" {
+		cur, ok := present[a.index.Hash]
+		if !ok {
+			cur = hashIndexOf(r, s, a.index.Hash)
+			present[a.index.Hash] = cur
+		}
+		if what := a.index.missing(cur); what != "" {
 			integrity = append(integrity, fmt.Sprintf("archive time-stamp of %s covers a %s that is no longer in the signature: it was changed or removed",
 				a.info.GenTime.UTC().Format(time.RFC3339), what))
 			chain = false
@@ -246,7 +264,7 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 		}
 		ch, ok := content.hash(a.info.Hash)
 		if !ok {
-			archiveNotes = append(archiveNotes, policy.Reason{Code: policy.CodeDigestMismatch, Message: "an archive time-stamp cannot be checked without the content (or its digest with " + a.info.Hash.String() + ")"})
+			archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "an archive time-stamp cannot be checked without the content (or its digest with " + a.info.Hash.String() + ")"})
 			chain = false
 			continue
 		}
@@ -273,7 +291,7 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 		archiveUsed = append(archiveUsed, tv.Used...)
 		if tv.Status != policy.Valid {
 			for _, x := range tv.Reasons {
-				archiveNotes = append(archiveNotes, policy.Reason{Code: x.Code, Message: "archive time-stamp of " + a.info.GenTime.UTC().Format(time.RFC3339) + ": " + x.Message})
+				archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "archive time-stamp of " + a.info.GenTime.UTC().Format(time.RFC3339) + ": " + string(x.Code) + ": " + x.Message})
 			}
 			chain = false
 			continue
