@@ -262,6 +262,13 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 			chain = false
 			continue
 		}
+		if a.info.Hash != hashFromOID(hashOID(a.info.Hash)) {
+			// Only SHA-256, SHA-384, SHA-512 imprints (weak or unknown
+			// hashes prove nothing).
+			archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "an archive time-stamp's imprint uses " + a.info.Hash.String() + ", not SHA-256, SHA-384 or SHA-512"})
+			chain = false
+			continue
+		}
 		ch, ok := content.hash(a.info.Hash)
 		if !ok {
 			archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "an archive time-stamp cannot be checked without the content (or its digest with " + a.info.Hash.String() + ")"})
