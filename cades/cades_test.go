@@ -2,6 +2,7 @@ package cades
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"os"
 	"path/filepath"
@@ -180,5 +181,48 @@ func TestArchiveTimestampWithoutIndex(t *testing.T) {
 	res := w.verify(t, sig, filing, time.Now().Add(30*24*time.Hour))
 	if res.Verdict.Status != policy.Indeterminate || !hasCode(res.Verdict, CodeArchiveTimestampUnused) {
 		t.Fatalf("later: %s %s %v", res.Verdict.Status, res.Level, res.Verdict.Reasons)
+	}
+}
+
+// TestLTAAfterCRLExpiredOnTheClock: the clock itself, not only the
+// validation time, is thirty days on, so the signer's CA's embedded CRL
+// (issued before the signature time-stamp) is no longer current. The
+// archive time-stamp proves it existed, and was current, at its genTime:
+// the validation is the one that could be made then (policy.Request.Now).
+// Only the archive time-stamp's TSA, under another CA here, needs
+// revocation data current now: a CRL the caller gives. Without the
+// archive time-stamp the signature does not verify.
+func TestLTAAfterCRLExpiredOnTheClock(t *testing.T) {
+	w := newWorld(t)
+	other := newWorld(t) // its TSA makes the archive time-stamps
+	lt := w.augment(t, w.sign(t, filing, false), filing, LevelLT).Signature
+	res, err := Augment(t.Context(), lt, AugmentOptions{Level: LevelLTA, Stamp: other.stamp, Verify: w.opts(filing, time.Time{}, w.crl)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(30 * 24 * time.Hour)
+	e, err := policy.NewEngine("strict", &policy.Policy{Name: "strict", Anchors: []*x509.Certificate{w.ca.Cert, other.ca.Cert}, Revocation: policy.RevocationRequire,
+		AllowOverrides: []policy.Override{policy.OverrideCRLs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Now = func() time.Time { return later }
+	_, fresh := other.newCRL(t, later.Add(-time.Minute))
+	for _, tc := range []struct {
+		name  string
+		sig   []byte
+		valid bool
+	}{{"LTA", res.Signature, true}, {"LT", lt, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := Verify(tc.sig, VerifyOptions{VerifyOptions: signer.VerifyOptions{Content: filing, Validator: e, Now: e.Now,
+				Policy: policy.Request{Policy: "strict", CRLs: []*policy.CRL{fresh}}},
+				TSACertificates: []*x509.Certificate{other.tsaCert}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (r.Verdict.Status == policy.Valid) != tc.valid || (tc.valid && r.Level != LevelLTA) {
+				t.Fatalf("%s %s %v", r.Verdict.Status, r.Level, r.Verdict.Reasons)
+			}
+		})
 	}
 }

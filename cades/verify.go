@@ -284,7 +284,11 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 		if !chain {
 			continue
 		}
-		_, tv, err := tsa.Verify(a.token, tsa.VerifyOptions{Validator: opts.Validator, Policy: preq, TSACertificates: tsaCerts,
+		areq := preq
+		if judgeAt != V {
+			areq.Now = judgeAt // proven by the newer archive time-stamp
+		}
+		_, tv, err := tsa.Verify(a.token, tsa.VerifyOptions{Validator: opts.Validator, Policy: areq, TSACertificates: tsaCerts,
 			Digest: want, DigestHash: a.info.Hash, At: judgeAt, Now: now})
 		if err != nil {
 			integrity = append(integrity, "archive time-stamp: "+err.Error())
@@ -308,9 +312,13 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 
 	// The signature time-stamps, at the archive proof's time when there is
 	// one, else at the caller's validation time.
+	// With archive time-stamps, the validation is the one that could be
+	// made at the oldest one's time: revocation data current then counts
+	// (policy.Request.Now).
 	tsAt := opts.At
 	if !archiveTime.IsZero() {
 		tsAt = archiveTime
+		preq.Now = archiveTime
 	}
 	tv := tsa.Verifier{Validator: opts.Validator, Policy: preq, TSACertificates: tsaCerts, At: tsAt, Now: now}
 	var tst time.Time

@@ -266,6 +266,9 @@ func (e *Engine) Validate(r Request) Verdict {
 	}
 	v.Subject = r.Leaf.Subject.String()
 	now := e.now()
+	if !r.Now.IsZero() {
+		now = r.Now
+	}
 	at := r.At
 	if at.IsZero() {
 		at = now
