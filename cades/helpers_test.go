@@ -11,7 +11,9 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"encoding/pem"
+	"fmt"
 	"math/big"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,10 +37,13 @@ type world struct {
 	engine  *policy.Engine
 }
 
+var worlds atomic.Int64
+
 func newWorld(t testing.TB) *world {
 	t.Helper()
 	now := time.Now()
-	ca, err := pki.NewCA("cades test CA", now)
+	// Each world's CA has its own name: CRLs are matched to CAs by name.
+	ca, err := pki.NewCA(fmt.Sprintf("cades test CA %d", worlds.Add(1)), now)
 	if err != nil {
 		t.Fatal(err)
 	}
