@@ -33,6 +33,19 @@ type Request struct {
 	// only (docs/security.md "Per-call overrides").
 	Anchors []*x509.Certificate
 	CRLs    []*CRL
+	// EmbeddedCRLs are CRLs the signature itself carries (CAdES
+	// revocation-values, the SignedData crls field). They are used as
+	// CRLs are, but are no per-call override: the signer embedded them,
+	// each is checked against its CA like any other (docs/security.md
+	// "CAdES augmentation"). Basic ignores them.
+	EmbeddedCRLs []*CRL
+	// Now, when set, is the time the revocation data's currency is judged
+	// at instead of the engine's clock: the time a proof of existence
+	// (an archive time-stamp) shows the data existed, so a validation is
+	// the one that could be made then (docs/archive.md "CAdES
+	// augmentation"). Library callers only; the server never takes it
+	// from a request. Basic ignores it.
+	Now time.Time
 	// Revocation overrides the policy's revocation mode when set.
 	Revocation RevocationMode
 	// Context bounds network fetches (CRL distribution points, OCSP);

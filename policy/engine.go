@@ -266,6 +266,9 @@ func (e *Engine) Validate(r Request) Verdict {
 	}
 	v.Subject = r.Leaf.Subject.String()
 	now := e.now()
+	if !r.Now.IsZero() {
+		now = r.Now
+	}
 	at := r.At
 	if at.IsZero() {
 		at = now
@@ -325,8 +328,12 @@ func (e *Engine) Validate(r Request) Verdict {
 	// fetched (docs/security.md "Revocation").
 	var rev revocationChecker
 	var er *engineRevocation
-	if mode != RevocationOff || len(p.CRLs)+len(r.CRLs) > 0 {
-		er = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: r.CRLs, at: at, now: now, opts: o, kcAny: r.KeyCompromiseAnyTime, own: own}
+	extra := r.CRLs
+	if len(r.EmbeddedCRLs) > 0 {
+		extra = append(slices.Clip(extra), r.EmbeddedCRLs...)
+	}
+	if mode != RevocationOff || len(p.CRLs)+len(extra) > 0 {
+		er = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: extra, at: at, now: now, opts: o, kcAny: r.KeyCompromiseAnyTime, own: own}
 		rev = er
 	}
 	path, findings := findPath(r.Leaf, o, rev)

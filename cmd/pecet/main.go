@@ -28,6 +28,7 @@ func init() {
 	commands = []command{
 		{"sign", "make a CMS signature with a key on the HSM", runSign},
 		{"verify", "verify a CMS signature and judge the signer's chain", verifyCmd},
+		{"augment", "raise a CAdES signature to level T, LT or LTA (time-stamps, validation material)", runAugment},
 		{"encrypt", "encrypt a file to certificates or pecet keys (CMS EnvelopedData)", encryptCmd},
 		{"decrypt", "decrypt a CMS EnvelopedData with a key on the HSM", decryptCmd},
 		{"keys", "list, show and manage keys (create, rotate, csr, import-cert, set-primary, …)", nil},

@@ -86,9 +86,28 @@ var verifyCmd = &leaf{synopsis: "--in SIG [--content FILE | --digest HEX [--hash
 					}
 				}
 			}
-			return printVerdictFor(resp.GetVerdict(), x.c.json, verifiedContent(resp)), nil
+			return printVerdictFor(resp.GetVerdict(), x.c.json, verifiedContent(resp), levelField(resp)), nil
 		}
 	}}
+
+// levelField names the CAdES baseline level reached and the proof of
+// existence the chain rests on (docs/archive.md "CAdES augmentation").
+func levelField(r *pecetv1.VerifyResponse) extraField {
+	if r.GetSignatureLevel() == "" {
+		return extraField{}
+	}
+	text := r.GetSignatureLevel()
+	j := map[string]any{"level": r.GetSignatureLevel()}
+	if t := r.GetPoeTime(); t != nil {
+		text += ", proof of existence " + t.AsTime().Format(time.RFC3339)
+		j["poe_time"] = t.AsTime()
+	}
+	if t := r.GetArchiveTime(); t != nil {
+		text += ", archive time-stamp " + t.AsTime().Format(time.RFC3339)
+		j["archive_time"] = t.AsTime()
+	}
+	return extraField{label: "level", text: text, json: j}
+}
 
 // verifiedContent says which content a signature's verdict is about, as a
 // line for people and a value for --json; never the content itself, which
@@ -138,7 +157,7 @@ func printVerdict(v *pecetv1.Verdict, asJSON bool) int {
 
 // printVerdictFor prints a verdict with an extra field (none when its label
 // is empty) and returns the verdict's exit code.
-func printVerdictFor(v *pecetv1.Verdict, asJSON bool, extra extraField) int {
+func printVerdictFor(v *pecetv1.Verdict, asJSON bool, extras ...extraField) int {
 	if asJSON {
 		out := map[string]any{"status": v.GetStatus().String(), "subject": v.GetSubject()}
 		if v.GetSigningTime() != nil {
@@ -168,8 +187,10 @@ func printVerdictFor(v *pecetv1.Verdict, asJSON bool, extra extraField) int {
 			reasons = append(reasons, map[string]string{"code": r.GetCode(), "message": r.GetMessage()})
 		}
 		out["reasons"] = reasons
-		if extra.label != "" {
-			out[extra.label] = extra.json
+		for _, extra := range extras {
+			if extra.label != "" {
+				out[extra.label] = extra.json
+			}
 		}
 		if len(v.GetOverrides()) > 0 {
 			out["overrides"] = v.GetOverrides()
@@ -195,8 +216,10 @@ func printVerdictFor(v *pecetv1.Verdict, asJSON bool, extra extraField) int {
 		if v.GetQualification() != "" {
 			fmt.Printf("qualification: %s\n", v.GetQualification())
 		}
-		if extra.label != "" {
-			fmt.Printf("%-15s%s\n", extra.label+":", extra.text)
+		for _, extra := range extras {
+			if extra.label != "" {
+				fmt.Printf("%-15s%s\n", extra.label+":", extra.text)
+			}
 		}
 		for i, der := range v.GetChain() {
 			if c, err := x509.ParseCertificate(der); err == nil {

@@ -23,7 +23,7 @@ const (
 
 // libraries are the packages a program outside pecet may import
 // (docs/architecture.md "The rules").
-var libraries = []string{"keystore", "signer", "envelope", "tsa", "ers", "policy", "xmldsig", "report", "softhsm", "client"}
+var libraries = []string{"keystore", "signer", "envelope", "tsa", "ers", "cades", "policy", "xmldsig", "report", "softhsm", "client"}
 
 // wiring is what a library never imports: the server, the daemon, the binaries.
 var wiring = []string{"internal/server", "internal/daemon", "cmd/"}

@@ -20,7 +20,7 @@ import (
 
 // readmeRoles is the README's who-may-call-what paragraph, written out: client may
 // Sign, Verify, Encrypt and ValidateCertificate; gateway may Verify,
-// Decrypt and ValidateCertificate; both may Timestamp; everybody may list
+// Decrypt and ValidateCertificate; both may Timestamp and Augment; everybody may list
 // (and look up) the keys and the policies; only officer may call the
 // KeyService write calls and see the pending requests. The streaming
 // and batch forms go with their unary calls. Anything else is denied.
@@ -29,6 +29,7 @@ var readmeRoles = map[string][]string{
 		pecetv1.SignService_Sign_FullMethodName, pecetv1.SignService_Verify_FullMethodName,
 		pecetv1.EnvelopeService_Encrypt_FullMethodName, pecetv1.EnvelopeService_EncryptStream_FullMethodName,
 		pecetv1.PolicyService_ValidateCertificate_FullMethodName, pecetv1.TimestampService_Timestamp_FullMethodName,
+		pecetv1.SignService_Augment_FullMethodName,
 		pecetv1.KeyService_ListKeys_FullMethodName, pecetv1.KeyService_GetKey_FullMethodName,
 		pecetv1.PolicyService_ListPolicies_FullMethodName,
 		pecetv1.SignService_SignDigests_FullMethodName, pecetv1.SignService_SignDigestsStream_FullMethodName,
@@ -38,6 +39,7 @@ var readmeRoles = map[string][]string{
 		pecetv1.SignService_Verify_FullMethodName,
 		pecetv1.EnvelopeService_Decrypt_FullMethodName, pecetv1.EnvelopeService_DecryptStream_FullMethodName,
 		pecetv1.PolicyService_ValidateCertificate_FullMethodName, pecetv1.TimestampService_Timestamp_FullMethodName,
+		pecetv1.SignService_Augment_FullMethodName,
 		pecetv1.KeyService_ListKeys_FullMethodName, pecetv1.KeyService_GetKey_FullMethodName,
 		pecetv1.PolicyService_ListPolicies_FullMethodName,
 		pecetv1.EnvelopeService_DecryptBatch_FullMethodName, pecetv1.TimestampService_TimestampBatch_FullMethodName,

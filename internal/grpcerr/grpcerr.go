@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/pecet-hsm/pecet/cades"
 	"github.com/pecet-hsm/pecet/envelope"
 	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/authz"
@@ -90,6 +91,11 @@ var table = []mapping{
 	{tsa.ErrCertificateMismatch, codes.FailedPrecondition, "the TSA certificate does not match the TSA key"},
 	{tsa.ErrExtKeyUsage, codes.FailedPrecondition, "the TSA certificate lacks the critical timeStamping extended key usage"},
 	{signer.ErrContentType, codes.InvalidArgument, "bad content type for a signature"},
+	{cades.ErrNotValid, codes.FailedPrecondition, "the signature is not VALID now under the policy with revocation required, so no validation material is embedded: see why with `pecet verify --revocation require` (give the CA's CRLs with --crl)"},
+	{cades.ErrContentNeeded, codes.InvalidArgument, "the archive time-stamp of a detached signature covers the content: give the content or its SHA-256 digest"},
+	{cades.ErrUnsupported, codes.InvalidArgument, "pecet augments a signature of one signer to level T, LT or LTA"},
+	{cades.ErrTooLarge, codes.ResourceExhausted, "a CAdES attribute of the signature exceeds its limits (certificates, CRLs, archive time-stamps, hash index)"},
+	{cades.ErrMalformed, codes.InvalidArgument, "a CAdES attribute of the signature is malformed (certificate-values, revocation-values, archive time-stamp, hash index)"},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline exceeded"},
 	{context.Canceled, codes.Canceled, "call cancelled"},
 }

@@ -97,6 +97,13 @@ var rows = []Row{
 		},
 		Input: func(req any) []byte { return concat(req.(*pecetv1.SignDigestsRequest).GetDigests()) },
 	}},
+	// Augment signs only time-stamps, with the TSA key, as Timestamp does
+	// for the same roles; no caller key is used. Audited with the
+	// signature as input (docs/security.md "CAdES augmentation").
+	{Method: pecetv1.SignService_Augment_FullMethodName, Roles: clGw, Audit: &Audit{Unary: func(req any) AuditInfo {
+		r := req.(*pecetv1.AugmentRequest)
+		return AuditInfo{Input: [][]byte{r.GetSignature(), []byte(r.GetLevel().String())}}
+	}}},
 
 	{Method: pecetv1.KeyService_ListKeys_FullMethodName, Roles: all},
 	{Method: pecetv1.KeyService_GetKey_FullMethodName, Roles: all},

@@ -19,7 +19,9 @@ import (
 )
 
 // oidArchiveTimeStampV3 is ETSI EN 319 122-1 5.5.3's archive-time-stamp-v3
-// unsigned attribute, which pecet does not verify yet.
+// unsigned attribute; one without its ats-hash-index-v3, as here, is no
+// proof pecet can check and is left aside (docs/archive.md "CAdES
+// augmentation").
 var oidArchiveTimeStampV3 = asn1.ObjectIdentifier{0, 4, 0, 1733, 2, 4}
 
 // cadesLTA is a CAdES signature over data by a signer certified under the
@@ -43,7 +45,8 @@ func cadesLTA(t *testing.T, ts *testtool.OutsideTSA, data []byte) []byte {
 			sum := sha256.Sum256(sigValue)
 			tst := ts.Token(t, "sha256", sum[:])
 			// The archive time-stamp's imprint is over more than the
-			// signature value (EN 319 122-1 5.5.3); pecet does not check it.
+			// signature value (EN 319 122-1 5.5.3); without a hash index
+			// pecet cannot check it and does not use it.
 			other := sha256.Sum256(append([]byte("archive"), sigValue...))
 			ats := ts.Token(t, "sha256", other[:])
 			unknown, _ := asn1.Marshal([]byte("something of another product"))

@@ -305,6 +305,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			_, err := pecetv1.NewSignServiceClient(cc).Verify(ctx, &pecetv1.VerifyRequest{Signature: []byte{0x30, 0x00}})
 			return err
 		},
+		pecetv1.SignService_Augment_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := pecetv1.NewSignServiceClient(cc).Augment(ctx, &pecetv1.AugmentRequest{Signature: []byte{0x30, 0x00}, Level: pecetv1.CadesLevel_CADES_LEVEL_T})
+			return err
+		},
 		pecetv1.KeyService_ListKeys_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
 			_, err := keys(cc).ListKeys(ctx, &pecetv1.ListKeysRequest{})
 			return err
@@ -442,6 +446,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			pecetv1.TimestampService_Timestamp_FullMethodName:    codes.OK,
 			pecetv1.SignService_SignDigests_FullMethodName:       codes.OK, pecetv1.SignService_SignDigestsStream_FullMethodName: codes.OK,
 			pecetv1.TimestampService_TimestampBatch_FullMethodName: codes.OK,
+			pecetv1.SignService_Augment_FullMethodName:             codes.InvalidArgument, // malformed CMS
 		},
 		"gateway": {
 			// A malformed signature: InvalidArgument proves authorisation passed.
@@ -456,6 +461,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 			pecetv1.TimestampService_Timestamp_FullMethodName:        codes.OK,
 			pecetv1.EnvelopeService_DecryptBatch_FullMethodName:      codes.OK,
 			pecetv1.TimestampService_TimestampBatch_FullMethodName:   codes.OK,
+			pecetv1.SignService_Augment_FullMethodName:               codes.InvalidArgument,
 		},
 		"officer": {
 			pecetv1.KeyService_ListKeys_FullMethodName: codes.OK, pecetv1.KeyService_GetKey_FullMethodName: codes.OK,

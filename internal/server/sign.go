@@ -3,17 +3,14 @@ package server
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
-	"slices"
-	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/cades"
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/grpcerr"
 	"github.com/pecet-hsm/pecet/keystore"
-	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/report"
 	"github.com/pecet-hsm/pecet/signer"
 	"github.com/pecet-hsm/pecet/tsa"
@@ -150,10 +147,10 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 		}
 		opts.At = req.GetAt().AsTime()
 	}
-	// Signature time-stamps are judged under the signature's policy and
-	// per-call anchors, at the same validation time.
-	opts.TimestampVerifier = ss.s.timestampVerifier(preq.Context, preq, opts.At)
-	r, err := signer.VerifyReport(req.GetSignature(), opts)
+	// Signature and archive time-stamps are judged under the signature's
+	// policy and per-call anchors; the CAdES material embedded is used
+	// (docs/archive.md "CAdES augmentation").
+	r, err := cades.Verify(req.GetSignature(), cades.VerifyOptions{VerifyOptions: opts, TSACertificates: ss.s.tsaCertificates(ctx)})
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +168,7 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 		ContentDigest:          c.Digest,
 		ContentDigestAlgorithm: c.Hash.String(),
 	}
+	levelFields(resp, r)
 	if req.GetReport() {
 		// The report names the content by its digest only (docs/api.md
 		// "Validation reports").
@@ -193,36 +191,4 @@ func contentSourceProto(s signer.ContentSource) pecetv1.VerifyResponse_ContentSo
 		return pecetv1.VerifyResponse_GIVEN_DIGEST
 	}
 	return pecetv1.VerifyResponse_CONTENT_SOURCE_UNSPECIFIED
-}
-
-// timestampVerifier checks CAdES-T time-stamps under the signature's
-// policy request (policy, per-call anchors and CRLs, revocation mode) at
-// the validation time at (zero: now), knowing the configured TSA
-// certificates and this TSA's own, so tokens without certificates are
-// verifiable (never accepted unverified). The TSA key's chain is looked up
-// only when a signature actually carries a time-stamp.
-func (s *Server) timestampVerifier(ctx context.Context, preq policy.Request, at time.Time) signer.TimestampVerifier {
-	return lazyVerifier{s: s, ctx: ctx, preq: preq, at: at}
-}
-
-type lazyVerifier struct {
-	s    *Server
-	ctx  context.Context
-	preq policy.Request
-	at   time.Time
-}
-
-func (l lazyVerifier) VerifyTimestamp(token, sigValue []byte) (time.Time, policy.Verdict, error) {
-	return l.VerifyTimestampWithCertificates(token, sigValue, nil)
-}
-
-func (l lazyVerifier) VerifyTimestampWithCertificates(token, sigValue []byte, sigCerts []*x509.Certificate) (time.Time, policy.Verdict, error) {
-	lv := l.s.live(l.ctx)
-	certs := lv.TSACertificates
-	if lv.TSA != nil {
-		if _, chain, err := lv.TSA.KeySource()(l.ctx); err == nil {
-			certs = append(slices.Clip(certs), chain...)
-		}
-	}
-	return tsa.Verifier{Validator: lv.Validator, Policy: l.preq, TSACertificates: certs, At: l.at, Now: l.s.d.Now}.VerifyTimestampWithCertificates(token, sigValue, sigCerts)
 }

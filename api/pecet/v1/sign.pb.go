@@ -24,6 +24,65 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// CadesLevel is a CAdES baseline level to augment to; each includes the
+// lower ones.
+type CadesLevel int32
+
+const (
+	CadesLevel_CADES_LEVEL_UNSPECIFIED CadesLevel = 0
+	// A signature-time-stamp over the signature value.
+	CadesLevel_CADES_LEVEL_T CadesLevel = 1
+	// T, then certificate-values and revocation-values: the certificates
+	// and CRLs a VALID validation used.
+	CadesLevel_CADES_LEVEL_LT CadesLevel = 2
+	// LT, then an archive-time-stamp-v3; on an LTA signature, another one
+	// (renewal) covering the previous ones.
+	CadesLevel_CADES_LEVEL_LTA CadesLevel = 3
+)
+
+// Enum value maps for CadesLevel.
+var (
+	CadesLevel_name = map[int32]string{
+		0: "CADES_LEVEL_UNSPECIFIED",
+		1: "CADES_LEVEL_T",
+		2: "CADES_LEVEL_LT",
+		3: "CADES_LEVEL_LTA",
+	}
+	CadesLevel_value = map[string]int32{
+		"CADES_LEVEL_UNSPECIFIED": 0,
+		"CADES_LEVEL_T":           1,
+		"CADES_LEVEL_LT":          2,
+		"CADES_LEVEL_LTA":         3,
+	}
+)
+
+func (x CadesLevel) Enum() *CadesLevel {
+	p := new(CadesLevel)
+	*p = x
+	return p
+}
+
+func (x CadesLevel) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CadesLevel) Descriptor() protoreflect.EnumDescriptor {
+	return file_pecet_v1_sign_proto_enumTypes[0].Descriptor()
+}
+
+func (CadesLevel) Type() protoreflect.EnumType {
+	return &file_pecet_v1_sign_proto_enumTypes[0]
+}
+
+func (x CadesLevel) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CadesLevel.Descriptor instead.
+func (CadesLevel) EnumDescriptor() ([]byte, []int) {
+	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{0}
+}
+
 // Where the content the signature was verified over came from.
 type VerifyResponse_ContentSource int32
 
@@ -64,11 +123,11 @@ func (x VerifyResponse_ContentSource) String() string {
 }
 
 func (VerifyResponse_ContentSource) Descriptor() protoreflect.EnumDescriptor {
-	return file_pecet_v1_sign_proto_enumTypes[0].Descriptor()
+	return file_pecet_v1_sign_proto_enumTypes[1].Descriptor()
 }
 
 func (VerifyResponse_ContentSource) Type() protoreflect.EnumType {
-	return &file_pecet_v1_sign_proto_enumTypes[0]
+	return &file_pecet_v1_sign_proto_enumTypes[1]
 }
 
 func (x VerifyResponse_ContentSource) Number() protoreflect.EnumNumber {
@@ -77,7 +136,204 @@ func (x VerifyResponse_ContentSource) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use VerifyResponse_ContentSource.Descriptor instead.
 func (VerifyResponse_ContentSource) EnumDescriptor() ([]byte, []int) {
-	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{3, 0}
+	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{5, 0}
+}
+
+// AugmentRequest: a CMS SignedData and the level to reach.
+type AugmentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The DER or BER CMS SignedData (one signer).
+	Signature []byte `protobuf:"bytes,1,opt,name=signature,proto3" json:"signature,omitempty"`
+	// For a detached signature: the content, or its SHA-256 digest. LT
+	// verifies the signature over it; LTA's archive time-stamp covers it.
+	//
+	// Types that are valid to be assigned to Detached:
+	//
+	//	*AugmentRequest_Content
+	//	*AugmentRequest_ContentDigest
+	Detached isAugmentRequest_Detached `protobuf_oneof:"detached"`
+	Level    CadesLevel                `protobuf:"varint,4,opt,name=level,proto3,enum=pecet.v1.CadesLevel" json:"level,omitempty"`
+	// Policy the LT step judges under; empty means the default.
+	Policy string `protobuf:"bytes,5,opt,name=policy,proto3" json:"policy,omitempty"`
+	// Extra DER CRLs for the LT step (a per-call override: the policy must
+	// allow crls); the ones the VALID verdict used are embedded.
+	Crls          [][]byte `protobuf:"bytes,6,rep,name=crls,proto3" json:"crls,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AugmentRequest) Reset() {
+	*x = AugmentRequest{}
+	mi := &file_pecet_v1_sign_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AugmentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AugmentRequest) ProtoMessage() {}
+
+func (x *AugmentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_sign_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AugmentRequest.ProtoReflect.Descriptor instead.
+func (*AugmentRequest) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *AugmentRequest) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *AugmentRequest) GetDetached() isAugmentRequest_Detached {
+	if x != nil {
+		return x.Detached
+	}
+	return nil
+}
+
+func (x *AugmentRequest) GetContent() []byte {
+	if x != nil {
+		if x, ok := x.Detached.(*AugmentRequest_Content); ok {
+			return x.Content
+		}
+	}
+	return nil
+}
+
+func (x *AugmentRequest) GetContentDigest() []byte {
+	if x != nil {
+		if x, ok := x.Detached.(*AugmentRequest_ContentDigest); ok {
+			return x.ContentDigest
+		}
+	}
+	return nil
+}
+
+func (x *AugmentRequest) GetLevel() CadesLevel {
+	if x != nil {
+		return x.Level
+	}
+	return CadesLevel_CADES_LEVEL_UNSPECIFIED
+}
+
+func (x *AugmentRequest) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+func (x *AugmentRequest) GetCrls() [][]byte {
+	if x != nil {
+		return x.Crls
+	}
+	return nil
+}
+
+type isAugmentRequest_Detached interface {
+	isAugmentRequest_Detached()
+}
+
+type AugmentRequest_Content struct {
+	Content []byte `protobuf:"bytes,2,opt,name=content,proto3,oneof"`
+}
+
+type AugmentRequest_ContentDigest struct {
+	ContentDigest []byte `protobuf:"bytes,3,opt,name=content_digest,json=contentDigest,proto3,oneof"`
+}
+
+func (*AugmentRequest_Content) isAugmentRequest_Detached() {}
+
+func (*AugmentRequest_ContentDigest) isAugmentRequest_Detached() {}
+
+// AugmentResponse: the augmented signature.
+type AugmentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The augmented SignedData, DER.
+	Signature []byte `protobuf:"bytes,1,opt,name=signature,proto3" json:"signature,omitempty"`
+	// The level reached: CAdES-BASELINE-T, -LT or -LTA.
+	Level string `protobuf:"bytes,2,opt,name=level,proto3" json:"level,omitempty"`
+	// The verdict the LT (or LTA renewal) step relied on; unset for T.
+	Verdict *Verdict `protobuf:"bytes,3,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	// What was added: signature-time-stamp, certificate-values,
+	// revocation-values, archive-time-stamp-v3. Empty when the signature
+	// already had the level.
+	Added         []string `protobuf:"bytes,4,rep,name=added,proto3" json:"added,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AugmentResponse) Reset() {
+	*x = AugmentResponse{}
+	mi := &file_pecet_v1_sign_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AugmentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AugmentResponse) ProtoMessage() {}
+
+func (x *AugmentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pecet_v1_sign_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AugmentResponse.ProtoReflect.Descriptor instead.
+func (*AugmentResponse) Descriptor() ([]byte, []int) {
+	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AugmentResponse) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *AugmentResponse) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+func (x *AugmentResponse) GetVerdict() *Verdict {
+	if x != nil {
+		return x.Verdict
+	}
+	return nil
+}
+
+func (x *AugmentResponse) GetAdded() []string {
+	if x != nil {
+		return x.Added
+	}
+	return nil
 }
 
 // SignRequest: exactly one of data and digest.
@@ -108,7 +364,7 @@ type SignRequest struct {
 
 func (x *SignRequest) Reset() {
 	*x = SignRequest{}
-	mi := &file_pecet_v1_sign_proto_msgTypes[0]
+	mi := &file_pecet_v1_sign_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -120,7 +376,7 @@ func (x *SignRequest) String() string {
 func (*SignRequest) ProtoMessage() {}
 
 func (x *SignRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pecet_v1_sign_proto_msgTypes[0]
+	mi := &file_pecet_v1_sign_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -133,7 +389,7 @@ func (x *SignRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignRequest.ProtoReflect.Descriptor instead.
 func (*SignRequest) Descriptor() ([]byte, []int) {
-	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{0}
+	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *SignRequest) GetKey() string {
@@ -235,7 +491,7 @@ type SignResponse struct {
 
 func (x *SignResponse) Reset() {
 	*x = SignResponse{}
-	mi := &file_pecet_v1_sign_proto_msgTypes[1]
+	mi := &file_pecet_v1_sign_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -247,7 +503,7 @@ func (x *SignResponse) String() string {
 func (*SignResponse) ProtoMessage() {}
 
 func (x *SignResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pecet_v1_sign_proto_msgTypes[1]
+	mi := &file_pecet_v1_sign_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -260,7 +516,7 @@ func (x *SignResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignResponse.ProtoReflect.Descriptor instead.
 func (*SignResponse) Descriptor() ([]byte, []int) {
-	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{1}
+	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *SignResponse) GetSignature() []byte {
@@ -334,7 +590,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_pecet_v1_sign_proto_msgTypes[2]
+	mi := &file_pecet_v1_sign_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -346,7 +602,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pecet_v1_sign_proto_msgTypes[2]
+	mi := &file_pecet_v1_sign_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -359,7 +615,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{2}
+	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *VerifyRequest) GetSignature() []byte {
@@ -483,6 +739,17 @@ type VerifyResponse struct {
 	ContentDigest []byte `protobuf:"bytes,23,opt,name=content_digest,json=contentDigest,proto3" json:"content_digest,omitempty"`
 	// Name of that hash: SHA-256, SHA-384, SHA-512, SHA3-256, ...
 	ContentDigestAlgorithm string `protobuf:"bytes,24,opt,name=content_digest_algorithm,json=contentDigestAlgorithm,proto3" json:"content_digest_algorithm,omitempty"`
+	// The CAdES baseline level whose proofs verified: CAdES-BASELINE-B,
+	// -T (a valid signature time-stamp), -LT (with embedded validation
+	// material), -LTA (a valid chain of archive time-stamps); empty when the
+	// signature is INVALID.
+	SignatureLevel string `protobuf:"bytes,30,opt,name=signature_level,json=signatureLevel,proto3" json:"signature_level,omitempty"`
+	// The proof of existence of the signature: the earliest valid signature
+	// time-stamp's time. With LTA the signer's chain was judged at it.
+	PoeTime *timestamppb.Timestamp `protobuf:"bytes,31,opt,name=poe_time,json=poeTime,proto3" json:"poe_time,omitempty"`
+	// With LTA: the genTime of the oldest archive time-stamp of the valid
+	// chain, the time the embedded material is proven to have existed.
+	ArchiveTime *timestamppb.Timestamp `protobuf:"bytes,32,opt,name=archive_time,json=archiveTime,proto3" json:"archive_time,omitempty"`
 	// When the request asked for it: the ETSI TS 119 102-2 validation
 	// report, XML (namespace http://uri.etsi.org/19102/v1.2.1#), with the
 	// indications, times, chain, policy and the validation objects used,
@@ -495,7 +762,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_pecet_v1_sign_proto_msgTypes[3]
+	mi := &file_pecet_v1_sign_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -507,7 +774,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pecet_v1_sign_proto_msgTypes[3]
+	mi := &file_pecet_v1_sign_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -520,7 +787,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{3}
+	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *VerifyResponse) GetVerdict() *Verdict {
@@ -565,6 +832,27 @@ func (x *VerifyResponse) GetContentDigestAlgorithm() string {
 	return ""
 }
 
+func (x *VerifyResponse) GetSignatureLevel() string {
+	if x != nil {
+		return x.SignatureLevel
+	}
+	return ""
+}
+
+func (x *VerifyResponse) GetPoeTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PoeTime
+	}
+	return nil
+}
+
+func (x *VerifyResponse) GetArchiveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ArchiveTime
+	}
+	return nil
+}
+
 func (x *VerifyResponse) GetReport() []byte {
 	if x != nil {
 		return x.Report
@@ -598,7 +886,7 @@ type SignDigestsRequest struct {
 
 func (x *SignDigestsRequest) Reset() {
 	*x = SignDigestsRequest{}
-	mi := &file_pecet_v1_sign_proto_msgTypes[4]
+	mi := &file_pecet_v1_sign_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -610,7 +898,7 @@ func (x *SignDigestsRequest) String() string {
 func (*SignDigestsRequest) ProtoMessage() {}
 
 func (x *SignDigestsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pecet_v1_sign_proto_msgTypes[4]
+	mi := &file_pecet_v1_sign_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -623,7 +911,7 @@ func (x *SignDigestsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignDigestsRequest.ProtoReflect.Descriptor instead.
 func (*SignDigestsRequest) Descriptor() ([]byte, []int) {
-	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{4}
+	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SignDigestsRequest) GetKey() string {
@@ -690,7 +978,7 @@ type SignDigestsResponse struct {
 
 func (x *SignDigestsResponse) Reset() {
 	*x = SignDigestsResponse{}
-	mi := &file_pecet_v1_sign_proto_msgTypes[5]
+	mi := &file_pecet_v1_sign_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +990,7 @@ func (x *SignDigestsResponse) String() string {
 func (*SignDigestsResponse) ProtoMessage() {}
 
 func (x *SignDigestsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pecet_v1_sign_proto_msgTypes[5]
+	mi := &file_pecet_v1_sign_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +1003,7 @@ func (x *SignDigestsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignDigestsResponse.ProtoReflect.Descriptor instead.
 func (*SignDigestsResponse) Descriptor() ([]byte, []int) {
-	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{5}
+	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SignDigestsResponse) GetResults() []*SignDigestResult {
@@ -775,7 +1063,7 @@ type SignDigestResult struct {
 
 func (x *SignDigestResult) Reset() {
 	*x = SignDigestResult{}
-	mi := &file_pecet_v1_sign_proto_msgTypes[6]
+	mi := &file_pecet_v1_sign_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +1075,7 @@ func (x *SignDigestResult) String() string {
 func (*SignDigestResult) ProtoMessage() {}
 
 func (x *SignDigestResult) ProtoReflect() protoreflect.Message {
-	mi := &file_pecet_v1_sign_proto_msgTypes[6]
+	mi := &file_pecet_v1_sign_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +1088,7 @@ func (x *SignDigestResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignDigestResult.ProtoReflect.Descriptor instead.
 func (*SignDigestResult) Descriptor() ([]byte, []int) {
-	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{6}
+	return file_pecet_v1_sign_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SignDigestResult) GetStatus() *ItemStatus {
@@ -828,7 +1116,21 @@ var File_pecet_v1_sign_proto protoreflect.FileDescriptor
 
 const file_pecet_v1_sign_proto_rawDesc = "" +
 	"\n" +
-	"\x13pecet/v1/sign.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14pecet/v1/batch.proto\x1a\x15pecet/v1/common.proto\x1a\x15pecet/v1/policy.proto\"\xd9\x01\n" +
+	"\x13pecet/v1/sign.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14pecet/v1/batch.proto\x1a\x15pecet/v1/common.proto\x1a\x15pecet/v1/policy.proto\"\xd7\x01\n" +
+	"\x0eAugmentRequest\x12\x1c\n" +
+	"\tsignature\x18\x01 \x01(\fR\tsignature\x12\x1a\n" +
+	"\acontent\x18\x02 \x01(\fH\x00R\acontent\x12'\n" +
+	"\x0econtent_digest\x18\x03 \x01(\fH\x00R\rcontentDigest\x12*\n" +
+	"\x05level\x18\x04 \x01(\x0e2\x14.pecet.v1.CadesLevelR\x05level\x12\x16\n" +
+	"\x06policy\x18\x05 \x01(\tR\x06policy\x12\x12\n" +
+	"\x04crls\x18\x06 \x03(\fR\x04crlsB\n" +
+	"\n" +
+	"\bdetached\"\x88\x01\n" +
+	"\x0fAugmentResponse\x12\x1c\n" +
+	"\tsignature\x18\x01 \x01(\fR\tsignature\x12\x14\n" +
+	"\x05level\x18\x02 \x01(\tR\x05level\x12+\n" +
+	"\averdict\x18\x03 \x01(\v2\x11.pecet.v1.VerdictR\averdict\x12\x14\n" +
+	"\x05added\x18\x04 \x03(\tR\x05added\"\xd9\x01\n" +
 	"\vSignRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\rR\aversion\x12\x14\n" +
@@ -859,14 +1161,17 @@ const file_pecet_v1_sign_proto_rawDesc = "" +
 	"revocation\x12\x16\n" +
 	"\x06report\x18F \x01(\bR\x06reportB\n" +
 	"\n" +
-	"\bdetached\"\xc7\x03\n" +
+	"\bdetached\"\xe6\x04\n" +
 	"\x0eVerifyResponse\x12+\n" +
 	"\averdict\x18\x01 \x01(\v2\x11.pecet.v1.VerdictR\averdict\x12M\n" +
 	"\x0econtent_source\x18\x14 \x01(\x0e2&.pecet.v1.VerifyResponse.ContentSourceR\rcontentSource\x12B\n" +
 	"\bcompared\x18\x15 \x01(\x0e2&.pecet.v1.VerifyResponse.ContentSourceR\bcompared\x12\x18\n" +
 	"\acontent\x18\x16 \x01(\fR\acontent\x12%\n" +
 	"\x0econtent_digest\x18\x17 \x01(\fR\rcontentDigest\x128\n" +
-	"\x18content_digest_algorithm\x18\x18 \x01(\tR\x16contentDigestAlgorithm\x12\x16\n" +
+	"\x18content_digest_algorithm\x18\x18 \x01(\tR\x16contentDigestAlgorithm\x12'\n" +
+	"\x0fsignature_level\x18\x1e \x01(\tR\x0esignatureLevel\x125\n" +
+	"\bpoe_time\x18\x1f \x01(\v2\x1a.google.protobuf.TimestampR\apoeTime\x12=\n" +
+	"\farchive_time\x18  \x01(\v2\x1a.google.protobuf.TimestampR\varchiveTime\x12\x16\n" +
 	"\x06report\x18F \x01(\fR\x06report\"b\n" +
 	"\rContentSource\x12\x1e\n" +
 	"\x1aCONTENT_SOURCE_UNSPECIFIED\x10\x00\x12\f\n" +
@@ -891,12 +1196,19 @@ const file_pecet_v1_sign_proto_rawDesc = "" +
 	"\x10SignDigestResult\x12,\n" +
 	"\x06status\x18\x01 \x01(\v2\x14.pecet.v1.ItemStatusR\x06status\x12\x1c\n" +
 	"\tsignature\x18\x02 \x01(\fR\tsignature\x12A\n" +
-	"\x0etimestamp_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rtimestampTime2\xa3\x02\n" +
+	"\x0etimestamp_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\rtimestampTime*e\n" +
+	"\n" +
+	"CadesLevel\x12\x1b\n" +
+	"\x17CADES_LEVEL_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rCADES_LEVEL_T\x10\x01\x12\x12\n" +
+	"\x0eCADES_LEVEL_LT\x10\x02\x12\x13\n" +
+	"\x0fCADES_LEVEL_LTA\x10\x032\xe3\x02\n" +
 	"\vSignService\x125\n" +
 	"\x04Sign\x12\x15.pecet.v1.SignRequest\x1a\x16.pecet.v1.SignResponse\x12;\n" +
 	"\x06Verify\x12\x17.pecet.v1.VerifyRequest\x1a\x18.pecet.v1.VerifyResponse\x12J\n" +
 	"\vSignDigests\x12\x1c.pecet.v1.SignDigestsRequest\x1a\x1d.pecet.v1.SignDigestsResponse\x12T\n" +
-	"\x11SignDigestsStream\x12\x1c.pecet.v1.SignDigestsRequest\x1a\x1d.pecet.v1.SignDigestsResponse(\x010\x01B1Z/github.com/pecet-hsm/pecet/api/pecet/v1;pecetv1b\x06proto3"
+	"\x11SignDigestsStream\x12\x1c.pecet.v1.SignDigestsRequest\x1a\x1d.pecet.v1.SignDigestsResponse(\x010\x01\x12>\n" +
+	"\aAugment\x12\x18.pecet.v1.AugmentRequest\x1a\x19.pecet.v1.AugmentResponseB1Z/github.com/pecet-hsm/pecet/api/pecet/v1;pecetv1b\x06proto3"
 
 var (
 	file_pecet_v1_sign_proto_rawDescOnce sync.Once
@@ -910,51 +1222,60 @@ func file_pecet_v1_sign_proto_rawDescGZIP() []byte {
 	return file_pecet_v1_sign_proto_rawDescData
 }
 
-var file_pecet_v1_sign_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pecet_v1_sign_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_pecet_v1_sign_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_pecet_v1_sign_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_pecet_v1_sign_proto_goTypes = []any{
-	(VerifyResponse_ContentSource)(0), // 0: pecet.v1.VerifyResponse.ContentSource
-	(*SignRequest)(nil),               // 1: pecet.v1.SignRequest
-	(*SignResponse)(nil),              // 2: pecet.v1.SignResponse
-	(*VerifyRequest)(nil),             // 3: pecet.v1.VerifyRequest
-	(*VerifyResponse)(nil),            // 4: pecet.v1.VerifyResponse
-	(*SignDigestsRequest)(nil),        // 5: pecet.v1.SignDigestsRequest
-	(*SignDigestsResponse)(nil),       // 6: pecet.v1.SignDigestsResponse
-	(*SignDigestResult)(nil),          // 7: pecet.v1.SignDigestResult
-	(HashAlgorithm)(0),                // 8: pecet.v1.HashAlgorithm
-	(*timestamppb.Timestamp)(nil),     // 9: google.protobuf.Timestamp
-	(RevocationMode)(0),               // 10: pecet.v1.RevocationMode
+	(CadesLevel)(0),                   // 0: pecet.v1.CadesLevel
+	(VerifyResponse_ContentSource)(0), // 1: pecet.v1.VerifyResponse.ContentSource
+	(*AugmentRequest)(nil),            // 2: pecet.v1.AugmentRequest
+	(*AugmentResponse)(nil),           // 3: pecet.v1.AugmentResponse
+	(*SignRequest)(nil),               // 4: pecet.v1.SignRequest
+	(*SignResponse)(nil),              // 5: pecet.v1.SignResponse
+	(*VerifyRequest)(nil),             // 6: pecet.v1.VerifyRequest
+	(*VerifyResponse)(nil),            // 7: pecet.v1.VerifyResponse
+	(*SignDigestsRequest)(nil),        // 8: pecet.v1.SignDigestsRequest
+	(*SignDigestsResponse)(nil),       // 9: pecet.v1.SignDigestsResponse
+	(*SignDigestResult)(nil),          // 10: pecet.v1.SignDigestResult
 	(*Verdict)(nil),                   // 11: pecet.v1.Verdict
-	(*ItemStatus)(nil),                // 12: pecet.v1.ItemStatus
+	(HashAlgorithm)(0),                // 12: pecet.v1.HashAlgorithm
+	(*timestamppb.Timestamp)(nil),     // 13: google.protobuf.Timestamp
+	(RevocationMode)(0),               // 14: pecet.v1.RevocationMode
+	(*ItemStatus)(nil),                // 15: pecet.v1.ItemStatus
 }
 var file_pecet_v1_sign_proto_depIdxs = []int32{
-	8,  // 0: pecet.v1.SignRequest.hash:type_name -> pecet.v1.HashAlgorithm
-	9,  // 1: pecet.v1.SignResponse.signing_time:type_name -> google.protobuf.Timestamp
-	9,  // 2: pecet.v1.SignResponse.timestamp_time:type_name -> google.protobuf.Timestamp
-	8,  // 3: pecet.v1.VerifyRequest.digest_hash:type_name -> pecet.v1.HashAlgorithm
-	9,  // 4: pecet.v1.VerifyRequest.at:type_name -> google.protobuf.Timestamp
-	10, // 5: pecet.v1.VerifyRequest.revocation:type_name -> pecet.v1.RevocationMode
-	11, // 6: pecet.v1.VerifyResponse.verdict:type_name -> pecet.v1.Verdict
-	0,  // 7: pecet.v1.VerifyResponse.content_source:type_name -> pecet.v1.VerifyResponse.ContentSource
-	0,  // 8: pecet.v1.VerifyResponse.compared:type_name -> pecet.v1.VerifyResponse.ContentSource
-	8,  // 9: pecet.v1.SignDigestsRequest.hash:type_name -> pecet.v1.HashAlgorithm
-	7,  // 10: pecet.v1.SignDigestsResponse.results:type_name -> pecet.v1.SignDigestResult
-	9,  // 11: pecet.v1.SignDigestsResponse.signing_time:type_name -> google.protobuf.Timestamp
-	12, // 12: pecet.v1.SignDigestResult.status:type_name -> pecet.v1.ItemStatus
-	9,  // 13: pecet.v1.SignDigestResult.timestamp_time:type_name -> google.protobuf.Timestamp
-	1,  // 14: pecet.v1.SignService.Sign:input_type -> pecet.v1.SignRequest
-	3,  // 15: pecet.v1.SignService.Verify:input_type -> pecet.v1.VerifyRequest
-	5,  // 16: pecet.v1.SignService.SignDigests:input_type -> pecet.v1.SignDigestsRequest
-	5,  // 17: pecet.v1.SignService.SignDigestsStream:input_type -> pecet.v1.SignDigestsRequest
-	2,  // 18: pecet.v1.SignService.Sign:output_type -> pecet.v1.SignResponse
-	4,  // 19: pecet.v1.SignService.Verify:output_type -> pecet.v1.VerifyResponse
-	6,  // 20: pecet.v1.SignService.SignDigests:output_type -> pecet.v1.SignDigestsResponse
-	6,  // 21: pecet.v1.SignService.SignDigestsStream:output_type -> pecet.v1.SignDigestsResponse
-	18, // [18:22] is the sub-list for method output_type
-	14, // [14:18] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	0,  // 0: pecet.v1.AugmentRequest.level:type_name -> pecet.v1.CadesLevel
+	11, // 1: pecet.v1.AugmentResponse.verdict:type_name -> pecet.v1.Verdict
+	12, // 2: pecet.v1.SignRequest.hash:type_name -> pecet.v1.HashAlgorithm
+	13, // 3: pecet.v1.SignResponse.signing_time:type_name -> google.protobuf.Timestamp
+	13, // 4: pecet.v1.SignResponse.timestamp_time:type_name -> google.protobuf.Timestamp
+	12, // 5: pecet.v1.VerifyRequest.digest_hash:type_name -> pecet.v1.HashAlgorithm
+	13, // 6: pecet.v1.VerifyRequest.at:type_name -> google.protobuf.Timestamp
+	14, // 7: pecet.v1.VerifyRequest.revocation:type_name -> pecet.v1.RevocationMode
+	11, // 8: pecet.v1.VerifyResponse.verdict:type_name -> pecet.v1.Verdict
+	1,  // 9: pecet.v1.VerifyResponse.content_source:type_name -> pecet.v1.VerifyResponse.ContentSource
+	1,  // 10: pecet.v1.VerifyResponse.compared:type_name -> pecet.v1.VerifyResponse.ContentSource
+	13, // 11: pecet.v1.VerifyResponse.poe_time:type_name -> google.protobuf.Timestamp
+	13, // 12: pecet.v1.VerifyResponse.archive_time:type_name -> google.protobuf.Timestamp
+	12, // 13: pecet.v1.SignDigestsRequest.hash:type_name -> pecet.v1.HashAlgorithm
+	10, // 14: pecet.v1.SignDigestsResponse.results:type_name -> pecet.v1.SignDigestResult
+	13, // 15: pecet.v1.SignDigestsResponse.signing_time:type_name -> google.protobuf.Timestamp
+	15, // 16: pecet.v1.SignDigestResult.status:type_name -> pecet.v1.ItemStatus
+	13, // 17: pecet.v1.SignDigestResult.timestamp_time:type_name -> google.protobuf.Timestamp
+	4,  // 18: pecet.v1.SignService.Sign:input_type -> pecet.v1.SignRequest
+	6,  // 19: pecet.v1.SignService.Verify:input_type -> pecet.v1.VerifyRequest
+	8,  // 20: pecet.v1.SignService.SignDigests:input_type -> pecet.v1.SignDigestsRequest
+	8,  // 21: pecet.v1.SignService.SignDigestsStream:input_type -> pecet.v1.SignDigestsRequest
+	2,  // 22: pecet.v1.SignService.Augment:input_type -> pecet.v1.AugmentRequest
+	5,  // 23: pecet.v1.SignService.Sign:output_type -> pecet.v1.SignResponse
+	7,  // 24: pecet.v1.SignService.Verify:output_type -> pecet.v1.VerifyResponse
+	9,  // 25: pecet.v1.SignService.SignDigests:output_type -> pecet.v1.SignDigestsResponse
+	9,  // 26: pecet.v1.SignService.SignDigestsStream:output_type -> pecet.v1.SignDigestsResponse
+	3,  // 27: pecet.v1.SignService.Augment:output_type -> pecet.v1.AugmentResponse
+	23, // [23:28] is the sub-list for method output_type
+	18, // [18:23] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_pecet_v1_sign_proto_init() }
@@ -966,10 +1287,14 @@ func file_pecet_v1_sign_proto_init() {
 	file_pecet_v1_common_proto_init()
 	file_pecet_v1_policy_proto_init()
 	file_pecet_v1_sign_proto_msgTypes[0].OneofWrappers = []any{
+		(*AugmentRequest_Content)(nil),
+		(*AugmentRequest_ContentDigest)(nil),
+	}
+	file_pecet_v1_sign_proto_msgTypes[2].OneofWrappers = []any{
 		(*SignRequest_Data)(nil),
 		(*SignRequest_Digest)(nil),
 	}
-	file_pecet_v1_sign_proto_msgTypes[2].OneofWrappers = []any{
+	file_pecet_v1_sign_proto_msgTypes[4].OneofWrappers = []any{
 		(*VerifyRequest_Content)(nil),
 		(*VerifyRequest_ContentDigest)(nil),
 	}
@@ -978,8 +1303,8 @@ func file_pecet_v1_sign_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pecet_v1_sign_proto_rawDesc), len(file_pecet_v1_sign_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   7,
+			NumEnums:      2,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,6 +25,7 @@ const (
 	SignService_Verify_FullMethodName            = "/pecet.v1.SignService/Verify"
 	SignService_SignDigests_FullMethodName       = "/pecet.v1.SignService/SignDigests"
 	SignService_SignDigestsStream_FullMethodName = "/pecet.v1.SignService/SignDigestsStream"
+	SignService_Augment_FullMethodName           = "/pecet.v1.SignService/Augment"
 )
 
 // SignServiceClient is the client API for SignService service.
@@ -56,6 +57,13 @@ type SignServiceClient interface {
 	// a client that stops reading responses stops its own sending (HTTP/2
 	// flow control). Roles: client.
 	SignDigestsStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SignDigestsRequest, SignDigestsResponse], error)
+	// Augment raises a CAdES signature of one signer to baseline T, LT or
+	// LTA (ETSI EN 319 122-1) with pecet's TSA, changing only its unsigned
+	// attributes (docs/archive.md "CAdES augmentation"). LT and LTA embed
+	// material only when the signature is VALID now under the policy with
+	// revocation required. Roles: client, gateway (as Timestamp: the TSA
+	// key is a service, no caller key is used).
+	Augment(ctx context.Context, in *AugmentRequest, opts ...grpc.CallOption) (*AugmentResponse, error)
 }
 
 type signServiceClient struct {
@@ -109,6 +117,16 @@ func (c *signServiceClient) SignDigestsStream(ctx context.Context, opts ...grpc.
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SignService_SignDigestsStreamClient = grpc.BidiStreamingClient[SignDigestsRequest, SignDigestsResponse]
 
+func (c *signServiceClient) Augment(ctx context.Context, in *AugmentRequest, opts ...grpc.CallOption) (*AugmentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AugmentResponse)
+	err := c.cc.Invoke(ctx, SignService_Augment_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SignServiceServer is the server API for SignService service.
 // All implementations must embed UnimplementedSignServiceServer
 // for forward compatibility.
@@ -138,6 +156,13 @@ type SignServiceServer interface {
 	// a client that stops reading responses stops its own sending (HTTP/2
 	// flow control). Roles: client.
 	SignDigestsStream(grpc.BidiStreamingServer[SignDigestsRequest, SignDigestsResponse]) error
+	// Augment raises a CAdES signature of one signer to baseline T, LT or
+	// LTA (ETSI EN 319 122-1) with pecet's TSA, changing only its unsigned
+	// attributes (docs/archive.md "CAdES augmentation"). LT and LTA embed
+	// material only when the signature is VALID now under the policy with
+	// revocation required. Roles: client, gateway (as Timestamp: the TSA
+	// key is a service, no caller key is used).
+	Augment(context.Context, *AugmentRequest) (*AugmentResponse, error)
 	mustEmbedUnimplementedSignServiceServer()
 }
 
@@ -159,6 +184,9 @@ func (UnimplementedSignServiceServer) SignDigests(context.Context, *SignDigestsR
 }
 func (UnimplementedSignServiceServer) SignDigestsStream(grpc.BidiStreamingServer[SignDigestsRequest, SignDigestsResponse]) error {
 	return status.Error(codes.Unimplemented, "method SignDigestsStream not implemented")
+}
+func (UnimplementedSignServiceServer) Augment(context.Context, *AugmentRequest) (*AugmentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Augment not implemented")
 }
 func (UnimplementedSignServiceServer) mustEmbedUnimplementedSignServiceServer() {}
 func (UnimplementedSignServiceServer) testEmbeddedByValue()                     {}
@@ -242,6 +270,24 @@ func _SignService_SignDigestsStream_Handler(srv interface{}, stream grpc.ServerS
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type SignService_SignDigestsStreamServer = grpc.BidiStreamingServer[SignDigestsRequest, SignDigestsResponse]
 
+func _SignService_Augment_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AugmentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SignServiceServer).Augment(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SignService_Augment_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SignServiceServer).Augment(ctx, req.(*AugmentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SignService_ServiceDesc is the grpc.ServiceDesc for SignService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -260,6 +306,10 @@ var SignService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SignDigests",
 			Handler:    _SignService_SignDigests_Handler,
+		},
+		{
+			MethodName: "Augment",
+			Handler:    _SignService_Augment_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,228 @@
+package cades
+
+import (
+	"bytes"
+	"crypto/x509"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pecet-hsm/pecet/internal/testtool"
+	"github.com/pecet-hsm/pecet/policy"
+	"github.com/pecet-hsm/pecet/signer"
+)
+
+var filing = []byte(`<PRIHL><employee dep="123" act="1"/></PRIHL>`)
+
+// TestLTAOutlivesCertificate: a CAdES-T signature by a certificate of one
+// hour, augmented to LTA, verifies VALID with revocation required and no
+// CRL given, at a time after the certificate and its CRL expired; the
+// chain is judged at the signature time-stamp's time. Without the archive
+// time-stamp (stripped, or never added) the same verification is
+// INDETERMINATE OUT_OF_BOUNDS_NO_POE (docs/archive.md "CAdES
+// augmentation").
+func TestLTAOutlivesCertificate(t *testing.T) {
+	w := newWorld(t)
+	later := time.Now().Add(30 * 24 * time.Hour) // leaf and CRL long expired
+	for _, attached := range []bool{false, true} {
+		t.Run(map[bool]string{false: "detached", true: "attached"}[attached], func(t *testing.T) {
+			sig := w.sign(t, filing, attached)
+			lt := w.augment(t, sig, filing, LevelLT)
+			lta := w.augment(t, lt.Signature, filing, LevelLTA)
+			if lta.Level != LevelLTA || lt.Verdict.Status != policy.Valid {
+				t.Fatalf("level %s, LT verdict %s", lta.Level, lt.Verdict.Status)
+			}
+			r := w.verify(t, lta.Signature, filing, later)
+			if r.Verdict.Status != policy.Valid || r.Level != LevelLTA {
+				t.Fatalf("LTA later: %s %s %v", r.Verdict.Status, r.Level, r.Verdict.Reasons)
+			}
+			if r.POETime.IsZero() || !r.Verdict.ValidatedAt.Equal(r.POETime) || r.ArchiveTime.Before(r.POETime) {
+				t.Fatalf("POE %s, judged at %s, archive %s", r.POETime, r.Verdict.ValidatedAt, r.ArchiveTime)
+			}
+			// T alone: its time-stamp is a proof for the signature only
+			// (here with the CA's CRL given for the TSA).
+			for _, tc := range []struct {
+				name  string
+				sig   []byte
+				crls  []*policy.CRL
+				level Level
+			}{{"stripped archive time-stamp", lt.Signature, nil, LevelLT}, {"T only", sig, []*policy.CRL{w.crl}, LevelT}} {
+				r, err := Verify(tc.sig, w.opts(filing, later, tc.crls...))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Verdict.Status != policy.Indeterminate || !hasCode(r.Verdict, CodeOutOfBoundsNoPOE) || r.Level != tc.level {
+					t.Fatalf("%s: %s %s %v", tc.name, r.Verdict.Status, r.Level, r.Verdict.Reasons)
+				}
+			}
+			// Now, LT alone verifies offline with revocation required.
+			r = w.verify(t, lt.Signature, filing, time.Time{})
+			if r.Verdict.Status != policy.Valid || r.Level != LevelLT {
+				t.Fatalf("LT now: %s %s %v", r.Verdict.Status, r.Level, r.Verdict.Reasons)
+			}
+		})
+	}
+}
+
+// TestLTARenewal: each renewal adds an archive time-stamp covering the
+// previous ones; a change to any covered element (the certificate-values,
+// an earlier archive time-stamp, the signature time-stamp) is INVALID.
+func TestLTARenewal(t *testing.T) {
+	w := newWorld(t)
+	later := time.Now().Add(30 * 24 * time.Hour)
+	sig := w.augment(t, w.sign(t, filing, false), filing, LevelLTA).Signature
+	first := valueOf(t, sig, oidArchiveTSv3)
+	for range 2 {
+		sig = w.augment(t, sig, filing, LevelLTA).Signature
+	}
+	_, r, err := splitSignedData(sig, signer.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.signers[0].find(oidArchiveTSv3)); n != 3 {
+		t.Fatalf("%d archive time-stamps, want 3", n)
+	}
+	if res := w.verify(t, sig, filing, later); res.Verdict.Status != policy.Valid || res.Level != LevelLTA {
+		t.Fatalf("renewed twice: %s %s %v", res.Verdict.Status, res.Level, res.Verdict.Reasons)
+	}
+	tests := []struct {
+		name string
+		sig  []byte
+	}{
+		{"certificate-values", flipIn(t, sig, valueOf(t, sig, oidCertValues))},
+		{"revocation-values", flipIn(t, sig, valueOf(t, sig, oidRevocationValues))},
+		{"signature time-stamp", flipIn(t, sig, valueOf(t, sig, oidSigTimeStamp))},
+		{"first archive time-stamp", flipIn(t, sig, first)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			res, err := Verify(tc.sig, w.opts(filing, later))
+			if err != nil {
+				t.Fatalf("error %v, want an INVALID verdict", err)
+			}
+			if res.Verdict.Status != policy.Invalid || !hasCode(res.Verdict, CodeArchiveTimestamp) {
+				t.Fatalf("%s %v", res.Verdict.Status, res.Verdict.Reasons)
+			}
+		})
+	}
+	t.Run("other content", func(t *testing.T) {
+		res := w.verify(t, sig, []byte("<PRIHL/>"), later)
+		if res.Verdict.Status != policy.Invalid {
+			t.Fatalf("%s %v", res.Verdict.Status, res.Verdict.Reasons)
+		}
+	})
+}
+
+// TestAugmentRefusesInvalid: LT embeds material only for a signature
+// VALID now with revocation required: without any CRL the status is
+// unknown, so nothing is embedded.
+func TestAugmentRefusesInvalid(t *testing.T) {
+	w := newWorld(t)
+	sig := w.sign(t, filing, false)
+	_, err := Augment(t.Context(), sig, AugmentOptions{Level: LevelLT, Stamp: w.stamp, Verify: w.opts(filing, time.Time{})})
+	if !errors.Is(err, ErrNotValid) {
+		t.Fatalf("err %v, want ErrNotValid", err)
+	}
+	_, err = Augment(t.Context(), sig, AugmentOptions{Level: LevelLTA, Stamp: w.stamp, Verify: w.opts(nil, time.Time{}, w.crl)})
+	if !errors.Is(err, ErrContentNeeded) {
+		t.Fatalf("detached without content: %v, want ErrContentNeeded", err)
+	}
+	// T on a T signature adds nothing.
+	res, err := Augment(t.Context(), sig, AugmentOptions{Level: LevelT, Stamp: w.stamp})
+	if err != nil || len(res.Added) != 0 || !bytes.Equal(res.Signature, sig) {
+		t.Fatalf("T again: %v %v", err, res.Added)
+	}
+}
+
+// TestOpenSSLAcceptsAugmented: only unsigned attributes changed, so
+// openssl cms -verify still accepts the LTA signature, renewed.
+func TestOpenSSLAcceptsAugmented(t *testing.T) {
+	testtool.OpenSSL(t)
+	w := newWorld(t)
+	sig := w.augment(t, w.sign(t, filing, false), filing, LevelLTA).Signature
+	sig = w.augment(t, sig, filing, LevelLTA).Signature
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	ca := write("ca.pem", pemCert(w.ca.Cert.Raw))
+	testtool.RunOpenSSL(t, "cms", "-verify", "-binary", "-inform", "DER", "-in", write("s.p7s", sig), "-content", write("f.xml", filing), "-CAfile", ca, "-out", os.DevNull)
+	if _, err := testtool.TryOpenSSL(t, "cms", "-verify", "-binary", "-inform", "DER", "-in", write("bad.p7s", sig), "-content", write("g.xml", []byte("<PRIHL/>")), "-CAfile", ca, "-out", os.DevNull); err == nil {
+		t.Fatal("openssl accepted other content")
+	}
+}
+
+// TestArchiveTimestampWithoutIndex: an archive-time-stamp-v3 without its
+// ats-hash-index-v3 (another product's variant) is no proof pecet can
+// check: left aside as if stripped, it neither lowers the verdict nor
+// makes the signature LTA.
+func TestArchiveTimestampWithoutIndex(t *testing.T) {
+	w := newWorld(t)
+	lt := w.augment(t, w.sign(t, filing, false), filing, LevelLT).Signature
+	_, r, err := splitSignedData(lt, signer.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &r.signers[0]
+	s.attrs = append(s.attrs, newAttr(oidArchiveTSv3, s.find(oidSigTimeStamp)[0].values[0]))
+	sig, err := r.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := w.verify(t, sig, filing, time.Time{}); res.Verdict.Status != policy.Valid || res.Level != LevelLT {
+		t.Fatalf("now: %s %s %v", res.Verdict.Status, res.Level, res.Verdict.Reasons)
+	}
+	res := w.verify(t, sig, filing, time.Now().Add(30*24*time.Hour))
+	if res.Verdict.Status != policy.Indeterminate || !hasCode(res.Verdict, CodeArchiveTimestampUnused) {
+		t.Fatalf("later: %s %s %v", res.Verdict.Status, res.Level, res.Verdict.Reasons)
+	}
+}
+
+// TestLTAAfterCRLExpiredOnTheClock: the clock itself, not only the
+// validation time, is thirty days on, so the signer's CA's embedded CRL
+// (issued before the signature time-stamp) is no longer current. The
+// archive time-stamp proves it existed, and was current, at its genTime:
+// the validation is the one that could be made then (policy.Request.Now).
+// Only the archive time-stamp's TSA, under another CA here, needs
+// revocation data current now: a CRL the caller gives. Without the
+// archive time-stamp the signature does not verify.
+func TestLTAAfterCRLExpiredOnTheClock(t *testing.T) {
+	w := newWorld(t)
+	other := newWorld(t) // its TSA makes the archive time-stamps
+	lt := w.augment(t, w.sign(t, filing, false), filing, LevelLT).Signature
+	res, err := Augment(t.Context(), lt, AugmentOptions{Level: LevelLTA, Stamp: other.stamp, Verify: w.opts(filing, time.Time{}, w.crl)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(30 * 24 * time.Hour)
+	e, err := policy.NewEngine("strict", &policy.Policy{Name: "strict", Anchors: []*x509.Certificate{w.ca.Cert, other.ca.Cert}, Revocation: policy.RevocationRequire,
+		AllowOverrides: []policy.Override{policy.OverrideCRLs}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Now = func() time.Time { return later }
+	_, fresh := other.newCRL(t, later.Add(-time.Minute))
+	for _, tc := range []struct {
+		name  string
+		sig   []byte
+		valid bool
+	}{{"LTA", res.Signature, true}, {"LT", lt, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := Verify(tc.sig, VerifyOptions{VerifyOptions: signer.VerifyOptions{Content: filing, Validator: e, Now: e.Now,
+				Policy: policy.Request{Policy: "strict", CRLs: []*policy.CRL{fresh}}},
+				TSACertificates: []*x509.Certificate{other.tsaCert}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (r.Verdict.Status == policy.Valid) != tc.valid || (tc.valid && r.Level != LevelLTA) {
+				t.Fatalf("%s %s %v", r.Verdict.Status, r.Level, r.Verdict.Reasons)
+			}
+		})
+	}
+}

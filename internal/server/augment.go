@@ -1,0 +1,99 @@
+package server
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"slices"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/cades"
+	"github.com/pecet-hsm/pecet/internal/grpcerr"
+	"github.com/pecet-hsm/pecet/tsa"
+)
+
+var cadesLevels = map[pecetv1.CadesLevel]cades.Level{
+	pecetv1.CadesLevel_CADES_LEVEL_T:   cades.LevelT,
+	pecetv1.CadesLevel_CADES_LEVEL_LT:  cades.LevelLT,
+	pecetv1.CadesLevel_CADES_LEVEL_LTA: cades.LevelLTA,
+}
+
+// Augment raises a signature to CAdES baseline T, LT or LTA with this
+// process's TSA (docs/archive.md "CAdES augmentation"; the role choice is
+// in docs/security.md "CAdES augmentation").
+func (ss *signService) Augment(ctx context.Context, req *pecetv1.AugmentRequest) (*pecetv1.AugmentResponse, error) {
+	if len(req.GetSignature()) == 0 {
+		return nil, grpcerr.InvalidArgument("signature is empty")
+	}
+	level, ok := cadesLevels[req.GetLevel()]
+	if !ok {
+		return nil, grpcerr.InvalidArgument("level is required: T, LT or LTA")
+	}
+	authority := ss.s.live(ctx).TSA
+	if authority == nil {
+		return nil, tsa.ErrNoTSA
+	}
+	preq, err := ss.s.policyRequest(ctx, req.GetPolicy(), nil, req.GetCrls(), pecetv1.RevocationMode_REVOCATION_MODE_UNSPECIFIED)
+	if err != nil {
+		return nil, err
+	}
+	vo := cades.VerifyOptions{TSACertificates: ss.s.tsaCertificates(ctx)}
+	vo.Validator, vo.Now, vo.Policy, vo.Limits = ss.s.live(ctx).Validator, ss.s.d.Now, preq, ss.s.d.CMSLimits
+	switch d := req.GetDetached().(type) {
+	case *pecetv1.AugmentRequest_Content:
+		vo.Content = d.Content
+	case *pecetv1.AugmentRequest_ContentDigest:
+		if len(d.ContentDigest) != crypto.SHA256.Size() {
+			return nil, grpcerr.InvalidArgument("content_digest must be a SHA-256 digest (32 bytes)")
+		}
+		vo.Digest, vo.DigestHash = d.ContentDigest, crypto.SHA256
+	}
+	stamp := func(ctx context.Context, digest []byte, h crypto.Hash) ([]byte, error) {
+		tok, info, err := authority.Token(ctx, digest, h)
+		res := tsa.Result{Status: tsa.StatusGranted, Fail: tsa.FailNone, Info: info}
+		if err != nil {
+			res = tsa.Result{Status: tsa.StatusRejection, Fail: tsa.FailSystemFailure, Cause: err}
+		}
+		ss.s.observeTSA(ctx, "augment", res)
+		return tok, err
+	}
+	res, err := cades.Augment(ctx, req.GetSignature(), cades.AugmentOptions{Level: level, Stamp: stamp, Verify: vo})
+	if err != nil {
+		return nil, err
+	}
+	if err := ss.s.budgetErr(preq.Context); err != nil {
+		return nil, err
+	}
+	out := &pecetv1.AugmentResponse{Signature: res.Signature, Level: string(res.Level), Added: res.Added}
+	if res.Verdict.Status != "" {
+		out.Verdict = verdictProto(res.Verdict)
+	}
+	return out, nil
+}
+
+// tsaCertificates are the configured TSA certificates and this TSA's own
+// chain: tokens without certificates are verifiable, never accepted
+// unverified.
+func (s *Server) tsaCertificates(ctx context.Context) []*x509.Certificate {
+	lv := s.live(ctx)
+	certs := lv.TSACertificates
+	if lv.TSA != nil {
+		if _, chain, err := lv.TSA.KeySource()(ctx); err == nil {
+			certs = append(slices.Clip(certs), chain...)
+		}
+	}
+	return certs
+}
+
+// levelFields fills VerifyResponse's CAdES fields.
+func levelFields(resp *pecetv1.VerifyResponse, r cades.Result) {
+	resp.SignatureLevel = string(r.Level)
+	if !r.POETime.IsZero() {
+		resp.PoeTime = timestamppb.New(r.POETime)
+	}
+	if !r.ArchiveTime.IsZero() {
+		resp.ArchiveTime = timestamppb.New(r.ArchiveTime)
+	}
+}

@@ -1,0 +1,139 @@
+package server
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/cades"
+	"github.com/pecet-hsm/pecet/internal/testtool"
+	"github.com/pecet-hsm/pecet/keystore"
+)
+
+// TestAugmentEPodaniLTA is docs/archive.md "CAdES augmentation" end to
+// end over gRPC on a SoftHSM token: an e-podání filing signed with a
+// time-stamp by a certificate of one hour, augmented to LTA with the CA's
+// CRL, verifies VALID offline (revocation required, no CRL given) thirty
+// days later, after the certificate and the CRL expired (the validation
+// time moves with VerifyRequest.at, not the clock); without the archive
+// time-stamp it is INDETERMINATE. OpenSSL still accepts the augmented
+// file; renewing twice keeps it VALID; a flipped byte in the
+// certificate-values makes it INVALID.
+func TestAugmentEPodaniLTA(t *testing.T) {
+	f := newFixture(t)
+	ctx := ctxT(t)
+	filing, err := os.ReadFile("../../examples/epodani/testdata/prihl.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	v, err := f.store.CreateKey(ctx, "short-sign", keystore.PurposeSign, keystore.ECP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "short-sign", Country: []string{"CZ"}},
+		NotBefore: now.Add(-time.Minute), NotAfter: now.Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageContentCommitment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, f.ca.Cert, v.Public, f.ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	if _, err := f.store.ImportCertificate(ctx, "short-sign", v.Version, []*x509.Certificate{leaf, f.ca.Cert}); err != nil {
+		t.Fatal(err)
+	}
+	crl, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now, NextUpdate: now.Add(2 * time.Hour)}, f.ca.Cert, f.ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	sc := pecetv1.NewSignServiceClient(f.dial(t, "wide-client"))
+	signed, err := sc.Sign(ctx, &pecetv1.SignRequest{Key: "short-sign", Input: &pecetv1.SignRequest_Data{Data: filing}, Timestamp: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	augment := func(sig []byte, level pecetv1.CadesLevel) *pecetv1.AugmentResponse {
+		t.Helper()
+		r, err := sc.Augment(ctx, &pecetv1.AugmentRequest{Signature: sig, Detached: &pecetv1.AugmentRequest_Content{Content: filing},
+			Level: level, Policy: "strict", Crls: [][]byte{crl}})
+		if err != nil {
+			t.Fatalf("augment to %s: %v", level, err)
+		}
+		return r
+	}
+	later := timestamppb.New(now.Add(30 * 24 * time.Hour))
+	verify := func(sig []byte) *pecetv1.VerifyResponse {
+		t.Helper()
+		r, err := sc.Verify(ctx, &pecetv1.VerifyRequest{Signature: sig, Detached: &pecetv1.VerifyRequest_Content{Content: filing}, Policy: "strict", At: later})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	lt := augment(signed.GetSignature(), pecetv1.CadesLevel_CADES_LEVEL_LT)
+	if lt.GetLevel() != string(cades.LevelLT) || lt.GetVerdict().GetStatus() != pecetv1.Verdict_VALID {
+		t.Fatalf("LT: %s %v", lt.GetLevel(), lt.GetVerdict())
+	}
+	lta := augment(lt.GetSignature(), pecetv1.CadesLevel_CADES_LEVEL_LTA)
+	if lta.GetLevel() != string(cades.LevelLTA) {
+		t.Fatalf("LTA: %s", lta.GetLevel())
+	}
+	r := verify(lta.GetSignature())
+	if r.GetVerdict().GetStatus() != pecetv1.Verdict_VALID || r.GetSignatureLevel() != string(cades.LevelLTA) ||
+		!r.GetPoeTime().AsTime().Equal(signed.GetTimestampTime().AsTime()) || r.GetArchiveTime() == nil {
+		t.Fatalf("LTA after expiry: %v level %s POE %v (signed at %v)", r.GetVerdict(), r.GetSignatureLevel(), r.GetPoeTime(), signed.GetTimestampTime())
+	}
+	// The LTA signature is the LT one plus the archive time-stamp: the LT
+	// one is the LTA signature with it stripped.
+	if r := verify(lt.GetSignature()); r.GetVerdict().GetStatus() != pecetv1.Verdict_INDETERMINATE || r.GetSignatureLevel() != string(cades.LevelLT) {
+		t.Fatalf("archive time-stamp stripped: %v %s", r.GetVerdict(), r.GetSignatureLevel())
+	}
+
+	t.Run("openssl", func(t *testing.T) {
+		testtool.OpenSSL(t)
+		dir := t.TempDir()
+		write := func(name string, b []byte) string {
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		testtool.RunOpenSSL(t, "cms", "-verify", "-binary", "-inform", "DER", "-in", write("f.p7s", lta.GetSignature()),
+			"-content", write("f.xml", filing), "-CAfile", write("ca.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: f.ca.Cert.Raw})), "-out", os.DevNull)
+	})
+	t.Run("renewal twice", func(t *testing.T) {
+		sig := lta.GetSignature()
+		for range 2 {
+			sig = augment(sig, pecetv1.CadesLevel_CADES_LEVEL_LTA).GetSignature()
+		}
+		if r := verify(sig); r.GetVerdict().GetStatus() != pecetv1.Verdict_VALID || r.GetSignatureLevel() != string(cades.LevelLTA) {
+			t.Fatalf("renewed: %v %s", r.GetVerdict(), r.GetSignatureLevel())
+		}
+	})
+	t.Run("flipped certificate-values", func(t *testing.T) {
+		sig := bytes.Clone(lta.GetSignature())
+		oid, _ := asn1.Marshal(asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 9, 16, 2, 23})
+		at := bytes.Index(sig, oid)
+		i := bytes.Index(sig[at:], leaf.Raw)
+		if at < 0 || i < 0 {
+			t.Fatal("no certificate-values with the signer's certificate")
+		}
+		sig[at+i+len(leaf.Raw)-1] ^= 1
+		if r := verify(sig); r.GetVerdict().GetStatus() != pecetv1.Verdict_INVALID {
+			t.Fatalf("flipped: %v", r.GetVerdict())
+		}
+	})
+}
