@@ -37,6 +37,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte{0x30, 0x80, 0x00, 0x00})
 	verify := func(tok []byte) (*tsa.TSTInfo, error) { return tsa.ParseToken(tok) }
 	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = ParseArchiveTimeStamp(b)
 		r, err := Parse(b)
 		if err != nil {
 			return

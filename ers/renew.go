@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 
+	"golang.org/x/crypto/cryptobyte"
+
 	"github.com/pecet-hsm/pecet/tsa"
 )
 
@@ -37,6 +39,126 @@ func digest(h crypto.Hash, parts ...[]byte) []byte {
 	return d.Sum(nil)
 }
 
+// TimeStampLeaf is a record's leaf in a time-stamp renewal (RFC 4998
+// section 5.2): the hash of the DER of the last ArchiveTimeStamp of its
+// last chain, under that chain's hash algorithm h.
+func TimeStampLeaf(record []byte) (leaf []byte, h crypto.Hash, err error) {
+	r, err := Parse(record)
+	if err != nil {
+		return nil, 0, err
+	}
+	return timeStampLeaf(r)
+}
+
+func timeStampLeaf(r *EvidenceRecord) ([]byte, crypto.Hash, error) {
+	last := r.Chains[len(r.Chains)-1]
+	if len(last) == MaxStamps {
+		return nil, 0, fmt.Errorf("%w: the last chain has %d archive time-stamps already; renew the hash tree", ErrTooLarge, MaxStamps)
+	}
+	h, err := chainHash(last)
+	if err != nil {
+		return nil, 0, err
+	}
+	prev, err := atsDER(last[len(last)-1])
+	if err != nil {
+		return nil, 0, err
+	}
+	return digest(h, prev), h, nil
+}
+
+// HashTreeLeaf is a record's leaf in a hash-tree renewal (RFC 4998
+// section 5.2) under the new algorithm h: h(documentHash || h(DER of the
+// record's ArchiveTimeStampSequence)), documentHash made with h.
+func HashTreeLeaf(record, documentHash []byte, h crypto.Hash) ([]byte, error) {
+	if err := checkHash(h); err != nil {
+		return nil, err
+	}
+	r, err := Parse(record)
+	if err != nil {
+		return nil, err
+	}
+	return hashTreeLeaf(r, documentHash, h)
+}
+
+func hashTreeLeaf(r *EvidenceRecord, documentHash []byte, h crypto.Hash) ([]byte, error) {
+	if len(documentHash) != h.Size() {
+		return nil, fmt.Errorf("%w: document hash of %d bytes, %v makes %d", ErrHash, len(documentHash), h, h.Size())
+	}
+	if len(r.Chains) == MaxChains {
+		return nil, fmt.Errorf("%w: %d archive time-stamp chains already", ErrTooLarge, MaxChains)
+	}
+	if !slices.Contains(r.DigestAlgorithms, h) && len(r.DigestAlgorithms) == MaxDigestAlgorithms {
+		return nil, fmt.Errorf("%w: %d digest algorithms already", ErrTooLarge, MaxDigestAlgorithms)
+	}
+	seq, err := sequenceDER(r.Chains)
+	if err != nil {
+		return nil, err
+	}
+	return digest(h, documentHash, digest(h, seq)), nil
+}
+
+// ParseArchiveTimeStamp reads one DER ArchiveTimeStamp within Parse's
+// bounds (what the Renew RPC answers per record).
+func ParseArchiveTimeStamp(der []byte) (ArchiveTimeStamp, error) {
+	if len(der) > MaxRecordBytes {
+		return ArchiveTimeStamp{}, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, len(der), MaxRecordBytes)
+	}
+	s := cryptobyte.String(der)
+	ats, err := parseATS(&s)
+	if err != nil {
+		return ArchiveTimeStamp{}, err
+	}
+	if !s.Empty() {
+		return ArchiveTimeStamp{}, fmt.Errorf("%w: bytes after the archiveTimeStamp", ErrMalformed)
+	}
+	return ats, nil
+}
+
+// AppendRenewal adds the renewal ats (a DER ArchiveTimeStamp, made over the
+// record's TimeStampLeaf or HashTreeLeaf) to the DER record: appended to
+// its last chain (hashTree false), or as a new chain with its hash added
+// to digestAlgorithms (hashTree true). VerifyRecord checks the result.
+func AppendRenewal(record, ats []byte, hashTree bool) ([]byte, error) {
+	r, err := Parse(record)
+	if err != nil {
+		return nil, err
+	}
+	a, err := ParseArchiveTimeStamp(ats)
+	if err != nil {
+		return nil, err
+	}
+	if err := appendRenewal(r, a, hashTree); err != nil {
+		return nil, err
+	}
+	return r.Marshal()
+}
+
+func appendRenewal(r *EvidenceRecord, a ArchiveTimeStamp, hashTree bool) error {
+	if !hashTree {
+		last := len(r.Chains) - 1
+		if len(r.Chains[last]) == MaxStamps {
+			return fmt.Errorf("%w: the last chain has %d archive time-stamps already", ErrTooLarge, MaxStamps)
+		}
+		r.Chains[last] = append(r.Chains[last], a)
+		return nil
+	}
+	if len(r.Chains) == MaxChains {
+		return fmt.Errorf("%w: %d archive time-stamp chains already", ErrTooLarge, MaxChains)
+	}
+	h, err := chainHash([]ArchiveTimeStamp{a})
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(r.DigestAlgorithms, h) {
+		if len(r.DigestAlgorithms) == MaxDigestAlgorithms {
+			return fmt.Errorf("%w: %d digest algorithms already", ErrTooLarge, MaxDigestAlgorithms)
+		}
+		r.DigestAlgorithms = append(r.DigestAlgorithms, h)
+	}
+	r.Chains = append(r.Chains, []ArchiveTimeStamp{a})
+	return nil
+}
+
 // RenewTimeStamps is time-stamp renewal (RFC 4998 section 5.2) of a batch
 // of records: the hash of each record's last ArchiveTimeStamp is a leaf of
 // one new tree under the same hash algorithm, its root is time-stamped
@@ -57,11 +179,7 @@ func RenewTimeStamps(records [][]byte, stamp Stamper) ([][]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("record %d: %w", i, err)
 		}
-		last := r.Chains[len(r.Chains)-1]
-		if len(last) == MaxStamps {
-			return nil, fmt.Errorf("%w: record %d: its chain has %d archive time-stamps already; renew the hash tree", ErrTooLarge, i, MaxStamps)
-		}
-		ch, err := chainHash(last)
+		leaf, ch, err := timeStampLeaf(r)
 		if err != nil {
 			return nil, fmt.Errorf("record %d: %w", i, err)
 		}
@@ -70,12 +188,12 @@ func RenewTimeStamps(records [][]byte, stamp Stamper) ([][]byte, error) {
 		} else if ch != h {
 			return nil, fmt.Errorf("%w: record %d is under %v, record 0 under %v: renew them in separate batches", ErrRenewal, i, ch, h)
 		}
-		prev, err := atsDER(last[len(last)-1])
-		if err != nil {
-			return nil, err
-		}
-		rs[i], leaves[i] = r, digest(h, prev)
+		rs[i], leaves[i] = r, leaf
 	}
+	return renew(rs, leaves, h, false, stamp)
+}
+
+func renew(rs []*EvidenceRecord, leaves [][]byte, h crypto.Hash, hashTree bool, stamp Stamper) ([][]byte, error) {
 	t, err := NewTree(leaves, h)
 	if err != nil {
 		return nil, err
@@ -86,8 +204,9 @@ func RenewTimeStamps(records [][]byte, stamp Stamper) ([][]byte, error) {
 	}
 	out := make([][]byte, len(rs))
 	for i, r := range rs {
-		last := len(r.Chains) - 1
-		r.Chains[last] = append(r.Chains[last], t.Stamp(i, token))
+		if err := appendRenewal(r, t.Stamp(i, token), hashTree); err != nil {
+			return nil, fmt.Errorf("record %d: %w", i, err)
+		}
 		if out[i], err = r.Marshal(); err != nil {
 			return nil, err
 		}
@@ -114,42 +233,15 @@ func RenewHashTree(records, documentHashes [][]byte, h crypto.Hash, stamp Stampe
 	rs := make([]*EvidenceRecord, len(records))
 	leaves := make([][]byte, len(records))
 	for i, der := range records {
-		if len(documentHashes[i]) != h.Size() {
-			return nil, fmt.Errorf("%w: document %d has %d bytes, %v makes %d", ErrHash, i, len(documentHashes[i]), h, h.Size())
-		}
 		r, err := Parse(der)
 		if err != nil {
 			return nil, fmt.Errorf("record %d: %w", i, err)
 		}
-		if len(r.Chains) == MaxChains {
-			return nil, fmt.Errorf("%w: record %d has %d archive time-stamp chains already", ErrTooLarge, i, MaxChains)
-		}
-		seq, err := sequenceDER(r.Chains)
+		leaf, err := hashTreeLeaf(r, documentHashes[i], h)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("record %d: %w", i, err)
 		}
-		rs[i], leaves[i] = r, digest(h, documentHashes[i], digest(h, seq))
+		rs[i], leaves[i] = r, leaf
 	}
-	t, err := NewTree(leaves, h)
-	if err != nil {
-		return nil, err
-	}
-	token, err := stamp(t.Root(), h)
-	if err != nil {
-		return nil, fmt.Errorf("ers: time-stamping the renewal: %w", err)
-	}
-	out := make([][]byte, len(rs))
-	for i, r := range rs {
-		if !slices.Contains(r.DigestAlgorithms, h) {
-			if len(r.DigestAlgorithms) == MaxDigestAlgorithms {
-				return nil, fmt.Errorf("%w: record %d has %d digest algorithms already", ErrTooLarge, i, MaxDigestAlgorithms)
-			}
-			r.DigestAlgorithms = append(r.DigestAlgorithms, h)
-		}
-		r.Chains = append(r.Chains, []ArchiveTimeStamp{t.Stamp(i, token)})
-		if out[i], err = r.Marshal(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return renew(rs, leaves, h, true, stamp)
 }

@@ -366,3 +366,71 @@ func TestJudgedAtNextTime(t *testing.T) {
 		})
 	}
 }
+
+// TestRenewInParts renews as the Renew RPC does: the leaves
+// (TimeStampLeaf, HashTreeLeaf) are computed apart from the records, one
+// tree and one time-stamp over them, and each record gets its
+// ArchiveTimeStamp with AppendRenewal; the records verify, and a renewal
+// added to the wrong record does not.
+func TestRenewInParts(t *testing.T) {
+	f := newFixture(t)
+	d := docs(6)
+	recs, err := Seal(d[crypto.SHA256], crypto.SHA256, f.stampFunc(crypto.SHA256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, hashTree := range []bool{false, true, false} {
+		time.Sleep(1100 * time.Millisecond)
+		leaves := make([][]byte, len(recs))
+		h := crypto.SHA512
+		for i, rec := range recs {
+			if hashTree {
+				leaves[i], err = HashTreeLeaf(rec, d[h][i], h)
+			} else {
+				leaves[i], h, err = TimeStampLeaf(rec)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		tr, err := NewTree(leaves, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok, err := f.stamper()(tr.Root(), h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range recs {
+			ats, err := tr.StampDER(i, tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 1 {
+				// The renewal of record 1 added to record 0.
+				wrong, err := AppendRenewal(recs[0], ats, hashTree)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := ErrRenewal
+				if hashTree {
+					want = ErrNotCovered
+				}
+				if _, err := VerifyRecord(wrong, docOf(d, 0), f.judge(t).judge, time.Time{}); !errors.Is(err, want) {
+					t.Fatalf("hashTree %v: another record's renewal: %v, want %v", hashTree, err, want)
+				}
+			}
+			if recs[i], err = AppendRenewal(recs[i], ats, hashTree); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, rec := range recs {
+			if _, err := VerifyRecord(rec, docOf(d, i), f.judge(t).judge, time.Time{}); err != nil {
+				t.Fatalf("hashTree %v: record %d: %v", hashTree, i, err)
+			}
+		}
+	}
+	if _, err := AppendRenewal(recs[0], []byte{0x30, 0x00}, false); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("an empty ArchiveTimeStamp: %v", err)
+	}
+}

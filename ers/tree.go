@@ -98,3 +98,9 @@ func (t *Tree) Record(i int, token []byte) ([]byte, error) {
 	r := &EvidenceRecord{Version: 1, DigestAlgorithms: []crypto.Hash{t.h}, Chains: [][]ArchiveTimeStamp{{t.Stamp(i, token)}}}
 	return r.Marshal()
 }
+
+// StampDER is the DER ArchiveTimeStamp of leaf i under token: what a
+// renewal adds to record i (AppendRenewal).
+func (t *Tree) StampDER(i int, token []byte) ([]byte, error) {
+	return atsDER(t.Stamp(i, token))
+}
