@@ -34,8 +34,25 @@ func NewTree(leaves [][]byte, h crypto.Hash) (*Tree, error) {
 		}
 		level = append(level, d...)
 	}
+	return NewTreeFlat(level, h)
+}
+
+// NewTreeFlat builds the tree over leaves given as one slice of hashes
+// one after the other (h.Size() bytes each), which the tree then owns: a
+// streamed batch is held this way, without a slice per hash.
+func NewTreeFlat(level []byte, h crypto.Hash) (*Tree, error) {
+	if err := checkHash(h); err != nil {
+		return nil, err
+	}
+	size := h.Size()
+	if len(level) == 0 {
+		return nil, ErrNoDocuments
+	}
+	if len(level)%size != 0 {
+		return nil, fmt.Errorf("%w: %d bytes of leaves are not whole %v hashes", ErrHash, len(level), h)
+	}
 	t := &Tree{h: h, levels: [][]byte{level}}
-	for n := len(leaves); n > 1; n = (n + 1) / 2 {
+	for n := len(level) / size; n > 1; n = (n + 1) / 2 {
 		next := make([]byte, 0, (n+1)/2*size)
 		for j := 0; j < n; j += 2 {
 			if j+1 == n {

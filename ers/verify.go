@@ -47,6 +47,20 @@ type Result struct {
 	Hashes []crypto.Hash
 }
 
+// ChainHashes are the hash algorithms of the record's chains, in order:
+// VerifyRecord needs the document's hash under each.
+func (r *EvidenceRecord) ChainHashes() ([]crypto.Hash, error) {
+	var out []crypto.Hash
+	for k, c := range r.Chains {
+		h, err := chainHash(c)
+		if err != nil {
+			return nil, fmt.Errorf("chain %d: %w", k, err)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
 // step is one archive time-stamp of a record in chronological order.
 type step struct {
 	ats   ArchiveTimeStamp

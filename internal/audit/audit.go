@@ -60,6 +60,9 @@ type Event struct {
 	InputSHA256 string `json:"input_sha256,omitempty"`
 	// Request is a dual-control request id.
 	Request string `json:"request,omitempty"`
+	// Batch is an archive batch an end line vouches for: "root=<hex>
+	// count=<n>" (docs/archive.md), one line per batch, not per document.
+	Batch   string `json:"batch,omitempty"`
 	Outcome string `json:"outcome,omitempty"`
 	// Code is the gRPC status code name of a failed call.
 	Code string `json:"code,omitempty"`
@@ -630,6 +633,7 @@ func (l *Log) mirror(e Event, hash string) {
 	}
 	add("input_sha256", e.InputSHA256)
 	add("request", e.Request)
+	add("batch", e.Batch)
 	add("outcome", e.Outcome)
 	add("code", e.Code)
 	add("prev", e.Prev)
@@ -756,6 +760,7 @@ func appendEvent(b []byte, e *Event) ([]byte, bool) {
 	}
 	str("input_sha256", e.InputSHA256, true)
 	str("request", e.Request, true)
+	str("batch", e.Batch, true)
 	str("outcome", e.Outcome, true)
 	str("code", e.Code, true)
 	str("log", e.Log, true)

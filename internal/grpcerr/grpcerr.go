@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pecet-hsm/pecet/envelope"
+	"github.com/pecet-hsm/pecet/ers"
 	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/dualcontrol"
@@ -90,6 +91,17 @@ var table = []mapping{
 	{tsa.ErrCertificateMismatch, codes.FailedPrecondition, "the TSA certificate does not match the TSA key"},
 	{tsa.ErrExtKeyUsage, codes.FailedPrecondition, "the TSA certificate lacks the critical timeStamping extended key usage"},
 	{signer.ErrContentType, codes.InvalidArgument, "bad content type for a signature"},
+	// The ArchiveService checks its input before ers sees it and answers
+	// VerifyRecord with a verdict; these are the fallbacks.
+	{ers.ErrNoDocuments, codes.InvalidArgument, "at least one document digest or record is required"},
+	{ers.ErrHash, codes.InvalidArgument, "evidence records use SHA-256, SHA-384 or SHA-512, with digests of that length"},
+	{ers.ErrTooLarge, codes.InvalidArgument, "the evidence record exceeds a bound (256 KiB, 16 chains, 64 time-stamps a chain, 64 tree levels)"},
+	{ers.ErrMalformed, codes.InvalidArgument, "the input is not a well-formed DER evidence record (RFC 4998)"},
+	{ers.ErrUnsupported, codes.InvalidArgument, "the evidence record uses cryptoInfos, encryptionInfo or attributes, which pecet does not read"},
+	{ers.ErrNotCovered, codes.InvalidArgument, "the evidence record does not cover the document"},
+	{ers.ErrRootMismatch, codes.InvalidArgument, "the evidence record's hash tree does not lead to its time-stamp"},
+	{ers.ErrRenewal, codes.InvalidArgument, "the records cannot be renewed together, or a renewal does not cover what it renews"},
+	{ers.ErrToken, codes.InvalidArgument, "an archive time-stamp of the evidence record was refused"},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline exceeded"},
 	{context.Canceled, codes.Canceled, "call cancelled"},
 }

@@ -74,6 +74,7 @@ type callRecord struct {
 	version int
 	request string // dual-control request id
 	pending bool   // the call only made a request
+	batch   string // an archive batch: its root and count
 }
 
 type recordKey struct{}
@@ -84,6 +85,16 @@ func auditKey(ctx context.Context, alias string, version int) {
 	if r, ok := ctx.Value(recordKey{}).(*callRecord); ok {
 		r.mu.Lock()
 		r.key, r.version = alias, version
+		r.mu.Unlock()
+	}
+}
+
+// auditBatch records the archive batch a call time-stamped (its root and
+// count) for its end line.
+func auditBatch(ctx context.Context, batch string) {
+	if r, ok := ctx.Value(recordKey{}).(*callRecord); ok {
+		r.mu.Lock()
+		r.batch = batch
 		r.mu.Unlock()
 	}
 }
@@ -328,7 +339,7 @@ func (s *Server) auditedStream(cs *callerStream, method string, caller *authz.Ca
 	code := status.Code(err)
 	ev := as.ev
 	as.rec.mu.Lock()
-	ev.Phase, ev.Key, ev.Version = audit.PhaseEnd, as.rec.key, as.rec.version
+	ev.Phase, ev.Key, ev.Version, ev.Batch = audit.PhaseEnd, as.rec.key, as.rec.version, as.rec.batch
 	as.rec.mu.Unlock()
 	ev.InputSHA256 = hex.EncodeToString(as.h.Sum(nil))
 	switch code {

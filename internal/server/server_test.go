@@ -366,6 +366,34 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 			return drainStream(st, &pecetv1.DecryptStreamRequest{Enveloped: []byte{0x30, 0x00}}, new(pecetv1.DecryptStreamResponse))
 		},
+		// The archive calls with input refused before any work:
+		// InvalidArgument proves authorisation passed.
+		pecetv1.ArchiveService_Seal_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			st, err := pecetv1.NewArchiveServiceClient(cc).Seal(ctx, &pecetv1.SealRequest{})
+			if err != nil {
+				return err
+			}
+			_, err = st.Recv()
+			return err
+		},
+		pecetv1.ArchiveService_SealStream_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			st, err := pecetv1.NewArchiveServiceClient(cc).SealStream(ctx)
+			if err != nil {
+				return err
+			}
+			return drainStream(st, &pecetv1.SealStreamRequest{}, new(pecetv1.SealResponse))
+		},
+		pecetv1.ArchiveService_Renew_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			st, err := pecetv1.NewArchiveServiceClient(cc).Renew(ctx)
+			if err != nil {
+				return err
+			}
+			return drainStream(st, &pecetv1.RenewRequest{}, new(pecetv1.RenewResponse))
+		},
+		pecetv1.ArchiveService_VerifyRecord_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := pecetv1.NewArchiveServiceClient(cc).VerifyRecord(ctx, &pecetv1.VerifyRecordRequest{})
+			return err
+		},
 	}
 	// Every method with roles in the RPC table has a call here, and
 	// nothing else.
@@ -397,6 +425,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			pecetv1.EnvelopeService_Encrypt_FullMethodName:       codes.InvalidArgument,
 			pecetv1.EnvelopeService_EncryptStream_FullMethodName: codes.InvalidArgument,
 			pecetv1.TimestampService_Timestamp_FullMethodName:    codes.OK,
+			pecetv1.ArchiveService_Seal_FullMethodName:           codes.InvalidArgument,
+			pecetv1.ArchiveService_SealStream_FullMethodName:     codes.InvalidArgument,
+			pecetv1.ArchiveService_Renew_FullMethodName:          codes.InvalidArgument,
+			pecetv1.ArchiveService_VerifyRecord_FullMethodName:   codes.InvalidArgument,
 		},
 		"gateway": {
 			// A malformed signature: InvalidArgument proves authorisation passed.
@@ -409,6 +441,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			pecetv1.EnvelopeService_Decrypt_FullMethodName:           codes.InvalidArgument,
 			pecetv1.EnvelopeService_DecryptStream_FullMethodName:     codes.InvalidArgument,
 			pecetv1.TimestampService_Timestamp_FullMethodName:        codes.OK,
+			pecetv1.ArchiveService_Seal_FullMethodName:               codes.InvalidArgument,
+			pecetv1.ArchiveService_SealStream_FullMethodName:         codes.InvalidArgument,
+			pecetv1.ArchiveService_Renew_FullMethodName:              codes.InvalidArgument,
+			pecetv1.ArchiveService_VerifyRecord_FullMethodName:       codes.InvalidArgument,
 		},
 		"officer": {
 			pecetv1.KeyService_ListKeys_FullMethodName: codes.OK, pecetv1.KeyService_GetKey_FullMethodName: codes.OK,
