@@ -38,6 +38,7 @@ func init() {
 		{"chain", "judge a certificate chain under a policy (chain verify --cert FILE)", runChain},
 		{"policy", "list and show validation policies (policy list, policy show NAME)", runPolicy},
 		{"timestamp", "get an RFC 3161 time-stamp (timestamp verify: check one)", runTimestamp},
+		{"archive", "evidence records (RFC 4998): archive seal, renew, verify", runArchive},
 		{"version", "print the version and commit", runVersion},
 		{"completion", "print a shell completion script (bash, zsh, fish)", runCompletion},
 	}
