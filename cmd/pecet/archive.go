@@ -209,7 +209,7 @@ func runArchiveSeal(args []string) int {
 			return fail("archive seal", fmt.Errorf("the server answered records out of order"))
 		}
 		for _, rec := range resp.GetRecords() {
-			if err := os.WriteFile(dest[n], rec, 0o644); err != nil {
+			if err := writeOutput(dest[n], rec); err != nil {
 				return fail("archive seal", err)
 			}
 			n++
@@ -350,7 +350,7 @@ func appendRenewalFile(path string, ats []byte, hashTree bool) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, renewed, 0o644); err != nil {
+	if err := writeOutput(tmp, renewed); err != nil {
 		return err
 	}
 	return os.Rename(tmp, path)
