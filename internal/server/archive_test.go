@@ -382,3 +382,34 @@ func TestSealStreamBound(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// BenchmarkArchiveSeal100k: one Seal of 100,000 SHA-256 digests through
+// gRPC (one time-stamp with the SoftHSM TSA key, 100 responses of 1,000
+// records); docs/archive.md "Performance" reports the figure.
+func BenchmarkArchiveSeal100k(b *testing.B) {
+	f := newFixtureOpts(b, fixtureOpts{deps: func(d *Deps) { d.MaxMessageBytes = 16 << 20 }})
+	ac := pecetv1.NewArchiveServiceClient(f.dial(b, "client"))
+	ds := archiveDocs(crypto.SHA256, maxSealDigests)
+	b.ResetTimer()
+	for b.Loop() {
+		st, err := ac.Seal(context.Background(), &pecetv1.SealRequest{Digests: ds})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for {
+			r, err := st.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += len(r.GetRecords())
+		}
+		if n != maxSealDigests {
+			b.Fatalf("%d records", n)
+		}
+	}
+	b.ReportMetric(float64(maxSealDigests)*float64(b.N)/b.Elapsed().Seconds(), "docs/s")
+}
