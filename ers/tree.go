@@ -157,7 +157,7 @@ func (t *Tree) Record(i int, token []byte) ([]byte, error) {
 	if len(t.levels) > 1 {
 		atsLen += tlvLen(treeLen)
 	}
-	chainLen := tlvLen(atsLen)  // the chain's content: one ArchiveTimeStamp
+	chainLen := tlvLen(atsLen) // the chain's content: one ArchiveTimeStamp
 	seqLen := tlvLen(chainLen) // the sequence's content: one chain
 	recLen := 3 + tlvLen(tlvLen(algLen)) + tlvLen(seqLen)
 	b := make([]byte, 0, tlvLen(recLen))
