@@ -15,7 +15,7 @@
 //
 // Renewal (RFC 4998 section 5.2) works on a whole batch with one new
 // time-stamp: RenewTimeStamps appends to each record's last chain an
-// ArchiveTimeStamp over the hash of the one before (same hash algorithm);
+// ArchiveTimeStamp over the hash of the token before (same hash algorithm);
 // RenewHashTree adds a chain under a new algorithm over the document's
 // hash bound to the hash of the record's ArchiveTimeStampSequence.
 // VerifyRecord follows chains and renewals, has the caller's TokenJudge

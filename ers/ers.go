@@ -217,8 +217,8 @@ func addATS(b *cryptobyte.Builder, ats ArchiveTimeStamp) {
 	})
 }
 
-// atsDER is the DER of one ArchiveTimeStamp, what a time-stamp renewal
-// hashes (RFC 4998 section 5.2).
+// atsDER is the DER of one ArchiveTimeStamp (what the Renew RPC answers
+// per record). A time-stamp renewal hashes only its timeStamp field.
 func atsDER(ats ArchiveTimeStamp) ([]byte, error) {
 	var b cryptobyte.Builder
 	addATS(&b, ats)

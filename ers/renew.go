@@ -40,8 +40,9 @@ func digest(h crypto.Hash, parts ...[]byte) []byte {
 }
 
 // TimeStampLeaf is a record's leaf in a time-stamp renewal (RFC 4998
-// section 5.2): the hash of the DER of the last ArchiveTimeStamp of its
-// last chain, under that chain's hash algorithm h.
+// section 5.2): the hash of the timeStamp field (the token's DER) of the
+// last ArchiveTimeStamp of its last chain, under that chain's hash
+// algorithm h.
 func TimeStampLeaf(record []byte) (leaf []byte, h crypto.Hash, err error) {
 	r, err := Parse(record)
 	if err != nil {
@@ -59,11 +60,10 @@ func timeStampLeaf(r *EvidenceRecord) ([]byte, crypto.Hash, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	prev, err := atsDER(last[len(last)-1])
-	if err != nil {
-		return nil, 0, err
-	}
-	return digest(h, prev), h, nil
+	// RFC 4998 section 5.2: "the content of the timeStamp field of the
+	// old Archive Timestamp has to be hashed" (the token's DER; its
+	// reducedHashtree is covered by the old token's own signature).
+	return digest(h, last[len(last)-1].TimeStamp), h, nil
 }
 
 // HashTreeLeaf is a record's leaf in a hash-tree renewal (RFC 4998
@@ -160,7 +160,7 @@ func appendRenewal(r *EvidenceRecord, a ArchiveTimeStamp, hashTree bool) error {
 }
 
 // RenewTimeStamps is time-stamp renewal (RFC 4998 section 5.2) of a batch
-// of records: the hash of each record's last ArchiveTimeStamp is a leaf of
+// of records: the hash of each record's last time-stamp token is a leaf of
 // one new tree under the same hash algorithm, its root is time-stamped
 // once, and each record's last chain gets a new ArchiveTimeStamp. Do it
 // before the last time-stamp's TSA certificate expires or its signature
@@ -193,7 +193,27 @@ func RenewTimeStamps(records [][]byte, stamp Stamper) ([][]byte, error) {
 	return renew(rs, leaves, h, false, stamp)
 }
 
+// UniqueLeaves returns each distinct leaf once, in first-seen order, and
+// for each leaf the index of its copy: the records of one seal batch share
+// their token, so a time-stamp renewal of the batch has one leaf, and the
+// new tree is that one hash rather than n copies of it.
+func UniqueLeaves(leaves [][]byte) (uniq [][]byte, index []int) {
+	seen := make(map[string]int)
+	index = make([]int, len(leaves))
+	for i, l := range leaves {
+		k, ok := seen[string(l)]
+		if !ok {
+			k = len(uniq)
+			seen[string(l)] = k
+			uniq = append(uniq, l)
+		}
+		index[i] = k
+	}
+	return uniq, index
+}
+
 func renew(rs []*EvidenceRecord, leaves [][]byte, h crypto.Hash, hashTree bool, stamp Stamper) ([][]byte, error) {
+	leaves, index := UniqueLeaves(leaves)
 	t, err := NewTree(leaves, h)
 	if err != nil {
 		return nil, err
@@ -204,7 +224,7 @@ func renew(rs []*EvidenceRecord, leaves [][]byte, h crypto.Hash, hashTree bool, 
 	}
 	out := make([][]byte, len(rs))
 	for i, r := range rs {
-		if err := appendRenewal(r, t.Stamp(i, token), hashTree); err != nil {
+		if err := appendRenewal(r, t.Stamp(index[i], token), hashTree); err != nil {
 			return nil, fmt.Errorf("record %d: %w", i, err)
 		}
 		if out[i], err = r.Marshal(); err != nil {

@@ -76,8 +76,9 @@ type step struct {
 // documentHashes, following every renewal (RFC 4998 section 5.3):
 //
 //   - the first archive time-stamp of the first chain covers the document
-//     hash; each later one of a chain covers the hash of the DER of the one
-//     before (time-stamp renewal, same hash algorithm); the first of each
+//     hash; each later one of a chain covers the hash of the timeStamp
+//     field (the token's DER) of the one before (time-stamp renewal, same
+//     hash algorithm); the first of each
 //     later chain covers h(document hash || h(DER of the chains before))
 //     under that chain's algorithm (hash-tree renewal);
 //   - each time-stamp's imprint is the root its reduced tree leads to, and
@@ -123,11 +124,7 @@ func VerifyRecord(der []byte, documentHashes map[crypto.Hash][]byte, judge Token
 		}
 		for j, ats := range chain {
 			if j > 0 {
-				prev, err := atsDER(chain[j-1])
-				if err != nil {
-					return Result{}, err
-				}
-				leaf = digest(h, prev)
+				leaf = digest(h, chain[j-1].TimeStamp)
 			}
 			steps = append(steps, step{ats: ats, h: h, leaf: leaf, first: j == 0, chain: k})
 		}

@@ -45,7 +45,7 @@ type archiveService struct {
 // stamp has the tree's root time-stamped by the TSA of this server, counts
 // it, and records the batch (root and count) for the call's audit end
 // line: one line per batch, never per document.
-func (as *archiveService) stamp(ctx context.Context, t *ers.Tree, op string) ([]byte, *tsa.TSTInfo, error) {
+func (as *archiveService) stamp(ctx context.Context, t *ers.Tree, count int, op string) ([]byte, *tsa.TSTInfo, error) {
 	authority := as.s.live(ctx).TSA
 	if authority == nil {
 		return nil, nil, tsa.ErrNoTSA
@@ -60,8 +60,8 @@ func (as *archiveService) stamp(ctx context.Context, t *ers.Tree, op string) ([]
 	if err != nil {
 		return nil, nil, err
 	}
-	as.s.d.Metrics.ArchiveDocuments.WithLabelValues(op).Add(float64(t.Len()))
-	auditBatch(ctx, fmt.Sprintf("root=%s count=%d", hex.EncodeToString(root), t.Len()))
+	as.s.d.Metrics.ArchiveDocuments.WithLabelValues(op).Add(float64(count))
+	auditBatch(ctx, fmt.Sprintf("root=%s count=%d", hex.EncodeToString(root), count))
 	return tok, info, nil
 }
 
@@ -149,7 +149,7 @@ func (as *archiveService) seal(stream interface {
 	if err != nil {
 		return err
 	}
-	tok, info, err := as.stamp(stream.Context(), t, "seal")
+	tok, info, err := as.stamp(stream.Context(), t, t.Len(), "seal")
 	if err != nil {
 		return err
 	}
@@ -174,8 +174,9 @@ func (as *archiveService) seal(stream interface {
 	return nil
 }
 
-// Renew: see the proto. The records are read, their leaves kept (one hash
-// each), and dropped; the answer is each record's new ArchiveTimeStamp.
+// Renew: see the proto. The records are read, their leaves kept (at most
+// one hash each, and an index), and dropped; the answer is each record's
+// new ArchiveTimeStamp.
 func (as *archiveService) Renew(stream pecetv1.ArchiveService_RenewServer) error {
 	first, err := recvFirst(stream.Recv)
 	if err != nil {
@@ -195,7 +196,11 @@ func (as *archiveService) Renew(stream pecetv1.ArchiveService_RenewServer) error
 	default:
 		return grpcerr.InvalidArgument("mode: TIMESTAMP or HASH_TREE")
 	}
+	// The distinct leaves, and each record's: the records of one seal batch
+	// share their token, so a time-stamp renewal of a batch is one leaf.
 	var flat []byte
+	seen := map[string]int{}
+	var index []int
 	n := 0
 	for req := first; ; {
 		if req != first && (req.GetMode() != pecetv1.RenewRequest_MODE_UNSPECIFIED || req.GetHash() != pecetv1.HashAlgorithm_HASH_ALGORITHM_UNSPECIFIED) {
@@ -232,10 +237,20 @@ func (as *archiveService) Renew(stream pecetv1.ArchiveService_RenewServer) error
 			if err != nil {
 				return grpcerr.InvalidArgument(fmt.Sprintf("records: record %d: %v", n, err))
 			}
-			if flat == nil {
-				flat = make([]byte, 0, 1024*h.Size())
+			// HASH_TREE leaves differ (each binds its document), so only
+			// TIMESTAMP leaves are looked up.
+			k, ok := 0, false
+			if mode == pecetv1.RenewRequest_TIMESTAMP {
+				k, ok = seen[string(leaf)]
 			}
-			flat = append(flat, leaf...)
+			if !ok {
+				k = len(flat) / h.Size()
+				if mode == pecetv1.RenewRequest_TIMESTAMP {
+					seen[string(leaf)] = k
+				}
+				flat = append(flat, leaf...)
+			}
+			index = append(index, k)
 			n++
 		}
 		if req, err = stream.Recv(); errors.Is(err, io.EOF) {
@@ -251,7 +266,7 @@ func (as *archiveService) Renew(stream pecetv1.ArchiveService_RenewServer) error
 	if err != nil {
 		return err
 	}
-	tok, info, err := as.stamp(stream.Context(), t, "renew")
+	tok, info, err := as.stamp(stream.Context(), t, n, "renew")
 	if err != nil {
 		return err
 	}
@@ -259,7 +274,7 @@ func (as *archiveService) Renew(stream pecetv1.ArchiveService_RenewServer) error
 		to := min(from+archiveChunk, n)
 		resp := &pecetv1.RenewResponse{FirstIndex: uint32(from), Root: t.Root(), GenTime: timestamppb.New(info.GenTime), Count: uint32(n)}
 		for i := from; i < to; i++ {
-			ats, err := t.StampDER(i, tok)
+			ats, err := t.StampDER(index[i], tok)
 			if err != nil {
 				return err
 			}
