@@ -58,6 +58,18 @@ func TestDevArchive(t *testing.T) {
 	if !strings.Contains(first, "VALID\n") {
 		t.Fatalf("verify after renewals: %s", first)
 	}
+	// pecet bench --op seal: batches of 1,000, items per second.
+	out, _ = d.mustRun(t, 0, "bench", "--op", "seal", "--batch", "1000", "--concurrency", "2", "--duration", "2s", "--warmup", "200ms", "--json")
+	var bench struct {
+		Ops        int     `json:"ops"`
+		ItemsPerS  float64 `json:"items_per_s"`
+		Batch      int     `json:"batch"`
+		WrongCalls int     `json:"wrong"`
+	}
+	if err := json.Unmarshal([]byte(out), &bench); err != nil || bench.Ops == 0 || bench.Batch != 1000 || bench.ItemsPerS <= 0 || bench.WrongCalls != 0 {
+		t.Fatalf("bench --op seal: %v\n%s", err, out)
+	}
+	t.Logf("pecet bench --op seal --batch 1000: %.0f items/s", bench.ItemsPerS)
 	// Usage errors: exit 2.
 	d.mustRun(t, 2, "archive", "verify", "--record", rec)
 	d.mustRun(t, 2, "archive", "seal", "--hash", "md5", docs)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"crypto"
+	"crypto/sha256"
 	"errors"
 	"flag"
 	"fmt"
@@ -15,7 +17,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/client"
 	"github.com/pecet-hsm/pecet/ers"
+	"github.com/pecet-hsm/pecet/internal/loadgen"
 )
 
 // Limits of the ArchiveService (api/pecet/v1/archive.proto): a batch above
@@ -39,6 +43,44 @@ new time-stamp (--hash: a hash-tree renewal under that algorithm, which
 reads the documents); verify checks a record for its document. Only
 digests leave this machine. Run 'pecet archive SUBCOMMAND --help'.
 `
+
+// The bench operation seal (pecet bench --op seal --batch N): one Seal of
+// N distinct digests a call; bench prints items/s beside ops/s.
+func init() {
+	benchOps["seal"] = benchOp{role: "client", key: "tsa", purpose: "TIMESTAMP",
+		prepare: func(_ context.Context, _ *client.Conn, _ string, _ []byte, o benchOpts) (benchCall, error) {
+			if o.batch < 1 || o.batch > sealUnaryMax {
+				return nil, fmt.Errorf("--batch %d: use 1 to %d", o.batch, sealUnaryMax)
+			}
+			ds := make([][]byte, o.batch)
+			for i := range ds {
+				sum := sha256.Sum256(fmt.Appendf(nil, "bench document %d", i))
+				ds[i] = sum[:]
+			}
+			req := &pecetv1.SealRequest{Digests: ds}
+			return func(ctx context.Context, cc *client.Conn, _ int) error {
+				st, err := cc.Archive.Seal(ctx, req)
+				if err != nil {
+					return err
+				}
+				n := 0
+				for {
+					r, err := st.Recv()
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					if err != nil {
+						return err
+					}
+					n += len(r.GetRecords())
+				}
+				if n != len(ds) {
+					return loadgen.Wrong("%d records for %d digests", n, len(ds))
+				}
+				return nil
+			}, nil
+		}}
+}
 
 func runArchive(args []string) int {
 	if len(args) > 0 {

@@ -48,6 +48,7 @@ type benchOpts struct {
 	transport string // transportNames key
 	tsaURL    string // timestamp-http: pecetd's POST /tsa
 	conc      int    // callers, for the HTTP client's idle connections
+	batch     int    // seal: documents a call (archive.go)
 	// second are connections with role2's certificate.
 	second []*client.Conn
 	// notes[w] is what worker w's last call tells the record.
@@ -232,6 +233,7 @@ func runBench(args []string) int {
 	baseline := fs.Bool("baseline", false, "also measure the raw token rate of the same key with direct PKCS#11 (runs pecetd bench-token, beside pecet or on PATH; needs the token: dev folder or --config) and the no-op rate over the same connections, and print the ratios to the raw rate and to the ceiling 1/(1/raw + 1/noop)")
 	cfgPath := fs.String("config", "", "pecetd config `file` for --baseline (default: the dev folder's pecet.yaml)")
 	rate := fs.Float64("rate", 0, "open loop: start this many calls per `second` whatever the answers take, on at most --concurrency at once (0: closed loop, each caller back to back)")
+	batch := fs.Int("batch", 1000, "seal: document digests a call (items/s = ops/s × batch)")
 	recordPath := fs.String("record", "", "write every call (operation, audit input_sha256, start, end, gRPC code, wrong answer) to `file` as JSON lines")
 	if code := parse(fs, args); code >= 0 {
 		return code
@@ -307,7 +309,7 @@ func runBench(args []string) int {
 		*tsaURL = devTSAURL(c.opts.DevDir)
 	}
 	notes := make([]callNote, *conc)
-	bopts := benchOpts{cipher: *cipher, transport: *transport, tsaURL: *tsaURL, conc: *conc, second: second, notes: notes, record: rec.add}
+	bopts := benchOpts{cipher: *cipher, transport: *transport, tsaURL: *tsaURL, conc: *conc, batch: *batch, second: second, notes: notes, record: rec.add}
 	raw0, err := bo.prepare(setupCtx, ccs[0], *key, body, bopts)
 	if err != nil {
 		return fail("bench", err)
@@ -372,6 +374,9 @@ func runBench(args []string) int {
 	if bo.bytes {
 		out["mb_per_s"] = res.Rate() * float64(n) / 1e6
 	}
+	if *op == "seal" {
+		out["batch"], out["items_per_s"] = *batch, res.Rate()*float64(*batch)
+	}
 	if *baseline {
 		rawAfter, err := raw(*dur / 2)
 		if err != nil {
@@ -386,6 +391,9 @@ func runBench(args []string) int {
 		fmt.Printf("ops/s     %.1f", res.Rate())
 		if bo.bytes {
 			fmt.Printf("   MB/s %.2f", out["mb_per_s"])
+		}
+		if *op == "seal" {
+			fmt.Printf("   items/s %.0f (batch %d)", out["items_per_s"], *batch)
 		}
 		fmt.Printf("\nlatency   p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms\n", ms(res.P50), ms(res.P90), ms(res.P99), ms(res.Max))
 		if *rate > 0 {
