@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 
@@ -226,7 +227,8 @@ func TestArchiveRPC(t *testing.T) {
 	// One end line per batch, with its root and count.
 	var batches []string
 	for _, e := range auditEvents(t, f.auditFile) {
-		if strings.HasPrefix(e.RPC, "/pecet.v1.ArchiveService/") && e.Phase == "end" {
+		archive := []string{pecetv1.ArchiveService_Seal_FullMethodName, pecetv1.ArchiveService_SealStream_FullMethodName, pecetv1.ArchiveService_Renew_FullMethodName}
+		if slices.Contains(archive, e.RPC) && e.Phase == "end" {
 			batches = append(batches, e.RPC+" "+e.Batch)
 		}
 	}
