@@ -397,8 +397,13 @@ func (as *archiveService) VerifyRecord(ctx context.Context, req *pecetv1.VerifyR
 		resp.Verdict = verdictProto(policy.Verdict{Status: policy.Valid, TimestampTime: res.Existed, ValidatedAt: validatedAt, Policy: req.GetPolicy()})
 		resp.Existed = timestamppb.New(res.Existed)
 	case refused != nil:
+		// The token's verdict, with which time-stamp it was first.
 		v := *refused
-		v.Reasons = append([]policy.Reason{{Code: v.Reasons[0].Code, Message: "an archive time-stamp: " + err.Error()}}, v.Reasons...)
+		code := policy.CodeChainInvalid
+		if len(v.Reasons) > 0 {
+			code = v.Reasons[0].Code
+		}
+		v.Reasons = append([]policy.Reason{{Code: code, Message: "an archive time-stamp: " + err.Error()}}, v.Reasons...)
 		resp.Verdict = verdictProto(v)
 	case errors.Is(err, ers.ErrNotCovered), errors.Is(err, ers.ErrRootMismatch), errors.Is(err, ers.ErrRenewal):
 		resp = invalid(policy.CodeDigestMismatch, err.Error())
