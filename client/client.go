@@ -55,6 +55,7 @@ type Conn struct {
 	Policy    pecetv1.PolicyServiceClient
 	Envelope  pecetv1.EnvelopeServiceClient
 	Timestamp pecetv1.TimestampServiceClient
+	Archive   pecetv1.ArchiveServiceClient
 }
 
 // ErrNoCredentials: neither explicit files nor a dev folder were found.
@@ -209,6 +210,7 @@ func dial(o Options, target string, extra ...grpc.DialOption) (*Conn, error) {
 		Policy:     pecetv1.NewPolicyServiceClient(cc),
 		Envelope:   pecetv1.NewEnvelopeServiceClient(cc),
 		Timestamp:  pecetv1.NewTimestampServiceClient(cc),
+		Archive:    pecetv1.NewArchiveServiceClient(cc),
 	}, nil
 }
 

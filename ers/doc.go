@@ -13,8 +13,15 @@
 // root, leaves the token's signature and chain to the caller's verifier,
 // and returns the token's genTime as the proven existence time.
 //
-// Not done yet: renewal (time-stamp renewal and hash-tree renewal of RFC
-// 4998 section 5.2, i.e. more than one ArchiveTimeStamp or chain is parsed
-// but Verify refuses it), cryptoInfos and encryptionInfo (refused), the
-// attributes field (refused), and the RPC and CLI. See docs/archive.md.
+// Renewal (RFC 4998 section 5.2) works on a whole batch with one new
+// time-stamp: RenewTimeStamps appends to each record's last chain an
+// ArchiveTimeStamp over the hash of the token before (same hash algorithm);
+// RenewHashTree adds a chain under a new algorithm over the document's
+// hash bound to the hash of the record's ArchiveTimeStampSequence.
+// VerifyRecord follows chains and renewals, has the caller's TokenJudge
+// judge each token at the time the next one proves (the last at the
+// validation time), and returns the earliest proven existence time.
+//
+// Not done yet: cryptoInfos and encryptionInfo (refused), the attributes
+// field (refused). See docs/archive.md.
 package ers

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
@@ -48,6 +47,11 @@ var (
 	ErrNotCovered   = errors.New("ers: document hash is not covered by the record")
 	ErrRootMismatch = errors.New("ers: time-stamp does not cover the hash tree root")
 	ErrToken        = errors.New("ers: time-stamp token rejected")
+	// ErrRenewal: a renewal does not cover what it renews (a time-stamp
+	// renewal not over the previous ArchiveTimeStamp, a chain whose hash
+	// algorithm changes, time-stamps out of chronological order), or the
+	// records given to Renew are not of one kind.
+	ErrRenewal = errors.New("ers: renewal does not cover the archive time-stamp before it")
 )
 
 // ArchiveTimeStamp is one ArchiveTimeStamp of RFC 4998 section 4.1.
@@ -60,6 +64,11 @@ type ArchiveTimeStamp struct {
 	ReducedHashtree [][][]byte
 	// TimeStamp is the DER ContentInfo of the RFC 3161 token.
 	TimeStamp []byte
+	// Raw is the DER of the whole ArchiveTimeStamp as parsed (nil for one
+	// built here): a time-stamp renewal covers these exact bytes, which
+	// another implementation may have encoded differently from Marshal
+	// (absent algorithm parameters).
+	Raw []byte
 }
 
 // EvidenceRecord is an EvidenceRecord of RFC 4998 section 3.
@@ -124,62 +133,17 @@ func nodeHash(h crypto.Hash, children [][]byte) []byte {
 // The tree is binary; a node left without a sibling at a level is carried
 // up unchanged, so every PartialHashtree of a record holds two hashes.
 func Seal(hashes [][]byte, h crypto.Hash, stamp func(rootDigest []byte) (token []byte, err error)) ([][]byte, error) {
-	if len(hashes) == 0 {
-		return nil, ErrNoDocuments
-	}
-	if err := checkHash(h); err != nil {
+	t, err := NewTree(hashes, h)
+	if err != nil {
 		return nil, err
 	}
-	for i, d := range hashes {
-		if len(d) != h.Size() {
-			return nil, fmt.Errorf("%w: document %d has %d bytes, %v makes %d", ErrHash, i, len(d), h, h.Size())
-		}
-	}
-	// paths[i] is the reduced tree of document i; pos[i] its node's index
-	// at the current level.
-	paths := make([][][][]byte, len(hashes))
-	pos := make([]int, len(hashes))
-	for i := range pos {
-		pos[i] = i
-	}
-	level := hashes
-	for len(level) > 1 {
-		next := make([][]byte, 0, (len(level)+1)/2)
-		for j := 0; j < len(level); j += 2 {
-			if j+1 == len(level) {
-				next = append(next, level[j])
-				continue
-			}
-			next = append(next, nodeHash(h, level[j:j+2]))
-		}
-		for i := range hashes {
-			p := pos[i]
-			sib := p ^ 1
-			if sib < len(level) {
-				if len(paths[i]) == 0 {
-					// The first list holds the document hash and its sibling.
-					paths[i] = append(paths[i], [][]byte{level[p], level[sib]})
-				} else {
-					paths[i] = append(paths[i], [][]byte{level[sib]})
-				}
-			}
-			pos[i] = p / 2
-		}
-		level = next
-	}
-	root := level[0]
-	token, err := stamp(slices.Clone(root))
+	token, err := stamp(t.Root())
 	if err != nil {
 		return nil, fmt.Errorf("ers: time-stamping the root: %w", err)
 	}
 	out := make([][]byte, len(hashes))
 	for i := range hashes {
-		r := &EvidenceRecord{
-			Version:          1,
-			DigestAlgorithms: []crypto.Hash{h},
-			Chains:           [][]ArchiveTimeStamp{{{Hash: h, ReducedHashtree: paths[i], TimeStamp: token}}},
-		}
-		if out[i], err = r.Marshal(); err != nil {
+		if out[i], err = t.Record(i, token); err != nil {
 			return nil, err
 		}
 	}
@@ -195,6 +159,7 @@ func addAlg(b *cryptobyte.Builder, tag cbasn1.Tag, h crypto.Hash) {
 }
 
 // Marshal encodes the record as DER (the ERS module has IMPLICIT tags).
+// An ArchiveTimeStamp with Raw is written as those bytes.
 func (r *EvidenceRecord) Marshal() ([]byte, error) {
 	for _, h := range r.DigestAlgorithms {
 		if err := checkHash(h); err != nil {
@@ -209,32 +174,62 @@ func (r *EvidenceRecord) Marshal() ([]byte, error) {
 				addAlg(b, cbasn1.SEQUENCE, h)
 			}
 		})
-		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			for _, chain := range r.Chains {
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-					for _, ats := range chain {
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							if ats.Hash != 0 {
-								addAlg(b, cbasn1.Tag(0).ContextSpecific().Constructed(), ats.Hash)
-							}
-							if ats.ReducedHashtree != nil {
-								b.AddASN1(cbasn1.Tag(2).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
-									for _, level := range ats.ReducedHashtree {
-										b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-											for _, v := range level {
-												b.AddASN1OctetString(v)
-											}
-										})
-									}
-								})
-							}
-							b.AddBytes(ats.TimeStamp)
-						})
-					}
-				})
-			}
-		})
+		addSequence(b, r.Chains)
 	})
+	return b.Bytes()
+}
+
+// addSequence writes an ArchiveTimeStampSequence.
+func addSequence(b *cryptobyte.Builder, chains [][]ArchiveTimeStamp) {
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		for _, chain := range chains {
+			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+				for _, ats := range chain {
+					addATS(b, ats)
+				}
+			})
+		}
+	})
+}
+
+// addATS writes one ArchiveTimeStamp: its Raw bytes when parsed.
+func addATS(b *cryptobyte.Builder, ats ArchiveTimeStamp) {
+	if ats.Raw != nil {
+		b.AddBytes(ats.Raw)
+		return
+	}
+	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+		if ats.Hash != 0 {
+			addAlg(b, cbasn1.Tag(0).ContextSpecific().Constructed(), ats.Hash)
+		}
+		if ats.ReducedHashtree != nil {
+			b.AddASN1(cbasn1.Tag(2).ContextSpecific().Constructed(), func(b *cryptobyte.Builder) {
+				for _, level := range ats.ReducedHashtree {
+					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+						for _, v := range level {
+							b.AddASN1OctetString(v)
+						}
+					})
+				}
+			})
+		}
+		b.AddBytes(ats.TimeStamp)
+	})
+}
+
+// atsDER is the DER of one ArchiveTimeStamp (what the Renew RPC answers
+// per record). A time-stamp renewal hashes only its timeStamp field.
+func atsDER(ats ArchiveTimeStamp) ([]byte, error) {
+	var b cryptobyte.Builder
+	addATS(&b, ats)
+	return b.Bytes()
+}
+
+// sequenceDER is the DER of an ArchiveTimeStampSequence of chains, what a
+// hash-tree renewal hashes (RFC 4998 section 5.2 step 3).
+func sequenceDER(chains [][]ArchiveTimeStamp) ([]byte, error) {
+	var b cryptobyte.Builder
+	addSequence(&b, chains)
 	return b.Bytes()
 }
 
@@ -349,8 +344,12 @@ func Parse(der []byte) (*EvidenceRecord, error) {
 
 func parseATS(c *cryptobyte.String) (ArchiveTimeStamp, error) {
 	var ats ArchiveTimeStamp
-	var s cryptobyte.String
-	if !c.ReadASN1(&s, cbasn1.SEQUENCE) {
+	var raw, s cryptobyte.String
+	if !c.ReadASN1Element(&raw, cbasn1.SEQUENCE) {
+		return ats, fmt.Errorf("%w: archiveTimeStamp", ErrMalformed)
+	}
+	ats.Raw = slices.Clone(raw)
+	if !raw.ReadASN1(&s, cbasn1.SEQUENCE) {
 		return ats, fmt.Errorf("%w: archiveTimeStamp", ErrMalformed)
 	}
 	if s.PeekASN1Tag(tagDigestAlg) {
@@ -400,68 +399,4 @@ func parseATS(c *cryptobyte.String) (ArchiveTimeStamp, error) {
 	}
 	ats.TimeStamp = slices.Clone(tok)
 	return ats, nil
-}
-
-// Verify checks that the DER record proves the existence of the document
-// whose hash is documentHash: it recomputes the hashes from documentHash
-// up the reduced tree (RFC 4998 section 5.3), checks that the token's
-// message imprint is the root, has verifyToken check the token's signature
-// and chain, and returns the token's genTime. Records with renewals (more
-// than one archive time-stamp) are refused (ErrUnsupported) for now.
-func Verify(der, documentHash []byte, verifyToken TokenVerifier) (time.Time, error) {
-	r, err := Parse(der)
-	if err != nil {
-		return time.Time{}, err
-	}
-	if len(r.Chains) != 1 || len(r.Chains[0]) != 1 {
-		return time.Time{}, fmt.Errorf("%w: renewed records (more than one archive time-stamp)", ErrUnsupported)
-	}
-	ats := r.Chains[0][0]
-	info, err := verifyToken(ats.TimeStamp)
-	if err != nil {
-		if errors.Is(err, ErrToken) {
-			return time.Time{}, err
-		}
-		return time.Time{}, fmt.Errorf("%w: %w", ErrToken, err)
-	}
-	if info == nil {
-		return time.Time{}, fmt.Errorf("%w: the verifier returned no content", ErrToken)
-	}
-	h := ats.Hash
-	if h == 0 {
-		h = info.Hash
-	}
-	if err := checkHash(h); err != nil {
-		return time.Time{}, err
-	}
-	if info.Hash != h || !slices.Contains(r.DigestAlgorithms, h) {
-		return time.Time{}, fmt.Errorf("%w: the token's hash %v is not the record's %v", ErrHash, info.Hash, h)
-	}
-	if len(documentHash) != h.Size() {
-		return time.Time{}, fmt.Errorf("%w: document hash of %d bytes for %v", ErrHash, len(documentHash), h)
-	}
-	cur := documentHash
-	for i, level := range ats.ReducedHashtree {
-		for _, v := range level {
-			if len(v) != h.Size() {
-				return time.Time{}, fmt.Errorf("%w: hash value of %d bytes in level %d", ErrMalformed, len(v), i)
-			}
-		}
-		if i == 0 {
-			// The first list holds the document's hash itself.
-			if !slices.ContainsFunc(level, func(v []byte) bool { return bytes.Equal(v, cur) }) {
-				return time.Time{}, ErrNotCovered
-			}
-			cur = nodeHash(h, level)
-			continue
-		}
-		cur = nodeHash(h, append(slices.Clone(level), cur))
-	}
-	if !bytes.Equal(cur, info.Digest) {
-		if len(ats.ReducedHashtree) == 0 {
-			return time.Time{}, ErrNotCovered
-		}
-		return time.Time{}, ErrRootMismatch
-	}
-	return info.GenTime, nil
 }

@@ -30,6 +30,7 @@ import (
 type fixture struct {
 	ca    *devca.CA
 	cert  *x509.Certificate
+	key   *ecdsa.PrivateKey
 	a     *tsa.Authority
 	stamp int
 }
@@ -53,7 +54,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{ca: ca, cert: cert, a: a}
+	return &fixture{ca: ca, cert: cert, key: key, a: a}
 }
 
 func (f *fixture) stampFunc(h crypto.Hash) func([]byte) ([]byte, error) {
@@ -273,6 +274,7 @@ func TestParseBounds(t *testing.T) {
 	ats := good.Chains[0][0]
 	remarshal := func(mod func(r *EvidenceRecord)) []byte {
 		r := &EvidenceRecord{Version: 1, DigestAlgorithms: []crypto.Hash{crypto.SHA256}, Chains: [][]ArchiveTimeStamp{{ats}}}
+		r.Chains[0][0].Raw = nil // re-encoded from the fields the case changes
 		mod(r)
 		b, err := r.Marshal()
 		if err != nil {
@@ -306,7 +308,11 @@ func TestParseBounds(t *testing.T) {
 		}), ErrTooLarge},
 		{"too deep", remarshal(func(r *EvidenceRecord) { r.Chains[0][0].ReducedHashtree = deep }), ErrTooLarge},
 		{"too wide", remarshal(func(r *EvidenceRecord) { r.Chains[0][0].ReducedHashtree = [][][]byte{wide} }), ErrTooLarge},
-		{"renewed", remarshal(func(r *EvidenceRecord) { r.Chains = append(r.Chains, r.Chains[0]) }), ErrUnsupported},
+		// A chain copied as if it renewed the tree does not cover the
+		// document bound to the chain before it.
+		{"copied chain", remarshal(func(r *EvidenceRecord) { r.Chains = append(r.Chains, r.Chains[0]) }), ErrNotCovered},
+		// A time-stamp copied as if it renewed the one before.
+		{"copied stamp", remarshal(func(r *EvidenceRecord) { r.Chains[0] = append(r.Chains[0], r.Chains[0][0]) }), ErrRenewal},
 		{"no chains", remarshal(func(r *EvidenceRecord) { r.Chains = nil }), ErrMalformed},
 		{"trailing bytes", append(slices.Clone(recs[0]), 0), ErrMalformed},
 		{"empty", nil, ErrMalformed},

@@ -234,7 +234,7 @@ func runBench(args []string) int {
 	baseline := fs.Bool("baseline", false, "also measure the raw token rate of the same key with direct PKCS#11 (runs pecetd bench-token, beside pecet or on PATH; needs the token: dev folder or --config) and the no-op rate over the same connections, and print the ratios to the raw rate and to the ceiling 1/(1/raw + 1/noop)")
 	cfgPath := fs.String("config", "", "pecetd config `file` for --baseline (default: the dev folder's pecet.yaml)")
 	rate := fs.Float64("rate", 0, "open loop: start this many calls per `second` whatever the answers take, on at most --concurrency at once (0: closed loop, each caller back to back)")
-	batchN := fs.Int("batch", 64, "items per call of sign-digests and timestamp-batch (1 to 1000); their ops count items")
+	batchN := fs.Int("batch", 0, "items per call of sign-digests and timestamp-batch (1 to 1000, default 64; their ops count items) and of seal (document digests, 1 to 100,000, default 1,000; items/s = ops/s × batch)")
 	recordPath := fs.String("record", "", "write every call (operation, audit input_sha256, start, end, gRPC code, wrong answer) to `file` as JSON lines")
 	if code := parse(fs, args); code >= 0 {
 		return code
@@ -259,7 +259,12 @@ func runBench(args []string) int {
 	if *baseline && bo.purpose == "" {
 		return usageErr(fs, "--baseline: %s has no token operation to compare with", *op)
 	}
-	if *batchN < 1 || *batchN > maxBatch {
+	switch {
+	case *batchN == 0 && *op == "seal":
+		*batchN = 1000
+	case *batchN == 0:
+		*batchN = 64
+	case *batchN < 0, bo.batch && *batchN > maxBatch:
 		return usageErr(fs, "--batch %d: between 1 and %d", *batchN, maxBatch)
 	}
 	if *conc < 1 || *conns < 1 || *dur <= 0 || *rate < 0 {
@@ -381,6 +386,9 @@ func runBench(args []string) int {
 	if bo.bytes {
 		out["mb_per_s"] = res.Rate() * float64(n) / 1e6
 	}
+	if *op == "seal" {
+		out["batch"], out["items_per_s"] = *batchN, res.Rate()*float64(*batchN)
+	}
 	if *baseline {
 		rawAfter, err := raw(*dur / 2)
 		if err != nil {
@@ -401,6 +409,9 @@ func runBench(args []string) int {
 		}
 		if bo.bytes {
 			fmt.Printf("   MB/s %.2f", out["mb_per_s"])
+		}
+		if *op == "seal" {
+			fmt.Printf("   items/s %.0f (batch %d)", out["items_per_s"], *batchN)
 		}
 		fmt.Printf("\nlatency   p50 %.2fms  p90 %.2fms  p99 %.2fms  max %.2fms\n", ms(res.P50), ms(res.P90), ms(res.P99), ms(res.Max))
 		if *rate > 0 {

@@ -54,6 +54,7 @@ func init() {
 		{"policy show", "show one validation policy", policyShow},
 		{"timestamp", "get an RFC 3161 time-stamp (timestamp verify: check one)", runTimestamp},
 		{"timestamp verify", "check an RFC 3161 time-stamp locally", runTimestampVerify},
+		{"archive", "evidence records (RFC 4998): archive seal, renew, verify", runArchive},
 		{"version", "print the version and commit", runVersion},
 		{"completion", "print a shell completion script (bash, zsh, fish)", runCompletion},
 	}

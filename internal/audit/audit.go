@@ -60,6 +60,9 @@ type Event struct {
 	InputSHA256 string `json:"input_sha256,omitempty"`
 	// Request is a dual-control request id.
 	Request string `json:"request,omitempty"`
+	// Archive is the archive batch an end line vouches for: "root=<hex>
+	// count=<n>" (docs/archive.md), one line per batch, not per document.
+	Archive string `json:"archive,omitempty"`
 	Outcome string `json:"outcome,omitempty"`
 	// Code is the gRPC status code name of a failed call.
 	Code string `json:"code,omitempty"`
@@ -697,6 +700,7 @@ func (l *Log) mirror(e Event, hash string) {
 	}
 	add("input_sha256", e.InputSHA256)
 	add("request", e.Request)
+	add("archive", e.Archive)
 	add("outcome", e.Outcome)
 	add("code", e.Code)
 	add("batch", e.Batch)
@@ -827,6 +831,7 @@ func appendEvent(b []byte, e *Event) ([]byte, bool) {
 	}
 	str("input_sha256", e.InputSHA256, true)
 	str("request", e.Request, true)
+	str("archive", e.Archive, true)
 	str("outcome", e.Outcome, true)
 	str("code", e.Code, true)
 	str("batch", e.Batch, true)

@@ -37,7 +37,7 @@ func TestAppendEventMatchesJSON(t *testing.T) {
 	at := time.Date(2026, 5, 1, 10, 0, 0, 123000000, time.UTC)
 	full := Event{Time: at, Seq: 7, Phase: PhaseEnd, Call: "dc0f66bdda653be2", Caller: "officer", Role: "officer,client",
 		RPC: pecetv1.KeyService_RotateKey_FullMethodName, Key: "client-sign", Version: 2, InputSHA256: InputHash([]byte("x")),
-		Request: "r1", Outcome: OutcomeOK, Code: "OK", Prev: Genesis}
+		Request: "r1", Archive: "root=00ff count=3", Outcome: OutcomeOK, Code: "OK", Prev: Genesis}
 	for _, tt := range []struct {
 		name string
 		e    Event

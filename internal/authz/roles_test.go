@@ -20,7 +20,8 @@ import (
 
 // readmeRoles is the README's who-may-call-what paragraph, written out: client may
 // Sign, Verify, Encrypt and ValidateCertificate; gateway may Verify,
-// Decrypt and ValidateCertificate; both may Timestamp and Augment; everybody may list
+// Decrypt and ValidateCertificate; both may Timestamp and Augment and use
+// the ArchiveService (seal, renew, verify evidence records); everybody may list
 // (and look up) the keys and the policies; only officer may call the
 // KeyService write calls and see the pending requests. The streaming
 // and batch forms go with their unary calls. Anything else is denied.
@@ -30,6 +31,8 @@ var readmeRoles = map[string][]string{
 		pecetv1.EnvelopeService_Encrypt_FullMethodName, pecetv1.EnvelopeService_EncryptStream_FullMethodName,
 		pecetv1.PolicyService_ValidateCertificate_FullMethodName, pecetv1.TimestampService_Timestamp_FullMethodName,
 		pecetv1.SignService_Augment_FullMethodName,
+		pecetv1.ArchiveService_Seal_FullMethodName, pecetv1.ArchiveService_SealStream_FullMethodName,
+		pecetv1.ArchiveService_Renew_FullMethodName, pecetv1.ArchiveService_VerifyRecord_FullMethodName,
 		pecetv1.KeyService_ListKeys_FullMethodName, pecetv1.KeyService_GetKey_FullMethodName,
 		pecetv1.PolicyService_ListPolicies_FullMethodName,
 		pecetv1.SignService_SignDigests_FullMethodName, pecetv1.SignService_SignDigestsStream_FullMethodName,
@@ -40,6 +43,8 @@ var readmeRoles = map[string][]string{
 		pecetv1.EnvelopeService_Decrypt_FullMethodName, pecetv1.EnvelopeService_DecryptStream_FullMethodName,
 		pecetv1.PolicyService_ValidateCertificate_FullMethodName, pecetv1.TimestampService_Timestamp_FullMethodName,
 		pecetv1.SignService_Augment_FullMethodName,
+		pecetv1.ArchiveService_Seal_FullMethodName, pecetv1.ArchiveService_SealStream_FullMethodName,
+		pecetv1.ArchiveService_Renew_FullMethodName, pecetv1.ArchiveService_VerifyRecord_FullMethodName,
 		pecetv1.KeyService_ListKeys_FullMethodName, pecetv1.KeyService_GetKey_FullMethodName,
 		pecetv1.PolicyService_ListPolicies_FullMethodName,
 		pecetv1.EnvelopeService_DecryptBatch_FullMethodName, pecetv1.TimestampService_TimestampBatch_FullMethodName,

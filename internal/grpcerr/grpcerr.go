@@ -12,6 +12,7 @@ import (
 
 	"github.com/pecet-hsm/pecet/cades"
 	"github.com/pecet-hsm/pecet/envelope"
+	"github.com/pecet-hsm/pecet/ers"
 	"github.com/pecet-hsm/pecet/internal/audit"
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/dualcontrol"
@@ -96,6 +97,17 @@ var table = []mapping{
 	{cades.ErrUnsupported, codes.InvalidArgument, "pecet augments a signature of one signer to level T, LT or LTA"},
 	{cades.ErrTooLarge, codes.ResourceExhausted, "a CAdES attribute of the signature exceeds its limits (certificates, CRLs, archive time-stamps, hash index)"},
 	{cades.ErrMalformed, codes.InvalidArgument, "a CAdES attribute of the signature is malformed (certificate-values, revocation-values, archive time-stamp, hash index)"},
+	// The ArchiveService checks its input before ers sees it and answers
+	// VerifyRecord with a verdict; these are the fallbacks.
+	{ers.ErrNoDocuments, codes.InvalidArgument, "at least one document digest or record is required"},
+	{ers.ErrHash, codes.InvalidArgument, "evidence records use SHA-256, SHA-384 or SHA-512, with digests of that length"},
+	{ers.ErrTooLarge, codes.InvalidArgument, "the evidence record exceeds a bound (256 KiB, 16 chains, 64 time-stamps a chain, 64 tree levels)"},
+	{ers.ErrMalformed, codes.InvalidArgument, "the input is not a well-formed DER evidence record (RFC 4998)"},
+	{ers.ErrUnsupported, codes.InvalidArgument, "the evidence record uses cryptoInfos, encryptionInfo or attributes, which pecet does not read"},
+	{ers.ErrNotCovered, codes.InvalidArgument, "the evidence record does not cover the document"},
+	{ers.ErrRootMismatch, codes.InvalidArgument, "the evidence record's hash tree does not lead to its time-stamp"},
+	{ers.ErrRenewal, codes.InvalidArgument, "the records cannot be renewed together, or a renewal does not cover what it renews"},
+	{ers.ErrToken, codes.InvalidArgument, "an archive time-stamp of the evidence record was refused"},
 	{context.DeadlineExceeded, codes.DeadlineExceeded, "deadline exceeded"},
 	{context.Canceled, codes.Canceled, "call cancelled"},
 }

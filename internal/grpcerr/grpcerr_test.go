@@ -22,7 +22,7 @@ const module = "github.com/pecet-hsm/pecet/"
 // reaching are the packages whose errors can reach a gRPC handler's return
 // (internal/server imports them), relative to the module root.
 var reaching = []string{
-	"signer", "envelope", "tsa", "policy", "keystore", "cades",
+	"signer", "envelope", "tsa", "ers", "policy", "keystore", "cades",
 	"internal/audit", "internal/dualcontrol", "internal/authz", "internal/ratelimit",
 	"internal/csr", "internal/config",
 }

@@ -20,6 +20,9 @@ type Metrics struct {
 	// TSARefused counts requests to /tsa answered without reaching the
 	// TSA, by reason (tsa.Refused*): they are not audited one by one.
 	TSARefused *prometheus.CounterVec
+	// ArchiveDocuments counts the documents sealed and the records renewed
+	// by the ArchiveService, by op (seal, renew); its calls count batches.
+	ArchiveDocuments *prometheus.CounterVec
 	// StreamBytes counts the bytes EncryptStream and DecryptStream take in
 	// and send out.
 	StreamBytes *prometheus.CounterVec
@@ -71,6 +74,10 @@ func New(pool PoolStats) *Metrics {
 			Help: "Bytes taken in and sent out by the streaming RPCs, by method and direction (in, out).",
 		}, []string{"method", "direction"}),
 	}
+	m.ArchiveDocuments = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pecet_archive_documents_total",
+		Help: "Documents sealed and records renewed by the ArchiveService (one time-stamp per batch), by op: seal, renew.",
+	}, []string{"op"})
 	m.ConfigReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pecet_config_reload_total",
 		Help: "Configuration reloads (SIGHUP), by result: success, or failure (the configuration in force stays).",
@@ -83,7 +90,7 @@ func New(pool PoolStats) *Metrics {
 	// has a zero to compare with.
 	m.ConfigReloads.WithLabelValues("success")
 	m.ConfigReloads.WithLabelValues("failure")
-	m.Registry.MustRegister(m.Calls, m.Latency, m.TSA, m.TSARefused, m.StreamBytes, m.ConfigReloads, m.TrustedListLoads,
+	m.Registry.MustRegister(m.Calls, m.Latency, m.TSA, m.TSARefused, m.StreamBytes, m.ArchiveDocuments, m.ConfigReloads, m.TrustedListLoads,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

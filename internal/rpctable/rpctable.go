@@ -189,6 +189,27 @@ var rows = []Row{
 		return AuditInfo{Input: in}
 	}}},
 
+	// Archive: like Timestamp, the TSA key is a service to whoever may
+	// call, and the input is the client's digests (or records). One begin
+	// and one end line per batch; the end line names the batch's root and
+	// count (audit.Event.Archive), never a document. VerifyRecord reads only.
+	{Method: pecetv1.ArchiveService_Seal_FullMethodName, Roles: clGw, Stream: true, Audit: &Audit{
+		First: func(any) AuditInfo { return AuditInfo{} },
+		Input: func(req any) []byte { return concat(req.(*pecetv1.SealRequest).GetDigests()) },
+	}},
+	{Method: pecetv1.ArchiveService_SealStream_FullMethodName, Roles: clGw, Stream: true, Audit: &Audit{
+		First: func(any) AuditInfo { return AuditInfo{} },
+		Input: func(req any) []byte { return concat(req.(*pecetv1.SealStreamRequest).GetDigests()) },
+	}},
+	{Method: pecetv1.ArchiveService_Renew_FullMethodName, Roles: clGw, Stream: true, Audit: &Audit{
+		First: func(any) AuditInfo { return AuditInfo{} },
+		Input: func(req any) []byte {
+			r := req.(*pecetv1.RenewRequest)
+			return concat(append(slices.Clip(r.GetRecords()), r.GetDigests()...))
+		},
+	}},
+	{Method: pecetv1.ArchiveService_VerifyRecord_FullMethodName, Roles: clGw},
+
 	// Open to any mTLS-authenticated peer: load balancers and grpcurl.
 	{Method: grpc_health_v1.Health_Check_FullMethodName, Open: true},
 	{Method: grpc_health_v1.Health_List_FullMethodName, Open: true},

@@ -78,6 +78,7 @@ type callRecord struct {
 	// end line with one fsync (batch.go).
 	call, rpc string
 	items     []audit.Event
+	archive   string // an archive batch: its root and count
 }
 
 type recordKey struct{}
@@ -88,6 +89,16 @@ func auditKey(ctx context.Context, alias string, version int) {
 	if r, ok := ctx.Value(recordKey{}).(*callRecord); ok {
 		r.mu.Lock()
 		r.key, r.version = alias, version
+		r.mu.Unlock()
+	}
+}
+
+// auditArchive records the archive batch a call time-stamped (its root and
+// count) for its end line.
+func auditArchive(ctx context.Context, batch string) {
+	if r, ok := ctx.Value(recordKey{}).(*callRecord); ok {
+		r.mu.Lock()
+		r.archive = batch
 		r.mu.Unlock()
 	}
 }
@@ -337,7 +348,7 @@ func (s *Server) auditedStream(cs *callerStream, method string, caller *authz.Ca
 	code := status.Code(err)
 	ev := as.ev
 	as.rec.mu.Lock()
-	ev.Phase, ev.Key, ev.Version = audit.PhaseEnd, as.rec.key, as.rec.version
+	ev.Phase, ev.Key, ev.Version, ev.Archive = audit.PhaseEnd, as.rec.key, as.rec.version, as.rec.archive
 	as.rec.mu.Unlock()
 	ev.InputSHA256 = hex.EncodeToString(as.h.Sum(nil))
 	switch code {

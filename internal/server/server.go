@@ -249,6 +249,7 @@ func (s *Server) GRPC(tlsConf *tls.Config) *grpc.Server {
 	pecetv1.RegisterPolicyServiceServer(g, &policyService{s: s})
 	pecetv1.RegisterEnvelopeServiceServer(g, &envelopeService{s: s})
 	pecetv1.RegisterTimestampServiceServer(g, &timestampService{s: s})
+	pecetv1.RegisterArchiveServiceServer(g, &archiveService{s: s})
 	healthpb.RegisterHealthServer(g, &drainingHealth{Server: s.health, drain: s.drained})
 	reflection.Register(g)
 	return g
@@ -261,7 +262,7 @@ func (s *Server) SetServing(ok bool) {
 		st = healthpb.HealthCheckResponse_SERVING
 	}
 	s.health.SetServingStatus("", st)
-	for _, name := range []string{"pecet.v1.SignService", "pecet.v1.KeyService", "pecet.v1.PolicyService", "pecet.v1.EnvelopeService", "pecet.v1.TimestampService"} {
+	for _, name := range []string{"pecet.v1.SignService", "pecet.v1.KeyService", "pecet.v1.PolicyService", "pecet.v1.EnvelopeService", "pecet.v1.TimestampService", "pecet.v1.ArchiveService"} {
 		s.health.SetServingStatus(name, st)
 	}
 }

@@ -413,6 +413,34 @@ func TestAuthorizationMatrix(t *testing.T) {
 			_, err := pecetv1.NewTimestampServiceClient(cc).TimestampBatch(ctx, &pecetv1.TimestampBatchRequest{Requests: []*pecetv1.TimestampRequest{{Digest: make([]byte, 32)}}})
 			return err
 		},
+		// The archive calls with input refused before any work:
+		// InvalidArgument proves authorisation passed.
+		pecetv1.ArchiveService_Seal_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			st, err := pecetv1.NewArchiveServiceClient(cc).Seal(ctx, &pecetv1.SealRequest{})
+			if err != nil {
+				return err
+			}
+			_, err = st.Recv()
+			return err
+		},
+		pecetv1.ArchiveService_SealStream_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			st, err := pecetv1.NewArchiveServiceClient(cc).SealStream(ctx)
+			if err != nil {
+				return err
+			}
+			return drainStream(st, &pecetv1.SealStreamRequest{}, new(pecetv1.SealResponse))
+		},
+		pecetv1.ArchiveService_Renew_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			st, err := pecetv1.NewArchiveServiceClient(cc).Renew(ctx)
+			if err != nil {
+				return err
+			}
+			return drainStream(st, &pecetv1.RenewRequest{}, new(pecetv1.RenewResponse))
+		},
+		pecetv1.ArchiveService_VerifyRecord_FullMethodName: func(ctx context.Context, cc *grpc.ClientConn, _ string) error {
+			_, err := pecetv1.NewArchiveServiceClient(cc).VerifyRecord(ctx, &pecetv1.VerifyRecordRequest{})
+			return err
+		},
 	}
 	// Every method with roles in the RPC table has a call here, and
 	// nothing else.
@@ -447,6 +475,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			pecetv1.SignService_SignDigests_FullMethodName:       codes.OK, pecetv1.SignService_SignDigestsStream_FullMethodName: codes.OK,
 			pecetv1.TimestampService_TimestampBatch_FullMethodName: codes.OK,
 			pecetv1.SignService_Augment_FullMethodName:             codes.InvalidArgument, // malformed CMS
+			pecetv1.ArchiveService_Seal_FullMethodName:             codes.InvalidArgument,
+			pecetv1.ArchiveService_SealStream_FullMethodName:       codes.InvalidArgument,
+			pecetv1.ArchiveService_Renew_FullMethodName:            codes.InvalidArgument,
+			pecetv1.ArchiveService_VerifyRecord_FullMethodName:     codes.InvalidArgument,
 		},
 		"gateway": {
 			// A malformed signature: InvalidArgument proves authorisation passed.
@@ -462,6 +494,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 			pecetv1.EnvelopeService_DecryptBatch_FullMethodName:      codes.OK,
 			pecetv1.TimestampService_TimestampBatch_FullMethodName:   codes.OK,
 			pecetv1.SignService_Augment_FullMethodName:               codes.InvalidArgument,
+			pecetv1.ArchiveService_Seal_FullMethodName:               codes.InvalidArgument,
+			pecetv1.ArchiveService_SealStream_FullMethodName:         codes.InvalidArgument,
+			pecetv1.ArchiveService_Renew_FullMethodName:              codes.InvalidArgument,
+			pecetv1.ArchiveService_VerifyRecord_FullMethodName:       codes.InvalidArgument,
 		},
 		"officer": {
 			pecetv1.KeyService_ListKeys_FullMethodName: codes.OK, pecetv1.KeyService_GetKey_FullMethodName: codes.OK,

@@ -1,0 +1,104 @@
+package e2e
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pecet-hsm/pecet/ers"
+)
+
+// TestDevArchive: the archive lifecycle of docs/archive.md on `pecetd
+// --dev` through the CLI: seal a folder, verify a record (and refuse it for
+// another document), renew the time-stamps and then the hash tree, verify
+// again with the first time as the proven existence time; every archive
+// time-stamp inside is a standard RFC 3161 token that `openssl ts -verify`
+// accepts for the root its seal or renewal reported.
+func TestDevArchive(t *testing.T) {
+	d := startDev(t)
+	docs := t.TempDir()
+	for i := range 5 {
+		write(t, docs, fmt.Sprintf("filing-%d.xml", i), strings.Replace(filing, "Jana", fmt.Sprintf("Jana %d", i), 1))
+	}
+	ca := filepath.Join(d.dir, "ca.pem")
+	tsaPEM := filepath.Join(d.dir, "tsa.pem")
+	var roots []string
+	batch := func(out string) {
+		t.Helper()
+		var j struct{ Root string }
+		if err := json.Unmarshal([]byte(out), &j); err != nil || len(j.Root) != 64 && len(j.Root) != 128 {
+			t.Fatalf("--json output %q: %v", out, err)
+		}
+		roots = append(roots, j.Root)
+	}
+	out, _ := d.mustRun(t, 0, "archive", "seal", "--json", docs)
+	batch(out)
+	rec := filepath.Join(docs, "filing-3.xml.ers")
+	doc := filepath.Join(docs, "filing-3.xml")
+	verify := func(want int, in string) string {
+		t.Helper()
+		out, _ := d.mustRun(t, want, "archive", "verify", "--record", rec, "--in", in)
+		return out
+	}
+	if out := verify(0, doc); !strings.Contains(out, "VALID\n") || !strings.Contains(out, "existed") {
+		t.Fatalf("verify: %s", out)
+	}
+	if out := verify(1, filepath.Join(docs, "filing-0.xml")); !strings.Contains(out, "DIGEST_MISMATCH") {
+		t.Fatalf("verify another document: %s", out)
+	}
+	out, _ = d.mustRun(t, 0, "archive", "renew", "--json", "--records", docs)
+	batch(out)
+	out, _ = d.mustRun(t, 0, "archive", "renew", "--json", "--records", docs, "--hash", "sha512")
+	batch(out)
+	first := verify(0, doc)
+	if !strings.Contains(first, "VALID\n") {
+		t.Fatalf("verify after renewals: %s", first)
+	}
+	// pecet bench --op seal: batches of 1,000, items per second.
+	out, _ = d.mustRun(t, 0, "bench", "--op", "seal", "--batch", "1000", "--concurrency", "2", "--duration", "2s", "--warmup", "200ms", "--json")
+	var bench struct {
+		Ops        int     `json:"ops"`
+		ItemsPerS  float64 `json:"items_per_s"`
+		Batch      int     `json:"batch"`
+		WrongCalls int     `json:"wrong"`
+	}
+	if err := json.Unmarshal([]byte(out), &bench); err != nil || bench.Ops == 0 || bench.Batch != 1000 || bench.ItemsPerS <= 0 || bench.WrongCalls != 0 {
+		t.Fatalf("bench --op seal: %v\n%s", err, out)
+	}
+	t.Logf("pecet bench --op seal --batch 1000: %.0f items/s", bench.ItemsPerS)
+	// Usage errors: exit 2.
+	d.mustRun(t, 2, "archive", "verify", "--record", rec)
+	d.mustRun(t, 2, "archive", "seal", "--hash", "md5", docs)
+
+	// openssl ts -verify accepts each archive time-stamp for its root.
+	b, err := os.ReadFile(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := ers.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stamps []ers.ArchiveTimeStamp
+	for _, c := range r.Chains {
+		stamps = append(stamps, c...)
+	}
+	if len(stamps) != 3 {
+		t.Fatalf("%d archive time-stamps after sealing and two renewals", len(stamps))
+	}
+	for i, ats := range stamps {
+		tok := write(t, t.TempDir(), "token.der", string(ats.TimeStamp))
+		if out, err := openssl(t, "ts", "-verify", "-token_in", "-in", tok, "-digest", roots[i], "-CAfile", ca, "-untrusted", tsaPEM); err != nil {
+			t.Fatalf("openssl ts -verify of archive time-stamp %d: %v\n%s", i, err, out)
+		}
+		wrong, _ := hex.DecodeString(roots[i])
+		wrong[0] ^= 1
+		if out, err := openssl(t, "ts", "-verify", "-token_in", "-in", tok, "-digest", hex.EncodeToString(wrong), "-CAfile", ca, "-untrusted", tsaPEM); err == nil {
+			t.Fatalf("openssl accepted archive time-stamp %d for a wrong root\n%s", i, out)
+		}
+	}
+}
