@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 )
 
 // TestAuditMirrorDefault: pecetd on the dev config (audit.mirror unset:
@@ -34,7 +36,7 @@ func TestAuditMirrorDefault(t *testing.T) {
 		}
 		return false
 	}
-	sign := `"rpc":"/pecet.v1.SignService/Sign"`
+	sign := `"rpc":"` + pecetv1.SignService_Sign_FullMethodName + `"`
 	for _, want := range [][]string{{`"phase":"denied"`, sign}, {`"phase":"start"`}, {`"phase":"stop"`}, {`"phase":"checkpoint"`}} {
 		if !has(want...) {
 			t.Errorf("stderr lacks the audit record %v:\n%s", want, strings.Join(mirrored, "\n"))

@@ -31,18 +31,12 @@ const (
 	recordExt    = ".ers"
 )
 
-const archiveUsage = `Usage:
-  pecet archive seal [--out DIR] [--hash sha256|sha384|sha512] DIR|FILE...
-  pecet archive renew --records DIR [--docs DIR] [--hash sha256|sha384|sha512]
-  pecet archive verify --record FILE.ers --in FILE [--policy NAME] [--at RFC3339]
-
-Evidence records (RFC 4998, docs/archive.md): seal proves a batch of
-documents existed with one time-stamp and writes NAME.ers beside each
-document (or under --out); renew renews the records of a folder with one
-new time-stamp (--hash: a hash-tree renewal under that algorithm, which
-reads the documents); verify checks a record for its document. Only
-digests leave this machine. Run 'pecet archive SUBCOMMAND --help'.
-`
+// pecet archive (docs/archive.md): seal proves a batch of documents
+// existed with one time-stamp and writes NAME.ers beside each document (or
+// under --out); renew renews the records of a folder with one new
+// time-stamp (--hash: a hash-tree renewal under that algorithm, which reads
+// the documents); verify checks a record for its document. Only digests
+// leave this machine. The rows are in main.go's command table.
 
 // The bench operation seal (pecet bench --op seal --batch N): one Seal of
 // N distinct digests a call; bench prints items/s beside ops/s.
@@ -80,27 +74,6 @@ func init() {
 				return nil
 			}, nil
 		}}
-}
-
-func runArchive(args []string) int {
-	if len(args) > 0 {
-		switch args[0] {
-		case "seal":
-			return runArchiveSeal(args[1:])
-		case "renew":
-			return runArchiveRenew(args[1:])
-		case "verify":
-			return runArchiveVerify(args[1:])
-		case "-h", "--help", "help":
-			fmt.Fprint(os.Stderr, archiveUsage)
-			return exitOK
-		}
-	}
-	if probe != nil {
-		return exitOK
-	}
-	fmt.Fprint(os.Stderr, archiveUsage)
-	return exitUsage
 }
 
 // parseWithArgs parses flags that may come before, between or after

@@ -54,7 +54,10 @@ func init() {
 		{"policy show", "show one validation policy", policyShow},
 		{"timestamp", "get an RFC 3161 time-stamp (timestamp verify: check one)", runTimestamp},
 		{"timestamp verify", "check an RFC 3161 time-stamp locally", runTimestampVerify},
-		{"archive", "evidence records (RFC 4998): archive seal, renew, verify", runArchive},
+		{"archive", "evidence records (RFC 4998): archive seal, renew, verify", nil},
+		{"archive seal", "seal documents under one time-stamp: NAME.ers beside each", runArchiveSeal},
+		{"archive renew", "renew a batch's records (new time-stamp, or new hash with --hash)", runArchiveRenew},
+		{"archive verify", "judge a document's evidence record", runArchiveVerify},
 		{"version", "print the version and commit", runVersion},
 		{"completion", "print a shell completion script (bash, zsh, fish)", runCompletion},
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/testtool"
 )
 
@@ -49,7 +50,7 @@ func (c *countingSync) count() int {
 // Counted through the SyncFile hook, not timed.
 func TestGroupCommitSharesFsync(t *testing.T) {
 	const writers = 16
-	op := Event{Caller: "client", Role: "client", RPC: "/pecet.v1.SignService/Sign", Key: "k"}
+	op := Event{Caller: "client", Role: "client", RPC: pecetv1.SignService_Sign_FullMethodName, Key: "k"}
 	for _, tt := range []struct {
 		name  string
 		sync  SyncPolicy

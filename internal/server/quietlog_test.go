@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/metrics"
 	"github.com/pecet-hsm/pecet/tsa"
@@ -23,7 +24,7 @@ func TestSuccessLogBuildsNothingAtInfo(t *testing.T) {
 	ctx := context.Background()
 	caller := &authz.Caller{Identity: "client", Roles: []string{"client"}}
 	start := time.Now()
-	method := "/pecet.v1.SignService/Sign"
+	method := pecetv1.SignService_Sign_FullMethodName
 	s.callDone(ctx, method, caller, start, nil) // the metrics' label children exist from here on
 	res := tsa.Result{Status: tsa.StatusGranted, Fail: tsa.FailNone, Info: &tsa.TSTInfo{Serial: new(big.Int).Lsh(big.NewInt(1), 150), GenTime: start}}
 	s.observeTSA(ctx, "grpc", res)
