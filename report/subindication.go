@@ -1,6 +1,7 @@
 package report
 
 import (
+	"github.com/pecet-hsm/pecet/cades"
 	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/signer"
 	"github.com/pecet-hsm/pecet/tsa"
@@ -48,6 +49,11 @@ var SubIndications = map[policy.Code]string{
 	signer.CodeSigningCertificateMismatch: "NO_SIGNING_CERTIFICATE_FOUND",
 	tsa.CodeNonceMismatch:                 "SIG_CONSTRAINTS_FAILURE",
 	tsa.CodeOutOfBoundsNoPOE:              "OUT_OF_BOUNDS_NO_POE",
+	// Long-term verification (docs/archive.md "CAdES augmentation"): a
+	// changed byte under an archive time-stamp is a hash failure; one
+	// that proves nothing leaves the proof of existence missing.
+	cades.CodeArchiveTimestamp:       "HASH_FAILURE",
+	cades.CodeArchiveTimestampUnused: "NO_POE",
 }
 
 // Generic is the sub-indication of a code the table lacks (none, while
