@@ -32,16 +32,8 @@ import (
 // freshness by the same clock: moved past the leaf's expiry, the leaf is
 // expired; at the wall time it is valid.
 func TestBuildEngineClock(t *testing.T) {
-	dir := t.TempDir()
 	wall := time.Now()
-	ca, err := devca.NewCA("clock test CA", wall)
-	if err != nil {
-		t.Fatal(err)
-	}
-	anchors := filepath.Join(dir, "ca.pem")
-	if err := devca.WriteCerts(anchors, ca.Cert); err != nil {
-		t.Fatal(err)
-	}
+	ca, anchors := writeCA(t, "clock test CA", wall)
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
