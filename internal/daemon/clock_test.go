@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"io"
@@ -34,11 +31,7 @@ import (
 func TestBuildEngineClock(t *testing.T) {
 	wall := time.Now()
 	ca, anchors := writeCA(t, "clock test CA", wall)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Issue("clock test leaf", devca.CMSSign, key.Public(), wall)
+	_, leaf, err := ca.IssueKey("clock test leaf", devca.CMSSign, wall)
 	if err != nil {
 		t.Fatal(err)
 	}
