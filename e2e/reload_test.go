@@ -330,3 +330,39 @@ func TestReloadDev(t *testing.T) {
 		t.Fatalf("no reload line in the dev audit log:\n%s", b)
 	}
 }
+
+// TestSystemdExecReload: `systemctl reload pecetd` runs the unit's
+// ExecReload; run here as systemd would (the binary where the test built
+// it, $MAINPID the running pecetd), it makes pecetd reload.
+func TestSystemdExecReload(t *testing.T) {
+	b, err := os.ReadFile("../deploy/systemd/pecetd.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for l := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "ExecReload="); ok {
+			line = v
+		}
+	}
+	if line == "" {
+		t.Fatal("deploy/systemd/pecetd.service has no ExecReload: systemctl reload pecetd would fail")
+	}
+	d := startDev(t)
+	pecetd, _ := binaries(t)
+	args := strings.Fields(line)
+	for i, a := range args {
+		switch a {
+		case "/usr/local/bin/pecetd":
+			args[i] = pecetd
+		case "$MAINPID", "${MAINPID}":
+			args[i] = strconv.Itoa(d.cmd.Process.Pid)
+		}
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = cleanEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("ExecReload %v: %v\n%s", args, err, out)
+	}
+	waitMetric(t, d, `pecet_config_reload_total{result="success"}`, 1)
+}

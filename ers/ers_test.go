@@ -3,9 +3,6 @@ package ers
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	_ "crypto/sha512" // registers SHA-384 and SHA-512 for crypto.Hash.New
 	"crypto/x509"
 	"encoding/asn1"
@@ -42,11 +39,7 @@ func newFixture(t testing.TB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue("ers test TSA", devca.TSA, key.Public(), now)
+	key, cert, err := ca.IssueKey("ers test TSA", devca.TSA, now)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,32 +62,7 @@ func craftAlg(t testing.TB, f signerFixture, content []byte, spec algSpec) []byt
 	if !ok {
 		digestAlg = oidName("2.16.840.1.101.3.4.2." + map[crypto.Hash]string{crypto.SHA3_256: "8", crypto.SHA3_384: "9", crypto.SHA3_512: "10"}[spec.digest])
 	}
-	b := cryptobyte.NewBuilder(nil)
-	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(oidSignedData.ASN1())
-		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
-			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-				b.AddASN1Int64(1)
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { addAlgorithm(b, digestAlg, nil) })
-				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.ASN1()) })
-				b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(f.cert.Raw) })
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
-					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-						b.AddASN1Int64(1)
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-							b.AddBytes(f.cert.RawIssuer)
-							b.AddASN1BigInt(f.cert.SerialNumber)
-						})
-						addAlgorithm(b, digestAlg, nil)
-						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(body) })
-						addAlgorithm(b, spec.sigOID, spec.params)
-						b.AddASN1OctetString(sig)
-					})
-				})
-			})
-		})
-	})
-	return b.BytesOrPanic()
+	return detachedSignedData(f, digestAlg, body, spec.sigOID, spec.params, sig)
 }
 
 // pssParams encodes RSASSA-PSS-params (RFC 4055 3.1) with the SHA-3

@@ -53,13 +53,22 @@ func craft(t testing.TB, f signerFixture, signSorted bool, attrs ...[]byte) []by
 	if err != nil {
 		t.Fatal(err)
 	}
+	return detachedSignedData(f, oidSHA256, body, sigAlg, params, sig)
+}
+
+// detachedSignedData wraps one SignerInfo of f (issuer and serial, the
+// digest algorithm, the signed attributes' content body, the signature
+// algorithm with its parameters and sig) into a detached id-data
+// SignedData with f's certificate: the frame of the messages the tests
+// craft by hand.
+func detachedSignedData(f signerFixture, digestAlg oidName, body []byte, sigAlg oidName, params, sig []byte) []byte {
 	b := cryptobyte.NewBuilder(nil)
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 		b.AddASN1ObjectIdentifier(oidSignedData.ASN1())
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
 				b.AddASN1Int64(1)
-				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { addAlgorithm(b, oidSHA256, nil) })
+				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { addAlgorithm(b, digestAlg, nil) })
 				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(oidData.ASN1()) })
 				b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(f.cert.Raw) })
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
@@ -69,7 +78,7 @@ func craft(t testing.TB, f signerFixture, signSorted bool, attrs ...[]byte) []by
 							b.AddBytes(f.cert.RawIssuer)
 							b.AddASN1BigInt(f.cert.SerialNumber)
 						})
-						addAlgorithm(b, oidSHA256, nil)
+						addAlgorithm(b, digestAlg, nil)
 						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) { b.AddBytes(body) })
 						addAlgorithm(b, sigAlg, params)
 						b.AddASN1OctetString(sig)

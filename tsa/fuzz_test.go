@@ -3,11 +3,11 @@ package tsa
 import (
 	"context"
 	"crypto/x509"
-	"encoding/pem"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/policy"
 )
 
@@ -76,7 +76,7 @@ func FuzzParseToken(f *testing.F) {
 // TestVerifyOpenSSLToken: tokens OpenSSL issued as a TSA verify, with the
 // certificate embedded or configured, and fail for other data.
 func TestVerifyOpenSSLToken(t *testing.T) {
-	ca, tsaCert := readCert(t, "testdata/openssl-ca.pem"), readCert(t, "testdata/openssl-tsa.pem")
+	ca, tsaCert := testtool.ReadCert(t, "testdata/openssl-ca.pem"), testtool.ReadCert(t, "testdata/openssl-tsa.pem")
 	data, err := os.ReadFile("testdata/openssl-data.xml")
 	if err != nil {
 		t.Fatal(err)
@@ -105,21 +105,4 @@ func TestVerifyOpenSSLToken(t *testing.T) {
 			}
 		})
 	}
-}
-
-func readCert(t *testing.T, p string) *x509.Certificate {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil {
-		t.Fatalf("%s: no PEM", p)
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }

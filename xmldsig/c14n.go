@@ -98,8 +98,11 @@ func (n *Node) Space() string {
 // Parse reads a document into a tree. A DOCTYPE is refused: trusted lists
 // have none, and refusing it rules out entity tricks. A document nested
 // deeper than MaxDepth or with more than MaxElements elements is refused.
+// A literal tab, LF, CR or CRLF in an attribute value reads as one space
+// (XML 1.0 section 3.3.3), a character reference such as &#x9; as the
+// character it names.
 func Parse(data []byte) (*Node, error) {
-	d := xml.NewDecoder(bytes.NewReader(data))
+	d := xml.NewDecoder(bytes.NewReader(normalizeAttrWhitespace(data)))
 	d.Strict = true
 	var root, cur *Node
 	depth, count := 0, 0

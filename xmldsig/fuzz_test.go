@@ -15,6 +15,7 @@ import (
 func FuzzEnveloped(f *testing.F) {
 	f.Add([]byte(`<TrustServiceStatusList xmlns="http://uri.etsi.org/02231/v2#"><SchemeInformation/></TrustServiceStatusList>`))
 	f.Add([]byte(`<a xmlns:x="u"><x:b x:c="1">t&amp;</x:b></a>`))
+	f.Add([]byte("<a v=\"\t\r\n&#x9;\"><!--\t--><![CDATA[\t]]><?p \t?></a>"))
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		f.Fatal(err)

@@ -81,6 +81,15 @@ func TestCanonicalizeMatchesXmllint(t *testing.T) {
 		{"character references", `<a>&#xE9;&#x10FFFF;</a>`},
 		{"redeclared prefix", `<x:a xmlns:x="urn:1"><x:b xmlns:x="urn:2"><x:c/></x:b></x:a>`},
 		{"xml:lang kept", `<a xml:lang="en"><b/></a>`},
+		// XML 1.0 section 3.3.3: a literal tab, LF, CR or CRLF in an
+		// attribute value reads as one space; a character reference keeps
+		// the character (see docs/security.md, "Trusted lists").
+		{"literal tab in attribute", "<a v=\"x\ty\"/>"},
+		{"literal LF in attribute", "<a v=\"x\ny\"/>"},
+		{"literal CR in attribute", "<a v=\"x\ry\"/>"},
+		{"literal CRLF in attribute", "<a v='x\r\ny' w=\"\r\n\"/>"},
+		{"references in attribute stay", `<a v="x&#x9;y&#xA;z&#xD;w"/>`},
+		{"literal whitespace in text stays", "<a v=\"\t\">\t<![CDATA[ v=\"\t\" ]]>\t</a>"},
 		{"signature-like", `<TrustServiceStatusList xmlns="http://uri.etsi.org/02231/v2#" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" Id="tsl" TSLTag="http://uri.etsi.org/19612/TSLTag"><SchemeInformation><TSLVersionIdentifier>5</TSLVersionIdentifier></SchemeInformation><ds:Signature Id="s"><ds:SignedInfo/></ds:Signature></TrustServiceStatusList>`},
 	}
 	dir := t.TempDir()
@@ -114,6 +123,31 @@ func TestCanonicalizeSkip(t *testing.T) {
 	}
 	if got, want := string(Canonicalize(n, n.Child(NSDSig, "Signature"))), `<a>xy<b></b></a>`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
+	}
+}
+
+// TestNormalizeAttrWhitespace: only quoted attribute values inside tags
+// change; comments, CDATA, processing instructions, text and whatever
+// follows a directive stay byte for byte (xmllint --exc-c14n keeps
+// comments, so TestCanonicalizeMatchesXmllint cannot hold this).
+func TestNormalizeAttrWhitespace(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"tab LF CR CRLF", "<a v=\"1\t2\n3\r4\r\n5\"/>", `<a v="1 2 3 4 5"/>`},
+		{"single quotes hold a double one", "<a v='\"\t'\tw=\"'\n\"/>", "<a v='\" '\tw=\"' \"/>"},
+		{"end tag and text", "<a>\t\n</a\t>", "<a>\t\n</a\t>"},
+		{"comment", "<a><!-- <b v=\"\t\"/> --></a>", "<a><!-- <b v=\"\t\"/> --></a>"},
+		{"CDATA", "<a><![CDATA[<b v=\"\t\"/>]]></a>", "<a><![CDATA[<b v=\"\t\"/>]]></a>"},
+		{"processing instruction", "<?pi v=\"\t\"?><a v=\"\t\"/>", "<?pi v=\"\t\"?><a v=\" \"/>"},
+		{"directive left to the parser", "<!DOCTYPE a [<!ENTITY e \"\t\">]><a v=\"\t\"/>", "<!DOCTYPE a [<!ENTITY e \"\t\">]><a v=\"\t\"/>"},
+		{"unterminated", "<a v=\"\t", "<a v=\" "},
+		{"unterminated comment", "<!-- \t", "<!-- \t"},
+		{"references untouched", `<a v="&#x9;&#xA;&#xD;"/>`, `<a v="&#x9;&#xA;&#xD;"/>`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := string(normalizeAttrWhitespace([]byte(tc.in))); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
 

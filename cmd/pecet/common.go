@@ -166,6 +166,24 @@ func writeOutput(path string, b []byte) error {
 	return os.WriteFile(path, b, 0o644) //nolint:gosec // an ordinary user file (0644 less the umask), as openssl writes its -out
 }
 
+// writePrivateOutput writes plaintext (a decrypted filing holds personal
+// data) to a file created 0600, less the umask, or to stdout for "-" or
+// "". The bytes go to a temporary file beside path that is renamed over
+// it, so an existing file is replaced as before, a crash never leaves half
+// a plaintext under the name, and an old 0644 file does not lend its mode
+// (docs/security.md, "Files the CLI writes").
+func writePrivateOutput(path string, b []byte) error {
+	o, err := createOutput(path, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := o.Write(b); err != nil {
+		o.abort()
+		return err
+	}
+	return o.commit()
+}
+
 // writeCMS writes a CMS message to a file or stdout (writeOutput), as PEM
 // (-----BEGIN CMS-----) when asked, else DER; it returns what it wrote.
 func writeCMS(path string, der []byte, asPEM bool) ([]byte, error) {

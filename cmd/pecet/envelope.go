@@ -134,7 +134,7 @@ var decryptCmd = &leaf{synopsis: "--in FILE.p7m [--out FILE] [--key ALIAS] [--st
 	help: streamHelp, role: "gateway", required: []string{"in"},
 	define: func(fs *flag.FlagSet) func(x *call) (int, error) {
 		in := fs.String("in", "", "CMS EnvelopedData `file` (DER, BER or PEM), - for stdin (required)")
-		out := fs.String("out", "-", "plaintext output `file`, - for stdout")
+		out := fs.String("out", "-", "plaintext output `file` (created 0600, replaced by a rename), - for stdout")
 		alias := fs.String("key", "", "`alias` of the DECRYPT key to use (default: whichever enabled version the message names)")
 		stream := fs.String("stream", "auto", "`mode`: auto (DecryptStream above the one-message limit), always, never")
 		return func(x *call) (int, error) {
@@ -163,7 +163,7 @@ var decryptCmd = &leaf{synopsis: "--in FILE.p7m [--out FILE] [--key ALIAS] [--st
 				return 0, err
 			}
 			// The plaintext goes only where asked, never into the summary.
-			if err := writeOutput(*out, resp.GetData()); err != nil {
+			if err := writePrivateOutput(*out, resp.GetData()); err != nil {
 				return 0, err
 			}
 			if x.c.json {
@@ -205,7 +205,7 @@ func (c *conn) dialStream() (*client.Conn, context.Context, context.CancelFunc, 
 }
 
 func encryptStreamed(c *conn, req *pecetv1.EncryptRequest, src *input, outPath string, n int, ci pecetv1.ContentCipher, tr pecetv1.KeyTransport) int {
-	out, err := createOutput(outPath)
+	out, err := createOutput(outPath, 0o644)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pecet encrypt: %v\n", err)
 		return exitService
@@ -243,7 +243,7 @@ func decryptStreamed(c *conn, alias string, src *input, inPath, outPath string) 
 		fmt.Fprintf(os.Stderr, "pecet decrypt: %s: PEM is not streamed; convert it to DER first (openssl cms -cmsout -inform PEM -outform DER)\n", inPath)
 		return exitUsage
 	}
-	out, err := createOutput(outPath)
+	out, err := createOutput(outPath, 0o600)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "pecet decrypt: %v\n", err)
 		return exitService

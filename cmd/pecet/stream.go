@@ -80,24 +80,45 @@ func openInput(path, mode string, limit int64) (*input, error) {
 // output is where a streamed result goes: stdout, or a temporary file
 // beside path renamed over it only when the call succeeded, so that a
 // failed stream (a bad padding found at the end, a dropped connection)
-// leaves no partial file behind. Stdout cannot take back what it wrote:
-// the exit status then says to discard it.
+// leaves no partial file behind. Stdout (and a device or FIFO named by
+// --out) cannot take back what it wrote: the exit status then says to
+// discard it.
 type output struct {
 	w      *bufio.Writer
 	f      *os.File
 	path   string
+	mode   os.FileMode
 	stdout bool
+	direct bool // f is path itself, not a temporary file
 }
 
-func createOutput(path string) (*output, error) {
+// createOutput starts an output whose file gets mode when committed: 0644
+// for public results (a signature, a CMS message), 0600 for plaintext. The
+// temporary file is 0600 from the start (os.CreateTemp), so a plaintext is
+// never readable by others, not even while it is written.
+func createOutput(path string, mode os.FileMode) (*output, error) {
 	if path == "" || path == "-" {
 		return &output{w: bufio.NewWriterSize(os.Stdout, 256<<10), stdout: true}, nil
+	}
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		// A device, FIFO or socket (--out /dev/null, a named pipe) is
+		// written into: a rename would replace it with a regular file.
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+		if err != nil {
+			return nil, err
+		}
+		return &output{w: bufio.NewWriterSize(f, 256<<10), f: f, path: path, direct: true}, nil
+	}
+	// A symbolic link keeps pointing where it did: the temporary file goes
+	// beside its target, which the rename replaces.
+	if target, err := filepath.EvalSymlinks(path); err == nil {
+		path = target
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.part")
 	if err != nil {
 		return nil, err
 	}
-	return &output{w: bufio.NewWriterSize(f, 256<<10), f: f, path: path}, nil
+	return &output{w: bufio.NewWriterSize(f, 256<<10), f: f, path: path, mode: mode}, nil
 }
 
 func (o *output) Write(p []byte) (int, error) { return o.w.Write(p) }
@@ -111,9 +132,14 @@ func (o *output) commit() error {
 	if o.stdout {
 		return nil
 	}
-	if err := o.f.Chmod(0o644); err != nil {
-		o.abort()
-		return err
+	if o.direct {
+		return o.f.Close()
+	}
+	if o.mode != 0o600 {
+		if err := o.f.Chmod(o.mode); err != nil {
+			o.abort()
+			return err
+		}
 	}
 	if err := o.f.Close(); err != nil {
 		o.abort()
@@ -126,8 +152,13 @@ func (o *output) commit() error {
 	return nil
 }
 
-// abort removes the temporary file; on stdout it flushes nothing more.
+// abort removes the temporary file; on stdout, a device or a FIFO it
+// flushes nothing more.
 func (o *output) abort() {
+	if o.direct {
+		o.f.Close()
+		return
+	}
 	if o.f != nil {
 		o.f.Close()
 		os.Remove(o.f.Name())

@@ -42,6 +42,7 @@ func TestUnitHardening(t *testing.T) {
 		"Type":                     "notify",
 		"User":                     "pecet",
 		"ExecStart":                "/usr/local/bin/pecetd --config /etc/pecet/pecet.yaml",
+		"ExecReload":               "/usr/local/bin/pecetd reload --pid $MAINPID", // e2e.TestSystemdExecReload runs it
 		"Restart":                  "on-failure",
 		"RestartPreventExitStatus": "3", // cmd/pecetd exitPIN
 		"NoNewPrivileges":          "yes",

@@ -26,6 +26,9 @@ import (
 // later import a certificate from the organisation's CA instead (`pecet
 // keys csr`, `pecet keys import-cert`). docs/operations.md "The audit key".
 func InitAuditKey(ctx context.Context, o Options, out io.Writer, log *slog.Logger) error {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	cfg, err := loadConfig(o)
 	if err != nil {
 		return err
@@ -47,7 +50,7 @@ func InitAuditKey(ctx context.Context, o Options, out io.Writer, log *slog.Logge
 	k, err := ks.GetKey(ctx, alias)
 	switch {
 	case errors.Is(err, keystore.ErrKeyNotFound):
-		if k, err = createAuditKey(ctx, ks, alias, time.Now()); err != nil {
+		if k, err = createAuditKey(ctx, ks, alias, o.Now()); err != nil {
 			return fmt.Errorf("audit key %q: %w", alias, err)
 		}
 		log.Info("audit key created", "alias", alias)

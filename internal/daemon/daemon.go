@@ -58,6 +58,12 @@ type Options struct {
 	Reload <-chan struct{}
 	// Out receives the dev-mode banner (stdout).
 	Out io.Writer
+	// Now is the clock of everything where time decides an outcome:
+	// validation time, CRL and OCSP freshness, trusted-list replacement,
+	// TSA genTime, signing time, dual-control expiry, the certificate-expiry
+	// warning, the audit log's timestamps and the rate limits
+	// (docs/reliability.md, "Service behaviour"). nil: time.Now. Tests move it.
+	Now func() time.Time
 }
 
 // Endpoints is what pecetd listens on; in dev mode it is also written to
@@ -126,6 +132,9 @@ func build(ctx context.Context, o Options, log *slog.Logger) (_ *instance, err e
 	if o.Dev && o.DevDir == "" {
 		o.DevDir = devmode.DefaultDir
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	cfg, err := loadConfig(o)
 	if err != nil {
 		return nil, err
@@ -178,14 +187,14 @@ func build(ctx context.Context, o Options, log *slog.Logger) (_ *instance, err e
 	ks := d.ks
 	if o.Dev {
 		// Before the audit log: the dev audit key is one of these.
-		if err := devmode.Provision(ctx, ks, o.DevDir, time.Now()); err != nil {
+		if err := devmode.Provision(ctx, ks, o.DevDir, o.Now()); err != nil {
 			return nil, fmt.Errorf("dev keys: %w", err)
 		}
 	}
 	// The audit log opens before anything is served: a log that cannot be
 	// written, or does not match the token's last checkpoint, stops pecetd
 	// at start-up rather than failing every call later.
-	al, err := audit.Open(audit.Options{File: cfg.Audit.File, Sync: audit.SyncPolicy(cfg.Audit.Sync), FlushInterval: cfg.Audit.FlushInterval, MaxBytes: cfg.Audit.MaxBytes, Mirror: log, MirrorLevel: audit.MirrorLevel(cfg.Audit.Mirror),
+	al, err := audit.Open(audit.Options{Now: o.Now, File: cfg.Audit.File, Sync: audit.SyncPolicy(cfg.Audit.Sync), FlushInterval: cfg.Audit.FlushInterval, MaxBytes: cfg.Audit.MaxBytes, Mirror: log, MirrorLevel: audit.MirrorLevel(cfg.Audit.Mirror),
 		Checkpoint: &audit.CheckpointOptions{
 			Key: auditTokenKey(ks, cfg.Audit.Key), State: ks, Interval: cfg.Audit.CheckpointInterval, StartAfterBreak: o.AuditNewLog,
 			OnError: func(err error) { log.Error("audit checkpoint not made; the next one covers its lines", "err", err) },
@@ -212,7 +221,7 @@ func build(ctx context.Context, o Options, log *slog.Logger) (_ *instance, err e
 		"rsa_raw", caps.RSARaw, "ecdsa", caps.ECDSA)
 	m := metrics.New(ks.PoolStats)
 	m.AuditDisk(cfg.Audit.File)
-	d.rl = &reloader{o: o, log: log, ks: ks, al: al, m: m, now: time.Now}
+	d.rl = &reloader{o: o, log: log, ks: ks, al: al, m: m, now: o.Now}
 	if o.Dev {
 		for _, k := range devmode.Keys {
 			d.rl.devRequired = append(d.rl.devRequired, k.Alias)
@@ -221,10 +230,11 @@ func build(ctx context.Context, o Options, log *slog.Logger) (_ *instance, err e
 	if d.st, err = d.rl.build(ctx, cfg, nil); err != nil {
 		return nil, err
 	}
-	m.WatchTrustedLists(d.rl.trustedLists, time.Now)
+	m.WatchTrustedLists(d.rl.trustedLists, o.Now)
 	if d.tlsConf, err = serverTLS(cfg.GRPC.TLS); err != nil {
 		return nil, err
 	}
+	d.tlsConf.Time = o.Now // client certificates expire by the same clock
 	if err := hookClientCRL(cfg.GRPC.TLS, d.tlsConf, al, log); err != nil {
 		return nil, err
 	}
@@ -245,12 +255,13 @@ func build(ctx context.Context, o Options, log *slog.Logger) (_ *instance, err e
 		Log:             log,
 		MaxMessageBytes: cfg.GRPC.MaxMessageBytes,
 		CMSLimits:       signer.Limits{MaxDepth: cfg.Limits.CMSMaxDepth, MaxCertificates: cfg.Limits.CMSMaxCertificates},
-		Limiter:         ratelimit.NewBounded(cfg.Limits.RatePerClient, cfg.Limits.Burst, maxRateIdentities, nil),
+		Limiter:         ratelimit.NewBounded(cfg.Limits.RatePerClient, cfg.Limits.Burst, maxRateIdentities, o.Now),
 		HTTP:            cfg.HTTP,
 		GRPC:            cfg.GRPC,
 		RequiredKeys:    st.live.RequiredKeys,
 		Envelope:        envelope.Limits{MaxRecipients: cfg.Envelope.MaxRecipients, MaxBody: cfg.Envelope.MaxBodyBytes, MaxDepth: cfg.Limits.CMSMaxDepth, MaxStream: cfg.Envelope.StreamMaxBytes},
 		OAEP:            envelope.OAEPMode(cfg.Token.OAEP),
+		Now:             o.Now,
 	})
 	return d, nil
 }
@@ -345,7 +356,7 @@ const maxRateIdentities = 10000
 // buildTSA makes the time-stamping authority from config, checks its key
 // and certificate (pecetd refuses to start otherwise, saying which), and
 // reads the configured TSA certificates. nil when no TSA is configured.
-func buildTSA(ctx context.Context, c *config.TSA, rsaCheckEvery int, ks *keystore.Store) (*tsa.Authority, []*x509.Certificate, *tsa.ClockGuard, error) {
+func buildTSA(ctx context.Context, c *config.TSA, rsaCheckEvery int, ks *keystore.Store, now func() time.Time) (*tsa.Authority, []*x509.Certificate, *tsa.ClockGuard, error) {
 	if c == nil {
 		return nil, nil, nil, nil
 	}
@@ -363,7 +374,7 @@ func buildTSA(ctx context.Context, c *config.TSA, rsaCheckEvery int, ks *keystor
 		if r.OffsetFile != "" {
 			ref = tsa.OffsetFile{Path: r.OffsetFile, MaxAge: 4 * r.Interval}
 		}
-		guard = &tsa.ClockGuard{Ref: ref, Accuracy: c.Accuracy, MaxAge: 4 * r.Interval}
+		guard = &tsa.ClockGuard{Ref: ref, Accuracy: c.Accuracy, MaxAge: 4 * r.Interval, Now: now}
 	}
 	a, err := tsa.New(tsa.Config{
 		Key:              server.TSAKey(ks, c.Key),
@@ -374,6 +385,7 @@ func buildTSA(ctx context.Context, c *config.TSA, rsaCheckEvery int, ks *keystor
 		IncludeTSAName:   *c.IncludeTSAName,
 		Clock:            guard,
 		RSACheckEvery:    rsaCheckEvery,
+		Now:              now,
 	})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("tsa: %w", err)
@@ -407,7 +419,7 @@ func applyFlags(cfg *config.Config, o Options) {
 
 func loadConfig(o Options) (*config.Config, error) {
 	if o.Dev {
-		return devmode.Prepare(o.DevDir, time.Now())
+		return devmode.Prepare(o.DevDir, o.Now())
 	}
 	if o.ConfigPath == "" {
 		return nil, errors.New("no configuration: pass --config FILE, or --dev for the local dev default")

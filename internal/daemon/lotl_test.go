@@ -34,18 +34,7 @@ import (
 func TestBuildEngineLOTLReal(t *testing.T) {
 	dir := t.TempDir()
 	lotl := testtool.Vectors(t, "trusted-lists", "eu-lotl.xml")
-	data, err := os.ReadFile(lotl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oj, err := policy.TrustedListSigners(data)
-	if err != nil || len(oj) == 0 {
-		t.Fatalf("LOTL signer: %v", err)
-	}
-	ojPEM := filepath.Join(dir, "oj.pem")
-	if err := devca.WriteCerts(ojPEM, oj...); err != nil {
-		t.Fatal(err)
-	}
+	ojPEM := listSignersPEM(t, lotl, filepath.Join(dir, "oj.pem"))
 	other := filepath.Join(dir, "other.pem")
 	_, otherCert := lotlKey(t)
 	if err := devca.WriteCerts(other, otherCert); err != nil {

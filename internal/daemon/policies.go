@@ -30,7 +30,7 @@ func BuildEngine(cfg *config.Config) (*policy.Engine, error) {
 		}
 		lists[name] = l
 	}
-	return buildEngine(cfg, lists, nil)
+	return buildEngine(cfg, lists, nil, nil)
 }
 
 // loadTrustedList reads a policy's trusted list from its file or fetches it
@@ -118,7 +118,9 @@ func lotlSigners(ctx context.Context, tl config.TrustedList, read func(string) (
 // buildEngine makes the engine from cfg with the trusted lists already
 // loaded (one per policy that has a trusted_list); fetcher, when not nil,
 // is kept so that a reload does not empty the CRL cache.
-func buildEngine(cfg *config.Config, lists map[string]*policy.TrustedList, fetcher *policy.Fetcher) (*policy.Engine, error) {
+// now is the daemon's clock (nil: time.Now): the validation time of a
+// request without one, and the freshness of CRLs and OCSP responses.
+func buildEngine(cfg *config.Config, lists map[string]*policy.TrustedList, fetcher *policy.Fetcher, now func() time.Time) (*policy.Engine, error) {
 	var ps []*policy.Policy
 	def := cfg.DefaultPolicy
 	var maxTimeout time.Duration
@@ -149,7 +151,9 @@ func buildEngine(cfg *config.Config, lists map[string]*policy.TrustedList, fetch
 		!slices.Equal(fetcher.Hosts, want.Hosts) || fetcher.MaxRedirects != want.MaxRedirects {
 		fetcher = &want
 	}
+	fetcher.Now = now
 	e.Fetcher = fetcher
+	e.Now = now
 	return e, nil
 }
 

@@ -18,18 +18,7 @@ import (
 func TestBuildEngineCZ(t *testing.T) {
 	dir := t.TempDir()
 	list := testtool.Vectors(t, "trusted-lists", "CZ.xml")
-	data, err := os.ReadFile(list)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signers, err := policy.TrustedListSigners(data)
-	if err != nil || len(signers) == 0 {
-		t.Fatalf("signer: %v", err)
-	}
-	signer := filepath.Join(dir, "cz-signer.pem")
-	if err := devca.WriteCerts(signer, signers...); err != nil {
-		t.Fatal(err)
-	}
+	signer := listSignersPEM(t, list, filepath.Join(dir, "cz-signer.pem"))
 	cfg := &config.Config{DefaultPolicy: "cz-qualified", Policies: map[string]config.Policy{
 		"cz-qualified": {
 			TrustedList:          &config.TrustedList{File: list, Signer: signer},
@@ -69,15 +58,7 @@ func TestBuildEngineCZ(t *testing.T) {
 // explicit list replaces the default; every policy has the algorithm
 // defaults (docs/security.md "Per-call overrides", "Algorithms").
 func TestBuildEngineOverridesAndAlgorithms(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := devca.NewCA("overrides test CA", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	anchors := filepath.Join(dir, "ca.pem")
-	if err := devca.WriteCerts(anchors, ca.Cert); err != nil {
-		t.Fatal(err)
-	}
+	_, anchors := writeCA(t, "overrides test CA", time.Now())
 	none := []string{}
 	all := []string{"revocation", "anchors", "crls"}
 	cfg := &config.Config{DefaultPolicy: "plain", Policies: map[string]config.Policy{
@@ -118,4 +99,38 @@ func TestBuildEngineOverridesAndAlgorithms(t *testing.T) {
 			t.Errorf("%s: algorithms %q", tc.name, info.Algorithms)
 		}
 	}
+}
+
+// listSignersPEM writes the certificates in a trusted list's (or LOTL's)
+// own KeyInfo to path, as a policy's trusted_list.signer (or lotl_signer)
+// names them, and returns path.
+func listSignersPEM(t *testing.T, list, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signers, err := policy.TrustedListSigners(data)
+	if err != nil || len(signers) == 0 {
+		t.Fatalf("%s: no signer: %v", list, err)
+	}
+	if err := devca.WriteCerts(path, signers...); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// writeCA makes a test CA valid from now and writes its certificate to a
+// new folder, as a config's anchors or client_ca name it.
+func writeCA(t *testing.T, cn string, now time.Time) (ca *devca.CA, pem string) {
+	t.Helper()
+	ca, err := devca.NewCA(cn, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem = filepath.Join(t.TempDir(), "ca.pem")
+	if err := devca.WriteCerts(pem, ca.Cert); err != nil {
+		t.Fatal(err)
+	}
+	return ca, pem
 }

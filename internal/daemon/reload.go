@@ -63,7 +63,8 @@ type reloader struct {
 	devRequired []string
 	// transport fetches trusted lists (nil: the default; tests set one).
 	transport http.RoundTripper
-	now       func() time.Time
+	// now is the daemon's clock (Options.Now), never nil.
+	now func() time.Time
 
 	mu sync.Mutex
 	// cur is the state in force: written under mu, read by the metrics
@@ -112,13 +113,13 @@ func (r *reloader) build(ctx context.Context, cfg *config.Config, prev *state) (
 		fetcher = prev.engine.Fetcher
 	}
 	var err error
-	if st.engine, err = buildEngine(cfg, st.lists, fetcher); err != nil {
+	if st.engine, err = buildEngine(cfg, st.lists, fetcher, r.now); err != nil {
 		return nil, fmt.Errorf("policies: %w", err)
 	}
 	var tsaCerts []*x509.Certificate
 	if prev != nil && reflect.DeepEqual(prev.cfg.TSA, cfg.TSA) {
 		st.authority, st.guard, tsaCerts = prev.authority, prev.guard, prev.live.TSACertificates
-	} else if st.authority, tsaCerts, st.guard, err = buildTSA(ctx, cfg.TSA, cfg.Token.RSACheckEvery, r.ks); err != nil {
+	} else if st.authority, tsaCerts, st.guard, err = buildTSA(ctx, cfg.TSA, cfg.Token.RSACheckEvery, r.ks, r.now); err != nil {
 		return nil, err
 	}
 	auth, err := clientAuth(cfg.GRPC.TLS, cfg.Clients)
@@ -278,7 +279,7 @@ func (r *reloader) refresh(ctx context.Context, name string) {
 	}
 	lists := maps.Clone(cur.lists)
 	lists[name] = l
-	engine, err := buildEngine(cur.cfg, lists, cur.engine.Fetcher)
+	engine, err := buildEngine(cur.cfg, lists, cur.engine.Fetcher, r.now)
 	if err != nil {
 		r.log.Error("trusted list refused: the list in force stays", "policy", name, "err", err.Error())
 		r.record(name, listRefused, old, old)

@@ -160,17 +160,27 @@ func (c *CA) Issue(cn string, kind Kind, pub crypto.PublicKey, now time.Time) (*
 	return x509.ParseCertificate(der)
 }
 
+// IssueKey makes a software EC P-256 key and certifies it for cn (Issue):
+// a TLS pair, or a signer or TSA that a test runs itself.
+func (c *CA) IssueKey(cn string, kind Kind, now time.Time) (*ecdsa.PrivateKey, *x509.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := c.Issue(cn, kind, key.Public(), now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, cert, nil
+}
+
 // TLSPair issues a software-key TLS certificate (chain: leaf, CA) into
 // certPath/keyPath unless both exist.
 func (c *CA) TLSPair(certPath, keyPath, cn string, kind Kind, now time.Time) error {
 	if exists(certPath) && exists(keyPath) {
 		return nil
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	cert, err := c.Issue(cn, kind, key.Public(), now)
+	key, cert, err := c.IssueKey(cn, kind, now)
 	if err != nil {
 		return err
 	}

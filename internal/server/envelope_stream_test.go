@@ -28,22 +28,7 @@ func encryptStream(ctx context.Context, cc *grpc.ClientConn, first *pecetv1.Encr
 	if err != nil {
 		return nil, err
 	}
-	go func() {
-		req := first
-		for {
-			n := min(chunk, len(data))
-			req.Data = data[:n]
-			data = data[n:]
-			if st.Send(req) != nil {
-				return
-			}
-			req = &pecetv1.EncryptStreamRequest{}
-			if len(data) == 0 {
-				_ = st.CloseSend()
-				return
-			}
-		}
-	}()
+	go sendInChunks(st.Send, st.CloseSend, first, func(r *pecetv1.EncryptStreamRequest, b []byte) { r.Data = b }, data, chunk)
 	var out []byte
 	for {
 		r, err := st.Recv()
@@ -57,6 +42,27 @@ func encryptStream(ctx context.Context, cc *grpc.ClientConn, first *pecetv1.Encr
 	}
 }
 
+// sendInChunks sends data on a client stream in pieces of chunk bytes (put
+// into each request by set), the first in first, which carries the
+// stream's parameters, then closes the sending side. It stops at the first
+// failed send: the caller's receive loop reports why.
+func sendInChunks[R any](send func(*R) error, closeSend func() error, first *R, set func(*R, []byte), data []byte, chunk int) {
+	req := first
+	for {
+		n := min(chunk, len(data))
+		set(req, data[:n])
+		data = data[n:]
+		if send(req) != nil {
+			return
+		}
+		req = new(R)
+		if len(data) == 0 {
+			_ = closeSend()
+			return
+		}
+	}
+}
+
 // decryptStream is encryptStream's counterpart; it returns the plaintext
 // and the last response (the key version used).
 func decryptStream(ctx context.Context, cc *grpc.ClientConn, key string, msg []byte, chunk int) ([]byte, *pecetv1.DecryptStreamResponse, error) {
@@ -64,22 +70,7 @@ func decryptStream(ctx context.Context, cc *grpc.ClientConn, key string, msg []b
 	if err != nil {
 		return nil, nil, err
 	}
-	go func() {
-		req := &pecetv1.DecryptStreamRequest{Key: key}
-		for {
-			n := min(chunk, len(msg))
-			req.Enveloped = msg[:n]
-			msg = msg[n:]
-			if st.Send(req) != nil {
-				return
-			}
-			req = &pecetv1.DecryptStreamRequest{}
-			if len(msg) == 0 {
-				_ = st.CloseSend()
-				return
-			}
-		}
-	}()
+	go sendInChunks(st.Send, st.CloseSend, &pecetv1.DecryptStreamRequest{Key: key}, func(r *pecetv1.DecryptStreamRequest, b []byte) { r.Enveloped = b }, msg, chunk)
 	var out []byte
 	var last *pecetv1.DecryptStreamResponse
 	for {

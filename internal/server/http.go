@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/pecet-hsm/pecet/internal/config"
 	"github.com/pecet-hsm/pecet/internal/ratelimit"
@@ -11,16 +12,16 @@ import (
 // tsaLimiters builds the POST /tsa limiters from http.tsa: a bounded table
 // of per-address buckets and one bucket for all clients. A zero rate is no
 // limiter (tests; pecetd's config always sets both).
-func tsaLimiters(c config.HTTPTSA) (clients, all *ratelimit.Limiter) {
+func tsaLimiters(c config.HTTPTSA, now func() time.Time) (clients, all *ratelimit.Limiter) {
 	if c.RatePerClient > 0 {
 		maxClients := c.MaxClients
 		if maxClients <= 0 {
 			maxClients = config.DefaultTSAMaxClients
 		}
-		clients = ratelimit.NewBounded(c.RatePerClient, c.BurstPerClient, maxClients, nil)
+		clients = ratelimit.NewBounded(c.RatePerClient, c.BurstPerClient, maxClients, now)
 	}
 	if c.Rate > 0 {
-		all = ratelimit.New(c.Rate, c.Burst, nil)
+		all = ratelimit.New(c.Rate, c.Burst, now)
 	}
 	return clients, all
 }

@@ -78,7 +78,7 @@ func NewOutsideTSA(t testing.TB, o OutsideTSAOptions) *OutsideTSA {
 		"digests = sha256, sha384, sha512\naccuracy = secs:1\nordering = no\ntsa_name = yes\n"+
 		"ess_cert_id_chain = no\ness_cert_id_alg = sha256\n")
 	ts := &OutsideTSA{Dir: d, RootPEM: p("root.pem"), IssuingPEM: p("issuing.pem"), TSAPEM: p("tsa.pem"), config: cfg}
-	ts.Root, ts.Issuing, ts.TSA = readCert(t, ts.RootPEM), readCert(t, ts.IssuingPEM), readCert(t, ts.TSAPEM)
+	ts.Root, ts.Issuing, ts.TSA = ReadCert(t, ts.RootPEM), ReadCert(t, ts.IssuingPEM), ReadCert(t, ts.TSAPEM)
 	ts.RootKey, ts.IssuingKey = readKey(t, p("root.key")), readKey(t, p("issuing.key"))
 	return ts
 }
@@ -111,7 +111,9 @@ func (o *OutsideTSA) Reply(t testing.TB, dataFile string) string {
 	return r
 }
 
-func readCert(t testing.TB, path string) *x509.Certificate {
+// ReadCert reads the first certificate of a PEM file, failing the test
+// when there is none: for fixtures the test itself or openssl wrote.
+func ReadCert(t testing.TB, path string) *x509.Certificate {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
