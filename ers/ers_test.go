@@ -3,6 +3,7 @@ package ers
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
 	_ "crypto/sha512" // registers SHA-384 and SHA-512 for crypto.Hash.New
 	"crypto/x509"
 	"encoding/asn1"
