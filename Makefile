@@ -43,13 +43,13 @@ vet:
 lint: vet
 	$(GO) tool golangci-lint run ./...
 
-## fuzz: every Fuzz target for FUZZTIME each (default 10s; scripts/fuzz.sh); fuzz-ci: 10 s each, what CI runs (docs/reliability.md)
+## fuzz: every Fuzz target for FUZZTIME each (default 10s; scripts/fuzz.sh); fuzz-ci: 3 s each, what CI runs (docs/reliability.md)
 FUZZTIME ?= 10s
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 fuzz-ci:
-	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
 
 bench:
 	$(GO) test -run '^$$' -bench . ./...
