@@ -12,8 +12,9 @@ import (
 // Pre-encoded DER. Every signature repeats the same object identifiers and,
 // for one key version, the same certificate parts (the ESS
 // signing-certificate-v2 attribute hashes the whole certificate); encoding
-// them afresh was about a third of pecet's CPU around a P-256 signature
-// (docs/performance.md "Goals"). Both caches are keyed by what the bytes
+// them afresh was two fifths of signer's CPU per P-256 signature in a
+// profile of the service (docs/performance.md "Where a call's time goes (CPU profile,
+// sign-digest at c16)"). Both caches are keyed by what the bytes
 // are computed from (the dotted OID; the hash and the certificate's DER),
 // so a cached value is always the one a fresh encoding would give, and
 // both are bounded: a caller's content type is an OID too, and a
