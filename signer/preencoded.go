@@ -30,28 +30,39 @@ var (
 	oidDER   = map[oidName][]byte{}
 )
 
-// derOIDOf returns the DER (tag, length, value) of o. The result is shared:
-// callers only read it.
-func derOIDOf(o oidName) []byte {
+// derOIDOf returns the DER (tag, length, value) of o, and false when DER
+// cannot encode it (the dotted-form check lets through a second arc of 40
+// or more under 0 or 1). The result is shared: callers only read it.
+func derOIDOf(o oidName) ([]byte, bool) {
 	oidDERMu.RLock()
 	der, ok := oidDER[o]
 	oidDERMu.RUnlock()
 	if ok {
-		return der
+		return der, true
 	}
 	b := cryptobyte.NewBuilder(nil)
 	b.AddASN1ObjectIdentifier(o.ASN1())
-	der = b.BytesOrPanic() // o is a checked constant or a validated dotted OID
+	der, err := b.Bytes()
+	if err != nil {
+		return nil, false
+	}
 	oidDERMu.Lock()
 	if len(oidDER) < maxCachedOIDDER {
 		oidDER[o] = der
 	}
 	oidDERMu.Unlock()
-	return der
+	return der, true
 }
 
-// addOID appends the DER of o.
-func addOID(b *cryptobyte.Builder, o oidName) { b.AddBytes(derOIDOf(o)) }
+// addOID appends the DER of o; one DER cannot encode leaves the builder's
+// error, as cryptobyte's own AddASN1ObjectIdentifier does.
+func addOID(b *cryptobyte.Builder, o oidName) {
+	if der, ok := derOIDOf(o); ok {
+		b.AddBytes(der)
+		return
+	}
+	b.AddASN1ObjectIdentifier(o.ASN1())
+}
 
 // leafParts are the parts of a SignerInfo that depend only on the signing
 // certificate and the hash.

@@ -20,7 +20,7 @@ func TestPreEncodedMatchesFresh(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := derOIDOf(o); !bytes.Equal(got, want) {
+		if got, ok := derOIDOf(o); !ok || !bytes.Equal(got, want) {
 			t.Errorf("%s: pre-encoded %x, encoding/asn1 %x", o, got, want)
 		}
 	}
@@ -92,5 +92,20 @@ func TestSignDigestAllocs(t *testing.T) {
 	const most = 80
 	if n > most {
 		t.Errorf("SignDigest allocates %.0f times a signature; at most %d with the pre-encoded parts", n, most)
+	}
+}
+
+// TestPreEncodedBadOIDIsAnError: a content type the dotted-form check
+// accepts but DER cannot encode (a second arc of 40 or more under 0 or 1)
+// is an error from Sign, as before the pre-encoding, never a panic.
+func TestPreEncodedBadOIDIsAnError(t *testing.T) {
+	f := newSigner(t, rsa2048)
+	for _, ct := range []string{"1.99", "0.40.1"} {
+		t.Run(ct, func(t *testing.T) {
+			_, err := Sign([]byte("x"), f.key, f.chain(), Options{Attached: true, ContentType: ct})
+			if err == nil {
+				t.Fatalf("content type %s: no error", ct)
+			}
+		})
 	}
 }
