@@ -117,6 +117,7 @@ func TestBatchCLI(t *testing.T) {
 				Noop      float64          `json:"noop_ops_per_s"`
 				Ceiling   float64          `json:"ceiling_ops_per_s"`
 				CeilRatio float64          `json:"ceiling_ratio"`
+				RawConc   int              `json:"baseline_concurrency"`
 			}
 			if err := json.Unmarshal([]byte(stdout), &r); err != nil {
 				t.Fatalf("%v\n%s", err, stdout)
@@ -126,6 +127,12 @@ func TestBatchCLI(t *testing.T) {
 			}
 			if r.Ratio <= 0 || r.Noop <= 0 || r.Ceiling <= 0 || r.CeilRatio <= 0 {
 				t.Fatalf("no baseline: %s", stdout)
+			}
+			// Like with like: the raw rate is measured at the items'
+			// parallelism (2 calls of 16 items on the default pool of 16
+			// sessions), not at the 2 callers'.
+			if r.RawConc != 16 {
+				t.Fatalf("baseline_concurrency %d, want 16: %s", r.RawConc, stdout)
 			}
 		})
 	}

@@ -16,7 +16,7 @@ import (
 // parameters, nil for absent.
 func addAlgorithm(b *cryptobyte.Builder, o oidName, params []byte) {
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-		b.AddASN1ObjectIdentifier(o.ASN1())
+		addOID(b, o)
 		if params != nil {
 			b.AddBytes(params)
 		}

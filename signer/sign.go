@@ -98,7 +98,11 @@ func sign(r signRequest) ([]byte, error) {
 		version = 3
 	}
 
-	attrs, err := signedAttributes(r.hash, r.digest, at, leaf, contentType)
+	parts, err := partsOf(r.hash, leaf)
+	if err != nil {
+		return nil, fmt.Errorf("signer: encoding the certificate's parts: %w", err)
+	}
+	attrs, err := signedAttributes(r.digest, at, parts, contentType)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +173,7 @@ func sign(r signRequest) ([]byte, error) {
 
 	b := cryptobyte.NewBuilder(make([]byte, 0, len(r.content)+len(signedAttrsDER)+len(sig)+len(unsigned)+totalLen(certs)+256))
 	b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // ContentInfo
-		b.AddASN1ObjectIdentifier(oidSignedData.ASN1())
+		addOID(b, oidSignedData)
 		b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 			b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignedData
 				b.AddASN1Int64(version)
@@ -177,7 +181,7 @@ func sign(r signRequest) ([]byte, error) {
 					addAlgorithm(b, digestAlg, nil)
 				})
 				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // EncapsulatedContentInfo
-					b.AddASN1ObjectIdentifier(contentType.ASN1())
+					addOID(b, contentType)
 					if r.attach {
 						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 							b.AddASN1OctetString(r.content)
@@ -194,10 +198,7 @@ func sign(r signRequest) ([]byte, error) {
 				b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) {
 					b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // SignerInfo
 						b.AddASN1Int64(1)
-						b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) { // IssuerAndSerialNumber
-							b.AddBytes(leaf.RawIssuer)
-							b.AddASN1BigInt(leaf.SerialNumber)
-						})
+						b.AddBytes(parts.issuerSerial) // IssuerAndSerialNumber
 						addAlgorithm(b, digestAlg, nil)
 						b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
 							b.AddBytes(attrs)
@@ -224,21 +225,20 @@ func sign(r signRequest) ([]byte, error) {
 // signedAttributes returns the contents of the signed attributes SET OF,
 // sorted: content-type, message-digest, signing-time and
 // signing-certificate-v2 (the CAdES baseline B set, ETSI EN 319 122-1 5.2).
-func signedAttributes(h crypto.Hash, digest []byte, at time.Time, leaf *x509.Certificate, contentType oidName) ([]byte, error) {
+func signedAttributes(digest []byte, at time.Time, parts *leafParts, contentType oidName) ([]byte, error) {
 	values := []struct {
 		o   oidName
 		add func(*cryptobyte.Builder)
 	}{
-		{oidAttrContentType, func(b *cryptobyte.Builder) { b.AddASN1ObjectIdentifier(contentType.ASN1()) }},
+		{oidAttrContentType, func(b *cryptobyte.Builder) { addOID(b, contentType) }},
 		{oidAttrMessageDigest, func(b *cryptobyte.Builder) { b.AddASN1OctetString(digest) }},
 		{oidAttrSigningTime, func(b *cryptobyte.Builder) { addTime(b, at) }},
-		{oidAttrSigningCertificateV2, func(b *cryptobyte.Builder) { addSigningCertificateV2(b, h, leaf) }},
 	}
-	enc := make([][]byte, 0, len(values))
+	enc := make([][]byte, 0, len(values)+1)
 	for _, v := range values {
-		b := cryptobyte.NewBuilder(nil)
+		b := cryptobyte.NewBuilder(make([]byte, 0, 32+len(digest)))
 		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
-			b.AddASN1ObjectIdentifier(v.o.ASN1())
+			addOID(b, v.o)
 			b.AddASN1(cbasn1.SET, v.add)
 		})
 		e, err := b.Bytes()
@@ -247,6 +247,9 @@ func signedAttributes(h crypto.Hash, digest []byte, at time.Time, leaf *x509.Cer
 		}
 		enc = append(enc, e)
 	}
+	// signing-certificate-v2 depends only on the certificate and the hash:
+	// encoded once per key version (partsOf).
+	enc = append(enc, parts.essAttr)
 	return setOf(enc), nil
 }
 

@@ -20,6 +20,7 @@ import (
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/client"
+	"github.com/pecet-hsm/pecet/internal/config"
 	"github.com/pecet-hsm/pecet/internal/perf/loadgen"
 	"github.com/pecet-hsm/pecet/tsa"
 )
@@ -371,4 +372,40 @@ func batchReport(out map[string]any, res loadgen.Result, batch int, baseline boo
 	if ceil > 0 {
 		out["ceiling_ratio"] = res.Rate() * b / ceil
 	}
+}
+
+// itemParallelism is how many token operations a batch load has in flight
+// in pecetd: each call runs its items on at most `sessions` goroutines
+// (internal/server: the token's session pool), and all calls share that
+// pool, so conc calls of batch items keep min(conc*min(batch, sessions),
+// sessions) token operations going. The raw baseline of a batch op runs at
+// that parallelism, so that its ratio compares like with like: the raw
+// rate at the callers' concurrency (4 for 4 calls of 64 items) is a
+// different measurement from the 16 sessions the items are signed on, and
+// on a shared machine more threads of SoftHSM also take a larger share of
+// the CPU (docs/performance.md "Batch calls").
+func itemParallelism(conc, batch, sessions int) int {
+	if sessions < 1 {
+		sessions = config.DefaultMaxSessions
+	}
+	return min(conc*min(batch, sessions), sessions)
+}
+
+// batchBaselineConcurrency reads the session pool size (token.max_sessions)
+// from the config pecetd bench-token opens and returns itemParallelism.
+func batchBaselineConcurrency(devDir, cfgPath string, conc, batch int) (int, error) {
+	if cfgPath == "" {
+		if devDir == "" {
+			devDir = os.Getenv("PECET_DEV_DIR")
+		}
+		if devDir == "" {
+			devDir = client.DefaultDevDir
+		}
+		cfgPath = filepath.Join(devDir, "pecet.yaml")
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return 0, err
+	}
+	return itemParallelism(conc, batch, cfg.Token.MaxSessions), nil
 }

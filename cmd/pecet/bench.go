@@ -231,7 +231,7 @@ func runBench(args []string) int {
 	dur := fs.Duration("duration", 20*time.Second, "measured `duration`")
 	warm := fs.Duration("warmup", 2*time.Second, "unmeasured warm-up `duration`")
 	conns := fs.Int("connections", 1, "gRPC connections the callers share round-robin")
-	baseline := fs.Bool("baseline", false, "also measure the raw token rate of the same key with direct PKCS#11 (runs pecetd bench-token, beside pecet or on PATH; needs the token: dev folder or --config) and the no-op rate over the same connections, and print the ratios to the raw rate and to the ceiling 1/(1/raw + 1/noop)")
+	baseline := fs.Bool("baseline", false, "also measure the raw token rate of the same key with direct PKCS#11 (runs pecetd bench-token, beside pecet or on PATH; needs the token: dev folder or --config; at --concurrency callers, for batch ops at the items' parallelism in pecetd) and the no-op rate over the same connections, and print the ratios to the raw rate and to the ceiling 1/(1/raw + 1/noop)")
 	cfgPath := fs.String("config", "", "pecetd config `file` for --baseline (default: the dev folder's pecet.yaml)")
 	rate := fs.Float64("rate", 0, "open loop: start this many calls per `second` whatever the answers take, on at most --concurrency at once (0: closed loop, each caller back to back)")
 	batchN := fs.Int("batch", 0, "items per call of sign-digests and timestamp-batch (1 to 1000, default 64; their ops count items) and of seal (document digests, 1 to 100,000, default 1,000; items/s = ops/s × batch)")
@@ -341,6 +341,9 @@ func runBench(args []string) int {
 	// much the machine's other load moved meanwhile.
 	var raw func(time.Duration) (float64, error)
 	var rawBefore, noopRate float64
+	// The raw rate is measured at the parallelism the token work really
+	// has: the callers' for single calls, the items' for batches.
+	rawConc := *conc
 	if *baseline {
 		// The no-op rate first, on the same connections and callers: what
 		// pecetd serves when a call does no crypto and writes no audit.
@@ -348,7 +351,12 @@ func runBench(args []string) int {
 			return fail("bench --baseline", err)
 		}
 		var closeRaw func()
-		raw, closeRaw, err = rawBaseline(c.opts.DevDir, *cfgPath, *key, bo.purpose, *conc)
+		if bo.batch {
+			if rawConc, err = batchBaselineConcurrency(c.opts.DevDir, *cfgPath, *conc, *batchN); err != nil {
+				return fail("bench --baseline", err)
+			}
+		}
+		raw, closeRaw, err = rawBaseline(c.opts.DevDir, *cfgPath, *key, bo.purpose, rawConc)
 		if err == nil {
 			defer closeRaw()
 			rawBefore, err = raw(*dur / 2)
@@ -395,6 +403,7 @@ func runBench(args []string) int {
 			return fail("bench --baseline", err)
 		}
 		addBaseline(out, res.Rate(), rawBefore, rawAfter, noopRate)
+		out["baseline_concurrency"] = rawConc
 	}
 	if bo.batch {
 		batchReport(out, res, *batchN, *baseline)
@@ -426,7 +435,10 @@ func runBench(args []string) int {
 		fmt.Printf("wrong     %d\n", res.Wrong)
 		if *baseline {
 			fmt.Printf("baseline  %.1f/s raw token rate, same key, concurrency %d, direct PKCS#11 (%.1f before, %.1f after the load)\n",
-				out["baseline_ops_per_s"], *conc, out["baseline_before_ops_per_s"], out["baseline_after_ops_per_s"])
+				out["baseline_ops_per_s"], rawConc, out["baseline_before_ops_per_s"], out["baseline_after_ops_per_s"])
+			if bo.batch {
+				fmt.Printf("          (concurrency %d: the items' parallelism in pecetd, %d calls of %d items on a pool of token sessions; docs/performance.md \"Batch calls\")\n", rawConc, *conc, *batchN)
+			}
 			fmt.Printf("noop      %.1f/s no-op calls (ListPolicies), same connections, concurrency %d\n", out["noop_ops_per_s"], *conc)
 			fmt.Printf("ceiling   %.1f/s = 1/(1/raw + 1/noop)\n", out["ceiling_ops_per_s"])
 			fmt.Printf("ratio     %.3f to raw, %.3f to the ceiling\n", out["ratio"], out["ceiling_ratio"])

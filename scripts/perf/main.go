@@ -23,6 +23,11 @@
 //	    builds Sigstore's timestamp-authority at a pinned version outside
 //	    this module and compares it with pecetd over RFC 3161 HTTP, same
 //	    key algorithm, with pecet bench (sigstore.go); one table to stdout.
+//	go run ./scripts/perf goals [--rounds 2] [--duration 5s] [--warmup 1s]
+//	    [--dev-dir DIR] [--bin DIR] [--sigstore] [--lock /tmp/perf.lock]
+//	    runs every measurement of the performance goals (docs/performance.md
+//	    "Goals") against a pecetd it starts, under the benchmark lock, and
+//	    prints the goals table (goals.go); --sigstore adds perf sigstore.
 package main
 
 import (
@@ -43,7 +48,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: perf eckey --dev-dir DIR | perf sweep [flags] | perf soak [flags] | perf sigstore [flags]")
+		fmt.Fprintln(os.Stderr, "usage: perf eckey --dev-dir DIR | perf sweep [flags] | perf soak [flags] | perf sigstore [flags] | perf goals [flags]")
 		os.Exit(2)
 	}
 	var err error
@@ -56,6 +61,8 @@ func main() {
 		os.Exit(soakCmd(os.Args[2:]))
 	case "sigstore":
 		err = sigstoreCmp(os.Args[2:])
+	case "goals":
+		err = goalsCmd(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown command %q", os.Args[1])
 	}
