@@ -314,7 +314,16 @@ func (s *Store) change(ctx context.Context, alias string, fn func(sh pkcs11.Sess
 				}
 				s.log.Warn("key metadata: removing a stale object of a concurrent change", "alias", alias, "generation", e.meta.Generation)
 			}
-			return fn(sh, e)
+			err = fn(sh, e)
+			if rvIs(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) && attempt < maxChangeAttempts {
+				// An object this change read or had just made was destroyed
+				// under it: another replica's change of the same alias (the
+				// winner removes a loser's objects). That is a lost race, not
+				// a token failure (docs/security.md "Replicas changing one key");
+				// fn removed what it made.
+				return errLostRace
+			}
+			return err
 		})
 	})
 }
