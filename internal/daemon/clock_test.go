@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,12 +83,18 @@ func TestRunClock(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var logs syncBuffer
+	probe := &servingProbe{w: &logs, path: filepath.Join(dir, AddrFile)}
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, Options{Dev: true, DevDir: dir, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
-			Now: func() time.Time { return fake }}, slog.New(slog.NewTextHandler(&logs, nil)))
+			Now: func() time.Time { return fake }}, slog.New(slog.NewTextHandler(probe, nil)))
 	}()
 	testtool.Eventually(t, time.Minute, func() bool { return inOrder(logs.messages(), []string{"pecetd serving"}) }, "pecetd does not serve:\n", &logs)
+	// Whoever waits for "pecetd serving" (or systemd's READY) reads the
+	// endpoints file at once: it must be there by then.
+	if !probe.had.Load() {
+		t.Fatal("the endpoints file was not written when pecetd said it serves")
+	}
 	b, err := os.ReadFile(filepath.Join(dir, AddrFile))
 	if err != nil {
 		t.Fatal(err)
@@ -147,3 +154,19 @@ func TestRunClock(t *testing.T) {
 
 // runClockChild marks the child process TestRunClock runs its daemon in.
 const runClockChild = "PECET_TEST_RUN_CLOCK_CHILD"
+
+// servingProbe passes log lines on and, at the "pecetd serving" line,
+// notes whether the file at path exists.
+type servingProbe struct {
+	w    io.Writer
+	path string
+	had  atomic.Bool
+}
+
+func (p *servingProbe) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte(`msg="pecetd serving"`)) {
+		_, err := os.Stat(p.path)
+		p.had.Store(err == nil)
+	}
+	return p.w.Write(b)
+}

@@ -293,12 +293,8 @@ func serve(ctx context.Context, d *instance) error {
 	defer stopBG()
 	d.rl.start(bg, srv, d.st)
 	srv.SetServing(true)
-	log.Info("pecetd serving", "grpc", ep.GRPC, "http", ep.HTTP, "dev", o.Dev, "version", version.Get().String())
-	// Under systemd (Type=notify) this is the moment the unit counts as
-	// started: the token is logged in and both listeners accept.
-	if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {
-		log.Warn("cannot notify systemd", "err", err)
-	}
+	// The pid and endpoints files first: whoever waits for "pecetd
+	// serving" or systemd's READY may read them at once.
 	ep.PID = os.Getpid()
 	if o.PIDFile != "" {
 		//nolint:gosec // a pid file is public by convention (pecetd reload and service managers read it)
@@ -312,6 +308,14 @@ func serve(ctx context.Context, d *instance) error {
 			log.Warn("cannot write endpoints file", "err", err)
 		}
 		defer os.Remove(filepath.Join(o.DevDir, AddrFile))
+	}
+	log.Info("pecetd serving", "grpc", ep.GRPC, "http", ep.HTTP, "dev", o.Dev, "version", version.Get().String())
+	// Under systemd (Type=notify) this is the moment the unit counts as
+	// started: the token is logged in and both listeners accept.
+	if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {
+		log.Warn("cannot notify systemd", "err", err)
+	}
+	if o.Dev {
 		banner(o.Out, o.DevDir, ep)
 	}
 
