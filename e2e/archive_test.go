@@ -1,11 +1,13 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -57,6 +59,24 @@ func TestDevArchive(t *testing.T) {
 	first := verify(0, doc)
 	if !strings.Contains(first, "VALID\n") {
 		t.Fatalf("verify after renewals: %s", first)
+	}
+	// Sealing the folder again would replace the renewed records with
+	// later proofs: refused, and the records are untouched; no temporary
+	// file of a renewal is left to be sealed as a document.
+	renewed, err := os.ReadFile(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr := d.mustRun(t, 2, "archive", "seal", docs); !strings.Contains(stderr, "exists") {
+		t.Fatalf("reseal: %s", stderr)
+	}
+	if again, _ := os.ReadFile(rec); !bytes.Equal(again, renewed) {
+		t.Fatal("a refused reseal changed a renewed record")
+	}
+	if ents, _ := os.ReadDir(docs); slices.ContainsFunc(ents, func(e os.DirEntry) bool {
+		return strings.HasSuffix(e.Name(), ".part") || strings.HasSuffix(e.Name(), ".tmp")
+	}) {
+		t.Fatalf("a renewal left a temporary file in %s", docs)
 	}
 	// pecet bench --op seal: batches of 1,000, items per second.
 	out, _ = d.mustRun(t, 0, "bench", "--op", "seal", "--batch", "1000", "--concurrency", "2", "--duration", "2s", "--warmup", "200ms", "--json")

@@ -319,8 +319,10 @@ func (s *Store) change(ctx context.Context, alias string, fn func(sh pkcs11.Sess
 				// An object this change read or had just made was destroyed
 				// under it: another replica's change of the same alias (the
 				// winner removes a loser's objects). That is a lost race, not
-				// a token failure (docs/security.md "Replicas changing one key");
-				// fn removed what it made.
+				// a token failure (docs/security.md "Replicas changing one key").
+				// fn removed the objects it made; a certificate chain
+				// ImportCertificate already replaced stays replaced (the
+				// same public key), and the retry writes it again.
 				return errLostRace
 			}
 			return err

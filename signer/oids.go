@@ -83,7 +83,8 @@ const (
 // Options.UnsignedAttributes hook is expected to add.
 const OIDSignatureTimeStampToken = "1.2.840.113549.1.9.16.2.14"
 
-// validOID reports whether s is a dotted object identifier oid() accepts:
+// validOID reports whether s is a dotted object identifier cms.OID.ASN1
+// (through derOIDOf) accepts:
 // at least two arcs, each decimal digits without a sign, the first 0-2.
 func validOID(s string) bool {
 	parts := strings.Split(s, ".")

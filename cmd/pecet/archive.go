@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -118,7 +119,9 @@ func documents(paths []string) ([]string, error) {
 		}
 		var files []string
 		for _, e := range ents {
-			if e.Type().IsRegular() && !strings.HasSuffix(e.Name(), recordExt) {
+			// Not a record, and not a record being written (createOutput's
+			// hidden .NAME.ers.*.part files).
+			if e.Type().IsRegular() && !strings.HasSuffix(e.Name(), recordExt) && !strings.HasSuffix(e.Name(), ".part") {
 				files = append(files, filepath.Join(p, e.Name()))
 			}
 		}
@@ -129,9 +132,10 @@ func documents(paths []string) ([]string, error) {
 }
 
 func runArchiveSeal(args []string) int {
-	fs, c := newFlags("archive seal", "archive seal [--out DIR] [--hash sha256|sha384|sha512] DIR|FILE...", "client")
+	fs, c := newFlags("archive seal", "archive seal [--out DIR] [--hash sha256|sha384|sha512] [--force] DIR|FILE...", "client")
 	out := fs.String("out", "", "write the records under this `DIR` (default: NAME.ers beside each document)")
 	hash := fs.String("hash", "sha256", "digest `algorithm`: sha256, sha384, sha512")
+	force := fs.Bool("force", false, "replace records that exist (their renewals and earlier proof of existence are lost)")
 	pos, code := parseWithArgs(fs, args)
 	if code >= 0 {
 		return code
@@ -159,6 +163,11 @@ func runArchiveSeal(args []string) int {
 		}
 		if other, dup := seen[dest[i]]; dup {
 			return usageErr(fs, "%s and %s would both write %s", other, d, dest[i])
+		}
+		// A record that exists may hold renewals and an earlier proof of
+		// existence: a new seal would replace them with a later one.
+		if _, err := os.Lstat(dest[i]); err == nil && !*force {
+			return usageErr(fs, "%s exists (a record's renewals and its earlier proof would be lost): renew it with pecet archive renew, or give --force", dest[i])
 		}
 		seen[dest[i]] = d
 	}
@@ -285,6 +294,10 @@ func runArchiveRenew(args []string) int {
 	// The records are read again when their renewals arrive: the client
 	// holds one request's worth at a time, as the server holds one hash a
 	// record.
+	var (
+		sentMu sync.Mutex
+		sent   = make([][32]byte, 0, len(recs))
+	)
 	sendErr := func() error {
 		for from := 0; from < len(recs); from += archivePart {
 			req := &pecetv1.RenewRequest{}
@@ -297,6 +310,9 @@ func runArchiveRenew(args []string) int {
 					return err
 				}
 				req.Records = append(req.Records, rec)
+				sentMu.Lock()
+				sent = append(sent, sha256.Sum256(rec))
+				sentMu.Unlock()
 				if mode == pecetv1.RenewRequest_HASH_TREE {
 					doc := filepath.Join(*docsDir, strings.TrimSuffix(filepath.Base(p), recordExt))
 					d, err := digestOfFile(h, doc)
@@ -335,7 +351,17 @@ func runArchiveRenew(args []string) int {
 			return fail("archive renew", fmt.Errorf("the server answered renewals out of order"))
 		}
 		for _, ats := range resp.GetArchiveTimeStamps() {
-			if err := appendRenewalFile(recs[n], ats, mode == pecetv1.RenewRequest_HASH_TREE); err != nil {
+			sentMu.Lock()
+			ok := n < len(sent)
+			var sum [32]byte
+			if ok {
+				sum = sent[n]
+			}
+			sentMu.Unlock()
+			if !ok {
+				return fail("archive renew", fmt.Errorf("the server answered a record not yet sent"))
+			}
+			if err := appendRenewalFile(recs[n], sum, ats, mode == pecetv1.RenewRequest_HASH_TREE); err != nil {
 				return fail("archive renew", err)
 			}
 			n++
@@ -355,20 +381,30 @@ func runArchiveRenew(args []string) int {
 
 // appendRenewalFile adds a renewal to the record in path, replacing the
 // file only when the new record is whole (written beside it, renamed).
-func appendRenewalFile(path string, ats []byte, hashTree bool) error {
+// sent is the SHA-256 of the record as it was sent: a file changed since
+// (another renew, a forced seal) is left alone, since the renewal covers
+// what was sent, not what is there now.
+func appendRenewalFile(path string, sent [32]byte, ats []byte, hashTree bool) error {
 	rec, err := readInput(path, ers.MaxRecordBytes)
 	if err != nil {
 		return err
+	}
+	if sha256.Sum256(rec) != sent {
+		return fmt.Errorf("%s changed while it was renewed: left as it is; renew it again", path)
 	}
 	renewed, err := ers.AppendRenewal(rec, ats, hashTree)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	tmp := path + ".tmp"
-	if err := writeOutput(tmp, renewed); err != nil {
+	o, err := createOutput(path, 0o644)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	if _, err := o.Write(renewed); err != nil {
+		o.abort()
+		return err
+	}
+	return o.commit()
 }
 
 func runArchiveVerify(args []string) int {

@@ -165,13 +165,20 @@ func positional(fs *flag.FlagSet, args []string) (string, []string) {
 	var rest []string
 	arg := ""
 	for _, a := range args {
-		if arg == "" && !strings.HasPrefix(a, "-") && (len(rest) == 0 || !needsValue(fs, rest[len(rest)-1])) {
+		if arg == "" && !strings.HasPrefix(a, "-") && (len(rest) == 0 || !isFlagTakingValue(fs, rest[len(rest)-1])) {
 			arg = a
 			continue
 		}
 		rest = append(rest, a)
 	}
 	return arg, rest
+}
+
+// isFlagTakingValue: whether prev is a flag (not a flag's value that
+// happens to spell a flag's name, as "ca" in --ca ca) taking the next
+// argument.
+func isFlagTakingValue(fs *flag.FlagSet, prev string) bool {
+	return strings.HasPrefix(prev, "-") && needsValue(fs, prev)
 }
 
 // needsValue: whether a flag argument like "--as" takes the next argument.

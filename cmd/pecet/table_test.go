@@ -190,3 +190,25 @@ func TestCompletionOfDispatcher(t *testing.T) {
 		}
 	}
 }
+
+// TestPositionalAfterFlagValue: the positional argument is found after a
+// flag's value even when that value spells a flag's name (--ca ca ID).
+func TestPositionalAfterFlagValue(t *testing.T) {
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.String("ca", "", "")
+	fs.Bool("json", false, "")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--ca", "ca", "ID"}, "ID"},
+		{[]string{"ID", "--ca", "ca"}, "ID"},
+		{[]string{"--ca", "file", "ID"}, "ID"},
+		{[]string{"--json", "ID"}, "ID"},
+		{[]string{"--ca=ca", "ID"}, "ID"},
+	} {
+		if got, _ := positional(fs, tt.args); got != tt.want {
+			t.Errorf("positional(%q) = %q, want %q", tt.args, got, tt.want)
+		}
+	}
+}
