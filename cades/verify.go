@@ -185,8 +185,9 @@ func imprint(r *rawSignedData, s *rawSigner, contentHash []byte, h crypto.Hash, 
 // augmentation"):
 //
 //  1. the archive time-stamps, latest first: each one's hash index must
-//     name only elements still present and its imprint must match (else
-//     INVALID); the latest is judged at the validation time, each earlier
+//     name only elements still present and its imprint must match, else
+//     INVALID when the token itself verifies VALID, and left aside
+//     (ARCHIVE_TIMESTAMP_UNUSED, the chain broken) when it does not; the latest is judged at the validation time, each earlier
 //     one at the genTime of the one that covers it; the unbroken run of
 //     VALID ones proves the signature, its time-stamps and the embedded
 //     material existed at the oldest one's genTime;
@@ -256,42 +257,57 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 			cur = hashIndexOf(r, s, a.index.Hash)
 			present[a.index.Hash] = cur
 		}
+		at := a.info.GenTime.UTC().Format(time.RFC3339)
+		// A mismatch is judged only after the token's own signature:
+		// unsigned attributes are not protected, so an archive time-stamp
+		// anyone could append (an untrusted TSA's) proves nothing either way.
+		var mismatch string
 		if what := a.index.missing(cur); what != "" {
-			integrity = append(integrity, fmt.Sprintf("archive time-stamp of %s covers a %s that is no longer in the signature: it was changed or removed",
-				a.info.GenTime.UTC().Format(time.RFC3339), what))
-			chain = false
-			continue
+			mismatch = fmt.Sprintf("archive time-stamp of %s covers a %s that is no longer in the signature: it was changed or removed", at, what)
 		}
-		if a.info.Hash != hashFromOID(hashOID(a.info.Hash)) {
+		if mismatch == "" && a.info.Hash != hashFromOID(hashOID(a.info.Hash)) {
 			// Only SHA-256, SHA-384, SHA-512 imprints (weak or unknown
 			// hashes prove nothing).
 			archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "an archive time-stamp's imprint uses " + a.info.Hash.String() + ", not SHA-256, SHA-384 or SHA-512"})
 			chain = false
 			continue
 		}
-		ch, ok := content.hash(a.info.Hash)
-		if !ok {
-			archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "an archive time-stamp cannot be checked without the content (or its digest with " + a.info.Hash.String() + ")"})
-			chain = false
-			continue
+		var want []byte
+		if mismatch == "" {
+			ch, ok := content.hash(a.info.Hash)
+			if !ok {
+				archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "an archive time-stamp cannot be checked without the content (or its digest with " + a.info.Hash.String() + ")"})
+				chain = false
+				continue
+			}
+			want = imprint(r, s, ch, a.info.Hash, a.raw)
+			if !bytes.Equal(want, a.info.Digest) {
+				mismatch = fmt.Sprintf("archive time-stamp of %s: its imprint does not match the signature it covers", at)
+			}
 		}
-		want := imprint(r, s, ch, a.info.Hash, a.raw)
-		if !bytes.Equal(want, a.info.Digest) {
-			integrity = append(integrity, fmt.Sprintf("archive time-stamp of %s: its imprint does not match the signature it covers", a.info.GenTime.UTC().Format(time.RFC3339)))
-			chain = false
-			continue
-		}
-		if !chain {
+		if !chain && mismatch == "" {
 			continue
 		}
 		areq := preq
 		if judgeAt != V {
 			areq.Now = judgeAt // proven by the newer archive time-stamp
 		}
-		_, tv, err := tsa.Verify(a.token, tsa.VerifyOptions{Validator: opts.Validator, Policy: areq, TSACertificates: tsaCerts,
-			Digest: want, DigestHash: a.info.Hash, At: judgeAt, Now: now})
+		vo := tsa.VerifyOptions{Validator: opts.Validator, Policy: areq, TSACertificates: tsaCerts, Digest: want, DigestHash: a.info.Hash, At: judgeAt, Now: now}
+		if mismatch != "" {
+			vo.Digest, vo.NoImprint = nil, true // is the token itself sound?
+		}
+		_, tv, err := tsa.Verify(a.token, vo)
+		if mismatch != "" {
+			chain = false
+			if err == nil && tv.Status == policy.Valid {
+				integrity = append(integrity, mismatch)
+			} else {
+				archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: mismatch + "; the archive time-stamp itself does not verify: not used as a proof of existence"})
+			}
+			continue
+		}
 		if err != nil {
-			integrity = append(integrity, "archive time-stamp: "+err.Error())
+			archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "archive time-stamp of " + at + ": " + err.Error() + ": not used as a proof of existence"})
 			chain = false
 			continue
 		}
@@ -302,7 +318,7 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 		archiveUsed = append(archiveUsed, tv.Used...)
 		if tv.Status != policy.Valid {
 			for _, x := range tv.Reasons {
-				archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "archive time-stamp of " + a.info.GenTime.UTC().Format(time.RFC3339) + ": " + string(x.Code) + ": " + x.Message})
+				archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "archive time-stamp of " + at + ": " + string(x.Code) + ": " + x.Message})
 			}
 			chain = false
 			continue
