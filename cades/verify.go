@@ -50,22 +50,27 @@ type archiveTS struct {
 type embedded struct {
 	certs []*x509.Certificate
 	crls  []*policy.CRL
-	has   bool // certificate-values and revocation-values present
-	bad   string
+	has   bool // certificate-values and revocation-values present and read
+	// bad: values that did not parse (malformed, beyond MaxCertValues or
+	// MaxRevocationValues), dropped: unsigned attributes are not
+	// protected, so anyone could append them; only a verified archive
+	// time-stamp whose hash index no longer matches makes it INVALID.
+	bad []string
 }
 
 func readEmbedded(sd *signer.SignedData, s *rawSigner) embedded {
 	var e embedded
 	cv, rv := s.find(oidCertValues), s.find(oidRevocationValues)
-	e.has = len(cv) > 0 && len(rv) > 0
 	var rawCerts, rawCRLs [][]byte
+	var goodCV, goodRV bool
 	for _, a := range cv {
 		for _, v := range a.values {
 			c, err := ParseCertValues(v)
 			if err != nil {
-				e.bad = err.Error()
+				e.bad = append(e.bad, err.Error())
 				continue
 			}
+			goodCV = true
 			rawCerts = append(rawCerts, c...)
 		}
 	}
@@ -73,12 +78,14 @@ func readEmbedded(sd *signer.SignedData, s *rawSigner) embedded {
 		for _, v := range a.values {
 			m, err := ParseRevocationValues(v)
 			if err != nil {
-				e.bad = err.Error()
+				e.bad = append(e.bad, err.Error())
 				continue
 			}
+			goodRV = true
 			rawCRLs = append(rawCRLs, m.CRLs...)
 		}
 	}
+	e.has = goodCV && goodRV
 	rawCRLs = append(rawCRLs, sd.CRLs...)
 	for _, c := range rawCerts {
 		// A certificate that does not parse builds no path; a change to it
@@ -231,9 +238,6 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 	tsaCerts := append(append(slices.Clip(opts.TSACertificates), emb.certs...), sd.Certificates...)
 
 	var integrity []string
-	if emb.bad != "" {
-		integrity = append(integrity, emb.bad)
-	}
 	atss, bad, err := readArchiveTimestamps(s)
 	if err != nil {
 		return Result{}, err
@@ -241,7 +245,11 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 	// An archive time-stamp pecet cannot read (no hash index, not a
 	// token) proves nothing and is left aside, as if stripped; it does not
 	// lower the verdict (a product may write a variant pecet does not know).
+	// Nor does embedded material that does not parse: it is dropped.
 	var archiveNotes []policy.Reason
+	for _, b := range emb.bad {
+		archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: b + ": dropped, not used as validation material"})
+	}
 	for _, b := range bad {
 		archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: b + ": not used as a proof of existence"})
 	}
