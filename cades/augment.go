@@ -168,6 +168,14 @@ func Augment(ctx context.Context, der []byte, o AugmentOptions) (AugmentResult, 
 	}
 
 	// LTA: archive-time-stamp-v3 with its ats-hash-index-v3 (5.5.2, 5.5.3).
+	// One more than Verify reads would lose the archive: refused first.
+	n := 0
+	for _, a := range s.find(oidArchiveTSv3) {
+		n += len(a.values)
+	}
+	if n >= MaxArchiveTimestamps {
+		return res, tooLarge("%d archive time-stamps, another would exceed %d", n, MaxArchiveTimestamps)
+	}
 	idx := hashIndexOf(r, s, h).encode()
 	tok, err := o.Stamp(ctx, imprint(r, s, ch, h, idx), h)
 	if err != nil {

@@ -22,9 +22,7 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = ParseCertValues(b)
 		_, _ = ParseRevocationValues(b)
-		if x, err := ParseHashIndex(b); err == nil && len(x.Certificates)+len(x.CRLs)+len(x.UnsignedAttrValues) > 3*MaxHashIndexEntries {
-			t.Fatal("hash index beyond its bound")
-		}
+		_, _ = ParseHashIndex(b)
 		if _, _, err := splitSignedData(b, signer.Limits{}); err == nil {
 			_, _ = Verify(b, VerifyOptions{VerifyOptions: signer.VerifyOptions{Validator: w.engine, At: time.Now()}})
 		}

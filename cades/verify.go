@@ -50,22 +50,27 @@ type archiveTS struct {
 type embedded struct {
 	certs []*x509.Certificate
 	crls  []*policy.CRL
-	has   bool // certificate-values and revocation-values present
-	bad   string
+	has   bool // certificate-values and revocation-values present and read
+	// bad: values that did not parse (malformed, beyond MaxCertValues or
+	// MaxRevocationValues), dropped: unsigned attributes are not
+	// protected, so anyone could append them; only a verified archive
+	// time-stamp whose hash index no longer matches makes it INVALID.
+	bad []string
 }
 
 func readEmbedded(sd *signer.SignedData, s *rawSigner) embedded {
 	var e embedded
 	cv, rv := s.find(oidCertValues), s.find(oidRevocationValues)
-	e.has = len(cv) > 0 && len(rv) > 0
 	var rawCerts, rawCRLs [][]byte
+	var goodCV, goodRV bool
 	for _, a := range cv {
 		for _, v := range a.values {
 			c, err := ParseCertValues(v)
 			if err != nil {
-				e.bad = err.Error()
+				e.bad = append(e.bad, err.Error())
 				continue
 			}
+			goodCV = true
 			rawCerts = append(rawCerts, c...)
 		}
 	}
@@ -73,12 +78,14 @@ func readEmbedded(sd *signer.SignedData, s *rawSigner) embedded {
 		for _, v := range a.values {
 			m, err := ParseRevocationValues(v)
 			if err != nil {
-				e.bad = err.Error()
+				e.bad = append(e.bad, err.Error())
 				continue
 			}
+			goodRV = true
 			rawCRLs = append(rawCRLs, m.CRLs...)
 		}
 	}
+	e.has = goodCV && goodRV
 	rawCRLs = append(rawCRLs, sd.CRLs...)
 	for _, c := range rawCerts {
 		// A certificate that does not parse builds no path; a change to it
@@ -185,8 +192,9 @@ func imprint(r *rawSignedData, s *rawSigner, contentHash []byte, h crypto.Hash, 
 // augmentation"):
 //
 //  1. the archive time-stamps, latest first: each one's hash index must
-//     name only elements still present and its imprint must match (else
-//     INVALID); the latest is judged at the validation time, each earlier
+//     name only elements still present and its imprint must match, else
+//     INVALID when the token itself verifies VALID, and left aside
+//     (ARCHIVE_TIMESTAMP_UNUSED, the chain broken) when it does not; the latest is judged at the validation time, each earlier
 //     one at the genTime of the one that covers it; the unbroken run of
 //     VALID ones proves the signature, its time-stamps and the embedded
 //     material existed at the oldest one's genTime;
@@ -230,9 +238,6 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 	tsaCerts := append(append(slices.Clip(opts.TSACertificates), emb.certs...), sd.Certificates...)
 
 	var integrity []string
-	if emb.bad != "" {
-		integrity = append(integrity, emb.bad)
-	}
 	atss, bad, err := readArchiveTimestamps(s)
 	if err != nil {
 		return Result{}, err
@@ -240,7 +245,11 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 	// An archive time-stamp pecet cannot read (no hash index, not a
 	// token) proves nothing and is left aside, as if stripped; it does not
 	// lower the verdict (a product may write a variant pecet does not know).
+	// Nor does embedded material that does not parse: it is dropped.
 	var archiveNotes []policy.Reason
+	for _, b := range emb.bad {
+		archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: b + ": dropped, not used as validation material"})
+	}
 	for _, b := range bad {
 		archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: b + ": not used as a proof of existence"})
 	}
@@ -256,42 +265,57 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 			cur = hashIndexOf(r, s, a.index.Hash)
 			present[a.index.Hash] = cur
 		}
+		at := a.info.GenTime.UTC().Format(time.RFC3339)
+		// A mismatch is judged only after the token's own signature:
+		// unsigned attributes are not protected, so an archive time-stamp
+		// anyone could append (an untrusted TSA's) proves nothing either way.
+		var mismatch string
 		if what := a.index.missing(cur); what != "" {
-			integrity = append(integrity, fmt.Sprintf("archive time-stamp of %s covers a %s that is no longer in the signature: it was changed or removed",
-				a.info.GenTime.UTC().Format(time.RFC3339), what))
-			chain = false
-			continue
+			mismatch = fmt.Sprintf("archive time-stamp of %s covers a %s that is no longer in the signature: it was changed or removed", at, what)
 		}
-		if a.info.Hash != hashFromOID(hashOID(a.info.Hash)) {
+		if mismatch == "" && a.info.Hash != hashFromOID(hashOID(a.info.Hash)) {
 			// Only SHA-256, SHA-384, SHA-512 imprints (weak or unknown
 			// hashes prove nothing).
 			archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "an archive time-stamp's imprint uses " + a.info.Hash.String() + ", not SHA-256, SHA-384 or SHA-512"})
 			chain = false
 			continue
 		}
-		ch, ok := content.hash(a.info.Hash)
-		if !ok {
-			archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "an archive time-stamp cannot be checked without the content (or its digest with " + a.info.Hash.String() + ")"})
-			chain = false
-			continue
+		var want []byte
+		if mismatch == "" {
+			ch, ok := content.hash(a.info.Hash)
+			if !ok {
+				archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "an archive time-stamp cannot be checked without the content (or its digest with " + a.info.Hash.String() + ")"})
+				chain = false
+				continue
+			}
+			want = imprint(r, s, ch, a.info.Hash, a.raw)
+			if !bytes.Equal(want, a.info.Digest) {
+				mismatch = fmt.Sprintf("archive time-stamp of %s: its imprint does not match the signature it covers", at)
+			}
 		}
-		want := imprint(r, s, ch, a.info.Hash, a.raw)
-		if !bytes.Equal(want, a.info.Digest) {
-			integrity = append(integrity, fmt.Sprintf("archive time-stamp of %s: its imprint does not match the signature it covers", a.info.GenTime.UTC().Format(time.RFC3339)))
-			chain = false
-			continue
-		}
-		if !chain {
+		if !chain && mismatch == "" {
 			continue
 		}
 		areq := preq
 		if judgeAt != V {
 			areq.Now = judgeAt // proven by the newer archive time-stamp
 		}
-		_, tv, err := tsa.Verify(a.token, tsa.VerifyOptions{Validator: opts.Validator, Policy: areq, TSACertificates: tsaCerts,
-			Digest: want, DigestHash: a.info.Hash, At: judgeAt, Now: now})
+		vo := tsa.VerifyOptions{Validator: opts.Validator, Policy: areq, TSACertificates: tsaCerts, Digest: want, DigestHash: a.info.Hash, At: judgeAt, Now: now}
+		if mismatch != "" {
+			vo.Digest, vo.NoImprint = nil, true // is the token itself sound?
+		}
+		_, tv, err := tsa.Verify(a.token, vo)
+		if mismatch != "" {
+			chain = false
+			if err == nil && tv.Status == policy.Valid {
+				integrity = append(integrity, mismatch)
+			} else {
+				archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: mismatch + "; the archive time-stamp itself does not verify: not used as a proof of existence"})
+			}
+			continue
+		}
 		if err != nil {
-			integrity = append(integrity, "archive time-stamp: "+err.Error())
+			archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "archive time-stamp of " + at + ": " + err.Error() + ": not used as a proof of existence"})
 			chain = false
 			continue
 		}
@@ -302,7 +326,7 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 		archiveUsed = append(archiveUsed, tv.Used...)
 		if tv.Status != policy.Valid {
 			for _, x := range tv.Reasons {
-				archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "archive time-stamp of " + a.info.GenTime.UTC().Format(time.RFC3339) + ": " + string(x.Code) + ": " + x.Message})
+				archiveNotes = append(archiveNotes, policy.Reason{Code: CodeArchiveTimestampUnused, Message: "archive time-stamp of " + at + ": " + string(x.Code) + ": " + x.Message})
 			}
 			chain = false
 			continue

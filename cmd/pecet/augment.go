@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"strings"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/pki"
 )
 
 // runAugment raises a CAdES signature to baseline T, LT or LTA with
@@ -62,14 +62,11 @@ func runAugment(args []string) int {
 		if err != nil {
 			return usageErr(fs, "--crl: %v", err)
 		}
-		if bytes.Contains(b, []byte("-----BEGIN")) {
-			blk, _ := pem.Decode(bytes.TrimSpace(b))
-			if blk == nil || blk.Type != "X509 CRL" {
-				return usageErr(fs, "--crl %s: no PEM \"X509 CRL\" block", f)
-			}
-			b = blk.Bytes
+		der, err := pki.DecodeOne(f, b, "X509 CRL")
+		if err != nil {
+			return usageErr(fs, "--crl %v", err)
 		}
-		req.Crls = append(req.Crls, b)
+		req.Crls = append(req.Crls, der)
 	}
 	cc, ctx, done, err := c.dial()
 	if err != nil {

@@ -31,7 +31,10 @@ func (ss *signService) Augment(ctx context.Context, req *pecetv1.AugmentRequest)
 	if !ok {
 		return nil, grpcerr.InvalidArgument("level is required: T, LT or LTA")
 	}
-	authority := ss.s.live(ctx).TSA
+	// One configuration for the whole call: a reload in between must not
+	// pair one configuration's TSA with another's validator.
+	lv := ss.s.live(ctx)
+	authority := lv.TSA
 	if authority == nil {
 		return nil, tsa.ErrNoTSA
 	}
@@ -39,8 +42,8 @@ func (ss *signService) Augment(ctx context.Context, req *pecetv1.AugmentRequest)
 	if err != nil {
 		return nil, err
 	}
-	vo := cades.VerifyOptions{TSACertificates: ss.s.tsaCertificates(ctx)}
-	vo.Validator, vo.Now, vo.Policy, vo.Limits = ss.s.live(ctx).Validator, ss.s.d.Now, preq, ss.s.d.CMSLimits
+	vo := cades.VerifyOptions{TSACertificates: tsaCertificates(ctx, lv)}
+	vo.Validator, vo.Now, vo.Policy, vo.Limits = lv.Validator, ss.s.d.Now, preq, ss.s.d.CMSLimits
 	switch d := req.GetDetached().(type) {
 	case *pecetv1.AugmentRequest_Content:
 		vo.Content = d.Content
@@ -75,9 +78,8 @@ func (ss *signService) Augment(ctx context.Context, req *pecetv1.AugmentRequest)
 
 // tsaCertificates are the configured TSA certificates and this TSA's own
 // chain: tokens without certificates are verifiable, never accepted
-// unverified.
-func (s *Server) tsaCertificates(ctx context.Context) []*x509.Certificate {
-	lv := s.live(ctx)
+// unverified. lv is the configuration the caller read once (Server.live).
+func tsaCertificates(ctx context.Context, lv *Live) []*x509.Certificate {
 	certs := lv.TSACertificates
 	if lv.TSA != nil {
 		if _, chain, err := lv.TSA.KeySource()(ctx); err == nil {

@@ -130,7 +130,8 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 	}
 	// The signer's chain and every time-stamp's share the call's budget
 	// (preq.Context).
-	opts := signer.VerifyOptions{Validator: ss.s.live(ctx).Validator, Now: ss.s.d.Now, Policy: preq, Limits: ss.s.d.CMSLimits}
+	lv := ss.s.live(ctx) // once: the validator and the TSA certificates of one configuration
+	opts := signer.VerifyOptions{Validator: lv.Validator, Now: ss.s.d.Now, Policy: preq, Limits: ss.s.d.CMSLimits}
 	switch d := req.GetDetached().(type) {
 	case *pecetv1.VerifyRequest_Content:
 		opts.Content = d.Content
@@ -150,7 +151,7 @@ func (ss *signService) Verify(ctx context.Context, req *pecetv1.VerifyRequest) (
 	// Signature and archive time-stamps are judged under the signature's
 	// policy and per-call anchors; the CAdES material embedded is used
 	// (docs/archive.md "CAdES augmentation").
-	r, err := cades.Verify(req.GetSignature(), cades.VerifyOptions{VerifyOptions: opts, TSACertificates: ss.s.tsaCertificates(ctx)})
+	r, err := cades.Verify(req.GetSignature(), cades.VerifyOptions{VerifyOptions: opts, TSACertificates: tsaCertificates(ctx, lv)})
 	if err != nil {
 		return nil, err
 	}
