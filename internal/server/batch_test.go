@@ -593,5 +593,24 @@ func TestSignDigestsStreamBackPressure(t *testing.T) {
 	if s := sent.Load(); s >= requests {
 		t.Errorf("all %d requests were sent: the server read them without answering", s)
 	}
+	// The client goes away: the handler returns and writes the stream's
+	// end line (a request read but never given a slot must not hold the
+	// sender, which would hang the handler for good).
 	cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := 0
+		for _, e := range auditEvents(t, f.auditFile) {
+			if e.Phase == audit.PhaseEnd && e.RPC == pecetv1.SignService_SignDigestsStream_FullMethodName {
+				n++
+			}
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no end line 10s after the client went away: the stream's handler never returned")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
