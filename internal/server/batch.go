@@ -7,8 +7,10 @@ import (
 	"crypto/rsa"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -65,6 +67,29 @@ func forEach(n int, sem chan struct{}, fn func(i int)) {
 		}()
 	}
 	wg.Wait()
+}
+
+// itemHook, when set (tests only), runs at the start of every batch
+// item's work, inside runItem.
+var itemHook func()
+
+// runItem runs fn, the work of one batch item, in the goroutine forEach
+// (or the stream's dispatcher) started for it: outside the handler's own
+// recover, so a panic is recovered here, logged as the server's panic
+// handler logs it (never the item's input), and the item alone fails
+// with Internal.
+func (s *Server) runItem(ctx context.Context, fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			method, _ := grpc.Method(ctx)
+			s.d.Log.Error("panic in batch item", "method", method, "panic", p, "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error; the server log has the details")
+		}
+	}()
+	if itemHook != nil {
+		itemHook()
+	}
+	return fn()
 }
 
 // itemStatus is an item's outcome as the API reports it: the status the
@@ -243,7 +268,12 @@ func newDigestJob(ctx context.Context, b *digestBatch, digests [][]byte, first i
 
 // signItem signs item i of a job into its result and its item line.
 func (ss *signService) signItem(ctx context.Context, b *digestBatch, j *digestJob, i int) {
-	sig, at, err := ss.signOne(ctx, b, j.digests[i])
+	var sig []byte
+	var at *timestamppb.Timestamp
+	err := ss.s.runItem(ctx, func() (err error) {
+		sig, at, err = ss.signOne(ctx, b, j.digests[i])
+		return err
+	})
 	if err != nil {
 		ss.s.logItemErr(ctx, err)
 	}
@@ -289,7 +319,11 @@ func (svc *timestampService) TimestampBatch(ctx context.Context, req *pecetv1.Ti
 	resp := &pecetv1.TimestampBatchResponse{Results: make([]*pecetv1.TimestampBatchResult, len(reqs)), Batch: rec.call}
 	items := make([]audit.Event, len(reqs))
 	forEach(len(reqs), make(chan struct{}, svc.s.workers()), func(i int) {
-		out, err := svc.stamp(ctx, authority, reqs[i])
+		var out *pecetv1.TimestampResponse
+		err := svc.s.runItem(ctx, func() (err error) {
+			out, err = svc.stamp(ctx, authority, reqs[i])
+			return err
+		})
 		if err != nil {
 			svc.s.logItemErr(ctx, err)
 		}
@@ -325,7 +359,11 @@ func (es *envelopeService) DecryptBatch(ctx context.Context, req *pecetv1.Decryp
 	resp := &pecetv1.DecryptBatchResponse{Results: make([]*pecetv1.DecryptBatchResult, len(msgs)), Batch: rec.call}
 	items := make([]audit.Event, len(msgs))
 	forEach(len(msgs), make(chan struct{}, es.s.workers()), func(i int) {
-		out, err := es.decryptOne(ctx, find, msgs[i])
+		var out *pecetv1.DecryptResponse
+		err := es.s.runItem(ctx, func() (err error) {
+			out, err = es.decryptOne(ctx, find, msgs[i])
+			return err
+		})
 		var alias string
 		var version int
 		if out != nil {

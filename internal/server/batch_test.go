@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -612,5 +613,93 @@ func TestSignDigestsStreamBackPressure(t *testing.T) {
 			t.Fatal("no end line 10s after the client went away: the stream's handler never returned")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// String is what was written so far.
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestBatchItemPanic: a panic in one item (run in a goroutine of its own,
+// outside the handler's recover) fails that item alone with Internal,
+// goes to the log as the server's panic handler logs it (never the
+// item's input), and leaves pecetd serving: for SignDigests and for
+// SignDigestsStream.
+func TestBatchItemPanic(t *testing.T) {
+	logs := &lockedBuffer{}
+	f := newFixtureOpts(t, fixtureOpts{tcp: true, deps: func(d *Deps) {
+		d.Log = slog.New(slog.NewTextHandler(logs, nil))
+	}})
+	var calls atomic.Int64
+	itemHook = func() {
+		if calls.Add(1) == 2 {
+			panic("item hook")
+		}
+	}
+	t.Cleanup(func() { itemHook = nil })
+	sc := pecetv1.NewSignServiceClient(f.dial(t, "client"))
+	ctx := ctxT(t)
+	_, sums := batchFiles(t, 3)
+	check := func(results []*pecetv1.SignDigestResult) {
+		t.Helper()
+		failed := 0
+		for i, r := range results {
+			switch codes.Code(r.GetStatus().GetCode()) {
+			case codes.OK:
+				if len(r.GetSignature()) == 0 {
+					t.Errorf("item %d: OK without a signature", i+1)
+				}
+			case codes.Internal:
+				failed++
+				if len(r.GetSignature()) != 0 {
+					t.Errorf("item %d: Internal with a signature", i+1)
+				}
+			default:
+				t.Errorf("item %d: status %v", i+1, r.GetStatus())
+			}
+		}
+		if failed != 1 {
+			t.Errorf("%d items Internal, want the one that panicked", failed)
+		}
+	}
+	resp, err := sc.SignDigests(ctx, &pecetv1.SignDigestsRequest{Key: "client-sign", Digests: sums, Raw: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(resp.GetResults())
+
+	calls.Store(0)
+	st, err := sc.SignDigestsStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&pecetv1.SignDigestsRequest{Key: "client-sign", Digests: sums, Raw: true}); err != nil {
+		t.Fatal(err)
+	}
+	sresp, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(sresp.GetResults())
+	if err := st.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := st.Recv(); err != nil {
+			break
+		}
+	}
+
+	out := logs.String()
+	if n := strings.Count(out, "panic in batch item"); n != 2 {
+		t.Errorf("%d panic lines in the log, want 2:\n%s", n, out)
+	}
+	for _, d := range sums {
+		if strings.Contains(out, fmt.Sprintf("%x", d)) {
+			t.Errorf("the log has an item's input:\n%s", out)
+		}
 	}
 }
