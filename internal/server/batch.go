@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -193,11 +191,6 @@ func checkDigestCount(req *pecetv1.SignDigestsRequest) error {
 	return nil
 }
 
-// errOwnSignature: a raw signature that does not verify with the key's
-// certificate never leaves (the RSA-CRT fault countermeasure of
-// signer.Options.RSACheck, applied to every raw signature).
-var errOwnSignature = errors.New("server: the key's signature does not verify with its certificate")
-
 // signOne signs one digest of a batch.
 func (ss *signService) signOne(ctx context.Context, b *digestBatch, digest []byte) ([]byte, *timestamppb.Timestamp, error) {
 	if len(digest) != b.hash.Size() {
@@ -208,15 +201,10 @@ func (ss *signService) signOne(ctx context.Context, b *digestBatch, digest []byt
 		if err != nil {
 			return nil, nil, err
 		}
-		ok := false
-		switch pub := b.v.Public.(type) {
-		case *rsa.PublicKey:
-			ok = rsa.VerifyPKCS1v15(pub, b.hash, digest, sig) == nil
-		case *ecdsa.PublicKey:
-			ok = ecdsa.VerifyASN1(pub, digest, sig)
-		}
-		if !ok {
-			return nil, nil, errOwnSignature
+		// A raw signature that does not verify with the key's certificate
+		// never leaves (signer.Options.RSACheck, for every raw signature).
+		if err := signer.CheckOwnSignature(b.v.Public, b.hash, digest, sig); err != nil {
+			return nil, nil, err
 		}
 		return sig, nil, nil
 	}
