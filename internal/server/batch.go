@@ -101,11 +101,11 @@ func itemStatus(err error) *pecetv1.ItemStatus {
 }
 
 // itemLine is the audit line of one item (audit.PhaseItem): the fields
-// of a single call's lines, with the batch call's id and the item's
-// position from 1.
-func itemLine(ctx context.Context, rec *callRecord, n int, alias string, version int, input []byte, err error) audit.Event {
-	caller := authz.CallerFrom(ctx)
-	ev := audit.Event{Phase: audit.PhaseItem, Call: callID(), Caller: identityOf(caller), Role: rolesOf(caller), RPC: rec.rpc,
+// of a single call's lines, with the batch call's id (in call and batch)
+// and the item's position from 1. The caller and roles are the call's,
+// settled once in its record.
+func itemLine(rec *callRecord, n int, alias string, version int, input []byte, err error) audit.Event {
+	ev := audit.Event{Phase: audit.PhaseItem, Call: rec.call, Caller: rec.caller, Role: rec.role, RPC: rec.rpc,
 		Key: auditAlias(alias), Version: version, InputSHA256: audit.InputHash(input), Outcome: audit.OutcomeOK, Batch: rec.call, Item: n}
 	if err != nil {
 		code := status.Code(grpcerr.Status(err))
@@ -266,7 +266,7 @@ func (ss *signService) signItem(ctx context.Context, b *digestBatch, j *digestJo
 		ss.s.logItemErr(ctx, err)
 	}
 	j.resp.Results[i] = &pecetv1.SignDigestResult{Status: itemStatus(err), Signature: sig, TimestampTime: at}
-	j.items[i] = itemLine(ctx, recordOf(ctx), j.first+i+1, b.v.Alias, b.v.Version, j.digests[i], err)
+	j.items[i] = itemLine(recordOf(ctx), j.first+i+1, b.v.Alias, b.v.Version, j.digests[i], err)
 }
 
 // logItemErr logs an item's failure that is no status of its own (its
@@ -316,7 +316,7 @@ func (svc *timestampService) TimestampBatch(ctx context.Context, req *pecetv1.Ti
 			svc.s.logItemErr(ctx, err)
 		}
 		resp.Results[i] = &pecetv1.TimestampBatchResult{Status: itemStatus(err), Response: out}
-		items[i] = itemLine(ctx, rec, i+1, "", 0, reqs[i].GetDigest(), err)
+		items[i] = itemLine(rec, i+1, "", 0, reqs[i].GetDigest(), err)
 	})
 	rec.addItems(items)
 	return resp, nil
@@ -366,7 +366,7 @@ func (es *envelopeService) DecryptBatch(ctx context.Context, req *pecetv1.Decryp
 			es.s.logItemErr(ctx, err)
 		}
 		resp.Results[i] = &pecetv1.DecryptBatchResult{Status: itemStatus(err), Response: out}
-		items[i] = itemLine(ctx, rec, i+1, alias, version, msgs[i], err)
+		items[i] = itemLine(rec, i+1, alias, version, msgs[i], err)
 	})
 	rec.addItems(items)
 	return resp, nil

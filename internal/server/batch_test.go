@@ -128,7 +128,7 @@ func TestSignDigests(t *testing.T) {
 				}
 				l := lines[i]
 				if l.Item != i+1 || l.InputSHA256 != audit.InputHash(tt.digests[i]) || l.Key != "client-sign" || l.Version != 1 ||
-					l.Caller != "client" || l.RPC != pecetv1.SignService_SignDigests_FullMethodName {
+					l.Caller != "client" || l.Role != "client" || l.Call != resp.GetBatch() || l.RPC != pecetv1.SignService_SignDigests_FullMethodName {
 					t.Fatalf("item line %d: %+v", i, l)
 				}
 				if tt.wantCodes[i] != codes.OK {
