@@ -143,7 +143,7 @@ func sign(r signRequest) ([]byte, error) {
 		check = r.opts.ECDSACheck
 	}
 	if check.take() {
-		if err := checkOwnSignature(leaf.PublicKey, r.hash, attrsDigest, sig); err != nil {
+		if err := CheckOwnSignature(leaf.PublicKey, r.hash, attrsDigest, sig); err != nil {
 			return nil, err
 		}
 	}
@@ -269,8 +269,11 @@ func (s *Sampler) take() bool {
 	return (s.n.Add(1)-1)%s.Every == 0
 }
 
-// checkOwnSignature verifies a signature just made.
-func checkOwnSignature(pub crypto.PublicKey, h crypto.Hash, digest, sig []byte) error {
+// CheckOwnSignature verifies a signature just made over digest (PKCS #1
+// v1.5 for RSA, ASN.1 for ECDSA) with the certificate's key pub: one that
+// does not verify never leaves (the RSA-CRT fault countermeasure of
+// Options.RSACheck; the server applies it to every raw batch signature).
+func CheckOwnSignature(pub crypto.PublicKey, h crypto.Hash, digest, sig []byte) error {
 	ok := false
 	switch pub := pub.(type) {
 	case *rsa.PublicKey:

@@ -234,7 +234,7 @@ func runBench(args []string) int {
 	baseline := fs.Bool("baseline", false, "also measure the raw token rate of the same key with direct PKCS#11 (runs pecetd bench-token, beside pecet or on PATH; needs the token: dev folder or --config; at --concurrency callers, for batch ops at the items' parallelism in pecetd) and the no-op rate over the same connections, and print the ratios to the raw rate and to the ceiling 1/(1/raw + 1/noop)")
 	cfgPath := fs.String("config", "", "pecetd config `file` for --baseline (default: the dev folder's pecet.yaml)")
 	rate := fs.Float64("rate", 0, "open loop: start this many calls per `second` whatever the answers take, on at most --concurrency at once (0: closed loop, each caller back to back)")
-	batchN := fs.Int("batch", 0, "items per call of sign-digests and timestamp-batch (1 to 1000, default 64; their ops count items) and of seal (document digests, 1 to 100,000, default 1,000; items/s = ops/s × batch)")
+	batchN := fs.Int("batch", 0, "items per call of sign-digests and timestamp-batch (1 to 1000, default 64; their ops count items) and of seal (document digests, 1 to 100,000, default 1,000; items/s = ops/s × batch); other ops refuse it")
 	recordPath := fs.String("record", "", "write every call (operation, audit input_sha256, start, end, gRPC code, wrong answer) to `file` as JSON lines")
 	if code := parse(fs, args); code >= 0 {
 		return code
@@ -258,6 +258,9 @@ func runBench(args []string) int {
 	}
 	if *baseline && bo.purpose == "" {
 		return usageErr(fs, "--baseline: %s has no token operation to compare with", *op)
+	}
+	if *batchN != 0 && !bo.batch && *op != "seal" {
+		return usageErr(fs, "--batch: %s takes no batch (only sign-digests, timestamp-batch and seal do)", *op)
 	}
 	switch {
 	case *batchN == 0 && *op == "seal":

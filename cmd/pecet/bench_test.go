@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -50,5 +51,20 @@ func TestBaselineCeiling(t *testing.T) {
 				t.Errorf("ceiling %v not below raw %v and no-op %v", r["ceiling_ops_per_s"], tc.raw, tc.noop)
 			}
 		})
+	}
+}
+
+// TestBenchBatchUsage: --batch with an op that takes no batch (neither a
+// batch op nor seal) is a usage error, not silently ignored.
+func TestBenchBatchUsage(t *testing.T) {
+	for _, op := range []string{"sign", "decrypt", "timestamp"} {
+		var code int
+		out := capture(func() { code = runBench([]string{"--op", op, "--batch", "8", "--duration", "1ms"}) })
+		if code != exitUsage {
+			t.Errorf("--op %s --batch 8: exit %d, want %d (usage)\n%s", op, code, exitUsage, out)
+		}
+		if !strings.Contains(out, "--batch") {
+			t.Errorf("--op %s --batch 8: message %q does not name --batch", op, out)
+		}
 	}
 }

@@ -2,8 +2,8 @@ package audit
 
 // Batch calls (SignDigests, TimestampBatch, DecryptBatch and the stream
 // SignDigestsStream) write one begin line for the call, one item line per
-// item (PhaseItem: the fields of a single call's lines, plus the call's id
-// in Batch and the item's position in Item), and one end line. The item
+// item (PhaseItem: the fields of a single call's lines, the call's id in
+// Call as in Batch, and the item's position in Item), and one end line. The item
 // lines cost no fsync of their own: one fsync per batch makes all of them
 // durable (docs/security.md "Batch calls", docs/performance.md "Batch
 // calls").

@@ -74,11 +74,13 @@ type callRecord struct {
 	version int
 	request string // dual-control request id
 	pending bool   // the call only made a request
-	// A batch call's id and RPC, and its item lines, written before its
-	// end line with one fsync (batch.go).
-	call, rpc string
-	items     []audit.Event
-	archive   string // an archive batch: its root and count
+	// A batch call's id, RPC, caller and roles (as its begin line has
+	// them, settled once for all its item lines), and its item lines,
+	// written before its end line with one fsync (batch.go).
+	call, rpc    string
+	caller, role string
+	items        []audit.Event
+	archive      string // an archive batch: its root and count
 }
 
 type recordKey struct{}
@@ -180,7 +182,7 @@ func (s *Server) audited(ctx context.Context, req any, method string, caller *au
 	info.Key = auditAlias(info.Key)
 	ev := audit.Event{Phase: audit.PhaseBegin, Call: callID(), Caller: caller.Identity, Role: rolesOf(caller), RPC: method,
 		Key: info.Key, Version: info.Version, InputSHA256: inputHash(info.Input), Lifecycle: spec.DurableEnd}
-	rec := &callRecord{key: info.Key, version: info.Version, call: ev.Call, rpc: method}
+	rec := &callRecord{key: info.Key, version: info.Version, call: ev.Call, rpc: method, caller: ev.Caller, role: ev.Role}
 	lifecycle := spec.DurableEnd
 	var begun *audit.Begun
 	var err error
@@ -329,7 +331,7 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 func (s *Server) auditedStream(cs *callerStream, method string, caller *authz.Caller, spec *rpctable.Audit, handler grpc.StreamHandler, srv any) error {
 	as := &auditStream{callerStream: cs, s: s, spec: spec, h: sha256.New(),
 		ev: audit.Event{Phase: audit.PhaseBegin, Call: callID(), Caller: caller.Identity, Role: rolesOf(caller), RPC: method}}
-	as.rec = &callRecord{call: as.ev.Call, rpc: method}
+	as.rec = &callRecord{call: as.ev.Call, rpc: method, caller: as.ev.Caller, role: as.ev.Role}
 	cs.ctx = context.WithValue(cs.ctx, recordKey{}, as.rec)
 	err := s.safeStream(as, method, handler, srv)
 	if !as.began {

@@ -3,12 +3,12 @@ package server
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/rsa"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -67,6 +67,29 @@ func forEach(n int, sem chan struct{}, fn func(i int)) {
 	wg.Wait()
 }
 
+// itemHook, when set (tests only), runs at the start of every batch
+// item's work, inside runItem.
+var itemHook func()
+
+// runItem runs fn, the work of one batch item, in the goroutine forEach
+// (or the stream's dispatcher) started for it: outside the handler's own
+// recover, so a panic is recovered here, logged as the server's panic
+// handler logs it (never the item's input), and the item alone fails
+// with Internal.
+func (s *Server) runItem(ctx context.Context, fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			method, _ := grpc.Method(ctx)
+			s.d.Log.Error("panic in batch item", "method", method, "panic", p, "stack", string(debug.Stack()))
+			err = status.Error(codes.Internal, "internal error; the server log has the details")
+		}
+	}()
+	if itemHook != nil {
+		itemHook()
+	}
+	return fn()
+}
+
 // itemStatus is an item's outcome as the API reports it: the status the
 // single call would have returned (grpcerr maps the error).
 func itemStatus(err error) *pecetv1.ItemStatus {
@@ -78,11 +101,11 @@ func itemStatus(err error) *pecetv1.ItemStatus {
 }
 
 // itemLine is the audit line of one item (audit.PhaseItem): the fields
-// of a single call's lines, with the batch call's id and the item's
-// position from 1.
-func itemLine(ctx context.Context, rec *callRecord, n int, alias string, version int, input []byte, err error) audit.Event {
-	caller := authz.CallerFrom(ctx)
-	ev := audit.Event{Phase: audit.PhaseItem, Call: callID(), Caller: identityOf(caller), Role: rolesOf(caller), RPC: rec.rpc,
+// of a single call's lines, with the batch call's id (in call and batch)
+// and the item's position from 1. The caller and roles are the call's,
+// settled once in its record.
+func itemLine(rec *callRecord, n int, alias string, version int, input []byte, err error) audit.Event {
+	ev := audit.Event{Phase: audit.PhaseItem, Call: rec.call, Caller: rec.caller, Role: rec.role, RPC: rec.rpc,
 		Key: auditAlias(alias), Version: version, InputSHA256: audit.InputHash(input), Outcome: audit.OutcomeOK, Batch: rec.call, Item: n}
 	if err != nil {
 		code := status.Code(grpcerr.Status(err))
@@ -168,11 +191,6 @@ func checkDigestCount(req *pecetv1.SignDigestsRequest) error {
 	return nil
 }
 
-// errOwnSignature: a raw signature that does not verify with the key's
-// certificate never leaves (the RSA-CRT fault countermeasure of
-// signer.Options.RSACheck, applied to every raw signature).
-var errOwnSignature = errors.New("server: the key's signature does not verify with its certificate")
-
 // signOne signs one digest of a batch.
 func (ss *signService) signOne(ctx context.Context, b *digestBatch, digest []byte) ([]byte, *timestamppb.Timestamp, error) {
 	if len(digest) != b.hash.Size() {
@@ -183,15 +201,10 @@ func (ss *signService) signOne(ctx context.Context, b *digestBatch, digest []byt
 		if err != nil {
 			return nil, nil, err
 		}
-		ok := false
-		switch pub := b.v.Public.(type) {
-		case *rsa.PublicKey:
-			ok = rsa.VerifyPKCS1v15(pub, b.hash, digest, sig) == nil
-		case *ecdsa.PublicKey:
-			ok = ecdsa.VerifyASN1(pub, digest, sig)
-		}
-		if !ok {
-			return nil, nil, errOwnSignature
+		// A raw signature that does not verify with the key's certificate
+		// never leaves (signer.Options.RSACheck, for every raw signature).
+		if err := signer.CheckOwnSignature(b.v.Public, b.hash, digest, sig); err != nil {
+			return nil, nil, err
 		}
 		return sig, nil, nil
 	}
@@ -243,12 +256,17 @@ func newDigestJob(ctx context.Context, b *digestBatch, digests [][]byte, first i
 
 // signItem signs item i of a job into its result and its item line.
 func (ss *signService) signItem(ctx context.Context, b *digestBatch, j *digestJob, i int) {
-	sig, at, err := ss.signOne(ctx, b, j.digests[i])
+	var sig []byte
+	var at *timestamppb.Timestamp
+	err := ss.s.runItem(ctx, func() (err error) {
+		sig, at, err = ss.signOne(ctx, b, j.digests[i])
+		return err
+	})
 	if err != nil {
 		ss.s.logItemErr(ctx, err)
 	}
 	j.resp.Results[i] = &pecetv1.SignDigestResult{Status: itemStatus(err), Signature: sig, TimestampTime: at}
-	j.items[i] = itemLine(ctx, recordOf(ctx), j.first+i+1, b.v.Alias, b.v.Version, j.digests[i], err)
+	j.items[i] = itemLine(recordOf(ctx), j.first+i+1, b.v.Alias, b.v.Version, j.digests[i], err)
 }
 
 // logItemErr logs an item's failure that is no status of its own (its
@@ -289,12 +307,16 @@ func (svc *timestampService) TimestampBatch(ctx context.Context, req *pecetv1.Ti
 	resp := &pecetv1.TimestampBatchResponse{Results: make([]*pecetv1.TimestampBatchResult, len(reqs)), Batch: rec.call}
 	items := make([]audit.Event, len(reqs))
 	forEach(len(reqs), make(chan struct{}, svc.s.workers()), func(i int) {
-		out, err := svc.stamp(ctx, authority, reqs[i])
+		var out *pecetv1.TimestampResponse
+		err := svc.s.runItem(ctx, func() (err error) {
+			out, err = svc.stamp(ctx, authority, reqs[i])
+			return err
+		})
 		if err != nil {
 			svc.s.logItemErr(ctx, err)
 		}
 		resp.Results[i] = &pecetv1.TimestampBatchResult{Status: itemStatus(err), Response: out}
-		items[i] = itemLine(ctx, rec, i+1, "", 0, reqs[i].GetDigest(), err)
+		items[i] = itemLine(rec, i+1, "", 0, reqs[i].GetDigest(), err)
 	})
 	rec.addItems(items)
 	return resp, nil
@@ -325,7 +347,11 @@ func (es *envelopeService) DecryptBatch(ctx context.Context, req *pecetv1.Decryp
 	resp := &pecetv1.DecryptBatchResponse{Results: make([]*pecetv1.DecryptBatchResult, len(msgs)), Batch: rec.call}
 	items := make([]audit.Event, len(msgs))
 	forEach(len(msgs), make(chan struct{}, es.s.workers()), func(i int) {
-		out, err := es.decryptOne(ctx, find, msgs[i])
+		var out *pecetv1.DecryptResponse
+		err := es.s.runItem(ctx, func() (err error) {
+			out, err = es.decryptOne(ctx, find, msgs[i])
+			return err
+		})
 		var alias string
 		var version int
 		if out != nil {
@@ -340,7 +366,7 @@ func (es *envelopeService) DecryptBatch(ctx context.Context, req *pecetv1.Decryp
 			es.s.logItemErr(ctx, err)
 		}
 		resp.Results[i] = &pecetv1.DecryptBatchResult{Status: itemStatus(err), Response: out}
-		items[i] = itemLine(ctx, rec, i+1, alias, version, msgs[i], err)
+		items[i] = itemLine(rec, i+1, alias, version, msgs[i], err)
 	})
 	rec.addItems(items)
 	return resp, nil

@@ -85,7 +85,13 @@ func (ss *signService) SignDigestsStream(st pecetv1.SignService_SignDigestsStrea
 					close(failed)
 				}
 			}
-			<-slots
+			// Once stopped, no slot is freed: the reader no longer waits
+			// for one, and the job it queued last may never have taken
+			// one (it saw failed instead), so a <-slots for it would
+			// block the sender, and finish, for good.
+			if !stopped {
+				<-slots
+			}
 		}
 	}()
 	finish := func(err error) error {

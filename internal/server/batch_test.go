@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,7 +128,7 @@ func TestSignDigests(t *testing.T) {
 				}
 				l := lines[i]
 				if l.Item != i+1 || l.InputSHA256 != audit.InputHash(tt.digests[i]) || l.Key != "client-sign" || l.Version != 1 ||
-					l.Caller != "client" || l.RPC != pecetv1.SignService_SignDigests_FullMethodName {
+					l.Caller != "client" || l.Role != "client" || l.Call != resp.GetBatch() || l.RPC != pecetv1.SignService_SignDigests_FullMethodName {
 					t.Fatalf("item line %d: %+v", i, l)
 				}
 				if tt.wantCodes[i] != codes.OK {
@@ -593,5 +594,112 @@ func TestSignDigestsStreamBackPressure(t *testing.T) {
 	if s := sent.Load(); s >= requests {
 		t.Errorf("all %d requests were sent: the server read them without answering", s)
 	}
+	// The client goes away: the handler returns and writes the stream's
+	// end line (a request read but never given a slot must not hold the
+	// sender, which would hang the handler for good).
 	cancel()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := 0
+		for _, e := range auditEvents(t, f.auditFile) {
+			if e.Phase == audit.PhaseEnd && e.RPC == pecetv1.SignService_SignDigestsStream_FullMethodName {
+				n++
+			}
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no end line 10s after the client went away: the stream's handler never returned")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// String is what was written so far.
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestBatchItemPanic: a panic in one item (run in a goroutine of its own,
+// outside the handler's recover) fails that item alone with Internal,
+// goes to the log as the server's panic handler logs it (never the
+// item's input), and leaves pecetd serving: for SignDigests and for
+// SignDigestsStream.
+func TestBatchItemPanic(t *testing.T) {
+	logs := &lockedBuffer{}
+	f := newFixtureOpts(t, fixtureOpts{tcp: true, deps: func(d *Deps) {
+		d.Log = slog.New(slog.NewTextHandler(logs, nil))
+	}})
+	var calls atomic.Int64
+	itemHook = func() {
+		if calls.Add(1) == 2 {
+			panic("item hook")
+		}
+	}
+	t.Cleanup(func() { itemHook = nil })
+	sc := pecetv1.NewSignServiceClient(f.dial(t, "client"))
+	ctx := ctxT(t)
+	_, sums := batchFiles(t, 3)
+	check := func(results []*pecetv1.SignDigestResult) {
+		t.Helper()
+		failed := 0
+		for i, r := range results {
+			switch codes.Code(r.GetStatus().GetCode()) {
+			case codes.OK:
+				if len(r.GetSignature()) == 0 {
+					t.Errorf("item %d: OK without a signature", i+1)
+				}
+			case codes.Internal:
+				failed++
+				if len(r.GetSignature()) != 0 {
+					t.Errorf("item %d: Internal with a signature", i+1)
+				}
+			default:
+				t.Errorf("item %d: status %v", i+1, r.GetStatus())
+			}
+		}
+		if failed != 1 {
+			t.Errorf("%d items Internal, want the one that panicked", failed)
+		}
+	}
+	resp, err := sc.SignDigests(ctx, &pecetv1.SignDigestsRequest{Key: "client-sign", Digests: sums, Raw: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(resp.GetResults())
+
+	calls.Store(0)
+	st, err := sc.SignDigestsStream(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&pecetv1.SignDigestsRequest{Key: "client-sign", Digests: sums, Raw: true}); err != nil {
+		t.Fatal(err)
+	}
+	sresp, err := st.Recv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(sresp.GetResults())
+	if err := st.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := st.Recv(); err != nil {
+			break
+		}
+	}
+
+	out := logs.String()
+	if n := strings.Count(out, "panic in batch item"); n != 2 {
+		t.Errorf("%d panic lines in the log, want 2:\n%s", n, out)
+	}
+	for _, d := range sums {
+		if strings.Contains(out, fmt.Sprintf("%x", d)) {
+			t.Errorf("the log has an item's input:\n%s", out)
+		}
+	}
 }
