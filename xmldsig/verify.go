@@ -109,7 +109,13 @@ func VerifyEnveloped(root *Node, signers []*x509.Certificate) error {
 			return fmt.Errorf("%w: digest value", ErrSignature)
 		}
 		hh := dh.New()
-		hh.Write(Canonicalize(target, skip))
+		if uri == "" {
+			// URI="": the whole document, with the PIs around the
+			// document element.
+			hh.Write(CanonicalizeDocument(root, skip))
+		} else {
+			hh.Write(Canonicalize(target, skip))
+		}
 		if subtle.ConstantTimeCompare(hh.Sum(nil), want) != 1 {
 			return fmt.Errorf("%w: the digest of reference %q does not match (the document was changed)", ErrSignature, uri)
 		}
@@ -224,7 +230,7 @@ func ResignEnveloped(data []byte, key *rsa.PrivateKey) ([]byte, error) {
 	if sig == nil {
 		return nil, fmt.Errorf("%w: no enveloped signature to replace", ErrSignature)
 	}
-	d := sha256.Sum256(Canonicalize(root, sig))
+	d := sha256.Sum256(CanonicalizeDocument(root, sig))
 	loc := reDigest.FindSubmatchIndex(data)
 	if loc == nil {
 		return nil, fmt.Errorf("%w: no reference to the whole document", ErrSignature)

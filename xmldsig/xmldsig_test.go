@@ -33,6 +33,11 @@ func TestParseRefused(t *testing.T) {
 	flat := func(n int) []byte {
 		return []byte("<r>" + strings.Repeat("<a/>", n-1) + "</r>")
 	}
+	// misc has n PIs and comments, half of them around the document element.
+	misc := func(n int) []byte {
+		return []byte(strings.Repeat("<?p?>", n/4) + strings.Repeat("<!---->", n/4) + "<r>" +
+			strings.Repeat("<?p?>", n/4) + strings.Repeat("<!---->", n-3*(n/4)) + "</r>")
+	}
 	tests := []struct {
 		name string
 		data []byte
@@ -43,6 +48,9 @@ func TestParseRefused(t *testing.T) {
 		{"100000 deep", nest(100000), ErrMalformedXML},
 		{"at the element bound", flat(MaxElements), nil},
 		{"one element more", flat(MaxElements + 1), ErrMalformedXML},
+		{"at the PI and comment bound", misc(MaxPIsAndComments), nil},
+		{"one PI or comment more", misc(MaxPIsAndComments + 1), ErrMalformedXML},
+		{"the XML declaration is not counted", append([]byte(`<?xml version="1.0"?>`), misc(MaxPIsAndComments)...), nil},
 		{"DOCTYPE with entities", []byte(`<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]><a>&lol2;</a>`), ErrMalformedXML},
 		{"bare DOCTYPE", []byte(`<!DOCTYPE a><a/>`), ErrMalformedXML},
 		{"mismatched end tag", []byte(`<a><b></a></b>`), ErrMalformedXML},
@@ -196,7 +204,7 @@ func signECDSA(t *testing.T, doc string, key *ecdsa.PrivateKey) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := sha256.Sum256(Canonicalize(root, root.Child(NSDSig, "Signature")))
+	d := sha256.Sum256(CanonicalizeDocument(root, root.Child(NSDSig, "Signature")))
 	out := []byte(strings.Replace(doc, "<ds:DigestValue></ds:DigestValue>", "<ds:DigestValue>"+base64.StdEncoding.EncodeToString(d[:])+"</ds:DigestValue>", 1))
 	if root, err = Parse(out); err != nil {
 		t.Fatal(err)
