@@ -11,15 +11,49 @@
 // the algorithms of RFC 6931: RSA PKCS#1 v1.5 and ECDSA (r || s, RFC 4050)
 // with SHA-256/384/512; SHA-1 is refused.
 //
-// Bounds, each checked before the work it limits: a document nested deeper
-// than MaxDepth or with more than MaxElements elements is refused while it
-// is parsed; a DOCTYPE or any other directive is refused (no entities, so
-// no entity expansion); a SignedInfo has at most MaxReferences references,
-// only same-document ones (the whole document, or "#id"), and only the
-// enveloped-signature and exclusive C14N transforms. The caller bounds the
-// document's size (policy.MaxTrustedListBytes).
+// Canonicalization covers every node of the XPath data model: elements
+// with the namespace declarations they visibly utilize (xmlns="" where the
+// output had a default namespace), attributes, character data (CDATA
+// sections and character references as their characters), processing
+// instructions and comments. A reference to the whole document (URI="",
+// CanonicalizeDocument) has the PIs before the document element, each
+// followed by a line feed, and those after it, each preceded by one; a
+// reference to an element ("#id") and the SignedInfo (Canonicalize) have
+// the PIs inside the element. Comments are in no form a signature digests
+// (a same-document reference has none); the tests compare the form with
+// them too. libxml2 (xmllint --exc-c14n) is the reference the tests hold
+// the output to byte for byte, and it differs in one place: a namespace URI
+// with "&" is written with "&amp;" as the spec says (section 2.3 of
+// Canonical XML), where libxml2 writes "&" as it is.
 //
-// What it does not do: inclusive C14N, comments in the canonical form,
-// XPath or XSLT transforms, external references, detached signatures,
-// RSASSA-PSS, and XML Encryption.
+// Parse takes namespace-well-formed XML 1.0 documents only, and refuses
+// what has no canonical form (libxml2 fails on it too): an XML declaration
+// anywhere but first, a PI target "xml" in any case, a character outside
+// XML's Char in a comment or PI, content other than white space around the
+// document element, a repeated attribute or namespace declaration, and a
+// namespace URI that is not absolute (Canonical XML 1.0 section 2). It also
+// refuses what libxml2 reports as a namespace error and canonicalizes all
+// the same: an undeclared prefix, a PI target with a colon, xmlns:p="", a
+// declaration of the prefixes xml or xmlns or of their namespaces, and two
+// attributes with one namespace and local name; a signature over such a
+// name would cover a namespace nobody declared. A namespace URI is checked
+// by its characters (RFC 3986: a scheme, then unreserved and reserved
+// characters, percent-escapes, one "#"); libxml2 also parses its
+// authority, and the brackets of an IP literal are refused here.
+//
+// Bounds, each checked before the work it limits: a document nested deeper
+// than MaxDepth, with more than MaxElements elements or more than
+// MaxPIsAndComments processing instructions and comments is refused while
+// it is parsed (adjacent character data is one node, so the nodes are
+// bounded with them); a DOCTYPE or any other directive is refused (no
+// entities, so no entity expansion); a SignedInfo has at most MaxReferences
+// references, only same-document ones (the whole document, or "#id"), and
+// only the enveloped-signature and exclusive C14N transforms. The caller
+// bounds the document's size (policy.MaxTrustedListBytes).
+//
+// What it does not do: inclusive C14N, the #WithComments canonicalization
+// method for the SignedInfo, the InclusiveNamespaces PrefixList of the
+// exclusive transform (not read: a signature whose canonical form it
+// changes does not verify), XPath or XSLT transforms, external references, detached
+// signatures, RSASSA-PSS, and XML Encryption.
 package xmldsig
