@@ -201,7 +201,7 @@ func New(d Deps) *Server {
 		d.Requests = noRequestStore{}
 	}
 	d.HTTP, d.GRPC = d.HTTP.WithDefaults(), d.GRPC.WithDefaults()
-	s := &Server{d: d, health: health.NewServer(), drained: make(chan struct{}), ecdsaCheck: &signer.Sampler{Every: ecdsaCheckEvery}, items: newGoPool()}
+	s := &Server{d: d, health: health.NewServer(), drained: make(chan struct{}), ecdsaCheck: &signer.Sampler{Every: ecdsaCheckEvery}, items: newGoPool(goPoolIdle)}
 	s.tsaClients, s.tsaAll = tsaLimiters(d.HTTP.TSA, d.Now)
 	if d.RSACheckEvery > 1 {
 		s.rsaCheck = &signer.Sampler{Every: uint64(d.RSACheckEvery)}
