@@ -53,16 +53,17 @@ func (s *Server) workers() int {
 	return keystore.DefaultMaxSessions
 }
 
-// forEach runs fn for items 0..n-1, at most len(sem) at once.
-func forEach(n int, sem chan struct{}, fn func(i int)) {
+// forEach runs fn for items 0..n-1, at most len(sem) at once, on the
+// server's kept goroutines (goPool).
+func (s *Server) forEach(n int, sem chan struct{}, fn func(i int)) {
 	var wg sync.WaitGroup
 	for i := range n {
 		sem <- struct{}{}
 		wg.Add(1)
-		go func() {
+		s.items.Go(func() {
 			defer func() { <-sem; wg.Done() }()
 			fn(i)
-		}()
+		})
 	}
 	wg.Wait()
 }
@@ -286,7 +287,7 @@ func (ss *signService) SignDigests(ctx context.Context, req *pecetv1.SignDigests
 		return nil, err
 	}
 	j := newDigestJob(ctx, b, req.GetDigests(), 0)
-	forEach(len(j.digests), make(chan struct{}, ss.s.workers()), func(i int) { ss.signItem(ctx, b, j, i) })
+	ss.s.forEach(len(j.digests), make(chan struct{}, ss.s.workers()), func(i int) { ss.signItem(ctx, b, j, i) })
 	recordOf(ctx).addItems(j.items)
 	return j.resp, nil
 }
@@ -306,7 +307,7 @@ func (svc *timestampService) TimestampBatch(ctx context.Context, req *pecetv1.Ti
 	rec := recordOf(ctx)
 	resp := &pecetv1.TimestampBatchResponse{Results: make([]*pecetv1.TimestampBatchResult, len(reqs)), Batch: rec.call}
 	items := make([]audit.Event, len(reqs))
-	forEach(len(reqs), make(chan struct{}, svc.s.workers()), func(i int) {
+	svc.s.forEach(len(reqs), make(chan struct{}, svc.s.workers()), func(i int) {
 		var out *pecetv1.TimestampResponse
 		err := svc.s.runItem(ctx, func() (err error) {
 			out, err = svc.stamp(ctx, authority, reqs[i])
@@ -346,7 +347,7 @@ func (es *envelopeService) DecryptBatch(ctx context.Context, req *pecetv1.Decryp
 	rec := recordOf(ctx)
 	resp := &pecetv1.DecryptBatchResponse{Results: make([]*pecetv1.DecryptBatchResult, len(msgs)), Batch: rec.call}
 	items := make([]audit.Event, len(msgs))
-	forEach(len(msgs), make(chan struct{}, es.s.workers()), func(i int) {
+	es.s.forEach(len(msgs), make(chan struct{}, es.s.workers()), func(i int) {
 		var out *pecetv1.DecryptResponse
 		err := es.s.runItem(ctx, func() (err error) {
 			out, err = es.decryptOne(ctx, find, msgs[i])

@@ -58,10 +58,10 @@ func (ss *signService) SignDigestsStream(st pecetv1.SignService_SignDigestsStrea
 			for i := range j.digests {
 				sem <- struct{}{}
 				items.Add(1)
-				go func() {
+				ss.s.items.Go(func() {
 					defer func() { <-sem; items.Done() }()
 					ss.signItem(ctx, b, j.digestJob, i)
-				}()
+				})
 			}
 			go func() { items.Wait(); close(j.done) }()
 		}
