@@ -3,7 +3,9 @@
 // unauthenticated POST /tsa) cannot take the HSM's whole signing rate, or
 // the audit log's disk, from the others. A request over the rate is refused
 // before any work and before any audit line with ErrLimited
-// (ResourceExhausted on the wire, 429 over HTTP).
+// (ResourceExhausted on the wire, 429 over HTTP). A batch of n items takes
+// n tokens at once (AllowN; docs/security.md "Batch calls and the rate
+// limit").
 package ratelimit
 
 import (
