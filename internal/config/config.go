@@ -173,10 +173,13 @@ type Envelope struct {
 type Limits struct {
 	// RatePerClient is the requests per second one client identity may
 	// make (a token bucket per identity); above it ResourceExhausted.
-	// 0 means no limit.
+	// A batch call costs one request per item (docs/security.md "Batch
+	// calls and the rate limit"). 0 means no limit.
 	RatePerClient float64 `yaml:"rate_per_client"`
 	// Burst is the bucket's size: how many requests a client may make at
-	// once after being idle (default: the rate rounded up, at least 1).
+	// once after being idle (default: the rate rounded up, at least 1),
+	// and so the most items one batch call may carry (InvalidArgument
+	// above it).
 	Burst int `yaml:"burst"`
 	// CMSMaxDepth bounds the ASN.1 nesting of CMS input (default 32; CMS
 	// with certificates needs about 12). Deep BER nesting is how hostile

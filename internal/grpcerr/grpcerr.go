@@ -34,6 +34,8 @@ var table = []mapping{
 	{authz.ErrNoIdentity, codes.Unauthenticated, "a client certificate is required"},
 	{authz.ErrDenied, codes.PermissionDenied, "permission denied: your identity may not make this call or use this key"},
 	{ratelimit.ErrLimited, codes.ResourceExhausted, "request rate limit exceeded for your identity; slow down and retry"},
+	// No wait lets it through, so not ResourceExhausted, which clients retry.
+	{ratelimit.ErrExceedsBurst, codes.InvalidArgument, "the call has more items than limits.burst lets one client have at once: split it into smaller calls"},
 	{keystore.ErrKeyNotFound, codes.NotFound, "no key with that alias: list keys with `pecet keys list`"},
 	{keystore.ErrVersionNotFound, codes.NotFound, "the key has no such version: see `pecet keys show`"},
 	{keystore.ErrKeyExists, codes.AlreadyExists, "a key with that alias already exists"},

@@ -3,11 +3,14 @@
 // unauthenticated POST /tsa) cannot take the HSM's whole signing rate, or
 // the audit log's disk, from the others. A request over the rate is refused
 // before any work and before any audit line with ErrLimited
-// (ResourceExhausted on the wire, 429 over HTTP).
+// (ResourceExhausted on the wire, 429 over HTTP). A batch of n items takes
+// n tokens at once (AllowN; docs/security.md "Batch calls and the rate
+// limit").
 package ratelimit
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net"
 	"net/netip"
@@ -17,6 +20,10 @@ import (
 
 // ErrLimited: the client made more requests than its rate allows.
 var ErrLimited = errors.New("ratelimit: request rate limit exceeded")
+
+// ErrExceedsBurst: one request asked for more tokens than the bucket can
+// ever hold (AllowN with n above the burst); waiting does not help.
+var ErrExceedsBurst = errors.New("ratelimit: request larger than the burst")
 
 // Overflow is the identity whose bucket all new identities share while the
 // table is full of active ones (Limiter with a maximum).
@@ -79,10 +86,28 @@ func (l *Limiter) Len() int {
 	return len(l.buckets)
 }
 
-// Allow takes one token from identity's bucket, or returns ErrLimited.
-func (l *Limiter) Allow(identity string) error {
+// Burst is the bucket's size: the most tokens one AllowN can take; 0
+// when there is no limit.
+func (l *Limiter) Burst() int {
 	if l == nil || l.rate <= 0 {
+		return 0
+	}
+	return int(l.burst)
+}
+
+// Allow takes one token from identity's bucket, or returns ErrLimited.
+func (l *Limiter) Allow(identity string) error { return l.AllowN(identity, 1) }
+
+// AllowN takes n tokens from identity's bucket at once (a batch of n
+// items), or none: ErrLimited when the bucket holds fewer now, and
+// ErrExceedsBurst when n is above the burst, which no wait would fill.
+// n ≤ 0 takes nothing.
+func (l *Limiter) AllowN(identity string, n int) error {
+	if l == nil || l.rate <= 0 || n <= 0 {
 		return nil
+	}
+	if float64(n) > l.burst {
+		return fmt.Errorf("%w: %d at once, burst %d", ErrExceedsBurst, n, int(l.burst))
 	}
 	now := l.now()
 	l.mu.Lock()
@@ -105,10 +130,10 @@ func (l *Limiter) Allow(identity string) error {
 		b.tokens = min(l.burst, b.tokens+dt*l.rate)
 	}
 	b.last = now
-	if b.tokens < 1 {
+	if b.tokens < float64(n) {
 		return ErrLimited
 	}
-	b.tokens--
+	b.tokens -= float64(n)
 	return nil
 }
 

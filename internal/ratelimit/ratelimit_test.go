@@ -3,6 +3,8 @@ package ratelimit
 import (
 	"errors"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -102,5 +104,89 @@ func TestAddrKey(t *testing.T) {
 		if got := AddrKey(c.in); got != c.want {
 			t.Errorf("AddrKey(%q) = %q, want %q", c.in, got, c.want)
 		}
+	}
+}
+
+// TestAllowN: a batch takes one token per item, all or nothing: when the
+// bucket lacks some of them none are taken (a single call after it still
+// gets the rest), and a batch larger than the burst is ErrExceedsBurst,
+// never ErrLimited, since no wait would ever let it through.
+func TestAllowN(t *testing.T) {
+	type step struct {
+		wait time.Duration // before the call
+		n    int
+		want error // nil, ErrLimited or ErrExceedsBurst
+	}
+	tests := []struct {
+		name  string
+		rate  float64
+		burst int
+		steps []step
+	}{
+		{"off", 0, 0, []step{{0, 1e6, nil}, {0, 1e6, nil}}},
+		{"exactly the burst, then nothing", 10, 10, []step{{0, 10, nil}, {0, 1, ErrLimited}}},
+		{"two halves", 10, 10, []step{{0, 5, nil}, {0, 5, nil}, {0, 1, ErrLimited}}},
+		{"all or nothing", 10, 10, []step{{0, 7, nil}, {0, 5, ErrLimited}, {0, 3, nil}, {0, 1, ErrLimited}}},
+		{"larger than the burst", 10, 10, []step{{0, 11, ErrExceedsBurst}, {0, 10, nil}}},
+		{"larger than the burst after an idle hour", 10, 10, []step{{time.Hour, 50, ErrExceedsBurst}}},
+		{"refill", 10, 10, []step{{0, 10, nil}, {500 * time.Millisecond, 6, ErrLimited}, {0, 5, nil}, {0, 1, ErrLimited}}},
+		{"default burst is the rate", 2.5, 0, []step{{0, 4, ErrExceedsBurst}, {0, 3, nil}}},
+		{"nothing costs nothing", 10, 10, []step{{0, 10, nil}, {0, 0, nil}, {0, -1, nil}, {0, 1, ErrLimited}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := &fakeClock{t: time.Unix(1e9, 0)}
+			l := New(tt.rate, tt.burst, c.now)
+			for i, s := range tt.steps {
+				c.add(s.wait)
+				err := l.AllowN("gateway", s.n)
+				if (err == nil) != (s.want == nil) || (s.want != nil && !errors.Is(err, s.want)) {
+					t.Fatalf("step %d: AllowN(%d) = %v, want %v", i, s.n, err, s.want)
+				}
+				if errors.Is(err, ErrExceedsBurst) && errors.Is(err, ErrLimited) {
+					t.Fatalf("step %d: %v is both", i, err)
+				}
+			}
+		})
+	}
+}
+
+// TestBurst: the bucket's size as NewBounded settles it; 0 without a
+// limit.
+func TestBurst(t *testing.T) {
+	for _, c := range []struct {
+		l    *Limiter
+		want int
+	}{
+		{nil, 0},
+		{New(0, 0, nil), 0},
+		{New(10, 25, nil), 25},
+		{New(2.5, 0, nil), 3},
+		{New(0.1, 0, nil), 1},
+	} {
+		if got := c.l.Burst(); got != c.want {
+			t.Errorf("Burst() = %d, want %d", got, c.want)
+		}
+	}
+}
+
+// TestAllowNRace: concurrent batches never take more than the bucket
+// holds (run with -race).
+func TestAllowNRace(t *testing.T) {
+	l := New(1e-9, 100, nil) // no refill to speak of
+	var ok atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for range 20 {
+				if l.AllowN("client", 3) == nil {
+					ok.Add(3)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := ok.Load(); got > 100 || got < 99 {
+		t.Errorf("%d tokens taken from a bucket of 100 in batches of 3", got)
 	}
 }

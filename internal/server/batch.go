@@ -27,7 +27,9 @@ import (
 // looked up and the caller authorised once, the items run in parallel up
 // to the token's session pool (each item takes its own session), each
 // with its own status, and each with its own audit line (one fsync per
-// batch: audit.Log.EndBatch, WriteItems).
+// batch: audit.Log.EndBatch, WriteItems). Each item costs one token of
+// limits.rate_per_client, taken before the handler runs (authorize,
+// chargedStream).
 
 // Batch limits, checked before any token work (InvalidArgument above,
 // naming the limit).

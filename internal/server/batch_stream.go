@@ -18,7 +18,11 @@ import (
 // stops reading stops gRPC's Send, so the slots stay taken, the server
 // stops reading, and HTTP/2 flow control stops the client's sending: the
 // server's memory for the stream is bounded whatever the client does.
-// TestSignDigestsStreamBackPressure holds it.
+// TestSignDigestsStreamBackPressure holds it. Each request's digests are
+// charged to the caller's rate before Recv returns it (chargedStream); a
+// refusal ends the stream as any Recv error does, after the responses of
+// the requests before it (docs/security.md "Batch calls and the rate
+// limit").
 func (ss *signService) SignDigestsStream(st pecetv1.SignService_SignDigestsStreamServer) error {
 	ctx := st.Context()
 	first, err := st.Recv()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"runtime/debug"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/grpcerr"
 	"github.com/pecet-hsm/pecet/internal/rpctable"
@@ -53,18 +55,26 @@ func (s *Server) unaryInterceptor(ctx context.Context, req any, info *grpc.Unary
 	return resp, err
 }
 
-// authorize identifies and authorises the caller and takes one request
-// from its rate, in that order, and audits a denial: a status error when
-// the call may not go on. The rate is checked before the denial is
+// authorize identifies and authorises the caller and takes the call's
+// tokens from its rate, in that order, and audits a denial: a status error
+// when the call may not go on. The rate is checked before the denial is
 // audited, so neither an allowed nor a denied caller writes audit lines
 // faster than limits.rate_per_client (the limiter's table is bounded:
 // ratelimit.NewBounded, for denied identities are the caller's choice);
-// and before any work.
+// and before any work. A call takes one token; an authorised unary batch
+// call one per item (batchItems; a stream's requests pay as they are read:
+// chargedStream), so that a batch does not multiply the rate
+// (docs/security.md "Batch calls and the rate limit").
 func (s *Server) authorize(ctx context.Context, lv *Live, method string, req any) (*authz.Caller, error) {
 	caller, err := lv.Auth.Authorize(ctx, method)
-	if lerr := s.d.Limiter.Allow(identityOf(caller)); lerr != nil {
-		s.d.Log.Warn("rate limited", "method", method, "caller", identityOf(caller))
-		return caller, grpcerr.Status(lerr)
+	items := 1
+	if n, ok := batchItems(req); ok && err == nil {
+		// A denied call does no work whatever it carries: one token, for
+		// its one denied line.
+		items = max(1, n)
+	}
+	if lerr := s.charge(method, identityOf(caller), items, 0); lerr != nil {
+		return caller, lerr
 	}
 	if err != nil {
 		s.d.Log.Warn("denied", "method", method, "caller", identityOf(caller), "err", err)
@@ -72,6 +82,65 @@ func (s *Server) authorize(ctx context.Context, lv *Live, method string, req any
 		return caller, grpcerr.Status(err)
 	}
 	return caller, nil
+}
+
+// batchItems is how many items a request of a batch RPC carries, each of
+// which costs a token of limits.rate_per_client (SignDigests and each
+// SignDigestsStream request, TimestampBatch, DecryptBatch); ok is false
+// for every other request, which costs one token per call.
+func batchItems(req any) (n int, ok bool) {
+	switch r := req.(type) {
+	case *pecetv1.SignDigestsRequest:
+		return len(r.GetDigests()), true
+	case *pecetv1.TimestampBatchRequest:
+		return len(r.GetRequests()), true
+	case *pecetv1.DecryptBatchRequest:
+		return len(r.GetEnveloped()), true
+	}
+	return 0, false
+}
+
+// charge takes items tokens, less credit already taken, from identity's
+// bucket: a status error when it may not. More items than limits.burst is
+// InvalidArgument naming both, not ResourceExhausted: no wait lets it
+// through, and the caller must split the batch (as for the batch bounds,
+// MaxSignDigests and the others).
+func (s *Server) charge(method, identity string, items, credit int) error {
+	if b := s.d.Limiter.Burst(); b > 0 && items > b {
+		s.d.Log.Warn("rate limited: batch above the burst", "method", method, "caller", identity, "items", items, "burst", b)
+		return grpcerr.InvalidArgument(fmt.Sprintf("%d items in one call: more than limits.burst (%d), the most limits.rate_per_client lets one client have at once; send at most %d per call", items, b, b))
+	}
+	if err := s.d.Limiter.AllowN(identity, items-credit); err != nil {
+		s.d.Log.Warn("rate limited", "method", method, "caller", identity, "items", items)
+		return grpcerr.Status(err)
+	}
+	return nil
+}
+
+// chargedStream charges each request of a batch stream (SignDigestsStream)
+// its items as it is read, before the handler sees it and before the
+// stream's begin line (the audit wrapper reads through it): a request
+// refused here ends the stream with its status, a first one with no audit
+// line, as a call refused by the rate. Opening the stream took one token
+// (authorize); it counts as the first request's first item.
+type chargedStream struct {
+	grpc.ServerStream
+	s              *Server
+	method, caller string
+	credit         int // tokens taken at the open, not yet counted
+}
+
+func (c *chargedStream) RecvMsg(m any) error {
+	if err := c.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	n, ok := batchItems(m)
+	if !ok {
+		return nil
+	}
+	credit := min(c.credit, n)
+	c.credit = 0
+	return c.s.charge(c.method, c.caller, n, credit)
 }
 
 // isOpen: health and reflection, as the RPC table marks them.
@@ -100,6 +169,7 @@ func (s *Server) streamInterceptor(srv any, ss grpc.ServerStream, info *grpc.Str
 	if caller, err = s.authorize(sctx, lv, method, nil); err != nil {
 		return err
 	}
+	ss = &chargedStream{ServerStream: ss, s: s, method: method, caller: identityOf(caller), credit: 1}
 	cs := &callerStream{ServerStream: ss, ctx: authz.WithCaller(sctx, caller)}
 	if spec := rpctable.AuditOf(method); spec != nil {
 		return s.auditedStream(cs, method, caller, spec, handler, srv)
