@@ -34,9 +34,30 @@ import (
 // .tsr for time-stamps), LINE being the digest's line number in the file
 // (six digits, from 000001), so every output names its input.
 
-// maxBatch is the items per request the CLI sends (the server's bound
-// for SignDigests and TimestampBatch).
-const maxBatch = 1000
+// maxBatch is the most items per request the CLI sends (the server's
+// bound for SignDigests and TimestampBatch); defaultBatchSize is what it
+// sends unless --batch-size says otherwise. Each item costs one token of
+// the client's limits.rate_per_client, and a request of more items than
+// limits.burst is refused (docs/security.md "Batch calls and the rate
+// limit"), so the default stays within the burst of the example
+// configuration (100).
+const (
+	maxBatch         = 1000
+	defaultBatchSize = 100
+)
+
+// batchSizeFlag adds --batch-size to a command with a batch form.
+func batchSizeFlag(fs *flag.FlagSet) *int {
+	return fs.Int("batch-size", defaultBatchSize, "with a digest file: digests per request (1 to 1000); each costs one token of the client's rate limit, and a request above the server's limits.burst is refused")
+}
+
+// checkBatchSize is the usage error for a --batch-size out of range.
+func checkBatchSize(fs *flag.FlagSet, n int) int {
+	if n < 1 || n > maxBatch {
+		return usageErr(fs, "--batch-size %d: between 1 and %d", n, maxBatch)
+	}
+	return -1
+}
 
 // maxDigestLine bounds one line of a digest file.
 const maxDigestLine = 4 << 10
@@ -102,17 +123,19 @@ func batchOutDir(fs *flag.FlagSet, out string) (string, int) {
 type signBatchFlags struct {
 	file *string
 	raw  *bool
+	size *int
 }
 
 func addSignBatchFlags(fs *flag.FlagSet) signBatchFlags {
 	return signBatchFlags{
 		file: fs.String("digest-file", "", "sign each hex digest of this `file` (one per line, as sha256sum writes them; - for stdin) into --out DIR as LINE.p7s, in batches over one stream"),
 		raw:  fs.Bool("raw", false, "with --digest-file: bare signatures (RSA PKCS#1 v1.5, ECDSA DER) as LINE.sig instead of CMS"),
+		size: batchSizeFlag(fs),
 	}
 }
 
 // runSignDigestFile is `pecet sign --digest-file`: SignDigestsStream, in
-// requests of maxBatch digests, responses written as they come. The exit
+// requests of --batch-size digests, responses written as they come. The exit
 // status is 4 when any digest failed (each is named on stderr), after the
 // others were written. --timeout bounds the whole run.
 func runSignDigestFile(fs *flag.FlagSet, c *conn, bf signBatchFlags, req *pecetv1.SignDigestsRequest, asPEM bool, out string, conflicting bool) int {
@@ -120,6 +143,10 @@ func runSignDigestFile(fs *flag.FlagSet, c *conn, bf signBatchFlags, req *pecetv
 		return usageErr(fs, "--digest-file does not go with --in, --digest or --attached")
 	}
 	req.Raw = *bf.raw
+	if code := checkBatchSize(fs, *bf.size); code >= 0 {
+		return code
+	}
+	size := *bf.size
 	if req.Raw && (req.Timestamp || asPEM) {
 		return usageErr(fs, "--raw does not go with --timestamp or --pem: a bare signature has neither")
 	}
@@ -142,12 +169,12 @@ func runSignDigestFile(fs *flag.FlagSet, c *conn, bf signBatchFlags, req *pecetv
 	}
 	sendErr := make(chan error, 1)
 	go func() {
-		for i := 0; i < len(lines); i += maxBatch {
+		for i := 0; i < len(lines); i += size {
 			r := &pecetv1.SignDigestsRequest{}
 			if i == 0 {
 				r.Key, r.Version, r.Hash, r.Raw, r.Timestamp = req.GetKey(), req.GetVersion(), req.GetHash(), req.GetRaw(), req.GetTimestamp()
 			}
-			for _, l := range lines[i:min(i+maxBatch, len(lines))] {
+			for _, l := range lines[i:min(i+size, len(lines))] {
 				r.Digests = append(r.Digests, l.digest)
 			}
 			if err := st.Send(r); err != nil {
@@ -208,12 +235,15 @@ func runSignDigestFile(fs *flag.FlagSet, c *conn, bf signBatchFlags, req *pecetv
 }
 
 // runTimestampBatch is `pecet timestamp --batch FILE`: TimestampBatch
-// calls of maxBatch imprints, one LINE.tsr (the TimeStampResp, DER) per
+// calls of size imprints, one LINE.tsr (the TimeStampResp, DER) per
 // granted digest. With nonce, each imprint gets its own random nonce and
 // its token must echo it. Exit 4 when any digest was refused or rejected.
-func runTimestampBatch(fs *flag.FlagSet, c *conn, file string, tmpl *pecetv1.TimestampRequest, nonce bool, out string, conflicting bool) int {
+func runTimestampBatch(fs *flag.FlagSet, c *conn, file string, size int, tmpl *pecetv1.TimestampRequest, nonce bool, out string, conflicting bool) int {
 	if conflicting {
 		return usageErr(fs, "--batch does not go with --in or --digest")
+	}
+	if code := checkBatchSize(fs, size); code >= 0 {
+		return code
 	}
 	dir, code := batchOutDir(fs, out)
 	if code >= 0 {
@@ -229,8 +259,8 @@ func runTimestampBatch(fs *flag.FlagSet, c *conn, file string, tmpl *pecetv1.Tim
 	}
 	defer done()
 	var granted, failed int
-	for i := 0; i < len(lines); i += maxBatch {
-		part := lines[i:min(i+maxBatch, len(lines))]
+	for i := 0; i < len(lines); i += size {
+		part := lines[i:min(i+size, len(lines))]
 		req := &pecetv1.TimestampBatchRequest{}
 		for _, l := range part {
 			r := &pecetv1.TimestampRequest{Digest: l.digest, Hash: tmpl.GetHash(), CertReq: tmpl.GetCertReq(), Policy: tmpl.GetPolicy()}

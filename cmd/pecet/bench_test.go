@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -65,6 +67,32 @@ func TestBenchBatchUsage(t *testing.T) {
 		}
 		if !strings.Contains(out, "--batch") {
 			t.Errorf("--op %s --batch 8: message %q does not name --batch", op, out)
+		}
+	}
+}
+
+// TestBatchSizeUsage: --batch-size outside 1..1000 is a usage error naming
+// the flag, before anything is read or dialled.
+func TestBatchSizeUsage(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "list")
+	if err := os.WriteFile(list, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		run  func([]string) int
+		args []string
+	}{
+		{"sign 0", runSign, []string{"--key", "k", "--digest-file", list, "--out", dir, "--batch-size", "0"}},
+		{"sign 1001", runSign, []string{"--key", "k", "--digest-file", list, "--out", dir, "--batch-size", "1001"}},
+		{"timestamp 0", runTimestamp, []string{"--batch", list, "--out", dir, "--batch-size", "0"}},
+		{"timestamp 1001", runTimestamp, []string{"--batch", list, "--out", dir, "--batch-size", "1001"}},
+	} {
+		var code int
+		out := capture(func() { code = tt.run(tt.args) })
+		if code != exitUsage || !strings.Contains(out, "--batch-size") {
+			t.Errorf("%s: exit %d, output %q; want %d naming --batch-size", tt.name, code, out, exitUsage)
 		}
 	}
 }

@@ -24,7 +24,7 @@ func parseHash(s string) (pecetv1.HashAlgorithm, bool) {
 }
 
 func runSign(args []string) int {
-	fs, c := newFlags("sign", "sign --key ALIAS (--in FILE | --digest HEX) [--out FILE] [--attached] [--pem] [--hash sha256|sha384|sha512] [--timestamp]\n       pecet sign --key ALIAS --digest-file FILE --out DIR [--raw] [--pem] [--hash …] [--timestamp]", "client")
+	fs, c := newFlags("sign", "sign --key ALIAS (--in FILE | --digest HEX) [--out FILE] [--attached] [--pem] [--hash sha256|sha384|sha512] [--timestamp]\n       pecet sign --key ALIAS --digest-file FILE --out DIR [--batch-size N] [--raw] [--pem] [--hash …] [--timestamp]", "client")
 	alias := fs.String("key", "", "`alias` of a SIGN key on the HSM (required)")
 	version := versionVar(fs, "key `version` (default: the primary)")
 	in := fs.String("in", "", "`file` to sign, - for stdin")

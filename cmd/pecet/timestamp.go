@@ -55,7 +55,7 @@ func digestOfFile(h crypto.Hash, path string) ([]byte, error) {
 }
 
 func runTimestamp(args []string) int {
-	fs, c := newFlagsCert("timestamp", "timestamp (--in FILE | --digest HEX) [--out FILE.tsr] [--hash sha256|sha384|sha512] [--nonce] [--cert] [--policy OID]\n       pecet timestamp --batch FILE --out DIR [--hash …] [--nonce] [--cert] [--policy OID]\n       pecet timestamp verify --help", "client", "client-cert")
+	fs, c := newFlagsCert("timestamp", "timestamp (--in FILE | --digest HEX) [--out FILE.tsr] [--hash sha256|sha384|sha512] [--nonce] [--cert] [--policy OID]\n       pecet timestamp --batch FILE --out DIR [--batch-size N] [--hash …] [--nonce] [--cert] [--policy OID]\n       pecet timestamp verify --help", "client", "client-cert")
 	in := fs.String("in", "", "`file` to time-stamp (only its digest is sent), - for stdin")
 	digest := fs.String("digest", "", "time-stamp this `hex` digest instead of --in")
 	out := fs.String("out", "-", "TimeStampResp (DER, .tsr) output `file`, - for stdout")
@@ -63,7 +63,8 @@ func runTimestamp(args []string) int {
 	nonce := fs.Bool("nonce", false, "send a random 64-bit nonce and check the token echoes it")
 	certReq := fs.Bool("cert", false, "ask for the TSA certificate in the token (as openssl ts -query -cert); the TLS client certificate flag is --client-cert here")
 	pol := fs.String("policy", "", "TSA policy `OID` to ask for (default: the TSA's)")
-	batch := fs.String("batch", "", "time-stamp each hex digest of this `file` (one per line, as sha256sum writes them; - for stdin) into --out DIR as LINE.tsr, 1,000 per call")
+	batch := fs.String("batch", "", "time-stamp each hex digest of this `file` (one per line, as sha256sum writes them; - for stdin) into --out DIR as LINE.tsr, --batch-size per call")
+	batchSize := batchSizeFlag(fs)
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
@@ -72,7 +73,7 @@ func runTimestamp(args []string) int {
 		return usageErr(fs, "--hash %q: use sha256, sha384 or sha512", *hash)
 	}
 	if *batch != "" { // cmd/pecet/batch.go
-		return runTimestampBatch(fs, c, *batch, &pecetv1.TimestampRequest{Hash: ph, CertReq: *certReq, Policy: *pol}, *nonce, *out, *in != "" || *digest != "")
+		return runTimestampBatch(fs, c, *batch, *batchSize, &pecetv1.TimestampRequest{Hash: ph, CertReq: *certReq, Policy: *pol}, *nonce, *out, *in != "" || *digest != "")
 	}
 	if (*in == "") == (*digest == "") {
 		return usageErr(fs, "give exactly one of --in FILE and --digest HEX")
