@@ -565,19 +565,55 @@ var (
 func escapeText(s string) string { return textEscaper.Replace(s) }
 func escapeAttr(s string) string { return attrEscaper.Replace(s) }
 
-// findByID finds the element whose Id attribute is id.
-func findByID(n *Node, id string) *Node {
-	if v, ok := n.Attr("Id"); ok && v == id {
-		return n
+// findByID finds the one element whose Id attribute is id; none, or more
+// than one, is an error.
+func findByID(root *Node, id string) (*Node, error) {
+	if id == "" {
+		return nil, fmt.Errorf("%w: reference \"#\" names no Id", ErrSignature)
 	}
-	for _, c := range n.children {
-		if e, ok := c.(*Node); ok {
-			if f := findByID(e, id); f != nil {
-				return f
+	var found []*Node
+	var walk func(n *Node)
+	walk = func(n *Node) { // as deep as the document, which Parse bounds
+		if v, ok := n.Attr("Id"); ok && v == id {
+			found = append(found, n)
+		}
+		for _, c := range n.children {
+			if e, ok := c.(*Node); ok && len(found) < 2 {
+				walk(e)
 			}
 		}
 	}
-	return nil
+	walk(root)
+	if len(found) > 1 {
+		// The reference is ambiguous: which element a verifier digests and
+		// which one an application reads could differ (signature wrapping).
+		return nil, fmt.Errorf("%w: Id %q names more than one element", ErrSignature, id)
+	}
+	if len(found) == 0 {
+		return nil, fmt.Errorf("%w: reference %q not found", ErrSignature, "#"+id)
+	}
+	return found[0], nil
+}
+
+// within says whether n is el or inside it.
+func within(n, el *Node) bool {
+	for ; n != nil; n = n.parent {
+		if n == el {
+			return true
+		}
+	}
+	return false
+}
+
+// hasPIsOutside says whether the document element n has processing
+// instructions before or after it.
+func (n *Node) hasPIsOutside() bool {
+	for _, x := range append(append([]any{}, n.before...), n.after...) {
+		if _, ok := x.(procInst); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Child returns the first child element with the given namespace and

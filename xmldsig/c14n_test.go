@@ -319,7 +319,24 @@ func TestCanonicalizeAcceptsAsXmllint(t *testing.T) {
 // with the one namespace it uses, which is its exclusive form in place).
 func signWithOpenSSL(t *testing.T, doc string, keyFile string) []byte {
 	t.Helper()
-	c, err := xmllintC14N(t, reSignature.ReplaceAllString(doc, ""))
+	return signWithOpenSSLOver(t, doc, keyFile, false)
+}
+
+// reDocElement is the document element of a test document (signedDoc).
+var reDocElement = regexp.MustCompile(`(?s)<doc\b.*</doc>`)
+
+// signWithOpenSSLOver is signWithOpenSSL, with the digest over libxml2's
+// canonical form of the document element alone (without its signature,
+// and without what is around it) when element is true: what a reference
+// URI="#id" to the document element with the enveloped-signature transform
+// covers.
+func signWithOpenSSLOver(t *testing.T, doc string, keyFile string, element bool) []byte {
+	t.Helper()
+	rest := reSignature.ReplaceAllString(doc, "")
+	if element {
+		rest = reDocElement.FindString(rest)
+	}
+	c, err := xmllintC14N(t, rest)
 	if err != nil {
 		t.Fatalf("xmllint: %v", err)
 	}

@@ -26,6 +26,28 @@
 // with "&" is written with "&amp;" as the spec says (section 2.3 of
 // Canonical XML), where libxml2 writes "&" as it is.
 //
+// References. Every Reference must have a URI attribute: XMLDSig (section
+// 4.4.3.1) leaves an absent one to the application, and VerifyEnveloped,
+// whose nil says the document is signed, refuses it rather than guess.
+// URI="" is the whole document; "#id" is the one element whose Id attribute
+// is id (an Id on two elements is refused: the element digested and the
+// element an application reads could differ); other documents and XPointer
+// are refused. The enveloped-signature transform removes the signature
+// that holds the reference from the node-set its URI selects, for "#id" as
+// for "" (XMLDSig 1.1 section 6.6.4); on an element inside the signature it
+// would leave nothing to digest and is refused; without it the signature
+// is in the digest, which then never matches.
+//
+// What "the whole document is signed" means: one reference covers every
+// node a same-document reference can cover, the document element and the
+// PIs around it (comments are in none). URI="" always does. "#id" naming
+// the document element (as many signers write it, XAdES libraries among
+// them) covers the element only, so it counts as the whole document only
+// when no PI is outside the document element; with one (an
+// <?xml-stylesheet?> decides how the document is shown) the signature is
+// refused, the error naming the PIs and URI="" as the remedy: a nil cannot
+// say "all but the stylesheet".
+//
 // Parse takes namespace-well-formed XML 1.0 documents only, and refuses
 // what has no canonical form (libxml2 fails on it too): an XML declaration
 // anywhere but first, a PI target "xml" in any case, a character outside

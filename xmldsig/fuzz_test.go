@@ -22,6 +22,10 @@ func FuzzEnveloped(f *testing.F) {
 	f.Add([]byte("<a v=\"\t\r\n&#x9;\"><!--\t--><![CDATA[\t]]><?p \t?></a>"))
 	f.Add([]byte("\xef\xbb\xbf<?xml version=\"1.0\"?>\n<?xml-stylesheet href=\"s.xsl\"?><!--c-->\r\n<a xmlns=\"urn:d\"><b xmlns=\"\"><?pi \r\nx ?></b></a>\n<!--e--><?end?>"))
 	f.Add([]byte(`<a xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><?p?><ds:Signature><?q?><!--r--></ds:Signature></a>`))
+	// References: to the document element's Id with the enveloped
+	// transform and a PI outside, without a URI, to an Id used twice.
+	f.Add([]byte(`<?s?><a Id="r" xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:Signature><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/><ds:Reference URI="#r"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue>AA==</ds:DigestValue></ds:Reference><ds:Reference><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/></ds:Reference></ds:SignedInfo></ds:Signature></a>`))
+	f.Add([]byte(`<a Id="r" xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><b Id="x"/><ds:Signature Id="x"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"/><ds:Reference URI="#x"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/></ds:Transforms></ds:Reference></ds:SignedInfo></ds:Signature></a>`))
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		f.Fatal(err)
