@@ -34,8 +34,9 @@ var (
 )
 
 // allRSACheckKeys are the sizes pecet's tokens hold, and exponents other
-// than 65537 (3, the smallest, and 2³¹−1, the largest crypto/rsa accepts).
-var allRSACheckKeys = []rsaKeySpec{{2048, 65537}, {3072, 65537}, {4096, 65537}, {2048, 3}, {2048, 1<<31 - 1}}
+// than 65537 (3, the smallest, and 2³¹−1, the largest crypto/rsa accepts)
+// on keys above 2048 bits, which the math/big path checks.
+var allRSACheckKeys = []rsaKeySpec{{2048, 65537}, {3072, 65537}, {4096, 65537}, {3072, 3}, {3072, 1<<31 - 1}}
 
 // rsaCheckKeys returns keys of the given specs (all of allRSACheckKeys
 // when none), each made once per test binary: a 4096-bit key takes
@@ -322,23 +323,26 @@ func TestCheckOwnSignatureOtherKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	big2048 := rsaCheckKeys(t, rsaKeySpec{2048, 65537})[0].key
-	sig2048, err := rsa.SignPKCS1v15(nil, big2048, crypto.SHA256, digest)
+	// 3072 bits: the keys checked with math/big, where these limits matter.
+	key := rsaCheckKeys(t, rsaKeySpec{3072, 65537})[0].key
+	sig3072, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, digest)
 	if err != nil {
 		t.Fatal(err)
 	}
-	evenN := &rsa.PublicKey{N: new(big.Int).Add(big2048.N, big.NewInt(1)), E: 65537}
+	em := testEM(key.Size(), crypto.SHA256, digest)
+	evenN := &rsa.PublicKey{N: new(big.Int).Add(key.N, big.NewInt(1)), E: 65537}
 	for _, c := range []struct {
 		name string
 		pub  *rsa.PublicKey
 		sig  []byte
 	}{
 		{"RSA-1024", &small.PublicKey, sig},
-		{"even modulus", evenN, sig2048},
-		{"even exponent", &rsa.PublicKey{N: big2048.N, E: 65536}, sig2048},
-		{"exponent 1", &rsa.PublicKey{N: big2048.N, E: 1}, sig2048},
-		{"exponent above 2^31-1", &rsa.PublicKey{N: big2048.N, E: 1 << 31}, sig2048},
-		{"no modulus", &rsa.PublicKey{E: 65537}, sig2048},
+		{"even modulus", evenN, sig3072},
+		{"even exponent", &rsa.PublicKey{N: key.N, E: 65536}, sig3072},
+		{"exponent 1", &rsa.PublicKey{N: key.N, E: 1}, sig3072},
+		{"exponent 1, the encoding as signature", &rsa.PublicKey{N: key.N, E: 1}, em},
+		{"exponent above 2^31-1", &rsa.PublicKey{N: key.N, E: 1 << 31}, sig3072},
+		{"no modulus", &rsa.PublicKey{E: 65537}, sig3072},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.pub.N == nil { // rsa.VerifyPKCS1v15 reports it; the check must not panic either
@@ -378,7 +382,7 @@ func TestCheckOwnSignatureOtherKeys(t *testing.T) {
 // really signed).
 func FuzzCheckOwnSignatureRSA(f *testing.F) {
 	// Not RSA-4096: making it is seconds in every fuzz worker.
-	keys := rsaCheckKeys(f, rsaKeySpec{2048, 65537}, rsaKeySpec{3072, 65537}, rsaKeySpec{2048, 3}, rsaKeySpec{2048, 1<<31 - 1})
+	keys := rsaCheckKeys(f, rsaKeySpec{2048, 65537}, rsaKeySpec{3072, 65537}, rsaKeySpec{3072, 3}, rsaKeySpec{3072, 1<<31 - 1})
 	hashes := []crypto.Hash{crypto.SHA256, crypto.SHA384, crypto.SHA512, crypto.SHA1, 0}
 	for ki, k := range keys {
 		for hi, h := range hashes[:3] {

@@ -282,7 +282,7 @@ func CheckOwnSignature(pub crypto.PublicKey, h crypto.Hash, digest, sig []byte) 
 	ok := false
 	switch pub := pub.(type) {
 	case *rsa.PublicKey:
-		ok = rsa.VerifyPKCS1v15(pub, h, digest, sig) == nil
+		ok = verifyOwnPKCS1v15(pub, h, digest, sig) // rsacheck.go: exact, without rebuilding the modulus
 	case *ecdsa.PublicKey:
 		ok = ecdsa.VerifyASN1(pub, digest, sig)
 	}
