@@ -2,6 +2,10 @@ package signer
 
 import (
 	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"fmt"
 	"testing"
 )
 
@@ -49,5 +53,30 @@ func BenchmarkSignDigestP256(b *testing.B) {
 		if _, err := SignDigest(digest, f.key, f.chain(), opts); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkCheckOwnSignatureRSA is the RSA self-check every signature
+// pecet makes goes through (CheckOwnSignature, SHA-256), alone: the same
+// key over and over, as under sign load (docs/performance.md).
+func BenchmarkCheckOwnSignatureRSA(b *testing.B) {
+	for _, bits := range []int{2048, 4096} {
+		b.Run(fmt.Sprintf("RSA-%d", bits), func(b *testing.B) {
+			key, err := rsa.GenerateKey(rand.Reader, bits)
+			if err != nil {
+				b.Fatal(err)
+			}
+			digest := sha256.Sum256([]byte("pecet"))
+			sig, err := rsa.SignPKCS1v15(nil, key, crypto.SHA256, digest[:])
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := CheckOwnSignature(&key.PublicKey, crypto.SHA256, digest[:], sig); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

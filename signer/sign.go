@@ -269,6 +269,11 @@ func (s *Sampler) take() bool {
 	return (s.n.Add(1)-1)%s.Every == 0
 }
 
+// errOwnSignature: a signature the token just made does not verify with
+// the key's certificate. Unexported on purpose: nothing can be done about
+// it by the caller, so it stays Internal (the server log has it).
+var errOwnSignature = errors.New("signer: the key's signature does not verify with its certificate")
+
 // CheckOwnSignature verifies a signature just made over digest (PKCS #1
 // v1.5 for RSA, ASN.1 for ECDSA) with the certificate's key pub: one that
 // does not verify never leaves (the RSA-CRT fault countermeasure of
@@ -277,12 +282,12 @@ func CheckOwnSignature(pub crypto.PublicKey, h crypto.Hash, digest, sig []byte) 
 	ok := false
 	switch pub := pub.(type) {
 	case *rsa.PublicKey:
-		ok = rsa.VerifyPKCS1v15(pub, h, digest, sig) == nil
+		ok = verifyOwnPKCS1v15(pub, h, digest, sig) // rsacheck.go: exact, without rebuilding the modulus
 	case *ecdsa.PublicKey:
 		ok = ecdsa.VerifyASN1(pub, digest, sig)
 	}
 	if !ok {
-		return errors.New("signer: the key's signature does not verify with its certificate")
+		return errOwnSignature
 	}
 	return nil
 }
