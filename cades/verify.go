@@ -344,7 +344,9 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 		tsAt = archiveTime
 		preq.Now = archiveTime
 	}
-	tv := tsa.Verifier{Validator: opts.Validator, Policy: preq, TSACertificates: tsaCerts, At: tsAt, Now: now}
+	// Each token is verified once here; signer's verification below reads
+	// the same results (docs/security.md "Work budget per verification").
+	tv := newOnceVerifier(tsa.Verifier{Validator: opts.Validator, Policy: preq, TSACertificates: tsaCerts, At: tsAt, Now: now})
 	var tst time.Time
 	si := &sd.SignerInfos[0]
 	for _, a := range si.UnsignedAttrs {
