@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -364,12 +363,7 @@ func (as *archiveService) VerifyRecord(ctx context.Context, req *pecetv1.VerifyR
 		}
 	}
 	lv := as.s.live(ctx)
-	certs := lv.TSACertificates
-	if lv.TSA != nil {
-		if _, chain, err := lv.TSA.KeySource()(ctx); err == nil {
-			certs = append(slices.Clip(certs), chain...)
-		}
-	}
+	certs := tsaCertificates(ctx, lv)
 	// The token's own verdict, when the judge refuses one: the response
 	// carries its status and reasons.
 	var refused *policy.Verdict
