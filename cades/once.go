@@ -28,6 +28,17 @@ type onceResult struct {
 	err error
 }
 
+// timestampVerifier is what both verifications of one call use.
+type timestampVerifier interface {
+	signer.TimestampVerifier
+	signer.TimestampVerifierWithCertificates
+}
+
+// shareTimestamps makes the call's verifier; TestSharedTimestampsSameResult
+// swaps in the verifier that verifies each time it is asked (what Verify
+// did before) to show the verdicts are the same.
+var shareTimestamps = func(inner tsa.Verifier) timestampVerifier { return newOnceVerifier(inner) }
+
 func newOnceVerifier(inner tsa.Verifier) *onceVerifier {
 	return &onceVerifier{inner: inner, done: map[[32]byte]onceResult{}}
 }

@@ -346,7 +346,7 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 	}
 	// Each token is verified once here; signer's verification below reads
 	// the same results (docs/security.md "Work budget per verification").
-	tv := newOnceVerifier(tsa.Verifier{Validator: opts.Validator, Policy: preq, TSACertificates: tsaCerts, At: tsAt, Now: now})
+	tv := shareTimestamps(tsa.Verifier{Validator: opts.Validator, Policy: preq, TSACertificates: tsaCerts, At: tsAt, Now: now})
 	var tst time.Time
 	si := &sd.SignerInfos[0]
 	for _, a := range si.UnsignedAttrs {
