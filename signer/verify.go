@@ -79,6 +79,15 @@ func verify(der []byte, opts VerifyOptions) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
+	return VerifyParsed(sd, opts)
+}
+
+// VerifyParsed is VerifyReport of a SignedData already parsed (Parse,
+// ParseWithLimits; opts.Limits are not applied again), for a caller that
+// read it first, as a time-stamp token's TSTInfo is read before the token
+// is judged: the bytes are parsed once. sd is not changed.
+func VerifyParsed(sd *SignedData, opts VerifyOptions) (Report, error) {
+	var err error
 	if len(sd.SignerInfos) == 0 {
 		return Report{}, malformedf("no signer infos (a certificates-only message is not a signature)")
 	}
