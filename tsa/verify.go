@@ -113,6 +113,10 @@ func ReadToken(token []byte) (*Token, error) {
 	return &Token{DER: token, Info: info, sd: sd}, nil
 }
 
+// SignedData is the token's CMS structure as read (its unsigned
+// attributes, say); the caller must not change it.
+func (t *Token) SignedData() *signer.SignedData { return t.sd }
+
 // Verify is tsa.Verify of a token already read: the verdict on the token
 // under opts, whose TimestampTime is the genTime.
 func (t *Token) Verify(opts VerifyOptions) (policy.Verdict, error) {
