@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,11 +26,15 @@ import (
 // call (docs/security.md "Work budget per verification").
 func TestTSAChainOncePerConfiguration(t *testing.T) {
 	var reads atomic.Int64
+	var down atomic.Bool // the token does not answer
 	f := newFixtureOpts(t, fixtureOpts{deps: func(d *Deps) {
 		inner := TSAKey(d.Keys, "tsa")
 		a, err := tsa.New(tsa.Config{
 			Key: func(ctx context.Context) (crypto.Signer, []*x509.Certificate, error) {
 				reads.Add(1)
+				if down.Load() {
+					return nil, nil, errors.New("token not answering")
+				}
 				return inner(ctx)
 			},
 			Policy: asn1.ObjectIdentifier{1, 2, 3, 4, 1}, Accuracy: time.Second,
@@ -92,5 +97,16 @@ func TestTSAChainOncePerConfiguration(t *testing.T) {
 	verify("after reload")
 	if n := reads.Load(); n != 1 {
 		t.Fatalf("Verify after the reload read the TSA key: %d reads", n)
+	}
+	// A reload while the token does not answer: the chain is read per call
+	// until a reload reads it, as before, never left out for good.
+	down.Store(true)
+	f.srv.Swap(*f.srv.Current())
+	down.Store(false)
+	reads.Store(0)
+	verify("token down at reload")
+	verify("token down at reload")
+	if n := reads.Load(); n != 2 {
+		t.Fatalf("after a reload that could not read the chain, 2 Verify calls read it %d times, want 2", n)
 	}
 }
