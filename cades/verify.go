@@ -40,7 +40,7 @@ type Result struct {
 
 // archiveTS is one archive-time-stamp-v3 value.
 type archiveTS struct {
-	token []byte
+	token *tsa.Token // parsed once, verified as read
 	info  *tsa.TSTInfo
 	index HashIndex
 	raw   []byte // the ats-hash-index-v3 value as stored
@@ -110,18 +110,13 @@ func readArchiveTimestamps(s *rawSigner) ([]archiveTS, []string, error) {
 			if len(out)+len(bad) == MaxArchiveTimestamps {
 				return nil, nil, tooLarge("more than %d archive time-stamps", MaxArchiveTimestamps)
 			}
-			info, err := tsa.ParseToken(tok)
+			t, err := tsa.ReadToken(tok)
 			if err != nil {
 				bad = append(bad, "an archive time-stamp is not a time-stamp token: "+err.Error())
 				continue
 			}
-			tsd, err := signer.Parse(tok)
-			if err != nil {
-				bad = append(bad, "an archive time-stamp does not parse: "+err.Error())
-				continue
-			}
 			var idx [][]byte
-			for _, ua := range tsd.SignerInfos[0].UnsignedAttrs {
+			for _, ua := range t.SignedData().SignerInfos[0].UnsignedAttrs {
 				if ua.Type.Equal(oidATSHashIndexV3) {
 					idx = append(idx, ua.Values...)
 				}
@@ -135,7 +130,7 @@ func readArchiveTimestamps(s *rawSigner) ([]archiveTS, []string, error) {
 				bad = append(bad, err.Error())
 				continue
 			}
-			out = append(out, archiveTS{token: tok, info: info, index: x, raw: idx[0]})
+			out = append(out, archiveTS{token: t, info: t.Info, index: x, raw: idx[0]})
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].info.GenTime.Before(out[j].info.GenTime) })
@@ -304,7 +299,7 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 		if mismatch != "" {
 			vo.Digest, vo.NoImprint = nil, true // is the token itself sound?
 		}
-		_, tv, err := tsa.Verify(a.token, vo)
+		tv, err := a.token.Verify(vo)
 		if mismatch != "" {
 			chain = false
 			if err == nil && tv.Status == policy.Valid {
@@ -319,7 +314,7 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 			chain = false
 			continue
 		}
-		archiveUsed = append(archiveUsed, policy.UsedObject{Kind: policy.ObjectTimestamp, Raw: a.token, Time: a.info.GenTime})
+		archiveUsed = append(archiveUsed, policy.UsedObject{Kind: policy.ObjectTimestamp, Raw: a.token.DER, Time: a.info.GenTime})
 		for _, c := range tv.Chain {
 			archiveUsed = append(archiveUsed, policy.UsedObject{Kind: policy.ObjectCertificate, Raw: c.Raw})
 		}
@@ -344,7 +339,9 @@ func Verify(der []byte, opts VerifyOptions) (Result, error) {
 		tsAt = archiveTime
 		preq.Now = archiveTime
 	}
-	tv := tsa.Verifier{Validator: opts.Validator, Policy: preq, TSACertificates: tsaCerts, At: tsAt, Now: now}
+	// Each token is verified once here; signer's verification below reads
+	// the same results (docs/security.md "Work budget per verification").
+	tv := shareTimestamps(tsa.Verifier{Validator: opts.Validator, Policy: preq, TSACertificates: tsaCerts, At: tsAt, Now: now})
 	var tst time.Time
 	si := &sd.SignerInfos[0]
 	for _, a := range si.UnsignedAttrs {

@@ -17,6 +17,11 @@ import (
 // one from tsa.VerifyOptions.
 type TokenJudge func(token []byte, at time.Time) (*tsa.TSTInfo, error)
 
+// Judge is a TokenJudge of tokens Record.Verify has already read
+// (tsa.ReadToken) for the structure checks: it verifies them as read
+// (tsa.Token.Verify), so each is parsed once.
+type Judge func(token *tsa.Token, at time.Time) (*tsa.TSTInfo, error)
+
 // TSAJudge judges tokens with tsa.Verify under opts, at the time it is
 // given (opts.At is replaced); the imprint options are ignored. Only a
 // VALID verdict passes.
@@ -68,6 +73,7 @@ type step struct {
 	leaf  []byte
 	first bool // first of its chain: its leaf is the document's
 	info  *tsa.TSTInfo
+	tok   *tsa.Token // as read for the structure checks, judged as read
 	chain int
 }
 
@@ -96,6 +102,16 @@ func VerifyRecord(der []byte, documentHashes map[crypto.Hash][]byte, judge Token
 	if err != nil {
 		return Result{}, err
 	}
+	return r.Verify(documentHashes, func(t *tsa.Token, at time.Time) (*tsa.TSTInfo, error) { return judge(t.DER, at) }, at)
+}
+
+// Verify is VerifyRecord of a record already parsed, with a judge of the
+// tokens as read for the structure checks: each token is parsed once. The
+// judge is asked token after token and the first error stops the
+// verification, so a judge that checks the caller's work budget stops a
+// record of many renewals when the budget is spent, not after judging
+// them all.
+func (r *EvidenceRecord) Verify(documentHashes map[crypto.Hash][]byte, judge Judge, at time.Time) (Result, error) {
 	var res Result
 	var steps []step
 	for k, chain := range r.Chains {
@@ -131,10 +147,12 @@ func VerifyRecord(der []byte, documentHashes map[crypto.Hash][]byte, judge Token
 	}
 	for i := range steps {
 		s := &steps[i]
-		info, err := tsa.ParseToken(s.ats.TimeStamp)
+		tok, err := tsa.ReadToken(s.ats.TimeStamp)
 		if err != nil {
 			return Result{}, fmt.Errorf("%w: chain %d: time-stamp: %w", ErrToken, s.chain, err)
 		}
+		s.tok = tok
+		info := tok.Info
 		if err := checkStep(*s, info); err != nil {
 			return Result{}, fmt.Errorf("chain %d: %w", s.chain, err)
 		}
@@ -148,7 +166,7 @@ func VerifyRecord(der []byte, documentHashes map[crypto.Hash][]byte, judge Token
 		if i+1 < len(steps) {
 			when = steps[i+1].info.GenTime
 		}
-		info, err := judge(s.ats.TimeStamp, when)
+		info, err := judge(s.tok, when)
 		if err != nil {
 			if errors.Is(err, ErrToken) {
 				return Result{}, fmt.Errorf("archive time-stamp %d: %w", i, err)

@@ -213,6 +213,17 @@ func (b *Budget) Signature() error {
 	return b.chargeSignature(sigCostDefault)
 }
 
+// SignatureWith charges one public-key operation with key that the caller
+// does itself (a CMS signer's or a time-stamp token's signature, whose
+// scheme crypto/x509 does not name), weighted as CheckSignature weighs
+// it. The caller checks each signature once per call.
+func (b *Budget) SignatureWith(key any) error {
+	if b == nil {
+		return nil
+	}
+	return b.chargeSignature(sigCost(key))
+}
+
 func (b *Budget) chargeSignature(cost int) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()

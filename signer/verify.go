@@ -79,6 +79,15 @@ func verify(der []byte, opts VerifyOptions) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
+	return VerifyParsed(sd, opts)
+}
+
+// VerifyParsed is VerifyReport of a SignedData already parsed (Parse,
+// ParseWithLimits; opts.Limits are not applied again), for a caller that
+// read it first, as a time-stamp token's TSTInfo is read before the token
+// is judged: the bytes are parsed once. sd is not changed.
+func VerifyParsed(sd *SignedData, opts VerifyOptions) (Report, error) {
+	var err error
 	if len(sd.SignerInfos) == 0 {
 		return Report{}, malformedf("no signer infos (a certificates-only message is not a signature)")
 	}
@@ -261,6 +270,14 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 		// An unreadable certificate whose key does not parse either:
 		// nothing to verify with; CodeCertificateUnreadable follows.
 	default:
+		// Charged to the call's work budget like every certificate and CRL
+		// check, a time-stamp token's signature too (docs/security.md "Work
+		// budget per verification").
+		budget := policy.BudgetFrom(opts.Policy.Context)
+		if err := budget.SignatureWith(cert.PublicKey); err != nil {
+			v.Add(policy.Indeterminate, policy.CodePathBound, "the signature was not checked: "+err.Error())
+			break
+		}
 		code, msg := checkSignature(cert.PublicKey, sc, signed, si.Signature)
 		if code == policy.CodeSignatureMismatch && si.RawSignedAttrs != nil {
 			// The rule (docs/security.md, "Signed attributes out of DER
@@ -271,6 +288,10 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 			// checked above, so accepting either changes nothing about
 			// what was signed.
 			if alt := sortedSignedAttrs(si); alt != nil {
+				if err := budget.SignatureWith(cert.PublicKey); err != nil {
+					v.Add(policy.Indeterminate, policy.CodePathBound, "the signature was not checked over the attributes in DER order: "+err.Error())
+					break
+				}
 				h := si.Hash.New()
 				h.Write(alt)
 				if c, _ := checkSignature(cert.PublicKey, sc, h.Sum(nil), si.Signature); c == "" {

@@ -82,10 +82,48 @@ func Verify(token []byte, opts VerifyOptions) (*TSTInfo, policy.Verdict, error) 
 	if opts.Data == nil && opts.Digest == nil && !opts.NoImprint {
 		return nil, policy.Verdict{}, ErrNoImprint
 	}
-	sd, info, err := parseToken(token)
+	t, err := ReadToken(token)
 	if err != nil {
 		return nil, policy.Verdict{}, err
 	}
+	v, err := t.Verify(opts)
+	if err != nil {
+		return nil, policy.Verdict{}, err
+	}
+	return t.Info, v, nil
+}
+
+// Token is a time-stamp token parsed once: read (Info) and then verified
+// (Token.Verify) without parsing its bytes again.
+type Token struct {
+	// DER is the token as given.
+	DER []byte
+	// Info is its content, not verified until Verify says so.
+	Info *TSTInfo
+	sd   *signer.SignedData
+}
+
+// ReadToken parses a DER TimeStampToken (bounded as Verify bounds it)
+// without verifying anything.
+func ReadToken(token []byte) (*Token, error) {
+	sd, info, err := parseToken(token)
+	if err != nil {
+		return nil, err
+	}
+	return &Token{DER: token, Info: info, sd: sd}, nil
+}
+
+// SignedData is the token's CMS structure as read (its unsigned
+// attributes, say); the caller must not change it.
+func (t *Token) SignedData() *signer.SignedData { return t.sd }
+
+// Verify is tsa.Verify of a token already read: the verdict on the token
+// under opts, whose TimestampTime is the genTime.
+func (t *Token) Verify(opts VerifyOptions) (policy.Verdict, error) {
+	if opts.Data == nil && opts.Digest == nil && !opts.NoImprint {
+		return policy.Verdict{}, ErrNoImprint
+	}
+	sd, info := t.sd, t.Info
 	now := opts.Now
 	if now == nil {
 		now = time.Now
@@ -100,7 +138,7 @@ func Verify(token []byte, opts VerifyOptions) (*TSTInfo, policy.Verdict, error) 
 	}
 	req := opts.Policy
 	req.KeyCompromiseAnyTime = true
-	v, err := signer.Verify(token, signer.VerifyOptions{
+	rep, err := signer.VerifyParsed(sd, signer.VerifyOptions{
 		Validator:         val,
 		Policy:            req,
 		At:                at,
@@ -109,8 +147,9 @@ func Verify(token []byte, opts VerifyOptions) (*TSTInfo, policy.Verdict, error) 
 		ExtraCertificates: opts.TSACertificates,
 	})
 	if err != nil {
-		return nil, policy.Verdict{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+		return policy.Verdict{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
+	v := rep.Verdict
 	v.TimestampTime = info.GenTime
 
 	// RFC 3161 2.4.1 requires an ESS signing-certificate attribute (RFC
@@ -164,7 +203,7 @@ func Verify(token []byte, opts VerifyOptions) (*TSTInfo, policy.Verdict, error) 
 	if opts.Nonce != nil && (info.Nonce == nil || info.Nonce.Cmp(opts.Nonce) != 0) {
 		v.Add(policy.Invalid, CodeNonceMismatch, "the token does not carry the nonce of the request")
 	}
-	return info, v, nil
+	return v, nil
 }
 
 // tokenValidator judges a TSA's chain with the caller's validator and

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -364,20 +363,23 @@ func (as *archiveService) VerifyRecord(ctx context.Context, req *pecetv1.VerifyR
 		}
 	}
 	lv := as.s.live(ctx)
-	certs := lv.TSACertificates
-	if lv.TSA != nil {
-		if _, chain, err := lv.TSA.KeySource()(ctx); err == nil {
-			certs = append(slices.Clip(certs), chain...)
-		}
-	}
+	certs := tsaCertificates(ctx, lv)
 	// The token's own verdict, when the judge refuses one: the response
 	// carries its status and reasons.
 	var refused *policy.Verdict
-	judge := func(token []byte, when time.Time) (*tsa.TSTInfo, error) {
+	// Each token as the record's structure check read it (parsed once);
+	// the call's work budget is checked before each, so a record of many
+	// renewals stops when the budget is spent (docs/security.md "Work
+	// budget per verification").
+	budget := policy.BudgetFrom(preq.Context)
+	judge := func(token *tsa.Token, when time.Time) (*tsa.TSTInfo, error) {
+		if err := budget.Err(); err != nil {
+			return nil, err
+		}
 		if when.IsZero() {
 			when = validatedAt
 		}
-		info, v, err := tsa.Verify(token, tsa.VerifyOptions{Validator: lv.Validator, Policy: preq, TSACertificates: certs, NoImprint: true, At: when, Now: as.s.d.Now})
+		v, err := token.Verify(tsa.VerifyOptions{Validator: lv.Validator, Policy: preq, TSACertificates: certs, NoImprint: true, At: when, Now: as.s.d.Now})
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ers.ErrToken, err)
 		}
@@ -385,9 +387,9 @@ func (as *archiveService) VerifyRecord(ctx context.Context, req *pecetv1.VerifyR
 			refused = &v
 			return nil, fmt.Errorf("%w: verdict %s", ers.ErrToken, v.Status)
 		}
-		return info, nil
+		return token.Info, nil
 	}
-	res, err := ers.VerifyRecord(req.GetRecord(), docs, judge, validatedAt)
+	res, err := r.Verify(docs, judge, validatedAt)
 	if berr := as.s.budgetErr(preq.Context); berr != nil {
 		return nil, berr
 	}

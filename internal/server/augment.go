@@ -3,8 +3,6 @@ package server
 import (
 	"context"
 	"crypto"
-	"crypto/x509"
-	"slices"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -74,19 +72,6 @@ func (ss *signService) Augment(ctx context.Context, req *pecetv1.AugmentRequest)
 		out.Verdict = verdictProto(res.Verdict)
 	}
 	return out, nil
-}
-
-// tsaCertificates are the configured TSA certificates and this TSA's own
-// chain: tokens without certificates are verifiable, never accepted
-// unverified. lv is the configuration the caller read once (Server.live).
-func tsaCertificates(ctx context.Context, lv *Live) []*x509.Certificate {
-	certs := lv.TSACertificates
-	if lv.TSA != nil {
-		if _, chain, err := lv.TSA.KeySource()(ctx); err == nil {
-			certs = append(slices.Clip(certs), chain...)
-		}
-	}
-	return certs
 }
 
 // levelFields fills VerifyResponse's CAdES fields.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/x509"
 	"net/http"
+	"slices"
+	"time"
 
 	"github.com/pecet-hsm/pecet/internal/authz"
 	"github.com/pecet-hsm/pecet/internal/config"
@@ -29,7 +31,16 @@ type Live struct {
 
 	// tsaHTTP is POST /tsa for this TSA (nil without one).
 	tsaHTTP http.Handler
+	// tsaCerts are TSACertificates and this TSA's own chain, read once by
+	// Swap (tsaCertificates); tsaRead is false when the token could not be
+	// read then.
+	tsaCerts []*x509.Certificate
+	tsaRead  bool
 }
+
+// tsaChainTimeout bounds Swap's read of the TSA's own chain: a token that
+// does not answer must not hold up a reload.
+const tsaChainTimeout = 5 * time.Second
 
 type liveKey struct{}
 
@@ -43,8 +54,12 @@ func (s *Server) Swap(l Live) {
 	if l.KeyPolicy.DualControl.RequestTTL == 0 {
 		l.KeyPolicy.DualControl.RequestTTL = config.DefaultRequestTTL
 	}
+	l.tsaCerts, l.tsaRead = l.TSACertificates, true
 	if l.TSA != nil {
 		l.tsaHTTP = s.tsaHTTP(l.TSA)
+		ctx, cancel := context.WithTimeout(context.Background(), tsaChainTimeout)
+		l.tsaCerts, l.tsaRead = readTSACertificates(ctx, &l)
+		cancel()
 	}
 	s.cur.Store(&l)
 }
@@ -77,4 +92,32 @@ func (s *Server) serveTSA(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l.tsaHTTP.ServeHTTP(w, r)
+}
+
+// tsaCertificates are the configured TSA certificates and this TSA's own
+// chain: tokens without certificates are verifiable, never accepted
+// unverified. lv is the configuration the caller read once (Server.live).
+// The chain is read with the configuration (Swap), not per call: a
+// verification does not touch the token. Only when the token could not be
+// read then is it read here, per call, as before.
+func tsaCertificates(ctx context.Context, lv *Live) []*x509.Certificate {
+	if lv.tsaRead {
+		return lv.tsaCerts
+	}
+	certs, _ := readTSACertificates(ctx, lv)
+	return certs
+}
+
+// readTSACertificates reads this TSA's chain (its key's primary version)
+// from the token; false when it could not.
+func readTSACertificates(ctx context.Context, lv *Live) ([]*x509.Certificate, bool) {
+	certs := lv.TSACertificates
+	if lv.TSA == nil {
+		return certs, true
+	}
+	_, chain, err := lv.TSA.KeySource()(ctx)
+	if err != nil {
+		return certs, false
+	}
+	return append(slices.Clip(certs), chain...), true
 }
