@@ -31,9 +31,10 @@ type Live struct {
 
 	// tsaHTTP is POST /tsa for this TSA (nil without one).
 	tsaHTTP http.Handler
-	// tsaCerts are TSACertificates and this TSA's own chain, read once by
-	// Swap (tsaCertificates); tsaRead is false when the token could not be
-	// read then.
+	// tsaCerts are TSACertificates and this TSA's own chain as Swap read
+	// them, for calls made while the token does not answer
+	// (tsaCertificates); tsaRead is false when the token could not be read
+	// then either.
 	tsaCerts []*x509.Certificate
 	tsaRead  bool
 }
@@ -97,15 +98,16 @@ func (s *Server) serveTSA(w http.ResponseWriter, r *http.Request) {
 // tsaCertificates are the configured TSA certificates and this TSA's own
 // chain: tokens without certificates are verifiable, never accepted
 // unverified. lv is the configuration the caller read once (Server.live).
-// The chain is read with the configuration (Swap), not per call: a
-// verification does not touch the token. Only when the token could not be
-// read then is it read here, per call, as before.
+// The chain is read per call, through the keystore's cache (a read of
+// the token at most every few hundred milliseconds), so that after a
+// rotation of the TSA key the new primary version's tokens verify without
+// a reload; when the token does not answer, the chain read when the
+// configuration was put in force (Swap) is used instead.
 func tsaCertificates(ctx context.Context, lv *Live) []*x509.Certificate {
-	if lv.tsaRead {
-		return lv.tsaCerts
+	if certs, ok := readTSACertificates(ctx, lv); ok || !lv.tsaRead {
+		return certs
 	}
-	certs, _ := readTSACertificates(ctx, lv)
-	return certs
+	return lv.tsaCerts
 }
 
 // readTSACertificates reads this TSA's chain (its key's primary version)
