@@ -24,7 +24,10 @@ type Request struct {
 	Leaf          *x509.Certificate
 	Intermediates []*x509.Certificate
 	Purpose       Purpose
-	At            time.Time // the trusted time to judge at; zero means now
+	// At is the trusted time to judge at: the chain's validity and
+	// whether a revocation counts. Zero means the validator's clock
+	// (Engine.Now, Basic.Now), never Now below.
+	At time.Time
 
 	// Policy names the policy to judge under; "" is the default. Basic
 	// ignores it.
@@ -43,8 +46,12 @@ type Request struct {
 	// at instead of the engine's clock: the time a proof of existence
 	// (an archive time-stamp) shows the data existed, so a validation is
 	// the one that could be made then (docs/archive.md "CAdES
-	// augmentation"). Library callers only; the server never takes it
-	// from a request. Basic ignores it.
+	// augmentation"). It judges the CRLs' and OCSP responses' currency
+	// (fetched ones included) and nothing else: the default At and the
+	// trusted list's freshness follow the engine's clock
+	// (docs/security.md "Revocation and proof of existence"). Library
+	// callers only; the server never takes it from a request. Basic
+	// ignores it.
 	Now time.Time
 	// Revocation overrides the policy's revocation mode when set.
 	Revocation RevocationMode

@@ -265,13 +265,18 @@ func (e *Engine) Validate(r Request) Verdict {
 		return v
 	}
 	v.Subject = r.Leaf.Subject.String()
-	now := e.now()
+	// The three times (docs/security.md "Revocation and proof of
+	// existence"): clock is the engine's clock, the default of at and the
+	// time the trusted list's freshness is judged at; now, the time
+	// revocation data's currency is judged at, is Request.Now when set.
+	clock := e.now()
+	now := clock
 	if !r.Now.IsZero() {
 		now = r.Now
 	}
 	at := r.At
 	if at.IsZero() {
-		at = now
+		at = clock
 	}
 	v.ValidatedAt = at
 	mode := p.Revocation
@@ -373,7 +378,9 @@ func (e *Engine) Validate(r Request) Verdict {
 		}
 	}
 	if tlAnchor[path.Anchor] {
-		if nu := p.TrustedList.NextUpdate; !nu.IsZero() && now.After(nu.Add(p.TrustedListGrace)) {
+		// The list loaded is the operator's current one: whether it is due
+		// to be replaced is a question of the clock, not of Request.Now.
+		if nu := p.TrustedList.NextUpdate; !nu.IsZero() && clock.After(nu.Add(p.TrustedListGrace)) {
 			v.Add(Indeterminate, CodeTrustedListExpired, fmt.Sprintf("the trusted list (%s, sequence %s) was due to be replaced at %s: load a current list", p.TrustedList.Territory, p.TrustedList.SequenceNumber, nu.UTC().Format(time.RFC3339)))
 		}
 	}
@@ -506,7 +513,7 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 // id-pkix-ocsp-nocheck is checked now against the CRLs at hand (the
 // policy's, the caller's, fetched ones when the policy fetches).
 func (r *engineRevocation) ocspRules() *ocspRules {
-	return &ocspRules{maxAge: r.p.OCSPMaxAge, tol: r.p.ClockTolerance, noNonce: r.p.OCSPNoNonce,
+	return &ocspRules{maxAge: r.p.OCSPMaxAge, tol: r.p.ClockTolerance, noNonce: r.p.OCSPNoNonce, now: r.now,
 		responderStatus: func(responder, issuer *x509.Certificate) string {
 			crls := append(slices.Clone(r.p.CRLs), r.extra...)
 			if r.p.FetchCRLs && r.e.Fetcher != nil {
