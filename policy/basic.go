@@ -63,6 +63,24 @@ type Request struct {
 	// anything dated before its revocation (a TSA's tokens, RFC 3161 4.1;
 	// docs/security.md "Time-stamps"). Basic ignores it.
 	KeyCompromiseAnyTime bool
+	// Signature, when set, says the leaf is a signature's signing
+	// certificate and what is known of the signature's time: a
+	// revocation of the leaf is then judged against the signature's
+	// proof of existence, after ETSI EN 319 102-1 (docs/security.md
+	// "Revocation and proof of existence"). Ignored with
+	// KeyCompromiseAnyTime. Basic ignores it.
+	Signature *SignatureTime
+}
+
+// SignatureTime is what is known of when a signature was made.
+type SignatureTime struct {
+	// POE: Request.At is a proof of existence of the signature (a
+	// verified signature time-stamp's time, a time the caller asserts).
+	// False: At is only the time of the validation (now).
+	POE bool
+	// Claimed is the signing-time the signer claims (zero: none). It is
+	// no proof: it can only make a verdict worse, never better.
+	Claimed time.Time
 }
 
 // Validator judges a certificate chain. It is the seam where the accredited-CA

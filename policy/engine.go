@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
@@ -338,7 +339,7 @@ func (e *Engine) Validate(r Request) Verdict {
 		extra = append(slices.Clip(extra), r.EmbeddedCRLs...)
 	}
 	if mode != RevocationOff || len(p.CRLs)+len(extra) > 0 {
-		er = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: extra, at: at, now: now, opts: o, kcAny: r.KeyCompromiseAnyTime, own: own}
+		er = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: extra, at: at, now: now, opts: o, kcAny: r.KeyCompromiseAnyTime, own: own, sig: r.Signature, leaf: r.Leaf}
 		rev = er
 	}
 	path, findings := findPath(r.Leaf, o, rev)
@@ -454,16 +455,25 @@ type engineRevocation struct {
 	own map[string]bool
 	// used collects the CRLs and OCSP responses the statuses rest on.
 	used []UsedObject
+	// sig and leaf: the leaf is a signature's signing certificate
+	// (Request.Signature); its revocation is judged by
+	// signatureRevocation.
+	sig  *SignatureTime
+	leaf *x509.Certificate
 }
 
 func (r *engineRevocation) revocation(path *Path, i int) *finding {
 	c := path.Certs[i]
+	signing := r.sig != nil && !r.kcAny && r.leaf != nil && bytes.Equal(c.Raw, r.leaf.Raw)
 	crls := append(slices.Clone(r.p.CRLs), r.extra...)
 	if r.mode == RevocationOff {
-		k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts, kcAny: r.kcAny}
+		k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts, kcAny: r.kcAny, later: signing}
 		st := k.check(path, i)
 		r.used = append(r.used, st.evidence...)
-		if st.revoked {
+		switch {
+		case st.revoked && signing:
+			return r.signatureRevocation(st, c)
+		case st.revoked:
 			return st.finding(c)
 		}
 		return nil
@@ -475,7 +485,7 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 		got, fetchProblem = r.e.Fetcher.CRLsForStatus(r.ctx, c)
 		crls = append(crls, got...)
 	}
-	k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts, kcAny: r.kcAny}
+	k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts, kcAny: r.kcAny, later: signing}
 	st := k.check(path, i)
 	if st.unknown != "" && fetchProblem != "" {
 		st.unknown += "; " + fetchProblem
@@ -489,11 +499,11 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 			issuer = path.Certs[i-1]
 		}
 		ocspAt := r.at
-		if r.kcAny {
-			ocspAt = r.now // to see a later keyCompromise revocation
+		if r.kcAny || signing {
+			ocspAt = r.now // to see a later (keyCompromise) revocation
 		}
 		if ost, ok := r.e.Fetcher.OCSPStatus(r.ctx, c, issuer, ocspAt, r.ocspRules()); ok {
-			if ost.revoked && ost.when.After(r.at) && ost.reason != reasonKeyCompromise {
+			if !signing && ost.revoked && ost.when.After(r.at) && ost.reason != reasonKeyCompromise {
 				ost = revStatus{} // revoked after at for another reason: good then
 			}
 			st = ost
@@ -502,11 +512,44 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 		}
 	}
 	r.used = append(r.used, st.evidence...)
+	if st.revoked && signing {
+		return r.signatureRevocation(st, c)
+	}
 	f := st.finding(c)
-	if f != nil && f.status == Indeterminate && r.mode == RevocationPrefer {
+	if f != nil && f.code == CodeRevocationUnknown && r.mode == RevocationPrefer {
 		f.status = Valid // reported, but does not lower the verdict
 	}
 	return f
+}
+
+// signatureRevocation judges a revoked signing certificate against the
+// signature's times, after ETSI EN 319 102-1 (docs/security.md
+// "Revocation and proof of existence"); nil when it was good at r.at.
+//
+// The revocation counts from its date, or from the invalidityDate of a
+// keyCompromise entry when that is earlier (the key may have signed for
+// someone else since). Revoked at or before a proof of existence: INVALID,
+// REVOKED. Without one (r.at is then now): INVALID, REVOKED when the
+// signer's own claimed signing-time is at or after the revocation, else
+// INDETERMINATE, REVOKED_NO_POE: the signature may have been made while
+// the certificate was good, nothing proves it. REVOKED_NO_POE is no
+// unknown status: revocation "prefer" leaves it INDETERMINATE.
+func (r *engineRevocation) signatureRevocation(st revStatus, c *x509.Certificate) *finding {
+	when, what := st.when, "revoked on"
+	if st.reason == reasonKeyCompromise && !st.compromised.IsZero() && st.compromised.Before(when) {
+		when, what = st.compromised, fmt.Sprintf("revoked on %s for keyCompromise, its key compromised since", st.when.UTC().Format(time.RFC3339))
+	}
+	if when.After(r.at) {
+		return nil
+	}
+	head := fmt.Sprintf("%q was %s %s (reason %d)", c.Subject.String(), what, when.UTC().Format(time.RFC3339), st.reason)
+	switch {
+	case r.sig.POE:
+		return &finding{Invalid, CodeRevoked, fmt.Sprintf("%s, at or before the signature's proof of existence at %s", head, r.at.UTC().Format(time.RFC3339))}
+	case !r.sig.Claimed.IsZero() && !r.sig.Claimed.Before(when):
+		return &finding{Invalid, CodeRevoked, fmt.Sprintf("%s; the signer claims to have signed at %s, after it", head, r.sig.Claimed.UTC().Format(time.RFC3339))}
+	}
+	return &finding{Indeterminate, CodeRevokedNoPOE, head + ", and nothing proves the signature existed before: a signature time-stamp (CAdES-T) made when signing would"}
 }
 
 // ocspRules are the policy's OCSP rules; a delegated responder without
