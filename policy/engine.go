@@ -499,11 +499,11 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 			issuer = path.Certs[i-1]
 		}
 		ocspAt := r.at
-		if r.kcAny || signing {
-			ocspAt = r.now // to see a later (keyCompromise) revocation
+		if r.kcAny {
+			ocspAt = r.now // to see a later keyCompromise revocation
 		}
 		if ost, ok := r.e.Fetcher.OCSPStatus(r.ctx, c, issuer, ocspAt, r.ocspRules()); ok {
-			if !signing && ost.revoked && ost.when.After(r.at) && ost.reason != reasonKeyCompromise {
+			if ost.revoked && ost.when.After(r.at) && ost.reason != reasonKeyCompromise {
 				ost = revStatus{} // revoked after at for another reason: good then
 			}
 			st = ost
