@@ -80,9 +80,9 @@ func TestSigningCertificateRevokedPOE(t *testing.T) {
 		code   policy.Code
 	}{
 		{"time-stamped, not revoked", sigT, time.Time{}, nil, "", policy.Valid, ""},
-		{"time-stamped, revoked before the time-stamp", sigT, time.Time{}, &revocation{at: t0.Add(-30 * time.Second)}, "", policy.Invalid, policy.CodeRevoked},
+		{"time-stamped, revoked before the time-stamp (and the claimed signing time)", sigT, time.Time{}, &revocation{at: t0.Add(-30 * time.Second)}, "", policy.Invalid, policy.CodeRevoked},
 		{"time-stamped, revoked after the time-stamp", sigT, time.Time{}, &revocation{at: t0.Add(10 * time.Minute)}, "", policy.Valid, ""},
-		{"time-stamped, key compromised before the time-stamp, revoked after", sigT, time.Time{}, &revocation{at: t0.Add(10 * time.Minute), reason: keyCompromise, compromis: t0.Add(-30 * time.Second)}, "", policy.Invalid, policy.CodeRevoked},
+		{"time-stamped, key compromised before the time-stamp, revoked after (claimed signing time after the compromise)", sigT, time.Time{}, &revocation{at: t0.Add(10 * time.Minute), reason: keyCompromise, compromis: t0.Add(-30 * time.Second)}, "", policy.Invalid, policy.CodeRevoked},
 		{"time-stamped, key compromised after the time-stamp", sigT, time.Time{}, &revocation{at: t0.Add(10 * time.Minute), reason: keyCompromise, compromis: t0.Add(5 * time.Minute)}, "", policy.Valid, ""},
 		{"time-stamped, keyCompromise without a compromise date, revoked after", sigT, time.Time{}, &revocation{at: t0.Add(10 * time.Minute), reason: keyCompromise}, "", policy.Valid, ""},
 		{"no POE, not revoked", sigB, time.Time{}, nil, "", policy.Valid, ""},
@@ -91,7 +91,7 @@ func TestSigningCertificateRevokedPOE(t *testing.T) {
 		{"no POE, revoked before the claimed signing time", sigBLate, time.Time{}, &revocation{at: t0.Add(10 * time.Minute)}, "", policy.Invalid, policy.CodeRevoked},
 		{"no POE, key compromised before the claimed signing time", sigB, time.Time{}, &revocation{at: t0.Add(10 * time.Minute), reason: keyCompromise, compromis: t0.Add(-30 * time.Second)}, "", policy.Invalid, policy.CodeRevoked},
 		{"the caller's time, revoked after it", sigB, t0, &revocation{at: t0.Add(10 * time.Minute)}, "", policy.Valid, ""},
-		{"the caller's time, revoked before it", sigB, t0.Add(12 * time.Minute), &revocation{at: t0.Add(10 * time.Minute)}, "", policy.Invalid, policy.CodeRevoked},
+		{"the caller's time after the revocation, claimed signing time before it", sigB, t0.Add(12 * time.Minute), &revocation{at: t0.Add(10 * time.Minute)}, "", policy.Indeterminate, policy.CodeRevokedNoPOE},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -528,12 +528,15 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 //
 // The revocation counts from its date, or from the invalidityDate of a
 // keyCompromise entry when that is earlier (the key may have signed for
-// someone else since). Revoked at or before a proof of existence: INVALID,
-// REVOKED. Without one (r.at is then now): INVALID, REVOKED when the
-// signer's own claimed signing-time is at or after the revocation, else
-// INDETERMINATE, REVOKED_NO_POE: the signature may have been made while
-// the certificate was good, nothing proves it. REVOKED_NO_POE is no
-// unknown status: revocation "prefer" leaves it INDETERMINATE.
+// someone else since). Revoked after the earliest proof of existence
+// (r.at): good. Otherwise INVALID, REVOKED when the signer's own claimed
+// signing-time is at or after the revocation (the signer says it signed
+// with a revoked certificate), else INDETERMINATE, REVOKED_NO_POE, with
+// or without a proof of existence after the revocation: the signature may
+// have been made while the certificate was good, nothing proves it (EN 319
+// 102-1: a best-signature-time not before the revocation time leaves the
+// signature INDETERMINATE). REVOKED_NO_POE is no unknown status:
+// revocation "prefer" leaves it INDETERMINATE.
 func (r *engineRevocation) signatureRevocation(st revStatus, c *x509.Certificate) *finding {
 	when, what := st.when, "revoked on"
 	if st.reason == reasonKeyCompromise && !st.compromised.IsZero() && st.compromised.Before(when) {
@@ -544,10 +547,10 @@ func (r *engineRevocation) signatureRevocation(st revStatus, c *x509.Certificate
 	}
 	head := fmt.Sprintf("%q was %s %s (reason %d)", c.Subject.String(), what, when.UTC().Format(time.RFC3339), st.reason)
 	switch {
-	case r.sig.POE:
-		return &finding{Invalid, CodeRevoked, fmt.Sprintf("%s, at or before the signature's proof of existence at %s", head, r.at.UTC().Format(time.RFC3339))}
 	case !r.sig.Claimed.IsZero() && !r.sig.Claimed.Before(when):
 		return &finding{Invalid, CodeRevoked, fmt.Sprintf("%s; the signer claims to have signed at %s, after it", head, r.sig.Claimed.UTC().Format(time.RFC3339))}
+	case r.sig.POE:
+		return &finding{Indeterminate, CodeRevokedNoPOE, fmt.Sprintf("%s, and the signature's earliest proof of existence is at %s, after it: nothing proves the signature existed before", head, r.at.UTC().Format(time.RFC3339))}
 	}
 	return &finding{Indeterminate, CodeRevokedNoPOE, head + ", and nothing proves the signature existed before: a signature time-stamp (CAdES-T) made when signing would"}
 }

@@ -58,12 +58,12 @@ func TestSignatureRevocation(t *testing.T) {
 		code   Code
 	}{
 		{"CRL, POE before the revocation", "crl", leaf.cert, testNow.Add(-time.Hour), poe, false, Valid, ""},
-		{"CRL, POE after the revocation", "crl", leaf.cert, testNow, poe, false, Invalid, CodeRevoked},
+		{"CRL, POE after the revocation", "crl", leaf.cert, testNow, poe, false, Indeterminate, CodeRevokedNoPOE},
 		{"CRL, no POE", "crl", leaf.cert, zero, noPOE, false, Indeterminate, CodeRevokedNoPOE},
 		{"CRL, no POE, claimed after the revocation", "crl", leaf.cert, zero, &SignatureTime{Claimed: testNow.Add(-10 * time.Minute)}, false, Invalid, CodeRevoked},
 		{"CRL under off, no POE", "off", leaf.cert, zero, noPOE, false, Indeterminate, CodeRevokedNoPOE},
 		{"OCSP, POE before the revocation", "ocsp", ocspLeaf.cert, testNow.Add(-time.Hour), poe, false, Valid, ""},
-		{"OCSP, POE after the revocation", "ocsp", ocspLeaf.cert, testNow, poe, false, Invalid, CodeRevoked},
+		{"OCSP, POE after the revocation", "ocsp", ocspLeaf.cert, testNow, poe, false, Indeterminate, CodeRevokedNoPOE},
 		{"OCSP, no POE", "ocsp", ocspLeaf.cert, zero, noPOE, false, Indeterminate, CodeRevokedNoPOE},
 		{"a certificate, not a signature", "crl", leaf.cert, zero, nil, false, Invalid, CodeRevoked},
 		{"a TSA: KeyCompromiseAnyTime keeps the plain rule", "crl", leaf.cert, zero, noPOE, true, Invalid, CodeRevoked},

@@ -299,7 +299,7 @@ func TestVerifyRevokedNoPOE(t *testing.T) {
 	}{
 		{"no proof of existence", time.Time{}, pecetv1.Verdict_INDETERMINATE, "REVOKED_NO_POE"},
 		{"the caller's time before the revocation", now.Add(-15 * time.Minute), pecetv1.Verdict_VALID, ""},
-		{"the caller's time after the revocation", now.Add(-5 * time.Minute), pecetv1.Verdict_INVALID, "REVOKED"},
+		{"the caller's time after the revocation", now.Add(-5 * time.Minute), pecetv1.Verdict_INDETERMINATE, "REVOKED_NO_POE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := &pecetv1.VerifyRequest{Signature: sig, Detached: &pecetv1.VerifyRequest_Content{Content: data},
