@@ -24,7 +24,10 @@ type Request struct {
 	Leaf          *x509.Certificate
 	Intermediates []*x509.Certificate
 	Purpose       Purpose
-	At            time.Time // the trusted time to judge at; zero means now
+	// At is the trusted time to judge at: the chain's validity and
+	// whether a revocation counts. Zero means the validator's clock
+	// (Engine.Now, Basic.Now), never Now below.
+	At time.Time
 
 	// Policy names the policy to judge under; "" is the default. Basic
 	// ignores it.
@@ -43,8 +46,12 @@ type Request struct {
 	// at instead of the engine's clock: the time a proof of existence
 	// (an archive time-stamp) shows the data existed, so a validation is
 	// the one that could be made then (docs/archive.md "CAdES
-	// augmentation"). Library callers only; the server never takes it
-	// from a request. Basic ignores it.
+	// augmentation"). It judges the CRLs' and OCSP responses' currency
+	// (fetched ones included) and nothing else: the default At and the
+	// trusted list's freshness follow the engine's clock
+	// (docs/security.md "Revocation and proof of existence"). Library
+	// callers only; the server never takes it from a request. Basic
+	// ignores it.
 	Now time.Time
 	// Revocation overrides the policy's revocation mode when set.
 	Revocation RevocationMode
@@ -56,6 +63,24 @@ type Request struct {
 	// anything dated before its revocation (a TSA's tokens, RFC 3161 4.1;
 	// docs/security.md "Time-stamps"). Basic ignores it.
 	KeyCompromiseAnyTime bool
+	// Signature, when set, says the leaf is a signature's signing
+	// certificate and what is known of the signature's time: a
+	// revocation of the leaf is then judged against the signature's
+	// proof of existence, after ETSI EN 319 102-1 (docs/security.md
+	// "Revocation and proof of existence"). Ignored with
+	// KeyCompromiseAnyTime. Basic ignores it.
+	Signature *SignatureTime
+}
+
+// SignatureTime is what is known of when a signature was made.
+type SignatureTime struct {
+	// POE: Request.At is a proof of existence of the signature (a
+	// verified signature time-stamp's time, a time the caller asserts).
+	// False: At is only the time of the validation (now).
+	POE bool
+	// Claimed is the signing-time the signer claims (zero: none). It is
+	// no proof: it can only make a verdict worse, never better.
+	Claimed time.Time
 }
 
 // Validator judges a certificate chain. It is the seam where the accredited-CA

@@ -50,6 +50,9 @@ type CRL struct {
 type crlEntry struct {
 	when   time.Time
 	reason int
+	// compromised is the entry's invalidityDate (RFC 5280 5.3.2), zero
+	// when it has none.
+	compromised time.Time
 }
 
 // ParseCRL parses a DER (or PEM) CRL.
@@ -111,7 +114,16 @@ func ParseCRL(data []byte) (*CRL, error) {
 						break
 					}
 				}
-			case e.Id.Equal(oidExtReasonCode), e.Id.Equal(oidExtInvalidityDate),
+			case e.Id.Equal(oidExtInvalidityDate):
+				// A non-critical extension that can only move the
+				// revocation earlier (docs/security.md "Revocation and
+				// proof of existence"); one that does not parse is
+				// ignored and the revocation date stands.
+				var t time.Time
+				if rest, err := asn1.UnmarshalWithParams(e.Value, &t, "generalized"); err == nil && len(rest) == 0 {
+					ent.compromised = t
+				}
+			case e.Id.Equal(oidExtReasonCode),
 				e.Id.Equal(asn1.ObjectIdentifier{2, 5, 29, 23}): // holdInstructionCode
 			default:
 				if e.Critical && c.problem == "" {
@@ -193,7 +205,10 @@ type revStatus struct {
 	revoked bool
 	when    time.Time
 	reason  int
-	unknown string // why the status could not be established
+	// compromised is when the key is known or suspected to have been
+	// compromised (a CRL entry's invalidityDate), zero when not said.
+	compromised time.Time
+	unknown     string // why the status could not be established
 	// evidence: the CRLs or OCSP response the status rests on, for
 	// Verdict.Used.
 	evidence []UsedObject
@@ -210,6 +225,9 @@ type crlChecker struct {
 	// kcAny: a keyCompromise revocation counts even after at
 	// (Request.KeyCompromiseAnyTime).
 	kcAny bool
+	// later: every revocation is reported, also one dated after at; the
+	// caller judges it (a signing certificate, signatureRevocation).
+	later bool
 }
 
 // revocation implements revocationChecker for PKITS-style "require" use.
@@ -512,7 +530,7 @@ func (k *crlChecker) lookup(crl *CRL, certIssuer string, c *x509.Certificate, p 
 	key := certIssuer + "#" + c.SerialNumber.String()
 	st := revStatus{}
 	if e, ok := crl.entries[key]; ok && e.reason != reasonRemoveFromCRL {
-		st = revStatus{revoked: true, when: e.when, reason: e.reason}
+		st = revStatus{revoked: true, when: e.when, reason: e.reason, compromised: e.compromised}
 	}
 	// Delta CRLs (5.2.4): same issuer and scope, based on this CRL or an
 	// earlier one; the newest usable one speaks (it carries every change
@@ -541,7 +559,7 @@ func (k *crlChecker) lookup(crl *CRL, certIssuer string, c *x509.Certificate, p 
 			if e.reason == reasonRemoveFromCRL {
 				st = revStatus{}
 			} else {
-				st = revStatus{revoked: true, when: e.when, reason: e.reason}
+				st = revStatus{revoked: true, when: e.when, reason: e.reason, compromised: e.compromised}
 			}
 		}
 	}
@@ -549,7 +567,7 @@ func (k *crlChecker) lookup(crl *CRL, certIssuer string, c *x509.Certificate, p 
 	if delta != nil {
 		st.evidence = append(st.evidence, delta.used())
 	}
-	if st.revoked && st.when.After(k.at) && !(k.kcAny && st.reason == reasonKeyCompromise) {
+	if st.revoked && st.when.After(k.at) && !k.later && !(k.kcAny && st.reason == reasonKeyCompromise) {
 		// Revoked after the time we judge at: good at that time.
 		return revStatus{evidence: st.evidence}
 	}

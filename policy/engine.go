@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
@@ -265,13 +266,18 @@ func (e *Engine) Validate(r Request) Verdict {
 		return v
 	}
 	v.Subject = r.Leaf.Subject.String()
-	now := e.now()
+	// The three times (docs/security.md "Revocation and proof of
+	// existence"): clock is the engine's clock, the default of at and the
+	// time the trusted list's freshness is judged at; now, the time
+	// revocation data's currency is judged at, is Request.Now when set.
+	clock := e.now()
+	now := clock
 	if !r.Now.IsZero() {
 		now = r.Now
 	}
 	at := r.At
 	if at.IsZero() {
-		at = now
+		at = clock
 	}
 	v.ValidatedAt = at
 	mode := p.Revocation
@@ -333,7 +339,7 @@ func (e *Engine) Validate(r Request) Verdict {
 		extra = append(slices.Clip(extra), r.EmbeddedCRLs...)
 	}
 	if mode != RevocationOff || len(p.CRLs)+len(extra) > 0 {
-		er = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: extra, at: at, now: now, opts: o, kcAny: r.KeyCompromiseAnyTime, own: own}
+		er = &engineRevocation{ctx: ctx, e: e, p: p, mode: mode, extra: extra, at: at, now: now, opts: o, kcAny: r.KeyCompromiseAnyTime, own: own, sig: r.Signature, leaf: r.Leaf}
 		rev = er
 	}
 	path, findings := findPath(r.Leaf, o, rev)
@@ -373,7 +379,9 @@ func (e *Engine) Validate(r Request) Verdict {
 		}
 	}
 	if tlAnchor[path.Anchor] {
-		if nu := p.TrustedList.NextUpdate; !nu.IsZero() && now.After(nu.Add(p.TrustedListGrace)) {
+		// The list loaded is the operator's current one: whether it is due
+		// to be replaced is a question of the clock, not of Request.Now.
+		if nu := p.TrustedList.NextUpdate; !nu.IsZero() && clock.After(nu.Add(p.TrustedListGrace)) {
 			v.Add(Indeterminate, CodeTrustedListExpired, fmt.Sprintf("the trusted list (%s, sequence %s) was due to be replaced at %s: load a current list", p.TrustedList.Territory, p.TrustedList.SequenceNumber, nu.UTC().Format(time.RFC3339)))
 		}
 	}
@@ -447,16 +455,25 @@ type engineRevocation struct {
 	own map[string]bool
 	// used collects the CRLs and OCSP responses the statuses rest on.
 	used []UsedObject
+	// sig and leaf: the leaf is a signature's signing certificate
+	// (Request.Signature); its revocation is judged by
+	// signatureRevocation.
+	sig  *SignatureTime
+	leaf *x509.Certificate
 }
 
 func (r *engineRevocation) revocation(path *Path, i int) *finding {
 	c := path.Certs[i]
+	signing := r.sig != nil && !r.kcAny && r.leaf != nil && bytes.Equal(c.Raw, r.leaf.Raw)
 	crls := append(slices.Clone(r.p.CRLs), r.extra...)
 	if r.mode == RevocationOff {
-		k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts, kcAny: r.kcAny}
+		k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts, kcAny: r.kcAny, later: signing}
 		st := k.check(path, i)
 		r.used = append(r.used, st.evidence...)
-		if st.revoked {
+		switch {
+		case st.revoked && signing:
+			return r.signatureRevocation(st, c)
+		case st.revoked:
 			return st.finding(c)
 		}
 		return nil
@@ -468,7 +485,7 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 		got, fetchProblem = r.e.Fetcher.CRLsForStatus(r.ctx, c)
 		crls = append(crls, got...)
 	}
-	k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts, kcAny: r.kcAny}
+	k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts, kcAny: r.kcAny, later: signing}
 	st := k.check(path, i)
 	if st.unknown != "" && fetchProblem != "" {
 		st.unknown += "; " + fetchProblem
@@ -495,18 +512,54 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 		}
 	}
 	r.used = append(r.used, st.evidence...)
+	if st.revoked && signing {
+		return r.signatureRevocation(st, c)
+	}
 	f := st.finding(c)
-	if f != nil && f.status == Indeterminate && r.mode == RevocationPrefer {
+	if f != nil && f.code == CodeRevocationUnknown && r.mode == RevocationPrefer {
 		f.status = Valid // reported, but does not lower the verdict
 	}
 	return f
+}
+
+// signatureRevocation judges a revoked signing certificate against the
+// signature's times, after ETSI EN 319 102-1 (docs/security.md
+// "Revocation and proof of existence"); nil when it was good at r.at.
+//
+// The revocation counts from its date, or from the invalidityDate of a
+// keyCompromise entry when that is earlier (the key may have signed for
+// someone else since). Revoked after the earliest proof of existence
+// (r.at): good. Otherwise INVALID, REVOKED when the signer's own claimed
+// signing-time is at or after the revocation (the signer says it signed
+// with a revoked certificate), else INDETERMINATE, REVOKED_NO_POE, with
+// or without a proof of existence after the revocation: the signature may
+// have been made while the certificate was good, nothing proves it (EN 319
+// 102-1: a best-signature-time not before the revocation time leaves the
+// signature INDETERMINATE). REVOKED_NO_POE is no unknown status:
+// revocation "prefer" leaves it INDETERMINATE.
+func (r *engineRevocation) signatureRevocation(st revStatus, c *x509.Certificate) *finding {
+	when, what := st.when, "revoked on"
+	if st.reason == reasonKeyCompromise && !st.compromised.IsZero() && st.compromised.Before(when) {
+		when, what = st.compromised, fmt.Sprintf("revoked on %s for keyCompromise, its key compromised since", st.when.UTC().Format(time.RFC3339))
+	}
+	if when.After(r.at) {
+		return nil
+	}
+	head := fmt.Sprintf("%q was %s %s (reason %d)", c.Subject.String(), what, when.UTC().Format(time.RFC3339), st.reason)
+	switch {
+	case !r.sig.Claimed.IsZero() && !r.sig.Claimed.Before(when):
+		return &finding{Invalid, CodeRevoked, fmt.Sprintf("%s; the signer claims to have signed at %s, after it", head, r.sig.Claimed.UTC().Format(time.RFC3339))}
+	case r.sig.POE:
+		return &finding{Indeterminate, CodeRevokedNoPOE, fmt.Sprintf("%s, and the signature's earliest proof of existence is at %s, after it: nothing proves the signature existed before", head, r.at.UTC().Format(time.RFC3339))}
+	}
+	return &finding{Indeterminate, CodeRevokedNoPOE, head + ", and nothing proves the signature existed before: a signature time-stamp (CAdES-T) made when signing would"}
 }
 
 // ocspRules are the policy's OCSP rules; a delegated responder without
 // id-pkix-ocsp-nocheck is checked now against the CRLs at hand (the
 // policy's, the caller's, fetched ones when the policy fetches).
 func (r *engineRevocation) ocspRules() *ocspRules {
-	return &ocspRules{maxAge: r.p.OCSPMaxAge, tol: r.p.ClockTolerance, noNonce: r.p.OCSPNoNonce,
+	return &ocspRules{maxAge: r.p.OCSPMaxAge, tol: r.p.ClockTolerance, noNonce: r.p.OCSPNoNonce, now: r.now,
 		responderStatus: func(responder, issuer *x509.Certificate) string {
 			crls := append(slices.Clone(r.p.CRLs), r.extra...)
 			if r.p.FetchCRLs && r.e.Fetcher != nil {

@@ -344,7 +344,11 @@ func (f *Fetcher) OCSPStatus(ctx context.Context, c, issuer *x509.Certificate, a
 			last = fetchSummary("OCSP responder", err)
 			break
 		}
-		st, err := checkOCSP(data, c, issuer, nonce, at, f.now(), rules)
+		now := rules.now
+		if now.IsZero() {
+			now = f.now()
+		}
+		st, err := checkOCSP(data, c, issuer, nonce, at, now, rules)
 		if err != nil {
 			// checkOCSP's own texts are fixed; the parser's are not.
 			if errors.Is(err, errOCSPParse) {

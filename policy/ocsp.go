@@ -43,6 +43,11 @@ type ocspRules struct {
 	// id-pkix-ocsp-nocheck is not known to be unrevoked now ("" when it
 	// is good). nil: such responders are refused.
 	responderStatus func(responder, issuer *x509.Certificate) string
+	// now is the time a response's currency and its responder's validity
+	// are judged at: the engine's clock or Request.Now, never the wall
+	// clock of the fetch (docs/security.md "Revocation and proof of
+	// existence"). Zero: the Fetcher's clock.
+	now time.Time
 }
 
 // ocspRequest builds an OCSP request for c, with a nonce unless nonce is

@@ -139,6 +139,13 @@ const (
 	// CodeFormatFailure: a certificate or CRL that cannot be parsed (EN 319
 	// 102-1 FORMAT_FAILURE); the verdict is INVALID.
 	CodeFormatFailure Code = "FORMAT_FAILURE"
+	// CodeRevokedNoPOE: a signature's signing certificate is revoked and
+	// no proof of existence (a signature time-stamp, a time the caller
+	// asserts) shows the signature existed before the revocation: it may
+	// have been made while the certificate was good, nothing proves it.
+	// The verdict is INDETERMINATE (ETSI EN 319 102-1 REVOKED_NO_POE;
+	// docs/security.md "Revocation and proof of existence").
+	CodeRevokedNoPOE Code = "REVOKED_NO_POE"
 )
 
 // Note reports whether a reason with this code is a note that never

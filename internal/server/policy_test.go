@@ -1,6 +1,8 @@
 package server
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"math/big"
@@ -15,7 +17,11 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
+	"github.com/pecet-hsm/pecet/internal/devca"
+	"github.com/pecet-hsm/pecet/internal/reporttest"
 	"github.com/pecet-hsm/pecet/internal/testtool"
+	"github.com/pecet-hsm/pecet/report"
+	"github.com/pecet-hsm/pecet/signer"
 )
 
 // TestVerifyRevokedAroundTrustedTime: a signature whose certificate was
@@ -251,5 +257,72 @@ func TestValidateCertificateVerdicts(t *testing.T) {
 		if got := strings.Join(p.GetAllowedOverrides(), " "); got != want {
 			t.Errorf("%s: allowed overrides %q, want %q", p.GetName(), got, want)
 		}
+	}
+}
+
+// TestVerifyRevokedNoPOE: through the Verify RPC, a signature whose
+// signing certificate was revoked after the signing-time it claims, with
+// no proof of existence, is INDETERMINATE (REVOKED_NO_POE, in the report
+// too); a time the caller asserts before the revocation makes it VALID,
+// one after it INVALID (REVOKED) (docs/security.md "Revocation and proof
+// of existence").
+func TestVerifyRevokedNoPOE(t *testing.T) {
+	f := newFixture(t)
+	cc := f.dial(t, "client")
+	ctx := ctxT(t)
+	now := time.Now()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := f.ca.Issue("revoked signer", devca.CMSSign, key.Public(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("<PRIHL/>")
+	sig, err := signer.Sign(data, key, []*x509.Certificate{leaf, f.ca.Cert}, signer.Options{SigningTime: now.Add(-20 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crlDER, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number: big.NewInt(1), ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(24 * time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: leaf.SerialNumber, RevocationTime: now.Add(-10 * time.Minute)}},
+	}, f.ca.Cert, f.ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		at     time.Time
+		status pecetv1.Verdict_Status
+		code   string
+	}{
+		{"no proof of existence", time.Time{}, pecetv1.Verdict_INDETERMINATE, "REVOKED_NO_POE"},
+		{"the caller's time before the revocation", now.Add(-15 * time.Minute), pecetv1.Verdict_VALID, ""},
+		{"the caller's time after the revocation", now.Add(-5 * time.Minute), pecetv1.Verdict_INDETERMINATE, "REVOKED_NO_POE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &pecetv1.VerifyRequest{Signature: sig, Detached: &pecetv1.VerifyRequest_Content{Content: data},
+				Crls: [][]byte{crlDER}, Policy: "strict", Report: true}
+			if !tc.at.IsZero() {
+				req.At = timestamppb.New(tc.at)
+			}
+			resp, err := pecetv1.NewSignServiceClient(cc).Verify(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := resp.GetVerdict()
+			codes := map[string]bool{}
+			for _, r := range v.GetReasons() {
+				codes[r.GetCode()] = true
+			}
+			if v.GetStatus() != tc.status || (tc.code != "" && !codes[tc.code]) || (tc.code == "" && len(codes) > 0) {
+				t.Fatalf("%v %v, want %v %s", v.GetStatus(), v.GetReasons(), tc.status, tc.code)
+			}
+			r := reporttest.CheckValidationReport(t, resp.GetReport())
+			if want := report.SubIndicationPrefix + tc.code; tc.code != "" && !containsString(r.Reports[0].Status.SubIndications, want) {
+				t.Fatalf("report sub-indications %v, want %s", r.Reports[0].Status.SubIndications, want)
+			}
+		})
 	}
 }

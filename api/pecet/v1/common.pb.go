@@ -284,7 +284,10 @@ type Reason struct {
 	// TRUSTED_LIST_EXPIRED, CONTENT_MISMATCH, UNSUPPORTED_ALGORITHM,
 	// CERTIFICATE_UNREADABLE, FORMAT_FAILURE (a certificate or CRL that
 	// cannot be parsed), OVERRIDE_FORBIDDEN, OUT_OF_BOUNDS_NO_POE,
-	// CRYPTO_CONSTRAINTS_FAILURE_NO_POE; and the note TL_QUALIFIER (a
+	// CRYPTO_CONSTRAINTS_FAILURE_NO_POE, REVOKED_NO_POE (a signature's
+	// signing certificate is revoked and nothing proves the signature
+	// existed before; docs/api.md "Validation reports"); and the note
+	// TL_QUALIFIER (a
 	// trusted list's service qualifiers decided the qualification; it never
 	// lowers the status).
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`

@@ -1,0 +1,79 @@
+package policy
+
+import (
+	"crypto/x509"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ocsp"
+)
+
+// TestSignatureRevocation: Request.Signature makes the engine judge a
+// revoked leaf against the signature's proof of existence, whatever says
+// it is revoked (a CRL under require or off, an OCSP response fetched
+// online); without Request.Signature, or for a TSA
+// (KeyCompromiseAnyTime), the plain rule stays (docs/security.md
+// "Revocation and proof of existence").
+func TestSignatureRevocation(t *testing.T) {
+	root := issue(t, nil, tmpl("Sigrev root", true), nil)
+	leaf := issue(t, root, tmpl("Sigrev leaf", false), nil)
+	ocspLeafT := tmpl("Sigrev OCSP leaf", false)
+	revokedAt := testNow.Add(-30 * time.Minute)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		der, err := ocsp.CreateResponse(root.cert, root.cert, ocsp.Response{Status: ocsp.Revoked, SerialNumber: ocspLeafT.SerialNumber,
+			RevokedAt: revokedAt, ThisUpdate: testNow.Add(-time.Minute), NextUpdate: testNow.Add(time.Hour)}, root.key)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Write(der)
+	}))
+	defer srv.Close()
+	ocspLeafT.OCSPServer = []string{srv.URL}
+	ocspLeaf := issue(t, root, ocspLeafT, nil)
+	crl := root.makeCRL(t, crlOpts{number: 1, this: testNow.Add(-20 * time.Minute), next: testNow.Add(time.Hour),
+		revoked: map[*x509.Certificate]int{leaf.cert: 0}, revokedAt: revokedAt})
+	e, err := NewEngine("crl",
+		&Policy{Name: "crl", Anchors: []*x509.Certificate{root.cert}, Revocation: RevocationRequire, CRLs: []*CRL{crl}},
+		&Policy{Name: "off", Anchors: []*x509.Certificate{root.cert}, Revocation: RevocationOff, CRLs: []*CRL{crl}},
+		&Policy{Name: "ocsp", Anchors: []*x509.Certificate{root.cert}, Revocation: RevocationRequire, OCSP: true, OCSPNoNonce: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Now = func() time.Time { return testNow }
+	e.Fetcher = &Fetcher{Now: e.Now, Timeout: 2 * time.Second}
+	zero := time.Time{}
+	noPOE := &SignatureTime{Claimed: testNow.Add(-time.Hour)}
+	poe := &SignatureTime{POE: true}
+	tests := []struct {
+		name   string
+		policy string
+		leaf   *x509.Certificate
+		at     time.Time
+		sig    *SignatureTime
+		kcAny  bool
+		status Status
+		code   Code
+	}{
+		{"CRL, POE before the revocation", "crl", leaf.cert, testNow.Add(-time.Hour), poe, false, Valid, ""},
+		{"CRL, POE after the revocation", "crl", leaf.cert, testNow, poe, false, Indeterminate, CodeRevokedNoPOE},
+		{"CRL, no POE", "crl", leaf.cert, zero, noPOE, false, Indeterminate, CodeRevokedNoPOE},
+		{"CRL, no POE, claimed after the revocation", "crl", leaf.cert, zero, &SignatureTime{Claimed: testNow.Add(-10 * time.Minute)}, false, Invalid, CodeRevoked},
+		{"CRL under off, no POE", "off", leaf.cert, zero, noPOE, false, Indeterminate, CodeRevokedNoPOE},
+		{"OCSP, POE before the revocation", "ocsp", ocspLeaf.cert, testNow.Add(-time.Hour), poe, false, Valid, ""},
+		{"OCSP, POE after the revocation", "ocsp", ocspLeaf.cert, testNow, poe, false, Indeterminate, CodeRevokedNoPOE},
+		{"OCSP, no POE", "ocsp", ocspLeaf.cert, zero, noPOE, false, Indeterminate, CodeRevokedNoPOE},
+		{"a certificate, not a signature", "crl", leaf.cert, zero, nil, false, Invalid, CodeRevoked},
+		{"a TSA: KeyCompromiseAnyTime keeps the plain rule", "crl", leaf.cert, zero, noPOE, true, Invalid, CodeRevoked},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := e.Validate(Request{Leaf: tc.leaf, Policy: tc.policy, At: tc.at, Signature: tc.sig, KeyCompromiseAnyTime: tc.kcAny})
+			if v.Status != tc.status || (tc.code != "" && (len(v.Reasons) == 0 || v.Reasons[0].Code != tc.code)) {
+				t.Fatalf("%s %v, want %s %s", v.Status, v.Reasons, tc.status, tc.code)
+			}
+		})
+	}
+}
