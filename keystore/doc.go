@@ -83,8 +83,9 @@
 //	metadata     CKO_DATA         CKA_LABEL "cssz-decrypt"  CKA_APPLICATION "pecet"
 //	             one per alias, private, CKA_VALUE a small JSON document:
 //	             purpose, algorithm, primary version, each version's state,
-//	             creation time, whether it has been primary and its public
-//	             key's SHA-256, a generation counter and a per-write nonce
+//	             creation time, whether it has been primary, its public
+//	             key's SHA-256 and its chain's certificates' SHA-256 (the
+//	             chain in force), a generation counter and a per-write nonce
 //	request      CKO_DATA         CKA_LABEL "<id>"  CKA_APPLICATION "pecet-request"
 //	             private, CKA_VALUE opaque bytes (≤ 64 KiB) of a pending
 //	             dual-control request (PutRequest, ListRequests, GetRequest,
@@ -113,7 +114,11 @@
 // version (Version.Problem, ErrVersionRefused).
 // A version is PENDING_CERTIFICATE until ImportCertificate stores a chain
 // whose leaf holds the version's public key, then ENABLED, and primary if the
-// alias had no primary yet. Destroying a version destroys its private key
+// alias had no primary yet. ImportCertificate writes the new certificate
+// objects beside the old ones, commits them with the metadata that names
+// them, and only then removes the old ones: any failure leaves the old
+// chain and metadata in force, or the new ones, never a mix
+// (docs/security.md "Importing a certificate"). Destroying a version destroys its private key
 // and public key objects; its certificates and the DESTROYED record remain
 // (the primary and ENABLED versions cannot be destroyed).
 //

@@ -140,6 +140,9 @@ func loadAliasOnce(p p11, sh pkcs11.SessionHandle, alias string) (*entry, error)
 
 	leaves := map[int][]certObject{}
 	issuers := map[int]map[int]certObject{}
+	// byID: every certificate object per version and position, for the
+	// versions whose metadata names its chain (committedChain).
+	byID := map[[2]int][]certObject{}
 	certs, err := findObjects(p, sh, []*pkcs11.Attribute{attr(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE), label})
 	if err != nil {
 		return nil, err
@@ -158,6 +161,7 @@ func loadAliasOnce(p p11, sh pkcs11.SessionHandle, alias string) (*entry, error)
 			return nil, fmt.Errorf("keystore: alias %q certificate %q: %w", alias, v[0], err)
 		}
 		co := certObject{c: c, private: len(v[2]) == 1 && v[2][0] != 0}
+		byID[[2]int{ver, n}] = append(byID[[2]int{ver, n}], co)
 		if n == 0 {
 			leaves[ver] = append(leaves[ver], co)
 			continue
@@ -193,15 +197,17 @@ func loadAliasOnce(p p11, sh pkcs11.SessionHandle, alias string) (*entry, error)
 		if dupPriv[mv.Version] {
 			keyProblem = "" // a rotation race settling, not a replaced object
 		}
-		if leaf := pickLeaf(leaves[mv.Version], ver.Public); leaf != nil {
-			ver.Chain = []*x509.Certificate{leaf}
-			for n := 1; n <= maxStoredChain; n++ {
-				co, ok := issuers[mv.Version][n]
-				if !ok {
-					break
-				}
-				ver.Chain = append(ver.Chain, co.c)
-			}
+		switch {
+		case len(mv.Chain) > 0:
+			ver.Chain = committedChain(byID, mv)
+		case mv.State == StatePendingCertificate:
+			// Certificate objects beside a version the metadata still
+			// calls pending are a failed import's: none is in force.
+		default:
+			ver.Chain = legacyChain(leaves[mv.Version], issuers[mv.Version], ver.Public)
+		}
+		if ver.Chain != nil {
+			leaf := ver.Chain[0]
 			switch {
 			case ver.Public == nil && mv.State == StateDestroyed:
 				// The key objects are gone; the certificate still says
@@ -226,6 +232,57 @@ func loadAliasOnce(p p11, sh pkcs11.SessionHandle, alias string) (*entry, error)
 // maxStoredChain bounds the issuers read per version (ImportCertificate
 // takes at most 8 certificates).
 const maxStoredChain = 16
+
+// committedChain is the chain the metadata names (metaVersion.Chain): at
+// each position the certificate object with that SHA-256, whatever else
+// carries the version's id (the old chain an import has not removed yet,
+// the new one of an import that failed, one added by someone else). A
+// missing leaf gives no chain (the version is then refused as having lost
+// its certificate); a missing issuer ends the chain there.
+func committedChain(byID map[[2]int][]certObject, mv metaVersion) []*x509.Certificate {
+	var chain []*x509.Certificate
+	for n, want := range mv.Chain {
+		if n > maxStoredChain {
+			break
+		}
+		var found *x509.Certificate
+		for _, co := range byID[[2]int{mv.Version, n}] {
+			if certSum(co.c) == want {
+				found = co.c
+				break
+			}
+		}
+		if found == nil {
+			break
+		}
+		chain = append(chain, found)
+	}
+	return chain
+}
+
+// legacyChain is the chain of a version whose metadata names none (written
+// by an older release): the certificate objects decide (pickLeaf).
+func legacyChain(leaves []certObject, issuers map[int]certObject, pub crypto.PublicKey) []*x509.Certificate {
+	leaf := pickLeaf(leaves, pub)
+	if leaf == nil {
+		return nil
+	}
+	chain := []*x509.Certificate{leaf}
+	for n := 1; n <= maxStoredChain; n++ {
+		co, ok := issuers[n]
+		if !ok {
+			break
+		}
+		chain = append(chain, co.c)
+	}
+	return chain
+}
+
+// certSum is the SHA-256 of a certificate's DER, hex (metaVersion.Chain).
+func certSum(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
 
 // Problems that refuse a version (Version.Problem): fixed texts, shown in
 // ListKeys (docs/security.md "Certificates on the token").

@@ -166,9 +166,27 @@ func (s *Store) ImportCertificate(ctx context.Context, alias string, version int
 		if k, ok := pub.(equaler); !ok || !k.Equal(chain[0].PublicKey) {
 			return fmt.Errorf("%w: %q version %d", ErrCertificateMismatch, alias, version)
 		}
-		if err := replaceChain(s.p, sh, alias, version, chain); err != nil {
+		// The order makes the change atomic as far as PKCS#11 allows
+		// (docs/security.md "Importing a certificate"): the new
+		// certificate objects go beside the old ones, then the metadata
+		// that names them (metaVersion.Chain) replaces the old metadata,
+		// which is the commit, and only then are the old objects removed.
+		// Readers take the chain the metadata names, so a failure before
+		// the commit leaves the old chain and metadata in force (the new
+		// objects are removed, or ignored should that fail too), one
+		// after it the new chain and metadata. Only the objects there
+		// before ours are removed: one another replica writes meanwhile
+		// is its import's, which commits after ours or removes them.
+		old, err := versionCerts(s.p, sh, alias, version)
+		if err != nil {
 			return err
 		}
+		made, err := createChain(s.p, sh, alias, version, chain)
+		if err != nil {
+			destroyObjects(s.p, sh, made)
+			return err
+		}
+		mv.Chain = chainSums(chain)
 		if mv.State == StatePendingCertificate {
 			mv.State = StateEnabled
 			// A pending version has never been primary, whatever an
@@ -178,7 +196,16 @@ func (s *Store) ImportCertificate(ctx context.Context, alias string, version int
 		if e.meta.Primary == 0 && mv.State == StateEnabled {
 			e.meta.setPrimary(mv)
 		}
-		return writeMeta(s.p, sh, e)
+		if err := writeMeta(s.p, sh, e); err != nil {
+			if metaInForce(s.p, sh, alias, e.meta) {
+				destroyObjects(s.p, sh, old)
+			} else {
+				destroyObjects(s.p, sh, made)
+			}
+			return err
+		}
+		destroyObjects(s.p, sh, old)
+		return nil
 	})
 	if err != nil {
 		return Version{}, err
@@ -320,9 +347,9 @@ func (s *Store) change(ctx context.Context, alias string, fn func(sh pkcs11.Sess
 				// under it: another replica's change of the same alias (the
 				// winner removes a loser's objects). That is a lost race, not
 				// a token failure (docs/security.md "Replicas changing one key").
-				// fn removed the objects it made; a certificate chain
-				// ImportCertificate already replaced stays replaced (the
-				// same public key), and the retry writes it again.
+				// fn removed the objects it made (ImportCertificate its
+				// certificate objects too, as its metadata was not
+				// committed), and the retry writes them again.
 				return errLostRace
 			}
 			return err
@@ -614,28 +641,11 @@ func writeMeta(p p11, sh pkcs11.SessionHandle, e *entry) error {
 	return nil
 }
 
-// replaceChain removes a version's certificate objects and writes the new
-// chain: the leaf under CKA_ID "v", issuer n under "v/n".
-func replaceChain(p p11, sh pkcs11.SessionHandle, alias string, version int, chain []*x509.Certificate) error {
-	old, err := findObjects(p, sh, []*pkcs11.Attribute{
-		attr(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE), attr(pkcs11.CKA_LABEL, alias)})
-	if err != nil {
-		return err
-	}
-	for _, h := range old {
-		id, err := getAttrs(p, sh, h, pkcs11.CKA_ID)
-		if rvIs(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
-			continue // replaced by another process meanwhile
-		}
-		if err != nil {
-			return err
-		}
-		if v, _, ok := parseCertID(string(id[0])); ok && v == version {
-			if err := p.DestroyObject(sh, h); err != nil && !rvIs(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
-				return p11Error("C_DestroyObject(certificate)", err)
-			}
-		}
-	}
+// createChain writes a version's chain as certificate objects beside any
+// it has (the leaf under CKA_ID "v", issuer n under "v/n") and returns the
+// handles it made, also those made before a failure.
+func createChain(p p11, sh pkcs11.SessionHandle, alias string, version int, chain []*x509.Certificate) ([]pkcs11.ObjectHandle, error) {
+	var made []pkcs11.ObjectHandle
 	for n, c := range chain {
 		id, cat := versionID(version), certCategoryTokenUser
 		if n > 0 {
@@ -643,9 +653,9 @@ func replaceChain(p p11, sh pkcs11.SessionHandle, alias string, version int, cha
 		}
 		serial, err := asn1.Marshal(c.SerialNumber)
 		if err != nil {
-			return errors.New("keystore: certificate serial number cannot be encoded")
+			return made, errors.New("keystore: certificate serial number cannot be encoded")
 		}
-		_, err = p.CreateObject(sh, []*pkcs11.Attribute{
+		h, err := p.CreateObject(sh, []*pkcs11.Attribute{
 			attr(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE),
 			attr(pkcs11.CKA_CERTIFICATE_TYPE, pkcs11.CKC_X_509),
 			attr(pkcs11.CKA_CERTIFICATE_CATEGORY, cat),
@@ -661,8 +671,68 @@ func replaceChain(p p11, sh pkcs11.SessionHandle, alias string, version int, cha
 			attr(pkcs11.CKA_VALUE, c.Raw),
 		})
 		if err != nil {
-			return p11Error("C_CreateObject(certificate)", err)
+			return made, p11Error("C_CreateObject(certificate)", err)
+		}
+		made = append(made, h)
+	}
+	return made, nil
+}
+
+// chainSums are the SHA-256 of a chain's certificates (metaVersion.Chain).
+func chainSums(chain []*x509.Certificate) []string {
+	sums := make([]string, len(chain))
+	for i, c := range chain {
+		sums[i] = certSum(c)
+	}
+	return sums
+}
+
+// destroyObjects removes certificate objects no metadata names (what a
+// failed import made, or the chain a committed one replaced), as far as
+// the token lets it: what stays is ignored by readers, and the next import
+// of the version removes it (versionCerts).
+func destroyObjects(p p11, sh pkcs11.SessionHandle, hs []pkcs11.ObjectHandle) {
+	for _, h := range hs {
+		_ = p.DestroyObject(sh, h)
+	}
+}
+
+// metaInForce says whether the metadata object m (its generation and
+// nonce) is the one readers pick after a writeMeta that failed: its commit
+// may have happened all the same (the old object destroyed, the error
+// after it), and then the objects it names must stay. When the token
+// cannot be read, it is taken to be in force: objects kept beside an older
+// metadata are ignored, while objects removed under a newer one would
+// leave the version without its certificate.
+func metaInForce(p p11, sh pkcs11.SessionHandle, alias string, m *meta) bool {
+	metas, err := readMetas(p, sh, alias)
+	if err != nil || len(metas) == 0 {
+		return true
+	}
+	cur, _ := pickMeta(metas)
+	return cur.m.Generation == m.Generation && cur.m.Nonce == m.Nonce
+}
+
+// versionCerts lists a version's certificate objects: its chain, and what
+// failed imports left beside it (named by no metadata).
+func versionCerts(p p11, sh pkcs11.SessionHandle, alias string, version int) ([]pkcs11.ObjectHandle, error) {
+	hs, err := findObjects(p, sh, []*pkcs11.Attribute{
+		attr(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE), attr(pkcs11.CKA_LABEL, alias)})
+	if err != nil {
+		return nil, err
+	}
+	var out []pkcs11.ObjectHandle
+	for _, h := range hs {
+		id, err := getAttrs(p, sh, h, pkcs11.CKA_ID)
+		if rvIs(err, pkcs11.CKR_OBJECT_HANDLE_INVALID) {
+			continue // removed by another process meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		if v, _, ok := parseCertID(string(id[0])); ok && v == version {
+			out = append(out, h)
 		}
 	}
-	return nil
+	return out, nil
 }

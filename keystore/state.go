@@ -43,6 +43,13 @@ type metaVersion struct {
 	// generation or import: the metadata is private, so a process without
 	// login cannot change it, while it can replace a public key object.
 	PublicSHA256 string `json:"public_sha256,omitempty"`
+	// Chain is the SHA-256 (hex) of each certificate of the version's
+	// chain, leaf first, as ImportCertificate committed it: readers take
+	// these certificate objects and no others, so a chain is in force only
+	// together with the metadata that names it (docs/security.md
+	// "Importing a certificate"). Empty for a version never certified by
+	// this release (older metadata: the certificate objects decide).
+	Chain []string `json:"chain,omitempty"`
 }
 
 const metaFormat = 1

@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"strings"
@@ -22,7 +21,7 @@ func runAugment(args []string) int {
 	policyName := fs.String("policy", "", "policy `NAME` LT judges under, with revocation required (default: the server's default policy)")
 	var crls multiFlag
 	fs.Var(&crls, "crl", "CRL `file` (DER or PEM) for the LT step (the policy must allow the override \"crls\"); the ones used are embedded; repeatable")
-	out := fs.String("out", "", "augmented signature `file`, - for stdout (required)")
+	out := fs.String("out", "", "augmented signature `file`, - for stdout (required; 0600 when it embeds its content, else 0644)")
 	asPEM := fs.Bool("pem", false, "write PEM (-----BEGIN CMS-----) instead of DER")
 	if code := parse(fs, args); code >= 0 {
 		return code
@@ -77,11 +76,10 @@ func runAugment(args []string) int {
 	if err != nil {
 		return fail("augment", err)
 	}
-	b := resp.GetSignature()
-	if *asPEM {
-		b = pem.EncodeToMemory(&pem.Block{Type: "CMS", Bytes: b})
-	}
-	if err := writeOutput(*out, b); err != nil {
+	// An attached signature keeps its content through augmentation: the
+	// file is then private (docs/security.md, "Files the CLI writes").
+	augmented := resp.GetSignature()
+	if _, err := writeCMS(*out, augmented, *asPEM, signatureCarriesContent(augmented)); err != nil {
 		return fail("augment", err)
 	}
 	if c.json {

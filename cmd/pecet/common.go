@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/pecet-hsm/pecet/client"
+	"github.com/pecet-hsm/pecet/signer"
 )
 
 // conn holds the connection flags every command shares.
@@ -157,7 +158,11 @@ func (e *tooLargeError) Error() string {
 	return fmt.Sprintf("%s is larger than %d bytes", e.path, e.limit)
 }
 
-// writeOutput writes to a file (mode 0644), or stdout for "-" or "".
+// writeOutput writes what carries no content (a detached signature, a
+// CMS EnvelopedData, a time-stamp token, an evidence record, a report, a
+// CSR) to a file (mode 0644), or stdout for "-" or "". What carries a
+// document's content or a plaintext goes through writePrivateOutput
+// (docs/security.md, "Files the CLI writes").
 func writeOutput(path string, b []byte) error {
 	if path == "" || path == "-" {
 		_, err := os.Stdout.Write(b)
@@ -166,7 +171,8 @@ func writeOutput(path string, b []byte) error {
 	return os.WriteFile(path, b, 0o644) //nolint:gosec // an ordinary user file (0644 less the umask), as openssl writes its -out
 }
 
-// writePrivateOutput writes plaintext (a decrypted filing holds personal
+// writePrivateOutput writes a document's content or a plaintext (a
+// verified or decrypted filing, an attached signature: they hold personal
 // data) to a file created 0600, less the umask, or to stdout for "-" or
 // "". The bytes go to a temporary file beside path that is renamed over
 // it, so an existing file is replaced as before, a crash never leaves half
@@ -184,13 +190,26 @@ func writePrivateOutput(path string, b []byte) error {
 	return o.commit()
 }
 
-// writeCMS writes a CMS message to a file or stdout (writeOutput), as PEM
-// (-----BEGIN CMS-----) when asked, else DER; it returns what it wrote.
-func writeCMS(path string, der []byte, asPEM bool) ([]byte, error) {
+// writeCMS writes a CMS message to a file or stdout, as PEM (-----BEGIN
+// CMS-----) when asked, else DER; it returns what it wrote. A message that
+// carries its content (an attached signature) is private
+// (writePrivateOutput), any other public (writeOutput).
+func writeCMS(path string, der []byte, asPEM, carriesContent bool) ([]byte, error) {
 	if asPEM {
 		der = pem.EncodeToMemory(&pem.Block{Type: "CMS", Bytes: der})
 	}
+	if carriesContent {
+		return der, writePrivateOutput(path, der)
+	}
 	return der, writeOutput(path, der)
+}
+
+// signatureCarriesContent says whether a CMS SignedData (DER) embeds its
+// content; one that cannot be read is taken to embed it, so that a doubt
+// never makes a document readable by others.
+func signatureCarriesContent(der []byte) bool {
+	sd, err := signer.Parse(der)
+	return err != nil || !sd.Detached
 }
 
 func printJSON(v any) {

@@ -117,7 +117,7 @@ var encryptCmd = &leaf{synopsis: "(--to CERT.pem | --to-key ALIAS)... --in FILE 
 			if err != nil {
 				return 0, err
 			}
-			der, err := writeCMS(*out, resp.GetEnveloped(), *asPEM)
+			der, err := writeCMS(*out, resp.GetEnveloped(), *asPEM, false)
 			if err != nil {
 				return 0, err
 			}

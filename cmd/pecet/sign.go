@@ -29,7 +29,7 @@ func runSign(args []string) int {
 	version := versionVar(fs, "key `version` (default: the primary)")
 	in := fs.String("in", "", "`file` to sign, - for stdin")
 	digest := fs.String("digest", "", "sign this `hex` digest of the data instead of --in (the data stays here; always detached)")
-	out := fs.String("out", "-", "signature output `file`, - for stdout")
+	out := fs.String("out", "-", "signature output `file`, - for stdout (0644; 0600 with --attached: the content is inside)")
 	attached := fs.Bool("attached", false, "embed the data in the signature (default detached)")
 	asPEM := fs.Bool("pem", false, "write PEM (-----BEGIN CMS-----) instead of DER")
 	hash := fs.String("hash", "sha256", "digest `algorithm`: sha256, sha384, sha512")
@@ -80,7 +80,7 @@ func runSign(args []string) int {
 		if err != nil {
 			return 0, err
 		}
-		if _, err := writeCMS(*out, resp.GetSignature(), *asPEM); err != nil {
+		if _, err := writeCMS(*out, resp.GetSignature(), *asPEM, *attached); err != nil {
 			return 0, err
 		}
 		if c.json {

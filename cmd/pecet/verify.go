@@ -29,7 +29,7 @@ var verifyCmd = &leaf{synopsis: "--in SIG [--content FILE | --digest HEX [--hash
 		in := fs.String("in", "", "CMS signature `file` (DER or PEM), - for stdin (required)")
 		content := fs.String("content", "", "the signed content `file`: required for a detached signature; for an attached one it must be the embedded content, else INVALID (CONTENT_MISMATCH)")
 		digest := fs.String("digest", "", "`hex` digest of the signed content, instead of --content")
-		out := fs.String("out", "", "write the embedded content of an attached signature, the bytes it covers, to this `file` (only when VALID)")
+		out := fs.String("out", "", "write the embedded content of an attached signature, the bytes it covers, to this `file` (only when VALID; created 0600, replaced by a rename)")
 		hash := fs.String("hash", "sha256", "`algorithm` of --digest: sha256, sha384, sha512")
 		pf := addPolicyFlags(fs)
 		return func(x *call) (int, error) {
@@ -81,7 +81,7 @@ var verifyCmd = &leaf{synopsis: "--in SIG [--content FILE | --digest HEX [--hash
 				case resp.GetVerdict().GetStatus() != pecetv1.Verdict_VALID:
 					fmt.Fprintf(os.Stderr, "pecet verify: --out: nothing written, the signature is not VALID\n")
 				default:
-					if err := writeOutput(*out, resp.GetContent()); err != nil {
+					if err := writePrivateOutput(*out, resp.GetContent()); err != nil {
 						return 0, err
 					}
 				}

@@ -2,6 +2,7 @@ package faultinject
 
 import (
 	"context"
+	"encoding/binary"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,9 @@ type Faults struct {
 	loseRV  uint
 	loginRV uint // the next C_Login's answer, 0 for none
 	delay   time.Duration
+	// writes: FailObjectWrites's selection and answer.
+	writes   func(ObjectWrite) bool
+	writesRV uint
 
 	Logins   atomic.Int64 // C_Login calls
 	Finds    atomic.Int64 // C_FindObjectsInit calls
@@ -263,6 +267,9 @@ func (f *Faults) CreateObject(sh pkcs11.SessionHandle, temp []*pkcs11.Attribute)
 	if err := f.session(sh); err != nil {
 		return 0, err
 	}
+	if err := f.objectWrite(func() ObjectWrite { return describe(temp) }); err != nil {
+		return 0, err
+	}
 	return f.p.CreateObject(sh, temp)
 }
 
@@ -270,7 +277,82 @@ func (f *Faults) DestroyObject(sh pkcs11.SessionHandle, o pkcs11.ObjectHandle) e
 	if err := f.session(sh); err != nil {
 		return err
 	}
+	err := f.objectWrite(func() ObjectWrite {
+		w := ObjectWrite{Destroy: true}
+		if a, err := f.p.GetAttributeValue(sh, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, nil), pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil)}); err == nil {
+			w.Class, w.Label = ulong(a[0].Value), string(a[1].Value)
+		}
+		if w.Class == pkcs11.CKO_DATA {
+			if a, err := f.p.GetAttributeValue(sh, o, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_APPLICATION, nil)}); err == nil {
+				w.Application = string(a[0].Value)
+			}
+		}
+		return w
+	})
+	if err != nil {
+		return err
+	}
 	return f.p.DestroyObject(sh, o)
+}
+
+// ObjectWrite is a C_CreateObject or C_DestroyObject call as
+// FailObjectWrites sees it: the object's class, label and (data objects)
+// application, from the template of a create, read from the object for a
+// destroy.
+type ObjectWrite struct {
+	Destroy     bool
+	Class       uint
+	Label       string
+	Application string
+}
+
+// FailObjectWrites makes every C_CreateObject and C_DestroyObject that
+// fail selects answer rv without reaching the module: a token that
+// refuses a write (full, or failing), which SoftHSM never does by itself.
+// A nil fail stops it.
+func (f *Faults) FailObjectWrites(fail func(ObjectWrite) bool, rv uint) {
+	f.mu.Lock()
+	f.writes, f.writesRV = fail, rv
+	f.mu.Unlock()
+}
+
+// objectWrite is FailObjectWrites's check; describe is called only while
+// a selection is set.
+func (f *Faults) objectWrite(describe func() ObjectWrite) error {
+	f.mu.Lock()
+	fail, rv := f.writes, f.writesRV
+	f.mu.Unlock()
+	if fail == nil || !fail(describe()) {
+		return nil
+	}
+	f.Injected.Add(1)
+	return pkcs11.Error(rv)
+}
+
+func describe(temp []*pkcs11.Attribute) ObjectWrite {
+	var w ObjectWrite
+	for _, a := range temp {
+		switch a.Type {
+		case pkcs11.CKA_CLASS:
+			w.Class = ulong(a.Value)
+		case pkcs11.CKA_LABEL:
+			w.Label = string(a.Value)
+		case pkcs11.CKA_APPLICATION:
+			w.Application = string(a.Value)
+		}
+	}
+	return w
+}
+
+// ulong decodes a CK_ULONG attribute value (native byte order).
+func ulong(b []byte) uint {
+	switch len(b) {
+	case 8:
+		return uint(binary.NativeEndian.Uint64(b))
+	case 4:
+		return uint(binary.NativeEndian.Uint32(b))
+	}
+	return ^uint(0)
 }
 
 func (f *Faults) GenerateKeyPair(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, public, private []*pkcs11.Attribute) (pkcs11.ObjectHandle, pkcs11.ObjectHandle, error) {

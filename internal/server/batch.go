@@ -351,16 +351,17 @@ func (es *envelopeService) DecryptBatch(ctx context.Context, req *pecetv1.Decryp
 	items := make([]audit.Event, len(msgs))
 	es.s.forEach(len(msgs), make(chan struct{}, es.s.workers()), func(i int) {
 		var out *pecetv1.DecryptResponse
+		var tk triedKey
 		err := es.s.runItem(ctx, func() (err error) {
-			out, err = es.decryptOne(ctx, find, msgs[i])
+			out, err = es.decryptOne(context.WithValue(ctx, triedKeyKey{}, &tk), find, msgs[i])
 			return err
 		})
-		var alias string
-		var version int
+		// The line names the key version the message was tried with, a
+		// failed one too, or none (no key, version 0) when no key was
+		// reached (docs/operations.md "Logs and the audit log").
+		alias, version := tk.alias, tk.version
 		if out != nil {
 			alias, version = out.GetKey(), int(out.GetVersion())
-		} else {
-			alias = req.GetKey()
 		}
 		if errors.Is(err, envelope.ErrDecrypt) {
 			// As Decrypt: that it failed, never why.
@@ -373,6 +374,24 @@ func (es *envelopeService) DecryptBatch(ctx context.Context, req *pecetv1.Decryp
 	})
 	rec.addItems(items)
 	return resp, nil
+}
+
+// triedKey is the key version a DecryptBatch item's message matched,
+// noted by the finder in the item's context: the call's record holds one
+// key for all items, so each item keeps its own for its line.
+type triedKey struct {
+	alias   string
+	version int
+}
+
+type triedKeyKey struct{}
+
+// noteTried records the key version a message was tried with, when ctx is
+// a DecryptBatch item's.
+func noteTried(ctx context.Context, alias string, version int) {
+	if t, ok := ctx.Value(triedKeyKey{}).(*triedKey); ok {
+		t.alias, t.version = alias, version
+	}
 }
 
 // decryptOne decrypts one message of a batch as Decrypt does.

@@ -3,6 +3,8 @@ package server
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
@@ -22,6 +24,7 @@ import (
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/envelope"
 	"github.com/pecet-hsm/pecet/internal/audit"
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/keystore"
 	"github.com/pecet-hsm/pecet/softhsm"
@@ -440,6 +443,97 @@ func TestDecryptBatch(t *testing.T) {
 	}
 	if m := resp.GetResults()[1].GetStatus().GetMessage(); m != "decryption failed" {
 		t.Errorf("tampered message: %q, want only \"decryption failed\"", m)
+	}
+}
+
+// TestDecryptBatchItemKey: every DecryptBatch item line names the key
+// version its message was tried with, the failed ones too (a tampered
+// message to version 1 or 2 of a rotated key), and none (no key, version
+// 0) when no key was reached: a message that does not parse, one for a
+// recipient not on the token. With and without the request's key (docs/api.md
+// "DecryptBatch", docs/operations.md "Logs and the audit log").
+func TestDecryptBatchItemKey(t *testing.T) {
+	f := newFixtureOpts(t, fixtureOpts{tcp: true})
+	ctx := ctxT(t)
+	ec := pecetv1.NewEnvelopeServiceClient(f.dial(t, "gateway"))
+	k, err := f.store.GetKey(ctx, "gateway-decrypt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1 := k.Versions[0].Certificate()
+	rot, err := f.store.RotateKey(ctx, "gateway-decrypt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, err := f.ca.Issue("gateway-decrypt", devca.CMSDecrypt, rot.Public, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.ImportCertificate(ctx, "gateway-decrypt", 2, []*x509.Certificate{v2, f.ca.Cert}); err != nil {
+		t.Fatal(err)
+	}
+	foreignKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := f.ca.Issue("elsewhere", devca.CMSDecrypt, &foreignKey.PublicKey, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	encryptTo := func(c *x509.Certificate, tamper bool) []byte {
+		der, err := envelope.Encrypt([]byte("<PRIHL rc=\"7401010001\"/>"), []*x509.Certificate{c}, envelope.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tamper {
+			der[len(der)-5] ^= 0xff // in the GCM tag: the key is reached, the content fails
+		}
+		return der
+	}
+	type tried struct {
+		key     string
+		version int
+	}
+	none := tried{}
+	items := []struct {
+		msg  []byte
+		code codes.Code
+		want tried
+	}{
+		{encryptTo(v1, false), codes.OK, tried{"gateway-decrypt", 1}},
+		{encryptTo(v1, true), codes.InvalidArgument, tried{"gateway-decrypt", 1}},
+		{encryptTo(v2, false), codes.OK, tried{"gateway-decrypt", 2}},
+		{encryptTo(v2, true), codes.InvalidArgument, tried{"gateway-decrypt", 2}},
+		{[]byte{0x30, 0x03, 0x02, 0x01}, codes.InvalidArgument, none},
+		{encryptTo(foreign, false), codes.FailedPrecondition, none},
+	}
+	batch := make([][]byte, len(items))
+	for i, it := range items {
+		batch[i] = it.msg
+	}
+	for _, key := range []string{"", "gateway-decrypt"} {
+		t.Run("key "+key, func(t *testing.T) {
+			resp, err := ec.DecryptBatch(ctx, &pecetv1.DecryptBatchRequest{Enveloped: batch, Key: key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := itemLines(t, f, resp.GetBatch())
+			if len(lines) != len(items) {
+				t.Fatalf("%d item lines, want %d", len(lines), len(items))
+			}
+			for i, it := range items {
+				r, l := resp.GetResults()[i], lines[i]
+				if got := codes.Code(r.GetStatus().GetCode()); got != it.code {
+					t.Fatalf("item %d: %v %q, want %v", i+1, got, r.GetStatus().GetMessage(), it.code)
+				}
+				if l.Item != i+1 || l.InputSHA256 != audit.InputHash(it.msg) {
+					t.Fatalf("item line %d: %+v", i+1, l)
+				}
+				if got := (tried{l.Key, l.Version}); got != it.want {
+					t.Errorf("item %d (%v): line names key %q version %d, want %q version %d", i+1, it.code, got.key, got.version, it.want.key, it.want.version)
+				}
+			}
+		})
 	}
 }
 

@@ -207,6 +207,7 @@ func (es *envelopeService) finder(ctx context.Context, alias string) (envelope.F
 			for _, v := range k.Versions {
 				if v.State == keystore.StateEnabled && id.Matches(v.Certificate()) {
 					auditKey(call, k.Alias, v.Version)
+					noteTried(ctx, k.Alias, v.Version) // a DecryptBatch item's line
 					// Dual control: a version never admitted does not decrypt.
 					if err := es.s.checkAdmitted(v); err != nil {
 						return nil, err
