@@ -54,7 +54,11 @@ func TestValidationReportCLI(t *testing.T) {
 	}{
 		{"verify valid", []string{"verify", "--in", sig, "--content", in}, 0, report.TotalPassed, "", report.POEValidation, nil, "VALID"},
 		{"verify digest mismatch", []string{"verify", "--in", sig, "--content", other}, 1, report.TotalFailed, "HASH_FAILURE", report.POEValidation, nil, "DIGEST_MISMATCH"},
-		{"verify revoked", []string{"verify", "--in", sig, "--content", in, "--crl", crlFile, "--at", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, 1, report.TotalFailed, "REVOKED", report.POEProvided, blk.Bytes, "REVOKED"},
+		// Signed before the revocation, the only proof of existence (--at)
+		// after it: nothing proves the signature existed while the
+		// certificate was good (docs/security.md "Revocation and proof of
+		// existence").
+		{"verify revoked, proof of existence after the revocation", []string{"verify", "--in", sig, "--content", in, "--crl", crlFile, "--at", time.Now().Add(time.Hour).UTC().Format(time.RFC3339)}, 3, report.Indeterminate, "REVOKED_NO_POE", report.POEProvided, blk.Bytes, "REVOKED_NO_POE"},
 		{"verify revocation unknown, no POE", []string{"verify", "--in", sig, "--content", in, "--revocation", "require"}, 3, report.Indeterminate, "TRY_LATER", report.POEValidation, nil, "REVOCATION_UNKNOWN"},
 		{"chain valid", []string{"chain", "verify", "--cert", leaf, "--purpose", "signing"}, 0, report.TotalPassed, "", report.POEValidation, nil, "VALID"},
 		{"chain revoked", []string{"chain", "verify", "--cert", leaf, "--crl", crlFile}, 1, report.TotalFailed, "REVOKED", report.POEValidation, blk.Bytes, "REVOKED"},

@@ -107,3 +107,39 @@ func wantPrivate(t *testing.T, path string, body []byte) {
 		t.Fatalf("%s holds %q, want %q", path, b, body)
 	}
 }
+
+// TestOutputHonoursUmask: an output meant to be 0644 is 0644 less the
+// umask (0600 under 077), as a plain create would be; a private one stays
+// 0600.
+func TestOutputHonoursUmask(t *testing.T) {
+	saved := umask
+	t.Cleanup(func() { umask = saved })
+	for _, tt := range []struct {
+		umask, mode, want os.FileMode
+	}{
+		{0o022, 0o644, 0o644},
+		{0o077, 0o644, 0o600},
+		{0o027, 0o644, 0o640},
+		{0o022, 0o600, 0o600},
+	} {
+		umask = tt.umask
+		path := filepath.Join(t.TempDir(), "out")
+		o, err := createOutput(path, tt.mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := o.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if err := o.commit(); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != tt.want {
+			t.Errorf("umask %#o, mode %#o: file is %#o, want %#o", tt.umask, tt.mode, got, tt.want)
+		}
+	}
+}

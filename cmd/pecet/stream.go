@@ -136,7 +136,9 @@ func (o *output) commit() error {
 		return o.f.Close()
 	}
 	if o.mode != 0o600 {
-		if err := o.f.Chmod(o.mode); err != nil {
+		// The temporary file is 0600 whatever the umask; a file meant to
+		// be 0644 gets that less the umask, as a plain create would.
+		if err := o.f.Chmod(o.mode &^ umask); err != nil {
 			o.abort()
 			return err
 		}
