@@ -456,7 +456,7 @@ type engineRevocation struct {
 	// used collects the CRLs and OCSP responses the statuses rest on.
 	used []UsedObject
 	// sig and leaf: the leaf is a signature's signing certificate
-	// (Request.Signature); its revocation is judged by
+	// (Request.Signature); its revocation and its CAs' are judged by
 	// signatureRevocation.
 	sig  *SignatureTime
 	leaf *x509.Certificate
@@ -464,7 +464,11 @@ type engineRevocation struct {
 
 func (r *engineRevocation) revocation(path *Path, i int) *finding {
 	c := path.Certs[i]
-	signing := r.sig != nil && !r.kcAny && r.leaf != nil && bytes.Equal(c.Raw, r.leaf.Raw)
+	// Every certificate of a signature's path, the signing certificate and
+	// its CAs, is judged against the signature's proof of existence
+	// (signatureRevocation); a TSA's (kcAny) keeps the plain rule.
+	signing := r.sig != nil && !r.kcAny
+	ca := r.leaf == nil || !bytes.Equal(c.Raw, r.leaf.Raw)
 	crls := append(slices.Clone(r.p.CRLs), r.extra...)
 	if r.mode == RevocationOff {
 		k := &crlChecker{crls: crls, at: r.at, now: r.now, tol: r.p.ClockTolerance, opts: r.opts, kcAny: r.kcAny, later: signing}
@@ -472,7 +476,7 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 		r.used = append(r.used, st.evidence...)
 		switch {
 		case st.revoked && signing:
-			return r.signatureRevocation(st, c)
+			return r.signatureRevocation(st, c, ca)
 		case st.revoked:
 			return st.finding(c)
 		}
@@ -513,7 +517,7 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 	}
 	r.used = append(r.used, st.evidence...)
 	if st.revoked && signing {
-		return r.signatureRevocation(st, c)
+		return r.signatureRevocation(st, c, ca)
 	}
 	f := st.finding(c)
 	if f != nil && f.code == CodeRevocationUnknown && r.mode == RevocationPrefer {
@@ -522,22 +526,24 @@ func (r *engineRevocation) revocation(path *Path, i int) *finding {
 	return f
 }
 
-// signatureRevocation judges a revoked signing certificate against the
+// signatureRevocation judges a revoked certificate of a signature's path,
+// the signing certificate or (ca) a CA of its path, against the
 // signature's times, after ETSI EN 319 102-1 (docs/security.md
 // "Revocation and proof of existence"); nil when it was good at r.at.
 //
 // The revocation counts from its date, or from the invalidityDate of a
 // keyCompromise entry when that is earlier (the key may have signed for
-// someone else since). Revoked after the earliest proof of existence
-// (r.at): good. Otherwise INVALID, REVOKED when the signer's own claimed
-// signing-time is at or after the revocation (the signer says it signed
-// with a revoked certificate), else INDETERMINATE, REVOKED_NO_POE, with
+// someone else since: a CA's, certificates for someone else). Revoked
+// after the earliest proof of existence (r.at): good. Otherwise INVALID,
+// REVOKED when the signer's own claimed signing-time is at or after the
+// revocation (the signer says it signed under a revoked certificate),
+// else INDETERMINATE, REVOKED_NO_POE (REVOKED_CA_NO_POE for a CA), with
 // or without a proof of existence after the revocation: the signature may
 // have been made while the certificate was good, nothing proves it (EN 319
 // 102-1: a best-signature-time not before the revocation time leaves the
-// signature INDETERMINATE). REVOKED_NO_POE is no unknown status:
-// revocation "prefer" leaves it INDETERMINATE.
-func (r *engineRevocation) signatureRevocation(st revStatus, c *x509.Certificate) *finding {
+// signature INDETERMINATE). Neither is an unknown status: revocation
+// "prefer" leaves it INDETERMINATE.
+func (r *engineRevocation) signatureRevocation(st revStatus, c *x509.Certificate, ca bool) *finding {
 	when, what := st.when, "revoked on"
 	if st.reason == reasonKeyCompromise && !st.compromised.IsZero() && st.compromised.Before(when) {
 		when, what = st.compromised, fmt.Sprintf("revoked on %s for keyCompromise, its key compromised since", st.when.UTC().Format(time.RFC3339))
@@ -545,14 +551,18 @@ func (r *engineRevocation) signatureRevocation(st revStatus, c *x509.Certificate
 	if when.After(r.at) {
 		return nil
 	}
-	head := fmt.Sprintf("%q was %s %s (reason %d)", c.Subject.String(), what, when.UTC().Format(time.RFC3339), st.reason)
+	code, subject, good := CodeRevokedNoPOE, fmt.Sprintf("%q", c.Subject.String()), "the certificate was good"
+	if ca {
+		code, subject, good = CodeRevokedCANoPOE, fmt.Sprintf("the CA %q of the signing certificate's path", c.Subject.String()), "the CA was good"
+	}
+	head := fmt.Sprintf("%s was %s %s (reason %d)", subject, what, when.UTC().Format(time.RFC3339), st.reason)
 	switch {
 	case !r.sig.Claimed.IsZero() && !r.sig.Claimed.Before(when):
 		return &finding{Invalid, CodeRevoked, fmt.Sprintf("%s; the signer claims to have signed at %s, after it", head, r.sig.Claimed.UTC().Format(time.RFC3339))}
 	case r.sig.POE:
-		return &finding{Indeterminate, CodeRevokedNoPOE, fmt.Sprintf("%s, and the signature's earliest proof of existence is at %s, after it: nothing proves the signature existed before", head, r.at.UTC().Format(time.RFC3339))}
+		return &finding{Indeterminate, code, fmt.Sprintf("%s, and the signature's earliest proof of existence is at %s, after it: nothing proves the signature existed while %s", head, r.at.UTC().Format(time.RFC3339), good)}
 	}
-	return &finding{Indeterminate, CodeRevokedNoPOE, head + ", and nothing proves the signature existed before: a signature time-stamp (CAdES-T) made when signing would"}
+	return &finding{Indeterminate, code, fmt.Sprintf("%s, and nothing proves the signature existed while %s: a signature time-stamp (CAdES-T) made when signing would", head, good)}
 }
 
 // ocspRules are the policy's OCSP rules; a delegated responder without

@@ -74,13 +74,23 @@ type crlOpts struct {
 	revoked    map[*x509.Certificate]int // certificate → reason
 	revokedAt  time.Time
 	deltaOf    int64 // base CRL number of a delta CRL; 0: complete
+	// invalidity: each entry's invalidityDate (RFC 5280 5.3.2); zero: none.
+	invalidity time.Time
 }
 
 func (ca *testCA) makeCRL(t testing.TB, o crlOpts) *CRL {
 	t.Helper()
 	rl := &x509.RevocationList{Number: big.NewInt(o.number), ThisUpdate: o.this, NextUpdate: o.next}
 	for c, reason := range o.revoked {
-		rl.RevokedCertificateEntries = append(rl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: o.revokedAt, ReasonCode: reason})
+		e := x509.RevocationListEntry{SerialNumber: c.SerialNumber, RevocationTime: o.revokedAt, ReasonCode: reason}
+		if !o.invalidity.IsZero() {
+			v, err := asn1.MarshalWithParams(o.invalidity.UTC(), "generalized")
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.ExtraExtensions = []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 24}, Value: v}}
+		}
+		rl.RevokedCertificateEntries = append(rl.RevokedCertificateEntries, e)
 	}
 	if o.deltaOf != 0 {
 		v, _ := asn1.Marshal(big.NewInt(o.deltaOf))

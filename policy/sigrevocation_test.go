@@ -77,3 +77,74 @@ func TestSignatureRevocation(t *testing.T) {
 		})
 	}
 }
+
+// TestSignatureRevocationCA: a revoked CA of a signature's path is judged
+// against the signature's proof of existence as the signing certificate
+// is (ETSI EN 319 102-1 REVOKED_CA_NO_POE; docs/security.md "Revocation
+// and proof of existence"): revoked after the POE is good unless its key
+// was compromised (invalidityDate) at or before it; otherwise
+// INDETERMINATE, REVOKED_CA_NO_POE, or INVALID, REVOKED when the signer's
+// own claimed signing-time is at or after the revocation. Without
+// Request.Signature, or for a TSA, the plain rule stays.
+func TestSignatureRevocationCA(t *testing.T) {
+	root := issue(t, nil, tmpl("Sigrev CA root", true), nil)
+	inter := issue(t, root, tmpl("Sigrev CA intermediate", true), nil)
+	leaf := issue(t, inter, tmpl("Sigrev CA leaf", false), nil)
+	revokedAt := testNow.Add(-30 * time.Minute)
+	const keyCompromise = 1
+	interCRL := inter.makeCRL(t, crlOpts{number: 1, this: testNow.Add(-20 * time.Minute), next: testNow.Add(time.Hour)})
+	rootCRL := func(number int64, reason int, at, invalidity time.Time) *CRL {
+		return root.makeCRL(t, crlOpts{number: number, this: testNow.Add(-20 * time.Minute), next: testNow.Add(time.Hour),
+			revoked: map[*x509.Certificate]int{inter.cert: reason}, revokedAt: at, invalidity: invalidity})
+	}
+	// The CA revoked at revokedAt; or for keyCompromise at revokedAt, its
+	// key compromised since an hour and a half before testNow (before the
+	// POE at testNow-1h) or since testNow-50m (after it).
+	plain := rootCRL(1, 0, revokedAt, time.Time{})
+	kcBefore := rootCRL(2, keyCompromise, revokedAt, testNow.Add(-90*time.Minute))
+	kcAfter := rootCRL(3, keyCompromise, revokedAt, testNow.Add(-50*time.Minute))
+	pol := func(name string, mode RevocationMode, crl *CRL) *Policy {
+		return &Policy{Name: name, Anchors: []*x509.Certificate{root.cert}, Revocation: mode, CRLs: []*CRL{crl, interCRL}}
+	}
+	e, err := NewEngine("crl", pol("crl", RevocationRequire, plain), pol("off", RevocationOff, plain), pol("prefer", RevocationPrefer, plain),
+		pol("kc-before", RevocationRequire, kcBefore), pol("kc-after", RevocationRequire, kcAfter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Now = func() time.Time { return testNow }
+	zero := time.Time{}
+	noPOE := &SignatureTime{Claimed: testNow.Add(-time.Hour)}
+	poe := &SignatureTime{POE: true}
+	tests := []struct {
+		name   string
+		policy string
+		at     time.Time
+		sig    *SignatureTime
+		kcAny  bool
+		status Status
+		code   Code
+	}{
+		{"POE before the CA's revocation", "crl", testNow.Add(-time.Hour), poe, false, Valid, ""},
+		{"POE after the CA's revocation", "crl", testNow, poe, false, Indeterminate, CodeRevokedCANoPOE},
+		{"no POE", "crl", zero, noPOE, false, Indeterminate, CodeRevokedCANoPOE},
+		{"no POE, no claimed signing-time", "crl", zero, &SignatureTime{}, false, Indeterminate, CodeRevokedCANoPOE},
+		{"no POE, claimed after the CA's revocation", "crl", zero, &SignatureTime{Claimed: testNow.Add(-10 * time.Minute)}, false, Invalid, CodeRevoked},
+		{"no POE, under off", "off", zero, noPOE, false, Indeterminate, CodeRevokedCANoPOE},
+		{"no POE, under prefer", "prefer", zero, noPOE, false, Indeterminate, CodeRevokedCANoPOE},
+		{"the CA's key compromised before the POE, revoked after it", "kc-before", testNow.Add(-time.Hour), poe, false, Indeterminate, CodeRevokedCANoPOE},
+		{"the CA's key compromised after the POE", "kc-after", testNow.Add(-time.Hour), poe, false, Valid, ""},
+		{"a certificate, not a signature", "crl", zero, nil, false, Invalid, CodeRevoked},
+		{"a TSA: KeyCompromiseAnyTime keeps the plain rule", "crl", zero, noPOE, true, Invalid, CodeRevoked},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			v := e.Validate(Request{Leaf: leaf.cert, Intermediates: []*x509.Certificate{inter.cert}, Policy: tc.policy, At: tc.at, Signature: tc.sig, KeyCompromiseAnyTime: tc.kcAny})
+			if v.Status != tc.status || (tc.code != "" && (len(v.Reasons) == 0 || v.Reasons[0].Code != tc.code)) {
+				t.Fatalf("%s %v, want %s %s", v.Status, v.Reasons, tc.status, tc.code)
+			}
+			if tc.code == CodeRevokedCANoPOE && len(v.Reasons) != 1 {
+				t.Fatalf("want only REVOKED_CA_NO_POE: %v", v.Reasons)
+			}
+		})
+	}
+}

@@ -146,6 +146,12 @@ const (
 	// The verdict is INDETERMINATE (ETSI EN 319 102-1 REVOKED_NO_POE;
 	// docs/security.md "Revocation and proof of existence").
 	CodeRevokedNoPOE Code = "REVOKED_NO_POE"
+	// CodeRevokedCANoPOE: a CA of a signature's path is revoked and no
+	// proof of existence shows the signature existed before the
+	// revocation (or before the CA's key was compromised). The verdict is
+	// INDETERMINATE (ETSI EN 319 102-1 REVOKED_CA_NO_POE; docs/security.md
+	// "Revocation and proof of existence").
+	CodeRevokedCANoPOE Code = "REVOKED_CA_NO_POE"
 )
 
 // Note reports whether a reason with this code is a note that never

@@ -41,6 +41,7 @@ var SubIndications = map[policy.Code]string{
 	policy.CodeCryptoConstraintsNoPOE:   "CRYPTO_CONSTRAINTS_FAILURE_NO_POE",
 	policy.CodeFormatFailure:            "FORMAT_FAILURE",
 	policy.CodeRevokedNoPOE:             "REVOKED_NO_POE",
+	policy.CodeRevokedCANoPOE:           "REVOKED_CA_NO_POE",
 	policy.CodeOverrideForbidden:        "POLICY_PROCESSING_ERROR",
 	// A note (policy.Code.Note), never written as a sub-indication.
 	policy.CodeTrustedListQualifier:       "GENERIC",
