@@ -5,6 +5,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
 	"math/big"
 	"os"
 	"slices"
@@ -304,6 +306,101 @@ func TestVerifyRevokedNoPOE(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			req := &pecetv1.VerifyRequest{Signature: sig, Detached: &pecetv1.VerifyRequest_Content{Content: data},
 				Crls: [][]byte{crlDER}, Policy: "strict", Report: true}
+			if !tc.at.IsZero() {
+				req.At = timestamppb.New(tc.at)
+			}
+			resp, err := pecetv1.NewSignServiceClient(cc).Verify(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := resp.GetVerdict()
+			codes := map[string]bool{}
+			for _, r := range v.GetReasons() {
+				codes[r.GetCode()] = true
+			}
+			if v.GetStatus() != tc.status || (tc.code != "" && !codes[tc.code]) || (tc.code == "" && len(codes) > 0) {
+				t.Fatalf("%v %v, want %v %s", v.GetStatus(), v.GetReasons(), tc.status, tc.code)
+			}
+			r := reporttest.CheckValidationReport(t, resp.GetReport())
+			if want := report.SubIndicationPrefix + tc.code; tc.code != "" && !containsString(r.Reports[0].Status.SubIndications, want) {
+				t.Fatalf("report sub-indications %v, want %s", r.Reports[0].Status.SubIndications, want)
+			}
+		})
+	}
+}
+
+// TestVerifyRevokedCANoPOE: through the Verify RPC, a signature whose
+// signing certificate's intermediate CA was revoked after the
+// signing-time the signature claims, with no proof of existence, is
+// INDETERMINATE (REVOKED_CA_NO_POE, in the report too); a time the caller
+// asserts before the revocation makes it VALID, one after it leaves it
+// INDETERMINATE; a keyCompromise whose invalidityDate lies before the
+// caller's time counts from then (docs/security.md "Revocation and proof
+// of existence").
+func TestVerifyRevokedCANoPOE(t *testing.T) {
+	f := newFixture(t)
+	cc := f.dial(t, "client")
+	ctx := ctxT(t)
+	now := time.Now()
+	interKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	interDER, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "revoked intermediate CA"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}, f.ca.Cert, interKey.Public(), f.ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inter, err := x509.ParseCertificate(interDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	interCA := &devca.CA{Cert: inter, Key: interKey}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := interCA.Issue("signer under a revoked CA", devca.CMSSign, key.Public(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte("<PRIHL/>")
+	sig, err := signer.Sign(data, key, []*x509.Certificate{leaf, inter, f.ca.Cert}, signer.Options{SigningTime: now.Add(-20 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl := func(issuer *devca.CA, entries ...x509.RevocationListEntry) []byte {
+		der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(1), ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(24 * time.Hour),
+			RevokedCertificateEntries: entries}, issuer.Cert, issuer.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return der
+	}
+	interCRL := crl(interCA)
+	revoked := crl(f.ca, x509.RevocationListEntry{SerialNumber: inter.SerialNumber, RevocationTime: now.Add(-10 * time.Minute)})
+	invalidity, err := asn1.MarshalWithParams(now.Add(-17*time.Minute).UTC().Truncate(time.Second), "generalized")
+	if err != nil {
+		t.Fatal(err)
+	}
+	compromised := crl(f.ca, x509.RevocationListEntry{SerialNumber: inter.SerialNumber, RevocationTime: now.Add(-10 * time.Minute), ReasonCode: 1,
+		ExtraExtensions: []pkix.Extension{{Id: asn1.ObjectIdentifier{2, 5, 29, 24}, Value: invalidity}}})
+	for _, tc := range []struct {
+		name   string
+		crl    []byte
+		at     time.Time
+		status pecetv1.Verdict_Status
+		code   string
+	}{
+		{"no proof of existence", revoked, time.Time{}, pecetv1.Verdict_INDETERMINATE, "REVOKED_CA_NO_POE"},
+		{"the caller's time before the revocation", revoked, now.Add(-15 * time.Minute), pecetv1.Verdict_VALID, ""},
+		{"the caller's time after the revocation", revoked, now.Add(-5 * time.Minute), pecetv1.Verdict_INDETERMINATE, "REVOKED_CA_NO_POE"},
+		{"the caller's time after the CA's key compromise, before the revocation", compromised, now.Add(-15 * time.Minute), pecetv1.Verdict_INDETERMINATE, "REVOKED_CA_NO_POE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &pecetv1.VerifyRequest{Signature: sig, Detached: &pecetv1.VerifyRequest_Content{Content: data},
+				Crls: [][]byte{tc.crl, interCRL}, Policy: "strict", Report: true}
 			if !tc.at.IsZero() {
 				req.At = timestamppb.New(tc.at)
 			}
