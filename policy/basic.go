@@ -65,8 +65,9 @@ type Request struct {
 	KeyCompromiseAnyTime bool
 	// Signature, when set, says the leaf is a signature's signing
 	// certificate and what is known of the signature's time: a
-	// revocation of the leaf is then judged against the signature's
-	// proof of existence, after ETSI EN 319 102-1 (docs/security.md
+	// revocation of the leaf or of a CA of its path is then judged
+	// against the signature's proof of existence, after ETSI EN 319 102-1
+	// (REVOKED_NO_POE, REVOKED_CA_NO_POE; docs/security.md
 	// "Revocation and proof of existence"). Ignored with
 	// KeyCompromiseAnyTime. Basic ignores it.
 	Signature *SignatureTime

@@ -355,10 +355,10 @@ func verifySigner(sd *SignedData, si *SignerInfo, src *contentSource, opts Verif
 	req := opts.Policy
 	req.Leaf, req.Intermediates, req.Purpose, req.At = cert, inter, purpose, at
 	if purpose == policy.PurposeSigning {
-		// A revocation of the signing certificate is judged against the
-		// signature's proof of existence: the caller's time or a verified
-		// time-stamp's, else none (docs/security.md "Revocation and proof
-		// of existence").
+		// A revocation of the signing certificate or a CA of its path is
+		// judged against the signature's proof of existence: the caller's
+		// time or a verified time-stamp's, else none (docs/security.md
+		// "Revocation and proof of existence").
 		req.Signature = &policy.SignatureTime{POE: !opts.At.IsZero() || !v.TimestampTime.IsZero(), Claimed: v.SigningTime}
 	}
 	cv := opts.Validator.Validate(req)

@@ -286,8 +286,8 @@ type Reason struct {
 	// cannot be parsed), OVERRIDE_FORBIDDEN, OUT_OF_BOUNDS_NO_POE,
 	// CRYPTO_CONSTRAINTS_FAILURE_NO_POE, REVOKED_NO_POE (a signature's
 	// signing certificate is revoked and nothing proves the signature
-	// existed before; docs/api.md "Validation reports"); and the note
-	// TL_QUALIFIER (a
+	// existed before; docs/api.md "Validation reports"), REVOKED_CA_NO_POE
+	// (the same for a CA of its path); and the note TL_QUALIFIER (a
 	// trusted list's service qualifiers decided the qualification; it never
 	// lowers the status).
 	Code string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
