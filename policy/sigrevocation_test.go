@@ -2,6 +2,7 @@ package policy
 
 import (
 	"crypto/x509"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -84,14 +85,37 @@ func TestSignatureRevocation(t *testing.T) {
 // and proof of existence"): revoked after the POE is good unless its key
 // was compromised (invalidityDate) at or before it; otherwise
 // INDETERMINATE, REVOKED_CA_NO_POE, or INVALID, REVOKED when the signer's
-// own claimed signing-time is at or after the revocation. Without
-// Request.Signature, or for a TSA, the plain rule stays.
+// own claimed signing-time is at or after the revocation; whether a CRL
+// or an OCSP response says it is revoked. Without Request.Signature, or
+// for a TSA, the plain rule stays.
 func TestSignatureRevocationCA(t *testing.T) {
 	root := issue(t, nil, tmpl("Sigrev CA root", true), nil)
 	inter := issue(t, root, tmpl("Sigrev CA intermediate", true), nil)
 	leaf := issue(t, inter, tmpl("Sigrev CA leaf", false), nil)
 	revokedAt := testNow.Add(-30 * time.Minute)
 	const keyCompromise = 1
+	// A second intermediate whose status only its OCSP responder gives.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+		req, err := ocsp.ParseRequest(body)
+		if err != nil {
+			http.Error(w, "bad request", 400)
+			return
+		}
+		der, err := ocsp.CreateResponse(root.cert, root.cert, ocsp.Response{Status: ocsp.Revoked, SerialNumber: req.SerialNumber,
+			RevokedAt: revokedAt, ThisUpdate: testNow.Add(-time.Minute), NextUpdate: testNow.Add(time.Hour)}, root.key)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Write(der)
+	}))
+	defer srv.Close()
+	ocspInterT := tmpl("Sigrev CA OCSP intermediate", true)
+	ocspInterT.OCSPServer = []string{srv.URL}
+	ocspInter := issue(t, root, ocspInterT, nil)
+	ocspLeaf := issue(t, ocspInter, tmpl("Sigrev CA OCSP leaf", false), nil)
+	ocspInterCRL := ocspInter.makeCRL(t, crlOpts{number: 1, this: testNow.Add(-20 * time.Minute), next: testNow.Add(time.Hour)})
 	interCRL := inter.makeCRL(t, crlOpts{number: 1, this: testNow.Add(-20 * time.Minute), next: testNow.Add(time.Hour)})
 	rootCRL := func(number int64, reason int, at, invalidity time.Time) *CRL {
 		return root.makeCRL(t, crlOpts{number: number, this: testNow.Add(-20 * time.Minute), next: testNow.Add(time.Hour),
@@ -107,11 +131,13 @@ func TestSignatureRevocationCA(t *testing.T) {
 		return &Policy{Name: name, Anchors: []*x509.Certificate{root.cert}, Revocation: mode, CRLs: []*CRL{crl, interCRL}}
 	}
 	e, err := NewEngine("crl", pol("crl", RevocationRequire, plain), pol("off", RevocationOff, plain), pol("prefer", RevocationPrefer, plain),
-		pol("kc-before", RevocationRequire, kcBefore), pol("kc-after", RevocationRequire, kcAfter))
+		pol("kc-before", RevocationRequire, kcBefore), pol("kc-after", RevocationRequire, kcAfter),
+		&Policy{Name: "ocsp", Anchors: []*x509.Certificate{root.cert}, Revocation: RevocationRequire, OCSP: true, OCSPNoNonce: true, CRLs: []*CRL{ocspInterCRL}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.Now = func() time.Time { return testNow }
+	e.Fetcher = &Fetcher{Now: e.Now, Timeout: 2 * time.Second}
 	zero := time.Time{}
 	noPOE := &SignatureTime{Claimed: testNow.Add(-time.Hour)}
 	poe := &SignatureTime{POE: true}
@@ -133,11 +159,18 @@ func TestSignatureRevocationCA(t *testing.T) {
 		{"no POE, under prefer", "prefer", zero, noPOE, false, Indeterminate, CodeRevokedCANoPOE},
 		{"the CA's key compromised before the POE, revoked after it", "kc-before", testNow.Add(-time.Hour), poe, false, Indeterminate, CodeRevokedCANoPOE},
 		{"the CA's key compromised after the POE", "kc-after", testNow.Add(-time.Hour), poe, false, Valid, ""},
+		{"OCSP, POE before the CA's revocation", "ocsp", testNow.Add(-time.Hour), poe, false, Valid, ""},
+		{"OCSP, POE after the CA's revocation", "ocsp", testNow, poe, false, Indeterminate, CodeRevokedCANoPOE},
+		{"OCSP, no POE", "ocsp", zero, noPOE, false, Indeterminate, CodeRevokedCANoPOE},
 		{"a certificate, not a signature", "crl", zero, nil, false, Invalid, CodeRevoked},
 		{"a TSA: KeyCompromiseAnyTime keeps the plain rule", "crl", zero, noPOE, true, Invalid, CodeRevoked},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			leaf, inter := leaf, inter
+			if tc.policy == "ocsp" {
+				leaf, inter = ocspLeaf, ocspInter
+			}
 			v := e.Validate(Request{Leaf: leaf.cert, Intermediates: []*x509.Certificate{inter.cert}, Policy: tc.policy, At: tc.at, Signature: tc.sig, KeyCompromiseAnyTime: tc.kcAny})
 			if v.Status != tc.status || (tc.code != "" && (len(v.Reasons) == 0 || v.Reasons[0].Code != tc.code)) {
 				t.Fatalf("%s %v, want %s %s", v.Status, v.Reasons, tc.status, tc.code)
