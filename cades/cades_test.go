@@ -2,6 +2,8 @@ package cades
 
 import (
 	"bytes"
+	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"os"
@@ -138,6 +140,48 @@ func TestAugmentRefusesInvalid(t *testing.T) {
 	res, err := Augment(t.Context(), sig, AugmentOptions{Level: LevelT, Stamp: w.stamp})
 	if err != nil || len(res.Added) != 0 || !bytes.Equal(res.Signature, sig) {
 		t.Fatalf("T again: %v %v", err, res.Added)
+	}
+}
+
+// TestAugmentJudgesBeforeStamping: a signature that is not VALID is
+// refused at T, LT and LTA before the Stamper is called (docs/archive.md
+// "The order"); a VALID one without a signature time-stamp gets one
+// time-stamp at T and LT, two at LTA.
+func TestAugmentJudgesBeforeStamping(t *testing.T) {
+	w := newWorld(t)
+	b, err := signer.Sign(filing, w.key, []*x509.Certificate{w.leaf, w.ca.Cert}, signer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	stamp := func(ctx context.Context, digest []byte, h crypto.Hash) ([]byte, error) {
+		calls++
+		return w.stamp(ctx, digest, h)
+	}
+	for _, tc := range []struct {
+		name    string
+		content []byte
+		wantErr error
+		stamps  map[Level]int
+	}{
+		{"other content", []byte("other content"), ErrNotValid, map[Level]int{LevelT: 0, LevelLT: 0, LevelLTA: 0}},
+		{"valid", filing, nil, map[Level]int{LevelT: 1, LevelLT: 1, LevelLTA: 2}},
+	} {
+		for _, level := range []Level{LevelT, LevelLT, LevelLTA} {
+			t.Run(tc.name+"/"+string(level), func(t *testing.T) {
+				calls = 0
+				res, err := Augment(t.Context(), b, AugmentOptions{Level: level, Stamp: stamp, Verify: w.opts(tc.content, time.Time{}, w.crl)})
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err %v, want %v", err, tc.wantErr)
+				}
+				if calls != tc.stamps[level] {
+					t.Errorf("%d time-stamps, want %d", calls, tc.stamps[level])
+				}
+				if err == nil && res.Level != level {
+					t.Errorf("level %s, want %s", res.Level, level)
+				}
+			})
+		}
 	}
 }
 
