@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/x509"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/pecet-hsm/pecet/policy"
+	"github.com/pecet-hsm/pecet/signer"
 )
 
 // Stamper returns a DER RFC 3161 TimeStampToken over digest (made with
@@ -33,6 +36,12 @@ type AugmentOptions struct {
 	Verify VerifyOptions
 	// Hash of the archive time-stamp and its hash index (zero: SHA-256).
 	Hash crypto.Hash
+	// StamperChain is the chain of the certificate the Stamper's tokens
+	// will be signed with, that certificate first. When set, LT and LTA
+	// judge it now under the policy with revocation required, as the
+	// token will be judged, before asking for a signature time-stamp
+	// (docs/archive.md "The order"); nil: judged only with the token.
+	StamperChain []*x509.Certificate
 }
 
 // AugmentResult is the augmented signature.
@@ -56,9 +65,9 @@ type AugmentResult struct {
 // signature stays valid for any CMS verifier.
 //
 // Before the Stamper is called, the signature is verified now under the
-// policy (for LT and LTA with revocation required) and refused
-// (ErrNotValid) unless it is VALID: the TSA signs nothing for a signature
-// that is then refused. A signature that gets its signature time-stamp
+// policy (for LT and LTA with revocation required, and StamperChain's
+// certificate too) and refused (ErrNotValid) unless it is VALID: the TSA
+// signs nothing for a signature that is then refused. A signature that gets its signature time-stamp
 // here is judged again with it before LT embeds anything: only material
 // that made a VALID verdict is embedded, exactly what it used. T on a
 // signature that has a signature time-stamp changes nothing and judges
@@ -132,7 +141,8 @@ func Augment(ctx context.Context, der []byte, o AugmentOptions) (AugmentResult, 
 	// The signature is judged before the TSA is asked for anything
 	// (docs/archive.md "The order"): a time-stamp is a signature of the
 	// TSA's key, not to be made for a signature that is then refused. A
-	// signature without a signature time-stamp is judged as it stands;
+	// signature without a signature time-stamp is judged as it stands,
+	// and for LT and LTA the certificate the token will be signed with;
 	// with the time-stamp (made now) the verdict can differ only by the
 	// token itself, judged after it below.
 	cur, err := r.encode()
@@ -142,6 +152,11 @@ func Augment(ctx context.Context, der []byte, o AugmentOptions) (AugmentResult, 
 	var rep Result
 	if needT || o.Level != LevelT {
 		if rep, err = judge(cur); err != nil {
+			return res, err
+		}
+	}
+	if needT && o.Level != LevelT {
+		if err := judgeStamper(sd, s, o, now()); err != nil {
 			return res, err
 		}
 	}
@@ -229,6 +244,32 @@ func Augment(ctx context.Context, der []byte, o AugmentOptions) (AugmentResult, 
 	res.Level = LevelLTA
 	res.Signature, err = r.encode()
 	return res, err
+}
+
+// judgeStamper judges the certificate the signature time-stamp will be
+// signed with as Verify will judge the token's (tsa.Token.Verify): for
+// time-stamping, now, with revocation required, a key compromise counted
+// at any time, with the signature's embedded CRLs. The token's own
+// signature and imprint are judged only once it exists.
+func judgeStamper(sd *signer.SignedData, s *rawSigner, o AugmentOptions, at time.Time) error {
+	if len(o.StamperChain) == 0 || o.Verify.Validator == nil {
+		return nil
+	}
+	req := o.Verify.Policy
+	req.Leaf = o.StamperChain[0]
+	req.Intermediates = append(slices.Clip(o.StamperChain[1:]), o.Verify.TSACertificates...)
+	req.Purpose, req.At = policy.PurposeTimestamping, at
+	req.Revocation, req.KeyCompromiseAnyTime = policy.RevocationRequire, true
+	req.EmbeddedCRLs = append(slices.Clip(req.EmbeddedCRLs), readEmbedded(sd, s).crls...)
+	v := o.Verify.Validator.Validate(req)
+	if v.Status == policy.Valid {
+		return nil
+	}
+	var why []string
+	for _, x := range v.Reasons {
+		why = append(why, string(x.Code)+": "+x.Message)
+	}
+	return fmt.Errorf("%w: the time-stamping authority's certificate is %s (%s)", ErrNotValid, v.Status, strings.Join(why, "; "))
 }
 
 // material is what a VALID verdict rests on: the chain and the other

@@ -245,6 +245,36 @@ func TestAugmentJudgesBeforeStamping(t *testing.T) {
 			})
 		}
 	}
+	// A VALID signature whose LT material would rest on a token of a
+	// revoked TSA certificate: the TSA's certificate is judged before the
+	// signature time-stamp is asked for. T does not judge the TSA.
+	_, tsaChain, err := f.srv.d.TSA.KeySource()(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsaRevoked, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{Number: big.NewInt(2), ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{{SerialNumber: tsaChain[0].SerialNumber, RevocationTime: now.Add(-time.Minute), ReasonCode: 1}}}, f.ca.Cert, f.ca.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		level  pecetv1.CadesLevel
+		code   codes.Code
+		stamps float64
+	}{{levels[0], codes.OK, 1}, {levels[1], codes.FailedPrecondition, 0}, {levels[2], codes.FailedPrecondition, 0}} {
+		t.Run("revoked TSA/"+tc.level.String(), func(t *testing.T) {
+			before := augmentStamps(t, f)
+			_, err := sc.Augment(ctx, &pecetv1.AugmentRequest{Signature: b, Detached: &pecetv1.AugmentRequest_Content{Content: filing},
+				Level: tc.level, Policy: "strict", Crls: [][]byte{tsaRevoked}})
+			if status.Code(err) != tc.code {
+				t.Errorf("err %v, want %v", err, tc.code)
+			}
+			if n := augmentStamps(t, f) - before; n != tc.stamps {
+				t.Errorf("%v time-stamps, want %v", n, tc.stamps)
+			}
+		})
+	}
+
 	// The same calls on the VALID signature make one time-stamp each, and
 	// LTA a second one (the archive time-stamp).
 	for _, tc := range []struct {
