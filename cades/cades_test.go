@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/signer"
@@ -146,10 +147,20 @@ func TestAugmentRefusesInvalid(t *testing.T) {
 // TestAugmentJudgesBeforeStamping: a signature that is not VALID is
 // refused at T, LT and LTA before the Stamper is called (docs/archive.md
 // "The order"); a VALID one without a signature time-stamp gets one
-// time-stamp at T and LT, two at LTA.
+// time-stamp at T and LT, two at LTA. With the StamperChain of a TSA the
+// policy does not trust, LT and LTA are refused before the Stamper is
+// called; T does not judge the TSA.
 func TestAugmentJudgesBeforeStamping(t *testing.T) {
 	w := newWorld(t)
 	b, err := signer.Sign(filing, w.key, []*x509.Certificate{w.leaf, w.ca.Cert}, signer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := devca.NewCA("cades stranger CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, strangerTSA, err := other.IssueKey("cades stranger TSA", devca.TSA, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,18 +172,21 @@ func TestAugmentJudgesBeforeStamping(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		content []byte
-		wantErr error
+		chain   []*x509.Certificate
+		wantErr map[Level]error
 		stamps  map[Level]int
 	}{
-		{"other content", []byte("other content"), ErrNotValid, map[Level]int{LevelT: 0, LevelLT: 0, LevelLTA: 0}},
-		{"valid", filing, nil, map[Level]int{LevelT: 1, LevelLT: 1, LevelLTA: 2}},
+		{"other content", []byte("other content"), nil, map[Level]error{LevelT: ErrNotValid, LevelLT: ErrNotValid, LevelLTA: ErrNotValid}, map[Level]int{LevelT: 0, LevelLT: 0, LevelLTA: 0}},
+		{"valid", filing, nil, map[Level]error{}, map[Level]int{LevelT: 1, LevelLT: 1, LevelLTA: 2}},
+		{"valid, TSA trusted", filing, []*x509.Certificate{w.tsaCert, w.ca.Cert}, map[Level]error{}, map[Level]int{LevelT: 1, LevelLT: 1, LevelLTA: 2}},
+		{"valid, TSA untrusted", filing, []*x509.Certificate{strangerTSA, other.Cert}, map[Level]error{LevelLT: ErrNotValid, LevelLTA: ErrNotValid}, map[Level]int{LevelT: 1, LevelLT: 0, LevelLTA: 0}},
 	} {
 		for _, level := range []Level{LevelT, LevelLT, LevelLTA} {
 			t.Run(tc.name+"/"+string(level), func(t *testing.T) {
 				calls = 0
-				res, err := Augment(t.Context(), b, AugmentOptions{Level: level, Stamp: stamp, Verify: w.opts(tc.content, time.Time{}, w.crl)})
-				if !errors.Is(err, tc.wantErr) {
-					t.Fatalf("err %v, want %v", err, tc.wantErr)
+				res, err := Augment(t.Context(), b, AugmentOptions{Level: level, Stamp: stamp, Verify: w.opts(tc.content, time.Time{}, w.crl), StamperChain: tc.chain})
+				if !errors.Is(err, tc.wantErr[level]) {
+					t.Fatalf("err %v, want %v", err, tc.wantErr[level])
 				}
 				if calls != tc.stamps[level] {
 					t.Errorf("%d time-stamps, want %d", calls, tc.stamps[level])
