@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/x509"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/pecet-hsm/pecet/policy"
+	"github.com/pecet-hsm/pecet/signer"
 )
 
 // Stamper returns a DER RFC 3161 TimeStampToken over digest (made with
@@ -25,14 +28,20 @@ type AugmentOptions struct {
 	Level Level
 	// Stamp makes the signature and archive time-stamps.
 	Stamp Stamper
-	// Verify is what LT and LTA judge the signature with before embedding
-	// anything: the content (or its digest) of a detached signature, the
-	// validator, the policy request (name, caller's CRLs, context), the
-	// clock, the limits. Its At is ignored: the judgement is now, and
-	// with revocation required.
+	// Verify is what the signature is judged with before any time-stamp
+	// is made or material embedded: the content (or its digest) of a
+	// detached signature, the validator, the policy request (name,
+	// caller's CRLs, context), the clock, the limits. Its At is ignored:
+	// the judgement is now, for LT and LTA with revocation required.
 	Verify VerifyOptions
 	// Hash of the archive time-stamp and its hash index (zero: SHA-256).
 	Hash crypto.Hash
+	// StamperChain is the chain of the certificate the Stamper's tokens
+	// will be signed with, that certificate first. When set, LT and LTA
+	// judge it now under the policy with revocation required, as the
+	// token will be judged, before asking for a signature time-stamp
+	// (docs/archive.md "The order"); nil: judged only with the token.
+	StamperChain []*x509.Certificate
 }
 
 // AugmentResult is the augmented signature.
@@ -55,9 +64,14 @@ type AugmentResult struct {
 // fields gain the material of the previous archive time-stamp: the
 // signature stays valid for any CMS verifier.
 //
-// LT and LTA first verify the signature now under the policy with
-// revocation required and refuse (ErrNotValid) unless it is VALID: only
-// material that made a VALID verdict is embedded, exactly what it used.
+// Before the Stamper is called, the signature is verified now under the
+// policy (for LT and LTA with revocation required, and StamperChain's
+// certificate too) and refused (ErrNotValid) unless it is VALID: the TSA
+// signs nothing for a signature that is then refused. A signature that gets its signature time-stamp
+// here is judged again with it before LT embeds anything: only material
+// that made a VALID verdict is embedded, exactly what it used. T on a
+// signature that has a signature time-stamp changes nothing and judges
+// nothing.
 func Augment(ctx context.Context, der []byte, o AugmentOptions) (AugmentResult, error) {
 	if o.Level.rank() < LevelT.rank() {
 		return AugmentResult{}, fmt.Errorf("%w: level %q (T, LT or LTA)", ErrUnsupported, o.Level)
@@ -83,29 +97,33 @@ func Augment(ctx context.Context, der []byte, o AugmentOptions) (AugmentResult, 
 		return res, ErrContentNeeded
 	}
 
-	// T: a signature-time-stamp over the signature value (EN 319 122-1 5.3).
-	if len(s.find(oidSigTimeStamp)) == 0 {
-		tok, err := o.Stamp(ctx, sum(crypto.SHA256, s.signatureValue()), crypto.SHA256)
-		if err != nil {
-			return res, err
+	hasATS := len(s.find(oidArchiveTSv3)) > 0
+	needT := len(s.find(oidSigTimeStamp)) == 0
+	// One more archive time-stamp than Verify reads would lose the
+	// archive: refused before any time-stamp is made.
+	if o.Level == LevelLTA {
+		n := 0
+		for _, a := range s.find(oidArchiveTSv3) {
+			n += len(a.values)
 		}
-		s.attrs = append(s.attrs, newAttr(oidSigTimeStamp, tok))
-		res.Added = append(res.Added, "signature-time-stamp")
-	}
-	res.Level = LevelT
-	if o.Level == LevelT {
-		res.Signature, err = r.encode()
-		return res, err
+		if n >= MaxArchiveTimestamps {
+			return res, tooLarge("%d archive time-stamps, another would exceed %d", n, MaxArchiveTimestamps)
+		}
 	}
 
 	now := time.Now
 	if o.Verify.Now != nil {
 		now = o.Verify.Now
 	}
+	// judge verifies cur now under the policy; revocation is required
+	// for LT and LTA (they embed what the verdict used), and at T it is
+	// the policy's (a T signature carries no validation material).
 	judge := func(cur []byte) (Result, error) {
 		vo := o.Verify
 		vo.At = now()
-		vo.Policy.Revocation = policy.RevocationRequire
+		if o.Level != LevelT {
+			vo.Policy.Revocation = policy.RevocationRequire
+		}
 		rep, err := Verify(cur, vo)
 		if err != nil {
 			return rep, err
@@ -119,14 +137,53 @@ func Augment(ctx context.Context, der []byte, o AugmentOptions) (AugmentResult, 
 		}
 		return rep, nil
 	}
+
+	// The signature is judged before the TSA is asked for anything
+	// (docs/archive.md "The order"): a time-stamp is a signature of the
+	// TSA's key, not to be made for a signature that is then refused. A
+	// signature without a signature time-stamp is judged as it stands,
+	// and for LT and LTA the certificate the token will be signed with;
+	// with the time-stamp (made now) the verdict can differ only by the
+	// token itself, judged after it below.
 	cur, err := r.encode()
 	if err != nil {
 		return res, err
 	}
-	hasATS := len(s.find(oidArchiveTSv3)) > 0
-	rep, err := judge(cur)
-	if err != nil {
-		return res, err
+	var rep Result
+	if needT || o.Level != LevelT {
+		if rep, err = judge(cur); err != nil {
+			return res, err
+		}
+	}
+	if needT && o.Level != LevelT {
+		if err := judgeStamper(sd, s, o, now()); err != nil {
+			return res, err
+		}
+	}
+
+	// T: a signature-time-stamp over the signature value (EN 319 122-1 5.3).
+	if needT {
+		tok, err := o.Stamp(ctx, sum(crypto.SHA256, s.signatureValue()), crypto.SHA256)
+		if err != nil {
+			return res, err
+		}
+		s.attrs = append(s.attrs, newAttr(oidSigTimeStamp, tok))
+		res.Added = append(res.Added, "signature-time-stamp")
+		if cur, err = r.encode(); err != nil {
+			return res, err
+		}
+	}
+	res.Level = LevelT
+	if o.Level == LevelT {
+		res.Signature = cur
+		return res, nil
+	}
+	if needT {
+		// Judged again with the new token: its TSA's chain and
+		// revocation status are part of what LT embeds.
+		if rep, err = judge(cur); err != nil {
+			return res, err
+		}
 	}
 	res.Verdict = rep.Verdict
 	m := material(rep.Verdict)
@@ -168,14 +225,6 @@ func Augment(ctx context.Context, der []byte, o AugmentOptions) (AugmentResult, 
 	}
 
 	// LTA: archive-time-stamp-v3 with its ats-hash-index-v3 (5.5.2, 5.5.3).
-	// One more than Verify reads would lose the archive: refused first.
-	n := 0
-	for _, a := range s.find(oidArchiveTSv3) {
-		n += len(a.values)
-	}
-	if n >= MaxArchiveTimestamps {
-		return res, tooLarge("%d archive time-stamps, another would exceed %d", n, MaxArchiveTimestamps)
-	}
 	idx := hashIndexOf(r, s, h).encode()
 	tok, err := o.Stamp(ctx, imprint(r, s, ch, h, idx), h)
 	if err != nil {
@@ -195,6 +244,32 @@ func Augment(ctx context.Context, der []byte, o AugmentOptions) (AugmentResult, 
 	res.Level = LevelLTA
 	res.Signature, err = r.encode()
 	return res, err
+}
+
+// judgeStamper judges the certificate the signature time-stamp will be
+// signed with as Verify will judge the token's (tsa.Token.Verify): for
+// time-stamping, now, with revocation required, a key compromise counted
+// at any time, with the signature's embedded CRLs. The token's own
+// signature and imprint are judged only once it exists.
+func judgeStamper(sd *signer.SignedData, s *rawSigner, o AugmentOptions, at time.Time) error {
+	if len(o.StamperChain) == 0 || o.Verify.Validator == nil {
+		return nil
+	}
+	req := o.Verify.Policy
+	req.Leaf = o.StamperChain[0]
+	req.Intermediates = append(slices.Clip(o.StamperChain[1:]), o.Verify.TSACertificates...)
+	req.Purpose, req.At = policy.PurposeTimestamping, at
+	req.Revocation, req.KeyCompromiseAnyTime = policy.RevocationRequire, true
+	req.EmbeddedCRLs = append(slices.Clip(req.EmbeddedCRLs), readEmbedded(sd, s).crls...)
+	v := o.Verify.Validator.Validate(req)
+	if v.Status == policy.Valid {
+		return nil
+	}
+	var why []string
+	for _, x := range v.Reasons {
+		why = append(why, string(x.Code)+": "+x.Message)
+	}
+	return fmt.Errorf("%w: the time-stamping authority's certificate is %s (%s)", ErrNotValid, v.Status, strings.Join(why, "; "))
 }
 
 // material is what a VALID verdict rests on: the chain and the other

@@ -2,6 +2,8 @@ package cades
 
 import (
 	"bytes"
+	"context"
+	"crypto"
 	"crypto/x509"
 	"errors"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/internal/testtool"
 	"github.com/pecet-hsm/pecet/policy"
 	"github.com/pecet-hsm/pecet/signer"
@@ -138,6 +141,61 @@ func TestAugmentRefusesInvalid(t *testing.T) {
 	res, err := Augment(t.Context(), sig, AugmentOptions{Level: LevelT, Stamp: w.stamp})
 	if err != nil || len(res.Added) != 0 || !bytes.Equal(res.Signature, sig) {
 		t.Fatalf("T again: %v %v", err, res.Added)
+	}
+}
+
+// TestAugmentJudgesBeforeStamping: a signature that is not VALID is
+// refused at T, LT and LTA before the Stamper is called (docs/archive.md
+// "The order"); a VALID one without a signature time-stamp gets one
+// time-stamp at T and LT, two at LTA. With the StamperChain of a TSA the
+// policy does not trust, LT and LTA are refused before the Stamper is
+// called; T does not judge the TSA.
+func TestAugmentJudgesBeforeStamping(t *testing.T) {
+	w := newWorld(t)
+	b, err := signer.Sign(filing, w.key, []*x509.Certificate{w.leaf, w.ca.Cert}, signer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := devca.NewCA("cades stranger CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, strangerTSA, err := other.IssueKey("cades stranger TSA", devca.TSA, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	stamp := func(ctx context.Context, digest []byte, h crypto.Hash) ([]byte, error) {
+		calls++
+		return w.stamp(ctx, digest, h)
+	}
+	for _, tc := range []struct {
+		name    string
+		content []byte
+		chain   []*x509.Certificate
+		wantErr map[Level]error
+		stamps  map[Level]int
+	}{
+		{"other content", []byte("other content"), nil, map[Level]error{LevelT: ErrNotValid, LevelLT: ErrNotValid, LevelLTA: ErrNotValid}, map[Level]int{LevelT: 0, LevelLT: 0, LevelLTA: 0}},
+		{"valid", filing, nil, map[Level]error{}, map[Level]int{LevelT: 1, LevelLT: 1, LevelLTA: 2}},
+		{"valid, TSA trusted", filing, []*x509.Certificate{w.tsaCert, w.ca.Cert}, map[Level]error{}, map[Level]int{LevelT: 1, LevelLT: 1, LevelLTA: 2}},
+		{"valid, TSA untrusted", filing, []*x509.Certificate{strangerTSA, other.Cert}, map[Level]error{LevelLT: ErrNotValid, LevelLTA: ErrNotValid}, map[Level]int{LevelT: 1, LevelLT: 0, LevelLTA: 0}},
+	} {
+		for _, level := range []Level{LevelT, LevelLT, LevelLTA} {
+			t.Run(tc.name+"/"+string(level), func(t *testing.T) {
+				calls = 0
+				res, err := Augment(t.Context(), b, AugmentOptions{Level: level, Stamp: stamp, Verify: w.opts(tc.content, time.Time{}, w.crl), StamperChain: tc.chain})
+				if !errors.Is(err, tc.wantErr[level]) {
+					t.Fatalf("err %v, want %v", err, tc.wantErr[level])
+				}
+				if calls != tc.stamps[level] {
+					t.Errorf("%d time-stamps, want %d", calls, tc.stamps[level])
+				}
+				if err == nil && res.Level != level {
+					t.Errorf("level %s, want %s", res.Level, level)
+				}
+			})
+		}
 	}
 }
 

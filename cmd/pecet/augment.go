@@ -16,11 +16,11 @@ func runAugment(args []string) int {
 	fs, c := newFlags("augment", "augment --level t|lt|lta --in SIG [--content FILE | --digest HEX] [--policy NAME] [--crl FILE]... --out FILE [--pem]", "client")
 	in := fs.String("in", "", "CMS signature `file` (DER or PEM), - for stdin (required)")
 	level := fs.String("level", "", "`level` to reach: t (signature time-stamp), lt (also the certificates and CRLs a VALID validation used), lta (also an archive time-stamp; on an LTA signature another one: renewal) (required)")
-	content := fs.String("content", "", "the signed content `file` of a detached signature (LT verifies over it, LTA's archive time-stamp covers it)")
+	content := fs.String("content", "", "the signed content `file` of a detached signature (the signature is verified over it before any time-stamp, LTA's archive time-stamp covers it)")
 	digest := fs.String("digest", "", "`hex` SHA-256 digest of the signed content, instead of --content")
-	policyName := fs.String("policy", "", "policy `NAME` LT judges under, with revocation required (default: the server's default policy)")
+	policyName := fs.String("policy", "", "policy `NAME` the signature must be VALID under before any time-stamp; for LT and LTA with revocation required (default: the server's default policy)")
 	var crls multiFlag
-	fs.Var(&crls, "crl", "CRL `file` (DER or PEM) for the LT step (the policy must allow the override \"crls\"); the ones used are embedded; repeatable")
+	fs.Var(&crls, "crl", "CRL `file` (DER or PEM) for judging the signature (the policy must allow the override \"crls\"); the ones used are embedded; repeatable")
 	out := fs.String("out", "", "augmented signature `file`, - for stdout (required; 0600 when it embeds its content, else 0644)")
 	asPEM := fs.Bool("pem", false, "write PEM (-----BEGIN CMS-----) instead of DER")
 	if code := parse(fs, args); code >= 0 {

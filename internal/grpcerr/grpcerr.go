@@ -94,7 +94,7 @@ var table = []mapping{
 	{tsa.ErrCertificateMismatch, codes.FailedPrecondition, "the TSA certificate does not match the TSA key"},
 	{tsa.ErrExtKeyUsage, codes.FailedPrecondition, "the TSA certificate lacks the critical timeStamping extended key usage"},
 	{signer.ErrContentType, codes.InvalidArgument, "bad content type for a signature"},
-	{cades.ErrNotValid, codes.FailedPrecondition, "the signature is not VALID now under the policy with revocation required, so no validation material is embedded: see why with `pecet verify --revocation require` (give the CA's CRLs with --crl)"},
+	{cades.ErrNotValid, codes.FailedPrecondition, "the signature (for LT and LTA also the TSA's certificate) is not VALID now under the policy (for LT and LTA with revocation required), so it is neither time-stamped nor given validation material: see why with `pecet verify` (`--revocation require` for LT and LTA; give the CA's CRLs with --crl)"},
 	{cades.ErrContentNeeded, codes.InvalidArgument, "the archive time-stamp of a detached signature covers the content: give the content or its SHA-256 digest"},
 	{cades.ErrUnsupported, codes.InvalidArgument, "pecet augments a signature of one signer to level T, LT or LTA"},
 	{cades.ErrTooLarge, codes.ResourceExhausted, "a CAdES attribute of the signature exceeds its limits (certificates, CRLs, archive time-stamps, hash index)"},

@@ -60,7 +60,16 @@ func (ss *signService) Augment(ctx context.Context, req *pecetv1.AugmentRequest)
 		ss.s.observeTSA(ctx, "augment", res)
 		return tok, err
 	}
-	res, err := cades.Augment(ctx, req.GetSignature(), cades.AugmentOptions{Level: level, Stamp: stamp, Verify: vo})
+	ao := cades.AugmentOptions{Level: level, Stamp: stamp, Verify: vo}
+	if level != cades.LevelT {
+		// The TSA's certificate is judged before a signature time-stamp
+		// is asked for (docs/archive.md "The order"); without it, with
+		// the token only.
+		if _, chain, err := authority.KeySource()(ctx); err == nil {
+			ao.StamperChain = chain
+		}
+	}
+	res, err := cades.Augment(ctx, req.GetSignature(), ao)
 	if err != nil {
 		return nil, err
 	}

@@ -153,9 +153,9 @@ type AugmentRequest struct {
 	//	*AugmentRequest_ContentDigest
 	Detached isAugmentRequest_Detached `protobuf_oneof:"detached"`
 	Level    CadesLevel                `protobuf:"varint,4,opt,name=level,proto3,enum=pecet.v1.CadesLevel" json:"level,omitempty"`
-	// Policy the LT step judges under; empty means the default.
+	// Policy the signature is judged under; empty means the default.
 	Policy string `protobuf:"bytes,5,opt,name=policy,proto3" json:"policy,omitempty"`
-	// Extra DER CRLs for the LT step (a per-call override: the policy must
+	// Extra DER CRLs for judging the signature (a per-call override: the policy must
 	// allow crls); the ones the VALID verdict used are embedded.
 	Crls          [][]byte `protobuf:"bytes,6,rep,name=crls,proto3" json:"crls,omitempty"`
 	unknownFields protoimpl.UnknownFields

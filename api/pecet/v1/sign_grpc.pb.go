@@ -59,9 +59,10 @@ type SignServiceClient interface {
 	SignDigestsStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[SignDigestsRequest, SignDigestsResponse], error)
 	// Augment raises a CAdES signature of one signer to baseline T, LT or
 	// LTA (ETSI EN 319 122-1) with pecet's TSA, changing only its unsigned
-	// attributes (docs/archive.md "CAdES augmentation"). LT and LTA embed
-	// material only when the signature is VALID now under the policy with
-	// revocation required. Roles: client, gateway (as Timestamp: the TSA
+	// attributes (docs/archive.md "CAdES augmentation"). The signature must
+	// be VALID now under the policy (for LT and LTA with revocation
+	// required) before the TSA is asked for any time-stamp; otherwise
+	// FAILED_PRECONDITION. Roles: client, gateway (as Timestamp: the TSA
 	// key is a service, no caller key is used).
 	Augment(ctx context.Context, in *AugmentRequest, opts ...grpc.CallOption) (*AugmentResponse, error)
 }
@@ -158,9 +159,10 @@ type SignServiceServer interface {
 	SignDigestsStream(grpc.BidiStreamingServer[SignDigestsRequest, SignDigestsResponse]) error
 	// Augment raises a CAdES signature of one signer to baseline T, LT or
 	// LTA (ETSI EN 319 122-1) with pecet's TSA, changing only its unsigned
-	// attributes (docs/archive.md "CAdES augmentation"). LT and LTA embed
-	// material only when the signature is VALID now under the policy with
-	// revocation required. Roles: client, gateway (as Timestamp: the TSA
+	// attributes (docs/archive.md "CAdES augmentation"). The signature must
+	// be VALID now under the policy (for LT and LTA with revocation
+	// required) before the TSA is asked for any time-stamp; otherwise
+	// FAILED_PRECONDITION. Roles: client, gateway (as Timestamp: the TSA
 	// key is a service, no caller key is used).
 	Augment(context.Context, *AugmentRequest) (*AugmentResponse, error)
 	mustEmbedUnimplementedSignServiceServer()
