@@ -20,6 +20,7 @@ import (
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/ers"
 	"github.com/pecet-hsm/pecet/internal/devca"
+	"github.com/pecet-hsm/pecet/policy"
 )
 
 func archiveDocs(h crypto.Hash, n int) [][]byte {
@@ -583,6 +584,58 @@ func TestArchiveRenewWindow(t *testing.T) {
 				}
 				if tc.warned && !strings.Contains(warns[i], "expires on "+cert.NotAfter.UTC().Format(time.RFC3339)) {
 					t.Fatalf("record %d: warning %q", i, warns[i])
+				}
+			}
+		})
+	}
+}
+
+// TestArchiveRenewAlgorithmSuite: under a default policy whose ETSI TS 119
+// 312 suite ends EC keys (the fixture's TSA and CA keys) in 30 days, a
+// renewal now is made; 31 days on (the server's clock), with the TSA
+// certificate still valid, it is refused per item naming the suite.
+func TestArchiveRenewAlgorithmSuite(t *testing.T) {
+	end := time.Now().AddDate(0, 0, 30).UTC().Format(time.DateOnly)
+	suite, err := policy.ParseAlgorithmSuite([]byte(`<SecuritySuitabilityPolicy><Algorithm><AlgorithmIdentifier><Name>ecPublicKey</Name>` +
+		`<ObjectIdentifier>1.2.840.10045.2.1</ObjectIdentifier></AlgorithmIdentifier><Evaluation><Validity><Start>2000-01-01</Start><End>` + end + `</End></Validity></Evaluation></Algorithm></SecuritySuitabilityPolicy>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureOpts(t, fixtureOpts{deps: func(d *Deps) {
+		info, err := d.Policies.(*policy.Engine).Describe("test", time.Now())
+		if err != nil || len(info.Anchors) == 0 {
+			t.Fatalf("fixture policy: %v", err)
+		}
+		e, err := policy.NewEngine("test", &policy.Policy{Name: "test", Anchors: []*x509.Certificate{info.Anchors[0].Cert}, Revocation: policy.RevocationOff,
+			Algorithms: &policy.AlgorithmRules{Suite: suite}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Validator, d.Policies = e, e
+	}})
+	ac := pecetv1.NewArchiveServiceClient(f.dial(t, "client"))
+	st, err := ac.Seal(ctxT(t), &pecetv1.SealRequest{Digests: archiveDocs(crypto.SHA256, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := collectSeal(t, st.Recv)
+	tests := []struct {
+		name    string
+		advance time.Duration
+		refused bool
+	}{
+		{"while the suite accepts EC", 0, false},
+		{"after the suite ended EC", 31 * 24 * time.Hour, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f.clock.Advance(tc.advance)
+			ats, sts, _ := renewItems(t, ac, recs)
+			for i := range recs {
+				refused := codes.Code(sts[i].GetCode()) == codes.FailedPrecondition && len(ats[i]) == 0 &&
+					strings.Contains(sts[i].GetMessage(), "a renewal must happen while its algorithms are in the policy's suite")
+				if refused != tc.refused || (!tc.refused && sts[i].GetCode() != 0) {
+					t.Fatalf("record %d: %v", i, sts[i])
 				}
 			}
 		})
