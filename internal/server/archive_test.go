@@ -420,16 +420,20 @@ func BenchmarkArchiveSeal100k(b *testing.B) {
 	b.ReportMetric(float64(maxSealDigests)*float64(b.N)/b.Elapsed().Seconds(), "docs/s")
 }
 
-// renewItems runs one Renew (TIMESTAMP, one request) and returns each
-// record's answer: its ArchiveTimeStamp (nil when refused), status and
-// warning.
-func renewItems(t *testing.T, ac pecetv1.ArchiveServiceClient, recs [][]byte) (ats [][]byte, sts []*pecetv1.ItemStatus, warns []string) {
+// renewItems runs one Renew (one request: TIMESTAMP, or HASH_TREE under
+// SHA-512 with sha512Docs) and returns each record's answer: its
+// ArchiveTimeStamp (nil when refused), status and warning.
+func renewItems(t *testing.T, ac pecetv1.ArchiveServiceClient, recs [][]byte, sha512Docs ...[]byte) (ats [][]byte, sts []*pecetv1.ItemStatus, warns []string) {
 	t.Helper()
 	st, err := ac.Renew(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Send(&pecetv1.RenewRequest{Mode: pecetv1.RenewRequest_TIMESTAMP, Records: recs}); err != nil {
+	req := &pecetv1.RenewRequest{Mode: pecetv1.RenewRequest_TIMESTAMP, Records: recs}
+	if sha512Docs != nil {
+		req.Mode, req.Hash, req.Digests = pecetv1.RenewRequest_HASH_TREE, pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA512, sha512Docs
+	}
+	if err := st.Send(req); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.CloseSend(); err != nil {
@@ -516,12 +520,18 @@ func TestArchiveRenewInTime(t *testing.T) {
 		{"before expiry: all renewed, A warned", 0, batch, []bool{false, false, false, false, false}, []bool{true, true, true, false, false}, 1},
 		{"after expiry: A refused, B renewed", 41 * 24 * time.Hour, batch, []bool{true, true, true, false, false}, []bool{false, false, false, false, false}, 1},
 		{"after expiry, A alone: no time-stamp", 0, a, []bool{true, true, true}, []bool{false, false, false}, 0},
+		{"after expiry, hash-tree renewal: A refused, B renewed", 0, batch, []bool{true, true, true, false, false}, []bool{false, false, false, false, false}, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f.clock.Advance(tc.advance)
 			before := archiveStamps(t, f)
-			ats, sts, warns := renewItems(t, ac, tc.recs)
+			hashTree := strings.Contains(tc.name, "hash-tree")
+			var d512 [][]byte
+			if hashTree {
+				d512 = archiveDocs(crypto.SHA512, len(tc.recs))
+			}
+			ats, sts, warns := renewItems(t, ac, tc.recs, d512...)
 			if got := archiveStamps(t, f) - before; got != tc.newStamps {
 				t.Fatalf("%v time-stamps", got)
 			}
@@ -540,11 +550,15 @@ func TestArchiveRenewInTime(t *testing.T) {
 				if (warns[i] != "") != tc.warned[i] || (tc.warned[i] && !strings.Contains(warns[i], "expires on "+short.NotAfter.UTC().Format(time.RFC3339))) {
 					t.Fatalf("record %d: warning %q", i, warns[i])
 				}
-				rec, err := ers.AppendRenewal(tc.recs[i], ats[i], false)
+				rec, err := ers.AppendRenewal(tc.recs[i], ats[i], hashTree)
 				if err != nil {
 					t.Fatal(err)
 				}
-				resp, err := ac.VerifyRecord(ctxT(t), &pecetv1.VerifyRecordRequest{Record: rec, Digests: []*pecetv1.DocumentDigest{{Hash: pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA256, Digest: docs[i]}}, Policy: "test"})
+				given := []*pecetv1.DocumentDigest{{Hash: pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA256, Digest: docs[i]}}
+				if hashTree {
+					given = append(given, &pecetv1.DocumentDigest{Hash: pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA512, Digest: d512[i]})
+				}
+				resp, err := ac.VerifyRecord(ctxT(t), &pecetv1.VerifyRecordRequest{Record: rec, Digests: given, Policy: "test"})
 				if err != nil || resp.GetVerdict().GetStatus() != pecetv1.Verdict_VALID {
 					t.Fatalf("record %d renewed: %v %v", i, resp.GetVerdict(), err)
 				}
