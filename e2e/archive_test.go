@@ -2,6 +2,11 @@ package e2e
 
 import (
 	"bytes"
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/asn1"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -10,8 +15,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pecet-hsm/pecet/ers"
+	"github.com/pecet-hsm/pecet/internal/devca"
+	"github.com/pecet-hsm/pecet/tsa"
 )
 
 // TestDevArchive: the archive lifecycle of docs/archive.md on `pecetd
@@ -119,6 +127,96 @@ func TestDevArchive(t *testing.T) {
 		wrong[0] ^= 1
 		if out, err := openssl(t, "ts", "-verify", "-token_in", "-in", tok, "-digest", hex.EncodeToString(wrong), "-CAfile", ca, "-untrusted", tsaPEM); err == nil {
 			t.Fatalf("openssl accepted archive time-stamp %d for a wrong root\n%s", i, out)
+		}
+	}
+}
+
+// TestDevArchiveRenewLate: `pecet archive renew` on `pecetd --dev` renews
+// only records whose last time-stamp is still good (docs/archive.md
+// "Renew in time"). Of one folder, good.xml.ers is pecetd's, late.xml.ers
+// was sealed by a TSA (certified by the dev CA) whose certificate expired
+// yesterday, soon.xml.ers by one whose certificate expires in 30 days: the
+// late record is named with FailedPrecondition and left as it is, the
+// soon one renewed with a warning, the good one renewed; exit 4. Verify
+// prints when the next renewal is due.
+func TestDevArchiveRenewLate(t *testing.T) {
+	d := startDev(t)
+	ca, err := devca.LoadOrCreateCA(filepath.Join(d.dir, "ca.pem"), filepath.Join(d.dir, "ca-key.pem"), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := t.TempDir()
+	for _, n := range []string{"good", "late", "soon"} {
+		write(t, docs, n+".xml", strings.Replace(filing, "Jana", "Jana "+n, 1))
+	}
+	d.mustRun(t, 0, "archive", "seal", docs)
+	// reseal replaces name's record by one of a TSA whose certificate
+	// (valid two years from issued) made the token at genTime.
+	reseal := func(name string, issued, genTime time.Time) *x509.Certificate {
+		t.Helper()
+		key, cert, err := ca.IssueKey("outside TSA "+name, devca.TSA, issued)
+		if err != nil {
+			t.Fatal(err)
+		}
+		authority, err := tsa.New(tsa.Config{Key: tsa.StaticKey(key, []*x509.Certificate{cert, ca.Cert}), Policy: asn1.ObjectIdentifier{1, 2, 3, 4, 1},
+			Now: func() time.Time { return genTime }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		content, err := os.ReadFile(filepath.Join(docs, name+".xml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(content)
+		recs, err := ers.Seal([][]byte{sum[:]}, crypto.SHA256, func(root []byte) ([]byte, error) {
+			tok, _, err := authority.Token(context.Background(), root, crypto.SHA256)
+			return tok, err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, docs, name+".xml.ers", string(recs[0]))
+		return cert
+	}
+	now := time.Now()
+	late := reseal("late", now.AddDate(-2, 0, -1), now.AddDate(0, 0, -10))
+	soon := reseal("soon", now.AddDate(-2, 0, 30), now.Add(-time.Hour))
+	lateBefore, err := os.ReadFile(filepath.Join(docs, "late.xml.ers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats := map[string]int{}
+	for _, n := range []string{"good", "soon"} {
+		b, err := os.ReadFile(filepath.Join(docs, n+".xml.ers"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stats[n] = len(b)
+	}
+
+	out, stderr := d.mustRun(t, 4, "archive", "renew", "--records", docs)
+	for _, want := range []string{
+		"late.xml.ers: FailedPrecondition: record 1: the last time-stamp's TSA certificate expired on " + late.NotAfter.UTC().Format(time.RFC3339) + "; a renewal must happen before that",
+		"warning: " + filepath.Join(docs, "soon.xml.ers") + ": the last time-stamp's TSA certificate expires on " + soon.NotAfter.UTC().Format(time.RFC3339),
+		"1 of 3 records not renewed",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Fatalf("renew: stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if !strings.Contains(out, "renewed 2 records") || strings.Contains(stderr, "good.xml.ers") {
+		t.Fatalf("renew: %s\n%s", out, stderr)
+	}
+	if after, _ := os.ReadFile(filepath.Join(docs, "late.xml.ers")); !bytes.Equal(after, lateBefore) {
+		t.Fatal("a refused record was changed")
+	}
+	for _, n := range []string{"good", "soon"} {
+		rec := filepath.Join(docs, n+".xml.ers")
+		if b, _ := os.ReadFile(rec); len(b) <= stats[n] {
+			t.Fatalf("%s was not renewed", rec)
+		}
+		if out, _ := d.mustRun(t, 0, "archive", "verify", "--record", rec, "--in", filepath.Join(docs, n+".xml")); !strings.Contains(out, "VALID\n") || !strings.Contains(out, "renew_by:") {
+			t.Fatalf("verify %s: %s", n, out)
 		}
 	}
 }

@@ -1,9 +1,12 @@
 package ers
 
 import (
+	"bytes"
 	"crypto"
+	"crypto/x509"
 	"fmt"
 	"slices"
+	"time"
 
 	"golang.org/x/crypto/cryptobyte"
 
@@ -49,6 +52,53 @@ func TimeStampLeaf(record []byte) (leaf []byte, h crypto.Hash, err error) {
 		return nil, 0, err
 	}
 	return timeStampLeaf(r)
+}
+
+// LastTimeStamp is the token (DER) of the record's newest archive
+// time-stamp: the one a renewal of either kind covers, so its TSA
+// certificate must still be valid, and its algorithms still in the
+// policy's suite, when the renewal is made (docs/archive.md "Renew in
+// time").
+func (r *EvidenceRecord) LastTimeStamp() []byte {
+	last := r.Chains[len(r.Chains)-1]
+	return last[len(last)-1].TimeStamp
+}
+
+// RenewBy is the NotAfter of the TSA certificate the last token carries
+// (the one its SignerInfo names), and that certificate: the next renewal
+// must be made before it (docs/archive.md "Renew in time"). false when
+// the token cannot be read or carries no such certificate. Nothing is
+// verified: this is a date for the operator; the server judges the token
+// when it renews.
+func (r *EvidenceRecord) RenewBy() (time.Time, *x509.Certificate, bool) {
+	tok, err := tsa.ReadToken(r.LastTimeStamp())
+	if err != nil {
+		return time.Time{}, nil, false
+	}
+	sd := tok.SignedData()
+	if len(sd.SignerInfos) == 0 {
+		return time.Time{}, nil, false
+	}
+	si := sd.SignerInfos[0]
+	for _, c := range sd.Certificates {
+		byName := si.Issuer != nil && si.SerialNumber != nil && c.SerialNumber.Cmp(si.SerialNumber) == 0 && bytes.Equal(c.RawIssuer, si.Issuer)
+		byKeyID := si.Issuer == nil && len(si.SubjectKeyID) > 0 && bytes.Equal(c.SubjectKeyId, si.SubjectKeyID)
+		if byName || byKeyID {
+			return c.NotAfter, c, true
+		}
+	}
+	return time.Time{}, nil, false
+}
+
+// TimeStampLeaf is the package's TimeStampLeaf of a record already parsed.
+func (r *EvidenceRecord) TimeStampLeaf() ([]byte, crypto.Hash, error) { return timeStampLeaf(r) }
+
+// HashTreeLeaf is the package's HashTreeLeaf of a record already parsed.
+func (r *EvidenceRecord) HashTreeLeaf(documentHash []byte, h crypto.Hash) ([]byte, error) {
+	if err := checkHash(h); err != nil {
+		return nil, err
+	}
+	return hashTreeLeaf(r, documentHash, h)
 }
 
 func timeStampLeaf(r *EvidenceRecord) ([]byte, crypto.Hash, error) {

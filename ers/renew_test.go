@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pecet-hsm/pecet/internal/devca"
 	"github.com/pecet-hsm/pecet/tsa"
 )
 
@@ -477,5 +478,62 @@ func TestTreeRecordIsMarshal(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestRenewBy: a record's next renewal is due when the TSA certificate of
+// its last token expires; after a renewal by another TSA, that one's. A
+// token without its certificate gives no date.
+func TestRenewBy(t *testing.T) {
+	f := newFixture(t)
+	key2, cert2, err := f.ca.IssueKey("second TSA", devca.TSA, time.Now().AddDate(-1, 0, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := tsa.New(tsa.Config{Key: tsa.StaticKey(key2, []*x509.Certificate{cert2, f.ca.Cert}), Policy: asn1.ObjectIdentifier{1, 2, 3, 4, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, err := Seal(docHashes(2), crypto.SHA256, f.stampFunc(crypto.SHA256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := RenewTimeStamps(recs, func(root []byte, h crypto.Hash) ([]byte, error) {
+		tok, _, err := second.Token(context.Background(), root, h)
+		return tok, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A token whose certificates were left out (as an RFC 3161 answer to
+	// a request without certReq).
+	bare, err := Seal(docHashes(1), crypto.SHA256, func(root []byte) ([]byte, error) {
+		q := &tsa.Request{Hash: crypto.SHA256, HashOID: asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 2, 1}, Digest: root}
+		_, res := f.a.Stamp(context.Background(), q)
+		return res.Token, res.Cause
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		rec  []byte
+		want *x509.Certificate
+	}{
+		{"sealed", recs[1], f.cert},
+		{"renewed by another TSA", renewed[1], cert2},
+		{"no certificate in the token", bare[0], nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := Parse(tc.rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			by, c, ok := r.RenewBy()
+			if ok != (tc.want != nil) || (ok && (!by.Equal(tc.want.NotAfter) || !c.Equal(tc.want))) {
+				t.Fatalf("RenewBy: %v %v %v", by, c, ok)
+			}
+		})
 	}
 }

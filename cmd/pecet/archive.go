@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
@@ -36,8 +37,10 @@ const (
 // existed with one time-stamp and writes NAME.ers beside each document (or
 // under --out); renew renews the records of a folder with one new
 // time-stamp (--hash: a hash-tree renewal under that algorithm, which reads
-// the documents); verify checks a record for its document. Only digests
-// leave this machine. The rows are in main.go's command table.
+// the documents), skipping with exit 4 a record whose last time-stamp is no
+// longer valid and warning when its TSA certificate expires soon; verify
+// checks a record for its document and prints when the next renewal is
+// due (docs/archive.md "Renew in time"). Only digests leave this machine. The rows are in main.go's command table.
 
 // The bench operation seal (pecet bench --op seal --batch N): one Seal of
 // N distinct digests a call; bench prints items/s beside ops/s.
@@ -334,7 +337,7 @@ func runArchiveRenew(args []string) int {
 	if err := st.CloseSend(); err != nil {
 		return fail("archive renew", err)
 	}
-	n := 0
+	n, failed := 0, 0
 	var first *pecetv1.RenewResponse
 	for {
 		resp, err := st.Recv()
@@ -350,7 +353,20 @@ func runArchiveRenew(args []string) int {
 		if int(resp.GetFirstIndex()) != n || n+len(resp.GetArchiveTimeStamps()) > len(recs) {
 			return fail("archive renew", fmt.Errorf("the server answered renewals out of order"))
 		}
-		for _, ats := range resp.GetArchiveTimeStamps() {
+		for i, ats := range resp.GetArchiveTimeStamps() {
+			// A record whose last time-stamp is no longer valid is not
+			// renewed (docs/archive.md "Renew in time"): its file stays
+			// as it is, the others go on.
+			if i < len(resp.GetStatuses()) && resp.GetStatuses()[i].GetCode() != 0 {
+				st := resp.GetStatuses()[i]
+				fmt.Fprintf(os.Stderr, "pecet archive renew: %s: %s: %s\n", recs[n], codes.Code(st.GetCode()), st.GetMessage())
+				failed++
+				n++
+				continue
+			}
+			if i < len(resp.GetWarnings()) && resp.GetWarnings()[i] != "" {
+				fmt.Fprintf(os.Stderr, "warning: %s: %s\n", recs[n], resp.GetWarnings()[i])
+			}
 			sentMu.Lock()
 			ok := n < len(sent)
 			var sum [32]byte
@@ -370,11 +386,20 @@ func runArchiveRenew(args []string) int {
 	if n != len(recs) {
 		return fail("archive renew", fmt.Errorf("%d renewals for %d records", n, len(recs)))
 	}
-	at := first.GetGenTime().AsTime()
-	if c.json {
-		printJSON(map[string]any{"records": n, "gen_time": at, "root": fmt.Sprintf("%x", first.GetRoot()), "mode": mode.String()})
-	} else {
-		fmt.Printf("renewed %d records (%s) at %s (root %x)\n", n, mode, at.Format(time.RFC3339Nano), first.GetRoot())
+	renewed := n - failed
+	switch {
+	case c.json:
+		out := map[string]any{"records": renewed, "refused": failed, "mode": mode.String()}
+		if first.GetGenTime() != nil {
+			out["gen_time"], out["root"] = first.GetGenTime().AsTime(), fmt.Sprintf("%x", first.GetRoot())
+		}
+		printJSON(out)
+	case renewed > 0:
+		fmt.Printf("renewed %d records (%s) at %s (root %x)\n", renewed, mode, first.GetGenTime().AsTime().Format(time.RFC3339Nano), first.GetRoot())
+	}
+	if failed > 0 {
+		fmt.Fprintf(os.Stderr, "pecet archive renew: %d of %d records not renewed: their last time-stamp is no longer valid\n", failed, n)
+		return exitService
 	}
 	return exitOK
 }
@@ -467,9 +492,14 @@ func runArchiveVerify(args []string) int {
 	for _, s := range resp.GetStamps() {
 		stamps = append(stamps, s.AsTime())
 	}
-	extra := extraField{}
+	extra, due := extraField{}, extraField{}
 	if resp.GetExisted() != nil {
 		extra = extraField{label: "existed", text: resp.GetExisted().AsTime().Format(time.RFC3339), json: map[string]any{"existed": resp.GetExisted().AsTime(), "stamps": stamps}}
+		// When the next renewal is due: before the last time-stamp's TSA
+		// certificate expires (docs/archive.md "Renew in time").
+		if by, _, ok := r.RenewBy(); ok {
+			due = extraField{label: "renew_by", text: by.UTC().Format(time.RFC3339) + " (the last time-stamp's TSA certificate expires)", json: by}
+		}
 	}
-	return printVerdictFor(resp.GetVerdict(), c.json, extra)
+	return printVerdictFor(resp.GetVerdict(), c.json, extra, due)
 }

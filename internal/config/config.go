@@ -417,6 +417,10 @@ type Keys struct {
 	// ExpiryWarningDays: `keys show` warns when the primary version's
 	// certificate expires within this many days (default 30).
 	ExpiryWarningDays int `yaml:"expiry_warning_days"`
+	// ArchiveRenewalWarningDays: ArchiveService.Renew (`pecet archive
+	// renew`) warns for a record whose last time-stamp's TSA certificate
+	// expires within this many days (default 90; docs/archive.md).
+	ArchiveRenewalWarningDays int `yaml:"archive_renewal_warning_days"`
 	// DualControl lists what needs a second officer's approval.
 	DualControl DualControl `yaml:"dual_control"`
 }
@@ -444,7 +448,9 @@ const (
 // Defaults for the keys section.
 const (
 	DefaultExpiryWarningDays = 30
-	DefaultRequestTTL        = 24 * time.Hour
+	// DefaultArchiveRenewalWarningDays: a quarter's notice to renew.
+	DefaultArchiveRenewalWarningDays = 90
+	DefaultRequestTTL                = 24 * time.Hour
 )
 
 // Roles a client may hold.
@@ -599,6 +605,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.Keys.ExpiryWarningDays == 0 {
 		c.Keys.ExpiryWarningDays = DefaultExpiryWarningDays
+	}
+	if c.Keys.ArchiveRenewalWarningDays == 0 {
+		c.Keys.ArchiveRenewalWarningDays = DefaultArchiveRenewalWarningDays
 	}
 	if len(c.Keys.DualControl.Operations) == 0 {
 		c.Keys.DualControl.Operations = []string{OpCreate, OpSetPrimary, OpDestroy}
@@ -830,6 +839,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Keys.ExpiryWarningDays < 0 || c.Keys.ExpiryWarningDays > 3650 {
 		bad("keys.expiry_warning_days must be between 0 and 3650")
+	}
+	if c.Keys.ArchiveRenewalWarningDays < 0 || c.Keys.ArchiveRenewalWarningDays > 3650 {
+		bad("keys.archive_renewal_warning_days must be between 0 and 3650")
 	}
 	dc := c.Keys.DualControl
 	for _, g := range dc.Aliases {

@@ -3,12 +3,15 @@ package server
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
@@ -197,10 +200,19 @@ func (as *archiveService) Renew(stream pecetv1.ArchiveService_RenewServer) error
 	}
 	// The distinct leaves, and each record's: the records of one seal batch
 	// share their token, so a time-stamp renewal of a batch is one leaf.
+	// index is -1 for a record not renewed; checkOf points into checks,
+	// one per distinct last token (docs/archive.md "Renew in time").
 	var flat []byte
 	seen := map[string]int{}
 	var index []int
-	n := 0
+	var checkOf []int32
+	var checks []renewalCheck
+	judged := map[[32]byte]int32{}
+	renewAt := as.s.d.Now()
+	lv := as.s.live(stream.Context())
+	window := time.Duration(lv.KeyPolicy.ArchiveRenewalWarningDays) * 24 * time.Hour
+	certs := tsaCertificates(stream.Context(), lv)
+	n, renewed := 0, 0
 	for req := first; ; {
 		if req != first && (req.GetMode() != pecetv1.RenewRequest_MODE_UNSPECIFIED || req.GetHash() != pecetv1.HashAlgorithm_HASH_ALGORITHM_UNSPECIFIED) {
 			return grpcerr.InvalidArgument("mode and hash: only the first request names them")
@@ -217,14 +229,17 @@ func (as *archiveService) Renew(stream pecetv1.ArchiveService_RenewServer) error
 		}
 		for j, rec := range recs {
 			var leaf []byte
-			if mode == pecetv1.RenewRequest_HASH_TREE {
+			r, err := ers.Parse(rec)
+			switch {
+			case err != nil:
+			case mode == pecetv1.RenewRequest_HASH_TREE:
 				if err := checkDigest(n, req.GetDigests()[j], h); err != nil {
 					return err
 				}
-				leaf, err = ers.HashTreeLeaf(rec, req.GetDigests()[j], h)
-			} else {
+				leaf, err = r.HashTreeLeaf(req.GetDigests()[j], h)
+			default:
 				var rh crypto.Hash
-				leaf, rh, err = ers.TimeStampLeaf(rec)
+				leaf, rh, err = r.TimeStampLeaf()
 				switch {
 				case err != nil:
 				case n == 0:
@@ -236,6 +251,26 @@ func (as *archiveService) Renew(stream pecetv1.ArchiveService_RenewServer) error
 			if err != nil {
 				return grpcerr.InvalidArgument(fmt.Sprintf("records: record %d: %v", n, err))
 			}
+			// The last token, judged once however many records share it.
+			last := r.LastTimeStamp()
+			key := sha256.Sum256(last)
+			c, ok := judged[key]
+			if !ok {
+				rc, err := as.checkRenewal(stream.Context(), lv, certs, last, renewAt, window)
+				if err != nil {
+					return grpcerr.InvalidArgument(fmt.Sprintf("records: record %d: its last time-stamp: %v", n, err))
+				}
+				c = int32(len(checks)) //nolint:gosec // at most maxArchiveBatch distinct tokens
+				checks = append(checks, rc)
+				judged[key] = c
+			}
+			checkOf = append(checkOf, c)
+			if checks[c].refuse != "" {
+				index = append(index, -1)
+				n++
+				continue
+			}
+			renewed++
 			// HASH_TREE leaves differ (each binds its document), so only
 			// TIMESTAMP leaves are looked up.
 			k, ok := 0, false
@@ -261,29 +296,118 @@ func (as *archiveService) Renew(stream pecetv1.ArchiveService_RenewServer) error
 	if n == 0 {
 		return grpcerr.InvalidArgument("records: at least one record is required")
 	}
-	t, err := ers.NewTreeFlat(flat, h)
-	if err != nil {
-		return err
-	}
-	tok, info, err := as.stamp(stream.Context(), t, n, "renew")
-	if err != nil {
-		return err
+	// No time-stamp when every record was refused: the answer is their
+	// statuses alone.
+	var t *ers.Tree
+	var tok []byte
+	var genTime *timestamppb.Timestamp
+	if renewed > 0 {
+		if t, err = ers.NewTreeFlat(flat, h); err != nil {
+			return err
+		}
+		var info *tsa.TSTInfo
+		if tok, info, err = as.stamp(stream.Context(), t, renewed, "renew"); err != nil {
+			return err
+		}
+		genTime = timestamppb.New(info.GenTime)
 	}
 	for from := 0; from < n; from += archiveChunk {
 		to := min(from+archiveChunk, n)
-		resp := &pecetv1.RenewResponse{FirstIndex: uint32(from), Root: t.Root(), GenTime: timestamppb.New(info.GenTime), Count: uint32(n)}
+		resp := &pecetv1.RenewResponse{FirstIndex: uint32(from), GenTime: genTime, Count: uint32(n)}
+		if t != nil {
+			resp.Root = t.Root()
+		}
 		for i := from; i < to; i++ {
+			c := checks[checkOf[i]]
+			if index[i] < 0 {
+				resp.ArchiveTimeStamps = append(resp.ArchiveTimeStamps, nil)
+				resp.Statuses = append(resp.Statuses, &pecetv1.ItemStatus{Code: uint32(codes.FailedPrecondition), Message: fmt.Sprintf("record %d: %s", i, c.refuse)})
+				resp.Warnings = append(resp.Warnings, "")
+				continue
+			}
 			ats, err := t.StampDER(index[i], tok)
 			if err != nil {
 				return err
 			}
 			resp.ArchiveTimeStamps = append(resp.ArchiveTimeStamps, ats)
+			resp.Statuses = append(resp.Statuses, &pecetv1.ItemStatus{})
+			resp.Warnings = append(resp.Warnings, c.warn)
 		}
 		if err := stream.Send(resp); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// renewalCheck is what a Renew found of a record's last archive
+// time-stamp at the renewal time: refuse says why it is not renewed, warn
+// why it should be renewed soon (docs/archive.md "Renew in time").
+type renewalCheck struct{ refuse, warn string }
+
+// refusedCodes are the verdict reasons that make a last time-stamp
+// worthless at the renewal time and that no later renewal can repair: the
+// TSA certificate expired or was revoked, or an algorithm left the
+// policy's suite. A new time-stamp over it would prove only that a token
+// no longer valid existed. Other reasons (an unknown TSA, revocation
+// status unknown) may be settled by the verifier: those records are
+// renewed with a warning.
+var refusedCodes = map[policy.Code]string{
+	policy.CodeExpired:                "a renewal must happen before the TSA certificate expires",
+	tsa.CodeOutOfBoundsNoPOE:          "a renewal must happen before the TSA certificate expires",
+	policy.CodeRevoked:                "a renewal must happen before the TSA certificate is revoked",
+	policy.CodeRevokedNoPOE:           "a renewal must happen before the TSA certificate is revoked",
+	policy.CodeWeakAlgorithm:          "a renewal must happen while its algorithms are in the policy's suite",
+	policy.CodeCryptoConstraintsNoPOE: "a renewal must happen while its algorithms are in the policy's suite",
+}
+
+// checkRenewal judges the last archive time-stamp token of a record under
+// the default policy at the renewal time at, as VerifyRecord judges it
+// later at the new time-stamp's genTime (each call has its own work
+// budget). Only a token that cannot be read is an error.
+func (as *archiveService) checkRenewal(ctx context.Context, lv *Live, certs []*x509.Certificate, token []byte, at time.Time, window time.Duration) (renewalCheck, error) {
+	tok, err := tsa.ReadToken(token)
+	if err != nil {
+		return renewalCheck{}, err
+	}
+	preq, err := as.s.policyRequest(ctx, "", nil, nil, pecetv1.RevocationMode_REVOCATION_MODE_UNSPECIFIED)
+	if err != nil {
+		return renewalCheck{}, err
+	}
+	v, err := tok.Verify(tsa.VerifyOptions{Validator: lv.Validator, Policy: preq, TSACertificates: certs, NoImprint: true, At: at, Now: as.s.d.Now})
+	if err != nil {
+		return renewalCheck{}, err
+	}
+	if err := as.s.budgetErr(preq.Context); err != nil {
+		return renewalCheck{}, err
+	}
+	var leaf *x509.Certificate
+	if len(v.Chain) > 0 {
+		leaf = v.Chain[0]
+	}
+	if v.Status == policy.Valid {
+		if leaf != nil && leaf.NotAfter.Sub(at) <= window {
+			return renewalCheck{warn: fmt.Sprintf("the last time-stamp's TSA certificate expires on %s (in %d days): renew before then",
+				leaf.NotAfter.UTC().Format(time.RFC3339), int(leaf.NotAfter.Sub(at).Hours()/24))}, nil
+		}
+		return renewalCheck{}, nil
+	}
+	for _, r := range v.Reasons {
+		must, ok := refusedCodes[r.Code]
+		if !ok {
+			continue
+		}
+		if leaf != nil && at.After(leaf.NotAfter) {
+			return renewalCheck{refuse: fmt.Sprintf("the last time-stamp's TSA certificate expired on %s; a renewal must happen before that (renewal time %s)",
+				leaf.NotAfter.UTC().Format(time.RFC3339), at.UTC().Format(time.RFC3339))}, nil
+		}
+		return renewalCheck{refuse: fmt.Sprintf("the last time-stamp is no longer valid (%s: %s); %s", r.Code, r.Message, must)}, nil
+	}
+	msg := "the last time-stamp is not valid now (" + string(v.Status)
+	if len(v.Reasons) > 0 {
+		msg += ": " + string(v.Reasons[0].Code) + " " + v.Reasons[0].Message
+	}
+	return renewalCheck{warn: msg + "); renewed, but verifying the record needs its TSA judged valid"}, nil
 }
 
 var hashProto = map[crypto.Hash]pecetv1.HashAlgorithm{

@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto"
 	_ "crypto/sha512" // SHA-384 and SHA-512 for crypto.Hash.New
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc/codes"
@@ -17,6 +19,8 @@ import (
 
 	pecetv1 "github.com/pecet-hsm/pecet/api/pecet/v1"
 	"github.com/pecet-hsm/pecet/ers"
+	"github.com/pecet-hsm/pecet/internal/devca"
+	"github.com/pecet-hsm/pecet/policy"
 )
 
 func archiveDocs(h crypto.Hash, n int) [][]byte {
@@ -414,4 +418,240 @@ func BenchmarkArchiveSeal100k(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(maxSealDigests)*float64(b.N)/b.Elapsed().Seconds(), "docs/s")
+}
+
+// renewItems runs one Renew (one request: TIMESTAMP, or HASH_TREE under
+// SHA-512 with sha512Docs) and returns each record's answer: its
+// ArchiveTimeStamp (nil when refused), status and warning.
+func renewItems(t *testing.T, ac pecetv1.ArchiveServiceClient, recs [][]byte, sha512Docs ...[]byte) (ats [][]byte, sts []*pecetv1.ItemStatus, warns []string) {
+	t.Helper()
+	st, err := ac.Renew(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := &pecetv1.RenewRequest{Mode: pecetv1.RenewRequest_TIMESTAMP, Records: recs}
+	if sha512Docs != nil {
+		req.Mode, req.Hash, req.Digests = pecetv1.RenewRequest_HASH_TREE, pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA512, sha512Docs
+	}
+	if err := st.Send(req); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CloseSend(); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		r, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(r.GetStatuses()) != len(r.GetArchiveTimeStamps()) || len(r.GetWarnings()) != len(r.GetArchiveTimeStamps()) {
+			t.Fatalf("%d renewals, %d statuses, %d warnings", len(r.GetArchiveTimeStamps()), len(r.GetStatuses()), len(r.GetWarnings()))
+		}
+		ats = append(ats, r.GetArchiveTimeStamps()...)
+		sts = append(sts, r.GetStatuses()...)
+		warns = append(warns, r.GetWarnings()...)
+	}
+	if len(ats) != len(recs) {
+		t.Fatalf("%d answers for %d records", len(ats), len(recs))
+	}
+	return ats, sts, warns
+}
+
+// rotateTSA gives the fixture's "tsa" alias a new primary version whose
+// certificate the test CA issues as if at issued (valid two years from
+// then): the TSA's later tokens carry it.
+func rotateTSA(t *testing.T, f *fixture, issued time.Time) *x509.Certificate {
+	t.Helper()
+	ctx := context.Background()
+	v, err := f.store.RotateKey(ctx, "tsa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := f.ca.Issue("tsa", devca.TSA, v.Public, issued)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.ImportCertificate(ctx, "tsa", v.Version, []*x509.Certificate{cert, f.ca.Cert}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.SetPrimaryVersion(ctx, "tsa", v.Version); err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// TestArchiveRenewInTime: a renewal must come while the last time-stamp's
+// TSA certificate is valid (docs/archive.md "Renew in time"). Batch A is
+// sealed under a TSA certificate that expires in 40 days, batch B under
+// one of two years. Now both renew, A with a warning (within the 90-day
+// window); 41 days on (the server's clock) A is refused per item with
+// FAILED_PRECONDITION naming the expiry, and B is still renewed, its
+// record VALID; with every record refused no time-stamp is made.
+func TestArchiveRenewInTime(t *testing.T) {
+	f := newFixture(t)
+	ac := pecetv1.NewArchiveServiceClient(f.dial(t, "client"))
+	now := time.Now()
+	short := rotateTSA(t, f, now.AddDate(-2, 0, 40))
+	seal := func(docs [][]byte) [][]byte {
+		st, err := ac.Seal(ctxT(t), &pecetv1.SealRequest{Digests: docs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, _ := collectSeal(t, st.Recv)
+		return recs
+	}
+	docs := archiveDocs(crypto.SHA256, 5)
+	a := seal(docs[:3])
+	rotateTSA(t, f, now)
+	b := seal(docs[3:])
+	batch := append(slices.Clone(a), b...)
+
+	tests := []struct {
+		name      string
+		advance   time.Duration
+		recs      [][]byte
+		refused   []bool
+		warned    []bool
+		newStamps float64
+	}{
+		{"before expiry: all renewed, A warned", 0, batch, []bool{false, false, false, false, false}, []bool{true, true, true, false, false}, 1},
+		{"after expiry: A refused, B renewed", 41 * 24 * time.Hour, batch, []bool{true, true, true, false, false}, []bool{false, false, false, false, false}, 1},
+		{"after expiry, A alone: no time-stamp", 0, a, []bool{true, true, true}, []bool{false, false, false}, 0},
+		{"after expiry, hash-tree renewal: A refused, B renewed", 0, batch, []bool{true, true, true, false, false}, []bool{false, false, false, false, false}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f.clock.Advance(tc.advance)
+			before := archiveStamps(t, f)
+			hashTree := strings.Contains(tc.name, "hash-tree")
+			var d512 [][]byte
+			if hashTree {
+				d512 = archiveDocs(crypto.SHA512, len(tc.recs))
+			}
+			ats, sts, warns := renewItems(t, ac, tc.recs, d512...)
+			if got := archiveStamps(t, f) - before; got != tc.newStamps {
+				t.Fatalf("%v time-stamps", got)
+			}
+			for i := range tc.recs {
+				if tc.refused[i] {
+					want := "the last time-stamp's TSA certificate expired on " + short.NotAfter.UTC().Format(time.RFC3339) + "; a renewal must happen before that"
+					if codes.Code(sts[i].GetCode()) != codes.FailedPrecondition || !strings.Contains(sts[i].GetMessage(), want) ||
+						!strings.HasPrefix(sts[i].GetMessage(), fmt.Sprintf("record %d: ", i)) || len(ats[i]) != 0 {
+						t.Fatalf("record %d: %v, %d bytes", i, sts[i], len(ats[i]))
+					}
+					continue
+				}
+				if sts[i].GetCode() != 0 || len(ats[i]) == 0 {
+					t.Fatalf("record %d: %v", i, sts[i])
+				}
+				if (warns[i] != "") != tc.warned[i] || (tc.warned[i] && !strings.Contains(warns[i], "expires on "+short.NotAfter.UTC().Format(time.RFC3339))) {
+					t.Fatalf("record %d: warning %q", i, warns[i])
+				}
+				rec, err := ers.AppendRenewal(tc.recs[i], ats[i], hashTree)
+				if err != nil {
+					t.Fatal(err)
+				}
+				given := []*pecetv1.DocumentDigest{{Hash: pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA256, Digest: docs[i]}}
+				if hashTree {
+					given = append(given, &pecetv1.DocumentDigest{Hash: pecetv1.HashAlgorithm_HASH_ALGORITHM_SHA512, Digest: d512[i]})
+				}
+				resp, err := ac.VerifyRecord(ctxT(t), &pecetv1.VerifyRecordRequest{Record: rec, Digests: given, Policy: "test"})
+				if err != nil || resp.GetVerdict().GetStatus() != pecetv1.Verdict_VALID {
+					t.Fatalf("record %d renewed: %v %v", i, resp.GetVerdict(), err)
+				}
+			}
+		})
+	}
+}
+
+// TestArchiveRenewWindow: the warning window is
+// keys.archive_renewal_warning_days (Deps.KeyPolicy), 90 days by default.
+func TestArchiveRenewWindow(t *testing.T) {
+	tests := []struct {
+		name      string
+		days      int // 0: the default
+		expiresIn int
+		warned    bool
+	}{
+		{"default 90, expires in 89 days", 0, 89, true},
+		{"default 90, expires in 120 days", 0, 120, false},
+		{"30 days, expires in 40 days", 30, 40, false},
+		{"30 days, expires in 20 days", 30, 20, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixtureOpts(t, fixtureOpts{deps: func(d *Deps) { d.KeyPolicy.ArchiveRenewalWarningDays = tc.days }})
+			ac := pecetv1.NewArchiveServiceClient(f.dial(t, "client"))
+			cert := rotateTSA(t, f, time.Now().AddDate(-2, 0, tc.expiresIn))
+			st, err := ac.Seal(ctxT(t), &pecetv1.SealRequest{Digests: archiveDocs(crypto.SHA256, 2)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs, _ := collectSeal(t, st.Recv)
+			_, sts, warns := renewItems(t, ac, recs)
+			for i := range recs {
+				if sts[i].GetCode() != 0 || (warns[i] != "") != tc.warned {
+					t.Fatalf("record %d: %v, warning %q", i, sts[i], warns[i])
+				}
+				if tc.warned && !strings.Contains(warns[i], "expires on "+cert.NotAfter.UTC().Format(time.RFC3339)) {
+					t.Fatalf("record %d: warning %q", i, warns[i])
+				}
+			}
+		})
+	}
+}
+
+// TestArchiveRenewAlgorithmSuite: under a default policy whose ETSI TS 119
+// 312 suite ends EC keys (the fixture's TSA and CA keys) in 30 days, a
+// renewal now is made; 31 days on (the server's clock), with the TSA
+// certificate still valid, it is refused per item naming the suite.
+func TestArchiveRenewAlgorithmSuite(t *testing.T) {
+	end := time.Now().AddDate(0, 0, 30).UTC().Format(time.DateOnly)
+	suite, err := policy.ParseAlgorithmSuite([]byte(`<SecuritySuitabilityPolicy><Algorithm><AlgorithmIdentifier><Name>ecPublicKey</Name>` +
+		`<ObjectIdentifier>1.2.840.10045.2.1</ObjectIdentifier></AlgorithmIdentifier><Evaluation><Validity><Start>2000-01-01</Start><End>` + end + `</End></Validity></Evaluation></Algorithm></SecuritySuitabilityPolicy>`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixtureOpts(t, fixtureOpts{deps: func(d *Deps) {
+		info, err := d.Policies.(*policy.Engine).Describe("test", time.Now())
+		if err != nil || len(info.Anchors) == 0 {
+			t.Fatalf("fixture policy: %v", err)
+		}
+		e, err := policy.NewEngine("test", &policy.Policy{Name: "test", Anchors: []*x509.Certificate{info.Anchors[0].Cert}, Revocation: policy.RevocationOff,
+			Algorithms: &policy.AlgorithmRules{Suite: suite}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Validator, d.Policies = e, e
+	}})
+	ac := pecetv1.NewArchiveServiceClient(f.dial(t, "client"))
+	st, err := ac.Seal(ctxT(t), &pecetv1.SealRequest{Digests: archiveDocs(crypto.SHA256, 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := collectSeal(t, st.Recv)
+	tests := []struct {
+		name    string
+		advance time.Duration
+		refused bool
+	}{
+		{"while the suite accepts EC", 0, false},
+		{"after the suite ended EC", 31 * 24 * time.Hour, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f.clock.Advance(tc.advance)
+			ats, sts, _ := renewItems(t, ac, recs)
+			for i := range recs {
+				refused := codes.Code(sts[i].GetCode()) == codes.FailedPrecondition && len(ats[i]) == 0 &&
+					strings.Contains(sts[i].GetMessage(), "a renewal must happen while its algorithms are in the policy's suite")
+				if refused != tc.refused || (!tc.refused && sts[i].GetCode() != 0) {
+					t.Fatalf("record %d: %v", i, sts[i])
+				}
+			}
+		})
+	}
 }

@@ -52,6 +52,9 @@ func (s *Server) Swap(l Live) {
 	if l.KeyPolicy.ExpiryWarningDays == 0 {
 		l.KeyPolicy.ExpiryWarningDays = config.DefaultExpiryWarningDays
 	}
+	if l.KeyPolicy.ArchiveRenewalWarningDays == 0 {
+		l.KeyPolicy.ArchiveRenewalWarningDays = config.DefaultArchiveRenewalWarningDays
+	}
 	if l.KeyPolicy.DualControl.RequestTTL == 0 {
 		l.KeyPolicy.DualControl.RequestTTL = config.DefaultRequestTTL
 	}

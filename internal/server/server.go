@@ -191,6 +191,9 @@ func New(d Deps) *Server {
 	if d.KeyPolicy.ExpiryWarningDays == 0 {
 		d.KeyPolicy.ExpiryWarningDays = config.DefaultExpiryWarningDays
 	}
+	if d.KeyPolicy.ArchiveRenewalWarningDays == 0 {
+		d.KeyPolicy.ArchiveRenewalWarningDays = config.DefaultArchiveRenewalWarningDays
+	}
 	if d.KeyPolicy.DualControl.RequestTTL == 0 {
 		d.KeyPolicy.DualControl.RequestTTL = config.DefaultRequestTTL
 	}

@@ -381,7 +381,19 @@ type RenewResponse struct {
 	// The new time-stamp's genTime.
 	GenTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=gen_time,json=genTime,proto3" json:"gen_time,omitempty"`
 	// Number of records in the batch.
-	Count         uint32 `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
+	Count uint32 `protobuf:"varint,5,opt,name=count,proto3" json:"count,omitempty"`
+	// One per record from first_index on, beside archive_time_stamps: code 0
+	// when renewed; FAILED_PRECONDITION when the record's last time-stamp is
+	// no longer valid at the renewal time (its TSA certificate expired or was
+	// revoked, or an algorithm left the policy's suite), with the record's
+	// index and why; its archive_time_stamps entry is then empty. No root
+	// and gen_time when no record was renewed.
+	Statuses []*ItemStatus `protobuf:"bytes,6,rep,name=statuses,proto3" json:"statuses,omitempty"`
+	// One per record from first_index on: set when the record was renewed
+	// but its last time-stamp's TSA certificate expires within
+	// keys.archive_renewal_warning_days (default 90) of the renewal time, or
+	// that time-stamp could not be judged valid now (e.g. an unknown TSA).
+	Warnings      []string `protobuf:"bytes,7,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -449,6 +461,20 @@ func (x *RenewResponse) GetCount() uint32 {
 		return x.Count
 	}
 	return 0
+}
+
+func (x *RenewResponse) GetStatuses() []*ItemStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *RenewResponse) GetWarnings() []string {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
 }
 
 // DocumentDigest is a document's digest under one hash.
@@ -680,7 +706,7 @@ var File_pecet_v1_archive_proto protoreflect.FileDescriptor
 
 const file_pecet_v1_archive_proto_rawDesc = "" +
 	"\n" +
-	"\x16pecet/v1/archive.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15pecet/v1/common.proto\x1a\x15pecet/v1/policy.proto\"j\n" +
+	"\x16pecet/v1/archive.proto\x12\bpecet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x14pecet/v1/batch.proto\x1a\x15pecet/v1/common.proto\x1a\x15pecet/v1/policy.proto\"j\n" +
 	"\vSealRequest\x12+\n" +
 	"\x04hash\x18\x01 \x01(\x0e2\x17.pecet.v1.HashAlgorithmR\x04hash\x12\x18\n" +
 	"\adigests\x18\x02 \x03(\fR\adigests\x12\x14\n" +
@@ -704,14 +730,16 @@ const file_pecet_v1_archive_proto_rawDesc = "" +
 	"\x04Mode\x12\x14\n" +
 	"\x10MODE_UNSPECIFIED\x10\x00\x12\r\n" +
 	"\tTIMESTAMP\x10\x01\x12\r\n" +
-	"\tHASH_TREE\x10\x02\"\xc1\x01\n" +
+	"\tHASH_TREE\x10\x02\"\x8f\x02\n" +
 	"\rRenewResponse\x12\x1f\n" +
 	"\vfirst_index\x18\x01 \x01(\rR\n" +
 	"firstIndex\x12.\n" +
 	"\x13archive_time_stamps\x18\x02 \x03(\fR\x11archiveTimeStamps\x12\x12\n" +
 	"\x04root\x18\x03 \x01(\fR\x04root\x125\n" +
 	"\bgen_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\agenTime\x12\x14\n" +
-	"\x05count\x18\x05 \x01(\rR\x05count\"U\n" +
+	"\x05count\x18\x05 \x01(\rR\x05count\x120\n" +
+	"\bstatuses\x18\x06 \x03(\v2\x14.pecet.v1.ItemStatusR\bstatuses\x12\x1a\n" +
+	"\bwarnings\x18\a \x03(\tR\bwarnings\"U\n" +
 	"\x0eDocumentDigest\x12+\n" +
 	"\x04hash\x18\x01 \x01(\x0e2\x17.pecet.v1.HashAlgorithmR\x04hash\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\fR\x06digest\"\xf9\x01\n" +
@@ -762,8 +790,9 @@ var file_pecet_v1_archive_proto_goTypes = []any{
 	(*VerifyRecordResponse)(nil),  // 8: pecet.v1.VerifyRecordResponse
 	(HashAlgorithm)(0),            // 9: pecet.v1.HashAlgorithm
 	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(RevocationMode)(0),           // 11: pecet.v1.RevocationMode
-	(*Verdict)(nil),               // 12: pecet.v1.Verdict
+	(*ItemStatus)(nil),            // 11: pecet.v1.ItemStatus
+	(RevocationMode)(0),           // 12: pecet.v1.RevocationMode
+	(*Verdict)(nil),               // 13: pecet.v1.Verdict
 }
 var file_pecet_v1_archive_proto_depIdxs = []int32{
 	9,  // 0: pecet.v1.SealRequest.hash:type_name -> pecet.v1.HashAlgorithm
@@ -772,27 +801,28 @@ var file_pecet_v1_archive_proto_depIdxs = []int32{
 	0,  // 3: pecet.v1.RenewRequest.mode:type_name -> pecet.v1.RenewRequest.Mode
 	9,  // 4: pecet.v1.RenewRequest.hash:type_name -> pecet.v1.HashAlgorithm
 	10, // 5: pecet.v1.RenewResponse.gen_time:type_name -> google.protobuf.Timestamp
-	9,  // 6: pecet.v1.DocumentDigest.hash:type_name -> pecet.v1.HashAlgorithm
-	6,  // 7: pecet.v1.VerifyRecordRequest.digests:type_name -> pecet.v1.DocumentDigest
-	10, // 8: pecet.v1.VerifyRecordRequest.at:type_name -> google.protobuf.Timestamp
-	11, // 9: pecet.v1.VerifyRecordRequest.revocation:type_name -> pecet.v1.RevocationMode
-	12, // 10: pecet.v1.VerifyRecordResponse.verdict:type_name -> pecet.v1.Verdict
-	10, // 11: pecet.v1.VerifyRecordResponse.existed:type_name -> google.protobuf.Timestamp
-	10, // 12: pecet.v1.VerifyRecordResponse.stamps:type_name -> google.protobuf.Timestamp
-	9,  // 13: pecet.v1.VerifyRecordResponse.hashes:type_name -> pecet.v1.HashAlgorithm
-	1,  // 14: pecet.v1.ArchiveService.Seal:input_type -> pecet.v1.SealRequest
-	2,  // 15: pecet.v1.ArchiveService.SealStream:input_type -> pecet.v1.SealStreamRequest
-	4,  // 16: pecet.v1.ArchiveService.Renew:input_type -> pecet.v1.RenewRequest
-	7,  // 17: pecet.v1.ArchiveService.VerifyRecord:input_type -> pecet.v1.VerifyRecordRequest
-	3,  // 18: pecet.v1.ArchiveService.Seal:output_type -> pecet.v1.SealResponse
-	3,  // 19: pecet.v1.ArchiveService.SealStream:output_type -> pecet.v1.SealResponse
-	5,  // 20: pecet.v1.ArchiveService.Renew:output_type -> pecet.v1.RenewResponse
-	8,  // 21: pecet.v1.ArchiveService.VerifyRecord:output_type -> pecet.v1.VerifyRecordResponse
-	18, // [18:22] is the sub-list for method output_type
-	14, // [14:18] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	11, // 6: pecet.v1.RenewResponse.statuses:type_name -> pecet.v1.ItemStatus
+	9,  // 7: pecet.v1.DocumentDigest.hash:type_name -> pecet.v1.HashAlgorithm
+	6,  // 8: pecet.v1.VerifyRecordRequest.digests:type_name -> pecet.v1.DocumentDigest
+	10, // 9: pecet.v1.VerifyRecordRequest.at:type_name -> google.protobuf.Timestamp
+	12, // 10: pecet.v1.VerifyRecordRequest.revocation:type_name -> pecet.v1.RevocationMode
+	13, // 11: pecet.v1.VerifyRecordResponse.verdict:type_name -> pecet.v1.Verdict
+	10, // 12: pecet.v1.VerifyRecordResponse.existed:type_name -> google.protobuf.Timestamp
+	10, // 13: pecet.v1.VerifyRecordResponse.stamps:type_name -> google.protobuf.Timestamp
+	9,  // 14: pecet.v1.VerifyRecordResponse.hashes:type_name -> pecet.v1.HashAlgorithm
+	1,  // 15: pecet.v1.ArchiveService.Seal:input_type -> pecet.v1.SealRequest
+	2,  // 16: pecet.v1.ArchiveService.SealStream:input_type -> pecet.v1.SealStreamRequest
+	4,  // 17: pecet.v1.ArchiveService.Renew:input_type -> pecet.v1.RenewRequest
+	7,  // 18: pecet.v1.ArchiveService.VerifyRecord:input_type -> pecet.v1.VerifyRecordRequest
+	3,  // 19: pecet.v1.ArchiveService.Seal:output_type -> pecet.v1.SealResponse
+	3,  // 20: pecet.v1.ArchiveService.SealStream:output_type -> pecet.v1.SealResponse
+	5,  // 21: pecet.v1.ArchiveService.Renew:output_type -> pecet.v1.RenewResponse
+	8,  // 22: pecet.v1.ArchiveService.VerifyRecord:output_type -> pecet.v1.VerifyRecordResponse
+	19, // [19:23] is the sub-list for method output_type
+	15, // [15:19] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_pecet_v1_archive_proto_init() }
@@ -800,6 +830,7 @@ func file_pecet_v1_archive_proto_init() {
 	if File_pecet_v1_archive_proto != nil {
 		return
 	}
+	file_pecet_v1_batch_proto_init()
 	file_pecet_v1_common_proto_init()
 	file_pecet_v1_policy_proto_init()
 	type x struct{}

@@ -57,6 +57,10 @@ type ArchiveServiceClient interface {
 	// the client closes its side with the new ArchiveTimeStamp of each
 	// record, in the order given, at most 1,000 a response; the client adds
 	// each to its record (ers.AppendRenewal; `pecet archive renew` does it).
+	// Each record's last time-stamp is judged under the default policy at the
+	// renewal time first: one no longer valid (its TSA certificate expired or
+	// revoked, an algorithm out of the policy's suite) is not renewed and gets
+	// a FAILED_PRECONDITION item status; the others are (docs/archive.md).
 	// Roles: client, gateway.
 	Renew(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[RenewRequest, RenewResponse], error)
 	// VerifyRecord checks a record for a document: the hash trees, every
@@ -160,6 +164,10 @@ type ArchiveServiceServer interface {
 	// the client closes its side with the new ArchiveTimeStamp of each
 	// record, in the order given, at most 1,000 a response; the client adds
 	// each to its record (ers.AppendRenewal; `pecet archive renew` does it).
+	// Each record's last time-stamp is judged under the default policy at the
+	// renewal time first: one no longer valid (its TSA certificate expired or
+	// revoked, an algorithm out of the policy's suite) is not renewed and gets
+	// a FAILED_PRECONDITION item status; the others are (docs/archive.md).
 	// Roles: client, gateway.
 	Renew(grpc.BidiStreamingServer[RenewRequest, RenewResponse]) error
 	// VerifyRecord checks a record for a document: the hash trees, every
