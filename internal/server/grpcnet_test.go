@@ -85,7 +85,10 @@ func TestStreamIdleTimeout(t *testing.T) {
 // TestStreamIdleTimeoutCountsProgress: a stream that keeps sending, each
 // piece well within the idle timeout, is not cut however long it runs.
 func TestStreamIdleTimeoutCountsProgress(t *testing.T) {
-	const idle = 300 * time.Millisecond
+	// A margin of six between the gaps and the timeout: at 300 ms and
+	// gaps of 100 ms a loaded machine (race detector, load 7) once
+	// stalled a gap past the timeout.
+	const idle = time.Second
 	f := newFixtureOpts(t, fixtureOpts{deps: func(d *Deps) { d.GRPC.StreamIdleTimeout = idle }})
 	ctx := ctxT(t)
 	st, err := pecetv1.NewEnvelopeServiceClient(f.dial(t, "wide-client")).EncryptStream(ctx)
@@ -94,13 +97,13 @@ func TestStreamIdleTimeoutCountsProgress(t *testing.T) {
 	}
 	go func() {
 		req := &pecetv1.EncryptStreamRequest{RecipientKeys: []string{"gateway-decrypt"}}
-		for range 8 { // 8 × 100 ms: longer than the idle timeout in all
+		for range 12 { // 12 gaps of idle/6: twice the idle timeout in all
 			req.Data = []byte("0123456789")
 			if st.Send(req) != nil {
 				return
 			}
 			req = &pecetv1.EncryptStreamRequest{}
-			time.Sleep(idle / 3)
+			time.Sleep(idle / 6)
 		}
 		_ = st.CloseSend()
 	}()
