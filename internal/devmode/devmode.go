@@ -257,6 +257,7 @@ audit:
   checkpoint_interval: 1m
 keys:
   expiry_warning_days: 30
+  archive_renewal_warning_days: 90   # archive renew warns this long before the last time-stamp's TSA certificate expires
   # dual_control:             # a second officer approves these (pecet keys approve ID)
   #   aliases: ["cssz-*"]
   #   operations: [create, set-primary, destroy]

@@ -197,6 +197,9 @@ func TestSignDigestsStreamRateLimit(t *testing.T) {
 			[]step{{50, codes.InvalidArgument, []string{"50 items", "limits.burst", "10"}}}, false, 0},
 		{"five twice fit, one more does not", 2 * time.Second,
 			[]step{{5, codes.OK, nil}, {5, codes.OK, nil}, {1, codes.ResourceExhausted, []string{"rate limit"}}}, true, 10},
+		{"empty requests cost a token each", 2 * time.Second,
+			[]step{{5, codes.OK, nil}, {0, codes.OK, nil}, {0, codes.OK, nil}, {0, codes.OK, nil}, {0, codes.OK, nil}, {0, codes.OK, nil},
+				{1, codes.ResourceExhausted, []string{"rate limit"}}}, true, 5},
 		{"a first request over the tokens left", 500 * time.Millisecond,
 			[]step{{8, codes.ResourceExhausted, []string{"rate limit"}}}, false, 0},
 	} {

@@ -138,6 +138,9 @@ func (c *chargedStream) RecvMsg(m any) error {
 	if !ok {
 		return nil
 	}
+	// A request costs at least one token, as a call does: an empty one
+	// still costs a response, and would otherwise be free without end.
+	n = max(1, n)
 	credit := min(c.credit, n)
 	c.credit = 0
 	return c.s.charge(c.method, c.caller, n, credit)
